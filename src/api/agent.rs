@@ -1,0 +1,238 @@
+//! Layer 3: `AgentGateway`, `Agent`.
+
+use super::common::*;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Where push-notification webhooks may point (protection against SSRF).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Egress {
+    /// Allow loopback, link-local and private address ranges. Off by default.
+    #[serde(default)]
+    pub allow_private_networks: bool,
+    /// Host names (or `*.suffix` globs) webhooks may use; empty allows any public host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_hosts: Vec<String>,
+}
+
+/// Task bookkeeping.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Tasks {
+    /// How long the gateway remembers which caller owns a task.
+    #[serde(default = "day")]
+    #[schemars(regex(pattern = "^([0-9]+(ms|s|m|h))+$"))]
+    pub ownership_ttl: String,
+}
+
+impl Default for Tasks {
+    fn default() -> Self {
+        Self {
+            ownership_ttl: day(),
+        }
+    }
+}
+
+fn day() -> String {
+    "24h".into()
+}
+
+/// The token that tells a callee who called it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IdentityTokens {
+    /// Lifetime of each token.
+    #[serde(default = "five_m")]
+    #[schemars(regex(pattern = "^([0-9]+(ms|s|m|h))+$"))]
+    pub ttl: String,
+    /// Header that carries the token to the callee.
+    #[serde(default = "identity_header")]
+    pub header: String,
+}
+
+impl Default for IdentityTokens {
+    fn default() -> Self {
+        Self {
+            ttl: five_m(),
+            header: identity_header(),
+        }
+    }
+}
+
+fn five_m() -> String {
+    "5m".into()
+}
+fn identity_header() -> String {
+    "X-Cairn-Caller".into()
+}
+
+/// A fleet of layer-3 gateway pods proxying agent-to-agent (A2A) traffic.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[kube(
+    group = "cairn.dev",
+    version = "v1alpha1",
+    kind = "AgentGateway",
+    doc = "A fleet of layer-3 gateway pods proxying agent-to-agent (A2A) traffic.",
+    namespaced,
+    status = "GatewayStatus",
+    shortname = "agw",
+    category = "cairn",
+    printcolumn(name = "Address", type_ = "string", json_path = ".status.address"),
+    printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
+    printcolumn(name = "Default", type_ = "string", json_path = ".spec.defaultAction"),
+    printcolumn(
+        name = "Accepted",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Accepted\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!(has(self.replicas) && has(self.autoscaling))").message("set at most one of replicas and autoscaling"))]
+pub struct AgentGatewaySpec {
+    /// Settings shared by every gateway kind.
+    #[serde(flatten)]
+    pub common: GatewayCommon,
+    /// Where push-notification webhooks may point.
+    #[serde(default)]
+    pub egress: Egress,
+    /// Task ownership bookkeeping.
+    #[serde(default)]
+    pub tasks: Tasks,
+    /// Caller-identity tokens minted for callees.
+    #[serde(default)]
+    pub identity_tokens: IdentityTokens,
+}
+
+/// A ServiceAccount whose projected tokens identify the agent.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceAccountIdentity {
+    /// ServiceAccount name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Its namespace. Default: the Agent's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// A JWT issuer and subject that identify the agent.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JwtIdentity {
+    /// Token issuer; must be one of the gateway's `auth.jwt[].issuer`.
+    #[schemars(length(min = 1, max = 2048))]
+    pub issuer: String,
+    /// Value of the issuer's subject claim.
+    #[schemars(length(min = 1, max = 1024))]
+    pub subject: String,
+}
+
+/// A virtual key: an opaque API key the agent presents as `Authorization: Bearer <key>` (or
+/// `x-api-key`). The gateway keeps only a salted hash.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VirtualKey {
+    /// The Secret key holding the virtual key (at least 16 characters).
+    pub secret_ref: SecretKeyRef,
+}
+
+/// The ways an agent proves who it is; any one suffices.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Identity {
+    /// A Kubernetes ServiceAccount.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<ServiceAccountIdentity>,
+    /// JWTs from trusted issuers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jwt: Vec<JwtIdentity>,
+    /// Virtual keys from Secrets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub virtual_keys: Vec<VirtualKey>,
+}
+
+/// The A2A endpoint an agent serves.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct A2AEndpoint {
+    /// Base URL of the agent's A2A server.
+    #[schemars(regex(pattern = "^https?://[^\\s]+$"))]
+    pub url: String,
+    /// Path of the agent card under `url`.
+    #[serde(default = "card_path")]
+    #[schemars(regex(pattern = "^/"))]
+    pub card_path: String,
+    /// AgentGateways that publish this agent.
+    #[schemars(length(min = 1, max = 16))]
+    pub gateway_refs: Vec<LocalRef>,
+}
+
+fn card_path() -> String {
+    "/.well-known/agent-card.json".into()
+}
+
+/// A workload identity that calls gateways, and optionally an A2A endpoint it serves.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[kube(
+    group = "cairn.dev",
+    version = "v1alpha1",
+    kind = "Agent",
+    doc = "A workload identity that calls gateways, and optionally an A2A endpoint it serves.",
+    namespaced,
+    status = "AgentStatus",
+    category = "cairn",
+    printcolumn(
+        name = "ServiceAccount",
+        type_ = "string",
+        json_path = ".spec.identity.serviceAccount.name"
+    ),
+    printcolumn(name = "A2A", type_ = "string", json_path = ".spec.a2a.url"),
+    printcolumn(
+        name = "Accepted",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Accepted\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.a2a) || (has(self.identity) && (has(self.identity.serviceAccount) || (has(self.identity.jwt) && size(self.identity.jwt) > 0) || (has(self.identity.virtualKeys) && size(self.identity.virtualKeys) > 0)))").message("an Agent needs an identity (serviceAccount, jwt or virtualKeys), an a2a endpoint, or both"))]
+pub struct AgentSpec {
+    /// What the agent does, shown in `cairn explain` and the directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// How the agent proves who it is when it calls a gateway.
+    #[serde(default)]
+    pub identity: Identity,
+    /// The A2A endpoint the agent serves, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub a2a: Option<A2AEndpoint>,
+}
+
+/// Status of an Agent.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentStatus {
+    /// `Accepted`, `ResolvedRefs`, `Programmed`, `Ready`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+    /// The generation these conditions describe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Skills read from the agent's card.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skills: Vec<String>,
+    /// AgentPolicies that name this agent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<String>,
+}

@@ -1,0 +1,366 @@
+//! Types shared by several kinds: references, durations, conditions, gateway fleet settings.
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::KubeSchema;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The API group of every Cairn kind.
+pub const GROUP: &str = "cairn.dev";
+/// The one served and stored version.
+pub const VERSION: &str = "v1alpha1";
+/// `apiVersion` as it appears in manifests.
+pub const API_VERSION: &str = "cairn.dev/v1alpha1";
+
+/// Regular expression for a Go-style duration of whole units (`500ms`, `10s`, `1m30s`, `24h`).
+pub const DURATION_PATTERN: &str = "^([0-9]+(ms|s|m|h))+$";
+/// Regular expression for a glob over model, tool or skill names: letters, digits and `._:/@-`,
+/// with `*` (any run) and `?` (one character) as wildcards.
+pub const GLOB_PATTERN: &str = "^[A-Za-z0-9._:/@*?-]{1,253}$";
+/// Regular expression for a name used as an MCP tool prefix.
+pub const PREFIX_PATTERN: &str = "^[a-z0-9-]{1,40}$";
+
+/// A reference to an object of a known kind in the same namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
+
+pub struct LocalRef {
+    /// Name of the referenced object, in the namespace of the referring object.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// A reference to one key of a Secret in the same namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
+
+pub struct SecretKeyRef {
+    /// Name of the Secret, in the namespace of the referring object.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Key within the Secret's `data` (or `stringData`).
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
+}
+
+/// Where a value comes from when it is not written inline.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ValueFrom {
+    /// The Secret key holding the value.
+    pub secret_ref: SecretKeyRef,
+}
+
+/// An HTTP header the gateway adds to requests it sends upstream.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.value) != has(self.valueFrom)").message("set exactly one of value and valueFrom"))]
+pub struct HeaderValue {
+    /// Header name, e.g. `Authorization`.
+    #[schemars(regex(pattern = "^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$"))]
+    pub name: String,
+    /// Literal header value. Use `valueFrom` for anything secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// Read the header value from a Secret key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_from: Option<ValueFrom>,
+    /// Text put in front of the value, e.g. `"Bearer "`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+}
+
+/// What happens to a caller that no AgentPolicy names.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum DefaultAction {
+    /// Callers no policy names may use everything the gateway serves, with no limits. For trying things out.
+    Allow,
+    /// Callers no policy names are refused. The production setting.
+    #[default]
+    Deny,
+}
+
+/// Replicas managed by a HorizontalPodAutoscaler instead of a fixed count.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.minReplicas <= self.maxReplicas").message("autoscaling.minReplicas must not exceed autoscaling.maxReplicas"))]
+pub struct Autoscaling {
+    /// Fewest replicas the autoscaler keeps.
+    #[serde(default = "one")]
+    #[schemars(range(min = 1))]
+    pub min_replicas: i32,
+    /// Most replicas the autoscaler may run.
+    #[schemars(range(min = 1))]
+    pub max_replicas: i32,
+    /// Average CPU utilisation (percent of requests) the autoscaler aims for.
+    #[serde(default = "eighty")]
+    #[schemars(range(min = 1, max = 100))]
+    pub target_cpu_utilization_percentage: i32,
+}
+
+fn one() -> i32 {
+    1
+}
+fn eighty() -> i32 {
+    80
+}
+
+/// Where the gateway listens.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Listener {
+    /// TCP port the gateway serves its protocol on (container port and Service port).
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+}
+
+/// The Kubernetes Service in front of the gateway pods.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceSpec {
+    /// Service type.
+    #[serde(default, rename = "type")]
+    pub type_: ServiceType,
+    /// Annotations put on the Service (e.g. for a cloud load balancer).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Kubernetes Service types Cairn can create.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum ServiceType {
+    /// Reachable inside the cluster only.
+    #[default]
+    ClusterIP,
+    /// Also exposed on a port of every node.
+    NodePort,
+    /// Also exposed through the cloud's load balancer.
+    LoadBalancer,
+}
+
+/// A JWT issuer whose tokens the gateway accepts.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JwtIssuer {
+    /// The `iss` claim tokens must carry, e.g. `https://login.example.com`.
+    #[schemars(length(min = 1, max = 2048))]
+    pub issuer: String,
+    /// Accepted `aud` values; a token must name at least one.
+    #[schemars(length(min = 1))]
+    pub audiences: Vec<String>,
+    /// Where the issuer publishes its signing keys. Default: OIDC discovery from the issuer URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = "^https?://"))]
+    pub jwks_uri: Option<String>,
+    /// Claim that names the subject, matched against `Agent.spec.identity.jwt[].subject`.
+    #[serde(default = "sub_claim")]
+    pub subject_claim: String,
+}
+
+fn sub_claim() -> String {
+    "sub".into()
+}
+
+/// Kubernetes ServiceAccount tokens (projected, audience-bound) as caller identity.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceAccountTokens {
+    /// Accepted token audiences.
+    #[serde(default = "default_sa_audiences")]
+    #[schemars(length(min = 1))]
+    pub audiences: Vec<String>,
+}
+
+impl Default for ServiceAccountTokens {
+    fn default() -> Self {
+        Self {
+            audiences: default_sa_audiences(),
+        }
+    }
+}
+
+fn default_sa_audiences() -> Vec<String> {
+    vec!["cairn.dev".into()]
+}
+
+/// How callers prove who they are. Virtual keys of Agents attached to the gateway are always accepted.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Auth {
+    /// OIDC issuers whose JWTs are accepted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jwt: Vec<JwtIssuer>,
+    /// Accept Kubernetes ServiceAccount tokens, checked against the cluster's own issuer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_tokens: Option<ServiceAccountTokens>,
+    /// Serve requests that carry no credential, as the subject `anonymous`, which `defaultAction`
+    /// then governs. For local trials; leave off in production.
+    #[serde(default)]
+    pub allow_anonymous: bool,
+}
+
+/// Whether requests proceed when the shared store cannot be reached.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum FailureMode {
+    /// Refuse requests that need the store (limits and budgets stay exact).
+    #[default]
+    Closed,
+    /// Serve requests and skip the limits and budgets that need the store.
+    Open,
+}
+
+/// A Redis server holding shared counters.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RedisStore {
+    /// `redis://host:port[/db]` or `rediss://` for TLS.
+    #[schemars(regex(pattern = "^rediss?://"))]
+    pub url: String,
+    /// Secret key holding the Redis password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret_ref: Option<SecretKeyRef>,
+    /// Behaviour when Redis is down.
+    #[serde(default)]
+    pub failure_mode: FailureMode,
+}
+
+/// Where rate-limit counters and budget spend live. Without a store, each replica counts in
+/// memory (approximate across replicas, reset on restart).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Store {
+    /// Shared counters in Redis, exact across replicas.
+    pub redis: RedisStore,
+}
+
+/// Logs, metrics and traces.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Telemetry {
+    /// OTLP/gRPC endpoint for traces, e.g. `http://otel-collector:4317`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = "^https?://"))]
+    pub otlp_endpoint: Option<String>,
+    /// Write one JSON access-log line per request (never prompt bodies or keys).
+    #[serde(default = "yes")]
+    pub access_log: bool,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            access_log: true,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Pod-level settings of the gateway Deployment.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodSettings {
+    /// CPU and memory requests and limits of the gateway container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Node labels the pods must match.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    /// Annotations put on the pods.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// The settings every gateway kind (AIGateway, MCPGateway, AgentGateway) shares.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayCommon {
+    /// Fixed number of gateway pods. Mutually exclusive with `autoscaling`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub replicas: Option<i32>,
+    /// Scale the pods with a HorizontalPodAutoscaler.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<Autoscaling>,
+    /// What callers that no AgentPolicy names may do.
+    #[serde(default)]
+    pub default_action: DefaultAction,
+    /// Where the gateway listens.
+    pub listener: Listener,
+    /// How callers authenticate.
+    #[serde(default)]
+    pub auth: Auth,
+    /// Shared store for limits and budgets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<Store>,
+    /// Logs, metrics and traces.
+    #[serde(default)]
+    pub telemetry: Telemetry,
+    /// The Service in front of the pods.
+    #[serde(default)]
+    pub service: ServiceSpec,
+    /// Pod-level settings.
+    #[serde(default)]
+    pub pod: PodSettings,
+    /// Largest request body accepted, in bytes; larger bodies get 413.
+    #[serde(default = "default_max_request_bytes")]
+    #[schemars(range(min = 1024, max = 104857600))]
+    pub max_request_bytes: i64,
+}
+
+fn default_max_request_bytes() -> i64 {
+    10 * 1024 * 1024
+}
+
+/// Status every gateway kind reports.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayStatus {
+    /// `Accepted`, `ResolvedRefs`, `Programmed`, `Ready`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The generation these conditions describe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// In-cluster address of the gateway, `http://name.namespace.svc:port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Pods ready to serve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_replicas: Option<i32>,
+    /// Hash of the compiled configuration last written for the gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_hash: Option<String>,
+    /// Objects attached to this gateway (routes, backends, servers or agents) by kind.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attached: BTreeMap<String, i32>,
+}
+
+/// Status of kinds that only carry conditions.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BasicStatus {
+    /// `Accepted`, `ResolvedRefs`, `Programmed`, `Ready`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The generation these conditions describe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// Request and token limits for one subject, counted per minute in a sliding window.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Limits {
+    /// Most requests (LLM calls, tool calls or agent calls) per minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub requests_per_minute: Option<i64>,
+    /// Most LLM tokens (input plus output) per minute. Only meaningful for models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub tokens_per_minute: Option<i64>,
+}
