@@ -29,9 +29,7 @@ pub struct Tasks {
 
 impl Default for Tasks {
     fn default() -> Self {
-        Self {
-            ownership_ttl: day(),
-        }
+        Self { ownership_ttl: day() }
     }
 }
 
@@ -54,10 +52,7 @@ pub struct IdentityTokens {
 
 impl Default for IdentityTokens {
     fn default() -> Self {
-        Self {
-            ttl: five_m(),
-            header: identity_header(),
-        }
+        Self { ttl: five_m(), header: identity_header() }
     }
 }
 
@@ -87,11 +82,7 @@ fn identity_header() -> String {
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Accepted\")].status"
     ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!(has(self.replicas) && has(self.autoscaling))").message("set at most one of replicas and autoscaling"))]
@@ -188,22 +179,14 @@ fn card_path() -> String {
     namespaced,
     status = "AgentStatus",
     category = "cairn",
-    printcolumn(
-        name = "ServiceAccount",
-        type_ = "string",
-        json_path = ".spec.identity.serviceAccount.name"
-    ),
+    printcolumn(name = "ServiceAccount", type_ = "string", json_path = ".spec.identity.serviceAccount.name"),
     printcolumn(name = "A2A", type_ = "string", json_path = ".spec.a2a.url"),
     printcolumn(
         name = "Accepted",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Accepted\")].status"
     ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("has(self.a2a) || (has(self.identity) && (has(self.identity.serviceAccount) || (has(self.identity.jwt) && size(self.identity.jwt) > 0) || (has(self.identity.virtualKeys) && size(self.identity.virtualKeys) > 0)))").message("an Agent needs an identity (serviceAccount, jwt or virtualKeys), an a2a endpoint, or both"))]

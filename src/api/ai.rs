@@ -24,11 +24,7 @@ use serde::{Deserialize, Serialize};
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Accepted\")].status"
     ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!(has(self.replicas) && has(self.autoscaling))").message("set at most one of replicas and autoscaling"))]
@@ -39,9 +35,7 @@ pub struct AIGatewaySpec {
 }
 
 /// The API family of an LLM provider endpoint.
-#[derive(
-    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
-)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
 pub enum Provider {
     /// OpenAI's API (`https://api.openai.com/v1` by default).
     OpenAI,
@@ -156,11 +150,7 @@ fn five_s() -> String {
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Accepted\")].status"
     ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!(self.provider in ['AzureOpenAI', 'OpenAICompatible', 'Bedrock']) || has(self.url)").message("url is required for providers AzureOpenAI, OpenAICompatible and Bedrock"))]
@@ -239,9 +229,7 @@ fn one_weight() -> i32 {
 }
 
 /// Upstream outcomes that move a request to the next backend.
-#[derive(
-    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
-)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
 pub enum FallbackCondition {
     /// HTTP 429 from the backend.
     RateLimited,
@@ -308,10 +296,7 @@ pub struct Ejection {
 
 impl Default for Ejection {
     fn default() -> Self {
-        Self {
-            consecutive_failures: five(),
-            cooldown: thirty_s(),
-        }
+        Self { consecutive_failures: five(), cooldown: thirty_s() }
     }
 }
 
@@ -351,9 +336,7 @@ pub struct Cache {
 }
 
 /// Built-in detectors of personal data.
-#[derive(
-    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
-)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
 pub enum PiiKind {
     /// E-mail addresses.
     Email,
@@ -466,21 +449,13 @@ fn default_fallback_on() -> Vec<FallbackCondition> {
     status = "BasicStatus",
     shortname = "air",
     category = "cairn",
-    printcolumn(
-        name = "Gateways",
-        type_ = "string",
-        json_path = ".spec.gatewayRefs[*].name"
-    ),
+    printcolumn(name = "Gateways", type_ = "string", json_path = ".spec.gatewayRefs[*].name"),
     printcolumn(
         name = "Accepted",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Accepted\")].status"
     ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct AIRouteSpec {

@@ -173,9 +173,7 @@ pub struct ServiceAccountTokens {
 
 impl Default for ServiceAccountTokens {
     fn default() -> Self {
-        Self {
-            audiences: default_sa_audiences(),
-        }
+        Self { audiences: default_sa_audiences() }
     }
 }
 
@@ -248,10 +246,7 @@ pub struct Telemetry {
 
 impl Default for Telemetry {
     fn default() -> Self {
-        Self {
-            otlp_endpoint: None,
-            access_log: true,
-        }
+        Self { otlp_endpoint: None, access_log: true }
     }
 }
 

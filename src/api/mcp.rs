@@ -18,9 +18,7 @@ pub struct McpSessions {
 
 impl Default for McpSessions {
     fn default() -> Self {
-        Self {
-            idle_timeout: thirty_m(),
-        }
+        Self { idle_timeout: thirty_m() }
     }
 }
 
@@ -62,11 +60,7 @@ pub struct OAuthResource {
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Accepted\")].status"
     ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!(has(self.replicas) && has(self.autoscaling))").message("set at most one of replicas and autoscaling"))]
@@ -189,10 +183,7 @@ pub struct ToolFilter {
 
 impl Default for ToolFilter {
     fn default() -> Self {
-        Self {
-            allow: star(),
-            deny: Vec::new(),
-        }
+        Self { allow: star(), deny: Vec::new() }
     }
 }
 

@@ -70,9 +70,7 @@ pub struct AgentGrant {
 }
 
 /// A calendar window in UTC.
-#[derive(
-    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
-)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
 pub enum BudgetWindow {
     /// From 00:00 UTC to the next midnight.
     Day,
@@ -131,26 +129,14 @@ pub struct Budget {
     status = "AgentPolicyStatus",
     shortname = "agp",
     category = "cairn",
-    printcolumn(
-        name = "Subjects",
-        type_ = "string",
-        json_path = ".status.effective.subjects"
-    ),
-    printcolumn(
-        name = "Spend",
-        type_ = "string",
-        json_path = ".status.spend[0].usedUSD"
-    ),
+    printcolumn(name = "Subjects", type_ = "string", json_path = ".status.effective.subjects"),
+    printcolumn(name = "Spend", type_ = "string", json_path = ".status.spend[0].usedUSD"),
     printcolumn(
         name = "Accepted",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Accepted\")].status"
     ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("(has(self.models) && size(self.models) > 0) || (has(self.tools) && size(self.tools) > 0) || (has(self.agents) && size(self.agents) > 0) || (has(self.budgets) && size(self.budgets) > 0)").message("a policy must grant models, tools or agents, or set budgets"))]
