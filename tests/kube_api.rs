@@ -28,18 +28,11 @@ fn examples() -> Vec<std::path::PathBuf> {
 }
 
 fn rel(p: &Path) -> String {
-    p.strip_prefix(support::repo_root())
-        .unwrap_or(p)
-        .display()
-        .to_string()
+    p.strip_prefix(support::repo_root()).unwrap_or(p).display().to_string()
 }
 
 fn describe(doc: &Value) -> String {
-    format!(
-        "{} {}",
-        doc["kind"].as_str().unwrap_or("?"),
-        doc["metadata"]["name"].as_str().unwrap_or("?")
-    )
+    format!("{} {}", doc["kind"].as_str().unwrap_or("?"), doc["metadata"]["name"].as_str().unwrap_or("?"))
 }
 
 /// Examples may carry Namespace objects for readability; the tests put everything in their own.
@@ -56,9 +49,7 @@ async fn crds_install_and_become_established() {
         let name = crd.metadata.name.as_deref().unwrap();
         let live = api.get(name).await.unwrap();
         let conds = live.status.unwrap().conditions.unwrap_or_default();
-        let names_accepted = conds
-            .iter()
-            .any(|c| c.type_ == "NamesAccepted" && c.status == "True");
+        let names_accepted = conds.iter().any(|c| c.type_ == "NamesAccepted" && c.status == "True");
         assert!(names_accepted, "CRD {name}: names not accepted: {conds:?}");
         assert_eq!(crd.spec.group, "cairn.dev", "CRD {name}");
         let categories = crd.spec.names.categories.clone().unwrap_or_default();
@@ -76,10 +67,7 @@ async fn examples_are_accepted_by_server_side_apply() {
     let mut failures = Vec::new();
     for file in examples() {
         let ns = p.fresh_namespace("example").await;
-        let docs: Vec<Value> = read_documents(&file)
-            .into_iter()
-            .filter(|d| !is_namespace(d))
-            .collect();
+        let docs: Vec<Value> = read_documents(&file).into_iter().filter(|d| !is_namespace(d)).collect();
         assert!(!docs.is_empty(), "{}: no documents", rel(&file));
         for dry_run in [true, false] {
             for doc in &docs {
@@ -95,11 +83,7 @@ async fn examples_are_accepted_by_server_side_apply() {
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "examples refused by the API server:\n  {}",
-        failures.join("\n  ")
-    );
+    assert!(failures.is_empty(), "examples refused by the API server:\n  {}", failures.join("\n  "));
 }
 
 struct Fixture {
@@ -112,14 +96,9 @@ fn read_fixture(path: &Path) -> Fixture {
     let text = std::fs::read_to_string(path).unwrap();
     let mut lines = text.lines();
     let header = |line: Option<&str>, key: &str| -> String {
-        line.and_then(|l| l.strip_prefix(&format!("# {key}:")))
-            .map(|v| v.trim().to_string())
-            .unwrap_or_else(|| {
-                panic!(
-                    "{}: the first two lines must be `# stage: ...` and `# expect: ...`",
-                    path.display()
-                )
-            })
+        line.and_then(|l| l.strip_prefix(&format!("# {key}:"))).map(|v| v.trim().to_string()).unwrap_or_else(
+            || panic!("{}: the first two lines must be `# stage: ...` and `# expect: ...`", path.display()),
+        )
     };
     let stage = header(lines.next(), "stage");
     let expect = header(lines.next(), "expect");
@@ -129,11 +108,7 @@ fn read_fixture(path: &Path) -> Fixture {
     } else {
         parse_documents(&text, &path.display().to_string())
     };
-    Fixture {
-        stage,
-        expect,
-        docs,
-    }
+    Fixture { stage, expect, docs }
 }
 
 /// Schema and CEL fixtures must be refused by the API server with the message `cairn validate`
@@ -199,9 +174,9 @@ async fn invalid_fixtures_are_refused_with_the_documented_message() {
                     }
                 }
             }
-            other => failures.push(format!(
-                "{name}: unknown stage {other:?} (parse|schema|cel|cross-object)"
-            )),
+            other => {
+                failures.push(format!("{name}: unknown stage {other:?} (parse|schema|cel|cross-object)"))
+            }
         }
         checked += 1;
     }
@@ -221,15 +196,7 @@ fn spec_props(
     crd: &CustomResourceDefinition,
 ) -> Option<&std::collections::BTreeMap<String, JSONSchemaProps>> {
     let v = crd.spec.versions.iter().find(|v| v.storage)?;
-    v.schema
-        .as_ref()?
-        .open_api_v3_schema
-        .as_ref()?
-        .properties
-        .as_ref()?
-        .get("spec")?
-        .properties
-        .as_ref()
+    v.schema.as_ref()?.open_api_v3_schema.as_ref()?.properties.as_ref()?.get("spec")?.properties.as_ref()
 }
 
 /// `kubectl explain <plural>.spec.<field>` prints the description written in the CRD, for one
@@ -290,24 +257,22 @@ fn every_crd_field_has_a_description() {
         if let Some(k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaPropsOrArray::Schema(item)) = &s.items {
             walk(item, &format!("{path}[]"), missing);
         }
-        if let Some(k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaPropsOrBool::Schema(item)) = &s.additional_properties {
+        if let Some(
+            k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaPropsOrBool::Schema(
+                item,
+            ),
+        ) = &s.additional_properties
+        {
             walk(item, &format!("{path}{{}}"), missing);
         }
     }
     let mut missing = Vec::new();
     for crd in support::read_crds() {
         for v in &crd.spec.versions {
-            if let Some(schema) = v
-                .schema
-                .as_ref()
-                .and_then(|s| s.open_api_v3_schema.as_ref())
-            {
+            if let Some(schema) = v.schema.as_ref().and_then(|s| s.open_api_v3_schema.as_ref()) {
                 let mut m = Vec::new();
                 walk(schema, "", &mut m);
-                missing.extend(
-                    m.into_iter()
-                        .map(|f| format!("{}/{}: {f}", crd.spec.names.kind, v.name)),
-                );
+                missing.extend(m.into_iter().map(|f| format!("{}/{}: {f}", crd.spec.names.kind, v.name)));
             }
         }
     }
@@ -329,13 +294,10 @@ async fn kubectl_get_cairn_lists_every_kind_with_printer_columns() {
     let mut kinds_in_examples = BTreeSet::new();
     for file in examples() {
         for doc in read_documents(&file).iter().filter(|d| !is_namespace(d)) {
-            p.apply(&ns, doc, false).await.unwrap_or_else(|e| {
-                panic!("{} ({}): {}", rel(&file), describe(doc), error_message(&e))
-            });
-            if doc["apiVersion"]
-                .as_str()
-                .is_some_and(|v| v.starts_with("cairn.dev/"))
-            {
+            p.apply(&ns, doc, false)
+                .await
+                .unwrap_or_else(|e| panic!("{} ({}): {}", rel(&file), describe(doc), error_message(&e)));
+            if doc["apiVersion"].as_str().is_some_and(|v| v.starts_with("cairn.dev/")) {
                 kinds_in_examples.insert(doc["kind"].as_str().unwrap().to_string());
             }
         }
@@ -343,29 +305,18 @@ async fn kubectl_get_cairn_lists_every_kind_with_printer_columns() {
     let out = p.kubectl_ok(&["get", "cairn", "-n", &ns]);
     for crd in &crds {
         let kind = &crd.spec.names.kind;
-        assert!(
-            kinds_in_examples.contains(kind),
-            "no example under examples/ has kind {kind}"
-        );
+        assert!(kinds_in_examples.contains(kind), "no example under examples/ has kind {kind}");
         let prefix = format!("{}.cairn.dev/", kind.to_ascii_lowercase());
-        assert!(
-            out.contains(&prefix),
-            "kubectl get cairn shows no {kind}:\n{out}"
-        );
+        assert!(out.contains(&prefix), "kubectl get cairn shows no {kind}:\n{out}");
         let v = crd.spec.versions.iter().find(|v| v.served).unwrap();
         for col in v.additional_printer_columns.iter().flatten() {
             if col.priority.unwrap_or(0) == 0 {
                 let header = col.name.to_ascii_uppercase();
-                assert!(
-                    out.contains(&header),
-                    "kubectl get cairn: no column {header} for {kind}:\n{out}"
-                );
+                assert!(out.contains(&header), "kubectl get cairn: no column {header} for {kind}:\n{out}");
             }
         }
         assert!(
-            v.additional_printer_columns
-                .as_ref()
-                .is_some_and(|c| !c.is_empty()),
+            v.additional_printer_columns.as_ref().is_some_and(|c| !c.is_empty()),
             "CRD {kind} defines no printer columns"
         );
     }
@@ -403,11 +354,7 @@ fn verify_rs256(token: &str, jwks: &Value) -> Result<Value, String> {
     let n = b64url(key["n"].as_str().ok_or("key without n")?);
     let e = b64url(key["e"].as_str().ok_or("key without e")?);
     ring::signature::RsaPublicKeyComponents { n, e }
-        .verify(
-            &ring::signature::RSA_PKCS1_2048_8192_SHA256,
-            format!("{h}.{c}").as_bytes(),
-            &b64url(s),
-        )
+        .verify(&ring::signature::RSA_PKCS1_2048_8192_SHA256, format!("{h}.{c}").as_bytes(), &b64url(s))
         .map_err(|_| "bad signature".to_string())?;
     serde_json::from_slice(&b64url(c)).map_err(|e| e.to_string())
 }
@@ -419,30 +366,20 @@ async fn service_account_token_verifies_against_the_jwks() {
     let p = platform().await;
     let ns = p.fresh_namespace("token").await;
     let sas = Api::<ServiceAccount>::namespaced(p.client.clone(), &ns);
-    let sa: ServiceAccount =
-        serde_json::from_value(json!({"metadata": {"name": "agent"}})).unwrap();
+    let sa: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": "agent"}})).unwrap();
     sas.create(&PostParams::default(), &sa).await.unwrap();
     let tr: TokenRequest = serde_json::from_value(json!({
         "spec": {"audiences": ["cairn.dev"], "expirationSeconds": 600}
     }))
     .unwrap();
-    let tr = sas
-        .create_token_request("agent", &PostParams::default(), &tr)
-        .await
-        .unwrap();
+    let tr = sas.create_token_request("agent", &PostParams::default(), &tr).await.unwrap();
     let token = tr.status.expect("TokenRequest without status").token;
 
     let discovery = get_json(&p, "/.well-known", "openid-configuration").await;
     let jwks = get_json(&p, "/openid/v1", "jwks").await;
-    assert!(
-        discovery["jwks_uri"]
-            .as_str()
-            .is_some_and(|u| u.ends_with("/openid/v1/jwks")),
-        "{discovery}"
-    );
+    assert!(discovery["jwks_uri"].as_str().is_some_and(|u| u.ends_with("/openid/v1/jwks")), "{discovery}");
 
-    let claims =
-        verify_rs256(&token, &jwks).unwrap_or_else(|e| panic!("token does not verify: {e}"));
+    let claims = verify_rs256(&token, &jwks).unwrap_or_else(|e| panic!("token does not verify: {e}"));
     assert_eq!(claims["sub"], format!("system:serviceaccount:{ns}:agent"));
     assert_eq!(claims["iss"], discovery["issuer"]);
     let aud: Vec<&str> = match &claims["aud"] {
@@ -451,10 +388,7 @@ async fn service_account_token_verifies_against_the_jwks() {
         other => panic!("aud is {other}"),
     };
     assert!(aud.contains(&"cairn.dev"), "aud {aud:?}");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     assert!(claims["exp"].as_i64().unwrap() > now, "expired: {claims}");
 
     // A tampered payload must not verify.
@@ -463,20 +397,15 @@ async fn service_account_token_verifies_against_the_jwks() {
     forged["sub"] = json!(format!("system:serviceaccount:{ns}:admin"));
     use base64::Engine;
     parts[1] = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(forged.to_string());
-    assert!(
-        verify_rs256(&parts.join("."), &jwks).is_err(),
-        "forged token verified"
-    );
+    assert!(verify_rs256(&parts.join("."), &jwks).is_err(), "forged token verified");
 
     // The API server itself accepts it for audience cairn.dev.
     let review: TokenReview = serde_json::from_value(json!({
         "spec": {"token": token, "audiences": ["cairn.dev"]}
     }))
     .unwrap();
-    let review = Api::<TokenReview>::all(p.client.clone())
-        .create(&PostParams::default(), &review)
-        .await
-        .unwrap();
+    let review =
+        Api::<TokenReview>::all(p.client.clone()).create(&PostParams::default(), &review).await.unwrap();
     let status = review.status.unwrap();
     assert_eq!(status.authenticated, Some(true), "{status:?}");
     assert_eq!(
@@ -499,18 +428,12 @@ async fn deleting_an_owner_garbage_collects_dependents() {
                              "uid": owner.metadata.uid.clone().unwrap()}]
     }}))
     .unwrap();
-    cms.create(&PostParams::default(), &dependent)
-        .await
-        .unwrap();
+    cms.create(&PostParams::default(), &dependent).await.unwrap();
     cms.delete("owner", &DeleteParams::default()).await.unwrap();
-    support::wait_until(
-        Duration::from_secs(60),
-        "the dependent ConfigMap to be collected",
-        || {
-            let cms = cms.clone();
-            async move { cms.get_opt("dependent").await.ok()?.is_none().then_some(()) }
-        },
-    )
+    support::wait_until(Duration::from_secs(60), "the dependent ConfigMap to be collected", || {
+        let cms = cms.clone();
+        async move { cms.get_opt("dependent").await.ok()?.is_none().then_some(()) }
+    })
     .await;
 }
 
@@ -536,25 +459,21 @@ async fn deployments_get_replica_sets() {
         .await
         .unwrap();
     let rss = Api::<ReplicaSet>::namespaced(p.client.clone(), &ns);
-    support::wait_until(
-        Duration::from_secs(60),
-        "a ReplicaSet owned by Deployment web",
-        || {
-            let rss = rss.clone();
-            async move {
-                let list = rss.list(&ListParams::default()).await.ok()?;
-                list.items
-                    .iter()
-                    .any(|rs| {
-                        rs.metadata
-                            .owner_references
-                            .iter()
-                            .flatten()
-                            .any(|o| o.kind == "Deployment" && o.name == "web")
-                    })
-                    .then_some(())
-            }
-        },
-    )
+    support::wait_until(Duration::from_secs(60), "a ReplicaSet owned by Deployment web", || {
+        let rss = rss.clone();
+        async move {
+            let list = rss.list(&ListParams::default()).await.ok()?;
+            list.items
+                .iter()
+                .any(|rs| {
+                    rs.metadata
+                        .owner_references
+                        .iter()
+                        .flatten()
+                        .any(|o| o.kind == "Deployment" && o.name == "web")
+                })
+                .then_some(())
+        }
+    })
     .await;
 }

@@ -50,9 +50,7 @@ pub struct Platform {
 pub async fn platform() -> Platform {
     let kubeconfig = match std::env::var_os("CAIRN_TEST_KUBECONFIG") {
         Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => panic!(
-            "CAIRN_TEST_KUBECONFIG is not set: this test needs a real control plane; {HOW_TO_START}"
-        ),
+        _ => panic!("CAIRN_TEST_KUBECONFIG is not set: this test needs a real control plane; {HOW_TO_START}"),
     };
     let bin = match std::env::var_os("CAIRN_TEST_PLATFORM_BIN") {
         Some(p) if !p.is_empty() => PathBuf::from(p),
@@ -65,16 +63,9 @@ pub async fn platform() -> Platform {
         .unwrap_or_else(|e| panic!("bad kubeconfig {}: {e}", kubeconfig.display()));
     let client = Client::try_from(config).expect("building the kube client");
     if let Err(e) = client.apiserver_version().await {
-        panic!(
-            "the control plane in {} does not answer ({e}); {HOW_TO_START}",
-            kubeconfig.display()
-        );
+        panic!("the control plane in {} does not answer ({e}); {HOW_TO_START}", kubeconfig.display());
     }
-    Platform {
-        client,
-        kubeconfig,
-        bin,
-    }
+    Platform { client, kubeconfig, bin }
 }
 
 impl Platform {
@@ -111,10 +102,7 @@ impl Platform {
     /// Creates a namespace with a unique name starting with `prefix` and returns its name.
     pub async fn fresh_namespace(&self, prefix: &str) -> String {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
         let prefix: String = prefix
             .to_ascii_lowercase()
             .chars()
@@ -153,18 +141,11 @@ impl Platform {
         }
         for crd in &crds {
             let name = crd.metadata.name.as_deref().unwrap();
-            wait_until(
-                Duration::from_secs(60),
-                &format!("CRD {name} Established"),
-                || async {
-                    let c = api.get(name).await.ok()?;
-                    let conds = c.status?.conditions?;
-                    conds
-                        .iter()
-                        .any(|c| c.type_ == "Established" && c.status == "True")
-                        .then_some(())
-                },
-            )
+            wait_until(Duration::from_secs(60), &format!("CRD {name} Established"), || async {
+                let c = api.get(name).await.ok()?;
+                let conds = c.status?.conditions?;
+                conds.iter().any(|c| c.type_ == "Established" && c.status == "True").then_some(())
+            })
             .await;
         }
         crds
@@ -192,12 +173,7 @@ impl Platform {
 
     /// Server-side applies one object (a YAML document as JSON). Namespaced objects go into `ns`
     /// (any `metadata.namespace` in the document is overridden).
-    pub async fn apply(
-        &self,
-        ns: &str,
-        doc: &Value,
-        dry_run: bool,
-    ) -> Result<DynamicObject, kube::Error> {
+    pub async fn apply(&self, ns: &str, doc: &Value, dry_run: bool) -> Result<DynamicObject, kube::Error> {
         let (api, obj) = self.api_for(ns, doc).await;
         let mut pp = PatchParams::apply(FIELD_MANAGER).force();
         if dry_run {
@@ -207,24 +183,14 @@ impl Platform {
     }
 
     /// Creates (POST) one object, like `kubectl create`; namespaced objects go into `ns`.
-    pub async fn create(
-        &self,
-        ns: &str,
-        doc: &Value,
-        dry_run: bool,
-    ) -> Result<DynamicObject, kube::Error> {
+    pub async fn create(&self, ns: &str, doc: &Value, dry_run: bool) -> Result<DynamicObject, kube::Error> {
         let (api, obj) = self.api_for(ns, doc).await;
-        let pp = PostParams {
-            dry_run,
-            field_manager: Some(FIELD_MANAGER.into()),
-        };
+        let pp = PostParams { dry_run, field_manager: Some(FIELD_MANAGER.into()) };
         api.create(&pp, &obj).await
     }
 
     async fn api_for(&self, ns: &str, doc: &Value) -> (Api<DynamicObject>, DynamicObject) {
-        let api_version = doc["apiVersion"]
-            .as_str()
-            .expect("document without apiVersion");
+        let api_version = doc["apiVersion"].as_str().expect("document without apiVersion");
         let kind = doc["kind"].as_str().expect("document without kind");
         let (ar, caps) = self.resolve(api_version, kind).await;
         let mut doc = doc.clone();
@@ -261,10 +227,7 @@ where
         if let Some(v) = probe().await {
             return v;
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
@@ -304,8 +267,7 @@ pub fn parse_documents(text: &str, origin: &str) -> Vec<Value> {
 
 /// The documents of a YAML file (see [`parse_documents`]).
 pub fn read_documents(path: &Path) -> Vec<Value> {
-    let text =
-        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     parse_documents(&text, &path.display().to_string())
 }
 
@@ -316,17 +278,12 @@ pub fn read_crds() -> Vec<CustomResourceDefinition> {
         .iter()
         .flat_map(|p| {
             read_documents(p).into_iter().map(move |d| {
-                serde_json::from_value(d).unwrap_or_else(|e| {
-                    panic!("{}: not a CustomResourceDefinition: {e}", p.display())
-                })
+                serde_json::from_value(d)
+                    .unwrap_or_else(|e| panic!("{}: not a CustomResourceDefinition: {e}", p.display()))
             })
         })
         .collect();
-    assert!(
-        !crds.is_empty(),
-        "no CRDs in {}: generate them with `cargo run -- crds`",
-        dir.display()
-    );
+    assert!(!crds.is_empty(), "no CRDs in {}: generate them with `cargo run -- crds`", dir.display());
     crds
 }
 
@@ -364,18 +321,10 @@ impl Redis {
             .unwrap_or_else(|e| {
                 panic!("cannot start redis-server ({e}); install it with tests/support/platform.sh deps")
             });
-        let redis = Redis {
-            port,
-            url: format!("redis://127.0.0.1:{port}"),
-            child,
-            _dir: dir,
-        };
+        let redis = Redis { port, url: format!("redis://127.0.0.1:{port}"), child, _dir: dir };
         let deadline = Instant::now() + Duration::from_secs(10);
         while redis.ping().is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server on port {port} did not answer PING"
-            );
+            assert!(Instant::now() < deadline, "redis-server on port {port} did not answer PING");
             std::thread::sleep(Duration::from_millis(50));
         }
         redis

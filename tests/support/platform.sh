@@ -15,6 +15,10 @@ CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/cairn-test-platform"
 DEFAULT_RUN_DIR="$REPO_ROOT/target/test-platform"
 BINARIES=(kube-apiserver kube-controller-manager kubectl etcd helm)
 
+# up/python/env print shell code for `eval "$(platform.sh up)"`. Since eval of an empty string
+# succeeds, a failing run prints `false` on stdout so that `eval ... && next` stops.
+EVAL_OUTPUT=0
+trap 'rc=$?; if (( rc != 0 && EVAL_OUTPUT )); then echo false; fi' EXIT
 die() { echo "platform.sh: error: $*" >&2; exit 1; }
 log() { echo "platform.sh: $*" >&2; }
 
@@ -248,7 +252,7 @@ EOT
     --listen-peer-urls "http://127.0.0.1:$pp" --initial-advertise-peer-urls "http://127.0.0.1:$pp" \
     --initial-cluster "default=http://127.0.0.1:$pp" --unsafe-no-fsync --log-level warn
   wait_for etcd "$dir/etcd.log" "$timeout" sh -c "curl -fsS http://127.0.0.1:$ep/health | grep -q '\"health\":\"true\"'" \
-    || { cmd_down "$dir" >&2; exit 1; }
+    || { cmd_down "$dir" >&2; die "the control plane did not start (logs in $dir)"; }
 
   start_bg "$dir" kube-apiserver "$bin/kube-apiserver" \
     --etcd-servers="http://127.0.0.1:$ep" --bind-address=127.0.0.1 --secure-port="$ap" \
@@ -260,7 +264,7 @@ EOT
     --profiling=false --v=1
   wait_for kube-apiserver "$dir/kube-apiserver.log" "$timeout" \
     sh -c "curl -fsS --cacert '$certs/ca.crt' https://127.0.0.1:$ap/readyz | grep -qx ok" \
-    || { cmd_down "$dir" >&2; exit 1; }
+    || { cmd_down "$dir" >&2; die "the control plane did not start (logs in $dir)"; }
 
   start_bg "$dir" kube-controller-manager "$bin/kube-controller-manager" \
     --kubeconfig="$dir/kubeconfig" --authentication-kubeconfig="$dir/kubeconfig" \
@@ -272,7 +276,7 @@ EOT
   wait_for kube-controller-manager "$dir/kube-controller-manager.log" "$timeout" \
     curl -fsS --cacert "$certs/ca.crt" -H "Authorization: Bearer $token" \
       "https://127.0.0.1:$ap/api/v1/namespaces/default/serviceaccounts/default" \
-    || { cmd_down "$dir" >&2; exit 1; }
+    || { cmd_down "$dir" >&2; die "the control plane did not start (logs in $dir)"; }
   log "up in $(( $(date +%s) - t0 ))s: https://127.0.0.1:$ap (etcd :$ep, controller-manager :$kp), logs in $dir"
   print_env "$dir"
 }
@@ -348,6 +352,7 @@ EOT
 
 main() {
   local c="${1:-help}"; shift || true
+  case "$c" in up|python|env) EVAL_OUTPUT=1 ;; esac
   case "$c" in
     deps) cmd_deps ;;
     build) cmd_build ;;
