@@ -42,7 +42,7 @@ cmd_build() {
   if cached_ok; then log "binaries cached in $bin"; return 0; fi
   command -v jq >/dev/null || die "jq is required (tests/support/platform.sh deps)"
   mkdir -p "$bin" "$cdir/src"
-  : >"$logf"
+  echo "==== build started $(date -u +%FT%TZ)" >>"$logf"
   log "building Kubernetes v$K8S_VERSION, etcd v$ETCD_VERSION, helm v$HELM_VERSION into $bin (log: $logf)"
 
   export CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false" GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
@@ -90,7 +90,7 @@ cmd_build() {
     [[ -n "$godebug" ]] && step "$piece" go mod edit "-godebug=$godebug"
     staging="$(awk '$1 ~ /^k8s\.io\// && $2 == "v0.0.0" {print $1}' "$gomod" | sort -u)"
     [[ -n "$staging" ]] || fail "$piece (found no staging modules in $gomod)"
-    echo "staging modules ($(echo "$staging" | wc -l)): $(echo $staging)" >>"$logf"
+    echo "staging modules ($(echo "$staging" | wc -l)): $(echo "$staging" | tr '\n' ' ')" >>"$logf"
     local m; for m in $staging; do step "$piece" go mod edit "-replace=$m=$m@v0.${K8S_VERSION#1.}"; done
     step "$piece" go get -tool "k8s.io/kubernetes/cmd/kube-apiserver@v$K8S_VERSION" \
       "k8s.io/kubernetes/cmd/kube-controller-manager@v$K8S_VERSION" "k8s.io/kubernetes/cmd/kubectl@v$K8S_VERSION"
@@ -115,10 +115,18 @@ cmd_build() {
 
   # helm: no replace directives upstream, so `go install pkg@version` works.
   if ! "$bin/helm" version --template '{{.Version}}' 2>/dev/null | grep -qx "v$HELM_VERSION"; then
-    local ts; ts=$(date +%s); cd "$cdir"
-    step helm env GOBIN="$cdir/helm-gobin" go install \
-      -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean" \
-      "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION"
+    local ts hmod cgo hld; ts=$(date +%s); cd "$cdir"
+    # Like helm's Makefile: the default .Capabilities.KubeVersion is derived from its client-go.
+    hmod="$(go mod download -json "helm.sh/helm/v3@v$HELM_VERSION" 2>>"$logf" | jq -r .GoMod)" || fail helm
+    cgo="$(awk '$1=="k8s.io/client-go"{print $2; exit}' "$hmod")"   # e.g. v0.37.0 -> Kubernetes 1.37
+    hld="-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION"
+    hld+=" -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+    if [[ "$cgo" =~ ^v0\.([0-9]+)\. ]]; then
+      for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+        hld+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=${BASH_REMATCH[1]}"
+      done
+    fi
+    step helm env GOBIN="$cdir/helm-gobin" go install -ldflags "$hld" "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION"
     mv "$cdir/helm-gobin/helm" "$bin/helm"; rmdir "$cdir/helm-gobin" || true; timed helm "$ts"
   fi
 
@@ -130,8 +138,8 @@ cmd_build() {
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 USED_PORTS=" "
 free_port() {
-  local p i
-  for i in $(seq 1 200); do
+  local p
+  for _ in $(seq 1 200); do
     p=$(( 20000 + RANDOM % 30000 ))
     [[ "$USED_PORTS" == *" $p "* ]] && continue
     if port_free "$p"; then USED_PORTS+="$p "; echo "$p"; return 0; fi
@@ -282,14 +290,14 @@ EOT
 }
 
 cmd_down() {
-  local dir="${1:-$DEFAULT_RUN_DIR}" name pid i
+  local dir="${1:-$DEFAULT_RUN_DIR}" name pid
   [[ -d "$dir" ]] || { log "nothing to stop in $dir"; return 0; }
   dir="$(cd "$dir" && pwd)"
   for name in kube-controller-manager kube-apiserver etcd; do
     if alive "$dir" "$name"; then
       pid="$(cat "$dir/$name.pid")"
       kill -TERM "$pid" 2>/dev/null || true
-      for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
       if kill -0 "$pid" 2>/dev/null; then log "$name ($pid) ignored TERM; killing"; kill -KILL "$pid" 2>/dev/null || true; fi
       log "stopped $name ($pid)"
     fi
@@ -352,6 +360,7 @@ EOT
 
 main() {
   local c="${1:-help}"; shift || true
+  # shellcheck disable=SC2034 # read by the EXIT trap
   case "$c" in up|python|env) EVAL_OUTPUT=1 ;; esac
   case "$c" in
     deps) cmd_deps ;;
