@@ -303,23 +303,36 @@ async fn kubectl_get_cairn_lists_every_kind_with_printer_columns() {
         }
     }
     let out = p.kubectl_ok(&["get", "cairn", "-n", &ns]);
+    // One table per kind, separated by blank lines; the first line of each is its header.
+    let tables: Vec<&str> = out.split("\n\n").collect();
+    let mut failures = Vec::new();
     for crd in &crds {
         let kind = &crd.spec.names.kind;
-        assert!(kinds_in_examples.contains(kind), "no example under examples/ has kind {kind}");
+        if !kinds_in_examples.contains(kind) {
+            failures.push(format!("no example under examples/ has kind {kind}"));
+            continue;
+        }
         let prefix = format!("{}.cairn.dev/", kind.to_ascii_lowercase());
-        assert!(out.contains(&prefix), "kubectl get cairn shows no {kind}:\n{out}");
+        let Some(table) = tables.iter().find(|t| t.lines().skip(1).any(|l| l.starts_with(&prefix))) else {
+            failures.push(format!("kubectl get cairn shows no {kind} (is it in category `cairn`?)"));
+            continue;
+        };
+        let header: Vec<&str> = table.lines().next().unwrap_or("").split_whitespace().collect();
         let v = crd.spec.versions.iter().find(|v| v.served).unwrap();
-        for col in v.additional_printer_columns.iter().flatten() {
-            if col.priority.unwrap_or(0) == 0 {
-                let header = col.name.to_ascii_uppercase();
-                assert!(out.contains(&header), "kubectl get cairn: no column {header} for {kind}:\n{out}");
+        let columns: Vec<_> =
+            v.additional_printer_columns.iter().flatten().filter(|c| c.priority.unwrap_or(0) == 0).collect();
+        if columns.is_empty() {
+            failures.push(format!("CRD {kind} defines no printer columns"));
+        }
+        for col in columns {
+            let name = col.name.to_ascii_uppercase();
+            // multi-word column names are printed with their spaces
+            if !name.split_whitespace().all(|w| header.contains(&w)) {
+                failures.push(format!("{kind}: no column {name} in header {header:?}"));
             }
         }
-        assert!(
-            v.additional_printer_columns.as_ref().is_some_and(|c| !c.is_empty()),
-            "CRD {kind} defines no printer columns"
-        );
     }
+    assert!(failures.is_empty(), "{}\nkubectl get cairn -n {ns}:\n{out}", failures.join("\n"));
 }
 
 fn b64url(s: &str) -> Vec<u8> {
