@@ -66,12 +66,20 @@ async fn examples_are_accepted_by_server_side_apply() {
     p.install_crds().await;
     let mut failures = Vec::new();
     for file in examples() {
-        let ns = p.fresh_namespace("example").await;
         let docs: Vec<Value> = read_documents(&file).into_iter().filter(|d| !is_namespace(d)).collect();
         assert!(!docs.is_empty(), "{}: no documents", rel(&file));
+        // Each namespace the example names (or leaves implicit) becomes a fresh one.
+        let mut namespaces = std::collections::BTreeMap::new();
+        for doc in &docs {
+            let original = doc["metadata"]["namespace"].as_str().unwrap_or("").to_string();
+            if !namespaces.contains_key(&original) {
+                namespaces.insert(original, p.fresh_namespace("example").await);
+            }
+        }
         for dry_run in [true, false] {
             for doc in &docs {
-                if let Err(e) = p.apply(&ns, doc, dry_run).await {
+                let ns = &namespaces[doc["metadata"]["namespace"].as_str().unwrap_or("")];
+                if let Err(e) = p.apply(ns, doc, dry_run).await {
                     failures.push(format!(
                         "{} ({}, {}): {}",
                         rel(&file),
