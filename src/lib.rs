@@ -7,4 +7,6 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod compile;
 pub mod config;
+pub mod policy;

@@ -70,3 +70,78 @@ pub fn crd_files() -> Result<Vec<(String, String)>, serde_saphyr::ser::Error> {
         })
         .collect()
 }
+
+macro_rules! each_kind {
+    ($obj:expr, $o:ident => $body:expr) => {
+        match $obj {
+            Object::AIGateway($o) => $body,
+            Object::AIBackend($o) => $body,
+            Object::AIRoute($o) => $body,
+            Object::MCPGateway($o) => $body,
+            Object::MCPServer($o) => $body,
+            Object::AgentGateway($o) => $body,
+            Object::Agent($o) => $body,
+            Object::AgentPolicy($o) => $body,
+        }
+    };
+}
+
+impl Object {
+    /// The kind, e.g. `AIRoute`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Object::AIGateway(_) => "AIGateway",
+            Object::AIBackend(_) => "AIBackend",
+            Object::AIRoute(_) => "AIRoute",
+            Object::MCPGateway(_) => "MCPGateway",
+            Object::MCPServer(_) => "MCPServer",
+            Object::AgentGateway(_) => "AgentGateway",
+            Object::Agent(_) => "Agent",
+            Object::AgentPolicy(_) => "AgentPolicy",
+        }
+    }
+
+    /// The object's metadata.
+    pub fn meta(&self) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+        each_kind!(self, o => &o.metadata)
+    }
+
+    /// `metadata.name` (empty when unset).
+    pub fn name(&self) -> &str {
+        self.meta().name.as_deref().unwrap_or_default()
+    }
+
+    /// `metadata.namespace` (empty when unset).
+    pub fn namespace(&self) -> &str {
+        self.meta().namespace.as_deref().unwrap_or_default()
+    }
+
+    /// Kind, namespace and name.
+    pub fn object_ref(&self) -> ObjectRef {
+        ObjectRef::new(self.kind(), self.namespace(), self.name())
+    }
+}
+
+/// Names one object: kind, namespace and name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectRef {
+    /// Kind, e.g. `AIRoute`.
+    pub kind: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+impl ObjectRef {
+    /// A reference from its parts.
+    pub fn new(kind: &str, namespace: &str, name: &str) -> Self {
+        Self { kind: kind.into(), namespace: namespace.into(), name: name.into() }
+    }
+}
+
+impl std::fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.kind, self.name)
+    }
+}
