@@ -212,6 +212,62 @@ mod tests {
         assert!(t.elapsed() < std::time::Duration::from_secs(1), "took {:?}", t.elapsed());
     }
 
+    /// Reference matcher: the textbook dynamic programme over characters.
+    fn reference(pattern: &str, name: &str) -> bool {
+        let p: Vec<char> = pattern.chars().collect();
+        let n: Vec<char> = name.chars().collect();
+        // m[i][j]: p[..i] matches n[..j]
+        let mut m = vec![vec![false; n.len() + 1]; p.len() + 1];
+        m[0][0] = true;
+        for i in 1..=p.len() {
+            for j in 0..=n.len() {
+                m[i][j] = match p[i - 1] {
+                    '*' => m[i - 1][j] || (j > 0 && m[i][j - 1]),
+                    '?' => j > 0 && m[i - 1][j - 1],
+                    c => j > 0 && m[i - 1][j - 1] && n[j - 1] == c,
+                };
+            }
+        }
+        m[p.len()][n.len()]
+    }
+
+    /// Every string of length up to `max` over `alphabet`.
+    fn all_strings(alphabet: &[char], max: usize) -> Vec<String> {
+        let mut out = vec![String::new()];
+        let mut last = vec![String::new()];
+        for _ in 0..max {
+            last = last.iter().flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}"))).collect();
+            out.extend(last.iter().cloned());
+        }
+        out
+    }
+
+    #[test]
+    fn agrees_with_a_reference_matcher_on_every_small_case() {
+        let patterns = all_strings(&['a', 'é', '*', '?'], 5);
+        let names = all_strings(&['a', 'b', 'é'], 5);
+        let mut matched = 0;
+        for p in &patterns {
+            for n in &names {
+                let expected = reference(p, n);
+                assert_eq!(glob_match(p, n), expected, "pattern {p:?} name {n:?}");
+                matched += usize::from(expected);
+            }
+        }
+        // The cases are not trivially all-false or all-true.
+        assert!(matched > 10_000 && matched < patterns.len() * names.len() / 2, "{matched}");
+    }
+
+    #[test]
+    fn long_question_mark_segments_stay_fast() {
+        let name = "a".repeat(20_000);
+        let pattern = format!("*{}?b*", "a".repeat(200));
+        let t = std::time::Instant::now();
+        assert!(!glob_match(&pattern, &name));
+        assert!(glob_match(&format!("*{}?a*", "a".repeat(200)), &name));
+        assert!(t.elapsed() < std::time::Duration::from_secs(2), "took {:?}", t.elapsed());
+    }
+
     #[test]
     fn is_glob_detects_wildcards() {
         assert!(is_glob("gpt-*"));

@@ -487,6 +487,13 @@ impl PolicyIndex {
         self.named.contains_key(subject)
     }
 
+    /// The known subjects ([`PolicyIndex::subjects`]) that may do `target`, sorted, for
+    /// `cairn explain who-can`. Under `defaultAction: Allow` every caller no policy names may do
+    /// it too ([`ANONYMOUS`] and unknown names included), which this list cannot enumerate.
+    pub fn who_can(&self, target: Target<'_>) -> Vec<&str> {
+        self.subjects().filter(|s| self.check(s, target).is_allowed()).collect()
+    }
+
     /// May `subject` use the model the client requested as `model`?
     pub fn check_model<'a>(&'a self, subject: &'a str, model: &'a str) -> Decision<'a> {
         self.check(subject, Target::Model(model))

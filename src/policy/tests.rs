@@ -496,3 +496,17 @@ fn a_subject_listed_twice_by_one_policy_gets_each_limit_once() {
     assert_eq!(limit_keys(&ix.check_model("triage", "gpt-4o")), ["support/models/0/triage"]);
     assert_eq!(ix.policies_of("triage").collect::<Vec<_>>(), ["support"]);
 }
+
+#[test]
+fn who_can_lists_the_subjects_a_check_allows() {
+    let ix = index(DefaultAction::Deny);
+    assert_eq!(ix.who_can(Target::Model("gpt-4o")), ["support-bot", "triage"]);
+    assert_eq!(ix.who_can(Target::Model("claude-3")), ["support-bot"]);
+    assert_eq!(ix.who_can(Target::Tool { prefix: "files", tool: "read_a" }), ["support-bot"]);
+    let invoice = Target::Agent { agent: "billing-agent", skill: Some("invoice-1") };
+    assert_eq!(ix.who_can(invoice), ["support-bot"]);
+    assert!(ix.who_can(Target::Model("o3")).is_empty());
+    // Under default Allow, Agents no policy names may use what no grant names.
+    let ix = index(DefaultAction::Allow);
+    assert_eq!(ix.who_can(Target::Model("o3")), ["loner"]);
+}
