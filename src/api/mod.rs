@@ -5,6 +5,10 @@
 //! API server and `cairn validate` (which evaluates the same rules with `kube::core::cel`) refuse
 //! exactly the same objects. Rules that span objects live in [`crate::compile`]. No IO here.
 
+// kube-derive's `printcolumn(name = .., type_ = .., json_path = ..)` repeats `type_ = "string"`
+// across columns, which clippy mistakes for a duplicated attribute.
+#![allow(clippy::duplicated_attributes)]
+
 pub mod agent;
 pub mod ai;
 pub mod common;

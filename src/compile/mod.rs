@@ -330,7 +330,7 @@ mod attachments {
 }
 
 /// The namespace's objects attached to one gateway through `gatewayRefs`.
-pub(crate) fn attached<'a>(refs: &[api::LocalRef], gateway: &Object) -> bool {
+pub(crate) fn attached(refs: &[api::LocalRef], gateway: &Object) -> bool {
     refs.iter().any(|r| r.name == gateway.name())
 }
 
