@@ -171,22 +171,31 @@ impl Platform {
         }
     }
 
-    /// Server-side applies one object (a YAML document as JSON). Namespaced objects go into `ns`
-    /// (any `metadata.namespace` in the document is overridden).
+    /// Server-side applies one object (a YAML document as JSON), like `kubectl apply --server-side`:
+    /// with `fieldValidation=Strict`, so unknown fields are refused instead of silently pruned.
+    /// Namespaced objects go into `ns` (any `metadata.namespace` in the document is overridden).
     pub async fn apply(&self, ns: &str, doc: &Value, dry_run: bool) -> Result<DynamicObject, kube::Error> {
         let (api, obj) = self.api_for(ns, doc).await;
-        let mut pp = PatchParams::apply(FIELD_MANAGER).force();
+        let mut pp = PatchParams::apply(FIELD_MANAGER).force().validation_strict();
         if dry_run {
             pp = pp.dry_run();
         }
         api.patch(&obj_name(&obj), &pp, &Patch::Apply(&obj)).await
     }
 
-    /// Creates (POST) one object, like `kubectl create`; namespaced objects go into `ns`.
+    /// Creates (POST) one object, like `kubectl create` (also with `fieldValidation=Strict`);
+    /// namespaced objects go into `ns`.
     pub async fn create(&self, ns: &str, doc: &Value, dry_run: bool) -> Result<DynamicObject, kube::Error> {
         let (api, obj) = self.api_for(ns, doc).await;
         let pp = PostParams { dry_run, field_manager: Some(FIELD_MANAGER.into()) };
-        api.create(&pp, &obj).await
+        let body = serde_json::to_vec(&obj).expect("serializing the object");
+        // kube's PostParams has no fieldValidation; add it to the query like kubectl does.
+        let mut req = kube::core::Request::new(api.resource_url())
+            .create(&pp, body)
+            .map_err(kube::Error::BuildRequest)?;
+        let uri = format!("{}&fieldValidation=Strict", req.uri());
+        *req.uri_mut() = uri.parse().expect("valid URI");
+        self.client.request::<DynamicObject>(req).await
     }
 
     async fn api_for(&self, ns: &str, doc: &Value) -> (Api<DynamicObject>, DynamicObject) {
