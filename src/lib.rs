@@ -10,3 +10,4 @@ pub mod api;
 pub mod compile;
 pub mod config;
 pub mod policy;
+pub mod gateway;

@@ -1,0 +1,3 @@
+//! Layer 1: the AI (LLM) gateway.
+
+pub mod sse;

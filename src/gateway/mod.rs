@@ -1,0 +1,3 @@
+//! The gateway data planes.
+
+pub mod ai;
