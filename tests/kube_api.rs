@@ -72,8 +72,8 @@ async fn examples_are_accepted_by_server_side_apply() {
         let mut namespaces = std::collections::BTreeMap::new();
         for doc in &docs {
             let original = doc["metadata"]["namespace"].as_str().unwrap_or("").to_string();
-            if !namespaces.contains_key(&original) {
-                namespaces.insert(original, p.fresh_namespace("example").await);
+            if let std::collections::btree_map::Entry::Vacant(e) = namespaces.entry(original) {
+                e.insert(p.fresh_namespace("example").await);
             }
         }
         for dry_run in [true, false] {
