@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod manifest;
 pub mod compile;
 pub mod config;
 pub mod policy;
