@@ -30,9 +30,15 @@ bin_dir() { echo "$CACHE_ROOT/k8s$K8S_VERSION-etcd$ETCD_VERSION-helm$HELM_VERSIO
 cached_ok() {
   local b; b="$(bin_dir)"
   for f in "${BINARIES[@]}"; do [[ -x "$b/$f" ]] || return 1; done
-  "$b/kube-apiserver" --version 2>/dev/null | grep -qx "Kubernetes v$K8S_VERSION" || return 1
-  "$b/etcd" --version 2>/dev/null | grep -q "etcd Version: $ETCD_VERSION" || return 1
-  "$b/helm" version --template '{{.Version}}' 2>/dev/null | grep -qx "v$HELM_VERSION" || return 1
+  # Capture before matching: `cmd | grep -q` under pipefail fails at random when grep exits
+  # early and the command then dies of SIGPIPE.
+  local out
+  out="$("$b/kube-apiserver" --version 2>/dev/null)" || return 1
+  grep -qx "Kubernetes v$K8S_VERSION" <<<"$out" || return 1
+  out="$("$b/etcd" --version 2>/dev/null)" || return 1
+  grep -q "etcd Version: $ETCD_VERSION" <<<"$out" || return 1
+  out="$("$b/helm" version --template '{{.Version}}' 2>/dev/null)" || return 1
+  grep -qx "v$HELM_VERSION" <<<"$out" || return 1
 }
 
 # ---- build ---------------------------------------------------------------------------------------
@@ -65,7 +71,7 @@ cmd_build() {
   }
 
   # etcd: wrapper main module, no replaces needed (server/go.mod requires real versions).
-  if ! "$bin/etcd" --version 2>/dev/null | grep -q "etcd Version: $ETCD_VERSION"; then
+  if ! "$bin/etcd" --version 2>/dev/null | grep -c "etcd Version: $ETCD_VERSION" >/dev/null; then
     piece=etcd; local ts; ts=$(date +%s)
     rm -rf "$cdir/src/etcd"; mkdir -p "$cdir/src/etcd"; cd "$cdir/src/etcd"
     step $piece go mod init cairn.local/etcdbin
@@ -104,8 +110,8 @@ cmd_build() {
   done
   local c
   for c in kube-apiserver kube-controller-manager kubectl; do
-    if "$bin/$c" --version 2>/dev/null | grep -q "v$K8S_VERSION" \
-       || { [[ $c == kubectl ]] && "$bin/$c" version --client 2>/dev/null | grep -q "v$K8S_VERSION"; }; then
+    if "$bin/$c" --version 2>/dev/null | grep -c "v$K8S_VERSION" >/dev/null \
+       || { [[ $c == kubectl ]] && "$bin/$c" version --client 2>/dev/null | grep -c "v$K8S_VERSION" >/dev/null; }; then
       continue
     fi
     local ts; ts=$(date +%s)
@@ -114,7 +120,7 @@ cmd_build() {
   done
 
   # helm: no replace directives upstream, so `go install pkg@version` works.
-  if ! "$bin/helm" version --template '{{.Version}}' 2>/dev/null | grep -qx "v$HELM_VERSION"; then
+  if ! "$bin/helm" version --template '{{.Version}}' 2>/dev/null | grep -cx "v$HELM_VERSION" >/dev/null; then
     local ts hmod cgo hld; ts=$(date +%s); cd "$cdir"
     # Like helm's Makefile: the default .Capabilities.KubeVersion is derived from its client-go.
     hmod="$(go mod download -json "helm.sh/helm/v3@v$HELM_VERSION" 2>>"$logf" | jq -r .GoMod)" || fail helm
