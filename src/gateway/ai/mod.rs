@@ -1,3 +1,4 @@
 //! Layer 1: the AI (LLM) gateway.
 
 pub mod sse;
+pub mod usage;
