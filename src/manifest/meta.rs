@@ -1,6 +1,6 @@
 //! `metadata` checks the API server makes on every object (ObjectMeta decoding and
 //! `ValidateObjectMeta`): known fields only, a DNS-1123 subdomain `name`, a DNS-1123 label
-//! `namespace`, and string maps for `labels` and `annotations`.
+//! `namespace`, qualified-name keys in `labels` and `annotations`, and valid label values.
 
 use super::schema::{ErrorType, FieldError};
 use serde_json::Value;
@@ -101,12 +101,35 @@ pub(crate) fn check(object: &Value) -> MetaCheck {
         Some(other) => out.errors.push(not_a_string("metadata.namespace", other)),
     }
     for map in ["labels", "annotations"] {
+        let path = format!("metadata.{map}");
         match meta.get(map) {
             None | Some(Value::Null) => {}
             Some(Value::Object(entries)) => {
                 for (k, v) in entries {
-                    if !v.is_string() {
-                        out.errors.push(not_a_string(&format!("metadata.{map}.{k}"), v));
+                    // ValidateLabels / ValidateAnnotations: qualified-name keys (annotation keys
+                    // lowercased first), label values of at most 63 characters.
+                    let key = if map == "labels" { k.clone() } else { k.to_lowercase() };
+                    for msg in qualified_name(&key) {
+                        out.errors.push(FieldError::new(
+                            &path,
+                            ErrorType::Invalid,
+                            Value::from(k.as_str()),
+                            msg,
+                        ));
+                    }
+                    match v {
+                        Value::String(v) if map == "labels" => {
+                            for msg in label_value(v) {
+                                out.errors.push(FieldError::new(
+                                    &path,
+                                    ErrorType::Invalid,
+                                    Value::from(v.as_str()),
+                                    msg,
+                                ));
+                            }
+                        }
+                        Value::String(_) => {}
+                        other => out.errors.push(not_a_string(&format!("{path}.{k}"), other)),
                     }
                 }
             }
@@ -127,6 +150,76 @@ fn required_name() -> FieldError {
 
 fn not_a_string(path: &str, value: &Value) -> FieldError {
     FieldError::new(path, ErrorType::TypeInvalid, value.clone(), "must be a string")
+}
+
+/// apimachinery's `RegexError`: the message, examples and the regular expression.
+fn regex_error(msg: &str, regex: &str, examples: &[&str]) -> String {
+    format!("{msg} (e.g. '{}', regex used for validation is '{regex}')", examples.join("',  or '"))
+}
+
+const QUALIFIED_NAME_MSG: &str = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
+const QUALIFIED_NAME_FMT: &str = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";
+
+/// `[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?`
+fn is_qualified_name_part(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+}
+
+/// `IsQualifiedName`: `[prefix/]name`, the prefix a DNS-1123 subdomain, the name at most 63
+/// characters.
+pub(crate) fn qualified_name(s: &str) -> Vec<String> {
+    let mut msgs = Vec::new();
+    let parts: Vec<&str> = s.split('/').collect();
+    let name = match parts.as_slice() {
+        [name] => *name,
+        [prefix, name] => {
+            if prefix.is_empty() {
+                msgs.push("prefix part must be non-empty".to_owned());
+            } else {
+                msgs.extend(dns1123_subdomain(prefix).into_iter().map(|m| format!("prefix part {m}")));
+            }
+            *name
+        }
+        _ => {
+            msgs.push(format!(
+                "a qualified name {} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')",
+                regex_error(QUALIFIED_NAME_MSG, QUALIFIED_NAME_FMT, &["MyName", "my.name", "123-abc"])
+            ));
+            return msgs;
+        }
+    };
+    if name.is_empty() {
+        msgs.push("name part must be non-empty".to_owned());
+    } else if name.len() > 63 {
+        msgs.push("name part must be no more than 63 characters".to_owned());
+    }
+    if !is_qualified_name_part(name) {
+        msgs.push(format!(
+            "name part {}",
+            regex_error(QUALIFIED_NAME_MSG, QUALIFIED_NAME_FMT, &["MyName", "my.name", "123-abc"])
+        ));
+    }
+    msgs
+}
+
+/// `IsValidLabelValue`: empty, or a qualified-name part of at most 63 characters.
+pub(crate) fn label_value(s: &str) -> Vec<String> {
+    let mut msgs = Vec::new();
+    if s.len() > 63 {
+        msgs.push("must be no more than 63 characters".to_owned());
+    }
+    if !s.is_empty() && !is_qualified_name_part(s) {
+        msgs.push(regex_error(
+            "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character",
+            "(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?",
+            &["MyValue", "my_value", "12345"],
+        ));
+    }
+    msgs
 }
 
 /// `IsDNS1123Subdomain`: the messages for a name that is not one (none when it is).
@@ -197,5 +290,26 @@ mod tests {
                 .is_empty()
         );
         assert_eq!(check(&json!({"metadata": {"name": "ok", "nmae": "x"}})).unknown, ["metadata.nmae"]);
+        let msgs = bodies(
+            json!({"metadata": {"name": "ok", "labels": {"team": "a b", "-x": "y"}, "annotations": {"Ok/Key": "v"}}}),
+        );
+        assert_eq!(msgs.len(), 2, "{msgs:#?}");
+        assert!(
+            msgs[0].starts_with(
+                r#"metadata.labels: Invalid value: "a b": a valid label must be an empty string"#
+            )
+        );
+        assert!(msgs[1].starts_with(r#"metadata.labels: Invalid value: "-x": name part must consist of"#));
+    }
+
+    #[test]
+    fn qualified_names() {
+        assert!(qualified_name("app.kubernetes.io/name").is_empty());
+        assert!(qualified_name("team").is_empty());
+        assert_eq!(qualified_name("/x"), ["prefix part must be non-empty"]);
+        assert_eq!(qualified_name("a/b/c").len(), 1);
+        assert!(!qualified_name(&"a".repeat(64)).is_empty());
+        assert!(label_value("").is_empty());
+        assert!(!label_value("a_").is_empty());
     }
 }
