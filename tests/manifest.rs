@@ -302,6 +302,23 @@ fn problems_print_file_line_object_field_and_message() {
 }
 
 #[test]
+fn values_the_api_server_stores_but_the_types_cannot_hold_are_reported() {
+    // `int32` is not a format the API server checks, so 3000000000 replicas pass its schema;
+    // the operator could not read the object back, so cairn refuses it.
+    let text = "apiVersion: cairn.dev/v1alpha1\nkind: AIGateway\nmetadata: {name: llm}\nspec:\n  replicas: 3000000000\n  listener: {port: 80}\n";
+    let problems = manifest::load_str("g.yaml", text, &options()).unwrap_err();
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert_eq!(problems[0].stage, Stage::Schema);
+    assert!(
+        problems[0].to_string().starts_with(
+            "g.yaml:1: AIGateway/llm: passes the API server's checks but cannot be read as a AIGateway:"
+        ),
+        "{}",
+        problems[0]
+    );
+}
+
+#[test]
 fn a_rule_on_the_object_itself_is_reported_at_nil_like_the_api_server() {
     let text = "apiVersion: cairn.dev/v1alpha1\nkind: MCPServer\nmetadata: {name: a.b}\nspec:\n  gatewayRefs: [{name: t}]\n  url: http://x\n";
     let problems = manifest::load_str("s.yaml", text, &options()).unwrap_err();

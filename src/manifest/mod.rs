@@ -504,7 +504,7 @@ impl<'a> Loader<'a> {
                 file,
                 line,
                 object,
-                format!("passes the schema but does not fit the {kind} type: {e}"),
+                format!("passes the API server's checks but cannot be read as a {kind}: {e}"),
             ),
         }
     }

@@ -246,13 +246,38 @@ fn type_of(value: &Value) -> &'static str {
     }
 }
 
-/// The Go format kube-openapi infers for a decoded value (`int64` or `float64` for numbers).
-fn format_of(value: &Value) -> &'static str {
-    match value {
-        Value::Number(n) if n.is_f64() => "float64",
-        Value::Number(_) => "int64",
-        _ => "",
-    }
+/// The schema `format`, as the API server keeps it: `StripUnsupportedFormatsPostProcess` drops
+/// every format CRDs do not support, which includes `int32`, `int64`, `float` and `double`. So
+/// no number is range-checked against its Go type here, exactly as on a cluster.
+fn supported_format(schema: &Value) -> &str {
+    const SUPPORTED: [&str; 23] = [
+        "bsonobjectid",
+        "uri",
+        "email",
+        "hostname",
+        "ipv4",
+        "ipv6",
+        "cidr",
+        "mac",
+        "uuid",
+        "uuid3",
+        "uuid4",
+        "uuid5",
+        "isbn",
+        "isbn10",
+        "isbn13",
+        "creditcard",
+        "ssn",
+        "hexcolor",
+        "rgbcolor",
+        "byte",
+        "password",
+        "date",
+        "duration",
+    ];
+    let format = schema.get("format").and_then(Value::as_str).unwrap_or_default();
+    let normalized = format.replace('-', "");
+    if SUPPORTED.contains(&normalized.as_str()) || normalized == "datetime" { format } else { "" }
 }
 
 /// Validates custom resources against structural schemas. Holds compiled `pattern`s.
@@ -309,7 +334,7 @@ impl SchemaValidator {
         self.type_check(schema, &types, value, path, out);
         match value {
             Value::String(s) => self.string(schema, s, path, out),
-            Value::Number(_) => number(schema, &types, value, path, out),
+            Value::Number(_) => number(schema, value, path, out),
             Value::Array(items) => self.array(schema, items, path, out),
             Value::Object(map) => self.object(schema, map, path, out),
             Value::Bool(_) | Value::Null => {}
@@ -331,11 +356,15 @@ impl SchemaValidator {
         let actual = type_of(value);
         let int_as_number = actual == "integer" && types.contains(&"number");
         let fits = types.contains(&actual) || int_as_number;
-        let format = schema.get("format").and_then(Value::as_str).unwrap_or_default();
-        let scalar = !matches!(value, Value::String(_) | Value::Array(_));
-        if scalar && !format.is_empty() && !fits && format_of(value) != format {
-            // kube-openapi names the expected format, and the data's Go format, in this case.
-            out.push(type_error(path, format, format_of(value)));
+        // kube-openapi's typeValidator, for the (string) formats the API server keeps.
+        let format = supported_format(schema);
+        let string_or_list = matches!(value, Value::String(_) | Value::Array(_));
+        if !format.is_empty() && !string_or_list && !fits {
+            out.push(type_error(path, format, ""));
+            return;
+        }
+        let numeric = types.contains(&"number") || types.contains(&"integer");
+        if !format.is_empty() && !numeric && string_or_list {
             return;
         }
         if !fits {
@@ -477,20 +506,9 @@ fn same_value(a: &Value, b: &Value) -> bool {
     }
 }
 
-fn number(schema: &Value, types: &[&str], value: &Value, path: &str, out: &mut Vec<FieldError>) {
-    let format = schema.get("format").and_then(Value::as_str).unwrap_or_default();
+fn number(schema: &Value, value: &Value, path: &str, out: &mut Vec<FieldError>) {
     let int = value.as_i64();
     let float = value.as_f64().unwrap_or_default();
-    // IsValueValidAgainstRange: an int32 field must hold a value that fits 32 bits. The API
-    // server reports this one without a field path (it is not a kube-openapi `Validation`).
-    if types == ["integer"] && format == "int32" && int.is_some_and(|i| i32::try_from(i).is_err()) {
-        out.push(FieldError::new(
-            "",
-            ErrorType::Invalid,
-            Value::from(""),
-            format!("Checked value must be of type integer with format int32 in {}", name(path)),
-        ));
-    }
     if let Some(factor) = schema.get("multipleOf").and_then(Value::as_f64)
         && factor > 0.0
     {
@@ -591,14 +609,16 @@ mod tests {
         assert_eq!(
             messages(&s, json!({"spec": {"replicas": 1.5}})),
             [
-                r#"spec.replicas: Invalid value: "float64": spec.replicas in body must be of type int32: "float64""#
+                r#"spec.replicas: Invalid value: "number": spec.replicas in body must be of type integer: "number""#
             ]
         );
+        // `int32` is not a format CRDs keep: the API server does not range-check it (the typed
+        // deserialization after validation reports it instead).
+        assert!(messages(&s, json!({"spec": {"replicas": 3_000_000_000i64}})).is_empty());
+        let s = spec(json!({"at": {"type": "string", "format": "date-time"}}), &[]);
         assert_eq!(
-            messages(&s, json!({"spec": {"replicas": 3_000_000_000i64}})),
-            [
-                r#"<nil>: Invalid value: "": Checked value must be of type integer with format int32 in spec.replicas"#
-            ]
+            messages(&s, json!({"spec": {"at": true}})),
+            [r#"spec.at: Invalid value: "": spec.at in body must be of type date-time: """#]
         );
         let s = spec(json!({"x": {"type": "object"}}), &[]);
         assert_eq!(
