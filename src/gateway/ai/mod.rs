@@ -2,3 +2,7 @@
 
 pub mod sse;
 pub mod usage;
+pub mod translate;
+pub mod pii;
+pub mod guardrails;
+pub mod cache;
