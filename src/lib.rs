@@ -12,3 +12,5 @@ pub mod compile;
 pub mod config;
 pub mod policy;
 pub mod gateway;
+pub mod workspace;
+pub mod explain;
