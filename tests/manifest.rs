@@ -326,7 +326,7 @@ fn a_rule_on_the_object_itself_is_reported_at_nil_like_the_api_server() {
     assert_eq!(
         lines,
         [
-            r#"s.yaml:1: MCPServer/a.b: <nil>: Invalid value: "object": metadata.name is not a valid tool prefix (^[a-z0-9-]{1,40}$): set spec.prefix"#
+            r#"s.yaml:1: MCPServer/a.b: <nil>: Invalid value: metadata.name is not a valid tool prefix (^[a-z0-9-]{1,40}$): set spec.prefix"#
         ]
     );
     assert_eq!(problems[0].stage, Stage::Cel);

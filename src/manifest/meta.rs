@@ -105,6 +105,9 @@ pub(crate) fn check(object: &Value) -> MetaCheck {
         match meta.get(map) {
             None | Some(Value::Null) => {}
             Some(Value::Object(entries)) => {
+                // The API server reports them in key order.
+                let mut entries: Vec<_> = entries.iter().collect();
+                entries.sort_by_key(|(k, _)| *k);
                 for (k, v) in entries {
                     // ValidateLabels / ValidateAnnotations: qualified-name keys (annotation keys
                     // lowercased first), label values of at most 63 characters.
@@ -294,12 +297,12 @@ mod tests {
             json!({"metadata": {"name": "ok", "labels": {"team": "a b", "-x": "y"}, "annotations": {"Ok/Key": "v"}}}),
         );
         assert_eq!(msgs.len(), 2, "{msgs:#?}");
+        assert!(msgs[0].starts_with(r#"metadata.labels: Invalid value: "-x": name part must consist of"#));
         assert!(
-            msgs[0].starts_with(
+            msgs[1].starts_with(
                 r#"metadata.labels: Invalid value: "a b": a valid label must be an empty string"#
             )
         );
-        assert!(msgs[1].starts_with(r#"metadata.labels: Invalid value: "-x": name part must consist of"#));
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //!    (`spec.replicas: Invalid value: "string": spec.replicas in body must be of type integer:
 //!    "string"`);
 //! 3. **cel** ([`Stage::Cel`]): the CRD's `x-kubernetes-validations` rules, evaluated with
-//!    kube-cel on the defaulted object (`spec: Invalid value: "object": <rule message>`).
+//!    kube-cel on the defaulted object (`spec: Invalid value: <rule message>`).
 //!
 //! The schema and the rules come from [`crate::api::crds`], the same CRDs `cairn crds` writes, so
 //! `cairn validate` refuses what the API server refuses, with the same words. What passes is

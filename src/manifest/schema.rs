@@ -43,14 +43,20 @@ pub(crate) struct FieldError {
     /// The field path; empty for the object itself, which the API server prints as `<nil>`.
     pub path: String,
     pub kind: ErrorType,
-    /// The bad value, printed after the type for `Invalid`, `Unsupported` and `Too many`.
-    pub value: Value,
+    /// The bad value, printed after the type for `Invalid`, `Unsupported` and `Too many`;
+    /// `None` when the API server omits it (CEL rule failures, since Kubernetes 1.33 or so).
+    pub value: Option<Value>,
     pub detail: String,
 }
 
 impl FieldError {
     pub(crate) fn new(path: &str, kind: ErrorType, value: Value, detail: impl Into<String>) -> Self {
-        Self { path: path.to_owned(), kind, value, detail: detail.into() }
+        Self { path: path.to_owned(), kind, value: Some(value), detail: detail.into() }
+    }
+
+    /// An error whose message leaves the bad value out (`spec: Invalid value: <detail>`).
+    pub(crate) fn without_value(path: &str, kind: ErrorType, detail: impl Into<String>) -> Self {
+        Self { path: path.to_owned(), kind, value: None, detail: detail.into() }
     }
 
     /// The path as the API server prints it.
@@ -60,14 +66,16 @@ impl FieldError {
 
     /// `field.Error.ErrorBody()`: the message without the field path.
     pub(crate) fn body(&self) -> String {
+        let with_value = |kind: &str| match &self.value {
+            Some(v) => format!("{kind}: {}", go_value(v)),
+            None => kind.to_owned(),
+        };
         let mut s = match self.kind {
             ErrorType::Required => "Required value".to_owned(),
             ErrorType::TooLong => "Too long".to_owned(),
-            ErrorType::Invalid | ErrorType::TypeInvalid => {
-                format!("Invalid value: {}", go_value(&self.value))
-            }
-            ErrorType::NotSupported => format!("Unsupported value: {}", go_value(&self.value)),
-            ErrorType::TooMany => format!("Too many: {}", go_value(&self.value)),
+            ErrorType::Invalid | ErrorType::TypeInvalid => with_value("Invalid value"),
+            ErrorType::NotSupported => with_value("Unsupported value"),
+            ErrorType::TooMany => with_value("Too many"),
         };
         if !self.detail.is_empty() {
             s.push_str(": ");

@@ -1,0 +1,826 @@
+//! The request path of the AI gateway: identify → read and check the body → policy → route →
+//! limits and budgets → attempts with retries and fallback → relay (whole or streamed) →
+//! accounting (tokens, cost, budgets, metrics, access log).
+
+use super::budget::{Usage, cost_micros, count_tokens, prompt_text};
+use super::error::{AiError, Body, Front, full};
+use super::routing::{RuleRt, TargetRt, all_ejected, exact_models, find_rule, order_group};
+use super::sse::{SseEvent, SseParser};
+use super::state::AiRuntime;
+use super::upstream::{Op, SendError, UpBody, UpResponse, send};
+use crate::config::{BudgetAction, FailureMode, FallbackOn};
+use crate::gateway::access_log::Record;
+use crate::gateway::state::Shared;
+use crate::gateway::store::{Admission, BudgetReq, LimitReq};
+use crate::policy::{Decision, window_end, window_key};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use serde_json::{Map, Value};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Request bodies when the config sets no limit.
+const DEFAULT_MAX_BODY: u64 = 10 << 20;
+/// Largest upstream body read whole (non-streaming answers, error bodies).
+const MAX_UPSTREAM_BODY: usize = 64 << 20;
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Serves one request on an AI gateway. Never fails: every error becomes a response in the
+/// caller's format.
+pub async fn handle<B>(rt: Arc<AiRuntime>, shared: Arc<Shared>, req: Request<B>) -> Response<Body>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let path = req.uri().path().to_string();
+    let front = if path.starts_with("/v1/messages") { Front::Anthropic } else { Front::OpenAi };
+    let mut rec = Record::new(&rt.gateway, req.method().as_str(), &path);
+    let access_log = rt.config.telemetry.access_log;
+    match serve(&rt, &shared, req, &mut rec).await {
+        Ok(Served::Done(resp)) => {
+            rec.status = resp.status().as_u16();
+            rec.finish(&shared.metrics, access_log);
+            resp
+        }
+        // A stream's task finishes the record.
+        Ok(Served::Streaming(resp)) => resp,
+        Err(e) => {
+            rec.status = e.status().as_u16();
+            rec.outcome = e.category();
+            rec.error = Some(e.to_string());
+            rec.finish(&shared.metrics, access_log);
+            e.response(front)
+        }
+    }
+}
+
+enum Served {
+    Done(Response<Body>),
+    Streaming(Response<Body>),
+}
+
+fn op_of(method: &Method, path: &str) -> Result<Option<Op>, AiError> {
+    let path = path.trim_end_matches('/');
+    let (op, want) = match path {
+        "/v1/models" => (None, Method::GET),
+        "/v1/chat/completions" => (Some(Op::Chat), Method::POST),
+        "/v1/embeddings" => (Some(Op::Embeddings), Method::POST),
+        "/v1/responses" => (Some(Op::Responses), Method::POST),
+        "/v1/messages" => (Some(Op::Messages), Method::POST),
+        _ => return Err(AiError::UnknownPath(path.to_string())),
+    };
+    if *method != want {
+        return Err(AiError::MethodNotAllowed(method.to_string()));
+    }
+    Ok(op)
+}
+
+async fn serve<B>(
+    rt: &Arc<AiRuntime>,
+    shared: &Arc<Shared>,
+    req: Request<B>,
+    rec: &mut Record,
+) -> Result<Served, AiError>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (parts, body) = req.into_parts();
+    let op = op_of(&parts.method, parts.uri.path())?;
+    rec.op = op.map_or("models", Op::as_str);
+    let subject = rt
+        .identity
+        .authenticate(&parts.headers, &rt.policy)
+        .await
+        .map_err(|e| AiError::Unauthorized(e.to_string()))?;
+    rec.subject = subject.clone();
+    let Some(op) = op else {
+        return Ok(Served::Done(models(rt, &subject)));
+    };
+
+    // The body, bounded.
+    let max = if rt.max_body == 0 { DEFAULT_MAX_BODY } else { rt.max_body };
+    let declared = parts.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Err(AiError::TooLarge(max));
+    }
+    let bytes = match Limited::new(body, usize::try_from(max).unwrap_or(usize::MAX)).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(AiError::TooLarge(max)),
+        Err(e) => return Err(AiError::BadRequest(format!("could not read the request body: {e}"))),
+    };
+    let json: Map<String, Value> = serde_json::from_slice(&bytes).map_err(|e| {
+        AiError::BadRequest(format!("We could not parse the JSON body of your request: {e}"))
+    })?;
+    let model = match json.get("model") {
+        Some(Value::String(m)) if !m.is_empty() => m.clone(),
+        Some(Value::String(_)) | None | Some(Value::Null) => return Err(AiError::MissingModel),
+        Some(_) => return Err(AiError::BadRequest("'model' must be a string".into())),
+    };
+    rec.model = model.clone();
+    let stream = op != Op::Embeddings && json.get("stream").and_then(Value::as_bool) == Some(true);
+    rec.stream = stream;
+
+    // Policy, then route.
+    let (limits, budgets) = match rt.policy.check_model(&subject, &model) {
+        Decision::Deny(d) => return Err(AiError::Forbidden(d.to_string())),
+        Decision::Allow(a) => {
+            let now = unix_now();
+            let limits: Vec<LimitReq> = a
+                .limits()
+                .filter(|l| l.limits.requests_per_minute.is_some() || l.limits.tokens_per_minute.is_some())
+                .map(|l| LimitReq {
+                    key: l.key.to_string(),
+                    rpm: l.limits.requests_per_minute,
+                    tpm: l.limits.tokens_per_minute,
+                })
+                .collect();
+            let budgets: Vec<BudgetReq> = a
+                .budgets()
+                .map(|b| BudgetReq {
+                    key: format!("{}/{}", b.key, window_key(b.budget.window, now)),
+                    limit_micros: (b.budget.amount_usd.max(0.0) * 1e6).round() as u64,
+                    block: b.budget.action == BudgetAction::Block,
+                    expires_at: window_end(b.budget.window, now),
+                })
+                .collect();
+            (limits, budgets)
+        }
+    };
+    let rule = find_rule(&rt.rules, &model, &parts.headers).ok_or_else(|| AiError::ModelNotFound(model.clone()))?;
+    rec.route = rule.cfg.route.clone();
+    rec.rule = rule.cfg.name.clone();
+
+    // Limits and budgets.
+    let mut charge = true;
+    match rt.store.admit(&rt.store_prefix, unix_now(), &limits, &budgets).await {
+        Ok(Admission::Allowed) => {}
+        Ok(Admission::RateLimited { key, what, limit, retry_after }) => {
+            return Err(AiError::RateLimited {
+                message: format!(
+                    "Rate limit reached for {what} per minute (limit {limit}, counter {key}); try again in {retry_after}s."
+                ),
+                retry_after,
+            });
+        }
+        Ok(Admission::OverBudget { key }) => {
+            return Err(AiError::OverBudget(format!(
+                "You exceeded your current quota: budget {key} is spent for this window."
+            )));
+        }
+        Err(e) => {
+            shared
+                .metrics
+                .store_errors
+                .get_or_create(&crate::gateway::metrics::GatewayLabels {
+                    gateway: rt.gateway.clone(),
+                    kind: rt.store.kind().to_string(),
+                })
+                .inc();
+            if rt.failure_mode == Some(FailureMode::Closed) {
+                return Err(AiError::StoreUnavailable(format!(
+                    "{e}; this gateway fails closed, so requests are refused until the store is back"
+                )));
+            }
+            tracing::warn!(gateway = %rt.gateway, error = %e, "limits store unavailable; failing open");
+            charge = false;
+        }
+    }
+
+    let ctx = Ctx {
+        rt: rt.clone(),
+        shared: shared.clone(),
+        op,
+        front: if op == Op::Messages { Front::Anthropic } else { Front::OpenAi },
+        stream,
+        prompt: json,
+        model,
+        headers: parts.headers,
+        limits,
+        budgets,
+        charge,
+    };
+    ctx.run(rule, rec).await
+}
+
+/// `GET /v1/models`: the exact model names of the rules the caller may use.
+fn models(rt: &AiRuntime, subject: &str) -> Response<Body> {
+    let mut seen = std::collections::BTreeMap::new();
+    for rule in &rt.rules {
+        for m in exact_models(rule) {
+            if rt.policy.check_model(subject, m).is_allowed() {
+                seen.entry(m.to_string()).or_insert_with(|| rule.cfg.route.clone());
+            }
+        }
+    }
+    let data: Vec<Value> = seen
+        .into_iter()
+        .map(|(id, route)| serde_json::json!({"id": id, "object": "model", "created": 0, "owned_by": route}))
+        .collect();
+    json_response(StatusCode::OK, serde_json::json!({"object": "list", "data": data}).to_string().into())
+}
+
+fn json_response(status: StatusCode, body: Bytes) -> Response<Body> {
+    let mut r = Response::new(full(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+/// Everything an admitted request carries through its attempts.
+struct Ctx {
+    rt: Arc<AiRuntime>,
+    shared: Arc<Shared>,
+    op: Op,
+    front: Front,
+    stream: bool,
+    prompt: Map<String, Value>,
+    model: String,
+    headers: HeaderMap,
+    limits: Vec<LimitReq>,
+    budgets: Vec<BudgetReq>,
+    /// False when the store failed open at admission: nothing is charged.
+    charge: bool,
+}
+
+/// How an attempt ended.
+enum Attempt {
+    /// A usable answer: headers and, for streams, the first chunk.
+    Ok { resp: UpResponse, first: Option<Bytes>, at: Instant },
+    /// A failure the rule may fall back on (`cond`), with what the client gets if it is the last.
+    Retryable { cond: FallbackOn, last: Failure },
+    /// Final as it is (the caller's 4xx, or a failure the rule does not fall back on).
+    Final(Failure),
+}
+
+/// What a failed request answers.
+enum Failure {
+    /// The upstream's own error, passed through (its format is the front end's).
+    Upstream { status: StatusCode, headers: HeaderMap, body: Bytes },
+    /// A gateway error.
+    Gateway(AiError),
+}
+
+impl Failure {
+    fn into_response(self, front: Front, rec: &mut Record) -> Result<Served, AiError> {
+        match self {
+            Failure::Gateway(e) => Err(e),
+            Failure::Upstream { status, headers, body } => {
+                rec.outcome = if status == StatusCode::TOO_MANY_REQUESTS {
+                    "upstream_rate_limited"
+                } else if status.is_server_error() {
+                    "upstream_error"
+                } else {
+                    "upstream_client_error"
+                };
+                rec.error = Some(format!("upstream answered {status}"));
+                let _ = front;
+                let mut r = Response::new(full(body));
+                *r.status_mut() = status;
+                for name in [http::header::CONTENT_TYPE, http::header::RETRY_AFTER] {
+                    if let Some(v) = headers.get(&name) {
+                        r.headers_mut().insert(name, v.clone());
+                    }
+                }
+                Ok(Served::Done(r))
+            }
+        }
+    }
+}
+
+fn remaining(deadline: Option<Instant>) -> Option<Duration> {
+    deadline.map(|d| d.saturating_duration_since(Instant::now()))
+}
+
+fn min_opt(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+async fn within<F: std::future::Future>(limit: Option<Duration>, f: F) -> Option<F::Output> {
+    match limit {
+        Some(d) => tokio::time::timeout(d, f).await.ok(),
+        None => Some(f.await),
+    }
+}
+
+async fn read_all(body: &mut UpBody, limit: Option<Duration>) -> Result<Bytes, AiError> {
+    let read = async {
+        let mut buf = bytes::BytesMut::new();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| AiError::BadGateway(format!("upstream body failed: {e}")))?;
+            if buf.len() + chunk.len() > MAX_UPSTREAM_BODY {
+                return Err(AiError::BadGateway("upstream answer is too large".into()));
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(buf.freeze())
+    };
+    within(limit, read).await.unwrap_or_else(|| Err(AiError::GatewayTimeout("upstream answer timed out".into())))
+}
+
+impl Ctx {
+    async fn run(self, rule: &RuleRt, rec: &mut Record) -> Result<Served, AiError> {
+        let started = rec.started;
+        let timeouts = &rule.cfg.timeouts;
+        let deadline = timeouts.total_ms.map(|ms| started + Duration::from_millis(ms));
+        let first_token = timeouts.first_token_ms.map(Duration::from_millis);
+        let retries = rule.cfg.retries.as_ref().map_or(0, |r| r.attempts);
+        if let Some(r) = &rule.cfg.retries {
+            self.shared.retry_deposit(&self.rt.gateway, r.budget_percent);
+        }
+        let ejected_all = all_ejected(rule, self.op, &self.shared);
+        let mut last: Option<Failure> = None;
+        for group in &rule.groups {
+            let order = order_group(group, self.op, &self.shared, ejected_all);
+            if order.is_empty() {
+                continue;
+            }
+            let mut tries = 0u32;
+            let mut next = 0usize;
+            loop {
+                let target = &order[next % order.len()];
+                next += 1;
+                rec.attempts += 1;
+                rec.backend = target.backend.name.clone();
+                let upstream_model = target.model.clone().unwrap_or_else(|| self.model.clone());
+                rec.upstream_model = upstream_model.clone();
+                let outcome = self.attempt(target, &upstream_model, deadline, first_token).await;
+                let result = match &outcome {
+                    Attempt::Ok { .. } => "ok",
+                    Attempt::Retryable { cond: FallbackOn::RateLimited, .. } => "rate_limited",
+                    Attempt::Retryable { cond: FallbackOn::ServerError, .. } => "server_error",
+                    Attempt::Retryable { cond: FallbackOn::Timeout, .. } => "timeout",
+                    Attempt::Retryable { cond: FallbackOn::ConnectError, .. } => "connect_error",
+                    Attempt::Final(_) => "client_error",
+                };
+                self.shared
+                    .metrics
+                    .attempts
+                    .get_or_create(&crate::gateway::metrics::AttemptLabels {
+                        gateway: self.rt.gateway.clone(),
+                        backend: target.backend.name.clone(),
+                        result: result.to_string(),
+                    })
+                    .inc();
+                match outcome {
+                    Attempt::Ok { resp, first, at } => {
+                        self.shared.record_success(&target.backend.health_key);
+                        return self.deliver(target, &upstream_model, resp, first, at, deadline, rule, rec).await;
+                    }
+                    Attempt::Final(f) => return f.into_response(self.front, rec),
+                    Attempt::Retryable { cond, last: failure } => {
+                        let ej = &rule.cfg.ejection;
+                        if self.shared.record_failure(
+                            &target.backend.health_key,
+                            ej.consecutive_failures,
+                            Duration::from_millis(ej.cooldown_ms),
+                        ) {
+                            tracing::warn!(gateway = %self.rt.gateway, backend = %target.backend.name,
+                                cooldown_ms = ej.cooldown_ms, "backend ejected after consecutive failures");
+                        }
+                        if !rule.falls_back_on(cond) {
+                            return failure.into_response(self.front, rec);
+                        }
+                        last = Some(failure);
+                        if remaining(deadline).is_some_and(|d| d.is_zero()) {
+                            break;
+                        }
+                        if tries < retries && self.shared.retry_take(&self.rt.gateway) {
+                            tries += 1;
+                            continue;
+                        }
+                        break;
+                    }
+                }
+            }
+            if remaining(deadline).is_some_and(|d| d.is_zero()) {
+                break;
+            }
+        }
+        match last {
+            Some(f) => f.into_response(self.front, rec),
+            None => Err(AiError::BadGateway(format!(
+                "no backend of route {} rule {} can serve {} requests",
+                rule.cfg.route,
+                rule.cfg.name,
+                self.op.as_str()
+            ))),
+        }
+    }
+
+    /// The upstream body for one target.
+    fn upstream_body(&self, upstream_model: &str) -> (Bytes, bool) {
+        let mut body = self.prompt.clone();
+        body.insert("model".into(), Value::String(upstream_model.to_string()));
+        let mut injected = false;
+        if self.op == Op::Chat && self.stream {
+            let asked = body.get("stream_options").and_then(|o| o.get("include_usage")).and_then(Value::as_bool)
+                == Some(true);
+            if !asked {
+                let opts = body.entry("stream_options").or_insert_with(|| Value::Object(Map::new()));
+                if !opts.is_object() {
+                    *opts = Value::Object(Map::new());
+                }
+                if let Value::Object(o) = opts {
+                    o.insert("include_usage".into(), Value::Bool(true));
+                }
+                injected = true;
+            }
+        }
+        (Bytes::from(serde_json::to_vec(&body).unwrap_or_default()), injected)
+    }
+
+    async fn attempt(
+        &self,
+        target: &TargetRt,
+        upstream_model: &str,
+        deadline: Option<Instant>,
+        first_token: Option<Duration>,
+    ) -> Attempt {
+        let (body, _) = self.upstream_body(upstream_model);
+        let limit = min_opt(remaining(deadline), first_token);
+        let sent = within(limit, send(&self.shared.clients, &target.backend, self.op, body, &self.headers)).await;
+        let mut resp = match sent {
+            None => {
+                return Attempt::Retryable {
+                    cond: FallbackOn::Timeout,
+                    last: Failure::Gateway(AiError::GatewayTimeout(format!(
+                        "backend {} did not answer in time",
+                        target.backend.name
+                    ))),
+                };
+            }
+            Some(Err(SendError::Connect(e))) => {
+                return Attempt::Retryable {
+                    cond: FallbackOn::ConnectError,
+                    last: Failure::Gateway(AiError::BadGateway(format!(
+                        "cannot connect to backend {}: {e}",
+                        target.backend.name
+                    ))),
+                };
+            }
+            Some(Err(SendError::Other(e))) => {
+                return Attempt::Retryable {
+                    cond: FallbackOn::ServerError,
+                    last: Failure::Gateway(AiError::BadGateway(format!("backend {} failed: {e}", target.backend.name))),
+                };
+            }
+            Some(Ok(r)) => r,
+        };
+        let status = resp.status;
+        if !status.is_success() {
+            let body = read_all(&mut resp.body, Some(remaining(deadline).unwrap_or(Duration::from_secs(30))))
+                .await
+                .unwrap_or_default();
+            let failure = Failure::Upstream { status, headers: resp.headers, body };
+            return if status == StatusCode::TOO_MANY_REQUESTS {
+                Attempt::Retryable { cond: FallbackOn::RateLimited, last: failure }
+            } else if status.is_server_error() {
+                Attempt::Retryable { cond: FallbackOn::ServerError, last: failure }
+            } else {
+                Attempt::Final(failure)
+            };
+        }
+        if !self.stream {
+            return Attempt::Ok { resp, first: None, at: Instant::now() };
+        }
+        // A stream is committed only once its first chunk arrived in time.
+        let limit = min_opt(remaining(deadline), first_token);
+        match within(limit, resp.body.next()).await {
+            None => Attempt::Retryable {
+                cond: FallbackOn::Timeout,
+                last: Failure::Gateway(AiError::GatewayTimeout(format!(
+                    "backend {} sent no first token in time",
+                    target.backend.name
+                ))),
+            },
+            Some(Some(Ok(first))) => Attempt::Ok { resp, first: Some(first), at: Instant::now() },
+            Some(Some(Err(e))) => Attempt::Retryable {
+                cond: FallbackOn::ServerError,
+                last: Failure::Gateway(AiError::BadGateway(format!(
+                    "backend {} broke the stream: {e}",
+                    target.backend.name
+                ))),
+            },
+            Some(None) => Attempt::Retryable {
+                cond: FallbackOn::ServerError,
+                last: Failure::Gateway(AiError::BadGateway(format!(
+                    "backend {} ended the stream before any event",
+                    target.backend.name
+                ))),
+            },
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn deliver(
+        self,
+        target: &TargetRt,
+        upstream_model: &str,
+        mut resp: UpResponse,
+        first: Option<Bytes>,
+        first_at: Instant,
+        deadline: Option<Instant>,
+        rule: &RuleRt,
+        rec: &mut Record,
+    ) -> Result<Served, AiError> {
+        let price = target.backend.models.get(upstream_model).cloned();
+        if !self.stream {
+            let body = read_all(&mut resp.body, remaining(deadline)).await?;
+            let parsed: Value = serde_json::from_slice(&body).map_err(|_| {
+                AiError::BadGateway(format!("backend {} answered something that is not JSON", target.backend.name))
+            })?;
+            let usage = match self.op {
+                Op::Messages => parsed.get("usage").and_then(Usage::from_anthropic),
+                _ => parsed.get("usage").and_then(Usage::from_openai),
+            }
+            .unwrap_or_else(|| Usage {
+                input: count_tokens(&prompt_text(&self.prompt)),
+                cached_input: 0,
+                output: count_tokens(&answer_text(&parsed)),
+                estimated: true,
+            });
+            self.account(usage, price.as_ref(), rec).await;
+            let mut r = Response::new(full(body));
+            r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            return Ok(Served::Done(r));
+        }
+
+        let (tx, rx) = mpsc::channel::<Bytes>(16);
+        let mut r = Response::new(BodyExt::boxed(ChannelBody { rx }));
+        let h = r.headers_mut();
+        h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        let idle = rule.cfg.timeouts.idle_ms.map(Duration::from_millis);
+        let (_, strip_usage) = self.upstream_body(upstream_model);
+        let mut rec = rec.clone();
+        rec.status = 200;
+        tokio::spawn(async move {
+            let mut relay = Relay::new(self.op, strip_usage);
+            let end = relay.run(&mut resp.body, first, first_at, &tx, idle, deadline, rec.started).await;
+            rec.ttft = relay.ttft;
+            match &end {
+                StreamEnd::Complete => {}
+                StreamEnd::ClientGone => {
+                    rec.outcome = "client_disconnected";
+                    rec.status = 499;
+                }
+                StreamEnd::Broken(e) => {
+                    rec.outcome = e.category();
+                    rec.error = Some(e.to_string());
+                    // The client gets the error as the stream's last event.
+                    let _ = tx.send(e.stream_event(self.front)).await;
+                }
+            }
+            // Dropping the upstream body cancels the upstream request.
+            drop(resp);
+            let usage = relay.usage.unwrap_or_else(|| Usage {
+                input: count_tokens(&prompt_text(&self.prompt)),
+                cached_input: 0,
+                output: count_tokens(&relay.text),
+                estimated: true,
+            });
+            self.account(usage, price.as_ref(), &mut rec).await;
+            rec.finish(&self.shared.metrics, self.rt.config.telemetry.access_log);
+        });
+        Ok(Served::Streaming(r))
+    }
+
+    /// Charges tokens and cost, and records them.
+    async fn account(&self, usage: Usage, price: Option<&crate::config::AiModelConfig>, rec: &mut Record) {
+        let micros = cost_micros(price, &usage);
+        rec.usage = Some(usage);
+        rec.cost_micros = micros;
+        if !self.charge {
+            return;
+        }
+        let store = &self.rt.store;
+        let prefix = &self.rt.store_prefix;
+        let r1 = store.charge_tokens(prefix, unix_now(), &self.limits, usage.total()).await;
+        let r2 = store.charge_budgets(prefix, &self.budgets, micros).await;
+        for r in [r1, r2] {
+            if let Err(e) = r {
+                tracing::warn!(gateway = %self.rt.gateway, error = %e, "charging usage failed");
+                self.shared
+                    .metrics
+                    .store_errors
+                    .get_or_create(&crate::gateway::metrics::GatewayLabels {
+                        gateway: self.rt.gateway.clone(),
+                        kind: store.kind().to_string(),
+                    })
+                    .inc();
+            }
+        }
+    }
+}
+
+/// Text of a whole (non-streamed) answer, for estimation.
+fn answer_text(v: &Value) -> String {
+    let mut out = String::new();
+    if let Some(Value::Array(choices)) = v.get("choices") {
+        for c in choices {
+            if let Some(Value::String(s)) = c.pointer("/message/content") {
+                out.push_str(s);
+            }
+        }
+    }
+    if let Some(Value::Array(blocks)) = v.get("content") {
+        for b in blocks {
+            if let Some(Value::String(s)) = b.get("text") {
+                out.push_str(s);
+            }
+        }
+    }
+    out
+}
+
+/// How a relayed stream ended.
+enum StreamEnd {
+    /// Upstream finished properly.
+    Complete,
+    /// The client went away (the upstream request is cancelled).
+    ClientGone,
+    /// Upstream broke, stalled or sent garbage.
+    Broken(AiError),
+}
+
+/// Forwards a stream event by event, capturing usage and hiding the usage chunk the gateway asked
+/// for on the client's behalf.
+struct Relay {
+    op: Op,
+    strip_usage: bool,
+    parser: SseParser,
+    usage: Option<Usage>,
+    /// Output text seen, for estimation when no usage arrives.
+    text: String,
+    ttft: Option<Duration>,
+    finished: bool,
+}
+
+impl Relay {
+    fn new(op: Op, strip_usage: bool) -> Self {
+        Relay { op, strip_usage, parser: SseParser::default(), usage: None, text: String::new(), ttft: None, finished: false }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn run(
+        &mut self,
+        body: &mut UpBody,
+        first: Option<Bytes>,
+        first_at: Instant,
+        tx: &mpsc::Sender<Bytes>,
+        idle: Option<Duration>,
+        deadline: Option<Instant>,
+        started: Instant,
+    ) -> StreamEnd {
+        let mut pending = first;
+        let mut at = first_at;
+        loop {
+            let chunk = match pending.take() {
+                Some(c) => c,
+                None => {
+                    let limit = min_opt(remaining(deadline), idle);
+                    let next = tokio::select! {
+                        biased;
+                        _ = tx.closed() => return StreamEnd::ClientGone,
+                        n = within(limit, body.next()) => n,
+                    };
+                    match next {
+                        None => return StreamEnd::Broken(AiError::GatewayTimeout("upstream stream stalled".into())),
+                        Some(None) if self.finished => return StreamEnd::Complete,
+                        Some(None) => {
+                            return StreamEnd::Broken(AiError::BadGateway(
+                                "upstream stream ended before its final event".into(),
+                            ));
+                        }
+                        Some(Some(Err(e))) => {
+                            return StreamEnd::Broken(AiError::BadGateway(format!("upstream stream broke: {e}")));
+                        }
+                        Some(Some(Ok(c))) => {
+                            at = Instant::now();
+                            c
+                        }
+                    }
+                }
+            };
+            let events = match self.parser.push(&chunk) {
+                Ok(ev) => ev,
+                Err(e) => return StreamEnd::Broken(AiError::BadGateway(format!("upstream stream is malformed: {e}"))),
+            };
+            for ev in events {
+                if !self.inspect(&ev) {
+                    continue;
+                }
+                if self.ttft.is_none() {
+                    self.ttft = Some(at.saturating_duration_since(started));
+                }
+                if tx.send(ev.encode()).await.is_err() {
+                    return StreamEnd::ClientGone;
+                }
+            }
+        }
+    }
+
+    /// Reads usage and text from an event; `false` hides it from the client.
+    fn inspect(&mut self, ev: &SseEvent) -> bool {
+        if ev.is_done() {
+            self.finished = true;
+            return true;
+        }
+        let Ok(v) = serde_json::from_str::<Value>(&ev.data) else { return true };
+        match self.op {
+            Op::Chat => {
+                if let Some(u) = v.get("usage").filter(|u| u.is_object()).and_then(Usage::from_openai) {
+                    self.usage = Some(u);
+                    let empty = v.get("choices").and_then(Value::as_array).is_some_and(|c| c.is_empty());
+                    if self.strip_usage && empty {
+                        return false;
+                    }
+                }
+                if let Some(Value::Array(choices)) = v.get("choices") {
+                    for c in choices {
+                        if let Some(Value::String(s)) = c.pointer("/delta/content") {
+                            self.text.push_str(s);
+                        }
+                    }
+                }
+            }
+            Op::Messages => {
+                let ty = v.get("type").and_then(Value::as_str).unwrap_or_default();
+                match ty {
+                    "message_start" => {
+                        if let Some(u) = v.pointer("/message/usage").and_then(Usage::from_anthropic) {
+                            self.usage = Some(u);
+                        }
+                    }
+                    "message_delta" => {
+                        if let Some(delta) = v.get("usage").and_then(Usage::from_anthropic) {
+                            let mut u = self.usage.unwrap_or_default();
+                            // Cumulative: take the last, never sum.
+                            u.output = delta.output;
+                            if delta.input > 0 {
+                                u.input = delta.input;
+                                u.cached_input = delta.cached_input;
+                            }
+                            self.usage = Some(u);
+                        }
+                    }
+                    "content_block_delta" => {
+                        if let Some(Value::String(s)) = v.pointer("/delta/text") {
+                            self.text.push_str(s);
+                        }
+                    }
+                    "message_stop" => self.finished = true,
+                    _ => {}
+                }
+            }
+            Op::Responses => {
+                let ty = v.get("type").and_then(Value::as_str).unwrap_or_default();
+                match ty {
+                    "response.output_text.delta" => {
+                        if let Some(Value::String(s)) = v.get("delta") {
+                            self.text.push_str(s);
+                        }
+                    }
+                    "response.completed" | "response.incomplete" | "response.failed" => {
+                        self.finished = true;
+                        if let Some(u) = v.pointer("/response/usage").and_then(Usage::from_openai) {
+                            self.usage = Some(u);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Op::Embeddings => {}
+        }
+        true
+    }
+}
+
+/// A response body fed by the relay task. When the client goes away hyper drops it, the relay
+/// sees the channel close and drops the upstream body, which cancels the upstream request.
+struct ChannelBody {
+    rx: mpsc::Receiver<Bytes>,
+}
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        self.rx.poll_recv(cx).map(|o| o.map(|b| Ok(hyper::body::Frame::data(b))))
+    }
+}

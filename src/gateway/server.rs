@@ -1,0 +1,97 @@
+//! Serving one gateway on its listener: raw hyper (HTTP/1.1 and h2c), TCP_NODELAY, the current
+//! config version loaded per request from an [`ArcSwap`], graceful shutdown.
+
+use crate::gateway::ai::proxy;
+use crate::gateway::ai::state::AiRuntime;
+use crate::gateway::state::Shared;
+use arc_swap::ArcSwap;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// How long open connections may take to finish after shutdown was asked.
+pub const DRAIN: Duration = Duration::from_secs(10);
+
+/// A shutdown signal: `true` once shutdown began.
+pub type Shutdown = watch::Receiver<bool>;
+
+/// Serves the AI gateway whose current config is `runtime` on `listener` until `shutdown`.
+pub async fn serve_ai(
+    listener: TcpListener,
+    runtime: Arc<ArcSwap<AiRuntime>>,
+    shared: Arc<Shared>,
+    mut shutdown: Shutdown,
+) {
+    let mut conns = JoinSet::new();
+    loop {
+        while conns.try_join_next().is_some() {}
+        let accepted = tokio::select! {
+            _ = stopped(&mut shutdown) => break,
+            a = listener.accept() => a,
+        };
+        let (stream, _) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let runtime = runtime.clone();
+        let shared = shared.clone();
+        let mut stop = shutdown.clone();
+        conns.spawn(async move {
+            let service = service_fn(move |req| {
+                let rt = runtime.load_full();
+                let shared = shared.clone();
+                async move { Ok::<_, std::convert::Infallible>(proxy::handle(rt, shared, req).await) }
+            });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stopped(&mut stop) => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(DRAIN, conn.as_mut()).await;
+                }
+            }
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(DRAIN, async { while conns.join_next().await.is_some() {} }).await;
+}
+
+/// Resolves once shutdown began.
+pub async fn stopped(rx: &mut Shutdown) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

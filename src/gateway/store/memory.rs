@@ -1,0 +1,112 @@
+//! Counters in process memory: one lock around a map, so every admission is atomic.
+
+use super::{Admission, BudgetReq, LimitReq, budget_key, retry_after, rl_expiry, rpm_key, tpm_key};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// Counters held by this process only.
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Key → (value, unix second at which it expires).
+    counters: HashMap<String, (u64, u64)>,
+    /// Admissions since the last sweep of expired counters.
+    since_sweep: u32,
+}
+
+impl Inner {
+    fn value(&self, key: &str, now: u64) -> u64 {
+        match self.counters.get(key) {
+            Some(&(v, exp)) if exp > now => v,
+            _ => 0,
+        }
+    }
+
+    fn add(&mut self, key: &str, amount: u64, expires_at: u64, now: u64) {
+        let e = self.counters.entry(key.to_string()).or_insert((0, expires_at));
+        if e.1 <= now {
+            *e = (0, expires_at);
+        }
+        e.0 = e.0.saturating_add(amount);
+        e.1 = expires_at;
+    }
+
+    fn sweep(&mut self, now: u64) {
+        self.since_sweep += 1;
+        if self.since_sweep >= 4096 {
+            self.since_sweep = 0;
+            self.counters.retain(|_, (_, exp)| *exp > now);
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the map inconsistent (every update is a
+        // single insert), so a poisoned lock is still usable.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn admit(&self, prefix: &str, now: u64, limits: &[LimitReq], budgets: &[BudgetReq]) -> Admission {
+        let mut inner = self.lock();
+        inner.sweep(now);
+        for l in limits {
+            if let Some(rpm) = l.rpm
+                && inner.value(&rpm_key(prefix, &l.key, now), now) >= rpm
+            {
+                return Admission::RateLimited {
+                    key: l.key.clone(),
+                    what: "requests",
+                    limit: rpm,
+                    retry_after: retry_after(now),
+                };
+            }
+        }
+        for l in limits {
+            if let Some(tpm) = l.tpm
+                && inner.value(&tpm_key(prefix, &l.key, now), now) >= tpm
+            {
+                return Admission::RateLimited {
+                    key: l.key.clone(),
+                    what: "tokens",
+                    limit: tpm,
+                    retry_after: retry_after(now),
+                };
+            }
+        }
+        for b in budgets.iter().filter(|b| b.block) {
+            if inner.value(&budget_key(prefix, &b.key), now) >= b.limit_micros {
+                return Admission::OverBudget { key: b.key.clone() };
+            }
+        }
+        for l in limits.iter().filter(|l| l.rpm.is_some()) {
+            inner.add(&rpm_key(prefix, &l.key, now), 1, rl_expiry(now), now);
+        }
+        Admission::Allowed
+    }
+
+    pub(super) fn add(&self, keys: &[(String, u64)], amount: u64) {
+        let now = unix_now();
+        let mut inner = self.lock();
+        for (k, exp) in keys {
+            inner.add(k, amount, *exp, now);
+        }
+    }
+
+    pub(super) fn get(&self, key: &str) -> u64 {
+        self.lock().value(key, unix_now())
+    }
+}

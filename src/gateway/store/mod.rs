@@ -1,0 +1,200 @@
+//! Limit and budget counters: in memory (per process) or in Redis (shared by every replica).
+//!
+//! # Semantics (both implementations)
+//!
+//! **Request and token limits** count in fixed 60-second windows aligned to the clock (minute
+//! `unix_seconds / 60`). Fixed windows are exact and cheap in Redis (one counter per key and
+//! minute, one round trip per request), and make "two replicas sharing one Redis enforce one
+//! limit exactly" true without clock-synchronised GCRA state; the price is that a caller can spend
+//! up to twice its limit across a window boundary, which is the usual trade-off of this scheme.
+//! `Retry-After` is the time left in the current window.
+//!
+//! * requests per minute: admission checks every limit of the call and, only if all pass,
+//!   counts the request against all of them, atomically (a Lua script in Redis, one lock in
+//!   memory) — concurrent requests can never overshoot.
+//! * tokens per minute: admission refuses when a window is already exhausted; the real token
+//!   count is charged after the response ([`Store::charge_tokens`]), so one request can take a
+//!   window past its limit, and the next request then waits for the next window.
+//!
+//! **Budgets** count integer micro-dollars per budget key and calendar window
+//! ([`crate::policy::window_key`]); the counter expires at the window's end. A `Block` budget
+//! refuses calls once the spend reached the amount; charging happens after the response with the
+//! real cost.
+//!
+//! In memory, counters are per process (approximate across replicas, lost on restart). In Redis
+//! they are shared and survive gateway restarts.
+
+mod memory;
+mod redis;
+
+pub use memory::MemoryStore;
+pub use redis::RedisStore;
+
+use std::sync::Arc;
+
+/// Seconds in a rate-limit window.
+pub const WINDOW_SECONDS: u64 = 60;
+
+/// A request- and token-per-minute limit to enforce.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LimitReq {
+    /// Counter key (the policy's limit key).
+    pub key: String,
+    /// Requests per minute.
+    pub rpm: Option<u64>,
+    /// Tokens per minute.
+    pub tpm: Option<u64>,
+}
+
+/// A budget to check or charge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BudgetReq {
+    /// Counter key including the window (`<budget key>/<window key>`).
+    pub key: String,
+    /// Amount in micro-dollars.
+    pub limit_micros: u64,
+    /// Whether an exhausted budget refuses calls (`Block`), or only reports.
+    pub block: bool,
+    /// Unix seconds at which the window ends (the counter expires then).
+    pub expires_at: u64,
+}
+
+/// The answer to an admission.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Proceed (the request was counted).
+    Allowed,
+    /// A request or token limit is exhausted for the current window.
+    RateLimited {
+        /// The limit key.
+        key: String,
+        /// `requests` or `tokens`.
+        what: &'static str,
+        /// The limit.
+        limit: u64,
+        /// Seconds until the window ends.
+        retry_after: u64,
+    },
+    /// A blocking budget is spent.
+    OverBudget {
+        /// The budget key.
+        key: String,
+    },
+}
+
+/// The store could not answer.
+#[derive(Debug, thiserror::Error)]
+#[error("limits store unavailable: {0}")]
+pub struct StoreError(pub String);
+
+/// Rate-limit window of a unix time.
+pub fn minute(now: u64) -> u64 {
+    now / WINDOW_SECONDS
+}
+
+/// Seconds until the current window ends (at least 1).
+pub fn retry_after(now: u64) -> u64 {
+    (WINDOW_SECONDS - now % WINDOW_SECONDS).max(1)
+}
+
+/// Counter names: `<prefix>rl:<key>:<minute>:r|t` and `<prefix>budget:<key>`.
+fn rpm_key(prefix: &str, key: &str, now: u64) -> String {
+    format!("{prefix}rl:{key}:{}:r", minute(now))
+}
+
+fn tpm_key(prefix: &str, key: &str, now: u64) -> String {
+    format!("{prefix}rl:{key}:{}:t", minute(now))
+}
+
+fn budget_key(prefix: &str, key: &str) -> String {
+    format!("{prefix}budget:{key}")
+}
+
+/// When a rate-limit counter may go: the end of its window plus a minute of slack.
+fn rl_expiry(now: u64) -> u64 {
+    (minute(now) + 2) * WINDOW_SECONDS
+}
+
+/// Memory or Redis, behind one type.
+#[derive(Clone)]
+pub enum Store {
+    /// Per process.
+    Memory(Arc<MemoryStore>),
+    /// Shared.
+    Redis(Arc<RedisStore>),
+}
+
+impl Store {
+    /// Which kind, for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Store::Memory(_) => "memory",
+            Store::Redis(_) => "redis",
+        }
+    }
+
+    /// Checks every limit and blocking budget; counts the request when all pass.
+    pub async fn admit(
+        &self,
+        prefix: &str,
+        now: u64,
+        limits: &[LimitReq],
+        budgets: &[BudgetReq],
+    ) -> Result<Admission, StoreError> {
+        if limits.is_empty() && budgets.iter().all(|b| !b.block) {
+            return Ok(Admission::Allowed);
+        }
+        match self {
+            Store::Memory(m) => Ok(m.admit(prefix, now, limits, budgets)),
+            Store::Redis(r) => r.admit(prefix, now, limits, budgets).await,
+        }
+    }
+
+    /// Charges used tokens to every token limit.
+    pub async fn charge_tokens(
+        &self,
+        prefix: &str,
+        now: u64,
+        limits: &[LimitReq],
+        tokens: u64,
+    ) -> Result<(), StoreError> {
+        let keys: Vec<(String, u64)> = limits
+            .iter()
+            .filter(|l| l.tpm.is_some())
+            .map(|l| (tpm_key(prefix, &l.key, now), rl_expiry(now)))
+            .collect();
+        self.add(keys, tokens).await
+    }
+
+    /// Charges a cost to every budget.
+    pub async fn charge_budgets(&self, prefix: &str, budgets: &[BudgetReq], micros: u64) -> Result<(), StoreError> {
+        let keys: Vec<(String, u64)> =
+            budgets.iter().map(|b| (budget_key(prefix, &b.key), b.expires_at)).collect();
+        self.add(keys, micros).await
+    }
+
+    /// The spend recorded for a budget key, in micro-dollars.
+    pub async fn budget_spend(&self, prefix: &str, key: &str) -> Result<u64, StoreError> {
+        let k = budget_key(prefix, key);
+        match self {
+            Store::Memory(m) => Ok(m.get(&k)),
+            Store::Redis(r) => r.get(&k).await,
+        }
+    }
+
+    async fn add(&self, keys: Vec<(String, u64)>, amount: u64) -> Result<(), StoreError> {
+        if keys.is_empty() || amount == 0 {
+            return Ok(());
+        }
+        match self {
+            Store::Memory(m) => {
+                m.add(&keys, amount);
+                Ok(())
+            }
+            Store::Redis(r) => r.add(&keys, amount).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,159 @@
+//! Counters in Redis, shared by every replica. Each admission and each charge is one Lua script,
+//! so it is atomic: two gateway processes sharing one Redis enforce one limit exactly.
+
+use super::{Admission, BudgetReq, LimitReq, StoreError, budget_key, retry_after, rl_expiry, rpm_key, tpm_key};
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::{IntoConnectionInfo, Script};
+use std::time::Duration;
+
+/// Checks request limits, token limits and blocking budgets, in that order; counts the request
+/// against every request limit only when all pass. Returns `{0, 0}` when admitted, or
+/// `{kind, i}`: kind 1 = request limit, 2 = token limit, 3 = budget; `i` 1-based within its kind.
+///
+/// KEYS: request counters, token counters, budget counters.
+/// ARGV: counts of each, their limits in the same order, then the request counters' expiry.
+const ADMIT: &str = r#"
+local nr = tonumber(ARGV[1])
+local nt = tonumber(ARGV[2])
+local nb = tonumber(ARGV[3])
+local base = 3
+for i = 1, nr + nt + nb do
+  local used = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if used >= tonumber(ARGV[base + i]) then
+    if i <= nr then return {1, i} end
+    if i <= nr + nt then return {2, i - nr} end
+    return {3, i - nr - nt}
+  end
+end
+local expiry = ARGV[base + nr + nt + nb + 1]
+for i = 1, nr do
+  redis.call('INCR', KEYS[i])
+  redis.call('EXPIREAT', KEYS[i], expiry)
+end
+return {0, 0}
+"#;
+
+/// Adds ARGV[1] to every key; ARGV[1 + i] is key i's expiry (unix seconds).
+const ADD: &str = r#"
+for i = 1, #KEYS do
+  redis.call('INCRBY', KEYS[i], ARGV[1])
+  redis.call('EXPIREAT', KEYS[i], ARGV[i + 1])
+end
+return 0
+"#;
+
+/// Longest wait for one Redis operation before the failure mode applies.
+const OP_TIMEOUT: Duration = Duration::from_millis(1000);
+
+/// A Redis-backed store. Connects lazily and reconnects by itself; while Redis is down every
+/// operation fails fast with [`StoreError`] and the gateway applies its failure mode.
+pub struct RedisStore {
+    conn: ConnectionManager,
+    admit: Script,
+    add: Script,
+    url: String,
+}
+
+impl RedisStore {
+    /// A store for `url` (`redis://host:port[/db]`), with an optional password.
+    pub fn new(url: &str, password: Option<&str>) -> Result<Self, StoreError> {
+        let mut info = url.into_connection_info().map_err(|e| StoreError(format!("redis URL {url:?}: {e}")))?;
+        if let Some(pw) = password {
+            let settings = info.redis_settings().clone().set_password(pw);
+            info = info.set_redis_settings(settings);
+        }
+        let client = ::redis::Client::open(info).map_err(|e| StoreError(format!("redis URL {url:?}: {e}")))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_millis(500)))
+            .set_response_timeout(Some(Duration::from_millis(500)))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| StoreError(format!("redis {url}: {e}")))?;
+        Ok(RedisStore { conn, admit: Script::new(ADMIT), add: Script::new(ADD), url: url.to_string() })
+    }
+
+    /// The URL (without password).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub(super) async fn admit(
+        &self,
+        prefix: &str,
+        now: u64,
+        limits: &[LimitReq],
+        budgets: &[BudgetReq],
+    ) -> Result<Admission, StoreError> {
+        let rpm: Vec<&LimitReq> = limits.iter().filter(|l| l.rpm.is_some()).collect();
+        let tpm: Vec<&LimitReq> = limits.iter().filter(|l| l.tpm.is_some()).collect();
+        let blocking: Vec<&BudgetReq> = budgets.iter().filter(|b| b.block).collect();
+        let mut inv = self.admit.prepare_invoke();
+        for l in &rpm {
+            inv.key(rpm_key(prefix, &l.key, now));
+        }
+        for l in &tpm {
+            inv.key(tpm_key(prefix, &l.key, now));
+        }
+        for b in &blocking {
+            inv.key(budget_key(prefix, &b.key));
+        }
+        inv.arg(rpm.len()).arg(tpm.len()).arg(blocking.len());
+        for l in &rpm {
+            inv.arg(l.rpm.unwrap_or(u64::MAX));
+        }
+        for l in &tpm {
+            inv.arg(l.tpm.unwrap_or(u64::MAX));
+        }
+        for b in &blocking {
+            inv.arg(b.limit_micros);
+        }
+        inv.arg(rl_expiry(now));
+        let mut conn = self.conn.clone();
+        let (kind, i): (u32, usize) = tokio::time::timeout(OP_TIMEOUT, inv.invoke_async(&mut conn))
+            .await
+            .map_err(|_| StoreError(format!("redis {}: timed out", self.url)))?
+            .map_err(|e| StoreError(format!("redis {}: {e}", self.url)))?;
+        let at = i.saturating_sub(1);
+        Ok(match kind {
+            1 if at < rpm.len() => Admission::RateLimited {
+                key: rpm[at].key.clone(),
+                what: "requests",
+                limit: rpm[at].rpm.unwrap_or_default(),
+                retry_after: retry_after(now),
+            },
+            2 if at < tpm.len() => Admission::RateLimited {
+                key: tpm[at].key.clone(),
+                what: "tokens",
+                limit: tpm[at].tpm.unwrap_or_default(),
+                retry_after: retry_after(now),
+            },
+            3 if at < blocking.len() => Admission::OverBudget { key: blocking[at].key.clone() },
+            _ => Admission::Allowed,
+        })
+    }
+
+    pub(super) async fn add(&self, keys: &[(String, u64)], amount: u64) -> Result<(), StoreError> {
+        let mut inv = self.add.prepare_invoke();
+        inv.arg(amount);
+        for (k, exp) in keys {
+            inv.key(k.as_str());
+            inv.arg(*exp);
+        }
+        let mut conn = self.conn.clone();
+        let _: i64 = tokio::time::timeout(OP_TIMEOUT, inv.invoke_async(&mut conn))
+            .await
+            .map_err(|_| StoreError(format!("redis {}: timed out", self.url)))?
+            .map_err(|e| StoreError(format!("redis {}: {e}", self.url)))?;
+        Ok(())
+    }
+
+    pub(super) async fn get(&self, key: &str) -> Result<u64, StoreError> {
+        let mut conn = self.conn.clone();
+        let v: Option<u64> = tokio::time::timeout(OP_TIMEOUT, ::redis::cmd("GET").arg(key).query_async(&mut conn))
+            .await
+            .map_err(|_| StoreError(format!("redis {}: timed out", self.url)))?
+            .map_err(|e| StoreError(format!("redis {}: {e}", self.url)))?;
+        Ok(v.unwrap_or(0))
+    }
+}
