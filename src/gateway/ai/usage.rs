@@ -137,6 +137,8 @@ pub struct StreamUsage {
 #[derive(Debug, Default)]
 struct AnthropicAcc {
     seen: bool,
+    /// A `message_delta` reported output tokens: the figure is final.
+    output_final: bool,
     input: u64,
     cache_read: u64,
     cache_write: u64,
@@ -212,6 +214,9 @@ impl StreamUsage {
                     "message_delta" => {
                         if let Some(usage) = data.get("usage") {
                             self.merge_anthropic(usage);
+                            if usage.get("output_tokens").is_some_and(Value::is_u64) {
+                                self.anthropic.output_final = true;
+                            }
                         }
                     }
                     "content_block_start" => {
@@ -276,15 +281,16 @@ impl StreamUsage {
 
     /// The usage so far. Reported figures when the provider gave them; otherwise output counted
     /// from the text seen and input from `estimated_input` (e.g. [`estimate_request_tokens`]),
-    /// marked estimated. Anthropic streams always report input in `message_start`; if the stream
-    /// broke before the final `message_delta`, the output figure is the larger of the reported one
-    /// and the count, and is marked estimated.
+    /// marked estimated. Anthropic streams always report input in `message_start`; the output of
+    /// a `message_delta` is final; if the stream broke before one, the output figure is the larger
+    /// of `message_start`'s and the count, marked estimated when the count is larger.
     pub fn usage(&self, estimated_input: u64) -> Usage {
         match self.kind {
             StreamKind::Anthropic if self.anthropic.seen => {
                 let a = &self.anthropic;
                 let counted = self.counted_output();
-                let (output, estimated) = if a.output >= counted || counted == 0 { (a.output, false) } else { (counted, true) };
+                let (output, estimated) =
+                    if a.output_final || a.output >= counted { (a.output, false) } else { (counted, true) };
                 Usage { input: a.input + a.cache_read + a.cache_write, cached_input: a.cache_read, output, estimated }
             }
             _ => match self.reported {
@@ -525,6 +531,12 @@ mod tests {
         s.observe(Some("message_delta"), &json!({"type": "message_delta", "usage": {"output_tokens": 15}}));
         assert!(s.reported());
         assert_eq!(s.usage(999), Usage { input: 30, cached_input: 5, output: 15, estimated: false });
+        // A final figure below the local count still wins: the provider's tokenizer is the truth.
+        let mut s = StreamUsage::new(StreamKind::Anthropic, "claude");
+        s.observe(None, &json!({"type": "message_start", "message": {"usage": {"input_tokens": 3, "output_tokens": 1}}}));
+        s.observe(None, &json!({"type": "content_block_delta", "delta": {"type": "text_delta", "text": "one two three four five"}}));
+        s.observe(None, &json!({"type": "message_delta", "usage": {"output_tokens": 2}}));
+        assert_eq!(s.usage(0), Usage { input: 3, cached_input: 0, output: 2, estimated: false });
     }
 
     #[test]
