@@ -10,6 +10,7 @@ pub mod admin;
 pub mod ai;
 pub mod identity;
 pub mod local;
+pub mod mcp;
 pub mod metrics;
 pub mod server;
 pub mod state;

@@ -1,0 +1,233 @@
+//! One audit line per tool call, and the MCP layer's Prometheus metrics.
+//!
+//! The audit line goes through `tracing` (target `cairn::mcp::audit`, so the process's JSON
+//! formatter prints it as one JSON object on stdout) with: `time`, `gateway`, `subject`,
+//! `session`, `server`, `tool`, `arguments_sha256` (hex SHA-256 of the arguments' canonical JSON;
+//! the arguments themselves only when the server sets `auditArguments`), `outcome` and
+//! `latency_ms`.
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `cairn_mcp_tool_calls_total` | counter | gateway, server, tool, subject, outcome |
+//! | `cairn_mcp_tool_call_duration_seconds` | histogram | gateway, server, tool, outcome |
+//! | `cairn_mcp_backend_errors_total` | counter | gateway, server, operation |
+//! | `cairn_mcp_sessions_total` | counter | gateway, era |
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime};
+
+/// Labels of a tool call.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    /// Gateway `namespace/name`.
+    pub gateway: String,
+    /// MCPServer name.
+    pub server: String,
+    /// Unprefixed tool name.
+    pub tool: String,
+    /// Caller.
+    pub subject: String,
+    /// Outcome.
+    pub outcome: String,
+}
+
+/// Labels of a call duration.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DurationLabels {
+    /// Gateway.
+    pub gateway: String,
+    /// MCPServer name.
+    pub server: String,
+    /// Tool.
+    pub tool: String,
+    /// Outcome.
+    pub outcome: String,
+}
+
+/// Labels of a backend failure.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BackendLabels {
+    /// Gateway.
+    pub gateway: String,
+    /// MCPServer name.
+    pub server: String,
+    /// What failed (`initialize`, `tools/list`, …).
+    pub operation: String,
+}
+
+/// Labels of sessions.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SessionLabels {
+    /// Gateway.
+    pub gateway: String,
+    /// `session` or `stateless`.
+    pub era: String,
+}
+
+/// The MCP layer's metrics.
+pub struct McpMetrics {
+    registry: Registry,
+    /// Tool calls.
+    pub calls: Family<CallLabels, Counter>,
+    /// Tool call durations.
+    pub durations: Family<DurationLabels, Histogram, fn() -> Histogram>,
+    /// Backend failures.
+    pub backend_errors: Family<BackendLabels, Counter>,
+    /// Sessions opened (session era) or stateless requests served.
+    pub sessions: Family<SessionLabels, Counter>,
+}
+
+fn seconds() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 18))
+}
+
+impl McpMetrics {
+    fn new() -> Self {
+        let mut registry = Registry::default();
+        let calls = Family::<CallLabels, Counter>::default();
+        let durations = Family::<DurationLabels, Histogram, fn() -> Histogram>::new_with_constructor(seconds as fn() -> Histogram);
+        let backend_errors = Family::<BackendLabels, Counter>::default();
+        let sessions = Family::<SessionLabels, Counter>::default();
+        registry.register("cairn_mcp_tool_calls", "MCP tool calls, by outcome", calls.clone());
+        registry.register_with_unit(
+            "cairn_mcp_tool_call_duration",
+            "Time from receiving a tool call to its response",
+            Unit::Seconds,
+            durations.clone(),
+        );
+        registry.register(
+            "cairn_mcp_backend_errors",
+            "MCP server failures (a failing server is left out of lists)",
+            backend_errors.clone(),
+        );
+        registry.register("cairn_mcp_sessions", "MCP sessions opened", sessions.clone());
+        McpMetrics { registry, calls, durations, backend_errors, sessions }
+    }
+
+    /// The OpenMetrics text of these metrics (without the `# EOF` line, so it can be appended to
+    /// another registry's text).
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode_registry(&mut out, &self.registry);
+        out
+    }
+
+    /// Counts a backend failure and logs it.
+    pub fn backend_error(&self, gateway: &str, server: &str, operation: &str, error: &dyn std::fmt::Display) {
+        tracing::warn!(target: "cairn::mcp", gateway, server, operation, error = %error, "MCP server failed; left out");
+        self.backend_errors
+            .get_or_create(&BackendLabels {
+                gateway: gateway.into(),
+                server: server.into(),
+                operation: operation.into(),
+            })
+            .inc();
+    }
+}
+
+/// The process's MCP metrics.
+pub fn metrics() -> &'static McpMetrics {
+    static M: OnceLock<McpMetrics> = OnceLock::new();
+    M.get_or_init(McpMetrics::new)
+}
+
+/// Hex SHA-256 of a JSON value's serialization (`null` when absent).
+pub fn digest(arguments: Option<&Value>) -> String {
+    let bytes = serde_json::to_vec(arguments.unwrap_or(&Value::Null)).expect("json");
+    hex::encode(Sha256::digest(&bytes))
+}
+
+/// One tool call, for the audit line and the metrics.
+pub struct ToolCall<'a> {
+    /// Gateway.
+    pub gateway: &'a str,
+    /// Caller.
+    pub subject: &'a str,
+    /// Session id (a digest of it: ids are credentials), empty for stateless calls.
+    pub session: &'a str,
+    /// MCPServer name.
+    pub server: &'a str,
+    /// Unprefixed tool.
+    pub tool: &'a str,
+    /// Arguments.
+    pub arguments: Option<&'a Value>,
+    /// Log the arguments themselves.
+    pub log_arguments: bool,
+}
+
+impl ToolCall<'_> {
+    /// Writes the audit line and counts the call.
+    pub fn finish(&self, outcome: &str, latency: Duration) {
+        let latency_ms = latency.as_secs_f64() * 1000.0;
+        let time = crate::gateway::access_log::rfc3339(SystemTime::now());
+        let session = if self.session.is_empty() {
+            String::new()
+        } else {
+            hex::encode(&Sha256::digest(self.session.as_bytes())[..8])
+        };
+        let arguments = if self.log_arguments { self.arguments.map(Value::to_string) } else { None };
+        tracing::info!(
+            target: "cairn::mcp::audit",
+            time = %time,
+            gateway = self.gateway,
+            subject = self.subject,
+            session = %session,
+            server = self.server,
+            tool = self.tool,
+            arguments_sha256 = %digest(self.arguments),
+            arguments = arguments.as_deref(),
+            outcome,
+            latency_ms,
+            "tool call"
+        );
+        let m = metrics();
+        m.calls
+            .get_or_create(&CallLabels {
+                gateway: self.gateway.into(),
+                server: self.server.into(),
+                tool: self.tool.into(),
+                subject: self.subject.into(),
+                outcome: outcome.into(),
+            })
+            .inc();
+        m.durations
+            .get_or_create(&DurationLabels {
+                gateway: self.gateway.into(),
+                server: self.server.into(),
+                tool: self.tool.into(),
+                outcome: outcome.into(),
+            })
+            .observe(latency.as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_is_stable_and_metrics_encode() {
+        let a = serde_json::json!({"q": "x"});
+        assert_eq!(digest(Some(&a)), digest(Some(&a.clone())));
+        assert_ne!(digest(Some(&a)), digest(None));
+        ToolCall {
+            gateway: "ns/gw",
+            subject: "bot",
+            session: "s",
+            server: "gh",
+            tool: "search",
+            arguments: Some(&a),
+            log_arguments: false,
+        }
+        .finish("ok", Duration::from_millis(3));
+        let text = metrics().encode();
+        assert!(text.contains("cairn_mcp_tool_calls_total{gateway=\"ns/gw\",server=\"gh\",tool=\"search\",subject=\"bot\",outcome=\"ok\"}"), "{text}");
+    }
+}

@@ -1,0 +1,705 @@
+//! The MCP methods, answered over the gateway's backends: `initialize` and `server/discover`
+//! fanned out; lists merged with prefixes; calls routed to the owning server.
+//!
+//! **Names.** Tools and prompts appear as `prefix__name` ([`TOOL_SEPARATOR`]); resource URIs as
+//! `prefix+uri` (a URI scheme may contain `+`, so the rewritten URI is still a URI). Lists are in
+//! server prefix order, then in each backend's own order, every backend page followed; the
+//! gateway answers with one page.
+//!
+//! **Policy.** A server's allow/deny globs apply to everyone; `PolicyIndex::check_tool` applies
+//! per caller, in lists (tools the caller may not use never appear) and again on every call. A
+//! caller sees a server's prompts and resources when it may use some tool of that server (or the
+//! default action allows everything).
+//!
+//! **Failures.** A backend that fails (down, slow, garbage) is left out of lists and counted in
+//! `cairn_mcp_backend_errors_total`; a call to it gets a JSON-RPC error.
+
+use super::audit::{ToolCall, metrics};
+use super::jsonrpc::{
+    INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, Message, Notification, RESOURCE_NOT_FOUND, Request, Response,
+    RpcError,
+};
+use super::protocol::{self, Era, META_SERVER_INFO, STATELESS_VERSION};
+use super::runtime::McpRuntime;
+use super::session::BackendSession;
+use super::upstream::{Replies, Upstream, UpstreamError};
+use crate::config::FailureMode;
+use crate::gateway::store::{Admission, LimitReq};
+use crate::policy::{Decision, TOOL_SEPARATOR, split_tool_name};
+use futures_util::future::join_all;
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+use tokio::sync::mpsc;
+
+/// Most pages read from one backend for one list.
+const MAX_PAGES: usize = 1000;
+/// JSON-RPC code for a rate-limited call.
+pub const RATE_LIMITED: i64 = -32029;
+/// Separator between a server prefix and a resource URI.
+pub const URI_SEPARATOR: char = '+';
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+fn internal_id() -> Value {
+    Value::from(format!("cairn-{}", NEXT_ID.fetch_add(1, Ordering::Relaxed)))
+}
+
+/// Who is asking, in which era, over which backend sessions.
+pub struct Ctx {
+    /// The runtime.
+    pub rt: Arc<McpRuntime>,
+    /// Caller.
+    pub subject: String,
+    /// Era.
+    pub era: Era,
+    /// The client's session id (session era).
+    pub session_id: String,
+    /// Backend sessions by prefix (session era: the sealed ones; stateless: pooled).
+    pub backends: BTreeMap<String, BackendSession>,
+}
+
+/// What a request produced: a response now, or a stream of messages ending with one.
+pub enum Outcome {
+    /// The response.
+    Done(Response),
+    /// Messages relayed from a backend, the response last.
+    Stream(mpsc::Receiver<Message>),
+    /// The backend no longer knows the session: the client must initialize again (`404`).
+    SessionGone,
+}
+
+fn err(req: &Request, code: i64, msg: impl Into<String>) -> Outcome {
+    Outcome::Done(req.error(RpcError::new(code, msg)))
+}
+
+fn upstream_error(e: &UpstreamError) -> RpcError {
+    RpcError::new(INTERNAL_ERROR, e.to_string())
+}
+
+/// The capabilities and instructions merged over `initialize` results.
+fn merge_init(results: &[(String, Value)]) -> (Value, Option<String>) {
+    let has = |k: &str| results.iter().any(|(_, r)| r.get("capabilities").and_then(|c| c.get(k)).is_some());
+    let mut caps = Map::new();
+    caps.insert("tools".into(), json!({"listChanged": true}));
+    caps.insert("prompts".into(), json!({"listChanged": true}));
+    let subscribe = results.iter().any(|(_, r)| {
+        r.pointer("/capabilities/resources/subscribe").and_then(Value::as_bool) == Some(true)
+    });
+    caps.insert("resources".into(), json!({"listChanged": true, "subscribe": subscribe}));
+    if has("logging") {
+        caps.insert("logging".into(), json!({}));
+    }
+    if has("completions") {
+        caps.insert("completions".into(), json!({}));
+    }
+    let instructions: Vec<String> = results
+        .iter()
+        .filter_map(|(p, r)| r.get("instructions").and_then(Value::as_str).map(|i| format!("[{p}] {i}")))
+        .collect();
+    (Value::Object(caps), (!instructions.is_empty()).then(|| instructions.join("\n\n")))
+}
+
+fn server_info() -> Value {
+    json!({"name": "cairn", "title": "Cairn MCP gateway", "version": env!("CARGO_PKG_VERSION")})
+}
+
+/// Initializes every backend (concurrently, each within its timeout) for a new client session;
+/// returns the merged result and the backend sessions that opened.
+pub async fn initialize(rt: &McpRuntime, params: &Value, version: &str) -> (Value, BTreeMap<String, BackendSession>) {
+    let mut up_params = params.clone();
+    if let Some(o) = up_params.as_object_mut() {
+        o.insert("protocolVersion".into(), version.into());
+        o.entry("capabilities").or_insert(json!({}));
+        o.entry("clientInfo").or_insert(json!({"name": "cairn", "version": env!("CARGO_PKG_VERSION")}));
+    }
+    let futs = rt.upstreams.iter().map(|u| {
+        let p = up_params.clone();
+        async move { (u.clone(), u.initialize(p).await) }
+    });
+    let mut results = Vec::new();
+    let mut sessions = BTreeMap::new();
+    for (u, r) in join_all(futs).await {
+        match r {
+            Ok((result, s)) => {
+                results.push((u.prefix.clone(), result));
+                sessions.insert(u.prefix.clone(), s);
+            }
+            Err(e) => metrics().backend_error(&rt.gateway, &u.name, "initialize", &e),
+        }
+    }
+    let (caps, instructions) = merge_init(&results);
+    let mut out = json!({"protocolVersion": version, "capabilities": caps, "serverInfo": server_info()});
+    if let Some(i) = instructions {
+        out["instructions"] = i.into();
+    }
+    (out, sessions)
+}
+
+/// The pooled backend sessions for stateless clients, opening the missing ones.
+pub async fn pooled(rt: &McpRuntime) -> BTreeMap<String, BackendSession> {
+    let have = rt.state.pool.lock().await.clone();
+    let missing: Vec<&Arc<Upstream>> = rt.upstreams.iter().filter(|u| !have.contains_key(&u.prefix)).collect();
+    let mut out: BTreeMap<String, BackendSession> =
+        have.into_iter().filter(|(p, _)| rt.server_index(p).is_some()).collect();
+    if missing.is_empty() {
+        return out;
+    }
+    let params = json!({
+        "protocolVersion": protocol::LATEST_SESSION_VERSION,
+        "capabilities": {},
+        "clientInfo": {"name": "cairn", "version": env!("CARGO_PKG_VERSION")}
+    });
+    let futs = missing.iter().map(|u| {
+        let p = params.clone();
+        async move { (u, u.initialize(p).await) }
+    });
+    let opened = join_all(futs).await;
+    let mut pool = rt.state.pool.lock().await;
+    for (u, r) in opened {
+        match r {
+            Ok((_, s)) => {
+                pool.insert(u.prefix.clone(), s.clone());
+                out.insert(u.prefix.clone(), s);
+            }
+            Err(e) => metrics().backend_error(&rt.gateway, &u.name, "initialize", &e),
+        }
+    }
+    out
+}
+
+impl Ctx {
+    fn upstream(&self, i: usize) -> &Arc<Upstream> {
+        &self.rt.upstreams[i]
+    }
+
+    /// Sends a request to server `i`; for stateless clients a pooled session the backend lost is
+    /// opened again once.
+    async fn request(&self, i: usize, req: Request) -> Result<Replies, UpstreamError> {
+        let up = self.upstream(i);
+        let Some(s) = self.backends.get(&up.prefix) else {
+            return Err(UpstreamError::Connect("the server was unavailable when this session opened".into()));
+        };
+        match up.request(s, req.clone()).await {
+            Err(UpstreamError::SessionGone) if self.era == Era::Stateless => {
+                self.rt.state.pool.lock().await.remove(&up.prefix);
+                let fresh = pooled(&self.rt).await;
+                let s = fresh.get(&up.prefix).ok_or(UpstreamError::SessionGone)?;
+                up.request(s, req).await
+            }
+            r => r,
+        }
+    }
+
+    async fn call(&self, i: usize, req: Request) -> Result<Response, UpstreamError> {
+        let timeout = self.upstream(i).timeout;
+        let fut = async {
+            let mut rx = self.request(i, req).await?;
+            super::upstream::final_response(&mut rx).await
+        };
+        tokio::time::timeout(timeout, fut).await.map_err(|_| UpstreamError::Timeout)?
+    }
+
+    /// Every item of a list method from server `i`, following its cursors.
+    async fn list_all(&self, i: usize, method: &str, key: &str) -> Result<Vec<Value>, UpstreamError> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let params = cursor.as_ref().map(|c| json!({"cursor": c}));
+            let resp = self.call(i, Request::new(internal_id(), method, params)).await?;
+            let result = resp.outcome.map_err(|e| UpstreamError::Protocol(format!("{method}: {e}")))?;
+            match result.get(key) {
+                Some(Value::Array(a)) => items.extend(a.iter().cloned()),
+                _ => return Err(UpstreamError::Protocol(format!("{method}: result has no '{key}' list"))),
+            }
+            match result.get("nextCursor").and_then(Value::as_str) {
+                Some(next) if !next.is_empty() && cursor.as_deref() != Some(next) => cursor = Some(next.to_string()),
+                _ => return Ok(items),
+            }
+        }
+        Ok(items)
+    }
+
+    /// A merged list over the servers `visible` selects, each item passed through `map`
+    /// (`None` drops it).
+    async fn merged(
+        &self,
+        method: &str,
+        key: &str,
+        visible: impl Fn(usize) -> bool,
+        map: impl Fn(usize, Value) -> Option<Value>,
+    ) -> Vec<Value> {
+        let idx: Vec<usize> = (0..self.rt.upstreams.len())
+            .filter(|i| self.backends.contains_key(&self.rt.upstreams[*i].prefix) && visible(*i))
+            .collect();
+        let lists = join_all(idx.iter().map(|&i| async move { (i, self.list_all(i, method, key).await) })).await;
+        let mut out = Vec::new();
+        for (i, r) in lists {
+            match r {
+                Ok(items) => out.extend(items.into_iter().filter_map(|it| map(i, it))),
+                Err(e) => metrics().backend_error(&self.rt.gateway, &self.rt.servers[i].name, method, &e),
+            }
+        }
+        out
+    }
+
+    fn list_result(&self, key: &str, items: Vec<Value>) -> Value {
+        let mut r = json!({ key: items });
+        if self.era == Era::Stateless {
+            r["resultType"] = "complete".into();
+            r["ttlMs"] = 0.into();
+            r["cacheScope"] = "private".into();
+        }
+        r
+    }
+
+    /// Answers one request.
+    pub async fn handle(&self, req: Request) -> Outcome {
+        match req.method.as_str() {
+            "ping" => Outcome::Done(req.reply(json!({}))),
+            "server/discover" => self.discover(&req).await,
+            "tools/list" => {
+                let subject = self.subject.clone();
+                let rt = self.rt.clone();
+                let items = self
+                    .merged("tools/list", "tools", |_| true, |i, mut t| {
+                        let name = t.get("name")?.as_str()?.to_string();
+                        let prefix = &rt.servers[i].prefix;
+                        if !rt.server_exposes(i, &name) || !rt.policy.check_tool(&subject, prefix, &name).is_allowed() {
+                            return None;
+                        }
+                        t["name"] = format!("{prefix}{TOOL_SEPARATOR}{name}").into();
+                        Some(t)
+                    })
+                    .await;
+                Outcome::Done(req.reply(self.list_result("tools", items)))
+            }
+            "prompts/list" => {
+                let rt = self.rt.clone();
+                let items = self
+                    .merged("prompts/list", "prompts", |i| rt.server_visible(&self.subject, i), |i, mut p| {
+                        let name = p.get("name")?.as_str()?.to_string();
+                        p["name"] = format!("{}{TOOL_SEPARATOR}{name}", rt.servers[i].prefix).into();
+                        Some(p)
+                    })
+                    .await;
+                Outcome::Done(req.reply(self.list_result("prompts", items)))
+            }
+            "resources/list" | "resources/templates/list" => {
+                let (key, field) = if req.method == "resources/list" {
+                    ("resources", "uri")
+                } else {
+                    ("resourceTemplates", "uriTemplate")
+                };
+                let rt = self.rt.clone();
+                let items = self
+                    .merged(&req.method, key, |i| rt.server_visible(&self.subject, i), |i, mut r| {
+                        let uri = r.get(field)?.as_str()?.to_string();
+                        r[field] = format!("{}{URI_SEPARATOR}{uri}", rt.servers[i].prefix).into();
+                        Some(r)
+                    })
+                    .await;
+                Outcome::Done(req.reply(self.list_result(key, items)))
+            }
+            "tools/call" => self.call_tool(req).await,
+            "prompts/get" => self.get_prompt(req).await,
+            "resources/read" | "resources/subscribe" | "resources/unsubscribe" => self.resource(req).await,
+            "completion/complete" => self.complete(req).await,
+            "logging/setLevel" => {
+                let futs = (0..self.rt.upstreams.len())
+                    .filter(|i| self.backends.contains_key(&self.rt.upstreams[*i].prefix))
+                    .map(|i| {
+                        let r = Request::new(internal_id(), "logging/setLevel", req.params.clone());
+                        async move { self.call(i, r).await }
+                    });
+                join_all(futs).await;
+                Outcome::Done(req.reply(json!({})))
+            }
+            "initialize" => err(&req, super::jsonrpc::INVALID_REQUEST, "the session is already initialized"),
+            m => err(&req, METHOD_NOT_FOUND, format!("Method not found: {m}")),
+        }
+    }
+
+    async fn discover(&self, req: &Request) -> Outcome {
+        // Capabilities come from the pooled sessions' backends; every backend speaks the session
+        // era to the gateway, which translates.
+        let (caps, _) = merge_init(&[]);
+        let mut result = json!({
+            "resultType": "complete",
+            "supportedVersions": protocol::supported_versions(),
+            "capabilities": caps,
+            "ttlMs": 0,
+            "cacheScope": "private",
+            "_meta": { META_SERVER_INFO: server_info() },
+        });
+        if self.era == Era::Session {
+            result["supportedVersions"] = json!([STATELESS_VERSION]);
+        }
+        Outcome::Done(req.reply(result))
+    }
+
+    /// Routes `req` to server `i` with `params` (already rewritten); relays what it sends.
+    async fn forward(&self, i: usize, req: &Request, mut params: Value) -> Outcome {
+        if self.era == Era::Stateless {
+            // The backend is spoken to in the session era: per-request protocol metadata is the
+            // gateway's to consume.
+            if let Some(meta) = params.get_mut("_meta").and_then(Value::as_object_mut) {
+                meta.retain(|k, _| !k.starts_with("io.modelcontextprotocol/"));
+                if meta.is_empty() {
+                    params.as_object_mut().expect("object").remove("_meta");
+                }
+            }
+        }
+        let up_req = Request::new(req.id.clone(), req.method.clone(), Some(params));
+        match self.request(i, up_req).await {
+            Ok(rx) => Outcome::Stream(rx),
+            Err(UpstreamError::SessionGone) => Outcome::SessionGone,
+            Err(e) => {
+                metrics().backend_error(&self.rt.gateway, &self.rt.servers[i].name, &req.method, &e);
+                Outcome::Done(req.error(upstream_error(&e)))
+            }
+        }
+    }
+
+    async fn call_tool(&self, req: Request) -> Outcome {
+        let Some(name) = req.param_str("name").map(str::to_string) else {
+            return err(&req, INVALID_PARAMS, "tools/call needs params.name");
+        };
+        let Some((prefix, tool)) = split_tool_name(&name) else {
+            return err(&req, INVALID_PARAMS, format!("Unknown tool: {name}"));
+        };
+        let Some(i) = self.rt.server_index(prefix) else {
+            return err(&req, INVALID_PARAMS, format!("Unknown tool: {name}"));
+        };
+        let server = self.rt.servers[i].clone();
+        let started = Instant::now();
+        let audit = |outcome: &str, args: Option<&Value>| {
+            ToolCall {
+                gateway: &self.rt.gateway,
+                subject: &self.subject,
+                session: &self.session_id,
+                server: &server.name,
+                tool,
+                arguments: args,
+                log_arguments: server.audit_arguments,
+            }
+            .finish(outcome, started.elapsed())
+        };
+        let args = req.params.as_ref().and_then(|p| p.get("arguments")).cloned();
+        if !self.rt.server_exposes(i, tool) {
+            audit("not_exposed", args.as_ref());
+            return err(&req, INVALID_PARAMS, format!("Unknown tool: {name}"));
+        }
+        let limits: Vec<LimitReq> = match self.rt.policy.check_tool(&self.subject, prefix, tool) {
+            Decision::Deny(d) => {
+                audit("forbidden", args.as_ref());
+                let e = RpcError::new(INVALID_PARAMS, format!("Tool {name} is not allowed: {d}"))
+                    .with_data(json!({"reason": d.reason.category()}));
+                return Outcome::Done(req.error(e));
+            }
+            Decision::Allow(a) => a
+                .limits()
+                .filter(|l| l.limits.requests_per_minute.is_some())
+                .map(|l| LimitReq { key: l.key.to_string(), rpm: l.limits.requests_per_minute, tpm: None })
+                .collect(),
+        };
+        if !limits.is_empty() {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+            match self.rt.store.admit(&self.rt.store_prefix, now, &limits, &[]).await {
+                Ok(Admission::Allowed) => {}
+                Ok(Admission::RateLimited { limit, retry_after, .. }) => {
+                    audit("rate_limited", args.as_ref());
+                    let e = RpcError::new(
+                        RATE_LIMITED,
+                        format!("Rate limit of {limit} calls per minute reached for {name}; retry in {retry_after}s"),
+                    )
+                    .with_data(json!({"retryAfterSeconds": retry_after}));
+                    return Outcome::Done(req.error(e));
+                }
+                Ok(Admission::OverBudget { .. }) => {}
+                Err(e) => {
+                    tracing::warn!(target: "cairn::mcp", gateway = %self.rt.gateway, error = %e, "limits store failed");
+                    if self.rt.failure_mode == Some(FailureMode::Closed) {
+                        audit("store_unavailable", args.as_ref());
+                        return err(&req, INTERNAL_ERROR, "limits store unavailable");
+                    }
+                }
+            }
+        }
+        let mut params = req.params.clone().unwrap_or_else(|| json!({}));
+        params["name"] = tool.into();
+        match self.forward(i, &req, params).await {
+            Outcome::Stream(mut rx) => {
+                // Audit when the response passes.
+                let (tx, out) = mpsc::channel(64);
+                let gateway = self.rt.gateway.clone();
+                let subject = self.subject.clone();
+                let session = self.session_id.clone();
+                let tool = tool.to_string();
+                let prefix = server.prefix.clone();
+                tokio::spawn(async move {
+                    let timeout = tokio::time::sleep(std::time::Duration::from_millis(server.timeout_ms.max(1)));
+                    tokio::pin!(timeout);
+                    let mut outcome = "backend_error";
+                    let mut answered = false;
+                    loop {
+                        let m = tokio::select! {
+                            m = rx.recv() => m,
+                            _ = &mut timeout => { outcome = "timeout"; break; }
+                        };
+                        let Some(m) = m else { break };
+                        let last = matches!(m, Message::Response(_));
+                        if let Message::Response(r) = &m {
+                            answered = true;
+                            outcome = match &r.outcome {
+                                Ok(v) if v.get("isError").and_then(Value::as_bool) == Some(true) => "tool_error",
+                                Ok(_) => "ok",
+                                Err(_) => "error",
+                            };
+                        }
+                        if tx.send(rewrite_from_backend(&prefix, m)).await.is_err() {
+                            if !answered {
+                                outcome = "client_gone";
+                            }
+                            break;
+                        }
+                        if last {
+                            break;
+                        }
+                    }
+                    if !answered {
+                        let e = match outcome {
+                            "timeout" => RpcError::new(INTERNAL_ERROR, "MCP server did not answer in time"),
+                            _ => RpcError::new(INTERNAL_ERROR, "MCP server closed the stream without answering"),
+                        };
+                        let _ = tx.send(Message::Response(Response::error(req.id.clone(), e))).await;
+                    }
+                    ToolCall {
+                        gateway: &gateway,
+                        subject: &subject,
+                        session: &session,
+                        server: &server.name,
+                        tool: &tool,
+                        arguments: args.as_ref(),
+                        log_arguments: server.audit_arguments,
+                    }
+                    .finish(outcome, started.elapsed());
+                });
+                Outcome::Stream(out)
+            }
+            Outcome::Done(r) => {
+                audit("backend_error", args.as_ref());
+                Outcome::Done(r)
+            }
+            Outcome::SessionGone => {
+                audit("session_gone", args.as_ref());
+                Outcome::SessionGone
+            }
+        }
+    }
+
+    async fn get_prompt(&self, req: Request) -> Outcome {
+        let Some(name) = req.param_str("name").map(str::to_string) else {
+            return err(&req, INVALID_PARAMS, "prompts/get needs params.name");
+        };
+        let Some((i, prompt)) = split_tool_name(&name).and_then(|(p, n)| Some((self.rt.server_index(p)?, n))) else {
+            return err(&req, INVALID_PARAMS, format!("Unknown prompt: {name}"));
+        };
+        if !self.rt.server_visible(&self.subject, i) {
+            return err(&req, INVALID_PARAMS, format!("Unknown prompt: {name}"));
+        }
+        let mut params = req.params.clone().unwrap_or_else(|| json!({}));
+        params["name"] = prompt.into();
+        self.relay(i, &req, params).await
+    }
+
+    async fn resource(&self, req: Request) -> Outcome {
+        let Some(uri) = req.param_str("uri").map(str::to_string) else {
+            return err(&req, INVALID_PARAMS, format!("{} needs params.uri", req.method));
+        };
+        let Some((i, orig)) = self.split_uri(&uri) else {
+            return err(&req, RESOURCE_NOT_FOUND, format!("Resource not found: {uri}"));
+        };
+        let mut params = req.params.clone().unwrap_or_else(|| json!({}));
+        params["uri"] = orig.into();
+        self.relay(i, &req, params).await
+    }
+
+    async fn complete(&self, req: Request) -> Outcome {
+        let mut params = req.params.clone().unwrap_or_else(|| json!({}));
+        let target = match params.pointer("/ref/type").and_then(Value::as_str) {
+            Some("ref/prompt") => params
+                .pointer("/ref/name")
+                .and_then(Value::as_str)
+                .and_then(split_tool_name)
+                .and_then(|(p, n)| Some((self.rt.server_index(p)?, ("name", n.to_string())))),
+            Some("ref/resource") => params
+                .pointer("/ref/uri")
+                .and_then(Value::as_str)
+                .and_then(|u| self.split_uri(u))
+                .map(|(i, u)| (i, ("uri", u))),
+            _ => None,
+        };
+        let Some((i, (field, value))) = target else {
+            return err(&req, INVALID_PARAMS, "completion/complete: unknown ref");
+        };
+        params["ref"][field] = value.into();
+        self.relay(i, &req, params).await
+    }
+
+    /// `prefix+uri` → (server, uri), for servers the caller may see.
+    fn split_uri(&self, uri: &str) -> Option<(usize, String)> {
+        let (prefix, orig) = uri.split_once(URI_SEPARATOR)?;
+        let i = self.rt.server_index(prefix)?;
+        self.rt.server_visible(&self.subject, i).then(|| (i, orig.to_string()))
+    }
+
+    /// Forwards and rewrites what comes back.
+    async fn relay(&self, i: usize, req: &Request, params: Value) -> Outcome {
+        match self.forward(i, req, params).await {
+            Outcome::Stream(mut rx) => {
+                let prefix = self.rt.servers[i].prefix.clone();
+                let timeout = self.upstream(i).timeout;
+                let id = req.id.clone();
+                let (tx, out) = mpsc::channel(64);
+                tokio::spawn(async move {
+                    let r = tokio::time::timeout(timeout, async {
+                        while let Some(m) = rx.recv().await {
+                            let last = matches!(m, Message::Response(_));
+                            if tx.send(rewrite_from_backend(&prefix, m)).await.is_err() || last {
+                                return true;
+                            }
+                        }
+                        false
+                    })
+                    .await;
+                    if r != Ok(true) {
+                        let e = RpcError::new(INTERNAL_ERROR, "MCP server did not answer");
+                        let _ = tx.send(Message::Response(Response::error(id, e))).await;
+                    }
+                });
+                Outcome::Stream(out)
+            }
+            o => o,
+        }
+    }
+
+    /// A notification from the client: `cancelled` and `roots/list_changed` go to every
+    /// backend of the session; others need no backend.
+    pub async fn notify(&self, n: Notification) {
+        if !matches!(n.method.as_str(), "notifications/cancelled" | "notifications/roots/list_changed") {
+            return;
+        }
+        let futs = self.rt.upstreams.iter().filter_map(|u| {
+            let s = self.backends.get(&u.prefix)?;
+            let m = Message::Notification(n.clone());
+            Some(async move { u.send(s, m).await })
+        });
+        join_all(futs).await;
+    }
+
+    /// A response from the client to a request a backend sent through the gateway: routed back
+    /// by its rewritten id.
+    pub async fn respond(&self, mut r: Response) {
+        let Some((i, id)) = r.id.as_str().and_then(parse_relayed_id).and_then(|(p, id)| Some((self.rt.server_index(p)?, id)))
+        else {
+            return;
+        };
+        let up = self.upstream(i);
+        if let Some(s) = self.backends.get(&up.prefix) {
+            r.id = id;
+            let _ = up.send(s, Message::Response(r)).await;
+        }
+    }
+}
+
+/// The id a backend's request to the client gets: `cairn:<prefix>:<original id as JSON>`.
+pub fn relayed_id(prefix: &str, id: &Value) -> Value {
+    Value::from(format!("cairn:{prefix}:{id}"))
+}
+
+/// The server prefix and original id of a relayed request id.
+pub fn parse_relayed_id(id: &str) -> Option<(&str, Value)> {
+    let rest = id.strip_prefix("cairn:")?;
+    let (prefix, orig) = rest.split_once(':')?;
+    Some((prefix, serde_json::from_str(orig).ok()?))
+}
+
+/// Rewrites what a backend sends towards the client: its requests get routable ids, resource
+/// URIs get the server prefix.
+pub fn rewrite_from_backend(prefix: &str, m: Message) -> Message {
+    match m {
+        Message::Request(mut r) => {
+            r.id = relayed_id(prefix, &r.id);
+            Message::Request(r)
+        }
+        Message::Notification(mut n) => {
+            if n.method == "notifications/resources/updated"
+                && let Some(uri) = n.params.as_ref().and_then(|p| p.get("uri")).and_then(Value::as_str)
+            {
+                let u = format!("{prefix}{URI_SEPARATOR}{uri}");
+                n.params.as_mut().expect("params")["uri"] = u.into();
+            }
+            if n.method == "notifications/cancelled"
+                && let Some(id) = n.params.as_ref().and_then(|p| p.get("requestId")).cloned()
+            {
+                n.params.as_mut().expect("params")["requestId"] = relayed_id(prefix, &id);
+            }
+            Message::Notification(n)
+        }
+        Message::Response(mut r) => {
+            if let Ok(v) = &mut r.outcome
+                && let Some(contents) = v.get_mut("contents").and_then(Value::as_array_mut)
+            {
+                for c in contents {
+                    if let Some(uri) = c.get("uri").and_then(Value::as_str) {
+                        let u = format!("{prefix}{URI_SEPARATOR}{uri}");
+                        c["uri"] = u.into();
+                    }
+                }
+            }
+            Message::Response(r)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relayed_ids_round_trip() {
+        for id in [json!(3), json!("abc"), json!("a:b")] {
+            let r = relayed_id("gh", &id);
+            assert_eq!(parse_relayed_id(r.as_str().unwrap()), Some(("gh", id)));
+        }
+        assert_eq!(parse_relayed_id("other"), None);
+    }
+
+    #[test]
+    fn rewrites_uris_and_requests() {
+        let m = rewrite_from_backend(
+            "fs",
+            Message::Response(Response { id: json!(1), outcome: Ok(json!({"contents": [{"uri": "file:///a", "text": "x"}]})) }),
+        );
+        let Message::Response(r) = m else { panic!() };
+        assert_eq!(r.outcome.unwrap()["contents"][0]["uri"], "fs+file:///a");
+        let Message::Request(q) = rewrite_from_backend("fs", Message::Request(Request::new(7, "roots/list", None))) else {
+            panic!()
+        };
+        assert_eq!(q.id, json!("cairn:fs:7"));
+    }
+
+    #[test]
+    fn merges_capabilities_and_instructions() {
+        let (caps, ins) = merge_init(&[
+            ("a".into(), json!({"capabilities": {"logging": {}}, "instructions": "use a"})),
+            ("b".into(), json!({"capabilities": {"resources": {"subscribe": true}}})),
+        ]);
+        assert_eq!(caps["resources"]["subscribe"], true);
+        assert!(caps.get("logging").is_some());
+        assert_eq!(ins.as_deref(), Some("[a] use a"));
+    }
+}

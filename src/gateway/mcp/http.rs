@@ -1,0 +1,604 @@
+//! The streamable-HTTP front of an MCP gateway: one endpoint (`/mcp`, also `/`) serving both
+//! eras, plus the OAuth Protected Resource Metadata document.
+//!
+//! Order of checks on a request: path; `Origin` (`403` when `allowedOrigins` is set and the
+//! origin is not in it); caller identity (`401`, with `WWW-Authenticate: Bearer
+//! resource_metadata=…` when the gateway is an OAuth resource server); body size (`413`); JSON
+//! (`400` + `-32700`); era and its rules (see [`super::protocol`]); then the method.
+
+// Errors here are the responses to send, made at most once per request.
+#![allow(clippy::result_large_err)]
+
+use super::dispatch::{self, Ctx, Outcome};
+use super::jsonrpc::{self, Body as RpcBody, INVALID_REQUEST, Message, Request, Response as RpcResponse, RpcError};
+use super::protocol::{self, Era, HEADER_PROTOCOL_VERSION, HEADER_SESSION_ID, STATELESS_VERSION};
+use super::runtime::McpRuntime;
+use super::session::SessionState;
+use crate::gateway::ai::sse::{encode_comment, encode_named};
+use crate::gateway::identity::AuthError;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Request as HttpRequest, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited, combinators::BoxBody};
+use serde_json::{Value, json};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+
+/// Response body.
+pub type Body = BoxBody<Bytes, Infallible>;
+
+/// The well-known path of Protected Resource Metadata (RFC 9728).
+pub const PRM_PATH: &str = "/.well-known/oauth-protected-resource";
+/// SSE keep-alive interval on standalone streams.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+fn full(b: impl Into<Bytes>) -> Body {
+    Full::new(b.into()).boxed()
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
+}
+
+fn json_response(status: StatusCode, v: &Value) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(full(serde_json::to_vec(v).expect("json")))
+        .expect("valid response")
+}
+
+fn rpc_error(status: StatusCode, id: Value, e: RpcError) -> Response<Body> {
+    json_response(status, &RpcResponse::error(id, e).to_value())
+}
+
+fn plain(status: StatusCode, text: &str) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(full(text.to_string()))
+        .expect("valid response")
+}
+
+fn empty(status: StatusCode) -> Response<Body> {
+    Response::builder().status(status).body(full(Bytes::new())).expect("valid response")
+}
+
+/// The HTTP status an error gets in the stateless era (the session era answers `200`).
+fn stateless_status(e: &RpcError) -> StatusCode {
+    match e.code {
+        jsonrpc::HEADER_MISMATCH | jsonrpc::UNSUPPORTED_PROTOCOL_VERSION | jsonrpc::MISSING_CLIENT_CAPABILITY => {
+            StatusCode::BAD_REQUEST
+        }
+        jsonrpc::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
+        _ => StatusCode::OK,
+    }
+}
+
+/// `resource_metadata` URL for the gateway's resource: the well-known path with the resource's
+/// path appended (RFC 9728 §3.1).
+pub fn metadata_url(resource: &str) -> String {
+    match resource.parse::<http::Uri>() {
+        Ok(u) if u.scheme().is_some() && u.authority().is_some() => {
+            let path = u.path().trim_end_matches('/');
+            format!("{}://{}{PRM_PATH}{path}", u.scheme_str().unwrap_or("https"), u.authority().expect("checked"))
+        }
+        _ => format!("{resource}{PRM_PATH}"),
+    }
+}
+
+fn unauthorized(rt: &McpRuntime, e: &AuthError) -> Response<Body> {
+    let mut b = Response::builder().status(StatusCode::UNAUTHORIZED).header(http::header::CONTENT_TYPE, "application/json");
+    if let Some(o) = &rt.mcp.oauth {
+        let mut v = format!("Bearer resource_metadata=\"{}\"", metadata_url(&o.resource));
+        if !o.scopes.is_empty() {
+            v.push_str(&format!(", scope=\"{}\"", o.scopes.join(" ")));
+        }
+        if !matches!(e, AuthError::Missing) {
+            v.push_str(", error=\"invalid_token\"");
+        }
+        b = b.header(http::header::WWW_AUTHENTICATE, v);
+    } else {
+        b = b.header(http::header::WWW_AUTHENTICATE, "Bearer");
+    }
+    let body = RpcResponse::error(Value::Null, RpcError::new(INVALID_REQUEST, e.to_string())).to_value();
+    b.body(full(serde_json::to_vec(&body).expect("json"))).expect("valid response")
+}
+
+fn prm(rt: &McpRuntime) -> Response<Body> {
+    let Some(o) = &rt.mcp.oauth else { return plain(StatusCode::NOT_FOUND, "not found") };
+    let mut doc = json!({
+        "resource": o.resource,
+        "authorization_servers": o.authorization_servers,
+        "bearer_methods_supported": ["header"],
+        "resource_name": format!("Cairn MCP gateway {}", rt.gateway),
+    });
+    if !o.scopes.is_empty() {
+        doc["scopes_supported"] = json!(o.scopes);
+    }
+    json_response(StatusCode::OK, &doc)
+}
+
+fn sse_event(m: &Message) -> Bytes {
+    encode_named("message", &m.to_value().to_string())
+}
+
+/// Serves one request.
+pub async fn handle<B>(rt: Arc<McpRuntime>, req: HttpRequest<B>) -> Response<Body>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let path = req.uri().path().to_string();
+    if path == PRM_PATH || path.starts_with(&format!("{PRM_PATH}/")) {
+        return prm(&rt);
+    }
+    if !(path == "/mcp" || path == "/" || path == "/mcp/") {
+        return plain(StatusCode::NOT_FOUND, "not found: the MCP endpoint is /mcp");
+    }
+    let headers = req.headers().clone();
+    let origin = headers.get(http::header::ORIGIN).and_then(|v| v.to_str().ok());
+    if !protocol::origin_allowed(&rt.mcp.allowed_origins, origin) {
+        return plain(StatusCode::FORBIDDEN, "Forbidden: Origin not allowed");
+    }
+    let subject = match rt.identity.authenticate(&headers, &rt.policy).await {
+        Ok(s) => s,
+        Err(e) => return unauthorized(&rt, &e),
+    };
+    match *req.method() {
+        Method::POST => post(rt, subject, headers, req.into_body()).await,
+        Method::GET => get(rt, subject, headers).await,
+        Method::DELETE => delete(rt, subject, headers).await,
+        _ => Response::builder()
+            .status(StatusCode::METHOD_NOT_ALLOWED)
+            .header(http::header::ALLOW, "GET, POST, DELETE")
+            .body(full(Bytes::new()))
+            .expect("valid response"),
+    }
+}
+
+/// The session a request names: `Err` is the response to send (400 without one, 404 for an
+/// unknown, expired, ended or someone else's session).
+fn open_session(rt: &McpRuntime, subject: &str, headers: &HeaderMap) -> Result<(String, SessionState), Response<Body>> {
+    let id = match protocol::header(headers, HEADER_SESSION_ID) {
+        Ok(Some(id)) => id.to_string(),
+        Ok(None) => return Err(plain(StatusCode::BAD_REQUEST, "Bad Request: Mcp-Session-Id header is required")),
+        Err(e) => return Err(plain(StatusCode::BAD_REQUEST, &format!("Bad Request: {e}"))),
+    };
+    let gone = || plain(StatusCode::NOT_FOUND, "Session not found: initialize a new session");
+    let Some(state) = rt.sealer.open(&id) else { return Err(gone()) };
+    if state.subject != subject || !rt.state.activity.touch(&id, state.opened, now_secs(), rt.idle_secs()) {
+        return Err(gone());
+    }
+    Ok((id, state))
+}
+
+/// Checks `MCP-Protocol-Version` on a session-era request: absent means 2025-03-26; present must
+/// be a version the gateway speaks (`400` otherwise).
+fn session_version(headers: &HeaderMap) -> Result<String, Response<Body>> {
+    match protocol::header(headers, HEADER_PROTOCOL_VERSION) {
+        Ok(None) => Ok(protocol::DEFAULT_VERSION.to_string()),
+        Ok(Some(v)) if protocol::is_session_version(v) => Ok(v.to_string()),
+        Ok(Some(v)) => Err(plain(StatusCode::BAD_REQUEST, &format!("Bad Request: Unsupported MCP-Protocol-Version: {v}"))),
+        Err(e) => Err(plain(StatusCode::BAD_REQUEST, &format!("Bad Request: {e}"))),
+    }
+}
+
+async fn read_body<B>(rt: &McpRuntime, body: B) -> Result<Bytes, Response<Body>>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    match Limited::new(body, rt.max_body).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) => {
+            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                Err(rpc_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    Value::Null,
+                    RpcError::new(INVALID_REQUEST, format!("message over the {}-byte limit", rt.max_body)),
+                ))
+            } else {
+                Err(plain(StatusCode::BAD_REQUEST, "Bad Request: could not read the body"))
+            }
+        }
+    }
+}
+
+async fn post<B>(rt: Arc<McpRuntime>, subject: String, headers: HeaderMap, body: B) -> Response<Body>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let bytes = match read_body(&rt, body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let parsed = match jsonrpc::parse_body(&bytes) {
+        Ok(p) => p,
+        Err(e) => return json_response(StatusCode::BAD_REQUEST, &e.to_value()),
+    };
+    let header_version = protocol::header(&headers, HEADER_PROTOCOL_VERSION).ok().flatten();
+    let stateless_header = header_version.is_some_and(|v| v >= STATELESS_VERSION);
+    let single = match parsed {
+        RpcBody::Batch(items) => {
+            if stateless_header {
+                return rpc_error(
+                    StatusCode::BAD_REQUEST,
+                    Value::Null,
+                    RpcError::new(INVALID_REQUEST, "batches are not allowed in protocol version 2026-07-28"),
+                );
+            }
+            return batch(rt, subject, headers, items).await;
+        }
+        RpcBody::Single(v) => v,
+    };
+    let msg = match Message::from_value(single) {
+        Ok(m) => m,
+        Err(e) => return json_response(StatusCode::BAD_REQUEST, &e.to_value()),
+    };
+    let stateless = stateless_header
+        || match &msg {
+            Message::Request(r) => r.method == "server/discover" || protocol::meta_version(r.params.as_ref()).is_some(),
+            _ => false,
+        };
+    if stateless {
+        return post_stateless(rt, subject, headers, msg).await;
+    }
+    // Session era.
+    if let Message::Request(r) = &msg
+        && r.method == "initialize"
+    {
+        return initialize(rt, subject, r).await;
+    }
+    let version = match session_version(&headers) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let (sid, state) = match open_session(&rt, &subject, &headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if header_version.is_some() && version != state.version {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            &format!("Bad Request: MCP-Protocol-Version {version} is not the session's {}", state.version),
+        );
+    }
+    let ctx = Ctx { rt, subject, era: Era::Session, session_id: sid, backends: state.backends };
+    match msg {
+        Message::Request(r) => answer(ctx.handle(r.clone()).await, &r, Era::Session, &headers).await,
+        Message::Notification(n) => {
+            ctx.notify(n).await;
+            empty(StatusCode::ACCEPTED)
+        }
+        Message::Response(r) => {
+            ctx.respond(r).await;
+            empty(StatusCode::ACCEPTED)
+        }
+    }
+}
+
+async fn initialize(rt: Arc<McpRuntime>, subject: String, r: &Request) -> Response<Body> {
+    let params = r.params.clone().unwrap_or_else(|| json!({}));
+    let version = protocol::negotiate(params.get("protocolVersion").and_then(Value::as_str));
+    let (result, backends) = dispatch::initialize(&rt, &params, version).await;
+    let state = SessionState {
+        subject,
+        version: version.to_string(),
+        opened: now_secs(),
+        nonce: rt.sealer.random_u64(),
+        backends,
+    };
+    let sid = rt.sealer.seal(&state);
+    rt.state.activity.touch(&sid, state.opened, state.opened, rt.idle_secs());
+    super::audit::metrics()
+        .sessions
+        .get_or_create(&super::audit::SessionLabels { gateway: rt.gateway.clone(), era: "session".into() })
+        .inc();
+    let mut resp = json_response(StatusCode::OK, &r.reply(result).to_value());
+    resp.headers_mut().insert(HEADER_SESSION_ID, HeaderValue::from_str(&sid).expect("visible ASCII"));
+    resp
+}
+
+async fn post_stateless(rt: Arc<McpRuntime>, subject: String, headers: HeaderMap, msg: Message) -> Response<Body> {
+    let r = match msg {
+        Message::Request(r) => r,
+        Message::Notification(n) => {
+            // Notifications carry no routing headers to check beyond the version.
+            if let Err(e) = protocol::check_stateless_headers(&headers, &n.method, n.params.as_ref())
+                && e.code != jsonrpc::INVALID_PARAMS
+            {
+                return rpc_error(StatusCode::BAD_REQUEST, Value::Null, e);
+            }
+            return empty(StatusCode::ACCEPTED);
+        }
+        Message::Response(_) => {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                Value::Null,
+                RpcError::new(INVALID_REQUEST, "clients send no responses in protocol version 2026-07-28"),
+            );
+        }
+    };
+    if let Err(e) = protocol::check_stateless_headers(&headers, &r.method, r.params.as_ref()) {
+        return rpc_error(StatusCode::BAD_REQUEST, r.id.clone(), e);
+    }
+    if r.method == "initialize" {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            r.id.clone(),
+            RpcError::new(INVALID_REQUEST, "initialize is not part of protocol version 2026-07-28"),
+        );
+    }
+    if r.method == "subscriptions/listen" {
+        return rpc_error(
+            StatusCode::NOT_FOUND,
+            r.id.clone(),
+            RpcError::new(jsonrpc::METHOD_NOT_FOUND, "subscriptions/listen is not supported by this gateway yet"),
+        );
+    }
+    super::audit::metrics()
+        .sessions
+        .get_or_create(&super::audit::SessionLabels { gateway: rt.gateway.clone(), era: "stateless".into() })
+        .inc();
+    let backends = if r.method == "server/discover" || r.method == "ping" {
+        Default::default()
+    } else {
+        dispatch::pooled(&rt).await
+    };
+    let ctx = Ctx { rt, subject, era: Era::Stateless, session_id: String::new(), backends };
+    answer(ctx.handle(r.clone()).await, &r, Era::Stateless, &headers).await
+}
+
+/// Adds `resultType` to a stateless-era response.
+fn modernize(era: Era, mut m: Message) -> Message {
+    if era == Era::Stateless
+        && let Message::Response(RpcResponse { outcome: Ok(Value::Object(o)), .. }) = &mut m
+    {
+        o.entry("resultType").or_insert("complete".into());
+    }
+    m
+}
+
+/// A response body fed by a channel.
+pub struct ChanBody(pub mpsc::Receiver<Bytes>);
+
+impl http_body::Body for ChanBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        self.0.poll_recv(cx).map(|o| o.map(|b| Ok(http_body::Frame::data(b))))
+    }
+}
+
+fn sse_response(rx: mpsc::Receiver<Bytes>) -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(http::header::CONTENT_TYPE, "text/event-stream")
+        .header(http::header::CACHE_CONTROL, "no-cache")
+        .header("x-accel-buffering", "no")
+        .body(BoxBody::new(ChanBody(rx)))
+        .expect("valid response")
+}
+
+/// Turns an outcome into the HTTP response: JSON when the answer is the only message, SSE when
+/// the backend sends progress or requests first (and the client accepts SSE).
+async fn answer(outcome: Outcome, req: &Request, era: Era, headers: &HeaderMap) -> Response<Body> {
+    let status_of = |m: &Message| match (era, m) {
+        (Era::Stateless, Message::Response(RpcResponse { outcome: Err(e), .. })) => stateless_status(e),
+        _ => StatusCode::OK,
+    };
+    let mut rx = match outcome {
+        Outcome::Done(r) => {
+            let m = modernize(era, Message::Response(r));
+            return json_response(status_of(&m), &m.to_value());
+        }
+        Outcome::SessionGone => return plain(StatusCode::NOT_FOUND, "Session not found: initialize a new session"),
+        Outcome::Stream(rx) => rx,
+    };
+    let lost = || {
+        let m = RpcResponse::error(req.id.clone(), RpcError::new(jsonrpc::INTERNAL_ERROR, "MCP server did not answer"));
+        json_response(StatusCode::OK, &modernize(era, Message::Response(m)).to_value())
+    };
+    let first = match rx.recv().await {
+        None => return lost(),
+        Some(m @ Message::Response(_)) => {
+            let m = modernize(era, m);
+            return json_response(status_of(&m), &m.to_value());
+        }
+        Some(m) => m,
+    };
+    let accepts_sse = headers
+        .get_all(http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("text/event-stream"));
+    if !accepts_sse {
+        while let Some(m) = rx.recv().await {
+            if let Message::Response(_) = m {
+                let m = modernize(era, m);
+                return json_response(status_of(&m), &m.to_value());
+            }
+        }
+        return lost();
+    }
+    let (tx, out) = mpsc::channel::<Bytes>(64);
+    tokio::spawn(async move {
+        if tx.send(sse_event(&first)).await.is_err() {
+            return;
+        }
+        while let Some(m) = rx.recv().await {
+            let last = matches!(m, Message::Response(_));
+            if tx.send(sse_event(&modernize(era, m))).await.is_err() || last {
+                return;
+            }
+        }
+    });
+    sse_response(out)
+}
+
+async fn batch(rt: Arc<McpRuntime>, subject: String, headers: HeaderMap, items: Vec<Value>) -> Response<Body> {
+    let refuse = |why: &str| rpc_error(StatusCode::BAD_REQUEST, Value::Null, RpcError::new(INVALID_REQUEST, why));
+    if items.is_empty() {
+        return refuse("an empty batch is not a valid request");
+    }
+    let (sid, state) = match open_session(&rt, &subject, &headers) {
+        Ok(s) => s,
+        Err(_) if !headers.contains_key(HEADER_SESSION_ID) => {
+            return refuse("batches are allowed only in sessions of protocol version 2025-03-26 (and initialize cannot be batched)");
+        }
+        Err(r) => return r,
+    };
+    if state.version != "2025-03-26" {
+        return refuse("batches are not allowed after protocol version 2025-03-26");
+    }
+    let ctx = Ctx { rt, subject, era: Era::Session, session_id: sid, backends: state.backends };
+    let mut out = Vec::new();
+    for item in items {
+        match Message::from_value(item) {
+            Err(e) => out.push(e.to_value()),
+            Ok(Message::Request(r)) => {
+                let resp = match ctx.handle(r.clone()).await {
+                    Outcome::Done(x) => x,
+                    Outcome::SessionGone => return plain(StatusCode::NOT_FOUND, "Session not found: initialize a new session"),
+                    Outcome::Stream(mut rx) => {
+                        let mut found = None;
+                        while let Some(m) = rx.recv().await {
+                            if let Message::Response(x) = m {
+                                found = Some(x);
+                                break;
+                            }
+                        }
+                        found.unwrap_or_else(|| r.error(RpcError::new(jsonrpc::INTERNAL_ERROR, "MCP server did not answer")))
+                    }
+                };
+                out.push(resp.to_value());
+            }
+            Ok(Message::Notification(n)) => ctx.notify(n).await,
+            Ok(Message::Response(r)) => ctx.respond(r).await,
+        }
+    }
+    if out.is_empty() {
+        return empty(StatusCode::ACCEPTED);
+    }
+    json_response(StatusCode::OK, &Value::Array(out))
+}
+
+async fn get(rt: Arc<McpRuntime>, subject: String, headers: HeaderMap) -> Response<Body> {
+    if protocol::header(&headers, HEADER_PROTOCOL_VERSION).ok().flatten().is_some_and(|v| v >= STATELESS_VERSION) {
+        return plain(StatusCode::METHOD_NOT_ALLOWED, "GET is not part of protocol version 2026-07-28");
+    }
+    let accepts_sse = headers
+        .get_all(http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("text/event-stream"));
+    if !accepts_sse {
+        return plain(StatusCode::NOT_ACCEPTABLE, "Not Acceptable: the standalone stream is text/event-stream");
+    }
+    if let Err(r) = session_version(&headers) {
+        return r;
+    }
+    let (_, state) = match open_session(&rt, &subject, &headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let listens = futures_util::future::join_all(rt.upstreams.iter().filter_map(|u| {
+        let s = state.backends.get(&u.prefix)?.clone();
+        Some(async move { (u.clone(), u.listen(&s).await) })
+    }))
+    .await;
+    let (merged_tx, mut merged) = mpsc::unbounded_channel::<Message>();
+    let mut any = false;
+    for (u, r) in listens {
+        match r {
+            Ok(Some(mut rx)) => {
+                any = true;
+                let tx = merged_tx.clone();
+                let prefix = u.prefix.clone();
+                tokio::spawn(async move {
+                    while let Some(m) = rx.recv().await {
+                        if tx.send(dispatch::rewrite_from_backend(&prefix, m)).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+            Ok(None) => {}
+            Err(e) => super::audit::metrics().backend_error(&rt.gateway, &u.name, "GET", &e),
+        }
+    }
+    drop(merged_tx);
+    if !any {
+        return plain(StatusCode::METHOD_NOT_ALLOWED, "no MCP server of this gateway offers a standalone stream");
+    }
+    let (tx, out) = mpsc::channel::<Bytes>(64);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(KEEP_ALIVE);
+        tick.tick().await;
+        loop {
+            let first = tokio::select! {
+                m = merged.recv() => match m { Some(m) => m, None => return },
+                _ = tick.tick() => {
+                    if tx.send(encode_comment("keep-alive")).await.is_err() { return; }
+                    continue;
+                }
+            };
+            // Coalesce: of the messages already waiting, each kind of list_changed goes out once.
+            let mut batch = vec![first];
+            while let Ok(m) = merged.try_recv() {
+                batch.push(m);
+            }
+            let mut seen = std::collections::HashSet::new();
+            for m in batch {
+                if let Message::Notification(n) = &m
+                    && n.method.ends_with("/list_changed")
+                    && !seen.insert(n.method.clone())
+                {
+                    continue;
+                }
+                if tx.send(sse_event(&m)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    sse_response(out)
+}
+
+async fn delete(rt: Arc<McpRuntime>, subject: String, headers: HeaderMap) -> Response<Body> {
+    if protocol::header(&headers, HEADER_PROTOCOL_VERSION).ok().flatten().is_some_and(|v| v >= STATELESS_VERSION) {
+        return plain(StatusCode::METHOD_NOT_ALLOWED, "DELETE is not part of protocol version 2026-07-28");
+    }
+    let (sid, state) = match open_session(&rt, &subject, &headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    futures_util::future::join_all(rt.upstreams.iter().filter_map(|u| {
+        let s = state.backends.get(&u.prefix)?.clone();
+        Some(async move { u.close(&s).await })
+    }))
+    .await;
+    rt.state.activity.end(&sid, now_secs());
+    empty(StatusCode::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_url_appends_the_resource_path() {
+        assert_eq!(
+            metadata_url("https://mcp.example.com/mcp"),
+            "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
+        );
+        assert_eq!(metadata_url("https://mcp.example.com"), "https://mcp.example.com/.well-known/oauth-protected-resource");
+    }
+}

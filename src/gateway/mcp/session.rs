@@ -1,0 +1,234 @@
+//! Sessions without sticky routing.
+//!
+//! The `Mcp-Session-Id` the gateway hands out *is* the session: the caller's subject, the
+//! negotiated version, the time it was opened and the session id (and version) of every backend
+//! it opened, sealed with ChaCha20-Poly1305 under the gateway's [`crate::config::SESSION_KEY`]
+//! and bound to the gateway's name (associated data). Any replica holding the key opens it; a
+//! tampered id, one sealed by another gateway or key, or an expired one opens to nothing, and the
+//! client gets `404` and initializes again.
+//!
+//! Idle expiry: a session lives `idle` after it was opened or last used. The last use is known
+//! per replica (a small map of hashed ids); a replica that never saw a session uses its opening
+//! time, so with several replicas a session can end early, never late — the spec lets servers
+//! end sessions at any time.
+
+use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::rand::{SecureRandom, SystemRandom};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// Prefix of sealed ids (format version).
+const PREFIX: &str = "c1.";
+
+/// A backend's side of a session.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct BackendSession {
+    /// The backend's `Mcp-Session-Id`, if it gave one.
+    #[serde(rename = "s", default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The version negotiated with the backend.
+    #[serde(rename = "v")]
+    pub version: String,
+}
+
+/// What a sealed session id holds.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct SessionState {
+    /// Caller.
+    #[serde(rename = "u")]
+    pub subject: String,
+    /// Version negotiated with the client.
+    #[serde(rename = "v")]
+    pub version: String,
+    /// Opened at, seconds since the epoch.
+    #[serde(rename = "t")]
+    pub opened: u64,
+    /// Random part: two sessions opened at once differ.
+    #[serde(rename = "r")]
+    pub nonce: u64,
+    /// Backend sessions by server prefix; servers that failed to initialize are absent.
+    #[serde(rename = "b")]
+    pub backends: BTreeMap<String, BackendSession>,
+}
+
+/// Seals and opens session ids for one gateway.
+pub struct Sealer {
+    key: LessSafeKey,
+    aad: Vec<u8>,
+    rng: SystemRandom,
+}
+
+impl Sealer {
+    /// A sealer with a key derived from `secret` (the credential's text), bound to `gateway`.
+    pub fn new(secret: &str, gateway: &str) -> Sealer {
+        let mut h = Sha256::new();
+        h.update(b"cairn mcp session key v1\0");
+        h.update(secret.as_bytes());
+        let key = LessSafeKey::new(UnboundKey::new(&CHACHA20_POLY1305, &h.finalize()).expect("32-byte key"));
+        Sealer { key, aad: gateway.as_bytes().to_vec(), rng: SystemRandom::new() }
+    }
+
+    /// A random secret, for local mode when the bundle has none.
+    pub fn random_secret() -> String {
+        let mut b = [0u8; 32];
+        SystemRandom::new().fill(&mut b).expect("system randomness");
+        hex::encode(b)
+    }
+
+    /// A random number for [`SessionState::nonce`].
+    pub fn random_u64(&self) -> u64 {
+        let mut b = [0u8; 8];
+        self.rng.fill(&mut b).expect("system randomness");
+        u64::from_le_bytes(b)
+    }
+
+    /// The session id for `state`: visible ASCII only.
+    pub fn seal(&self, state: &SessionState) -> String {
+        let mut nonce = [0u8; NONCE_LEN];
+        self.rng.fill(&mut nonce).expect("system randomness");
+        let mut buf = serde_json::to_vec(state).expect("session state serializes");
+        self.key
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(&self.aad), &mut buf)
+            .expect("sealing cannot fail for small inputs");
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&buf);
+        format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(out))
+    }
+
+    /// The state sealed in `id`, or `None` if it was not sealed by this key for this gateway.
+    pub fn open(&self, id: &str) -> Option<SessionState> {
+        let raw = URL_SAFE_NO_PAD.decode(id.strip_prefix(PREFIX)?).ok()?;
+        if raw.len() < NONCE_LEN {
+            return None;
+        }
+        let (nonce, rest) = raw.split_at(NONCE_LEN);
+        let mut buf = rest.to_vec();
+        let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+        let plain = self.key.open_in_place(nonce, Aad::from(&self.aad), &mut buf).ok()?;
+        serde_json::from_slice(plain).ok()
+    }
+}
+
+/// Per-replica memory of session use: last activity and ended sessions, keyed by a hash of the id.
+#[derive(Default)]
+pub struct Activity {
+    inner: Mutex<ActivityInner>,
+}
+
+#[derive(Default)]
+struct ActivityInner {
+    last_seen: HashMap<[u8; 16], u64>,
+    ended: HashMap<[u8; 16], u64>,
+}
+
+fn key(id: &str) -> [u8; 16] {
+    let d = Sha256::digest(id.as_bytes());
+    let mut k = [0u8; 16];
+    k.copy_from_slice(&d[..16]);
+    k
+}
+
+/// Most entries kept before expired ones are swept.
+const SWEEP_AT: usize = 4096;
+
+impl Activity {
+    /// Whether a session opened at `opened` is live at `now` (seconds), given `idle_secs`; if so,
+    /// records this use.
+    pub fn touch(&self, id: &str, opened: u64, now: u64, idle_secs: u64) -> bool {
+        let k = key(id);
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if g.ended.contains_key(&k) {
+            return false;
+        }
+        let last = g.last_seen.get(&k).copied().unwrap_or(opened).max(opened);
+        if now.saturating_sub(last) > idle_secs {
+            g.last_seen.remove(&k);
+            return false;
+        }
+        if g.last_seen.len() >= SWEEP_AT {
+            g.last_seen.retain(|_, t| now.saturating_sub(*t) <= idle_secs);
+            g.ended.retain(|_, t| now.saturating_sub(*t) <= idle_secs);
+        }
+        g.last_seen.insert(k, now);
+        true
+    }
+
+    /// Records that a session ended (DELETE).
+    pub fn end(&self, id: &str, now: u64) {
+        let k = key(id);
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        g.last_seen.remove(&k);
+        g.ended.insert(k, now);
+    }
+
+    /// Sessions this replica remembers.
+    pub fn len(&self) -> usize {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).last_seen.len()
+    }
+
+    /// Whether it remembers none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> SessionState {
+        SessionState {
+            subject: "bot".into(),
+            version: "2025-06-18".into(),
+            opened: 1000,
+            nonce: 7,
+            backends: [
+                ("gh".to_string(), BackendSession { id: Some("abc-123".into()), version: "2025-06-18".into() }),
+                ("fs".to_string(), BackendSession { id: None, version: "2025-03-26".into() }),
+            ]
+            .into(),
+        }
+    }
+
+    #[test]
+    fn seals_and_opens_across_instances() {
+        let a = Sealer::new("k", "ns/tools");
+        let b = Sealer::new("k", "ns/tools");
+        let id = a.seal(&state());
+        assert!(super::super::protocol::valid_session_id(&id), "{id}");
+        assert_eq!(b.open(&id), Some(state()));
+        assert_ne!(a.seal(&state()), id, "fresh nonce each time");
+    }
+
+    #[test]
+    fn refuses_tampering_other_keys_and_other_gateways() {
+        let a = Sealer::new("k", "ns/tools");
+        let id = a.seal(&state());
+        let mut bytes = id.clone().into_bytes();
+        let i = bytes.len() - 5;
+        bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+        assert_eq!(a.open(&String::from_utf8(bytes).unwrap()), None);
+        assert_eq!(Sealer::new("other", "ns/tools").open(&id), None);
+        assert_eq!(Sealer::new("k", "ns/other").open(&id), None);
+        assert_eq!(a.open("c1."), None);
+        assert_eq!(a.open("garbage"), None);
+        assert_eq!(a.open(&id[..id.len() - 1]), None);
+    }
+
+    #[test]
+    fn idle_expiry() {
+        let act = Activity::default();
+        assert!(act.touch("s", 100, 150, 60));
+        assert!(act.touch("s", 100, 200, 60), "last use at 150 keeps it alive");
+        assert!(!act.touch("s", 100, 261, 60));
+        assert!(!act.touch("t", 100, 161, 60), "never seen: idle since it was opened");
+        assert!(act.touch("u", 100, 100, 60));
+        act.end("u", 101);
+        assert!(!act.touch("u", 100, 102, 60));
+    }
+}

@@ -1,0 +1,370 @@
+//! The gateway's side of one MCP server: streamable HTTP (JSON or SSE answers) or a local stdio
+//! child. The gateway always speaks the session era to backends: it opens one backend session per
+//! client session (and, for stateless-era clients, one pooled session per replica).
+
+use super::jsonrpc::{Message, Notification, Request, Response};
+use super::protocol::{HEADER_PROTOCOL_VERSION, HEADER_SESSION_ID};
+use super::session::BackendSession;
+use super::stdio::{StdioError, StdioServer};
+use crate::config::{Credentials, HeaderConfig};
+use crate::gateway::ai::sse::SseParser;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use http_body_util::{BodyExt, Full};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// HTTP client for backends.
+pub type HttpClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Full<Bytes>,
+>;
+
+/// A client for backends (HTTP/1 and 2, TLS with the web PKI roots).
+pub fn http_client() -> HttpClient {
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_all_versions()
+        .wrap_connector(http);
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build(https)
+}
+
+/// Why a backend exchange failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UpstreamError {
+    /// Network failure.
+    #[error("cannot reach MCP server: {0}")]
+    Connect(String),
+    /// No answer in time.
+    #[error("MCP server did not answer in time")]
+    Timeout,
+    /// The backend no longer knows the session.
+    #[error("MCP server ended the session")]
+    SessionGone,
+    /// An HTTP status that is not an MCP answer.
+    #[error("MCP server answered HTTP {0}")]
+    Status(u16),
+    /// An answer that is not MCP.
+    #[error("MCP server sent an invalid answer: {0}")]
+    Protocol(String),
+    /// stdio failure.
+    #[error("{0}")]
+    Stdio(#[from] StdioError),
+}
+
+/// How a backend is reached (a few per gateway: size does not matter).
+#[allow(clippy::large_enum_variant)]
+pub enum Transport {
+    /// Streamable HTTP.
+    Http {
+        /// Endpoint.
+        url: http::Uri,
+        /// Client.
+        client: HttpClient,
+    },
+    /// A local child process.
+    Stdio(Arc<StdioServer>),
+}
+
+/// One backend.
+pub struct Upstream {
+    /// MCPServer name.
+    pub name: String,
+    /// Prefix.
+    pub prefix: String,
+    /// Transport.
+    pub transport: Transport,
+    /// Headers sent on every HTTP request (credentials resolved).
+    pub headers: HeaderMap,
+    /// Per-exchange timeout.
+    pub timeout: Duration,
+    /// Largest message accepted from the backend.
+    pub max_message_bytes: usize,
+}
+
+/// Resolves configured headers against the credentials bundle; an unresolvable header is an error
+/// (the config names a credential the bundle lacks).
+pub fn resolve_headers(headers: &[HeaderConfig], creds: &Credentials) -> Result<HeaderMap, String> {
+    let mut out = HeaderMap::new();
+    for h in headers {
+        let value = match (&h.value, &h.credential) {
+            (Some(v), _) => v.clone(),
+            (None, Some(c)) => creds.get(c).ok_or_else(|| format!("credential '{}' is missing", c.id))?.to_string(),
+            (None, None) => String::new(),
+        };
+        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|e| format!("header '{}': {e}", h.name))?;
+        let value = HeaderValue::from_str(&format!("{}{value}", h.prefix))
+            .map_err(|e| format!("header '{}': {e}", h.name))?;
+        out.append(name, value);
+    }
+    Ok(out)
+}
+
+/// Messages of one exchange: notifications and server requests, then the response.
+pub type Replies = mpsc::Receiver<Message>;
+
+impl Upstream {
+    /// Runs `initialize` with `params` and sends `notifications/initialized`; returns the result
+    /// and the backend session.
+    pub async fn initialize(&self, params: Value) -> Result<(Value, BackendSession), UpstreamError> {
+        let requested = params.get("protocolVersion").and_then(Value::as_str).unwrap_or_default().to_string();
+        match &self.transport {
+            Transport::Stdio(s) => {
+                let (id, result) = s.open(Some(params)).await?;
+                let version = result.get("protocolVersion").and_then(Value::as_str).unwrap_or(&requested).to_string();
+                Ok((result, BackendSession { id: Some(id), version }))
+            }
+            Transport::Http { .. } => {
+                let req = Request::new("cairn-init", "initialize", Some(params));
+                let fresh = BackendSession { id: None, version: String::new() };
+                let (headers, mut rx) = self.http_exchange(&fresh, Message::Request(req), true).await?;
+                let resp = tokio::time::timeout(self.timeout, final_response(&mut rx))
+                    .await
+                    .map_err(|_| UpstreamError::Timeout)??;
+                let result = resp.outcome.map_err(|e| UpstreamError::Protocol(format!("initialize failed: {e}")))?;
+                let version = result.get("protocolVersion").and_then(Value::as_str).unwrap_or(&requested).to_string();
+                let id = headers.get(HEADER_SESSION_ID).and_then(|v| v.to_str().ok()).map(str::to_string);
+                let session = BackendSession { id, version };
+                let note = Message::Notification(Notification::new("notifications/initialized", None));
+                self.send(&session, note).await?;
+                Ok((result, session))
+            }
+        }
+    }
+
+    /// Sends a request; returns the channel its messages arrive on.
+    pub async fn request(&self, session: &BackendSession, req: Request) -> Result<Replies, UpstreamError> {
+        match &self.transport {
+            Transport::Stdio(s) => {
+                let id = session.id.as_deref().ok_or(UpstreamError::SessionGone)?;
+                s.request(id, req).await.map_err(|e| match e {
+                    StdioError::UnknownSession => UpstreamError::SessionGone,
+                    e => e.into(),
+                })
+            }
+            Transport::Http { .. } => Ok(self.http_exchange(session, Message::Request(req), false).await?.1),
+        }
+    }
+
+    /// Sends a request and waits (up to the timeout) for its response.
+    pub async fn call(&self, session: &BackendSession, req: Request) -> Result<Response, UpstreamError> {
+        let fut = async {
+            let mut rx = self.request(session, req).await?;
+            final_response(&mut rx).await
+        };
+        tokio::time::timeout(self.timeout, fut).await.map_err(|_| UpstreamError::Timeout)?
+    }
+
+    /// Sends a notification or a response (`202` expected).
+    pub async fn send(&self, session: &BackendSession, msg: Message) -> Result<(), UpstreamError> {
+        match &self.transport {
+            Transport::Stdio(s) => {
+                let id = session.id.as_deref().ok_or(UpstreamError::SessionGone)?;
+                Ok(s.send(id, msg).await?)
+            }
+            Transport::Http { .. } => {
+                let fut = self.http_exchange(session, msg, false);
+                tokio::time::timeout(self.timeout, fut).await.map_err(|_| UpstreamError::Timeout)??;
+                Ok(())
+            }
+        }
+    }
+
+    /// Opens the backend's standalone stream (GET); `None` when it has none (`405`).
+    pub async fn listen(&self, session: &BackendSession) -> Result<Option<mpsc::UnboundedReceiver<Message>>, UpstreamError> {
+        match &self.transport {
+            Transport::Stdio(s) => {
+                let id = session.id.as_deref().ok_or(UpstreamError::SessionGone)?;
+                Ok(Some(s.listen(id).await?))
+            }
+            Transport::Http { url, client } => {
+                let mut b = http::Request::builder()
+                    .method(Method::GET)
+                    .uri(url.clone())
+                    .header(http::header::ACCEPT, "text/event-stream");
+                b = self.common_headers(b, session);
+                let req = b.body(Full::new(Bytes::new())).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+                let resp = tokio::time::timeout(self.timeout, client.request(req))
+                    .await
+                    .map_err(|_| UpstreamError::Timeout)?
+                    .map_err(|e| UpstreamError::Connect(e.to_string()))?;
+                match resp.status() {
+                    StatusCode::OK => {}
+                    StatusCode::METHOD_NOT_ALLOWED => return Ok(None),
+                    StatusCode::NOT_FOUND if session.id.is_some() => return Err(UpstreamError::SessionGone),
+                    s => return Err(UpstreamError::Status(s.as_u16())),
+                }
+                let (tx, rx) = mpsc::unbounded_channel();
+                let max = self.max_message_bytes;
+                let mut body = resp.into_body();
+                tokio::spawn(async move {
+                    let mut parser = SseParser::new(max);
+                    while let Some(frame) = body.frame().await {
+                        let Ok(frame) = frame else { break };
+                        let Ok(data) = frame.into_data() else { continue };
+                        let Ok(events) = parser.push(&data) else { break };
+                        for ev in events {
+                            if let Some(m) = parse_message(ev.data.as_bytes())
+                                && tx.send(m).is_err()
+                            {
+                                return;
+                            }
+                        }
+                    }
+                });
+                Ok(Some(rx))
+            }
+        }
+    }
+
+    /// Ends the backend session (best effort).
+    pub async fn close(&self, session: &BackendSession) {
+        match &self.transport {
+            Transport::Stdio(s) => {
+                if let Some(id) = &session.id {
+                    s.close(id).await;
+                }
+            }
+            Transport::Http { url, client } => {
+                if session.id.is_none() {
+                    return;
+                }
+                let b = self.common_headers(http::Request::builder().method(Method::DELETE).uri(url.clone()), session);
+                if let Ok(req) = b.body(Full::new(Bytes::new())) {
+                    let _ = tokio::time::timeout(self.timeout, client.request(req)).await;
+                }
+            }
+        }
+    }
+
+    fn common_headers(&self, mut b: http::request::Builder, session: &BackendSession) -> http::request::Builder {
+        for (k, v) in &self.headers {
+            b = b.header(k, v);
+        }
+        if let Some(id) = &session.id {
+            b = b.header(HEADER_SESSION_ID, id);
+        }
+        if !session.version.is_empty() {
+            b = b.header(HEADER_PROTOCOL_VERSION, &session.version);
+        }
+        b
+    }
+
+    /// POSTs one message. For a request, the returned channel yields what the backend sends for
+    /// it (from a JSON body or an SSE stream) and closes after the response.
+    async fn http_exchange(
+        &self,
+        session: &BackendSession,
+        msg: Message,
+        initialize: bool,
+    ) -> Result<(HeaderMap, Replies), UpstreamError> {
+        let Transport::Http { url, client } = &self.transport else {
+            unreachable!("http_exchange on a stdio backend")
+        };
+        let body = serde_json::to_vec(&msg.to_value()).expect("json");
+        let mut b = http::Request::builder()
+            .method(Method::POST)
+            .uri(url.clone())
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::ACCEPT, "application/json, text/event-stream");
+        b = self.common_headers(b, session);
+        let req = b.body(Full::new(Bytes::from(body))).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+        let resp = tokio::time::timeout(self.timeout, client.request(req))
+            .await
+            .map_err(|_| UpstreamError::Timeout)?
+            .map_err(|e| UpstreamError::Connect(e.to_string()))?;
+        let status = resp.status();
+        let (tx, rx) = mpsc::channel(64);
+        if status == StatusCode::NOT_FOUND && session.id.is_some() && !initialize {
+            return Err(UpstreamError::SessionGone);
+        }
+        let is_sse = resp
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        let headers = resp.headers().clone();
+        if status == StatusCode::ACCEPTED {
+            return Ok((headers, rx));
+        }
+        if !status.is_success() && !is_json(&headers) {
+            return Err(UpstreamError::Status(status.as_u16()));
+        }
+        let want_id = match &msg {
+            Message::Request(r) => Some(r.id.clone()),
+            _ => None,
+        };
+        let max = self.max_message_bytes;
+        let mut body = resp.into_body();
+        if is_sse {
+            tokio::spawn(async move {
+                let mut parser = SseParser::new(max);
+                while let Some(frame) = body.frame().await {
+                    let Ok(frame) = frame else { break };
+                    let Ok(data) = frame.into_data() else { continue };
+                    let Ok(events) = parser.push(&data) else { break };
+                    for ev in events {
+                        let Some(m) = parse_message(ev.data.as_bytes()) else { continue };
+                        let last = matches!(&m, Message::Response(r) if Some(&r.id) == want_id.as_ref());
+                        if tx.send(m).await.is_err() || last {
+                            return;
+                        }
+                    }
+                }
+            });
+        } else {
+            let mut buf = Vec::new();
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| UpstreamError::Connect(e.to_string()))?;
+                if let Ok(d) = frame.into_data() {
+                    if buf.len() + d.len() > max {
+                        return Err(UpstreamError::Protocol(format!("answer over {max} bytes")));
+                    }
+                    buf.extend_from_slice(&d);
+                }
+            }
+            if buf.iter().all(u8::is_ascii_whitespace) {
+                return if status.is_success() { Ok((headers, rx)) } else { Err(UpstreamError::Status(status.as_u16())) };
+            }
+            let v: Value = serde_json::from_slice(&buf).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+            let items = match v {
+                Value::Array(a) => a,
+                v => vec![v],
+            };
+            for item in items {
+                let m = Message::from_value(item).map_err(|_| UpstreamError::Protocol("not JSON-RPC".into()))?;
+                let _ = tx.try_send(m);
+            }
+        }
+        Ok((headers, rx))
+    }
+}
+
+fn is_json(h: &HeaderMap) -> bool {
+    h.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"))
+}
+
+fn parse_message(data: &[u8]) -> Option<Message> {
+    if data.is_empty() {
+        return None; // priming event
+    }
+    Message::from_value(serde_json::from_slice(data).ok()?).ok()
+}
+
+/// Waits for the response among an exchange's messages.
+pub async fn final_response(rx: &mut Replies) -> Result<Response, UpstreamError> {
+    while let Some(m) = rx.recv().await {
+        if let Message::Response(r) = m {
+            return Ok(r);
+        }
+    }
+    Err(UpstreamError::Protocol("the stream ended without a response".into()))
+}

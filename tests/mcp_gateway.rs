@@ -1,0 +1,699 @@
+//! The MCP gateway (layer 2) end to end over HTTP, with MCP servers built on the official Rust
+//! SDK (`rmcp`) as backends, all on loopback in this process.
+
+mod support;
+#[path = "support/mcp_servers.rs"]
+mod mcp_servers;
+
+use bytes::Bytes;
+use cairn::config::{
+    AuthConfig, Credentials, DefaultAction, GatewayConfig, GatewayId, IdentityConfig, Layer, LimitsConfig,
+    ListenerConfig, McpConfig, McpEndpoint, McpServerConfig, OAuthConfig, PolicyConfig, PolicyRules, SESSION_KEY,
+    SubjectConfig, TelemetryConfig, ToolGrantConfig, hash_virtual_key,
+};
+use cairn::gateway::mcp::{McpRuntime, handle};
+use cairn::gateway::state::Shared;
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use mcp_servers::{PagedServer, ToolsServer, serve};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+const SALT: &str = "0011";
+const BOT_KEY: &str = "bot-key-0123456789abcdef";
+const OTHER_KEY: &str = "other-key-0123456789abcdef";
+
+fn server(name: &str, url: &str) -> McpServerConfig {
+    McpServerConfig {
+        name: name.into(),
+        prefix: name.into(),
+        endpoint: McpEndpoint::Http { url: url.into() },
+        headers: vec![],
+        allow: vec!["*".into()],
+        deny: vec![],
+        timeout_ms: 5_000,
+        audit_arguments: false,
+    }
+}
+
+fn config(name: &str, servers: Vec<McpServerConfig>, policy: PolicyConfig) -> GatewayConfig {
+    GatewayConfig {
+        version: cairn::config::CONFIG_VERSION,
+        gateway: GatewayId { namespace: "test".into(), name: name.into(), layer: Layer::Mcp },
+        listener: ListenerConfig { port: 0, max_request_bytes: 64 * 1024 },
+        auth: AuthConfig {
+            allow_anonymous: true,
+            jwt: vec![],
+            service_account_tokens: None,
+            virtual_key_salt: SALT.into(),
+        },
+        store: None,
+        telemetry: TelemetryConfig { otlp_endpoint: None, access_log: false },
+        policy,
+        ai: None,
+        mcp: Some(McpConfig { servers, session_idle_timeout_ms: 600_000, oauth: None, allowed_origins: vec![] }),
+        agent: None,
+    }
+}
+
+fn allow_all() -> PolicyConfig {
+    PolicyConfig { default_action: DefaultAction::Allow, subjects: vec![], policies: vec![] }
+}
+
+/// `bot` may use gh's `search_*` and `echo` (echo limited to 2 calls a minute); `other` is
+/// named by no policy; the default is Deny.
+fn bot_policy() -> PolicyConfig {
+    PolicyConfig {
+        default_action: DefaultAction::Deny,
+        subjects: vec![
+            SubjectConfig {
+                name: "bot".into(),
+                identities: vec![IdentityConfig::VirtualKey { hash: hash_virtual_key(SALT, BOT_KEY) }],
+            },
+            SubjectConfig {
+                name: "other".into(),
+                identities: vec![IdentityConfig::VirtualKey { hash: hash_virtual_key(SALT, OTHER_KEY) }],
+            },
+        ],
+        policies: vec![PolicyRules {
+            name: "bots".into(),
+            subjects: vec!["bot".into()],
+            models: vec![],
+            tools: vec![
+                ToolGrantConfig { server: "gh".into(), tools: vec!["search_*".into(), "delete_*".into()], limits: None },
+                ToolGrantConfig {
+                    server: "gh".into(),
+                    tools: vec!["echo".into()],
+                    limits: Some(LimitsConfig { requests_per_minute: Some(2), tokens_per_minute: None }),
+                },
+            ],
+            agents: vec![],
+            budgets: vec![],
+        }],
+    }
+}
+
+fn creds() -> Credentials {
+    Credentials([(SESSION_KEY.to_string(), "test-session-key".to_string())].into())
+}
+
+/// A gateway serving `cfg` on a free port.
+struct Gateway {
+    url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn gateway(cfg: GatewayConfig) -> Gateway {
+    let shared = Shared::new();
+    let rt = Arc::new(McpRuntime::build(cfg, &creds(), &shared).expect("config builds"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let rt = rt.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req| {
+                    let rt = rt.clone();
+                    async move { Ok::<_, std::convert::Infallible>(handle(rt, req).await) }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    Gateway { url: format!("http://{addr}/mcp"), task }
+}
+
+struct Reply {
+    status: u16,
+    headers: http::HeaderMap,
+    body: String,
+}
+
+impl Reply {
+    /// The JSON body, or the last JSON-RPC response of an SSE body.
+    fn json(&self) -> Value {
+        if self.is_sse() {
+            return self.messages().into_iter().rev().find(|m| m.get("id").is_some()).expect("a response in the stream");
+        }
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    fn is_sse(&self) -> bool {
+        self.headers.get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/event-stream"))
+    }
+
+    /// Every message of an SSE body.
+    fn messages(&self) -> Vec<Value> {
+        self.body
+            .lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .filter_map(|d| serde_json::from_str(d.trim()).ok())
+            .collect()
+    }
+
+    fn session(&self) -> String {
+        self.headers.get("mcp-session-id").expect("a session id").to_str().unwrap().to_string()
+    }
+}
+
+type Client = hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+fn client() -> Client {
+    hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http()
+}
+
+async fn send(method: &str, url: &str, headers: &[(&str, &str)], body: String) -> Reply {
+    let mut b = http::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream");
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let resp = tokio::time::timeout(Duration::from_secs(20), client().request(b.body(Full::new(Bytes::from(body))).unwrap()))
+        .await
+        .expect("gateway answers")
+        .expect("request");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = tokio::time::timeout(Duration::from_secs(20), resp.into_body().collect())
+        .await
+        .expect("body in time")
+        .unwrap()
+        .to_bytes();
+    Reply { status, headers, body: String::from_utf8_lossy(&body).into_owned() }
+}
+
+async fn post(url: &str, headers: &[(&str, &str)], body: Value) -> Reply {
+    send("POST", url, headers, body.to_string()).await
+}
+
+fn init_body(version: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}})
+}
+
+fn req(id: u64, method: &str, params: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+}
+
+/// A session-era client.
+struct Session {
+    url: String,
+    id: String,
+    version: String,
+    auth: Option<String>,
+}
+
+impl Session {
+    async fn open(url: &str, auth: Option<&str>) -> Session {
+        Self::open_version(url, auth, "2025-06-18").await
+    }
+
+    async fn open_version(url: &str, auth: Option<&str>, version: &str) -> Session {
+        let bearer = auth.map(|k| format!("Bearer {k}"));
+        let mut h: Vec<(&str, &str)> = vec![];
+        if let Some(b) = &bearer {
+            h.push(("authorization", b));
+        }
+        let r = post(url, &h, init_body(version)).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.json()["result"]["protocolVersion"], version);
+        let s = Session { url: url.into(), id: r.session(), version: version.into(), auth: bearer };
+        let n = s.post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await;
+        assert_eq!(n.status, 202);
+        s
+    }
+
+    async fn post(&self, body: Value) -> Reply {
+        self.post_to(&self.url, body).await
+    }
+
+    async fn post_to(&self, url: &str, body: Value) -> Reply {
+        let mut h = vec![("mcp-session-id", self.id.as_str()), ("mcp-protocol-version", self.version.as_str())];
+        if let Some(b) = &self.auth {
+            h.push(("authorization", b));
+        }
+        post(url, &h, body).await
+    }
+
+    async fn call(&self, id: u64, method: &str, params: Value) -> Value {
+        let r = self.post(req(id, method, params)).await;
+        assert_eq!(r.status, 200, "{method}: {}", r.body);
+        r.json()
+    }
+
+    async fn tool_names(&self) -> Vec<String> {
+        let v = self.call(100, "tools/list", json!({})).await;
+        v["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_string()).collect()
+    }
+}
+
+fn text_of(v: &Value) -> &str {
+    v["result"]["content"][0]["text"].as_str().unwrap_or_else(|| panic!("no text in {v}"))
+}
+
+#[tokio::test]
+async fn aggregates_tools_prompts_and_resources_with_prefixes() {
+    let gh = serve(ToolsServer::default).await;
+    let fs = serve(ToolsServer::default).await;
+    let pg = serve(|| PagedServer).await;
+    let gw = gateway(config("agg", vec![server("gh", &gh.url), server("fs", &fs.url), server("pg", &pg.url)], allow_all())).await;
+    let s = Session::open(&gw.url, None).await;
+
+    let names = s.tool_names().await;
+    let base = ["echo", "add", "fail", "explode", "search_code", "delete_repo", "progress", "changed"];
+    let mut want: Vec<String> = base.iter().map(|t| format!("fs__{t}")).collect();
+    want.extend(base.iter().map(|t| format!("gh__{t}")));
+    want.extend((0..25).map(|i| format!("pg__t{i:02}")));
+    assert_eq!(names, want, "server prefix order, each backend's own order, every page followed");
+    assert_eq!(s.tool_names().await, want, "deterministic");
+
+    let v = s.call(1, "tools/call", json!({"name": "gh__echo", "arguments": {"text": "hi"}})).await;
+    assert_eq!(text_of(&v), "hi");
+    let v = s.call(2, "tools/call", json!({"name": "fs__add", "arguments": {"a": 2, "b": 3}})).await;
+    assert_eq!(text_of(&v), "5");
+    let v = s.call(3, "tools/call", json!({"name": "pg__t24", "arguments": {}})).await;
+    assert_eq!(text_of(&v), "paged t24");
+    assert_eq!(v["id"], 3);
+
+    // A tool error is the tool's result; a protocol error stays a protocol error.
+    let v = s.call(4, "tools/call", json!({"name": "gh__fail", "arguments": {}})).await;
+    assert_eq!(v["result"]["isError"], true);
+    let v = s.call(5, "tools/call", json!({"name": "gh__explode", "arguments": {}})).await;
+    assert!(v["error"]["code"].is_i64(), "{v}");
+
+    // Unknown prefix, no prefix.
+    for name in ["zz__echo", "echo", "gh__"] {
+        let v = s.call(6, "tools/call", json!({"name": name, "arguments": {}})).await;
+        assert_eq!(v["error"]["code"], -32602, "{name}: {v}");
+    }
+
+    let v = s.call(7, "prompts/list", json!({})).await;
+    let prompts: Vec<&str> = v["result"]["prompts"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(prompts, ["fs__greet", "gh__greet"]);
+    let v = s.call(8, "prompts/get", json!({"name": "gh__greet", "arguments": {"who": "Ada"}})).await;
+    assert_eq!(v["result"]["messages"][0]["content"]["text"], "Hello, Ada!");
+
+    let v = s.call(9, "resources/list", json!({})).await;
+    let uris: Vec<&str> = v["result"]["resources"].as_array().unwrap().iter().map(|r| r["uri"].as_str().unwrap()).collect();
+    assert_eq!(uris, ["fs+file:///readme.txt", "gh+file:///readme.txt"]);
+    let v = s.call(10, "resources/read", json!({"uri": "gh+file:///readme.txt"})).await;
+    assert_eq!(v["result"]["contents"][0]["text"], "read me");
+    assert_eq!(v["result"]["contents"][0]["uri"], "gh+file:///readme.txt", "URIs route back");
+    let v = s.call(11, "resources/read", json!({"uri": "zz+file:///readme.txt"})).await;
+    assert_eq!(v["error"]["code"], -32002);
+
+    let v = s.call(12, "ping", json!({})).await;
+    assert_eq!(v["result"], json!({}));
+    let v = s.call(13, "no/such/method", json!({})).await;
+    assert_eq!(v["error"]["code"], -32601);
+}
+
+#[tokio::test]
+async fn server_allow_deny_and_per_caller_policy() {
+    let gh = serve(ToolsServer::default).await;
+    let mut g = server("gh", &gh.url);
+    g.deny = vec!["delete_*".into()];
+    let mut cfg = config("policy", vec![g], bot_policy());
+    cfg.auth.allow_anonymous = false;
+    let gw = gateway(cfg).await;
+
+    // No credentials: 401.
+    let r = post(&gw.url, &[], init_body("2025-06-18")).await;
+    assert_eq!(r.status, 401);
+    assert!(r.headers.get("www-authenticate").is_some());
+
+    let bot = Session::open(&gw.url, Some(BOT_KEY)).await;
+    assert_eq!(bot.tool_names().await, ["gh__echo", "gh__search_code"], "deny beats the grant; ungranted tools never appear");
+    let v = bot.call(1, "tools/call", json!({"name": "gh__search_code", "arguments": {}})).await;
+    assert_eq!(text_of(&v), "found 3 results");
+    // A name it never listed is refused on call.
+    let v = bot.call(2, "tools/call", json!({"name": "gh__add", "arguments": {"a": 1, "b": 1}})).await;
+    assert_eq!(v["error"]["code"], -32602);
+    assert!(v["error"]["message"].as_str().unwrap().contains("not allowed"), "{v}");
+    let v = bot.call(3, "tools/call", json!({"name": "gh__delete_repo", "arguments": {}})).await;
+    assert_eq!(v["error"]["code"], -32602, "denied by the server for everyone");
+    // Prompts of a server it may use are visible.
+    let v = bot.call(4, "prompts/list", json!({})).await;
+    assert_eq!(v["result"]["prompts"][0]["name"], "gh__greet");
+
+    // Rate limit on echo: 2 per minute.
+    for i in 0..2 {
+        let v = bot.call(10 + i, "tools/call", json!({"name": "gh__echo", "arguments": {"text": "x"}})).await;
+        assert_eq!(text_of(&v), "x");
+    }
+    let v = bot.call(12, "tools/call", json!({"name": "gh__echo", "arguments": {"text": "x"}})).await;
+    assert_eq!(v["error"]["code"], -32029, "{v}");
+
+    // A caller no policy names gets the default: Deny, so nothing.
+    let other = Session::open(&gw.url, Some(OTHER_KEY)).await;
+    assert!(other.tool_names().await.is_empty());
+    let v = other.call(1, "tools/call", json!({"name": "gh__search_code", "arguments": {}})).await;
+    assert_eq!(v["error"]["code"], -32602);
+    let v = other.call(2, "prompts/list", json!({})).await;
+    assert_eq!(v["result"]["prompts"], json!([]));
+
+    // A session belongs to its caller.
+    let stolen = Session { url: gw.url.clone(), id: bot.id.clone(), version: bot.version.clone(), auth: other.auth.clone() };
+    assert_eq!(stolen.post(req(1, "tools/list", json!({}))).await.status, 404);
+}
+
+#[tokio::test]
+async fn a_broken_backend_is_left_out() {
+    let good = serve(ToolsServer::default).await;
+    // A port nobody listens on, and a server answering garbage.
+    let dead = format!("http://127.0.0.1:{}/mcp", support::free_port());
+    let garbage = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let garbage_url = format!("http://{}/mcp", garbage.local_addr().unwrap());
+    let junk = tokio::spawn(async move {
+        let app = axum::Router::new().fallback(|| async { ([("content-type", "application/json")], "this is not json") });
+        let _ = axum::serve(garbage, app).await;
+    });
+    let mut d = server("dead", &dead);
+    d.timeout_ms = 2_000;
+    let gw = gateway(config("broken", vec![server("gh", &good.url), d, server("junk", &garbage_url)], allow_all())).await;
+    let s = Session::open(&gw.url, None).await;
+    let names = s.tool_names().await;
+    assert_eq!(names.len(), 8, "{names:?}");
+    assert!(names.iter().all(|n| n.starts_with("gh__")));
+    let v = s.call(1, "tools/call", json!({"name": "dead__echo", "arguments": {}})).await;
+    assert!(v["error"]["code"].is_i64(), "{v}");
+    let metrics = cairn::gateway::mcp::audit::metrics().encode();
+    assert!(metrics.contains("cairn_mcp_backend_errors_total{gateway=\"test/broken\",server=\"dead\",operation=\"initialize\"}"), "{metrics}");
+    junk.abort();
+}
+
+#[tokio::test]
+async fn one_session_served_by_two_gateways_alternately() {
+    let gh = serve(ToolsServer::default).await;
+    let a = gateway(config("pair", vec![server("gh", &gh.url)], allow_all())).await;
+    let b = gateway(config("pair", vec![server("gh", &gh.url)], allow_all())).await;
+    let s = Session::open(&a.url, None).await;
+    for i in 0..4u64 {
+        let url = if i % 2 == 0 { &b.url } else { &a.url };
+        let r = s.post_to(url, req(i, "tools/call", json!({"name": "gh__echo", "arguments": {"text": format!("n{i}")}}))).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(text_of(&r.json()), format!("n{i}"));
+    }
+    // Ending it on one ends it at the backend, so the other answers 404 too.
+    let mut del = vec![("mcp-session-id", s.id.as_str())];
+    del.push(("mcp-protocol-version", "2025-06-18"));
+    assert_eq!(send("DELETE", &b.url, &del, String::new()).await.status, 200);
+    assert_eq!(s.post_to(&b.url, req(9, "tools/list", json!({}))).await.status, 404);
+    assert_eq!(s.post_to(&a.url, req(9, "tools/call", json!({"name": "gh__echo", "arguments": {}}))).await.status, 404);
+}
+
+#[tokio::test]
+async fn tampered_or_foreign_session_ids_get_404() {
+    let gh = serve(ToolsServer::default).await;
+    let gw = gateway(config("tamper", vec![server("gh", &gh.url)], allow_all())).await;
+    let other = gateway(config("elsewhere", vec![server("gh", &gh.url)], allow_all())).await;
+    let s = Session::open(&gw.url, None).await;
+    let mut bytes = s.id.clone().into_bytes();
+    let i = bytes.len() / 2;
+    bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+    let tampered = Session { id: String::from_utf8(bytes).unwrap(), ..Session { url: gw.url.clone(), id: String::new(), version: s.version.clone(), auth: None } };
+    assert_eq!(tampered.post(req(1, "tools/list", json!({}))).await.status, 404);
+    // Sealed for another gateway.
+    assert_eq!(s.post_to(&other.url, req(1, "tools/list", json!({}))).await.status, 404);
+    // No session at all: 400.
+    assert_eq!(post(&gw.url, &[], req(1, "tools/list", json!({}))).await.status, 400);
+    // The real one still works.
+    assert_eq!(s.post(req(1, "tools/list", json!({}))).await.status, 200);
+}
+
+fn modern_headers<'a>(method: &'a str, name: Option<&'a str>) -> Vec<(&'a str, &'a str)> {
+    let mut h = vec![("mcp-protocol-version", "2026-07-28"), ("mcp-method", method)];
+    if let Some(n) = name {
+        h.push(("mcp-name", n));
+    }
+    h
+}
+
+fn modern(id: u64, method: &str, mut params: Value) -> Value {
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {}
+    });
+    req(id, method, params)
+}
+
+#[tokio::test]
+async fn stateless_era_discover_list_call_and_header_checks() {
+    let gh = serve(ToolsServer::default).await;
+    let gw = gateway(config("modern", vec![server("gh", &gh.url)], allow_all())).await;
+
+    let r = post(&gw.url, &modern_headers("server/discover", None), modern(1, "server/discover", json!({}))).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert!(v["result"]["supportedVersions"].as_array().unwrap().contains(&json!("2026-07-28")));
+    assert_eq!(v["result"]["resultType"], "complete");
+    assert!(r.headers.get("mcp-session-id").is_none(), "no sessions in this era");
+
+    let r = post(&gw.url, &modern_headers("tools/list", None), modern(2, "tools/list", json!({}))).await;
+    let v = r.json();
+    assert_eq!(v["result"]["tools"].as_array().unwrap().len(), 8, "{v}");
+    assert_eq!(v["result"]["ttlMs"], 0);
+    assert_eq!(v["result"]["cacheScope"], "private");
+
+    let r = post(
+        &gw.url,
+        &modern_headers("tools/call", Some("gh__echo")),
+        modern(3, "tools/call", json!({"name": "gh__echo", "arguments": {"text": "stateless"}})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(text_of(&r.json()), "stateless");
+
+    // Header/body mismatch, missing Mcp-Name, unknown version, unknown method, missing _meta.
+    let call = modern(4, "tools/call", json!({"name": "gh__echo", "arguments": {}}));
+    let r = post(&gw.url, &modern_headers("tools/call", Some("gh__add")), call.clone()).await;
+    assert_eq!((r.status, r.json()["error"]["code"].clone()), (400, json!(-32020)));
+    let r = post(&gw.url, &modern_headers("tools/list", Some("gh__echo")), call.clone()).await;
+    assert_eq!((r.status, r.json()["error"]["code"].clone()), (400, json!(-32020)));
+    let r = post(&gw.url, &modern_headers("tools/call", None), call.clone()).await;
+    assert_eq!((r.status, r.json()["error"]["code"].clone()), (400, json!(-32020)));
+    let mut h = modern_headers("tools/call", Some("gh__echo"));
+    h[0].1 = "2099-01-01";
+    let mut future = call.clone();
+    future["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] = "2099-01-01".into();
+    let r = post(&gw.url, &h, future).await;
+    assert_eq!((r.status, r.json()["error"]["code"].clone()), (400, json!(-32022)));
+    assert!(r.json()["error"]["data"]["supported"].as_array().unwrap().contains(&json!("2026-07-28")));
+    let r = post(&gw.url, &modern_headers("no/such", None), modern(5, "no/such", json!({}))).await;
+    assert_eq!((r.status, r.json()["error"]["code"].clone()), (404, json!(-32601)));
+    let r = post(&gw.url, &modern_headers("tools/list", None), req(6, "tools/list", json!({}))).await;
+    assert_eq!(r.status, 400, "_meta protocolVersion is required: {}", r.body);
+
+    // Batches, GET and DELETE do not exist in this era.
+    let r = send("POST", &gw.url, &modern_headers("tools/list", None), json!([modern(7, "tools/list", json!({}))]).to_string()).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(send("GET", &gw.url, &modern_headers("tools/list", None), String::new()).await.status, 405);
+    assert_eq!(send("DELETE", &gw.url, &modern_headers("tools/list", None), String::new()).await.status, 405);
+}
+
+#[tokio::test]
+async fn session_era_wire_errors() {
+    let gh = serve(ToolsServer::default).await;
+    let mut cfg = config("wire", vec![server("gh", &gh.url)], allow_all());
+    cfg.mcp.as_mut().unwrap().allowed_origins = vec!["https://app.example.com".into()];
+    let gw = gateway(cfg).await;
+
+    let r = post(&gw.url, &[("origin", "https://evil.example")], init_body("2025-06-18")).await;
+    assert_eq!(r.status, 403);
+    let r = post(&gw.url, &[("origin", "https://app.example.com")], init_body("2025-06-18")).await;
+    assert_eq!(r.status, 200);
+
+    let r = send("POST", &gw.url, &[], "{not json".into()).await;
+    assert_eq!((r.status, r.json()["error"]["code"].clone()), (400, json!(-32700)));
+    let r = post(&gw.url, &[], json!({"jsonrpc": "1.0", "id": 1, "method": "initialize"})).await;
+    assert_eq!((r.status, r.json()["error"]["code"].clone()), (400, json!(-32600)));
+
+    let s = Session::open(&gw.url, None).await;
+    let r = post(&gw.url, &[("mcp-session-id", &s.id), ("mcp-protocol-version", "1999-01-01")], req(1, "tools/list", json!({}))).await;
+    assert_eq!(r.status, 400, "unknown MCP-Protocol-Version");
+
+    // Batches: refused after 2025-03-26, served in 2025-03-26.
+    let batch = json!([req(1, "ping", json!({})), req(2, "tools/call", json!({"name": "gh__echo", "arguments": {"text": "b"}}))]);
+    assert_eq!(s.post(batch.clone()).await.status, 400);
+    let old = Session::open_version(&gw.url, None, "2025-03-26").await;
+    let r = old.post(batch).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v[0]["result"], json!({}));
+    assert_eq!(v[1]["result"]["content"][0]["text"], "b");
+
+    // Oversize body.
+    let big = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "gh__echo", "arguments": {"text": "x".repeat(100_000)}}});
+    assert_eq!(s.post(big).await.status, 413);
+
+    // Unknown version in initialize: the gateway offers its own.
+    let r = post(&gw.url, &[], init_body("2024-01-01")).await;
+    assert_eq!(r.json()["result"]["protocolVersion"], "2025-11-25");
+}
+
+#[tokio::test]
+async fn progress_is_relayed_on_the_request_stream() {
+    let gh = serve(ToolsServer::default).await;
+    let gw = gateway(config("progress", vec![server("gh", &gh.url)], allow_all())).await;
+    let s = Session::open(&gw.url, None).await;
+    let r = s.post(req(1, "tools/call", json!({"name": "gh__progress", "arguments": {}, "_meta": {"progressToken": "tok"}}))).await;
+    assert!(r.is_sse(), "{}", r.body);
+    let msgs = r.messages();
+    let progress: Vec<&Value> = msgs.iter().filter(|m| m["method"] == "notifications/progress").collect();
+    assert_eq!(progress.len(), 2, "{msgs:?}");
+    assert!(progress.iter().all(|p| p["params"]["progressToken"] == "tok"));
+    assert_eq!(text_of(msgs.last().unwrap()), "progressed");
+}
+
+#[tokio::test]
+async fn list_changed_reaches_the_standalone_stream() {
+    let gh = serve(ToolsServer::default).await;
+    let fs = serve(ToolsServer::default).await;
+    let gw = gateway(config("notify", vec![server("gh", &gh.url), server("fs", &fs.url)], allow_all())).await;
+    let s = Session::open(&gw.url, None).await;
+    let req_get = http::Request::builder()
+        .method("GET")
+        .uri(&gw.url)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &s.id)
+        .header("mcp-protocol-version", "2025-06-18")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = client().request(req_get).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.into_body();
+    let v = s.call(1, "tools/call", json!({"name": "gh__changed", "arguments": {}})).await;
+    assert_eq!(text_of(&v), "will change");
+    let mut seen = String::new();
+    let found = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(Ok(f)) = body.frame().await {
+            if let Ok(d) = f.into_data() {
+                seen.push_str(&String::from_utf8_lossy(&d));
+                if seen.contains("notifications/tools/list_changed") {
+                    return true;
+                }
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(found, Ok(true), "{seen}");
+}
+
+#[tokio::test]
+async fn oauth_protected_resource_metadata_and_401() {
+    let gh = serve(ToolsServer::default).await;
+    let mut cfg = config("oauth", vec![server("gh", &gh.url)], bot_policy());
+    cfg.auth.allow_anonymous = false;
+    cfg.mcp.as_mut().unwrap().oauth = Some(OAuthConfig {
+        resource: "https://mcp.example.com/mcp".into(),
+        authorization_servers: vec!["https://login.example.com".into()],
+        scopes: vec!["mcp:tools".into()],
+    });
+    let gw = gateway(cfg).await;
+    let r = post(&gw.url, &[], init_body("2025-06-18")).await;
+    assert_eq!(r.status, 401);
+    let www = r.headers.get("www-authenticate").unwrap().to_str().unwrap();
+    assert!(
+        www.starts_with("Bearer resource_metadata=\"https://mcp.example.com/.well-known/oauth-protected-resource/mcp\""),
+        "{www}"
+    );
+    let base = gw.url.trim_end_matches("/mcp");
+    for path in ["/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"] {
+        let r = send("GET", &format!("{base}{path}"), &[], String::new()).await;
+        assert_eq!(r.status, 200, "{path}");
+        let doc = r.json();
+        assert_eq!(doc["resource"], "https://mcp.example.com/mcp");
+        assert_eq!(doc["authorization_servers"], json!(["https://login.example.com"]));
+    }
+    // A bad token is refused with invalid_token.
+    let r = post(&gw.url, &[("authorization", "Bearer nope")], init_body("2025-06-18")).await;
+    assert_eq!(r.status, 401);
+    assert!(r.headers.get("www-authenticate").unwrap().to_str().unwrap().contains("invalid_token"));
+}
+
+#[tokio::test]
+async fn backend_credentials_come_from_the_bundle_never_from_the_client() {
+    // A backend that records the Authorization header it gets.
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let gh = serve(ToolsServer::default).await;
+    let upstream = gh.url.clone();
+    let rec = seen.clone();
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_url = format!("http://{}/mcp", proxy.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+            let rec = rec.clone();
+            let upstream = upstream.clone();
+            async move {
+                let auth = req.headers().get("authorization").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+                rec.lock().unwrap().push(auth);
+                let (parts, body) = req.into_parts();
+                let bytes = body.collect().await.unwrap().to_bytes();
+                let mut b = http::Request::builder().method(parts.method).uri(&upstream);
+                for (k, v) in parts.headers.iter() {
+                    if k != "host" && k != "authorization" {
+                        b = b.header(k, v);
+                    }
+                }
+                let resp = client().request(b.body(Full::new(bytes)).unwrap()).await.unwrap();
+                let (mut parts, body) = resp.into_parts();
+                let bytes = body.collect().await.unwrap().to_bytes();
+                parts.headers.remove("transfer-encoding");
+                parts.headers.remove("content-length");
+                axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
+            }
+        });
+        let _ = axum::serve(proxy, app).await;
+    });
+    let mut g = server("gh", &proxy_url);
+    g.headers = vec![cairn::config::HeaderConfig {
+        name: "Authorization".into(),
+        value: None,
+        credential: Some(cairn::config::CredentialRef { id: "gh-token".into() }),
+        prefix: "Bearer ".into(),
+    }];
+    let cfg = config("creds", vec![g], bot_policy());
+    let shared = Shared::new();
+    let mut c = creds();
+    c.0.insert("gh-token".into(), "backend-secret".into());
+    let rt = Arc::new(McpRuntime::build(cfg, &c, &shared).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    let serve_task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let rt = rt.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req| {
+                    let rt = rt.clone();
+                    async move { Ok::<_, std::convert::Infallible>(handle(rt, req).await) }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), svc).await;
+            });
+        }
+    });
+    let s = Session::open(&url, Some(BOT_KEY)).await;
+    let v = s.call(1, "tools/call", json!({"name": "gh__search_code", "arguments": {}})).await;
+    assert_eq!(text_of(&v), "found 3 results");
+    let seen = seen.lock().unwrap().clone();
+    assert!(!seen.is_empty());
+    assert!(seen.iter().all(|a| a == "Bearer backend-secret"), "{seen:?}");
+    task.abort();
+    serve_task.abort();
+}

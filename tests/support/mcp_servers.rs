@@ -1,0 +1,223 @@
+//! MCP servers for the gateway tests, built with the official Rust SDK (`rmcp`), served over
+//! streamable HTTP on free loopback ports in the test process.
+//!
+//! * [`ToolsServer`]: tools `echo`, `add`, `fail` (a tool error), `explode` (a protocol error),
+//!   `search_code`, `delete_repo`, `progress` (sends progress first), `changed` (sends
+//!   `notifications/tools/list_changed` on the standalone stream shortly after answering); a
+//!   prompt `greet`; a resource `file:///readme.txt`.
+//! * [`PagedServer`]: 25 tools `t00`…`t24`, 10 per page.
+
+#![allow(dead_code)]
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams, GetPromptResponse,
+    GetPromptResult, ListPromptsResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ProgressNotificationParam, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
+    ServerCapabilities, ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::transport::streamable_http_server::{
+    StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
+};
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A server running on a loopback port; stops when dropped.
+pub struct Running {
+    /// `http://127.0.0.1:PORT/mcp`.
+    pub url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Serves `make()` per session on a free port.
+pub async fn serve<S, F>(make: F) -> Running
+where
+    S: ServerHandler + Send + 'static,
+    F: Fn() -> S + Send + Sync + 'static,
+{
+    let service: StreamableHttpService<S, LocalSessionManager> =
+        StreamableHttpService::new(move || Ok(make()), Default::default(), StreamableHttpServerConfig::default());
+    let router = axum::Router::new().nest_service("/mcp", service);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    Running { url: format!("http://{addr}/mcp"), task }
+}
+
+fn tool(name: &str, description: &str) -> rmcp::model::Tool {
+    serde_json::from_value(json!({
+        "name": name,
+        "description": description,
+        "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}, "a": {"type": "number"}, "b": {"type": "number"}}}
+    }))
+    .unwrap()
+}
+
+fn text(s: impl Into<String>) -> CallToolResponse {
+    CallToolResult::success(vec![ContentBlock::text(s.into())]).into()
+}
+
+/// The general-purpose test server. `calls` counts tool calls (shared by its sessions).
+#[derive(Clone, Default)]
+pub struct ToolsServer {
+    /// Tool calls served.
+    pub calls: Arc<AtomicUsize>,
+}
+
+impl ServerHandler for ToolsServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder().enable_tools().enable_tool_list_changed().enable_prompts().enable_resources().build(),
+        )
+    }
+
+    async fn list_tools(
+        &self,
+        _: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let tools = [
+            ("echo", "Echoes text"),
+            ("add", "Adds a and b"),
+            ("fail", "Always fails (tool error)"),
+            ("explode", "Always fails (protocol error)"),
+            ("search_code", "Searches"),
+            ("delete_repo", "Deletes a repository"),
+            ("progress", "Reports progress, then answers"),
+            ("changed", "Announces a tool list change"),
+        ];
+        Ok(serde_json::from_value(json!({"tools": tools.iter().map(|(n, d)| tool(n, d)).collect::<Vec<_>>()})).unwrap())
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let args: Value = request.arguments.clone().map(Value::Object).unwrap_or(json!({}));
+        match request.name.as_ref() {
+            "echo" => Ok(text(args.get("text").and_then(Value::as_str).unwrap_or_default())),
+            "add" => {
+                let a = args.get("a").and_then(Value::as_f64).unwrap_or(0.0);
+                let b = args.get("b").and_then(Value::as_f64).unwrap_or(0.0);
+                Ok(text(format!("{}", a + b)))
+            }
+            "fail" => Ok(CallToolResult::error(vec![ContentBlock::text("it failed, as asked")]).into()),
+            "explode" => Err(ErrorData::internal_error("exploded", None)),
+            "search_code" => Ok(text("found 3 results")),
+            "delete_repo" => Ok(text("deleted")),
+            "progress" => {
+                if let Some(token) = context.meta.get_progress_token() {
+                    for i in 1..=2 {
+                        let _ = context
+                            .peer
+                            .notify_progress(ProgressNotificationParam::new(token.clone(), f64::from(i)).with_total(2.0))
+                            .await;
+                    }
+                }
+                Ok(text("progressed"))
+            }
+            "changed" => {
+                let peer = context.peer.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    let _ = peer.notify_tool_list_changed().await;
+                });
+                Ok(text("will change"))
+            }
+            other => Err(ErrorData::invalid_params(format!("no tool {other}"), None)),
+        }
+    }
+
+    async fn list_prompts(
+        &self,
+        _: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        Ok(serde_json::from_value(json!({"prompts": [{"name": "greet", "description": "Greets", "arguments": [{"name": "who", "required": true}]}]})).unwrap())
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        if request.name != "greet" {
+            return Err(ErrorData::invalid_params(format!("no prompt {}", request.name), None));
+        }
+        let who = request.arguments.as_ref().and_then(|a| a.get("who")).and_then(Value::as_str).unwrap_or("you").to_string();
+        let r: GetPromptResult = serde_json::from_value(json!({
+            "description": "A greeting",
+            "messages": [{"role": "user", "content": {"type": "text", "text": format!("Hello, {who}!")}}]
+        }))
+        .unwrap();
+        Ok(r.into())
+    }
+
+    async fn list_resources(
+        &self,
+        _: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        Ok(serde_json::from_value(json!({"resources": [{"uri": "file:///readme.txt", "name": "readme", "mimeType": "text/plain"}]})).unwrap())
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        if request.uri != "file:///readme.txt" {
+            return Err(ErrorData::resource_not_found(format!("no resource {}", request.uri), None));
+        }
+        let r: ReadResourceResult = serde_json::from_value(json!({
+            "contents": [{"uri": "file:///readme.txt", "mimeType": "text/plain", "text": "read me"}]
+        }))
+        .unwrap();
+        Ok(r.into())
+    }
+}
+
+/// 25 tools, 10 per page.
+#[derive(Clone, Default)]
+pub struct PagedServer;
+
+impl ServerHandler for PagedServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+    }
+
+    async fn list_tools(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let start: usize = request.and_then(|r| r.cursor).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let end = (start + 10).min(25);
+        let tools: Vec<_> = (start..end).map(|i| tool(&format!("t{i:02}"), "paged")).collect();
+        let mut v = json!({"tools": tools});
+        if end < 25 {
+            v["nextCursor"] = end.to_string().into();
+        }
+        Ok(serde_json::from_value(v).unwrap())
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        Ok(text(format!("paged {}", request.name)))
+    }
+}
