@@ -143,6 +143,8 @@ pub struct Metrics {
     pub store_errors: Family<GatewayLabels, Counter>,
     /// Config reloads.
     pub reloads: Family<GatewayLabels, Counter>,
+    /// The agent layer's metrics.
+    pub agent: crate::gateway::agent::proxy::AgentMetrics,
 }
 
 impl Default for Metrics {
@@ -194,7 +196,8 @@ impl Metrics {
         registry.register("cairn_ai_upstream_attempts", "Upstream attempts, by result", attempts.clone());
         registry.register("cairn_store_errors", "Limits-store operations that failed", store_errors.clone());
         registry.register("cairn_config_reloads", "Config reloads, by result", reloads.clone());
-        Metrics { registry, tokens, duration, ttft, tpot, requests, cost, attempts, store_errors, reloads }
+        let agent = crate::gateway::agent::proxy::AgentMetrics::new(&mut registry);
+        Metrics { registry, agent, tokens, duration, ttft, tpot, requests, cost, attempts, store_errors, reloads }
     }
 
     /// The OpenMetrics text of every metric.

@@ -7,6 +7,7 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod agent;
 pub mod ai;
 pub mod identity;
 pub mod local;

@@ -20,6 +20,8 @@ pub struct Shared {
     pub clients: Clients,
     /// JWKS caches.
     pub jwks: JwksCache,
+    /// The agent layer's card cache, task owners and generated keys.
+    pub agent: crate::gateway::agent::AgentShared,
     /// Backend health by `gateway/backend`.
     health: Mutex<HashMap<String, Health>>,
     /// Retry budgets by gateway.

@@ -1,0 +1,258 @@
+//! Layer 3: the agent gateway, an A2A proxy with a directory, per-agent authorization, task
+//! ownership and identity propagation.
+//!
+//! # What it serves (one gateway listener)
+//!
+//! | path | what |
+//! |---|---|
+//! | `POST /agents/{name}` (or `/agents/{name}/`) | A2A JSON-RPC binding of agent `name` |
+//! | `/agents/{name}/message:send`, `/tasks/{id}`, … | A2A HTTP+JSON (REST) binding of agent `name` |
+//! | `GET /agents/{name}/.well-known/agent-card.json` | the agent's card, rewritten and re-signed ([`card`]) |
+//! | `GET /agents` | the directory: the cards of every agent the caller may use |
+//! | `GET /.well-known/jwks.json` | the gateway's public key ([`sign`]) |
+//!
+//! Every A2A 1.0 method (`SendMessage`, `SendStreamingMessage`, `GetTask`, `ListTasks`,
+//! `CancelTask`, `SubscribeToTask`, the four push-notification config methods,
+//! `GetExtendedAgentCard`) and its 0.3 name (`message/send`, `message/stream`, `tasks/get`,
+//! `tasks/cancel`, `tasks/resubscribe`, `tasks/pushNotificationConfig/*`,
+//! `agent/getAuthenticatedExtendedCard`) is recognised ([`method`]); the body is forwarded to the
+//! agent unchanged, as is `A2A-Version` (an absent header means 0.3; a version other than 0.3 or
+//! 1.x is refused with VersionNotSupported). Streams are relayed frame by frame as they arrive.
+//!
+//! # Per call ([`proxy`])
+//!
+//! 1. The caller is identified (virtual key, JWT, ServiceAccount token; [`crate::gateway::identity`]).
+//! 2. Policy: `SendMessage`/`SendStreamingMessage` are checked with
+//!    [`PolicyIndex::check_agent`] for the skill the message names in its metadata
+//!    ([`method::SKILL_KEYS`]; none named: only grants without a skill list allow it). Calls on a
+//!    task are checked for the skill the task was created with. `ListTasks`, the extended card,
+//!    the card and the directory need any grant on the agent. Request-per-minute limits of the
+//!    grants that allow the call are counted in the gateway's store.
+//! 3. Task ownership ([`owners`]): calls on a task that the caller did not create through this
+//!    gateway are answered TaskNotFound, exactly as for a task that does not exist; `ListTasks`
+//!    answers are filtered to the caller's tasks.
+//! 4. Push-notification webhook URLs are checked against the egress rule ([`egress`]).
+//! 5. The agent receives, instead of the caller's credentials (never forwarded), a JWT signed by
+//!    the gateway in the configured header (`identityTokenHeader`): `iss`
+//!    `urn:cairn:agent-gateway:{namespace}:{name}`, `sub` the caller, `aud` the agent, `gateway`,
+//!    `agent`, `task_id` when known, `skill` when known, `exp` = now + `identityTokenTtlMs`;
+//!    verifiable with `/.well-known/jwks.json`. `traceparent` is propagated with a new parent id
+//!    (or a trace is started), `tracestate` passed on.
+//! 6. One audit line per call (target `cairn::audit`: caller, agent, method, binding, skill, task
+//!    id, outcome, status, latency_ms, trace id) and the metrics `cairn_agent_requests_total` and
+//!    `cairn_agent_request_duration_seconds`.
+
+pub mod card;
+pub mod egress;
+pub mod error;
+pub mod method;
+pub mod owners;
+pub mod proxy;
+pub mod sign;
+
+pub use proxy::handle;
+
+use crate::config::{
+    A2aAgentConfig, AgentLayerConfig, Credentials, FailureMode, GatewayConfig, Layer, SIGNING_KEY,
+};
+use crate::gateway::identity::Identity;
+use crate::gateway::state::Shared;
+use crate::gateway::store::Store;
+use crate::policy::PolicyIndex;
+use card::CardCache;
+use owners::Owners;
+use sign::Signer;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// What the agent layer keeps across config versions: the card cache, task owners, and the keys
+/// generated for gateways whose credentials carry none.
+#[derive(Default)]
+pub struct AgentShared {
+    /// Agent cards.
+    pub cards: CardCache,
+    /// Task owners.
+    pub owners: Owners,
+    generated: Mutex<HashMap<String, Arc<Signer>>>,
+}
+
+impl AgentShared {
+    /// The key this process generated for `gateway` (the same one for every config version).
+    pub fn generated_key(&self, gateway: &str) -> Arc<Signer> {
+        let mut map = self.generated.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(gateway.to_string())
+            .or_insert_with(|| {
+                tracing::warn!(
+                    gateway,
+                    "no signing key in the credentials ({SIGNING_KEY}): generated one for this process; \
+                     identity tokens and card signatures verify only against this process's JWKS"
+                );
+                Arc::new(Signer::generate())
+            })
+            .clone()
+    }
+}
+
+/// One config version of an agent gateway, ready to serve.
+pub struct AgentRuntime {
+    /// The config.
+    pub config: GatewayConfig,
+    /// `namespace/name`.
+    pub gateway: String,
+    /// The layer's settings.
+    pub layer: AgentLayerConfig,
+    /// Published agents by name.
+    pub agents: HashMap<String, A2aAgentConfig>,
+    /// Policy.
+    pub policy: PolicyIndex,
+    /// Caller identification.
+    pub identity: Identity,
+    /// Limits.
+    pub store: Store,
+    /// `None` for the memory store.
+    pub failure_mode: Option<FailureMode>,
+    /// Key prefix in the store: `cairn:<namespace>:`.
+    pub store_prefix: String,
+    /// Largest request body.
+    pub max_body: u64,
+    /// The gateway's signing key.
+    pub signer: Arc<Signer>,
+    /// `iss` of identity tokens.
+    pub issuer: String,
+    /// Header carrying the identity token.
+    pub token_header: http::HeaderName,
+}
+
+impl AgentRuntime {
+    /// Builds a runtime; an error names what is wrong and the previous config stays in service.
+    pub fn build(
+        config: GatewayConfig,
+        credentials: &Credentials,
+        shared: &Shared,
+    ) -> Result<AgentRuntime, String> {
+        if config.gateway.layer != Layer::Agent {
+            return Err(format!("gateway {} is not an agent gateway", config.gateway));
+        }
+        let layer = config.agent.clone().unwrap_or(AgentLayerConfig {
+            agents: vec![],
+            allow_private_networks: false,
+            allowed_webhook_hosts: vec![],
+            task_ownership_ttl_ms: 86_400_000,
+            identity_token_ttl_ms: 300_000,
+            identity_token_header: "x-cairn-identity".into(),
+        });
+        let gateway = format!("{}/{}", config.gateway.namespace, config.gateway.name);
+        let token_header =
+            http::HeaderName::from_bytes(layer.identity_token_header.to_ascii_lowercase().as_bytes())
+                .map_err(|_| {
+                    format!(
+                        "identityTokenHeader {:?} is not a valid header name",
+                        layer.identity_token_header
+                    )
+                })?;
+        if token_header == http::header::AUTHORIZATION {
+            return Err("identityTokenHeader must not be Authorization".into());
+        }
+        let mut agents = HashMap::new();
+        for a in &layer.agents {
+            let uri: http::Uri =
+                a.url.parse().map_err(|_| format!("agent {}: url {:?} is not a URL", a.name, a.url))?;
+            if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+                return Err(format!("agent {}: url {:?} must be an http(s) URL", a.name, a.url));
+            }
+            agents.insert(a.name.clone(), a.clone());
+        }
+        let signer = match credentials.0.get(SIGNING_KEY) {
+            Some(pem) => {
+                Arc::new(Signer::from_pem(pem).map_err(|e| format!("credential {SIGNING_KEY}: {e}"))?)
+            }
+            None => shared.agent.generated_key(&gateway),
+        };
+        let password = match config.store.as_ref().and_then(|s| s.redis_password.as_ref()) {
+            Some(r) => Some(
+                credentials
+                    .get(r)
+                    .ok_or_else(|| format!("credential {:?} (Redis password) is missing", r.id))?,
+            ),
+            None => None,
+        };
+        let (store, failure_mode) =
+            shared.store(&gateway, config.store.as_ref(), password).map_err(|e| e.to_string())?;
+        Ok(AgentRuntime {
+            identity: Identity::new(&config.auth, &shared.jwks),
+            policy: PolicyIndex::new(&config.policy),
+            store_prefix: format!("cairn:{}:", config.gateway.namespace),
+            max_body: config.listener.max_request_bytes,
+            issuer: format!("urn:cairn:agent-gateway:{}:{}", config.gateway.namespace, config.gateway.name),
+            gateway,
+            layer,
+            agents,
+            store,
+            failure_mode,
+            signer,
+            token_header,
+            config,
+        })
+    }
+
+    /// The URL of an agent's card at the agent.
+    pub fn card_url(agent: &A2aAgentConfig) -> String {
+        let path = if agent.card_path.starts_with('/') {
+            agent.card_path.clone()
+        } else {
+            format!("/{}", agent.card_path)
+        };
+        format!("{}{}", agent.url.trim_end_matches('/'), path)
+    }
+}
+
+/// Serves the agent gateway whose current config is `runtime` on `listener` until `shutdown`:
+/// the accept loop of [`crate::gateway::server::serve_ai`], with [`handle`] as the service.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    runtime: Arc<arc_swap::ArcSwap<AgentRuntime>>,
+    shared: Arc<Shared>,
+    mut shutdown: crate::gateway::server::Shutdown,
+) {
+    use crate::gateway::server::DRAIN;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        while conns.try_join_next().is_some() {}
+        let accepted = tokio::select! {
+            _ = crate::gateway::server::stopped(&mut shutdown) => break,
+            a = listener.accept() => a,
+        };
+        let (stream, _) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let runtime = runtime.clone();
+        let shared = shared.clone();
+        let mut stop = shutdown.clone();
+        conns.spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let rt = runtime.load_full();
+                let shared = shared.clone();
+                async move { Ok::<_, std::convert::Infallible>(handle(rt, shared, req).await) }
+            });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = crate::gateway::server::stopped(&mut stop) => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(DRAIN, conn.as_mut()).await;
+                }
+            }
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(DRAIN, async { while conns.join_next().await.is_some() {} }).await;
+}

@@ -1,0 +1,1120 @@
+//! The request path of the agent gateway: routing, identification, policy, task ownership,
+//! webhook egress checks, forwarding (bodies unchanged, streams relayed frame by frame), the
+//! caller-identity token, `traceparent`, and the audit line and metrics of every call.
+
+use super::AgentRuntime;
+use super::card::{self, CardError, Endpoints, error_chain};
+use super::egress::check_webhook;
+use super::error::{A2aError, Binding, Body, full, json_response};
+use super::method::{self, Method, RestRoute};
+use super::owners::{self, Owner};
+use crate::config::{A2aAgentConfig, FailureMode};
+use crate::gateway::ai::sse::{SseEvent, SseParser};
+use crate::gateway::state::Shared;
+use crate::gateway::store::{Admission, LimitReq};
+use crate::policy::{Decision, DenyReason, PolicyIndex};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Frame, Incoming};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+use ring::rand::SecureRandom;
+use serde_json::{Value, json};
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Largest non-streaming answer read from an agent.
+pub const MAX_RESPONSE_BYTES: usize = 16 << 20;
+/// Longest wait for an agent's response headers.
+pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Connect timeout towards agents.
+pub const CONNECT_TIMEOUT_MS: u64 = 5_000;
+
+/// Labels of one call.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AgentLabels {
+    /// Gateway `namespace/name`.
+    pub gateway: String,
+    /// Agent called (empty when unknown).
+    pub agent: String,
+    /// A2A 1.0 method name, `card` or `directory`.
+    pub method: String,
+    /// Caller.
+    pub subject: String,
+    /// Outcome category.
+    pub outcome: String,
+}
+
+/// The agent layer's metrics, registered in the process registry by
+/// [`crate::gateway::metrics::Metrics`].
+pub struct AgentMetrics {
+    /// Calls.
+    pub requests: Family<AgentLabels, Counter>,
+    /// Call duration (to the last byte for streams).
+    pub duration: Family<AgentLabels, Histogram, fn() -> Histogram>,
+}
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 18))
+}
+
+impl AgentMetrics {
+    /// Creates and registers the families.
+    pub fn new(registry: &mut Registry) -> AgentMetrics {
+        let requests = Family::<AgentLabels, Counter>::default();
+        let duration = Family::<AgentLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            duration_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "cairn_agent_requests",
+            "Agent gateway calls, by agent, method and outcome",
+            requests.clone(),
+        );
+        registry.register_with_unit(
+            "cairn_agent_request_duration",
+            "Agent gateway call duration, to the last byte of streams",
+            Unit::Seconds,
+            duration.clone(),
+        );
+        AgentMetrics { requests, duration }
+    }
+}
+
+/// What is known about a call when it ends: the audit line and the metrics.
+#[derive(Clone, Debug)]
+struct Audit {
+    started: Instant,
+    gateway: String,
+    subject: String,
+    agent: String,
+    method: &'static str,
+    binding: &'static str,
+    skill: Option<String>,
+    task_id: Option<String>,
+    outcome: &'static str,
+    status: u16,
+    error: Option<String>,
+    trace_id: String,
+}
+
+impl Audit {
+    fn finish(&self, shared: &Shared) {
+        let latency = self.started.elapsed();
+        let latency_ms = latency.as_secs_f64() * 1000.0;
+        tracing::info!(
+            target: "cairn::audit",
+            gateway = %self.gateway,
+            caller = %self.subject,
+            agent = %self.agent,
+            method = self.method,
+            binding = self.binding,
+            skill = self.skill.as_deref(),
+            task_id = self.task_id.as_deref(),
+            outcome = self.outcome,
+            status = self.status,
+            latency_ms,
+            trace_id = %self.trace_id,
+            error = self.error.as_deref(),
+            "a2a call"
+        );
+        let labels = AgentLabels {
+            gateway: self.gateway.clone(),
+            agent: self.agent.clone(),
+            method: self.method.to_string(),
+            subject: self.subject.clone(),
+            outcome: self.outcome.to_string(),
+        };
+        shared.metrics.agent.requests.get_or_create(&labels).inc();
+        shared.metrics.agent.duration.get_or_create(&labels).observe(latency.as_secs_f64());
+    }
+
+    fn fail(&mut self, e: &A2aError, binding: Binding) {
+        self.outcome = e.category();
+        self.status = e.status(binding).as_u16();
+        self.error = Some(e.to_string());
+    }
+}
+
+fn random_hex(n: usize) -> String {
+    let mut b = vec![0u8; n];
+    // The system random source does not fail on supported platforms; zeros would only make
+    // the id non-random, never unsafe.
+    let _ = ring::rand::SystemRandom::new().fill(&mut b);
+    hex::encode(b)
+}
+
+/// The outgoing `traceparent` (same trace, new parent id) and the trace id; a new trace when the
+/// request carries none or an invalid one.
+pub fn traceparent(headers: &HeaderMap) -> (String, String) {
+    let incoming = headers.get("traceparent").and_then(|v| v.to_str().ok()).map(str::trim);
+    let span = loop {
+        let s = random_hex(8);
+        if s != "0000000000000000" {
+            break s;
+        }
+    };
+    if let Some(tp) = incoming {
+        let parts: Vec<&str> = tp.split('-').collect();
+        let hex = |s: &str, n: usize| {
+            s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        };
+        if parts.len() >= 4
+            && hex(parts[0], 2)
+            && parts[0] != "ff"
+            && hex(parts[1], 32)
+            && parts[1] != "0".repeat(32)
+            && hex(parts[2], 16)
+            && parts[2] != "0".repeat(16)
+            && hex(parts[3], 2)
+        {
+            return (format!("00-{}-{span}-{}", parts[1], parts[3]), parts[1].to_string());
+        }
+    }
+    let trace = random_hex(16);
+    (format!("00-{trace}-{span}-01"), trace)
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// The gateway's public base URL as the caller reached it.
+pub fn public_base(headers: &HeaderMap, uri: &http::Uri) -> String {
+    let first = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(|v| v.trim().to_string())
+    };
+    let proto = first("x-forwarded-proto")
+        .filter(|p| p == "http" || p == "https")
+        .or_else(|| uri.scheme_str().map(str::to_string))
+        .unwrap_or_else(|| "http".into());
+    let valid =
+        |h: &String| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic() && b != b'/' && b != b'@');
+    let host = first("x-forwarded-host")
+        .filter(valid)
+        .or_else(|| first("host").filter(valid))
+        .or_else(|| uri.authority().map(|a| a.to_string()).filter(valid))
+        .unwrap_or_else(|| "localhost".into());
+    format!("{proto}://{host}")
+}
+
+/// Whether `subject` has any grant on `agent` (whatever the skill).
+fn may_use(policy: &PolicyIndex, subject: &str, agent: &str) -> bool {
+    match policy.check_agent(subject, agent, None) {
+        Decision::Allow(_) => true,
+        Decision::Deny(d) => d.reason == DenyReason::SkillUnknown,
+    }
+}
+
+/// Serves one request on an agent gateway. Never fails: every error becomes a response in the
+/// caller's binding.
+pub async fn handle<B>(rt: Arc<AgentRuntime>, shared: Arc<Shared>, req: Request<B>) -> Response<Body>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: std::fmt::Display,
+{
+    let path = req.uri().path().to_string();
+    let is_get = req.method() == http::Method::GET;
+    if path == "/.well-known/jwks.json" {
+        if !is_get {
+            return A2aError::NotFound(format!("{} {path}", req.method()))
+                .response(Binding::Rest, &Value::Null);
+        }
+        let mut resp = json_response(StatusCode::OK, &rt.signer.jwks());
+        resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+        return resp;
+    }
+    let Some(rest) = path.strip_prefix("/agents") else {
+        return A2aError::NotFound(path.clone()).response(Binding::Rest, &Value::Null);
+    };
+    if rest.is_empty() || rest == "/" {
+        if !is_get {
+            return A2aError::NotFound(format!("{} {path}", req.method()))
+                .response(Binding::Rest, &Value::Null);
+        }
+        return directory(&rt, &shared, req).await;
+    }
+    let Some(rest) = rest.strip_prefix('/') else {
+        return A2aError::NotFound(path.clone()).response(Binding::Rest, &Value::Null);
+    };
+    let (name, sub) = match rest.split_once('/') {
+        Some((n, s)) => (n.to_string(), format!("/{s}")),
+        None => (rest.to_string(), String::new()),
+    };
+    match sub.as_str() {
+        "" | "/" if req.method() == http::Method::POST => serve_jsonrpc(&rt, &shared, &name, req).await,
+        "/.well-known/agent-card.json" | "/.well-known/agent.json" if is_get => {
+            serve_card(&rt, &shared, &name, req).await
+        }
+        _ => serve_rest(&rt, &shared, &name, &sub, req).await,
+    }
+}
+
+fn audit_for(
+    rt: &AgentRuntime,
+    agent: &str,
+    method: &'static str,
+    binding: Binding,
+    trace_id: String,
+) -> Audit {
+    Audit {
+        started: Instant::now(),
+        gateway: rt.gateway.clone(),
+        subject: String::new(),
+        agent: agent.to_string(),
+        method,
+        binding: binding.as_str(),
+        skill: None,
+        task_id: None,
+        outcome: "ok",
+        status: 200,
+        error: None,
+        trace_id,
+    }
+}
+
+/// Identifies the caller and finds the agent (an agent the caller may not use does not exist
+/// for it only in the directory and card; calls get the policy's refusal).
+async fn caller(rt: &AgentRuntime, headers: &HeaderMap) -> Result<String, A2aError> {
+    rt.identity.authenticate(headers, &rt.policy).await.map_err(|e| A2aError::Unauthenticated(e.to_string()))
+}
+
+async fn read_body<B>(body: B, max: u64) -> Result<Bytes, A2aError>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: std::fmt::Display,
+{
+    let body = body.map_err(|e| std::io::Error::other(e.to_string()));
+    match Limited::new(body, max as usize).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            Err(A2aError::PayloadTooLarge(max))
+        }
+        Err(e) => Err(A2aError::InvalidRequest(format!("reading the request body failed: {e}"))),
+    }
+}
+
+/// What a parsed call asks for.
+struct Call {
+    binding: Binding,
+    method: Method,
+    rpc_id: Value,
+    params: Value,
+    /// Task named by the path (REST) or params.
+    task_id: Option<String>,
+    body: Bytes,
+    /// REST: path below the agent and query.
+    rest_path: String,
+}
+
+async fn serve_jsonrpc<B>(
+    rt: &AgentRuntime,
+    shared: &Arc<Shared>,
+    agent: &str,
+    req: Request<B>,
+) -> Response<Body>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: std::fmt::Display,
+{
+    let (parts, body) = req.into_parts();
+    let (tp, trace_id) = traceparent(&parts.headers);
+    let mut audit = audit_for(rt, agent, "unknown", Binding::JsonRpc, trace_id);
+    let result = async {
+        audit.subject = caller(rt, &parts.headers).await?;
+        let agent_cfg = rt.agents.get(agent).ok_or_else(|| A2aError::UnknownAgent(agent.to_string()))?;
+        let bytes = read_body(body, rt.max_body).await?;
+        let v: Value = serde_json::from_slice(&bytes).map_err(|e| A2aError::Parse(e.to_string()))?;
+        let Value::Object(obj) = &v else {
+            return Err(A2aError::InvalidRequest(if v.is_array() {
+                "batch requests are not supported by A2A".into()
+            } else {
+                "the request must be a JSON object".into()
+            }));
+        };
+        let id = obj.get("id").cloned().unwrap_or(Value::Null);
+        let id_ok = match obj.get("id") {
+            Some(Value::String(_)) => true,
+            Some(Value::Number(n)) => n.is_i64() || n.is_u64(),
+            _ => false,
+        };
+        if !id_ok {
+            return Err(A2aError::InvalidRequest("'id' must be a string or an integer".into()));
+        }
+        let bad = |m: &str| Err::<Call, _>(Box::new((A2aError::InvalidRequest(m.to_string()), id.clone())));
+        let call = (|| {
+            if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+                return bad("'jsonrpc' must be \"2.0\"");
+            }
+            let Some(name) = obj.get("method").and_then(Value::as_str) else {
+                return bad("'method' must be a string");
+            };
+            let (m, _) = Method::from_jsonrpc(name)
+                .ok_or_else(|| Box::new((A2aError::MethodNotFound(name.to_string()), id.clone())))?;
+            let params = match obj.get("params") {
+                None | Some(Value::Null) => json!({}),
+                Some(p @ Value::Object(_)) => p.clone(),
+                Some(_) => {
+                    return Err(Box::new((
+                        A2aError::InvalidParams("'params' must be an object".into()),
+                        id.clone(),
+                    )));
+                }
+            };
+            let task_id = if m.on_task() { method::task_id_param(m, &params) } else { None };
+            Ok(Call {
+                binding: Binding::JsonRpc,
+                method: m,
+                rpc_id: id.clone(),
+                params,
+                task_id,
+                body: bytes.clone(),
+                rest_path: String::new(),
+            })
+        })();
+        Ok((agent_cfg.clone(), call))
+    }
+    .await;
+    let (agent_cfg, call) = match result {
+        Ok((a, Ok(call))) => (a, call),
+        Ok((_, Err(b))) => {
+            let (e, id) = *b;
+            return fail(shared, audit, e, Binding::JsonRpc, &id);
+        }
+        Err(e) => return fail(shared, audit, e, Binding::JsonRpc, &Value::Null),
+    };
+    audit.method = call.method.as_str();
+    let version = method::version(&parts.headers);
+    if let Err(e) = version {
+        return fail(shared, audit, e, Binding::JsonRpc, &call.rpc_id);
+    }
+    if call.method.on_task() && call.task_id.is_none() {
+        let e = A2aError::InvalidParams("the task id is required ('params.id', or 'params.taskId')".into());
+        return fail(shared, audit, e, Binding::JsonRpc, &call.rpc_id);
+    }
+    if call.method.sends() && !call.params.get("message").is_some_and(Value::is_object) {
+        let e = A2aError::InvalidParams("'params.message' must be an object".into());
+        return fail(shared, audit, e, Binding::JsonRpc, &call.rpc_id);
+    }
+    forward(rt, shared, &agent_cfg, call, &parts.headers, tp, audit).await
+}
+
+async fn serve_rest<B>(
+    rt: &AgentRuntime,
+    shared: &Arc<Shared>,
+    agent: &str,
+    sub: &str,
+    req: Request<B>,
+) -> Response<Body>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: std::fmt::Display,
+{
+    let (parts, body) = req.into_parts();
+    let (tp, trace_id) = traceparent(&parts.headers);
+    let mut audit = audit_for(rt, agent, "unknown", Binding::Rest, trace_id);
+    let result = async {
+        audit.subject = caller(rt, &parts.headers).await?;
+        let agent_cfg = rt.agents.get(agent).ok_or_else(|| A2aError::UnknownAgent(agent.to_string()))?;
+        let RestRoute { method: m, task_id } = method::rest_route(&parts.method, sub)
+            .ok_or_else(|| A2aError::NotFound(format!("{} /agents/{agent}{sub}", parts.method)))?;
+        audit.method = m.as_str();
+        method::version(&parts.headers)?;
+        let bytes = read_body(body, rt.max_body).await?;
+        let params = if bytes.iter().all(u8::is_ascii_whitespace) {
+            if m.sends() {
+                return Err(A2aError::InvalidParams(
+                    "the request body must be a JSON object with 'message'".into(),
+                ));
+            }
+            json!({})
+        } else {
+            let v: Value = serde_json::from_slice(&bytes).map_err(|e| A2aError::Parse(e.to_string()))?;
+            if !v.is_object() {
+                return Err(A2aError::InvalidParams("the request body must be a JSON object".into()));
+            }
+            v
+        };
+        if m.sends() && !params.get("message").is_some_and(Value::is_object) {
+            return Err(A2aError::InvalidParams("'message' must be an object".into()));
+        }
+        let rest_path = match parts.uri.query() {
+            Some(q) => format!("{sub}?{q}"),
+            None => sub.to_string(),
+        };
+        Ok((
+            agent_cfg.clone(),
+            Call {
+                binding: Binding::Rest,
+                method: m,
+                rpc_id: Value::Null,
+                params,
+                task_id,
+                body: bytes,
+                rest_path,
+            },
+        ))
+    }
+    .await;
+    match result {
+        Ok((agent_cfg, call)) => forward(rt, shared, &agent_cfg, call, &parts.headers, tp, audit).await,
+        Err(e) => fail(shared, audit, e, Binding::Rest, &Value::Null),
+    }
+}
+
+fn fail(shared: &Shared, mut audit: Audit, e: A2aError, binding: Binding, id: &Value) -> Response<Body> {
+    audit.fail(&e, binding);
+    audit.finish(shared);
+    e.response(binding, id)
+}
+
+/// Policy, ownership, limits and webhook checks of a call; returns the owner record for tasks the
+/// call creates (caller and skill).
+async fn authorize(
+    rt: &AgentRuntime,
+    shared: &Shared,
+    agent: &str,
+    call: &Call,
+    audit: &mut Audit,
+) -> Result<Owner, A2aError> {
+    let subject = audit.subject.clone();
+    let ttl = Duration::from_millis(rt.layer.task_ownership_ttl_ms);
+    let owned = |task: &str| -> Result<Owner, A2aError> {
+        match shared.agent.owners.get(&owners::key(&rt.gateway, agent, task), ttl) {
+            Some(o) if o.subject == subject => Ok(o),
+            _ => Err(A2aError::TaskNotFound(task.to_string())),
+        }
+    };
+    let mut skill = None;
+    let decision = if call.method.sends() {
+        skill = method::skill(&call.params);
+        if let Some(t) = method::message_task_id(&call.params) {
+            audit.task_id = Some(t.clone());
+            let o = owned(&t)?;
+            skill = skill.or(o.skill);
+        }
+        audit.skill = skill.clone();
+        Some(rt.policy.check_agent(&subject, agent, skill.as_deref()))
+    } else if call.method.on_task() {
+        let t = call.task_id.clone().unwrap_or_default();
+        audit.task_id = Some(t.clone());
+        let o = owned(&t)?;
+        skill = o.skill;
+        audit.skill = skill.clone();
+        Some(rt.policy.check_agent(&subject, agent, skill.as_deref()))
+    } else {
+        None
+    };
+    let limits: Vec<LimitReq> = match decision {
+        Some(Decision::Deny(d)) => return Err(A2aError::Forbidden(d.to_string())),
+        Some(Decision::Allow(a)) => a
+            .limits()
+            .filter_map(|l| {
+                l.limits.requests_per_minute.map(|rpm| LimitReq {
+                    key: l.key.to_string(),
+                    rpm: Some(rpm),
+                    tpm: None,
+                })
+            })
+            .collect(),
+        None => {
+            if !may_use(&rt.policy, &subject, agent) {
+                return Err(match rt.policy.check_agent(&subject, agent, None) {
+                    Decision::Deny(d) => A2aError::Forbidden(d.to_string()),
+                    Decision::Allow(_) => {
+                        A2aError::Forbidden(format!("caller '{subject}' may not use agent '{agent}'"))
+                    }
+                });
+            }
+            vec![]
+        }
+    };
+    if !limits.is_empty() {
+        match rt.store.admit(&rt.store_prefix, unix_now(), &limits, &[]).await {
+            Ok(Admission::Allowed) => {}
+            Ok(Admission::RateLimited { key, what, limit, retry_after }) => {
+                return Err(A2aError::RateLimited {
+                    message: format!("rate limit of {limit} {what} per minute reached ({key})"),
+                    retry_after,
+                });
+            }
+            Ok(Admission::OverBudget { key }) => {
+                return Err(A2aError::RateLimited {
+                    message: format!("budget {key} is spent"),
+                    retry_after: 60,
+                });
+            }
+            Err(e) => {
+                shared
+                    .metrics
+                    .store_errors
+                    .get_or_create(&crate::gateway::metrics::GatewayLabels {
+                        gateway: rt.gateway.clone(),
+                        kind: rt.store.kind().to_string(),
+                    })
+                    .inc();
+                if rt.failure_mode != Some(FailureMode::Open) {
+                    return Err(A2aError::StoreUnavailable(e.to_string()));
+                }
+                tracing::warn!(gateway = %rt.gateway, error = %e, "limits store unavailable; failing open");
+            }
+        }
+    }
+    for url in method::webhook_urls(call.method, &call.params) {
+        check_webhook(&url, &rt.layer).await.map_err(A2aError::InvalidParams)?;
+    }
+    Ok(Owner { subject, skill })
+}
+
+/// The agent's endpoints, from its card when it can be had.
+async fn endpoints(shared: &Shared, agent: &A2aAgentConfig) -> Endpoints {
+    let url = AgentRuntime::card_url(agent);
+    let client = shared.clients.get(CONNECT_TIMEOUT_MS);
+    match shared.agent.cards.get(&client, &agent.name, &url).await {
+        Ok(c) => card::endpoints(&c, &agent.url),
+        Err(_) => Endpoints::default(),
+    }
+}
+
+fn identity_token(
+    rt: &AgentRuntime,
+    subject: &str,
+    agent: &str,
+    owner: &Owner,
+    task: Option<&str>,
+) -> String {
+    let now = unix_now();
+    let ttl = rt.layer.identity_token_ttl_ms.div_ceil(1000).max(1);
+    let mut claims = json!({
+        "iss": rt.issuer,
+        "sub": subject,
+        "aud": agent,
+        "iat": now,
+        "nbf": now,
+        "exp": now + ttl,
+        "jti": random_hex(16),
+        "gateway": rt.gateway,
+        "agent": agent,
+    });
+    if let Some(t) = task {
+        claims["task_id"] = Value::String(t.to_string());
+    }
+    if let Some(s) = &owner.skill {
+        claims["skill"] = Value::String(s.clone());
+    }
+    rt.signer.jwt(&claims)
+}
+
+/// Headers passed from the caller to the agent; everything else (credentials, cookies,
+/// hop-by-hop headers) stays at the gateway.
+const FORWARD_HEADERS: &[&str] =
+    &["a2a-version", "a2a-extensions", "accept-language", "tracestate", "user-agent"];
+/// Headers passed from the agent to the caller besides `content-type`.
+const RETURN_HEADERS: &[&str] = &["a2a-version", "a2a-extensions", "cache-control"];
+
+#[allow(clippy::too_many_arguments)]
+async fn forward(
+    rt: &AgentRuntime,
+    shared: &Arc<Shared>,
+    agent: &A2aAgentConfig,
+    call: Call,
+    headers: &HeaderMap,
+    traceparent: String,
+    mut audit: Audit,
+) -> Response<Body> {
+    let binding = call.binding;
+    let owner = match authorize(rt, shared, &agent.name, &call, &mut audit).await {
+        Ok(o) => o,
+        Err(e) => return fail(shared, audit, e, binding, &call.rpc_id),
+    };
+    let ep = endpoints(shared, agent).await;
+    let url = match binding {
+        Binding::JsonRpc => ep.jsonrpc.unwrap_or_else(|| agent.url.clone()),
+        Binding::Rest => {
+            format!(
+                "{}{}",
+                ep.rest.unwrap_or_else(|| agent.url.clone()).trim_end_matches('/'),
+                call.rest_path
+            )
+        }
+    };
+    let method = match binding {
+        Binding::JsonRpc => http::Method::POST,
+        Binding::Rest => rest_method(call.method, &call.rest_path),
+    };
+    let mut up = Request::builder().method(method).uri(&url);
+    for name in FORWARD_HEADERS {
+        for v in headers.get_all(*name) {
+            up = up.header(*name, v);
+        }
+    }
+    let content_type =
+        headers.get(header::CONTENT_TYPE).cloned().unwrap_or(HeaderValue::from_static("application/json"));
+    if !call.body.is_empty() {
+        up = up.header(header::CONTENT_TYPE, content_type);
+    }
+    let accept = match (headers.get(header::ACCEPT), call.method.streams()) {
+        (Some(a), _) => a.clone(),
+        (None, true) => HeaderValue::from_static("text/event-stream"),
+        (None, false) => HeaderValue::from_static("application/json"),
+    };
+    up = up.header(header::ACCEPT, accept).header("traceparent", traceparent);
+    let token = identity_token(rt, &audit.subject, &agent.name, &owner, audit.task_id.as_deref());
+    up = up.header(rt.token_header.clone(), token);
+    let up = match up.body(Full::new(call.body.clone())) {
+        Ok(r) => r,
+        Err(e) => {
+            let e = A2aError::Unreachable {
+                agent: agent.name.clone(),
+                detail: format!("bad upstream request: {e}"),
+            };
+            return fail(shared, audit, e, binding, &call.rpc_id);
+        }
+    };
+    let client = shared.clients.get(CONNECT_TIMEOUT_MS);
+    let resp = match tokio::time::timeout(RESPONSE_TIMEOUT, client.request(up)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            let e = A2aError::Unreachable { agent: agent.name.clone(), detail: error_chain(&e) };
+            return fail(shared, audit, e, binding, &call.rpc_id);
+        }
+        Err(_) => {
+            let e = A2aError::Unreachable { agent: agent.name.clone(), detail: "no response in time".into() };
+            return fail(shared, audit, e, binding, &call.rpc_id);
+        }
+    };
+    let (parts, body) = resp.into_parts();
+    let is_sse = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.trim_start().to_ascii_lowercase().starts_with("text/event-stream"));
+    let mut out = Response::builder().status(parts.status);
+    for name in std::iter::once(header::CONTENT_TYPE.as_str()).chain(RETURN_HEADERS.iter().copied()) {
+        for v in parts.headers.get_all(name) {
+            out = out.header(name, v);
+        }
+    }
+    audit.status = parts.status.as_u16();
+    if is_sse {
+        out = out.header("x-accel-buffering", "no");
+        if !parts.headers.contains_key(header::CACHE_CONTROL) {
+            out = out.header(header::CACHE_CONTROL, "no-cache");
+        }
+        if !parts.status.is_success() {
+            audit.outcome = "agent_error";
+        }
+        let relay = Relay {
+            inner: body,
+            parser: SseParser::default(),
+            scratch: Vec::new(),
+            ctx: Some(StreamCtx {
+                shared: shared.clone(),
+                gateway: rt.gateway.clone(),
+                agent: agent.name.clone(),
+                owner,
+                ttl: Duration::from_millis(rt.layer.task_ownership_ttl_ms),
+                claims: call.method.sends() && audit.task_id.is_none(),
+                binding,
+                rpc_id: call.rpc_id.clone(),
+                audit,
+            }),
+            done: false,
+        };
+        return out.body(relay.boxed()).unwrap_or_else(|_| Response::new(full("")));
+    }
+    let bytes = match Limited::new(body, MAX_RESPONSE_BYTES).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) => {
+            let e = A2aError::InvalidAgentResponse {
+                agent: agent.name.clone(),
+                detail: format!("reading the answer failed: {e}"),
+            };
+            return fail(shared, audit, e, binding, &call.rpc_id);
+        }
+    };
+    let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
+    let Some(mut v) = parsed else {
+        let detail = format!("HTTP {} with a body that is not JSON", parts.status.as_u16());
+        let e = A2aError::InvalidAgentResponse { agent: agent.name.clone(), detail };
+        return fail(shared, audit, e, binding, &call.rpc_id);
+    };
+    // The answer proper: a JSON-RPC result, or a successful REST body.
+    let answer: Option<&mut Value> = match binding {
+        Binding::JsonRpc => {
+            if v.get("error").is_some() {
+                audit.outcome = "agent_error";
+                audit.error = v.pointer("/error/message").and_then(Value::as_str).map(str::to_string);
+                None
+            } else {
+                v.get_mut("result")
+            }
+        }
+        Binding::Rest if parts.status.is_success() => Some(&mut v),
+        Binding::Rest => {
+            audit.outcome = "agent_error";
+            audit.error = v.pointer("/error/message").and_then(Value::as_str).map(str::to_string);
+            None
+        }
+    };
+    let mut rewritten = false;
+    if let Some(answer) = answer {
+        if call.method.sends()
+            && audit.task_id.is_none()
+            && let Some(t) = method::task_id_of(answer)
+        {
+            let t = t.to_string();
+            shared.agent.owners.claim(
+                &owners::key(&rt.gateway, &agent.name, &t),
+                owner.clone(),
+                Duration::from_millis(rt.layer.task_ownership_ttl_ms),
+            );
+            audit.task_id = Some(t);
+        }
+        match call.method {
+            Method::ListTasks => {
+                filter_tasks(answer, |t| {
+                    shared
+                        .agent
+                        .owners
+                        .get(
+                            &owners::key(&rt.gateway, &agent.name, t),
+                            Duration::from_millis(rt.layer.task_ownership_ttl_ms),
+                        )
+                        .is_some_and(|o| o.subject == audit.subject)
+                });
+                rewritten = true;
+            }
+            Method::GetExtendedAgentCard if answer.is_object() => {
+                let base = public_base(headers, &http::Uri::default());
+                *answer = publish_card(rt, answer, &agent.name, &base).1;
+                rewritten = true;
+            }
+            _ => {}
+        }
+    }
+    audit.finish(shared);
+    let body = if rewritten { Bytes::from(v.to_string()) } else { bytes };
+    out.body(full(body)).unwrap_or_else(|_| Response::new(full("")))
+}
+
+/// The HTTP method of a REST call upstream (the one the caller used).
+fn rest_method(m: Method, path: &str) -> http::Method {
+    match m {
+        Method::GetTask
+        | Method::ListTasks
+        | Method::ListPushConfigs
+        | Method::GetPushConfig
+        | Method::GetExtendedAgentCard => http::Method::GET,
+        Method::DeletePushConfig => http::Method::DELETE,
+        Method::SubscribeToTask if !path.contains(":subscribe") && !path.ends_with("/subscribe") => {
+            http::Method::GET
+        }
+        Method::SubscribeToTask => http::Method::POST,
+        _ => http::Method::POST,
+    }
+}
+
+/// Keeps only the tasks `keep` accepts in a ListTasks answer; `totalSize` becomes the number kept.
+fn filter_tasks(answer: &mut Value, keep: impl Fn(&str) -> bool) {
+    if let Some(Value::Array(tasks)) = answer.get_mut("tasks") {
+        tasks.retain(|t| t.get("id").and_then(Value::as_str).is_some_and(&keep));
+        let n = tasks.len();
+        if answer.get("totalSize").is_some() {
+            answer["totalSize"] = json!(n);
+        }
+    } else if let Value::Array(tasks) = answer {
+        tasks.retain(|t| t.get("id").and_then(Value::as_str).is_some_and(&keep));
+    }
+}
+
+/// A card as published: rewritten, its ETag (over the unsigned form), and signed.
+fn publish_card(rt: &AgentRuntime, upstream: &Value, agent: &str, base: &str) -> (String, Value) {
+    let unsigned = card::rewrite(upstream, &format!("{base}/agents/{agent}"), &rt.config.auth);
+    let etag = card::etag(&unsigned);
+    (etag, card::sign(unsigned, &rt.signer, &format!("{base}/.well-known/jwks.json")))
+}
+
+async fn serve_card<B>(rt: &AgentRuntime, shared: &Shared, agent: &str, req: Request<B>) -> Response<Body> {
+    let (_, trace_id) = traceparent(req.headers());
+    let mut audit = audit_for(rt, agent, "card", Binding::Rest, trace_id);
+    let subject = match caller(rt, req.headers()).await {
+        Ok(s) => s,
+        Err(e) => return fail(shared, audit, e, Binding::Rest, &Value::Null),
+    };
+    audit.subject = subject.clone();
+    let Some(cfg) = rt.agents.get(agent).filter(|_| may_use(&rt.policy, &subject, agent)) else {
+        return fail(shared, audit, A2aError::UnknownAgent(agent.to_string()), Binding::Rest, &Value::Null);
+    };
+    let client = shared.clients.get(CONNECT_TIMEOUT_MS);
+    let upstream = match shared.agent.cards.get(&client, agent, &AgentRuntime::card_url(cfg)).await {
+        Ok(c) => c,
+        Err(e) => return card_error(shared, audit, &e),
+    };
+    let base = public_base(req.headers(), req.uri());
+    let (etag, signed) = publish_card(rt, &upstream, agent, &base);
+    let not_modified = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let mut resp = if not_modified {
+        audit.status = 304;
+        let mut r = Response::new(full(""));
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        r
+    } else {
+        json_response(StatusCode::OK, &signed)
+    };
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=30"));
+    resp.headers_mut().insert(header::VARY, HeaderValue::from_static("Authorization, Host"));
+    audit.finish(shared);
+    resp
+}
+
+fn card_error(shared: &Shared, mut audit: Audit, e: &CardError) -> Response<Body> {
+    audit.outcome = e.category();
+    audit.status = 502;
+    audit.error = Some(e.to_string());
+    audit.finish(shared);
+    json_response(StatusCode::BAD_GATEWAY, &e.body())
+}
+
+async fn directory<B>(rt: &AgentRuntime, shared: &Shared, req: Request<B>) -> Response<Body> {
+    let (_, trace_id) = traceparent(req.headers());
+    let mut audit = audit_for(rt, "", "directory", Binding::Rest, trace_id);
+    let subject = match caller(rt, req.headers()).await {
+        Ok(s) => s,
+        Err(e) => return fail(shared, audit, e, Binding::Rest, &Value::Null),
+    };
+    audit.subject = subject.clone();
+    let base = public_base(req.headers(), req.uri());
+    let client = shared.clients.get(CONNECT_TIMEOUT_MS);
+    let mut visible: Vec<&A2aAgentConfig> =
+        rt.agents.values().filter(|a| may_use(&rt.policy, &subject, &a.name)).collect();
+    visible.sort_by(|a, b| a.name.cmp(&b.name));
+    let fetches = visible.iter().map(|a| {
+        let client = client.clone();
+        async move { (*a, shared.agent.cards.get(&client, &a.name, &AgentRuntime::card_url(a)).await) }
+    });
+    let mut agents = Vec::new();
+    for (a, card) in futures_util::future::join_all(fetches).await {
+        let url = format!("{base}/agents/{}", a.name);
+        let mut entry = json!({"name": a.name, "url": url});
+        if let Some(d) = &a.description {
+            entry["description"] = json!(d);
+        }
+        match card {
+            Ok(c) => entry["card"] = publish_card(rt, &c, &a.name, &base).1,
+            Err(e) => entry["error"] = json!(e.to_string()),
+        }
+        agents.push(entry);
+    }
+    audit.finish(shared);
+    let mut resp = json_response(StatusCode::OK, &json!({"agents": agents}));
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
+    resp
+}
+
+/// What a relayed stream needs when it inspects events and when it ends.
+struct StreamCtx {
+    shared: Arc<Shared>,
+    gateway: String,
+    agent: String,
+    owner: Owner,
+    ttl: Duration,
+    /// Whether the first task id seen is claimed for the caller.
+    claims: bool,
+    binding: Binding,
+    rpc_id: Value,
+    audit: Audit,
+}
+
+impl StreamCtx {
+    fn inspect(&mut self, ev: &SseEvent) {
+        let Ok(v) = serde_json::from_str::<Value>(&ev.data) else { return };
+        let answer = match self.binding {
+            Binding::JsonRpc => {
+                if v.get("error").is_some() {
+                    self.audit.outcome = "agent_error";
+                    self.audit.error =
+                        v.pointer("/error/message").and_then(Value::as_str).map(str::to_string);
+                    return;
+                }
+                match v.get("result") {
+                    Some(r) => r,
+                    None => return,
+                }
+            }
+            Binding::Rest => {
+                if v.get("error").is_some() {
+                    self.audit.outcome = "agent_error";
+                    return;
+                }
+                &v
+            }
+        };
+        if self.audit.task_id.is_none()
+            && let Some(t) = method::task_id_of(answer)
+        {
+            if self.claims {
+                self.shared.agent.owners.claim(
+                    &owners::key(&self.gateway, &self.agent, t),
+                    self.owner.clone(),
+                    self.ttl,
+                );
+            }
+            self.audit.task_id = Some(t.to_string());
+        }
+    }
+}
+
+/// Relays an agent's SSE body to the caller frame by frame, unchanged, inspecting the events on
+/// the way (task ids for ownership, errors for the audit). A stream that breaks ends with one
+/// error event in the caller's binding.
+struct Relay {
+    inner: Incoming,
+    parser: SseParser,
+    scratch: Vec<SseEvent>,
+    ctx: Option<StreamCtx>,
+    done: bool,
+}
+
+impl Relay {
+    fn finish(&mut self) {
+        if let Some(ctx) = self.ctx.take() {
+            ctx.audit.finish(&ctx.shared);
+        }
+    }
+}
+
+impl hyper::body::Body for Relay {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                Ok(data) => {
+                    this.scratch.clear();
+                    if this.parser.push_into(&data, &mut this.scratch).is_ok()
+                        && let Some(ctx) = this.ctx.as_mut()
+                    {
+                        for ev in &this.scratch {
+                            ctx.inspect(ev);
+                        }
+                    }
+                    Poll::Ready(Some(Ok(Frame::data(data))))
+                }
+                // Trailers are not relayed.
+                Err(_) => Poll::Ready(Some(Ok(Frame::data(Bytes::new())))),
+            },
+            Poll::Ready(Some(Err(e))) => {
+                this.done = true;
+                let event = match this.ctx.as_mut() {
+                    Some(ctx) => {
+                        let err = A2aError::Unreachable {
+                            agent: ctx.agent.clone(),
+                            detail: format!("the event stream broke: {}", error_chain(&e)),
+                        };
+                        ctx.audit.outcome = "upstream_broken";
+                        ctx.audit.error = Some(err.to_string());
+                        err.stream_event(ctx.binding, &ctx.rpc_id)
+                    }
+                    None => Bytes::new(),
+                };
+                this.finish();
+                Poll::Ready(Some(Ok(Frame::data(event))))
+            }
+            Poll::Ready(None) => {
+                this.done = true;
+                this.finish();
+                Poll::Ready(None)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if let Some(ctx) = self.ctx.as_mut()
+            && !self.done
+        {
+            ctx.audit.outcome = "client_gone";
+        }
+        self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparent_is_continued_or_started() {
+        let mut h = HeaderMap::new();
+        let (tp, trace) = traceparent(&h);
+        let parts: Vec<&str> = tp.split('-').collect();
+        assert_eq!((parts[0], parts[1], parts[3]), ("00", trace.as_str(), "01"));
+        assert_eq!(parts[2].len(), 16);
+        h.insert(
+            "traceparent",
+            HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        );
+        let (tp, trace) = traceparent(&h);
+        assert_eq!(trace, "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert!(tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+        assert!(!tp.contains("00f067aa0ba902b7"), "a new parent id");
+        h.insert(
+            "traceparent",
+            HeaderValue::from_static("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+        );
+        assert_ne!(traceparent(&h).1, "00000000000000000000000000000000");
+    }
+
+    #[test]
+    fn list_answers_keep_only_the_callers_tasks() {
+        let mut v =
+            json!({"tasks": [{"id": "a"}, {"id": "b"}, {"id": "c"}], "totalSize": 3, "nextPageToken": ""});
+        filter_tasks(&mut v, |t| t != "b");
+        assert_eq!(v["tasks"], json!([{"id": "a"}, {"id": "c"}]));
+        assert_eq!(v["totalSize"], 2);
+    }
+
+    #[test]
+    fn public_base_prefers_forwarded_headers() {
+        let mut h = HeaderMap::new();
+        h.insert("host", HeaderValue::from_static("gw:8080"));
+        assert_eq!(public_base(&h, &http::Uri::default()), "http://gw:8080");
+        h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        h.insert("x-forwarded-host", HeaderValue::from_static("agents.example.com"));
+        assert_eq!(public_base(&h, &http::Uri::default()), "https://agents.example.com");
+        h.insert("x-forwarded-host", HeaderValue::from_static("evil/x"));
+        assert_eq!(public_base(&h, &http::Uri::default()), "https://gw:8080");
+    }
+}

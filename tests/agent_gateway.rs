@@ -1,0 +1,706 @@
+//! The agent gateway (layer 3) in front of Rust A2A test agents (tests/support/a2a_agents.rs):
+//! both bindings and both generations of method names, streams relayed event by event, task
+//! ownership, policy by agent and skill, card rewrite and re-signing, the identity token the
+//! callee receives, webhook egress checks, and A2A's errors for bad input.
+
+#[path = "support/a2a_agents.rs"]
+mod a2a_agents;
+
+use a2a_agents::{CardMode, TestAgent};
+use arc_swap::ArcSwap;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
+use cairn::config::*;
+use cairn::gateway::agent::{self, AgentRuntime};
+use cairn::gateway::ai::sse::SseParser;
+use cairn::gateway::state::Shared;
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+const SALT: &str = "0a1b2c";
+const TOKEN_HEADER: &str = "x-cairn-identity";
+
+type Client =
+    hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+fn client() -> Client {
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build(hyper_util::client::legacy::connect::HttpConnector::new())
+}
+
+fn subject(name: &str) -> SubjectConfig {
+    SubjectConfig {
+        name: name.into(),
+        identities: vec![IdentityConfig::VirtualKey { hash: hash_virtual_key(SALT, &format!("{name}-key")) }],
+    }
+}
+
+fn grant(agent: &str, skills: &[&str]) -> AgentGrantConfig {
+    AgentGrantConfig {
+        agent: agent.into(),
+        skills: skills.iter().map(|s| s.to_string()).collect(),
+        limits: None,
+    }
+}
+
+fn policy(name: &str, who: &str, agents: Vec<AgentGrantConfig>) -> PolicyRules {
+    PolicyRules {
+        name: name.into(),
+        subjects: vec![who.into()],
+        models: vec![ModelGrantConfig { pattern: "gpt-*".into(), limits: None }],
+        tools: vec![],
+        agents,
+        budgets: vec![],
+    }
+}
+
+/// alice and bob: every skill of `echo` (and `broken`, `down`); dave: only skill `refund`; eve:
+/// no agents at all.
+fn config(agents: Vec<A2aAgentConfig>) -> GatewayConfig {
+    let all: Vec<AgentGrantConfig> = agents.iter().map(|a| grant(&a.name, &[])).collect();
+    GatewayConfig {
+        version: CONFIG_VERSION,
+        gateway: GatewayId { namespace: "test".into(), name: "agents".into(), layer: Layer::Agent },
+        listener: ListenerConfig { port: 0, max_request_bytes: 64 * 1024 },
+        auth: AuthConfig {
+            allow_anonymous: false,
+            jwt: vec![],
+            service_account_tokens: None,
+            virtual_key_salt: SALT.into(),
+        },
+        store: None,
+        telemetry: TelemetryConfig { otlp_endpoint: None, access_log: false },
+        policy: PolicyConfig {
+            default_action: DefaultAction::Deny,
+            subjects: ["alice", "bob", "dave", "eve"].into_iter().map(subject).collect(),
+            policies: vec![
+                policy("alice", "alice", all.clone()),
+                policy("bob", "bob", all),
+                policy("dave", "dave", vec![grant("echo", &["refund"])]),
+                policy("eve", "eve", vec![]),
+            ],
+        },
+        ai: None,
+        mcp: None,
+        agent: Some(AgentLayerConfig {
+            agents,
+            allow_private_networks: false,
+            allowed_webhook_hosts: vec![],
+            task_ownership_ttl_ms: 3_600_000,
+            identity_token_ttl_ms: 60_000,
+            identity_token_header: TOKEN_HEADER.into(),
+        }),
+    }
+}
+
+fn agent_cfg(name: &str, url: &str) -> A2aAgentConfig {
+    A2aAgentConfig {
+        name: name.into(),
+        url: url.into(),
+        card_path: "/.well-known/agent-card.json".into(),
+        description: Some(format!("{name} agent")),
+    }
+}
+
+struct Gateway {
+    url: String,
+    shared: Arc<Shared>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+async fn gateway(agents: Vec<A2aAgentConfig>) -> Gateway {
+    let shared = Shared::new();
+    let rt = AgentRuntime::build(config(agents), &Credentials::default(), &shared).expect("config builds");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(agent::serve(listener, Arc::new(ArcSwap::from_pointee(rt)), shared.clone(), rx));
+    Gateway { url, shared, stop }
+}
+
+/// Starts the echo agent and a gateway publishing it as `echo`.
+async fn setup() -> (TestAgent, Gateway) {
+    let a = TestAgent::start().await;
+    let gw = gateway(vec![agent_cfg("echo", &a.url)]).await;
+    (a, gw)
+}
+
+async fn send(
+    method: &str,
+    url: &str,
+    key: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Option<String>,
+) -> http::Response<Incoming> {
+    let mut req = Request::builder().method(method).uri(url);
+    if let Some(k) = key {
+        req = req.header("authorization", format!("Bearer {k}-key"));
+    }
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    if body.is_some() {
+        req = req.header("content-type", "application/json");
+    }
+    let req = req.body(Full::new(Bytes::from(body.unwrap_or_default()))).unwrap();
+    client().request(req).await.expect("gateway answers")
+}
+
+async fn json_of(resp: http::Response<Incoming>) -> (StatusCode, HeaderMap, Value) {
+    let (parts, body) = resp.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    let v = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| json!(String::from_utf8_lossy(&bytes)))
+    };
+    (parts.status, parts.headers, v)
+}
+
+/// A JSON-RPC call as `who` (A2A-Version 1.0).
+async fn rpc(gw: &Gateway, who: &str, method: &str, params: Value) -> (StatusCode, Value) {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
+    let (s, _, v) = json_of(
+        send("POST", &format!("{}/agents/echo", gw.url), Some(who), &[("a2a-version", "1.0")], Some(body))
+            .await,
+    )
+    .await;
+    (s, v)
+}
+
+fn msg(text: &str) -> Value {
+    json!({"message": {"messageId": format!("m-{text}"), "role": "ROLE_USER", "parts": [{"text": text}]}})
+}
+
+/// Reads SSE events one at a time.
+struct Events {
+    body: Incoming,
+    parser: SseParser,
+    pending: std::collections::VecDeque<String>,
+}
+
+impl Events {
+    fn new(resp: http::Response<Incoming>) -> Events {
+        assert!(
+            resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"),
+            "a stream: {:?}",
+            resp.headers()
+        );
+        Events { body: resp.into_body(), parser: SseParser::default(), pending: Default::default() }
+    }
+
+    async fn next(&mut self) -> Option<Value> {
+        loop {
+            if let Some(d) = self.pending.pop_front() {
+                return Some(serde_json::from_str(&d).expect("event is JSON"));
+            }
+            let frame = tokio::time::timeout(Duration::from_secs(20), self.body.frame())
+                .await
+                .expect("event in time")?;
+            let Ok(data) = frame.expect("stream intact").into_data() else { continue };
+            for e in self.parser.push(&data).unwrap() {
+                self.pending.push_back(e.data);
+            }
+        }
+    }
+}
+
+async fn stream_rpc(gw: &Gateway, who: &str, method: &str, params: Value, version: Option<&str>) -> Events {
+    let body = json!({"jsonrpc": "2.0", "id": "s1", "method": method, "params": params}).to_string();
+    let headers: Vec<(&str, &str)> = version.map(|v| vec![("a2a-version", v)]).unwrap_or_default();
+    Events::new(send("POST", &format!("{}/agents/echo", gw.url), Some(who), &headers, Some(body)).await)
+}
+
+fn error_code(v: &Value) -> i64 {
+    v["error"]["code"].as_i64().unwrap_or_else(|| panic!("an error: {v}"))
+}
+
+#[tokio::test]
+async fn send_get_list_cancel_respect_task_ownership() {
+    let (agent, gw) = setup().await;
+    let (s, v) = rpc(&gw, "alice", "SendMessage", msg("hello")).await;
+    assert_eq!(s, StatusCode::OK);
+    let task = v["result"]["task"].clone();
+    let id = task["id"].as_str().expect("a task").to_string();
+    assert_eq!(task["status"]["state"], "TASK_STATE_COMPLETED");
+    assert_eq!(task["artifacts"][0]["parts"][0]["text"], "echo: hello");
+
+    let (_, v) = rpc(&gw, "alice", "GetTask", json!({"id": id})).await;
+    assert_eq!(v["result"]["id"], id.as_str());
+    // Someone else's task does not exist for bob, whichever way he asks.
+    for m in ["GetTask", "CancelTask"] {
+        let (s, v) = rpc(&gw, "bob", m, json!({"id": id})).await;
+        assert_eq!((s, error_code(&v)), (StatusCode::OK, -32001), "{m}: {v}");
+        assert_eq!(v["error"]["data"][0]["reason"], "TASK_NOT_FOUND");
+    }
+    let (_, v) = rpc(&gw, "bob", "SubscribeToTask", json!({"id": id})).await;
+    assert_eq!(error_code(&v), -32001);
+    let (_, v) = rpc(&gw, "bob", "ListTaskPushNotificationConfigs", json!({"taskId": id})).await;
+    assert_eq!(error_code(&v), -32001);
+    // Continuing someone else's task is refused the same way, and never reaches the agent.
+    let mut cont = msg("more");
+    cont["message"]["taskId"] = json!(id);
+    let calls_before = agent.seen().len();
+    let (_, v) = rpc(&gw, "bob", "SendMessage", cont.clone()).await;
+    assert_eq!(error_code(&v), -32001);
+    assert_eq!(agent.seen().len(), calls_before);
+    let (_, v) = rpc(&gw, "alice", "SendMessage", cont).await;
+    assert_eq!(v["result"]["task"]["id"], id.as_str());
+
+    // Lists hold only the caller's tasks.
+    let (_, v) = rpc(&gw, "bob", "SendMessage", msg("bob's")).await;
+    let bobs = v["result"]["task"]["id"].as_str().unwrap().to_string();
+    let (_, v) = rpc(&gw, "bob", "ListTasks", json!({})).await;
+    let ids: Vec<&str> =
+        v["result"]["tasks"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, vec![bobs.as_str()]);
+    assert_eq!(v["result"]["totalSize"], 1);
+    let (_, v) = rpc(&gw, "alice", "ListTasks", json!({})).await;
+    assert_eq!(v["result"]["tasks"].as_array().unwrap().len(), 1);
+
+    // Cancel a working task of one's own.
+    let (_, v) = rpc(&gw, "alice", "SendMessage", msg("wait for me")).await;
+    let waiting = v["result"]["task"]["id"].as_str().unwrap().to_string();
+    let (_, v) = rpc(&gw, "alice", "CancelTask", json!({"id": waiting})).await;
+    assert_eq!(v["result"]["status"]["state"], "TASK_STATE_CANCELED");
+    assert_eq!(agent.task(&waiting).unwrap()["status"]["state"], "TASK_STATE_CANCELED");
+    // A task the gateway never saw.
+    let (_, v) = rpc(&gw, "alice", "GetTask", json!({"id": "task-999"})).await;
+    assert_eq!(error_code(&v), -32001);
+}
+
+#[tokio::test]
+async fn streams_are_relayed_event_by_event() {
+    let (agent, gw) = setup().await;
+    let mut ev = stream_rpc(&gw, "alice", "SendStreamingMessage", msg("step by step"), Some("1.0")).await;
+    // The agent holds every event after the first until released: the first reaching us proves
+    // the gateway did not wait for the rest.
+    let first = ev.next().await.unwrap();
+    assert_eq!(first["id"], "s1");
+    let id = first["result"]["task"]["id"].as_str().unwrap().to_string();
+    assert_eq!(first["result"]["task"]["status"]["state"], "TASK_STATE_WORKING");
+    // Ownership is recorded from the first event, while the stream is still open.
+    let (_, v) = rpc(&gw, "bob", "GetTask", json!({"id": id})).await;
+    assert_eq!(error_code(&v), -32001);
+    let (_, v) = rpc(&gw, "alice", "GetTask", json!({"id": id})).await;
+    assert_eq!(v["result"]["id"], id.as_str());
+    agent.release(1);
+    let second = ev.next().await.unwrap();
+    assert_eq!(second["result"]["statusUpdate"]["taskId"], id.as_str());
+    agent.release(1);
+    let third = ev.next().await.unwrap();
+    assert_eq!(third["result"]["artifactUpdate"]["artifact"]["parts"][0]["text"], "echo: step by step");
+    agent.release(1);
+    let last = ev.next().await.unwrap();
+    assert_eq!(last["result"]["statusUpdate"]["status"]["state"], "TASK_STATE_COMPLETED");
+    assert!(ev.next().await.is_none(), "the stream ends with the agent's");
+}
+
+#[tokio::test]
+async fn a_broken_stream_ends_with_an_error_event() {
+    let (agent, gw) = setup().await;
+    let mut ev = stream_rpc(&gw, "alice", "SendStreamingMessage", msg("break now"), Some("1.0")).await;
+    let first = ev.next().await.unwrap();
+    assert!(first["result"]["task"]["id"].is_string(), "{first}");
+    agent.release(1);
+    let err = ev.next().await.expect("an error event");
+    assert_eq!(err["id"], "s1");
+    assert_eq!(error_code(&err), -32603);
+    assert_eq!(err["error"]["data"][0]["reason"], "AGENT_UNREACHABLE");
+    assert!(err["error"]["message"].as_str().unwrap().contains("stream broke"), "{err}");
+    assert!(ev.next().await.is_none());
+}
+
+#[tokio::test]
+async fn policy_by_agent_and_skill() {
+    let (agent, gw) = setup().await;
+    // eve may use no agent.
+    let (s, v) = rpc(&gw, "eve", "SendMessage", msg("hi")).await;
+    assert_eq!((s, error_code(&v)), (StatusCode::FORBIDDEN, -32000));
+    assert_eq!(v["error"]["data"][0]["reason"], "PERMISSION_DENIED");
+    // dave may use only skill `refund`: no skill named, or another one, is refused.
+    let (s, v) = rpc(&gw, "dave", "SendMessage", msg("hi")).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(v["error"]["message"].as_str().unwrap().contains("only for some skills"), "{v}");
+    let mut m = msg("refund 42");
+    m["message"]["metadata"] = json!({"skillId": "echo"});
+    let (s, v) = rpc(&gw, "dave", "SendMessage", m.clone()).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(v["error"]["message"].as_str().unwrap().contains("skill 'echo'"), "{v}");
+    m["message"]["metadata"] = json!({"skillId": "refund"});
+    let (s, v) = rpc(&gw, "dave", "SendMessage", m).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let id = v["result"]["task"]["id"].as_str().unwrap().to_string();
+    // The task keeps its skill: dave may read it back.
+    let (_, v) = rpc(&gw, "dave", "GetTask", json!({"id": id})).await;
+    assert_eq!(v["result"]["id"], id.as_str());
+    // No credentials, unknown key, unknown agent.
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": msg("x")}).to_string();
+    let (s, h, v) =
+        json_of(send("POST", &format!("{}/agents/echo", gw.url), None, &[], Some(body.clone())).await).await;
+    assert_eq!((s, error_code(&v)), (StatusCode::UNAUTHORIZED, -32000));
+    assert_eq!(h["www-authenticate"], "Bearer");
+    let (s, _, _) = json_of(
+        send("POST", &format!("{}/agents/echo", gw.url), Some("mallory"), &[], Some(body.clone())).await,
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _, v) =
+        json_of(send("POST", &format!("{}/agents/nobody", gw.url), Some("alice"), &[], Some(body)).await)
+            .await;
+    assert_eq!(
+        (s, v["error"]["data"][0]["reason"].as_str()),
+        (StatusCode::NOT_FOUND, Some("AGENT_NOT_FOUND"))
+    );
+    // Refused calls never reached the agent: only dave's two allowed calls did.
+    assert_eq!(agent.seen().iter().filter(|s| s.method == "POST").count(), 2);
+    // Metrics count calls by agent, method and outcome.
+    let text = gw.shared.metrics.encode();
+    assert!(text.contains("cairn_agent_requests_total{gateway=\"test/agents\",agent=\"echo\",method=\"SendMessage\",subject=\"eve\",outcome=\"forbidden\"} 1"), "{text}");
+}
+
+fn jwks_key(jwks: &Value) -> jsonwebtoken::DecodingKey {
+    let set: jsonwebtoken::jwk::JwkSet = serde_json::from_value(jwks.clone()).unwrap();
+    jsonwebtoken::DecodingKey::from_jwk(&set.keys[0]).unwrap()
+}
+
+#[tokio::test]
+async fn cards_are_rewritten_resigned_cached_and_listed() {
+    let (agent, gw) = setup().await;
+    let card_url = format!("{}/agents/echo/.well-known/agent-card.json", gw.url);
+    let (s, h, card) = json_of(send("GET", &card_url, Some("alice"), &[], None).await).await;
+    assert_eq!(s, StatusCode::OK, "{card}");
+    let ifs = card["supportedInterfaces"].as_array().unwrap();
+    assert_eq!(ifs.len(), 2, "gRPC is not proxied: {card}");
+    assert!(ifs.iter().all(|i| i["url"] == format!("{}/agents/echo", gw.url)), "{card}");
+    assert!(card["securitySchemes"]["cairn"]["httpAuthSecurityScheme"].is_object());
+    assert!(card["securitySchemes"].get("agentKey").is_none());
+    assert!(card["skills"][1].get("securityRequirements").is_none());
+    // One signature, the gateway's, verifying over the canonical card with the published JWKS.
+    let sigs = card["signatures"].as_array().unwrap();
+    assert_eq!(sigs.len(), 1);
+    let protected = sigs[0]["protected"].as_str().unwrap();
+    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(protected).unwrap()).unwrap();
+    assert_eq!(header["jku"], format!("{}/.well-known/jwks.json", gw.url));
+    let (_, _, jwks) = json_of(send("GET", header["jku"].as_str().unwrap(), None, &[], None).await).await;
+    assert_eq!(jwks["keys"][0]["kid"], header["kid"]);
+    let mut unsigned = card.clone();
+    unsigned.as_object_mut().unwrap().remove("signatures");
+    let message = format!(
+        "{protected}.{}",
+        URL_SAFE_NO_PAD.encode(cairn::gateway::agent::sign::canonical_json(&unsigned))
+    );
+    let ok = jsonwebtoken::crypto::verify(
+        sigs[0]["signature"].as_str().unwrap(),
+        message.as_bytes(),
+        &jwks_key(&jwks),
+        jsonwebtoken::Algorithm::ES256,
+    )
+    .unwrap();
+    assert!(ok, "the card signature verifies");
+    // ETag revalidation towards the caller, and towards the agent (which says no-cache).
+    let etag = h["etag"].to_str().unwrap().to_string();
+    let (s, _, _) =
+        json_of(send("GET", &card_url, Some("alice"), &[("if-none-match", &etag)], None).await).await;
+    assert_eq!(s, StatusCode::NOT_MODIFIED);
+    assert_eq!(agent.state.card_full.load(Ordering::SeqCst), 1, "fetched once");
+    assert!(agent.state.card_not_modified.load(Ordering::SeqCst) >= 1, "then revalidated with If-None-Match");
+    // A changed card is fetched again and gets a new ETag.
+    agent.state.card_version.store(2, Ordering::SeqCst);
+    let (s, h2, card2) =
+        json_of(send("GET", &card_url, Some("alice"), &[("if-none-match", &etag)], None).await).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(card2["version"], "1.0.2");
+    assert_ne!(h2["etag"].to_str().unwrap(), etag);
+    // Not visible to callers without a grant.
+    let (s, _, _) = json_of(send("GET", &card_url, Some("eve"), &[], None).await).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // The directory lists what the caller may use.
+    let (_, _, dir) =
+        json_of(send("GET", &format!("{}/agents", gw.url), Some("alice"), &[], None).await).await;
+    assert_eq!(dir["agents"][0]["name"], "echo");
+    assert_eq!(dir["agents"][0]["card"]["supportedInterfaces"][0]["url"], format!("{}/agents/echo", gw.url));
+    let (_, _, dir) = json_of(send("GET", &format!("{}/agents", gw.url), Some("eve"), &[], None).await).await;
+    assert_eq!(dir["agents"], json!([]));
+    // The extended card is rewritten the same way.
+    let (_, v) = rpc(&gw, "alice", "GetExtendedAgentCard", json!({})).await;
+    assert_eq!(v["result"]["skills"].as_array().unwrap().len(), 3);
+    assert_eq!(v["result"]["supportedInterfaces"][0]["url"], format!("{}/agents/echo", gw.url));
+    assert_eq!(v["result"]["signatures"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn bad_cards_are_clear_errors() {
+    let bad = TestAgent::start().await;
+    let gw = gateway(vec![agent_cfg("echo", &bad.url)]).await;
+    let url = format!("{}/agents/echo/.well-known/agent-card.json", gw.url);
+    for (mode, needle) in [
+        (CardMode::Invalid, "is not a valid JSON object"),
+        (CardMode::Huge, "larger than"),
+        (CardMode::Status(500), "answered HTTP 500"),
+    ] {
+        *bad.state.card_mode.lock().unwrap() = mode.clone();
+        let (s, _, v) = json_of(send("GET", &url, Some("alice"), &[], None).await).await;
+        assert_eq!(s, StatusCode::BAD_GATEWAY, "{mode:?}");
+        assert!(v["error"]["message"].as_str().unwrap().contains(needle), "{mode:?}: {v}");
+    }
+    // Calls still reach the agent at its configured URL without a card.
+    let (s, v) = rpc(&gw, "alice", "SendMessage", msg("no card")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
+
+#[tokio::test]
+async fn the_callee_learns_the_caller_from_a_gateway_token_never_its_credential() {
+    let (agent, gw) = setup().await;
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let body =
+        json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": msg("who am i")}).to_string();
+    let (_, _, v) = json_of(
+        send(
+            "POST",
+            &format!("{}/agents/echo", gw.url),
+            Some("alice"),
+            &[("a2a-version", "1.0"), ("traceparent", tp), ("cookie", "c=1")],
+            Some(body),
+        )
+        .await,
+    )
+    .await;
+    let id = v["result"]["task"]["id"].as_str().unwrap().to_string();
+    let seen = agent.last_call();
+    assert!(seen.headers.get("authorization").is_none(), "the caller's credential is not forwarded");
+    assert!(seen.headers.get("cookie").is_none());
+    assert_eq!(seen.headers["a2a-version"], "1.0");
+    let forwarded_tp = seen.headers["traceparent"].to_str().unwrap();
+    assert!(forwarded_tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"), "same trace: {forwarded_tp}");
+    assert_ne!(forwarded_tp, tp, "a new parent id");
+    // The identity token verifies with the JWKS the gateway publishes.
+    let (_, _, jwks) =
+        json_of(send("GET", &format!("{}/.well-known/jwks.json", gw.url), None, &[], None).await).await;
+    let token = seen.headers[TOKEN_HEADER].to_str().unwrap();
+    let mut val = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    val.set_audience(&["echo"]);
+    val.set_issuer(&["urn:cairn:agent-gateway:test:agents"]);
+    let claims = jsonwebtoken::decode::<Value>(token, &jwks_key(&jwks), &val).expect("token verifies").claims;
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["gateway"], "test/agents");
+    assert_eq!(claims["agent"], "echo");
+    assert_eq!(claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(), 60);
+    // Calls on a task carry its id; a trace is started when the caller sends none.
+    rpc(&gw, "alice", "GetTask", json!({"id": id})).await;
+    let seen = agent.last_call();
+    let claims =
+        jsonwebtoken::decode::<Value>(seen.headers[TOKEN_HEADER].to_str().unwrap(), &jwks_key(&jwks), &val)
+            .unwrap()
+            .claims;
+    assert_eq!(claims["task_id"], id.as_str());
+    let started = seen.headers["traceparent"].to_str().unwrap();
+    assert_eq!(started.len(), 55);
+    assert!(!started.contains("4bf92f3577b34da6a3ce929d0e0e4736"));
+}
+
+#[tokio::test]
+async fn webhook_urls_to_private_networks_are_refused() {
+    let (agent, gw) = setup().await;
+    let (_, v) = rpc(&gw, "alice", "SendMessage", msg("mine")).await;
+    let id = v["result"]["task"]["id"].as_str().unwrap().to_string();
+    let before = agent.seen().len();
+    for url in [
+        "http://127.0.0.1:9/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://10.0.0.7/hook",
+        "http://localhost/x",
+        "file:///etc/passwd",
+    ] {
+        let mut m = msg("notify me");
+        m["configuration"] = json!({"taskPushNotificationConfig": {"url": url}});
+        let (s, v) = rpc(&gw, "alice", "SendMessage", m).await;
+        assert_eq!((s, error_code(&v)), (StatusCode::OK, -32602), "{url}: {v}");
+        let (_, v) =
+            rpc(&gw, "alice", "CreateTaskPushNotificationConfig", json!({"taskId": id, "url": url})).await;
+        assert_eq!(error_code(&v), -32602, "{url}: {v}");
+        // 0.3 shape.
+        let body = json!({"jsonrpc": "2.0", "id": 2, "method": "tasks/pushNotificationConfig/set",
+            "params": {"taskId": id, "pushNotificationConfig": {"url": url}}})
+        .to_string();
+        let (_, _, v) =
+            json_of(send("POST", &format!("{}/agents/echo", gw.url), Some("alice"), &[], Some(body)).await)
+                .await;
+        assert_eq!(error_code(&v), -32602, "{url}: {v}");
+    }
+    assert_eq!(agent.seen().len(), before, "refused before reaching the agent");
+    let (_, v) = rpc(
+        &gw,
+        "alice",
+        "CreateTaskPushNotificationConfig",
+        json!({"taskId": id, "url": "https://8.8.8.8/hook"}),
+    )
+    .await;
+    assert_eq!(v["result"]["id"], "cfg-1", "{v}");
+}
+
+#[tokio::test]
+async fn a2a_0_3_method_names() {
+    let (agent, gw) = setup().await;
+    let call = |who: &'static str, method: &'static str, params: Value| {
+        let url = format!("{}/agents/echo", gw.url);
+        async move {
+            let body = json!({"jsonrpc": "2.0", "id": "x", "method": method, "params": params}).to_string();
+            json_of(send("POST", &url, Some(who), &[], Some(body)).await).await.2
+        }
+    };
+    let m = json!({"message": {"kind": "message", "messageId": "m1", "role": "user", "parts": [{"kind": "text", "text": "old"}]}});
+    let v = call("alice", "message/send", m.clone()).await;
+    assert_eq!(v["result"]["kind"], "task", "{v}");
+    let id = v["result"]["id"].as_str().unwrap().to_string();
+    assert!(agent.last_call().headers.get("a2a-version").is_none(), "no version header added");
+    assert_eq!(call("alice", "tasks/get", json!({"id": id})).await["result"]["id"], id.as_str());
+    assert_eq!(error_code(&call("bob", "tasks/get", json!({"id": id})).await), -32001);
+    assert_eq!(error_code(&call("bob", "tasks/cancel", json!({"id": id})).await), -32001);
+    let mut ev = stream_rpc(&gw, "alice", "message/stream", m, None).await;
+    let first = ev.next().await.unwrap();
+    let sid = first["result"]["id"].as_str().unwrap().to_string();
+    let mut kinds = vec![first["result"]["kind"].as_str().unwrap().to_string()];
+    while let Some(e) = ev.next().await {
+        kinds.push(e["result"]["kind"].as_str().unwrap().to_string());
+    }
+    assert_eq!(kinds, ["task", "status-update", "artifact-update", "status-update"]);
+    assert_eq!(error_code(&call("bob", "tasks/get", json!({"id": sid})).await), -32001);
+    let mut ev = stream_rpc(&gw, "alice", "tasks/resubscribe", json!({"id": sid}), None).await;
+    assert_eq!(ev.next().await.unwrap()["result"]["id"], sid.as_str());
+}
+
+#[tokio::test]
+async fn rest_binding() {
+    let (_agent, gw) = setup().await;
+    let base = format!("{}/agents/echo", gw.url);
+    let (s, _, v) = json_of(
+        send("POST", &format!("{base}/message:send"), Some("alice"), &[], Some(msg("rest").to_string()))
+            .await,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let id = v["task"]["id"].as_str().unwrap().to_string();
+    let (s, _, v) = json_of(send("GET", &format!("{base}/tasks/{id}"), Some("alice"), &[], None).await).await;
+    assert_eq!((s, v["id"].as_str()), (StatusCode::OK, Some(id.as_str())));
+    let (s, _, v) = json_of(send("GET", &format!("{base}/tasks/{id}"), Some("bob"), &[], None).await).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(v["error"]["status"], "NOT_FOUND");
+    assert_eq!(v["error"]["details"][0]["reason"], "TASK_NOT_FOUND");
+    let (s, _, _) =
+        json_of(send("POST", &format!("{base}/tasks/{id}:cancel"), Some("bob"), &[], None).await).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (_, _, v) =
+        json_of(send("GET", &format!("{base}/tasks?pageSize=10"), Some("bob"), &[], None).await).await;
+    assert_eq!(v["tasks"], json!([]));
+    let (_, _, v) = json_of(send("GET", &format!("{base}/tasks"), Some("alice"), &[], None).await).await;
+    assert_eq!(v["tasks"].as_array().unwrap().len(), 1);
+    let mut ev = Events::new(
+        send(
+            "POST",
+            &format!("{base}/message:stream"),
+            Some("alice"),
+            &[],
+            Some(msg("rest stream").to_string()),
+        )
+        .await,
+    );
+    let first = ev.next().await.unwrap();
+    let sid = first["task"]["id"].as_str().unwrap().to_string();
+    let mut n = 1;
+    while ev.next().await.is_some() {
+        n += 1;
+    }
+    assert_eq!(n, 4);
+    let (s, _, _) = json_of(send("GET", &format!("{base}/tasks/{sid}"), Some("bob"), &[], None).await).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // Bad input.
+    let (s, _, v) = json_of(
+        send("POST", &format!("{base}/message:send"), Some("alice"), &[], Some("{nope".into())).await,
+    )
+    .await;
+    assert_eq!((s, v["error"]["status"].as_str()), (StatusCode::BAD_REQUEST, Some("INVALID_ARGUMENT")));
+    let (s, _, _) =
+        json_of(send("POST", &format!("{base}/message:send"), Some("alice"), &[], Some("{}".into())).await)
+            .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _, v) =
+        json_of(send("GET", &format!("{base}/nothing/here"), Some("alice"), &[], None).await).await;
+    assert_eq!((s, v["error"]["status"].as_str()), (StatusCode::NOT_FOUND, Some("NOT_FOUND")));
+}
+
+#[tokio::test]
+async fn malformed_requests_get_a2a_errors() {
+    let (_agent, gw) = setup().await;
+    let url = format!("{}/agents/echo", gw.url);
+    let raw = |body: &str, headers: Vec<(&'static str, &'static str)>| {
+        let (url, body) = (url.clone(), body.to_string());
+        async move { json_of(send("POST", &url, Some("alice"), &headers, Some(body)).await).await }
+    };
+    let (s, _, v) = raw("{not json", vec![]).await;
+    assert_eq!((s, error_code(&v), v["id"].clone()), (StatusCode::OK, -32700, Value::Null));
+    assert_eq!(error_code(&raw("[]", vec![]).await.2), -32600);
+    assert_eq!(error_code(&raw(r#"{"id": 1, "method": "GetTask"}"#, vec![]).await.2), -32600);
+    assert_eq!(error_code(&raw(r#"{"jsonrpc": "2.0", "method": "GetTask"}"#, vec![]).await.2), -32600);
+    let v = raw(r#"{"jsonrpc": "2.0", "id": 5, "method": "DoSomething"}"#, vec![]).await.2;
+    assert_eq!((error_code(&v), v["id"].clone()), (-32601, json!(5)));
+    assert_eq!(
+        error_code(
+            &raw(r#"{"jsonrpc": "2.0", "id": 5, "method": "GetTask", "params": "t"}"#, vec![]).await.2
+        ),
+        -32602
+    );
+    assert_eq!(
+        error_code(&raw(r#"{"jsonrpc": "2.0", "id": 5, "method": "GetTask", "params": {}}"#, vec![]).await.2),
+        -32602
+    );
+    assert_eq!(
+        error_code(
+            &raw(r#"{"jsonrpc": "2.0", "id": 5, "method": "SendMessage", "params": {}}"#, vec![]).await.2
+        ),
+        -32602
+    );
+    let v = raw(
+        r#"{"jsonrpc": "2.0", "id": 5, "method": "GetTask", "params": {"id": "t"}}"#,
+        vec![("a2a-version", "2.0")],
+    )
+    .await
+    .2;
+    assert_eq!(error_code(&v), -32009);
+    let big = format!(
+        r#"{{"jsonrpc": "2.0", "id": 5, "method": "SendMessage", "params": {{"x": "{}"}}}}"#,
+        "a".repeat(100_000)
+    );
+    let (s, _, _) = raw(&big, vec![]).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn an_agent_that_is_down_is_a_bad_gateway() {
+    let down = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", down.local_addr().unwrap());
+    drop(down);
+    let gw = gateway(vec![agent_cfg("echo", &url)]).await;
+    let (s, v) = rpc(&gw, "alice", "SendMessage", msg("anyone?")).await;
+    assert_eq!((s, error_code(&v)), (StatusCode::BAD_GATEWAY, -32603));
+    assert!(v["error"]["message"].as_str().unwrap().contains("unreachable"), "{v}");
+    let (s, _, v) = json_of(
+        send("GET", &format!("{}/agents/echo/.well-known/agent-card.json", gw.url), Some("alice"), &[], None)
+            .await,
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_GATEWAY);
+    assert_eq!(v["error"]["details"][0]["reason"], "AGENT_UNREACHABLE");
+}
