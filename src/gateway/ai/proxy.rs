@@ -7,7 +7,8 @@ use super::error::{AiError, Body, Front, full};
 use super::routing::{RuleRt, TargetRt, all_ejected, exact_models, find_rule, order_group};
 use super::sse::{SseEvent, SseParser};
 use super::state::AiRuntime;
-use super::upstream::{Op, SendError, UpBody, UpResponse, send};
+use super::translate::{self, ChatToMessagesStream, MessagesToChatStream};
+use super::upstream::{Op, SendError, UpBody, UpResponse, send, upstream_op};
 use crate::config::{BudgetAction, FailureMode, FallbackOn};
 use crate::gateway::access_log::Record;
 use crate::gateway::state::Shared;
@@ -418,12 +419,27 @@ impl Ctx {
         }
     }
 
-    /// The upstream body for one target.
-    fn upstream_body(&self, upstream_model: &str) -> (Bytes, bool) {
-        let mut body = self.prompt.clone();
+    /// The upstream body for one target (translated when the backend speaks the other API), and
+    /// whether the gateway asked for a usage chunk the client did not.
+    fn upstream_body(&self, target: &TargetRt, upstream_model: &str) -> Result<(Bytes, bool), AiError> {
+        let up = upstream_op(target.backend.provider, self.op);
+        let mut body = if up == self.op {
+            self.prompt.clone()
+        } else {
+            let req = Value::Object(self.prompt.clone());
+            let out = match up {
+                Op::Messages => translate::chat_to_messages_request(&req),
+                _ => translate::messages_to_chat_request(&req),
+            }
+            .map_err(|e| AiError::BadRequest(e.to_string()))?;
+            match out {
+                Value::Object(m) => m,
+                _ => return Err(AiError::BadRequest("the request could not be translated".into())),
+            }
+        };
         body.insert("model".into(), Value::String(upstream_model.to_string()));
         let mut injected = false;
-        if self.op == Op::Chat && self.stream {
+        if up == self.op && self.op == Op::Chat && self.stream {
             let asked = body.get("stream_options").and_then(|o| o.get("include_usage")).and_then(Value::as_bool)
                 == Some(true);
             if !asked {
@@ -437,7 +453,7 @@ impl Ctx {
                 injected = true;
             }
         }
-        (Bytes::from(serde_json::to_vec(&body).unwrap_or_default()), injected)
+        Ok((Bytes::from(serde_json::to_vec(&body).unwrap_or_default()), injected))
     }
 
     async fn attempt(
@@ -447,9 +463,13 @@ impl Ctx {
         deadline: Option<Instant>,
         first_token: Option<Duration>,
     ) -> Attempt {
-        let (body, _) = self.upstream_body(upstream_model);
+        let body = match self.upstream_body(target, upstream_model) {
+            Ok((b, _)) => b,
+            Err(e) => return Attempt::Final(Failure::Gateway(e)),
+        };
+        let up = upstream_op(target.backend.provider, self.op);
         let limit = min_opt(remaining(deadline), first_token);
-        let sent = within(limit, send(&self.shared.clients, &target.backend, self.op, body, &self.headers)).await;
+        let sent = within(limit, send(&self.shared.clients, &target.backend, up, body, &self.headers)).await;
         let mut resp = match sent {
             None => {
                 return Attempt::Retryable {
@@ -482,7 +502,25 @@ impl Ctx {
             let body = read_all(&mut resp.body, Some(remaining(deadline).unwrap_or(Duration::from_secs(30))))
                 .await
                 .unwrap_or_default();
-            let failure = Failure::Upstream { status, headers: resp.headers, body };
+            let failure = if up == self.op {
+                Failure::Upstream { status, headers: resp.headers, body }
+            } else {
+                // The upstream's error in the caller's format.
+                let (code, v) = match up {
+                    Op::Messages => translate::anthropic_error_to_openai(status.as_u16(), &body),
+                    _ => translate::openai_error_to_anthropic(status.as_u16(), &body),
+                };
+                let mut headers = HeaderMap::new();
+                headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                if let Some(r) = resp.headers.get(http::header::RETRY_AFTER) {
+                    headers.insert(http::header::RETRY_AFTER, r.clone());
+                }
+                Failure::Upstream {
+                    status: StatusCode::from_u16(code).unwrap_or(status),
+                    headers,
+                    body: Bytes::from(v.to_string()),
+                }
+            };
             return if status == StatusCode::TOO_MANY_REQUESTS {
                 Attempt::Retryable { cond: FallbackOn::RateLimited, last: failure }
             } else if status.is_server_error() {
@@ -540,7 +578,8 @@ impl Ctx {
             let parsed: Value = serde_json::from_slice(&body).map_err(|_| {
                 AiError::BadGateway(format!("backend {} answered something that is not JSON", target.backend.name))
             })?;
-            let usage = match self.op {
+            let up = upstream_op(target.backend.provider, self.op);
+            let usage = match up {
                 Op::Messages => parsed.get("usage").and_then(Usage::from_anthropic),
                 _ => parsed.get("usage").and_then(Usage::from_openai),
             }
@@ -551,6 +590,13 @@ impl Ctx {
                 estimated: true,
             });
             self.account(usage, price.as_ref(), rec).await;
+            let body = match (self.op, up) {
+                (Op::Chat, Op::Messages) => {
+                    Bytes::from(translate::messages_to_chat_response(&parsed, unix_now()).to_string())
+                }
+                (Op::Messages, Op::Chat) => Bytes::from(translate::chat_to_messages_response(&parsed).to_string()),
+                _ => body,
+            };
             let mut r = Response::new(full(body));
             r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
             return Ok(Served::Done(r));
@@ -562,11 +608,23 @@ impl Ctx {
         h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
         h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         let idle = rule.cfg.timeouts.idle_ms.map(Duration::from_millis);
-        let (_, strip_usage) = self.upstream_body(upstream_model);
+        let strip_usage = self.upstream_body(target, upstream_model).map(|(_, s)| s).unwrap_or(false);
+        let translator = match (self.op, upstream_op(target.backend.provider, self.op)) {
+            (Op::Chat, Op::Messages) => {
+                let asked = self.prompt.get("stream_options").and_then(|o| o.get("include_usage")).and_then(Value::as_bool)
+                    == Some(true);
+                Translator::MessagesToChat(Box::new(MessagesToChatStream::new(&self.model, unix_now(), asked)))
+            }
+            (Op::Messages, Op::Chat) => Translator::ChatToMessages(Box::new(ChatToMessagesStream::new(
+                &self.model,
+                count_tokens(&prompt_text(&self.prompt)),
+            ))),
+            _ => Translator::None,
+        };
         let mut rec = rec.clone();
         rec.status = 200;
         tokio::spawn(async move {
-            let mut relay = Relay::new(self.op, strip_usage);
+            let mut relay = Relay::new(self.op, strip_usage, translator);
             let end = relay.run(&mut resp.body, first, first_at, &tx, idle, deadline, rec.started).await;
             rec.ttft = relay.ttft;
             match &end {
@@ -659,6 +717,7 @@ enum StreamEnd {
 struct Relay {
     op: Op,
     strip_usage: bool,
+    translator: Translator,
     parser: SseParser,
     usage: Option<Usage>,
     /// Output text seen, for estimation when no usage arrives.
@@ -668,8 +727,43 @@ struct Relay {
 }
 
 impl Relay {
-    fn new(op: Op, strip_usage: bool) -> Self {
-        Relay { op, strip_usage, parser: SseParser::default(), usage: None, text: String::new(), ttft: None, finished: false }
+    fn new(op: Op, strip_usage: bool, translator: Translator) -> Self {
+        Relay {
+            op,
+            strip_usage,
+            translator,
+            parser: SseParser::default(),
+            usage: None,
+            text: String::new(),
+            ttft: None,
+            finished: false,
+        }
+    }
+
+    /// The events the client gets for one upstream event.
+    fn convert(&mut self, ev: SseEvent) -> Vec<SseEvent> {
+        let out = match &mut self.translator {
+            Translator::None => vec![ev],
+            Translator::MessagesToChat(t) => {
+                let out = t.on_event(ev.event.as_deref(), &ev.data);
+                let u = t.usage();
+                if u.input > 0 || u.output > 0 {
+                    self.usage = Some(Usage { input: u.input, cached_input: u.cached_input, output: u.output, estimated: false });
+                }
+                out
+            }
+            Translator::ChatToMessages(t) => t.on_data(&ev.data),
+        };
+        out.into_iter().filter(|e| self.inspect(e)).collect()
+    }
+
+    /// Events that close a translated stream whose upstream ended early (or an error event).
+    fn finish_translation(&mut self) -> Vec<SseEvent> {
+        let out = match &mut self.translator {
+            Translator::ChatToMessages(t) => t.finish(),
+            _ => vec![],
+        };
+        out.into_iter().filter(|e| self.inspect(e)).collect()
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -698,6 +792,19 @@ impl Relay {
                     match next {
                         None => return StreamEnd::Broken(AiError::GatewayTimeout("upstream stream stalled".into())),
                         Some(None) if self.finished => return StreamEnd::Complete,
+                        Some(None) if matches!(self.translator, Translator::ChatToMessages(_)) => {
+                            for ev in self.finish_translation() {
+                                if tx.send(ev.encode()).await.is_err() {
+                                    return StreamEnd::ClientGone;
+                                }
+                            }
+                            if self.finished {
+                                return StreamEnd::Complete;
+                            }
+                            return StreamEnd::Broken(AiError::BadGateway(
+                                "upstream stream ended before its final event".into(),
+                            ));
+                        }
                         Some(None) => {
                             return StreamEnd::Broken(AiError::BadGateway(
                                 "upstream stream ended before its final event".into(),
@@ -717,10 +824,8 @@ impl Relay {
                 Ok(ev) => ev,
                 Err(e) => return StreamEnd::Broken(AiError::BadGateway(format!("upstream stream is malformed: {e}"))),
             };
-            for ev in events {
-                if !self.inspect(&ev) {
-                    continue;
-                }
+            let out: Vec<SseEvent> = events.into_iter().flat_map(|ev| self.convert(ev)).collect();
+            for ev in out {
                 if self.ttft.is_none() {
                     self.ttft = Some(at.saturating_duration_since(started));
                 }
@@ -805,6 +910,16 @@ impl Relay {
         }
         true
     }
+}
+
+/// Stream translation between the caller's API and the backend's.
+enum Translator {
+    /// Same API on both sides.
+    None,
+    /// Anthropic events to OpenAI chunks (chat front, Anthropic backend).
+    MessagesToChat(Box<MessagesToChatStream>),
+    /// OpenAI chunks to Anthropic events (messages front, OpenAI-type backend).
+    ChatToMessages(Box<ChatToMessagesStream>),
 }
 
 /// A response body fed by the relay task. When the client goes away hyper drops it, the relay

@@ -56,12 +56,23 @@ pub fn openai_family(p: ProviderKind) -> bool {
     )
 }
 
-/// Whether `backend` can serve `op` without translation.
+/// Whether `backend` can serve `op`: chat and messages on both API families (translated when
+/// they differ), embeddings and responses on OpenAI-type backends only. Bedrock is not served yet.
 pub fn serves(backend: ProviderKind, op: Op) -> bool {
     match op {
-        Op::Chat | Op::Embeddings => openai_family(backend),
+        Op::Chat | Op::Messages => openai_family(backend) || backend == ProviderKind::Anthropic,
+        Op::Embeddings => openai_family(backend),
         Op::Responses => openai_family(backend) && backend != ProviderKind::Echo,
-        Op::Messages => backend == ProviderKind::Anthropic,
+    }
+}
+
+/// The operation sent upstream for `op` on `backend`: chat to Anthropic backends becomes
+/// messages, messages to OpenAI-type backends becomes chat.
+pub fn upstream_op(backend: ProviderKind, op: Op) -> Op {
+    match op {
+        Op::Chat if backend == ProviderKind::Anthropic => Op::Messages,
+        Op::Messages if backend != ProviderKind::Anthropic => Op::Chat,
+        other => other,
     }
 }
 

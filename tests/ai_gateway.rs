@@ -1,0 +1,768 @@
+//! The AI gateway end to end: routing, fallback, retries, ejection, streaming, identity, limits,
+//! budgets, the shared Redis store, errors and hot reload, against in-repo mock upstreams.
+//! No test asserts on elapsed time; timeouts only make failures end.
+
+mod support;
+#[path = "support/mock_llm.rs"]
+mod mock_llm;
+
+use bytes::Bytes;
+use cairn::compile::CompiledGateway;
+use cairn::config::{Credentials, GatewayConfig, hash_virtual_key};
+use cairn::gateway::local::Supervisor;
+use cairn::gateway::state::Shared;
+use http_body_util::{BodyExt, Full};
+use mock_llm::{Behavior, COMPLETION_TOKENS, MockLlm, PROMPT_TOKENS, STREAM_CHUNKS};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+const SALT: &str = "00112233445566778899aabbccddeeff";
+
+type Client = hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+fn client() -> Client {
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build(hyper_util::client::legacy::connect::HttpConnector::new())
+}
+
+struct Resp {
+    status: u16,
+    headers: http::HeaderMap,
+    body: Value,
+    raw: String,
+}
+
+async fn call(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Resp {
+    let mut req = http::Request::builder().method(method).uri(format!("http://127.0.0.1:{port}{path}"));
+    req = req.header("content-type", "application/json");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(Full::new(Bytes::from(body.to_string()))).unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(30), client().request(req))
+        .await
+        .expect("gateway answered in time")
+        .expect("request sent");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let raw = String::from_utf8_lossy(&bytes).to_string();
+    Resp { status, headers, body: serde_json::from_str(&raw).unwrap_or(Value::Null), raw }
+}
+
+async fn chat(port: u16, model: &str, headers: &[(&str, &str)]) -> Resp {
+    let body = json!({"model": model, "messages": [{"role": "user", "content": "hello"}]}).to_string();
+    call(port, "POST", "/v1/chat/completions", headers, &body).await
+}
+
+fn backend(name: &str, url: &str) -> Value {
+    json!({"name": name, "provider": "openai-compatible", "url": format!("{url}/v1"), "connectTimeoutMs": 2000})
+}
+
+fn rule(name: &str, models: &[&str], targets: Value) -> Value {
+    json!({
+        "route": "r", "name": name,
+        "matches": models.iter().map(|m| json!({"model": m})).collect::<Vec<_>>(),
+        "targets": targets,
+        "fallbackOn": ["rate-limited", "server-error", "timeout", "connect-error"],
+        "timeouts": {},
+        "ejection": {"consecutiveFailures": 0, "cooldownMs": 60000}
+    })
+}
+
+fn target(backend: &str, priority: u32, weight: u32) -> Value {
+    json!({"backend": backend, "weight": weight, "priority": priority})
+}
+
+/// A config with anonymous callers allowed by default unless `policy` says otherwise.
+fn config(port: u16, backends: Vec<Value>, rules: Vec<Value>, policy: Option<Value>, auth: Option<Value>) -> GatewayConfig {
+    let v = json!({
+        "version": 1,
+        "gateway": {"namespace": "t", "name": "llm", "layer": "ai"},
+        "listener": {"port": port, "maxRequestBytes": 4096},
+        "auth": auth.unwrap_or_else(|| json!({"allowAnonymous": true, "virtualKeySalt": SALT})),
+        "telemetry": {"accessLog": false},
+        "policy": policy.unwrap_or_else(|| json!({"defaultAction": "allow"})),
+        "ai": {"backends": backends, "rules": rules}
+    });
+    serde_json::from_value(v).expect("test config matches the contract")
+}
+
+struct Gw {
+    shared: Arc<Shared>,
+    /// Keeps the gateway's listener task company for the test's lifetime.
+    _sup: Supervisor,
+}
+
+impl Gw {
+    async fn start(cfg: GatewayConfig) -> Gw {
+        let shared = Shared::new();
+        let mut sup = Supervisor::new(shared.clone(), "127.0.0.1".parse().unwrap());
+        assert!(sup.apply(&[CompiledGateway { config: cfg, credentials: Credentials::default() }]).await);
+        Gw { shared, _sup: sup }
+    }
+
+    fn metrics(&self) -> String {
+        self.shared.metrics.encode()
+    }
+}
+
+fn free_port() -> u16 {
+    support::free_port()
+}
+
+fn content(r: &Resp) -> String {
+    r.body.pointer("/choices/0/message/content").and_then(Value::as_str).unwrap_or_default().to_string()
+}
+
+#[tokio::test]
+async fn exact_model_rule_wins_over_glob_and_renames_the_model() {
+    let (a, b) = (MockLlm::start("a").await, MockLlm::start("b").await);
+    let port = free_port();
+    let mut exact = rule("exact", &["gpt-4o"], json!([{"backend": "b", "model": "b-model", "weight": 1, "priority": 0}]));
+    exact["route"] = json!("z-later-route");
+    let gw = Gw::start(config(
+        port,
+        vec![backend("a", &a.url), backend("b", &b.url)],
+        vec![rule("glob", &["gpt-*"], json!([target("a", 0, 1)])), exact],
+        None,
+        None,
+    ))
+    .await;
+    let r = chat(port, "gpt-4o", &[]).await;
+    assert_eq!((r.status, content(&r).as_str()), (200, "from b"), "{}", r.raw);
+    assert_eq!(b.received()[0].body["model"], "b-model", "the target's model replaces the requested one");
+    assert_eq!(b.received()[0].path, "/v1/chat/completions");
+    let r = chat(port, "gpt-4o-mini", &[]).await;
+    assert_eq!(content(&r), "from a");
+    assert_eq!(a.received()[0].body["model"], "gpt-4o-mini", "no rename passes the requested name");
+    drop(gw);
+}
+
+#[tokio::test]
+async fn weights_split_traffic_within_a_priority_group() {
+    let (a, b) = (MockLlm::start("a").await, MockLlm::start("b").await);
+    let port = free_port();
+    let _gw = Gw::start(config(
+        port,
+        vec![backend("a", &a.url), backend("b", &b.url)],
+        vec![rule("w", &["m"], json!([target("a", 0, 9), target("b", 0, 1)]))],
+        None,
+        None,
+    ))
+    .await;
+    for _ in 0..100 {
+        assert_eq!(chat(port, "m", &[]).await.status, 200);
+    }
+    // 9:1 over 100 requests: both are used, the heavier one clearly more (the chance of this
+    // failing by luck is below one in a billion).
+    assert!(a.count() > 70 && b.count() >= 1, "a={} b={}", a.count(), b.count());
+    assert_eq!(a.count() + b.count(), 100);
+}
+
+async fn fallback_case(primary: Behavior, first_token_ms: Option<u64>) -> (Resp, MockLlm, MockLlm) {
+    let (a, b) = (MockLlm::start("primary").await, MockLlm::start("secondary").await);
+    a.set(primary);
+    let port = free_port();
+    let mut r = rule("f", &["m"], json!([target("a", 0, 1), target("b", 1, 1)]));
+    if let Some(ms) = first_token_ms {
+        r["timeouts"] = json!({"firstTokenMs": ms});
+    }
+    let gw = Gw::start(config(port, vec![backend("a", &a.url), backend("b", &b.url)], vec![r], None, None)).await;
+    let resp = chat(port, "m", &[]).await;
+    drop(gw);
+    (resp, a, b)
+}
+
+#[tokio::test]
+async fn falls_back_on_429_and_5xx_but_never_on_the_callers_400() {
+    for status in [429, 500, 503] {
+        let (r, a, b) = fallback_case(Behavior::Status(status), None).await;
+        assert_eq!((r.status, content(&r).as_str()), (200, "from secondary"), "after {status}: {}", r.raw);
+        assert_eq!((a.count(), b.count()), (1, 1));
+    }
+    let (r, a, b) = fallback_case(Behavior::Status(400), None).await;
+    assert_eq!(r.status, 400, "{}", r.raw);
+    assert_eq!(r.body["error"]["message"], "mock primary says 400", "the upstream's own error is passed through");
+    assert_eq!((a.count(), b.count()), (1, 0), "a 4xx of the caller is never retried elsewhere");
+}
+
+#[tokio::test]
+async fn falls_back_on_timeout_and_on_connect_error() {
+    let (r, a, b) = fallback_case(Behavior::Hang, Some(300)).await;
+    assert_eq!((r.status, content(&r).as_str()), (200, "from secondary"), "{}", r.raw);
+    assert_eq!((a.count(), b.count()), (1, 1));
+
+    let b = MockLlm::start("secondary").await;
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let port = free_port();
+    let _gw = Gw::start(config(
+        port,
+        vec![backend("a", &dead), backend("b", &b.url)],
+        vec![rule("f", &["m"], json!([target("a", 0, 1), target("b", 1, 1)]))],
+        None,
+        None,
+    ))
+    .await;
+    let r = chat(port, "m", &[]).await;
+    assert_eq!((r.status, content(&r).as_str()), (200, "from secondary"), "{}", r.raw);
+}
+
+#[tokio::test]
+async fn without_a_fallback_target_connect_errors_are_502_and_timeouts_504_in_openai_format() {
+    let a = MockLlm::start("a").await;
+    a.set(Behavior::Hang);
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let port = free_port();
+    let mut slow = rule("slow", &["slow"], json!([target("a", 0, 1)]));
+    slow["timeouts"] = json!({"totalMs": 300});
+    let _gw = Gw::start(config(
+        port,
+        vec![backend("a", &a.url), backend("dead", &dead)],
+        vec![rule("d", &["dead"], json!([target("dead", 0, 1)])), slow],
+        None,
+        None,
+    ))
+    .await;
+    let r = chat(port, "dead", &[]).await;
+    assert_eq!(r.status, 502, "{}", r.raw);
+    assert_eq!(r.body["error"]["code"], "upstream_error");
+    let r = chat(port, "slow", &[]).await;
+    assert_eq!(r.status, 504, "{}", r.raw);
+    assert_eq!(r.body["error"]["code"], "upstream_timeout");
+}
+
+#[tokio::test]
+async fn retries_are_bounded_by_the_rules_attempts() {
+    let a = MockLlm::start("a").await;
+    a.set(Behavior::Status(500));
+    let port = free_port();
+    let mut r = rule("r", &["m"], json!([target("a", 0, 1)]));
+    r["retries"] = json!({"attempts": 2, "budgetPercent": 20});
+    let _gw = Gw::start(config(port, vec![backend("a", &a.url)], vec![r], None, None)).await;
+    let resp = chat(port, "m", &[]).await;
+    assert_eq!(resp.status, 500, "the last upstream error is passed through: {}", resp.raw);
+    assert_eq!(a.count(), 3, "one attempt and two retries");
+    a.set(Behavior::Status(400));
+    chat(port, "m", &[]).await;
+    assert_eq!(a.count(), 4, "a 400 is not retried");
+}
+
+#[tokio::test]
+async fn a_backend_failing_repeatedly_is_ejected_for_its_cooldown() {
+    let (a, b) = (MockLlm::start("a").await, MockLlm::start("b").await);
+    a.set(Behavior::Status(500));
+    let port = free_port();
+    let mut r = rule("r", &["m"], json!([target("a", 0, 1), target("b", 1, 1)]));
+    r["ejection"] = json!({"consecutiveFailures": 2, "cooldownMs": 600000});
+    let _gw = Gw::start(config(port, vec![backend("a", &a.url), backend("b", &b.url)], vec![r], None, None)).await;
+    for _ in 0..2 {
+        assert_eq!(content(&chat(port, "m", &[]).await), "from b");
+    }
+    assert_eq!(a.count(), 2);
+    for _ in 0..3 {
+        assert_eq!(content(&chat(port, "m", &[]).await), "from b");
+    }
+    assert_eq!(a.count(), 2, "ejected: no more attempts on a during its cooldown");
+    assert_eq!(b.count(), 5);
+}
+
+/// Reads the body of a streaming response as it arrives.
+struct Stream {
+    body: hyper::body::Incoming,
+    status: u16,
+}
+
+impl Stream {
+    async fn open(port: u16, body: Value, headers: &[(&str, &str)]) -> Stream {
+        let mut req = http::Request::post(format!("http://127.0.0.1:{port}/v1/chat/completions"))
+            .header("content-type", "application/json");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = client().request(req.body(Full::new(Bytes::from(body.to_string()))).unwrap()).await.unwrap();
+        Stream { status: resp.status().as_u16(), body: resp.into_body() }
+    }
+
+    /// The next chunk of bytes, or `None` at the end.
+    async fn next(&mut self) -> Option<String> {
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(20), self.body.frame()).await.expect("a chunk in time")?;
+            if let Ok(data) = frame.expect("stream ok").into_data() {
+                return Some(String::from_utf8_lossy(&data).to_string());
+            }
+        }
+    }
+
+    async fn rest(&mut self) -> String {
+        let mut s = String::new();
+        while let Some(c) = self.next().await {
+            s.push_str(&c);
+        }
+        s
+    }
+}
+
+fn stream_body(model: &str, include_usage: bool) -> Value {
+    let mut b = json!({"model": model, "stream": true, "messages": [{"role": "user", "content": "hello"}]});
+    if include_usage {
+        b["stream_options"] = json!({"include_usage": true});
+    }
+    b
+}
+
+#[tokio::test]
+async fn streams_are_forwarded_chunk_by_chunk_and_usage_is_captured_but_hidden() {
+    let a = MockLlm::start("a").await;
+    let gate = a.gate();
+    let port = free_port();
+    let gw = Gw::start(config(
+        port,
+        vec![{
+            let mut b = backend("a", &a.url);
+            b["models"] = json!([{"name": "m", "kind": "chat",
+                "price": {"inputPerMillion": 1000000.0, "cachedInputPerMillion": 0.0, "outputPerMillion": 2000000.0}}]);
+            b
+        }],
+        vec![rule("r", &["m"], json!([target("a", 0, 1)]))],
+        None,
+        None,
+    ))
+    .await;
+    let mut s = Stream::open(port, stream_body("m", false), &[]).await;
+    assert_eq!(s.status, 200);
+    // The upstream has sent only its first event and waits: the gateway must already have
+    // forwarded it (a buffering proxy would block here).
+    let first = s.next().await.unwrap();
+    assert!(first.contains("\"role\":\"assistant\""), "{first}");
+    gate.add_permits(100);
+    let rest = s.rest().await;
+    assert_eq!(rest.matches("tok").count(), STREAM_CHUNKS, "{rest}");
+    assert!(rest.ends_with("data: [DONE]\n\n"), "{rest}");
+    assert!(!rest.contains("\"usage\":{"), "the usage chunk the gateway asked for is hidden: {rest}");
+    let sent = &a.received()[0].body;
+    assert_eq!(sent["stream_options"]["include_usage"], true, "the gateway asks for usage");
+    support::wait_until(Duration::from_secs(10), "usage recorded", || async {
+        gw.metrics().contains("gen_ai_token_type=\"output\",estimated=\"false\"} 7.0").then_some(())
+    })
+    .await;
+    let m = gw.metrics();
+    assert!(m.contains(&format!("gen_ai_token_type=\"input\",estimated=\"false\"}} {PROMPT_TOKENS}.0")), "{m}");
+    // 11 input tokens × $1 + 7 output tokens × $2 = $25 at these (absurd) test prices.
+    assert!(m.contains("cairn_ai_cost_usd_total{gateway=\"t/llm\",route=\"r\",backend=\"a\",model=\"m\",subject=\"anonymous\"} 25.0"), "{m}");
+}
+
+#[tokio::test]
+async fn a_client_that_asked_for_usage_gets_the_usage_chunk() {
+    let a = MockLlm::start("a").await;
+    let port = free_port();
+    let _gw = Gw::start(config(port, vec![backend("a", &a.url)], vec![rule("r", &["m"], json!([target("a", 0, 1)]))], None, None)).await;
+    let mut s = Stream::open(port, stream_body("m", true), &[]).await;
+    let all = s.rest().await;
+    assert!(all.contains(&format!("\"completion_tokens\":{COMPLETION_TOKENS}")), "{all}");
+}
+
+#[tokio::test]
+async fn a_broken_upstream_stream_ends_with_an_error_event_and_non_json_is_502() {
+    let a = MockLlm::start("a").await;
+    a.set(Behavior::BreakAfter(2));
+    let port = free_port();
+    let _gw = Gw::start(config(port, vec![backend("a", &a.url)], vec![rule("r", &["m"], json!([target("a", 0, 1)]))], None, None)).await;
+    let mut s = Stream::open(port, stream_body("m", false), &[]).await;
+    let all = s.rest().await;
+    assert!(all.contains("tok0"), "{all}");
+    assert!(!all.contains("[DONE]"), "{all}");
+    let last = all.trim_end().lines().last().unwrap_or_default();
+    let ev: Value = serde_json::from_str(last.trim_start_matches("data: ")).expect("the last event is JSON");
+    assert_eq!(ev["error"]["code"], "upstream_error", "{all}");
+
+    a.set(Behavior::NotJson);
+    let r = chat(port, "m", &[]).await;
+    assert_eq!(r.status, 502, "{}", r.raw);
+    assert_eq!(r.body["error"]["type"], "api_error");
+}
+
+#[tokio::test]
+async fn a_client_leaving_mid_stream_cancels_upstream_and_is_charged_an_estimate() {
+    let a = MockLlm::start("a").await;
+    a.set(Behavior::NoUsage);
+    let gate = a.gate();
+    let port = free_port();
+    let gw = Gw::start(config(port, vec![backend("a", &a.url)], vec![rule("r", &["m"], json!([target("a", 0, 1)]))], None, None)).await;
+    let mut s = Stream::open(port, stream_body("m", false), &[]).await;
+    s.next().await.unwrap();
+    gate.add_permits(1);
+    s.next().await.unwrap();
+    drop(s);
+    support::wait_until(Duration::from_secs(10), "the gateway records the abandoned stream", || async {
+        gw.metrics().contains("outcome=\"client_disconnected\"").then_some(())
+    })
+    .await;
+    gate.add_permits(100);
+    support::wait_until(Duration::from_secs(10), "the upstream request is cancelled", || async {
+        (a.cancelled() == 1).then_some(())
+    })
+    .await;
+    assert!(gw.metrics().contains("gen_ai_token_type=\"output\",estimated=\"true\"} 3.0"), "{}", gw.metrics());
+}
+
+fn keyed(port: u16, mocks: &MockLlm, policy_models: Value, budgets: Value) -> GatewayConfig {
+    let policy = json!({
+        "defaultAction": "deny",
+        "subjects": [{"name": "alice", "identities": [{"type": "virtualKey", "hash": hash_virtual_key(SALT, "sk-alice")}]},
+                     {"name": "bob", "identities": [{"type": "virtualKey", "hash": hash_virtual_key(SALT, "sk-bob")}]}],
+        "policies": [{"name": "p", "subjects": ["alice"], "models": policy_models, "budgets": budgets}]
+    });
+    let mut b = backend("a", &mocks.url);
+    b["models"] = json!([{"name": "m", "kind": "chat",
+        "price": {"inputPerMillion": 100.0, "cachedInputPerMillion": 100.0, "outputPerMillion": 100.0}},
+        {"name": "other", "kind": "chat"}]);
+    config(
+        port,
+        vec![b],
+        vec![rule("r", &["m", "other"], json!([target("a", 0, 1)]))],
+        Some(policy),
+        Some(json!({"allowAnonymous": false, "virtualKeySalt": SALT})),
+    )
+}
+
+#[tokio::test]
+async fn callers_are_identified_by_virtual_key_and_refused_in_their_apis_format() {
+    let a = MockLlm::start("a").await;
+    let port = free_port();
+    let _gw = Gw::start(keyed(port, &a, json!([{"pattern": "m"}]), json!([]))).await;
+    let r = chat(port, "m", &[]).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.body["error"]["code"], "invalid_api_key", "{}", r.raw);
+    assert_eq!(r.body["error"]["type"], "invalid_request_error");
+    let r = chat(port, "m", &[("authorization", "Bearer sk-nobody")]).await;
+    assert_eq!((r.status, r.body["error"]["message"].as_str()), (401, Some("invalid API key")));
+    let r = chat(port, "m", &[("authorization", "Bearer sk-alice")]).await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let r = chat(port, "m", &[("x-api-key", "sk-alice")]).await;
+    assert_eq!(r.status, 200, "x-api-key works too (Anthropic clients): {}", r.raw);
+    assert!(a.received().iter().all(|r| r.header("authorization").is_none() && r.header("x-api-key").is_none()),
+        "caller credentials never reach the provider");
+    let body = json!({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}).to_string();
+    let r = call(port, "POST", "/v1/messages", &[], &body).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.body["type"], "error", "Anthropic format on /v1/messages: {}", r.raw);
+    assert_eq!(r.body["error"]["type"], "authentication_error");
+}
+
+#[tokio::test]
+async fn policy_and_input_errors_are_403_404_413_400_with_clear_messages() {
+    let a = MockLlm::start("a").await;
+    let port = free_port();
+    let _gw = Gw::start(keyed(port, &a, json!([{"pattern": "m"}]), json!([]))).await;
+    let alice = [("authorization", "Bearer sk-alice")];
+    let r = chat(port, "other", &alice).await;
+    assert_eq!(r.status, 403, "{}", r.raw);
+    assert_eq!(r.body["error"]["message"], "agent 'alice' is not granted model 'other' by any AgentPolicy");
+    let r = chat(port, "m", &[("authorization", "Bearer sk-bob")]).await;
+    assert_eq!(r.status, 403, "bob has no policy and the default is Deny: {}", r.raw);
+    let r = chat(port, "nope", &alice).await;
+    assert_eq!(r.status, 403, "alice may not use 'nope' at all: {}", r.raw);
+    let big = json!({"model": "m", "messages": [{"role": "user", "content": "x".repeat(5000)}]}).to_string();
+    let r = call(port, "POST", "/v1/chat/completions", &alice, &big).await;
+    assert_eq!((r.status, r.body["error"]["code"].as_str()), (413, Some("request_too_large")), "{}", r.raw);
+    let r = call(port, "POST", "/v1/chat/completions", &alice, "{not json").await;
+    assert_eq!(r.status, 400);
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("could not parse the JSON"), "{}", r.raw);
+    let r = call(port, "POST", "/v1/chat/completions", &alice, r#"{"messages":[]}"#).await;
+    assert_eq!((r.status, r.body["error"]["message"].as_str()), (400, Some("you must provide a model parameter")));
+    let r = call(port, "GET", "/v1/models", &alice, "").await;
+    let ids: Vec<&str> = r.body["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["m"], "only the models alice may use");
+    assert_eq!(a.count(), 0, "nothing refused reached the upstream");
+
+    let port = free_port();
+    let _open = Gw::start(config(port, vec![backend("a", &a.url)], vec![rule("r", &["m"], json!([target("a", 0, 1)]))], None, None)).await;
+    let r = chat(port, "unknown-model", &[]).await;
+    assert_eq!((r.status, r.body["error"]["code"].as_str()), (404, Some("model_not_found")), "{}", r.raw);
+}
+
+/// Waits until at least 10 s remain in the current minute, so a test counting per-minute windows
+/// does not straddle two of them.
+async fn away_from_minute_boundary() {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    if secs % 60 >= 50 {
+        tokio::time::sleep(Duration::from_secs(61 - secs % 60)).await;
+    }
+}
+
+#[tokio::test]
+async fn request_and_token_limits_answer_429_with_retry_after() {
+    away_from_minute_boundary().await;
+    let a = MockLlm::start("a").await;
+    let port = free_port();
+    let _gw = Gw::start(keyed(
+        port,
+        &a,
+        json!([{"pattern": "m", "limits": {"requestsPerMinute": 2}}, {"pattern": "other", "limits": {"tokensPerMinute": 10}}]),
+        json!([]),
+    ))
+    .await;
+    let alice = [("authorization", "Bearer sk-alice")];
+    assert_eq!(chat(port, "m", &alice).await.status, 200);
+    assert_eq!(chat(port, "m", &alice).await.status, 200);
+    let r = chat(port, "m", &alice).await;
+    assert_eq!(r.status, 429, "{}", r.raw);
+    assert_eq!(r.body["error"]["code"], "rate_limit_exceeded");
+    let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    // Tokens: the first call uses 18 (> 10), the next is refused.
+    assert_eq!(chat(port, "other", &alice).await.status, 200);
+    let r = chat(port, "other", &alice).await;
+    assert_eq!(r.status, 429, "{}", r.raw);
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("tokens per minute"), "{}", r.raw);
+    assert!(r.headers.contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn a_spent_budget_answers_insufficient_quota() {
+    let a = MockLlm::start("a").await;
+    let port = free_port();
+    // 18 tokens × $100 per million = $0.0018 per call; the budget is $0.003.
+    let _gw = Gw::start(keyed(
+        port,
+        &a,
+        json!([{"pattern": "*"}]),
+        json!([{"id": "p/budgets/0", "amountUsd": 0.003, "window": "month", "scope": "perSubject", "action": "block"}]),
+    ))
+    .await;
+    let alice = [("authorization", "Bearer sk-alice")];
+    assert_eq!(chat(port, "m", &alice).await.status, 200);
+    assert_eq!(chat(port, "m", &alice).await.status, 200, "$0.0018 spent of $0.003");
+    let r = chat(port, "m", &alice).await;
+    assert_eq!(r.status, 429, "{}", r.raw);
+    assert_eq!(r.body["error"]["type"], "insufficient_quota");
+    assert_eq!(r.body["error"]["code"], "insufficient_quota");
+    assert_eq!(a.count(), 2);
+}
+
+#[tokio::test]
+async fn the_echo_backend_answers_through_the_same_path() {
+    let port = free_port();
+    let echo = json!({"name": "echo", "provider": "echo", "url": "", "connectTimeoutMs": 1000,
+        "models": [{"name": "echo-1", "kind": "chat", "price": {"inputPerMillion": 1.0, "cachedInputPerMillion": 1.0, "outputPerMillion": 1.0}}]});
+    let gw = Gw::start(config(port, vec![echo], vec![rule("r", &["gpt-4o-mini"], json!([{"backend": "echo", "model": "echo-1", "weight": 1, "priority": 0}]))], None, None)).await;
+    let body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello there"}]}).to_string();
+    let r = call(port, "POST", "/v1/chat/completions", &[], &body).await;
+    assert_eq!(content(&r), "echo: hello there", "{}", r.raw);
+    assert_eq!(r.body["usage"]["prompt_tokens"], 2);
+    assert_eq!(r.body["usage"]["completion_tokens"], 4);
+    let mut s = Stream::open(port, json!({"model": "gpt-4o-mini", "stream": true, "messages": [{"role": "user", "content": "a b"}]}), &[]).await;
+    let all = s.rest().await;
+    assert!(all.contains("\" b\"") && all.ends_with("data: [DONE]\n\n") && !all.contains("usage"), "{all}");
+    let r = call(port, "POST", "/v1/embeddings", &[], r#"{"model":"gpt-4o-mini","input":["x","y"]}"#).await;
+    assert_eq!(r.body["data"].as_array().map(Vec::len), Some(2), "{}", r.raw);
+    assert!(gw.metrics().contains("cairn_ai_requests_total{gateway=\"t/llm\",route=\"r\",backend=\"echo\",model=\"gpt-4o-mini\",subject=\"anonymous\",outcome=\"ok\"} 3"), "{}", gw.metrics());
+}
+
+fn redis_config(port: u16, mock: &MockLlm, redis_url: &str, failure_mode: &str, rpm: u64) -> GatewayConfig {
+    let mut cfg = keyed(port, mock, json!([{"pattern": "m", "limits": {"requestsPerMinute": rpm}}]), json!([]));
+    cfg.store = Some(serde_json::from_value(json!({"redisUrl": redis_url, "failureMode": failure_mode})).unwrap());
+    cfg
+}
+
+/// A `cairn gateway` process; killed on drop.
+struct Proc(std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_gateway(dir: &std::path::Path, cfg: &GatewayConfig) -> Proc {
+    let path = dir.join(format!("config-{}.json", cfg.listener.port));
+    std::fs::write(&path, cfg.to_json()).unwrap();
+    let creds = dir.join("credentials.json");
+    std::fs::write(&creds, "{}").unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["gateway", "--layer", "ai", "--address", "127.0.0.1", "--admin-port"])
+        .arg(free_port().to_string())
+        .arg("--config")
+        .arg(&path)
+        .arg("--credentials")
+        .arg(&creds)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("cairn gateway starts");
+    Proc(child)
+}
+
+async fn wait_listening(port: u16) {
+    support::wait_until(Duration::from_secs(20), "the gateway listens", || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok().map(|_| ())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn two_gateway_processes_sharing_one_redis_enforce_one_limit_exactly() {
+    let redis = support::Redis::start();
+    let a = MockLlm::start("a").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (p1, p2) = (free_port(), free_port());
+    let _g1 = spawn_gateway(dir.path(), &redis_config(p1, &a, &redis.url, "closed", 5));
+    let _g2 = spawn_gateway(dir.path(), &redis_config(p2, &a, &redis.url, "closed", 5));
+    wait_listening(p1).await;
+    wait_listening(p2).await;
+    away_from_minute_boundary().await;
+    let alice = [("authorization", "Bearer sk-alice")];
+    let mut handles = Vec::new();
+    for i in 0..16 {
+        let port = if i % 2 == 0 { p1 } else { p2 };
+        handles.push(tokio::spawn(async move { chat(port, "m", &alice).await.status }));
+    }
+    let mut statuses = Vec::new();
+    for h in handles {
+        statuses.push(h.await.unwrap());
+    }
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((ok, limited), (5, 11), "{statuses:?}");
+    assert_eq!(a.count(), 5);
+}
+
+#[tokio::test]
+async fn redis_down_fails_closed_with_503_or_open_as_configured() {
+    let a = MockLlm::start("a").await;
+    let dead = format!("redis://127.0.0.1:{}", free_port());
+    let alice = [("authorization", "Bearer sk-alice")];
+    let port = free_port();
+    let _closed = Gw::start(redis_config(port, &a, &dead, "closed", 5)).await;
+    let r = chat(port, "m", &alice).await;
+    assert_eq!(r.status, 503, "{}", r.raw);
+    assert_eq!(r.body["error"]["code"], "limits_store_unavailable");
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("fails closed"), "{}", r.raw);
+    assert_eq!(a.count(), 0);
+    let port = free_port();
+    let _open = Gw::start(redis_config(port, &a, &dead, "open", 5)).await;
+    let r = chat(port, "m", &alice).await;
+    assert_eq!(r.status, 200, "fail open serves without limits: {}", r.raw);
+}
+
+const MANIFESTS: &str = r#"
+apiVersion: cairn.dev/v1alpha1
+kind: AIGateway
+metadata: {name: llm}
+spec:
+  listener: {port: PORT}
+  defaultAction: Allow
+  auth: {allowAnonymous: true}
+---
+apiVersion: cairn.dev/v1alpha1
+kind: AIBackend
+metadata: {name: echo}
+spec:
+  provider: Echo
+---
+apiVersion: cairn.dev/v1alpha1
+kind: AIRoute
+metadata: {name: chat}
+spec:
+  gatewayRefs: [{name: llm}]
+  rules:
+    - matches: [{model: MODEL}]
+      backends:
+        - backendRef: {name: echo}
+"#;
+
+#[tokio::test]
+async fn cairn_run_hot_reloads_and_keeps_the_last_good_config_on_a_bad_edit() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let file = dir.path().join("gw.yaml");
+    let write = |model: &str| std::fs::write(&file, MANIFESTS.replace("PORT", &port.to_string()).replace("MODEL", model)).unwrap();
+    write("first");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["run", "--admin-port"])
+        .arg(free_port().to_string())
+        .arg("-f")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _p = Proc(child);
+    wait_listening(port).await;
+    assert_eq!(chat(port, "first", &[]).await.status, 200);
+    assert_eq!(chat(port, "second", &[]).await.status, 404);
+    write("second");
+    support::wait_until(Duration::from_secs(20), "the edited route serves", || async {
+        (chat(port, "second", &[]).await.status == 200).then_some(())
+    })
+    .await;
+    assert_eq!(chat(port, "first", &[]).await.status, 404, "the old route is gone");
+    std::fs::write(&file, "apiVersion: cairn.dev/v1alpha1\nkind: AIRoute\nmetadata: {name: [broken\n").unwrap();
+    // The bad edit is seen within a poll or two; the last good config keeps serving meanwhile
+    // and after.
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(chat(port, "second", &[]).await.status, 200, "the last good config keeps serving");
+    }
+}
+
+#[tokio::test]
+async fn chat_to_an_anthropic_backend_and_messages_to_an_openai_backend_are_translated() {
+    let (ant, oai) = (MockLlm::start("anthropic").await, MockLlm::start("openai").await);
+    let port = free_port();
+    let anthropic = json!({"name": "ant", "provider": "anthropic", "url": ant.url, "connectTimeoutMs": 2000,
+        "headers": [{"name": "x-api-key", "value": "sk-ant-test"}]});
+    let _gw = Gw::start(config(
+        port,
+        vec![anthropic, backend("oai", &oai.url)],
+        vec![
+            rule("to-ant", &["claude"], json!([target("ant", 0, 1)])),
+            rule("to-oai", &["gpt"], json!([target("oai", 0, 1)])),
+        ],
+        None,
+        None,
+    ))
+    .await;
+    // OpenAI chat → Anthropic backend.
+    let r = chat(port, "claude", &[]).await;
+    assert_eq!((r.status, content(&r).as_str()), (200, "from anthropic"), "{}", r.raw);
+    assert_eq!(r.body["usage"]["prompt_tokens"], PROMPT_TOKENS);
+    let sent = &ant.received()[0];
+    assert_eq!(sent.path, "/v1/messages");
+    assert_eq!(sent.header("x-api-key"), Some("sk-ant-test"), "the backend's credential header");
+    assert_eq!(sent.header("anthropic-version"), Some("2023-06-01"));
+    assert!(sent.body["max_tokens"].is_u64(), "Anthropic needs max_tokens: {}", sent.body);
+    let mut s = Stream::open(port, stream_body("claude", true), &[]).await;
+    let all = s.rest().await;
+    assert!(all.contains("tok3") && all.ends_with("data: [DONE]\n\n"), "{all}");
+    assert!(all.contains(&format!("\"completion_tokens\":{COMPLETION_TOKENS}")), "{all}");
+
+    // Anthropic messages → OpenAI backend.
+    let body = json!({"model": "gpt", "max_tokens": 100, "system": "be brief",
+        "messages": [{"role": "user", "content": "hi"}]});
+    let r = call(port, "POST", "/v1/messages", &[], &body.to_string()).await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(r.body["type"], "message");
+    assert_eq!(r.body["content"][0]["text"], "from openai");
+    assert_eq!(r.body["usage"]["output_tokens"], COMPLETION_TOKENS);
+    assert_eq!(oai.received()[0].body["messages"][0]["role"], "system");
+    let mut sb = body.clone();
+    sb["stream"] = json!(true);
+    let mut req = http::Request::post(format!("http://127.0.0.1:{port}/v1/messages"));
+    req = req.header("content-type", "application/json");
+    let resp = client().request(req.body(Full::new(Bytes::from(sb.to_string()))).unwrap()).await.unwrap();
+    let mut s = Stream { status: resp.status().as_u16(), body: resp.into_body() };
+    assert_eq!(s.status, 200);
+    let all = s.rest().await;
+    assert!(all.starts_with("event: message_start"), "{all}");
+    assert!(all.contains("tok2") && all.contains("event: message_stop"), "{all}");
+    assert!(all.contains(&format!("\"output_tokens\":{COMPLETION_TOKENS}")), "{all}");
+    // Errors come back in the caller's format.
+    oai.set(Behavior::Status(400));
+    let r = call(port, "POST", "/v1/messages", &[], &body.to_string()).await;
+    assert_eq!((r.status, r.body["type"].as_str()), (400, Some("error")), "{}", r.raw);
+    assert_eq!(r.body["error"]["type"], "invalid_request_error");
+}
