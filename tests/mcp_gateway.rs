@@ -697,3 +697,180 @@ async fn backend_credentials_come_from_the_bundle_never_from_the_client() {
     task.abort();
     serve_task.abort();
 }
+
+/// Runs tests/conformance/test_mcp_sdk.py (the official MCP Python SDK client, both eras)
+/// against a gateway over rmcp servers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_conformance() {
+    let python = support::python();
+    let gh = serve(ToolsServer::default).await;
+    let fs = serve(ToolsServer::default).await;
+    let mut g = server("gh", &gh.url);
+    g.deny = vec!["delete_*".into()];
+    let mut policy = bot_policy();
+    policy.policies[0].tools.push(ToolGrantConfig {
+        server: "gh".into(),
+        tools: vec!["fail".into(), "progress".into()],
+        limits: None,
+    });
+    policy.policies[0].tools[1].limits = None;
+    let mut cfg = config("sdk", vec![g, server("fs", &fs.url)], policy);
+    cfg.auth.allow_anonymous = false;
+    let gw = gateway(cfg).await;
+    let root = support::repo_root();
+    let out = tokio::time::timeout(
+        Duration::from_secs(300),
+        tokio::process::Command::new(&python)
+            .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfE", "tests/conformance/test_mcp_sdk.py"])
+            .current_dir(&root)
+            .env("CAIRN_MCP_URL", &gw.url)
+            .env("CAIRN_MCP_KEY", BOT_KEY)
+            // tests/conformance/conftest.py (shared with the AI SDK suite) wants these set.
+            .env("CAIRN_GATEWAY_URL", &gw.url)
+            .env("CAIRN_GATEWAY_KEY", BOT_KEY)
+            .output(),
+    )
+    .await
+    .expect("pytest finished within 5 minutes")
+    .expect("running pytest");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "pytest failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!stdout.contains("skipped"), "{stdout}");
+}
+
+/// A stdio MCP server built on the official Python SDK.
+const PY_STDIO_SERVER: &str = r#"
+import os
+from mcp.server.mcpserver import MCPServer
+
+app = MCPServer("py-stdio")
+
+@app.tool()
+def add(a: int, b: int) -> int:
+    """Adds two numbers."""
+    return a + b
+
+@app.tool()
+def pid() -> str:
+    """The server's process id."""
+    return str(os.getpid())
+
+@app.tool()
+def crash() -> str:
+    """Ends the server process."""
+    os._exit(3)
+
+app.run()
+"#;
+
+/// Python servers take a while to start on a busy machine.
+fn slow_start(mut s: McpServerConfig) -> McpServerConfig {
+    s.timeout_ms = 60_000;
+    s
+}
+
+fn py_server_script() -> tempfile::TempPath {
+    let mut f = tempfile::Builder::new().suffix(".py").tempfile().unwrap();
+    std::io::Write::write_all(&mut f, PY_STDIO_SERVER.as_bytes()).unwrap();
+    f.into_temp_path()
+}
+
+/// `cairn mcp-bridge` as a process.
+struct Bridge {
+    url: String,
+    child: std::process::Child,
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn bridge(extra: &[&str], script: &std::path::Path) -> Bridge {
+    let port = support::free_port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["mcp-bridge", "--address", "127.0.0.1", "--port", &port.to_string()])
+        .args(extra)
+        .arg("--")
+        .arg(support::python())
+        .arg(script)
+        .spawn()
+        .expect("starting cairn mcp-bridge");
+    let b = Bridge { url: format!("http://127.0.0.1:{port}/mcp"), child };
+    let health = format!("http://127.0.0.1:{port}/healthz");
+    support::wait_until(Duration::from_secs(30), "the bridge answers /healthz", || {
+        let health = health.clone();
+        async move {
+            let r = client().get(health.parse().unwrap()).await.ok()?;
+            (r.status() == 200).then_some(())
+        }
+    })
+    .await;
+    b
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bridge_serves_a_stdio_server_one_child_per_session_and_restarts_it() {
+    let script = py_server_script();
+    let b = bridge(&[], &script).await;
+    let gw = gateway(config("bridged", vec![slow_start(server("py", &b.url))], allow_all())).await;
+    let s1 = Session::open(&gw.url, None).await;
+    assert_eq!(s1.tool_names().await, ["py__add", "py__pid", "py__crash"]);
+    let v = s1.call(1, "tools/call", json!({"name": "py__add", "arguments": {"a": 2, "b": 3}})).await;
+    assert_eq!(text_of(&v), "5");
+    let pid1 = text_of(&s1.call(2, "tools/call", json!({"name": "py__pid", "arguments": {}})).await).to_string();
+    let s2 = Session::open(&gw.url, None).await;
+    let pid2 = text_of(&s2.call(1, "tools/call", json!({"name": "py__pid", "arguments": {}})).await).to_string();
+    assert_ne!(pid1, pid2, "one child per session");
+
+    // The child dies mid-call: the call fails, the next one gets a new child.
+    let v = s1.call(3, "tools/call", json!({"name": "py__crash", "arguments": {}})).await;
+    assert!(v["error"]["code"].is_i64(), "{v}");
+    let v = s1.call(4, "tools/call", json!({"name": "py__pid", "arguments": {}})).await;
+    let pid3 = text_of(&v).to_string();
+    assert_ne!(pid3, pid1, "restarted");
+    let v = s1.call(5, "tools/call", json!({"name": "py__add", "arguments": {"a": 1, "b": 1}})).await;
+    assert_eq!(text_of(&v), "2");
+
+    // Ending the session stops its child; the bridge forgets it.
+    let h = [("mcp-session-id", s2.id.as_str()), ("mcp-protocol-version", "2025-06-18")];
+    assert_eq!(send("DELETE", &gw.url, &h, String::new()).await.status, 200);
+
+    // Oversize messages are refused at the bridge; a request cannot pick the command.
+    let big = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "x".repeat(5 << 20), "version": "1"}}});
+    assert_eq!(post(&b.url, &[], big).await.status, 413);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bridge_shares_one_child_with_shared() {
+    let script = py_server_script();
+    let b = bridge(&["--shared"], &script).await;
+    let gw = gateway(config("bridged-shared", vec![slow_start(server("py", &b.url))], allow_all())).await;
+    let s1 = Session::open(&gw.url, None).await;
+    let s2 = Session::open(&gw.url, None).await;
+    let p1 = text_of(&s1.call(1, "tools/call", json!({"name": "py__pid", "arguments": {}})).await).to_string();
+    let p2 = text_of(&s2.call(1, "tools/call", json!({"name": "py__pid", "arguments": {}})).await).to_string();
+    assert_eq!(p1, p2);
+    let v = s2.call(2, "tools/call", json!({"name": "py__add", "arguments": {"a": 20, "b": 22}})).await;
+    assert_eq!(text_of(&v), "42");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_mode_runs_stdio_servers_in_process() {
+    let script = py_server_script();
+    let mut s = server("py", "");
+    s.endpoint = McpEndpoint::Stdio {
+        command: vec![support::python().to_string_lossy().into_owned(), script.to_string_lossy().into_owned()],
+        env: Default::default(),
+        secret_env: Default::default(),
+        per_session: true,
+    };
+    s.timeout_ms = 30_000;
+    let gw = gateway(config("local-stdio", vec![s], allow_all())).await;
+    let sess = Session::open(&gw.url, None).await;
+    assert_eq!(sess.tool_names().await, ["py__add", "py__pid", "py__crash"]);
+    let v = sess.call(1, "tools/call", json!({"name": "py__add", "arguments": {"a": 4, "b": 5}})).await;
+    assert_eq!(text_of(&v), "9");
+}

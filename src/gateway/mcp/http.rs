@@ -124,6 +124,17 @@ fn sse_event(m: &Message) -> Bytes {
     encode_named("message", &m.to_value().to_string())
 }
 
+/// Serves the gateway whose current config is `runtime` on `listener` until `shutdown` (the
+/// hook `cairn run` and `cairn gateway --layer mcp` use, like `server::serve_ai`).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    runtime: Arc<arc_swap::ArcSwap<McpRuntime>>,
+    mut shutdown: crate::gateway::server::Shutdown,
+) {
+    let stop = async move { crate::gateway::server::stopped(&mut shutdown).await };
+    super::bridge::serve_with(listener, move |req| handle(runtime.load_full(), req), stop).await
+}
+
 /// Serves one request.
 pub async fn handle<B>(rt: Arc<McpRuntime>, req: HttpRequest<B>) -> Response<Body>
 where

@@ -9,6 +9,7 @@
 //! * [`bridge`]: `cairn mcp-bridge`; [`runtime`]: one config version ready to serve.
 
 pub mod audit;
+pub mod bridge;
 pub mod dispatch;
 pub mod http;
 pub mod jsonrpc;
@@ -18,5 +19,5 @@ pub mod session;
 pub mod stdio;
 pub mod upstream;
 
-pub use http::handle;
+pub use http::{handle, serve};
 pub use runtime::McpRuntime;
