@@ -1,8 +1,12 @@
 //! The `cairn` command line.
 
 use anyhow::{Context, Result};
+use cairn::compile::Mode;
+use cairn::manifest::Options;
+use cairn::workspace::Workspace;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 #[derive(Parser)]
 #[command(
@@ -22,6 +26,61 @@ enum Command {
         /// Folder to write into; `-` prints all of them to stdout.
         #[arg(long, short, default_value = "crds")]
         out: PathBuf,
+    },
+    /// Check manifests offline as the API server and the operator would: YAML, schema, CEL rules
+    /// and references between objects. Exits 1 when anything is wrong.
+    Validate {
+        /// Files or folders of YAML manifests (folders are read recursively).
+        #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+        paths: Vec<PathBuf>,
+        /// Namespace of objects that name none.
+        #[arg(short, long, default_value = cairn::manifest::DEFAULT_NAMESPACE)]
+        namespace: String,
+    },
+    /// Answer "what may agent X do" and "who may use tool/model/agent Y" from manifests.
+    Explain {
+        /// A file or folder of YAML manifests (repeat `-f` for more).
+        #[arg(short = 'f', long = "filename", required = true)]
+        paths: Vec<PathBuf>,
+        /// Namespace to look in (and of objects that name none).
+        #[arg(short, long, default_value = cairn::manifest::DEFAULT_NAMESPACE)]
+        namespace: String,
+        #[command(subcommand)]
+        question: Question,
+    },
+    /// Serve one compiled gateway config (what gateway pods run), reloading when a file changes.
+    Gateway {
+        /// The layer: ai (mcp and agent arrive with their layers).
+        #[arg(long, value_parser = ["ai", "mcp", "agent"])]
+        layer: String,
+        /// Compiled config (JSON, as the operator writes it into the gateway's ConfigMap).
+        #[arg(long)]
+        config: PathBuf,
+        /// Credentials bundle: a JSON object of credential id to value.
+        #[arg(long)]
+        credentials: Option<PathBuf>,
+        /// Port of /metrics, /healthz and /readyz.
+        #[arg(long, default_value_t = 9090)]
+        admin_port: u16,
+        /// Address to listen on.
+        #[arg(long, default_value = "0.0.0.0")]
+        address: std::net::IpAddr,
+    },
+    /// Serve every gateway the manifests define, in this process, without a cluster; reloads when
+    /// the files change (a bad edit keeps the last good config).
+    Run {
+        /// Files or folders of YAML manifests (folders are read recursively).
+        #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+        paths: Vec<PathBuf>,
+        /// Namespace of objects that name none.
+        #[arg(short, long, default_value = cairn::manifest::DEFAULT_NAMESPACE)]
+        namespace: String,
+        /// Port of /metrics, /healthz and /readyz.
+        #[arg(long, default_value_t = 9090)]
+        admin_port: u16,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        address: std::net::IpAddr,
     },
     /// Serve a stdio MCP server over streamable HTTP at /mcp (what the operator runs in an
     /// MCPServer's pod for `transport: Stdio`). The command comes only from here: no request can
@@ -45,25 +104,61 @@ enum Command {
     },
 }
 
-fn main() -> Result<()> {
+#[derive(Subcommand)]
+enum Question {
+    /// Models, tools, peer agents, limits and budgets of one agent.
+    Agent {
+        /// The Agent's name.
+        name: String,
+    },
+    /// Which agents may use a tool, a model or a peer agent.
+    WhoCan {
+        #[command(subcommand)]
+        what: WhoCan,
+    },
+}
+
+#[derive(Subcommand)]
+enum WhoCan {
+    /// A tool, by the name clients see: `<prefix>__<tool>`.
+    Tool {
+        /// Prefixed tool name.
+        name: String,
+    },
+    /// A model, by the name clients request.
+    Model {
+        /// Model name.
+        name: String,
+    },
+    /// A peer agent over A2A.
+    Agent {
+        /// Agent name.
+        name: String,
+        /// Only this skill.
+        #[arg(long)]
+        skill: Option<String>,
+    },
+}
+
+fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Crds { out } => {
-            let files = cairn::api::crd_files().context("rendering CRDs")?;
-            if out.as_os_str() == "-" {
-                for (_, yaml) in &files {
-                    print!("---\n{yaml}");
-                }
-            } else {
-                std::fs::create_dir_all(&out)
-                    .with_context(|| format!("creating {}", out.display()))?;
-                for (name, yaml) in &files {
-                    let path = out.join(name);
-                    std::fs::write(&path, yaml)
-                        .with_context(|| format!("writing {}", path.display()))?;
-                }
-            }
-            Ok(())
+        Command::Crds { out } => crds(out),
+        Command::Validate { paths, namespace } => validate(&paths, &namespace),
+        Command::Explain { paths, namespace, question } => explain(&paths, &namespace, question),
+        Command::Gateway { layer, config, credentials, admin_port, address } => {
+            let layer = match layer.as_str() {
+                "ai" => cairn::config::Layer::Ai,
+                "mcp" => cairn::config::Layer::Mcp,
+                _ => cairn::config::Layer::Agent,
+            };
+            let listen = cairn::gateway::local::Listen { address, admin_port: Some(admin_port) };
+            serve(|shutdown| cairn::gateway::local::gateway(layer, config, credentials, listen, shutdown))
+        }
+        Command::Run { paths, namespace, admin_port, address } => {
+            let options = Options::default().with_namespace(namespace);
+            let listen = cairn::gateway::local::Listen { address, admin_port: Some(admin_port) };
+            serve(|shutdown| cairn::gateway::local::run(paths, options, listen, shutdown))
         }
         Command::McpBridge { port, address, shared, max_message_bytes, command } => {
             mcp_bridge(cairn::gateway::mcp::bridge::BridgeOptions { address, port, shared, max_message_bytes, command })
@@ -71,8 +166,104 @@ fn main() -> Result<()> {
     }
 }
 
+/// Runs a serving command on a multi-threaded runtime until SIGINT or SIGTERM.
+fn serve<F, Fut>(f: F) -> Result<ExitCode>
+where
+    F: FnOnce(cairn::gateway::server::Shutdown) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    let result = rt.block_on(async {
+        let shutdown = cairn::gateway::local::shutdown_on_signal();
+        f(shutdown).await
+    });
+    match result {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn crds(out: PathBuf) -> Result<ExitCode> {
+    let files = cairn::api::crd_files().context("rendering CRDs")?;
+    if out.as_os_str() == "-" {
+        for (_, yaml) in &files {
+            print!("---\n{yaml}");
+        }
+    } else {
+        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+        for (name, yaml) in &files {
+            let path = out.join(name);
+            std::fs::write(&path, yaml).with_context(|| format!("writing {}", path.display()))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The compile mode `validate` and `explain` check against: what the operator does in a cluster.
+fn cluster_mode() -> Mode {
+    Mode::Cluster { domain: "cluster.local".into() }
+}
+
+fn validate(paths: &[PathBuf], namespace: &str) -> Result<ExitCode> {
+    let ws = Workspace::load(paths, &Options::default().with_namespace(namespace), &cluster_mode());
+    for line in ws.report() {
+        println!("{line}");
+    }
+    if ws.has_errors() {
+        let n = ws.problems.len() + ws.output.diagnostics.len();
+        eprintln!("invalid: {n} problem{}", if n == 1 { "" } else { "s" });
+        return Ok(ExitCode::FAILURE);
+    }
+    let gateways: Vec<String> = ws.output.gateways.iter().map(|g| g.config.gateway.to_string()).collect();
+    eprintln!(
+        "valid: {} objects, {} secrets; gateways: {}",
+        ws.manifests.objects.len(),
+        ws.manifests.secrets.len(),
+        if gateways.is_empty() { "none".into() } else { gateways.join(", ") }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn explain(paths: &[PathBuf], namespace: &str, question: Question) -> Result<ExitCode> {
+    let ws = Workspace::load(paths, &Options::default().with_namespace(namespace), &cluster_mode());
+    for line in ws.report() {
+        eprintln!("{line}");
+    }
+    let answer = match &question {
+        Question::Agent { name } => cairn::explain::agent(&ws.output, namespace, name),
+        Question::WhoCan { what } => {
+            let subject = match what {
+                WhoCan::Tool { name } => cairn::explain::Subject::Tool(name),
+                WhoCan::Model { name } => cairn::explain::Subject::Model(name),
+                WhoCan::Agent { name, skill } => cairn::explain::Subject::Agent(name, skill.as_deref()),
+            };
+            cairn::explain::who_can(&ws.output, namespace, subject)
+        }
+    };
+    match answer {
+        Ok(text) => {
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
 /// `cairn mcp-bridge`: logs to stderr, serves until SIGINT or SIGTERM.
-fn mcp_bridge(opts: cairn::gateway::mcp::bridge::BridgeOptions) -> Result<()> {
+fn mcp_bridge(opts: cairn::gateway::mcp::bridge::BridgeOptions) -> Result<ExitCode> {
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -81,5 +272,11 @@ fn mcp_bridge(opts: cairn::gateway::mcp::bridge::BridgeOptions) -> Result<()> {
         )
         .try_init();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
-    rt.block_on(cairn::gateway::mcp::bridge::main(opts)).map_err(anyhow::Error::msg)
+    match rt.block_on(cairn::gateway::mcp::bridge::main(opts)) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }
