@@ -400,7 +400,7 @@ async fn cards_are_rewritten_resigned_cached_and_listed() {
     unsigned.as_object_mut().unwrap().remove("signatures");
     let message = format!(
         "{protected}.{}",
-        URL_SAFE_NO_PAD.encode(cairn::gateway::agent::sign::canonical_json(&unsigned))
+        URL_SAFE_NO_PAD.encode(cairn::gateway::agent::card::signing_payload(&unsigned))
     );
     let ok = jsonwebtoken::crypto::verify(
         sigs[0]["signature"].as_str().unwrap(),
@@ -703,4 +703,51 @@ async fn an_agent_that_is_down_is_a_bad_gateway() {
     .await;
     assert_eq!(s, StatusCode::BAD_GATEWAY);
     assert_eq!(v["error"]["details"][0]["reason"], "AGENT_UNREACHABLE");
+}
+
+/// The interpreter of the venv with the official SDKs (tests/support/README.md).
+fn python() -> std::path::PathBuf {
+    match std::env::var_os("CAIRN_TEST_PYTHON") {
+        Some(p) if !p.is_empty() => p.into(),
+        _ => panic!(
+            "CAIRN_TEST_PYTHON is not set: run eval \"$(tests/support/platform.sh python)\" (or tests/run)"
+        ),
+    }
+}
+
+/// Runs tests/conformance/test_a2a_sdk.py (the official A2A Python SDK client: card discovery
+/// with signature verification, send, stream, get, cancel, resubscribe, a 0.3 call) against the
+/// gateway in front of the echo agent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_conformance() {
+    let python = python();
+    let (_agent, gw) = setup().await;
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let out = tokio::time::timeout(
+        Duration::from_secs(300),
+        tokio::process::Command::new(&python)
+            .args([
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "-rfE",
+                "tests/conformance/test_a2a_sdk.py",
+            ])
+            .current_dir(&root)
+            .env("CAIRN_A2A_URL", format!("{}/agents/echo", gw.url))
+            .env("CAIRN_A2A_KEY", "alice-key")
+            .env("CAIRN_A2A_OTHER_KEY", "bob-key")
+            // tests/conformance/conftest.py (shared with the AI SDK suite) wants these set.
+            .env("CAIRN_GATEWAY_URL", &gw.url)
+            .env("CAIRN_GATEWAY_KEY", "alice-key")
+            .output(),
+    )
+    .await
+    .expect("pytest finished within 5 minutes")
+    .expect("running pytest");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "pytest failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("7 passed"), "{stdout}");
 }

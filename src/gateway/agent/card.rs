@@ -18,7 +18,8 @@
 //!
 //! **Signatures: re-signed, not stripped.** Rewriting invalidates the agent's `signatures[]`. The
 //! gateway removes them and signs the rewritten card itself: one JWS (`ES256`, detached payload =
-//! the RFC 8785 canonical card without `signatures`) whose protected header carries `kid` and
+//! the RFC 8785 canonical card without `signatures` and without empty values, as the A2A SDKs
+//! verify it) whose protected header carries `kid` and
 //! `jku` = `{base}/.well-known/jwks.json`. A client that trusts the gateway's JWKS can thus check
 //! that the card it holds is exactly what the gateway published. The gateway has already fetched
 //! the original card from the configured agent URL, which is where trust in the agent comes from.
@@ -402,9 +403,38 @@ pub fn etag(unsigned: &Value) -> String {
     format!("\"{}\"", hex::encode(&h[..16]))
 }
 
+/// Drops empty strings, arrays and objects (and nulls), recursively, as the A2A SDKs do before
+/// canonicalizing a card (a2a-sdk `_clean_empty`); `None` when nothing is left.
+pub fn clean_empty(v: &Value) -> Option<Value> {
+    match v {
+        Value::Null => None,
+        Value::String(s) if s.is_empty() => None,
+        Value::Array(items) => {
+            let kept: Vec<Value> = items.iter().filter_map(clean_empty).collect();
+            (!kept.is_empty()).then_some(Value::Array(kept))
+        }
+        Value::Object(map) => {
+            let kept: Map<String, Value> =
+                map.iter().filter_map(|(k, v)| Some((k.clone(), clean_empty(v)?))).collect();
+            (!kept.is_empty()).then_some(Value::Object(kept))
+        }
+        other => Some(other.clone()),
+    }
+}
+
+/// The JWS payload of a card signature: the RFC 8785 canonical form of the card without
+/// `signatures` and without empty values, as the A2A SDKs compute it when they verify.
+pub fn signing_payload(card: &Value) -> String {
+    let mut c = card.clone();
+    if let Some(o) = c.as_object_mut() {
+        o.remove("signatures");
+    }
+    canonical_json(&clean_empty(&c).unwrap_or(Value::Object(Map::new())))
+}
+
 /// Signs an unsigned rewritten card: adds `signatures` with one JWS by the gateway's key.
 pub fn sign(mut unsigned: Value, signer: &Signer, jku: &str) -> Value {
-    let payload = canonical_json(&unsigned);
+    let payload = signing_payload(&unsigned);
     let protected = json!({"alg": "ES256", "typ": "JOSE", "kid": signer.kid(), "jku": jku});
     let (protected, signature) = signer.detached(&protected, payload.as_bytes());
     if let Some(o) = unsigned.as_object_mut() {
@@ -489,7 +519,7 @@ mod tests {
         assert_eq!(header["jku"], "http://gw/.well-known/jwks.json");
         let mut stripped = signed.clone();
         stripped.as_object_mut().unwrap().remove("signatures");
-        let message = format!("{protected}.{}", URL_SAFE_NO_PAD.encode(canonical_json(&stripped)));
+        let message = format!("{protected}.{}", URL_SAFE_NO_PAD.encode(signing_payload(&signed)));
         let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(signer.jwks()).unwrap();
         let key = jsonwebtoken::DecodingKey::from_jwk(&jwks.keys[0]).unwrap();
         let ok = jsonwebtoken::crypto::verify(
