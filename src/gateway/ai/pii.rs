@@ -262,6 +262,22 @@ mod tests {
     }
 
     #[test]
+    fn no_panic_on_arbitrary_text() {
+        let alphabet: Vec<char> = "0123456789 -+().@abcXYZ\u{212A}\u{17F}é€\n".chars().collect();
+        let mut seed: u64 = 42;
+        for _ in 0..2000 {
+            let mut t = String::new();
+            for _ in 0..40 {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                t.push(alphabet[(seed >> 33) as usize % alphabet.len()]);
+            }
+            for m in find(&t, ALL) {
+                assert!(m.start < m.end && t.is_char_boundary(m.start) && t.is_char_boundary(m.end));
+            }
+        }
+    }
+
+    #[test]
     fn names_as_in_manifests() {
         assert_eq!(detector_name(CreditCard), "CreditCard");
         assert_eq!(detector_name(UsSsn), "USSSN");

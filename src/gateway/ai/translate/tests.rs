@@ -477,3 +477,60 @@ fn usage_maps_both_ways() {
     assert_eq!(from_anthropic_usage(&usage_to_anthropic(&u)), Some(u));
     assert_eq!(usage_to_anthropic(&u)["input_tokens"], json!(70));
 }
+
+/// Arbitrary JSON built from the keys and values the translators look at: no input may panic.
+#[test]
+fn no_panic_on_arbitrary_input() {
+    const KEYS: &[&str] = &[
+        "model", "messages", "role", "content", "type", "text", "tool_calls", "function", "arguments", "name", "id",
+        "tools", "tool_choice", "image_url", "url", "source", "data", "media_type", "file", "file_data", "system",
+        "input", "parallel_tool_calls", "stop", "max_tokens", "temperature", "tool_use_id", "tool_call_id", "choices",
+        "message", "delta", "usage", "index", "content_block", "partial_json", "stop_reason", "finish_reason", "error",
+        "reasoning_effort", "metadata", "user", "stream", "n", "refusal", "thinking",
+    ];
+    const STRS: &[&str] = &[
+        "user", "assistant", "system", "tool", "developer", "text", "image_url", "image", "tool_use", "tool_result",
+        "function", "auto", "none", "required", "any", "tool", "data:image/png;base64,AA", "https://x", "{", "{}",
+        "base64", "url", "file", "document", "message_start", "content_block_start", "content_block_delta",
+        "message_delta", "message_stop", "error", "text_delta", "input_json_delta", "[DONE]", "", "é", "medium",
+    ];
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    fn arbitrary(depth: u32, next: &mut dyn FnMut(u64) -> u64) -> Value {
+        match if depth == 0 { next(4) } else { next(7) } {
+            0 => Value::Null,
+            1 => json!(next(3) == 0),
+            2 => json!(next(5) as i64 - 1),
+            3 => json!(STRS[next(STRS.len() as u64) as usize]),
+            4 | 5 => {
+                let mut m = serde_json::Map::new();
+                for _ in 0..next(5) {
+                    m.insert(KEYS[next(KEYS.len() as u64) as usize].to_owned(), arbitrary(depth - 1, next));
+                }
+                Value::Object(m)
+            }
+            _ => Value::Array((0..next(4)).map(|_| arbitrary(depth - 1, next)).collect()),
+        }
+    }
+    for _ in 0..3000 {
+        let v = arbitrary(5, &mut next);
+        let _ = chat_to_messages_request(&v);
+        let _ = messages_to_chat_request(&v);
+        let _ = messages_to_chat_response(&v, 0);
+        let _ = chat_to_messages_response(&v);
+        let s = v.to_string();
+        let _ = anthropic_error_to_openai(500, s.as_bytes());
+        let _ = openai_error_to_anthropic(500, s.as_bytes());
+        let mut a = MessagesToChatStream::new("m", 0, true);
+        let mut b = ChatToMessagesStream::new("m", 0);
+        let ev = v.get("type").and_then(Value::as_str);
+        let _ = a.on_event(ev, &s);
+        let _ = b.on_data(&s);
+        let _ = b.finish();
+    }
+}
