@@ -448,3 +448,29 @@ fn no_input_makes_the_loader_panic() {
         assert!(result.is_ok(), "panicked on {text:?}");
     }
 }
+
+/// Every prefix of every fixture and example (cut every 13 bytes) is refused or accepted,
+/// never a panic: truncated files are what an editor saves halfway.
+#[test]
+fn truncated_manifests_never_panic() {
+    let mut files = yaml_files(&repo().join("tests/fixtures/invalid"));
+    for dir in ["quickstart", "mcp-tools", "agents", "platform"] {
+        let path = repo().join("examples").join(dir);
+        if path.is_dir() {
+            files.extend(yaml_files(&path));
+        }
+    }
+    let options = options();
+    let mut loads = 0;
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let cuts = (0..text.len()).step_by(13).filter(|i| text.is_char_boundary(*i));
+        for cut in cuts {
+            let prefix = &text[..cut];
+            let result = std::panic::catch_unwind(|| manifest::load_str("cut.yaml", prefix, &options));
+            assert!(result.is_ok(), "{} cut at byte {cut} panicked", file.display());
+            loads += 1;
+        }
+    }
+    assert!(loads > 1000, "only {loads} loads");
+}

@@ -262,19 +262,12 @@ struct Kind {
     rules: cel::KindRules,
 }
 
-struct Loader<'a> {
-    options: &'a Options,
-    kinds: Vec<Kind>,
-    schemas: SchemaValidator,
-    cel: kube::core::cel::Validator,
-    seen: HashMap<(&'static str, String, String), Position>,
-    manifests: Manifests,
-    problems: Vec<Problem>,
-}
-
-impl<'a> Loader<'a> {
-    fn new(options: &'a Options) -> Self {
-        let kinds = crate::api::crds()
+/// The kinds, built once per process: generating the CRDs and compiling their rules is the
+/// slow part of a load (a few hundred milliseconds in a debug build).
+fn kinds() -> &'static [Kind] {
+    static KINDS_CACHE: std::sync::OnceLock<Vec<Kind>> = std::sync::OnceLock::new();
+    KINDS_CACHE.get_or_init(|| {
+        crate::api::crds()
             .into_iter()
             .filter_map(|crd| {
                 let kind = KINDS.iter().copied().find(|k| *k == crd.spec.names.kind)?;
@@ -284,7 +277,23 @@ impl<'a> Loader<'a> {
                 let rules = cel::KindRules::new(&schema, &crd.spec.group, &version.name, kind);
                 Some(Kind { kind, schema, rules })
             })
-            .collect();
+            .collect()
+    })
+}
+
+struct Loader<'a> {
+    options: &'a Options,
+    kinds: &'static [Kind],
+    schemas: SchemaValidator,
+    cel: kube::core::cel::Validator,
+    seen: HashMap<(&'static str, String, String), Position>,
+    manifests: Manifests,
+    problems: Vec<Problem>,
+}
+
+impl<'a> Loader<'a> {
+    fn new(options: &'a Options) -> Self {
+        let kinds = kinds();
         Self {
             options,
             kinds,
