@@ -121,8 +121,12 @@ impl Drop for Gateway {
 }
 
 async fn gateway(agents: Vec<A2aAgentConfig>) -> Gateway {
+    serve_config(config(agents)).await
+}
+
+async fn serve_config(cfg: GatewayConfig) -> Gateway {
     let shared = Shared::new();
-    let rt = AgentRuntime::build(config(agents), &Credentials::default(), &shared).expect("config builds");
+    let rt = AgentRuntime::build(cfg, &Credentials::default(), &shared).expect("config builds");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (stop, rx) = tokio::sync::watch::channel(false);
@@ -750,4 +754,36 @@ async fn python_sdk_conformance() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "pytest failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("7 passed"), "{stdout}");
+}
+
+#[tokio::test]
+async fn request_limits_of_agent_grants_apply() {
+    let agent = TestAgent::start().await;
+    let mut cfg = config(vec![agent_cfg("echo", &agent.url)]);
+    cfg.policy.policies[1].agents[0].limits =
+        Some(LimitsConfig { requests_per_minute: Some(2), tokens_per_minute: None });
+    let gw = serve_config(cfg).await;
+    // bob's grant allows 2 calls a minute; alice's has no limit. The window is a clock minute, so
+    // a boundary between calls may reset it: allow for one reset.
+    let mut limited = None;
+    for _ in 0..5 {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": msg("count me")})
+            .to_string();
+        let (s, h, v) =
+            json_of(send("POST", &format!("{}/agents/echo", gw.url), Some("bob"), &[], Some(body)).await)
+                .await;
+        if s == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some((h, v));
+            break;
+        }
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    let (h, v) = limited.expect("bob is rate limited");
+    assert_eq!(error_code(&v), -32000);
+    assert_eq!(v["error"]["data"][0]["reason"], "RATE_LIMITED");
+    assert!(h["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+    for _ in 0..5 {
+        let (s, _) = rpc(&gw, "alice", "SendMessage", msg("unlimited")).await;
+        assert_eq!(s, StatusCode::OK);
+    }
 }

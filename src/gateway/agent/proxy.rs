@@ -576,9 +576,13 @@ async fn authorize(
     Ok(Owner { subject, skill })
 }
 
-/// The agent's endpoints, from its card when it can be had.
+/// The agent's endpoints, from its card when it can be had: the cached card as it is (cards are
+/// revalidated when they are served, not on every call), else a fetch.
 async fn endpoints(shared: &Shared, agent: &A2aAgentConfig) -> Endpoints {
     let url = AgentRuntime::card_url(agent);
+    if let Some(c) = shared.agent.cards.peek(&url) {
+        return card::endpoints(&c, &agent.url);
+    }
     let client = shared.clients.get(CONNECT_TIMEOUT_MS);
     match shared.agent.cards.get(&client, &agent.name, &url).await {
         Ok(c) => card::endpoints(&c, &agent.url),
