@@ -455,7 +455,8 @@ impl<'a> Loader<'a> {
                             stage: Stage::Parse,
                             position: Position {
                                 file: file.to_owned(),
-                                line: index.line_of(&path).unwrap_or(line),
+                                // `data[key]` is the field `data.key` of the document.
+                                line: index.line_of(&path.replace('[', ".").replace(']', "")).unwrap_or(line),
                             },
                             object: object.clone(),
                             field: (!path.is_empty()).then_some(path),
