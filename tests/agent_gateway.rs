@@ -787,3 +787,50 @@ async fn request_limits_of_agent_grants_apply() {
         assert_eq!(s, StatusCode::OK);
     }
 }
+
+/// JSON lines written by the process-wide tracing subscriber of this test binary.
+static LOG: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOG.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn every_call_writes_one_json_audit_line() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        let _ = tracing_subscriber::fmt().json().with_writer(|| LogWriter).try_init();
+    });
+    let (_agent, gw) = setup().await;
+    let mut m = msg("audit me");
+    m["message"]["metadata"] = json!({"skillId": "echo"});
+    let (_, v) = rpc(&gw, "alice", "SendMessage", m).await;
+    let id = v["result"]["task"]["id"].as_str().unwrap().to_string();
+    rpc(&gw, "bob", "GetTask", json!({"id": id})).await;
+    let lines: Vec<Value> = String::from_utf8_lossy(&LOG.lock().unwrap())
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["target"] == "cairn::audit" && l["fields"]["task_id"] == id.as_str())
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let send = &lines[0]["fields"];
+    assert_eq!(send["caller"], "alice");
+    assert_eq!(send["agent"], "echo");
+    assert_eq!(send["method"], "SendMessage");
+    assert_eq!(send["skill"], "echo");
+    assert_eq!(send["outcome"], "ok");
+    assert!(send["latency_ms"].as_f64().is_some());
+    assert_eq!(send["trace_id"].as_str().unwrap().len(), 32);
+    let get = &lines[1]["fields"];
+    assert_eq!((get["caller"].as_str(), get["method"].as_str()), (Some("bob"), Some("GetTask")));
+    assert_eq!(get["outcome"], "task_not_found");
+}
