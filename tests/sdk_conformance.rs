@@ -152,6 +152,12 @@ spec:
     - name: bad-request-claude
       matches: [{{model: bad-request-claude}}]
       backends: [{{backendRef: {{name: broken-anthropic}}}}]
+    - name: rate-limited-via-anthropic
+      matches: [{{model: rate-limited-via-anthropic}}]
+      backends: [{{backendRef: {{name: limited-anthropic}}}}]
+    - name: bad-request-via-openai
+      matches: [{{model: bad-request-via-openai}}]
+      backends: [{{backendRef: {{name: broken-openai}}}}]
 "#
     )
 }
@@ -246,6 +252,16 @@ async fn official_python_sdks_against_cairn_run() {
     for r in &to_anthropic {
         assert_eq!(r.header("x-api-key"), Some("sk-ant-test"), "{}", r.path);
     }
+    // The OpenAI image part reached Anthropic as an image block with a base64 source.
+    assert!(
+        to_anthropic.iter().any(|r| r.body.pointer("/messages/0/content/1/source/type") == Some(&json!("base64"))
+            && r.body.pointer("/messages/0/content/1/type") == Some(&json!("image"))
+            && r.body.pointer("/messages/0/content/1/source/media_type") == Some(&json!("image/png"))),
+        "no translated image block among {:?}",
+        to_anthropic.iter().map(|r| &r.body).collect::<Vec<_>>()
+    );
+    // Translated requests carried the system prompt at the top level and a max_tokens.
+    assert!(to_anthropic.iter().any(|r| r.body["system"] == json!("Be brief.") && r.body["max_tokens"].is_u64()));
     let to_openai = openai.received();
     assert!(!to_openai.is_empty());
     for r in &to_openai {

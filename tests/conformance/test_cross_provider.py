@@ -72,3 +72,43 @@ def test_anthropic_sdk_tools_over_openai_backend():
     block = next(b for b in final.content if b.type == "tool_use")
     assert block.name == "get_weather"
     assert block.input == {"city": "mock"}
+
+
+def test_openai_sdk_image_reaches_anthropic_backend_as_image_block():
+    # tests/sdk_conformance.rs checks afterwards that the Anthropic mock received an image block
+    # with a base64 source.
+    pixel = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+    r = oai().chat.completions.create(
+        model=OPENAI_TO_ANTHROPIC,
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "what is this?"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64," + pixel}},
+                ],
+            }
+        ],
+    )
+    assert r.choices[0].message.content == "from anthropic"
+
+
+def test_anthropic_429_surfaces_as_openai_rate_limit_error():
+    try:
+        oai().chat.completions.create(model="rate-limited-via-anthropic", messages=MESSAGES)
+    except openai.RateLimitError as e:
+        assert e.status_code == 429
+        assert "mock limited says 429" in e.message
+    else:
+        raise AssertionError("expected RateLimitError")
+
+
+def test_openai_400_surfaces_as_anthropic_bad_request():
+    try:
+        ant().messages.create(model="bad-request-via-openai", max_tokens=8, messages=MESSAGES[1:])
+    except anthropic.BadRequestError as e:
+        assert e.status_code == 400
+        assert e.body["error"]["type"] == "invalid_request_error"
+        assert "mock broken says 400" in e.body["error"]["message"]
+    else:
+        raise AssertionError("expected BadRequestError")
