@@ -26,8 +26,11 @@
 //! | error `{"error":{"message","type","param","code"}}` | `{"type":"error","error":{"type","message"}}`, same status except 529 → 503 |
 //!
 //! Fields with the same meaning under the same name on the other side pass through
-//! (`cache_control` on content parts, and the Anthropic-only request fields `top_k`, `thinking`,
-//! `metadata`, `service_tier`, which some OpenAI-compatible clients send on purpose).
+//! (`cache_control` on content parts and tools, and the Anthropic-only request fields `top_k`,
+//! `thinking` and `metadata.user_id`, which some OpenAI-compatible clients send on purpose, from
+//! OpenAI to Anthropic). `reasoning_effort` becomes `thinking` with a budget of 1024 (minimal,
+//! low), 4096 (medium) or 16384 (high) tokens, `max_tokens` raised above the budget, and
+//! `temperature`, `top_p` and `top_k` dropped (Anthropic refuses them with thinking).
 //!
 //! # Lossy conversions
 //! - OpenAI → Anthropic: `system` messages after the first turn are moved to the top-level
@@ -35,7 +38,8 @@
 //!   `presence_penalty`, `logit_bias`, `response_format` and `image_url.detail` are dropped;
 //!   `temperature` above 1 is clamped to 1; consecutive messages of one role are merged (Anthropic
 //!   needs alternation); audio parts and non-function tools are refused.
-//! - Anthropic → OpenAI: `top_k` and `thinking` are dropped; `thinking` and `redacted_thinking`
+//! - Anthropic → OpenAI: `top_k`, `thinking` and every `cache_control` (OpenAI caches prompts
+//!   by itself and refuses unknown fields) are dropped; `thinking` and `redacted_thinking`
 //!   blocks in assistant turns are dropped; `tool_result.is_error` is dropped and images inside a
 //!   `tool_result` are dropped (OpenAI tool messages carry text only); server tools (web search,
 //!   code execution, …) and `file`-source images are refused; `metadata` other than `user_id` is
@@ -530,7 +534,7 @@ pub fn chat_to_messages_request(req: &Value) -> Result<Value, TranslateError> {
             out.insert("metadata".into(), json!({"user_id": uid}));
         }
     }
-    for k in ["top_k", "thinking", "service_tier"] {
+    for k in ["top_k", "thinking"] {
         if let Some(v) = obj.get(k) {
             out.insert(k.into(), v.clone());
         }
@@ -547,8 +551,10 @@ pub fn chat_to_messages_request(req: &Value) -> Result<Value, TranslateError> {
         if max <= budget {
             out.insert("max_tokens".into(), json!(budget + DEFAULT_MAX_TOKENS));
         }
-        // Anthropic refuses a temperature other than 1 with thinking.
+        // Anthropic refuses temperature, top_p below 0.95 and top_k with thinking.
         out.remove("temperature");
+        out.remove("top_p");
+        out.remove("top_k");
     }
     Ok(Value::Object(out))
 }
@@ -613,11 +619,7 @@ pub fn messages_to_chat_request(req: &Value) -> Result<Value, TranslateError> {
                 let mut parts = Vec::new();
                 for b in blocks {
                     match b.get("type").and_then(Value::as_str).unwrap_or("") {
-                        "text" => {
-                            let mut p = json!({"type": "text", "text": b.get("text").cloned().unwrap_or(json!(""))});
-                            copy_cache_control(b, &mut p);
-                            parts.push(p);
-                        }
+                        "text" => parts.push(json!({"type": "text", "text": b.get("text").cloned().unwrap_or(json!(""))})),
                         "image" => parts.push(anthropic_image_to_part(b)?),
                         "document" => {
                             let src = b.get("source").unwrap_or(&Value::Null);
@@ -646,8 +648,7 @@ pub fn messages_to_chat_request(req: &Value) -> Result<Value, TranslateError> {
                     }
                 }
                 if !parts.is_empty() {
-                    let all_text = parts.iter().all(|p| p["type"] == "text" && p.get("cache_control").is_none());
-                    if all_text && parts.len() == 1 {
+                    if parts.len() == 1 && parts[0]["type"] == "text" {
                         out_msgs.push(json!({"role": "user", "content": parts[0]["text"].clone()}));
                     } else {
                         out_msgs.push(json!({"role": "user", "content": parts}));

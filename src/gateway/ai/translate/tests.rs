@@ -132,7 +132,7 @@ fn chat_request_refusals() {
 
 #[test]
 fn chat_file_part_becomes_document_and_reasoning_effort_thinking() {
-    let req = json!({"model": "m", "max_tokens": 100, "temperature": 0.5, "reasoning_effort": "medium", "messages": [{"role": "user", "content": [
+    let req = json!({"model": "m", "max_tokens": 100, "temperature": 0.5, "top_p": 0.5, "top_k": 3, "reasoning_effort": "medium", "messages": [{"role": "user", "content": [
         {"type": "file", "file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBERi0x"}}]}]});
     let got = chat_to_messages_request(&req).unwrap();
     assert_eq!(
@@ -142,6 +142,18 @@ fn chat_file_part_becomes_document_and_reasoning_effort_thinking() {
     assert_eq!(got["thinking"], json!({"type": "enabled", "budget_tokens": 4096}));
     assert_eq!(got["max_tokens"], json!(4096 + DEFAULT_MAX_TOKENS));
     assert!(got.get("temperature").is_none());
+    assert!(got.get("top_p").is_none());
+    assert!(got.get("top_k").is_none());
+    // OpenAI's service_tier values mean something else to Anthropic: not passed.
+    let got = chat_to_messages_request(&json!({"model": "m", "messages": [], "service_tier": "flex"})).unwrap();
+    assert!(got.get("service_tier").is_none());
+}
+
+#[test]
+fn cache_control_is_dropped_towards_openai() {
+    let req = json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "long doc", "cache_control": {"type": "ephemeral"}}]}]});
+    assert_eq!(messages_to_chat_request(&req).unwrap()["messages"], json!([{"role": "user", "content": "long doc"}]));
 }
 
 #[test]
