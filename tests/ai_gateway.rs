@@ -766,3 +766,40 @@ async fn chat_to_an_anthropic_backend_and_messages_to_an_openai_backend_are_tran
     assert_eq!((r.status, r.body["type"].as_str()), (400, Some("error")), "{}", r.raw);
     assert_eq!(r.body["error"]["type"], "invalid_request_error");
 }
+
+#[tokio::test]
+async fn guardrails_refuse_or_redact_and_the_cache_answers_repeats() {
+    let a = MockLlm::start("a").await;
+    let port = free_port();
+    let mut guarded = rule("guarded", &["g"], json!([target("a", 0, 1)]));
+    guarded["requestGuardrails"] = json!([
+        {"name": "mask-secrets", "regex": ["secret-[a-z]+"], "action": "redact"},
+        {"name": "no-email", "pii": ["email"], "action": "deny"}
+    ]);
+    guarded["responseGuardrails"] = json!([{"name": "no-from", "regex": ["from"], "action": "redact"}]);
+    let mut cached = rule("cached", &["c"], json!([target("a", 0, 1)]));
+    cached["cache"] = json!({"ttlMs": 600000, "shared": false, "maxEntries": 100});
+    let _gw = Gw::start(config(port, vec![backend("a", &a.url)], vec![guarded, cached], None, None)).await;
+
+    let ask = |model: &str, text: &str| json!({"model": model, "messages": [{"role": "user", "content": text}]}).to_string();
+    let r = call(port, "POST", "/v1/chat/completions", &[], &ask("g", "mail me at jane@example.com")).await;
+    assert_eq!(r.status, 400, "{}", r.raw);
+    assert_eq!(r.body["error"]["code"], "guardrail_violation");
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("no-email"), "the refusal names the rule: {}", r.raw);
+    assert_eq!(a.count(), 0);
+
+    let r = call(port, "POST", "/v1/chat/completions", &[], &ask("g", "the code is secret-abc")).await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let sent = a.received()[0].body["messages"][0]["content"].as_str().unwrap().to_string();
+    assert!(!sent.contains("secret-abc") && sent.contains("mask-secrets"), "redacted before leaving: {sent}");
+    assert_eq!(content(&r), "[REDACTED:no-from] a", "the response was redacted: {}", r.raw);
+
+    let first = call(port, "POST", "/v1/chat/completions", &[], &ask("c", "same question")).await;
+    let second = call(port, "POST", "/v1/chat/completions", &[], &ask("c", "same question")).await;
+    assert_eq!((first.status, second.status), (200, 200));
+    assert_eq!(first.raw, second.raw);
+    assert!(second.headers.get("x-cairn-cache").is_some(), "served from the cache");
+    assert_eq!(a.count(), 2, "the repeat never reached the upstream");
+    call(port, "POST", "/v1/chat/completions", &[], &ask("c", "another question")).await;
+    assert_eq!(a.count(), 3);
+}

@@ -34,6 +34,9 @@ pub enum AiError {
     /// Body is not JSON or lacks what the operation needs (400).
     #[error("{0}")]
     BadRequest(String),
+    /// A guardrail refused the request or the response (400).
+    #[error("{0}")]
+    Guardrail(String),
     /// Missing `model` (400).
     #[error("you must provide a model parameter")]
     MissingModel,
@@ -79,7 +82,7 @@ impl AiError {
     pub fn status(&self) -> StatusCode {
         match self {
             AiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            AiError::BadRequest(_) | AiError::MissingModel => StatusCode::BAD_REQUEST,
+            AiError::BadRequest(_) | AiError::MissingModel | AiError::Guardrail(_) => StatusCode::BAD_REQUEST,
             AiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AiError::Forbidden(_) => StatusCode::FORBIDDEN,
             AiError::ModelNotFound(_) | AiError::UnknownPath(_) => StatusCode::NOT_FOUND,
@@ -96,6 +99,7 @@ impl AiError {
         match self {
             AiError::Unauthorized(_) => "unauthorized",
             AiError::BadRequest(_) | AiError::MissingModel => "bad_request",
+            AiError::Guardrail(_) => "guardrail",
             AiError::TooLarge(_) => "too_large",
             AiError::Forbidden(_) => "forbidden",
             AiError::ModelNotFound(_) => "model_not_found",
@@ -114,6 +118,7 @@ impl AiError {
             AiError::Unauthorized(_) => ("invalid_request_error", Some("invalid_api_key")),
             AiError::BadRequest(_) => ("invalid_request_error", None),
             AiError::MissingModel => ("invalid_request_error", Some("missing_model")),
+            AiError::Guardrail(_) => ("invalid_request_error", Some("guardrail_violation")),
             AiError::TooLarge(_) => ("invalid_request_error", Some("request_too_large")),
             AiError::Forbidden(_) => ("permission_error", Some("model_not_allowed")),
             AiError::ModelNotFound(_) => ("invalid_request_error", Some("model_not_found")),
@@ -131,7 +136,9 @@ impl AiError {
     fn anthropic(&self) -> &'static str {
         match self {
             AiError::Unauthorized(_) => "authentication_error",
-            AiError::BadRequest(_) | AiError::MissingModel | AiError::MethodNotAllowed(_) => "invalid_request_error",
+            AiError::BadRequest(_) | AiError::MissingModel | AiError::MethodNotAllowed(_) | AiError::Guardrail(_) => {
+                "invalid_request_error"
+            }
             AiError::TooLarge(_) => "request_too_large",
             AiError::Forbidden(_) => "permission_error",
             AiError::ModelNotFound(_) | AiError::UnknownPath(_) => "not_found_error",

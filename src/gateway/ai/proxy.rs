@@ -3,6 +3,8 @@
 //! accounting (tokens, cost, budgets, metrics, access log).
 
 use super::budget::{Usage, cost_micros, count_tokens, prompt_text};
+use super::cache::{CacheKey, CachedResponse, cache_key, cacheable};
+use super::guardrails::Direction;
 use super::error::{AiError, Body, Front, full};
 use super::routing::{RuleRt, TargetRt, all_ejected, exact_models, find_rule, order_group};
 use super::sse::{SseEvent, SseParser};
@@ -117,7 +119,7 @@ where
         Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(AiError::TooLarge(max)),
         Err(e) => return Err(AiError::BadRequest(format!("could not read the request body: {e}"))),
     };
-    let json: Map<String, Value> = serde_json::from_slice(&bytes).map_err(|e| {
+    let mut json: Map<String, Value> = serde_json::from_slice(&bytes).map_err(|e| {
         AiError::BadRequest(format!("We could not parse the JSON body of your request: {e}"))
     })?;
     let model = match json.get("model") {
@@ -159,6 +161,15 @@ where
     rec.route = rule.cfg.route.clone();
     rec.rule = rule.cfg.name.clone();
 
+    // Request guardrails: refuse, or redact before anything leaves the gateway.
+    if !rule.request_guardrails.is_empty() {
+        let mut v = Value::Object(std::mem::take(&mut json));
+        rule.request_guardrails.apply(Direction::Request, &mut v).map_err(|e| AiError::Guardrail(e.to_string()))?;
+        if let Value::Object(m) = v {
+            json = m;
+        }
+    }
+
     // Limits and budgets.
     let mut charge = true;
     match rt.store.admit(&rt.store_prefix, unix_now(), &limits, &budgets).await {
@@ -195,7 +206,32 @@ where
         }
     }
 
+    // Exact-match cache (non-streaming only).
+    let mut cache_slot = None;
+    if let Some(cache) = &rule.cache
+        && !stream
+    {
+        let v = Value::Object(json);
+        if cacheable(&v) {
+            let scope = (!rule.cfg.cache.as_ref().is_some_and(|c| c.shared)).then_some(subject.as_str());
+            let key = cache_key(scope, &rule.cfg.route, &model, &v);
+            if let Some(hit) = cache.get(&key, Instant::now()) {
+                rec.outcome = "cache_hit";
+                rec.usage = Some(Usage::default());
+                let mut r = json_response(StatusCode::from_u16(hit.status).unwrap_or(StatusCode::OK), hit.body);
+                r.headers_mut().insert("x-cairn-cache", HeaderValue::from_static("hit"));
+                return Ok(Served::Done(r));
+            }
+            cache_slot = Some((cache.clone(), key));
+        }
+        json = match v {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+    }
+
     let ctx = Ctx {
+        cache_slot,
         rt: rt.clone(),
         shared: shared.clone(),
         op,
@@ -237,6 +273,8 @@ fn json_response(status: StatusCode, body: Bytes) -> Response<Body> {
 
 /// Everything an admitted request carries through its attempts.
 struct Ctx {
+    /// Where to store a successful non-streaming answer.
+    cache_slot: Option<(Arc<super::cache::ResponseCache>, CacheKey)>,
     rt: Arc<AiRuntime>,
     shared: Arc<Shared>,
     op: Op,
@@ -590,13 +628,27 @@ impl Ctx {
                 estimated: true,
             });
             self.account(usage, price.as_ref(), rec).await;
-            let body = match (self.op, up) {
+            let mut body = match (self.op, up) {
                 (Op::Chat, Op::Messages) => {
                     Bytes::from(translate::messages_to_chat_response(&parsed, unix_now()).to_string())
                 }
                 (Op::Messages, Op::Chat) => Bytes::from(translate::chat_to_messages_response(&parsed).to_string()),
                 _ => body,
             };
+            if !rule.response_guardrails.is_empty() {
+                let mut v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                let changed = rule
+                    .response_guardrails
+                    .apply(Direction::Response, &mut v)
+                    .map_err(|e| AiError::Guardrail(e.to_string()))?;
+                if changed {
+                    body = Bytes::from(v.to_string());
+                }
+            }
+            if let Some((cache, key)) = &self.cache_slot {
+                let value = CachedResponse { status: 200, content_type: "application/json".into(), body: body.clone() };
+                cache.insert(*key, value, Instant::now());
+            }
             let mut r = Response::new(full(body));
             r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
             return Ok(Served::Done(r));
@@ -623,8 +675,10 @@ impl Ctx {
         };
         let mut rec = rec.clone();
         rec.status = 200;
+        let guard = (!rule.response_guardrails.is_empty()).then(|| rule.response_guardrails.clone());
         tokio::spawn(async move {
             let mut relay = Relay::new(self.op, strip_usage, translator);
+            relay.guardrails = guard;
             let end = relay.run(&mut resp.body, first, first_at, &tx, idle, deadline, rec.started).await;
             rec.ttft = relay.ttft;
             match &end {
@@ -715,6 +769,10 @@ enum StreamEnd {
 /// Forwards a stream event by event, capturing usage and hiding the usage chunk the gateway asked
 /// for on the client's behalf.
 struct Relay {
+    /// Response guardrails applied to each event.
+    guardrails: Option<Arc<super::guardrails::Guardrails>>,
+    /// A guardrail refused an event: the stream ends with this error.
+    refused: Option<AiError>,
     op: Op,
     strip_usage: bool,
     translator: Translator,
@@ -729,6 +787,8 @@ struct Relay {
 impl Relay {
     fn new(op: Op, strip_usage: bool, translator: Translator) -> Self {
         Relay {
+            guardrails: None,
+            refused: None,
             op,
             strip_usage,
             translator,
@@ -754,7 +814,21 @@ impl Relay {
             }
             Translator::ChatToMessages(t) => t.on_data(&ev.data),
         };
-        out.into_iter().filter(|e| self.inspect(e)).collect()
+        let mut out: Vec<SseEvent> = out.into_iter().filter(|e| self.inspect(e)).collect();
+        if let Some(g) = &self.guardrails {
+            for ev in &mut out {
+                let Ok(mut v) = serde_json::from_str::<Value>(&ev.data) else { continue };
+                match g.apply(Direction::Response, &mut v) {
+                    Ok(true) => ev.data = v.to_string(),
+                    Ok(false) => {}
+                    Err(e) => {
+                        self.refused = Some(AiError::Guardrail(e.to_string()));
+                        return vec![];
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Events that close a translated stream whose upstream ended early (or an error event).
@@ -825,6 +899,9 @@ impl Relay {
                 Err(e) => return StreamEnd::Broken(AiError::BadGateway(format!("upstream stream is malformed: {e}"))),
             };
             let out: Vec<SseEvent> = events.into_iter().flat_map(|ev| self.convert(ev)).collect();
+            if let Some(e) = self.refused.take() {
+                return StreamEnd::Broken(e);
+            }
             for ev in out {
                 if self.ttft.is_none() {
                     self.ttft = Some(at.saturating_duration_since(started));

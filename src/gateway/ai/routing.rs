@@ -16,6 +16,8 @@
 //! (falling back is not a retry and needs no budget). Any other outcome — a success, or the
 //! caller's own 4xx — is final and returned as it is.
 
+use super::cache::ResponseCache;
+use super::guardrails::Guardrails;
 use super::state::BackendRt;
 use super::upstream::{Op, serves};
 use crate::config::{AiRuleConfig, FallbackOn};
@@ -31,6 +33,12 @@ pub struct RuleRt {
     pub cfg: AiRuleConfig,
     /// Targets grouped by priority, ascending: (backend, upstream model override, weight).
     pub groups: Vec<Vec<TargetRt>>,
+    /// Request guardrails.
+    pub request_guardrails: Guardrails,
+    /// Response guardrails (shared with the stream relays).
+    pub response_guardrails: Arc<Guardrails>,
+    /// Exact-match response cache (per config version: a reload starts it empty).
+    pub cache: Option<Arc<ResponseCache>>,
 }
 
 /// A target of a rule.
@@ -58,7 +66,12 @@ impl RuleRt {
                 weight: t.weight,
             });
         }
-        Ok(RuleRt { cfg, groups: by_priority.into_values().collect() })
+        let name = format!("rule {}/{}", cfg.route, cfg.name);
+        let request_guardrails = Guardrails::new(&cfg.request_guardrails).map_err(|e| format!("{name}: {e}"))?;
+        let response_guardrails =
+            Arc::new(Guardrails::new(&cfg.response_guardrails).map_err(|e| format!("{name}: {e}"))?);
+        let cache = cfg.cache.as_ref().map(|c| Arc::new(ResponseCache::from_config(c)));
+        Ok(RuleRt { cfg, groups: by_priority.into_values().collect(), request_guardrails, response_guardrails, cache })
     }
 
     /// Whether a match of this rule fits, and whether exactly (`Some(true)`) or by glob.
