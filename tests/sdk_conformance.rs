@@ -6,9 +6,9 @@
 //! The other tests here check the full mock itself against Cairn's own SSE parser and translators,
 //! so the doubles the gateway tests use are known to speak each API's exact wire format.
 
-mod support;
 #[path = "support/mock_llm.rs"]
 mod mock_llm;
+mod support;
 
 use bytes::Bytes;
 use cairn::gateway::ai::sse::{SseEvent, SseParser};
@@ -179,7 +179,10 @@ async fn wait_for_port(port: u16, gw: &mut Gateway, log: &Path) {
             return;
         }
         if let Ok(Some(status)) = gw.0.try_wait() {
-            panic!("cairn run exited ({status}) before listening:\n{}", std::fs::read_to_string(log).unwrap_or_default());
+            panic!(
+                "cairn run exited ({status}) before listening:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
         }
         assert!(
             Instant::now() < deadline,
@@ -204,7 +207,11 @@ async fn official_python_sdks_against_cairn_run() {
     let dir = tempfile::tempdir().unwrap();
     let port = support::free_port();
     let admin = support::free_port();
-    std::fs::write(dir.path().join("sdk.yaml"), manifests(port, &openai.url, &anthropic.url, &limited.url, &broken.url)).unwrap();
+    std::fs::write(
+        dir.path().join("sdk.yaml"),
+        manifests(port, &openai.url, &anthropic.url, &limited.url, &broken.url),
+    )
+    .unwrap();
     let log = dir.path().join("cairn.log");
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
         .args(["run", "-f"])
@@ -254,14 +261,18 @@ async fn official_python_sdks_against_cairn_run() {
     }
     // The OpenAI image part reached Anthropic as an image block with a base64 source.
     assert!(
-        to_anthropic.iter().any(|r| r.body.pointer("/messages/0/content/1/source/type") == Some(&json!("base64"))
-            && r.body.pointer("/messages/0/content/1/type") == Some(&json!("image"))
-            && r.body.pointer("/messages/0/content/1/source/media_type") == Some(&json!("image/png"))),
+        to_anthropic
+            .iter()
+            .any(|r| r.body.pointer("/messages/0/content/1/source/type") == Some(&json!("base64"))
+                && r.body.pointer("/messages/0/content/1/type") == Some(&json!("image"))
+                && r.body.pointer("/messages/0/content/1/source/media_type") == Some(&json!("image/png"))),
         "no translated image block among {:?}",
         to_anthropic.iter().map(|r| &r.body).collect::<Vec<_>>()
     );
     // Translated requests carried the system prompt at the top level and a max_tokens.
-    assert!(to_anthropic.iter().any(|r| r.body["system"] == json!("Be brief.") && r.body["max_tokens"].is_u64()));
+    assert!(
+        to_anthropic.iter().any(|r| r.body["system"] == json!("Be brief.") && r.body["max_tokens"].is_u64())
+    );
     let to_openai = openai.received();
     assert!(!to_openai.is_empty());
     for r in &to_openai {
@@ -273,7 +284,8 @@ async fn official_python_sdks_against_cairn_run() {
 // The full mock, checked with Cairn's own parser and translators.
 // ------------------------------------------------------------------------------------------------
 
-type Client = hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+type Client =
+    hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
 
 fn client() -> Client {
     hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
@@ -301,8 +313,11 @@ fn events(body: &[u8]) -> Vec<SseEvent> {
 #[tokio::test]
 async fn full_mock_anthropic_stream_has_the_exact_event_sequence() {
     let m = MockLlm::start_full("a").await;
-    let (status, headers, body) =
-        post(&format!("{}/v1/messages", m.url), json!({"model": "claude", "max_tokens": 5, "stream": true, "messages": []})).await;
+    let (status, headers, body) = post(
+        &format!("{}/v1/messages", m.url),
+        json!({"model": "claude", "max_tokens": 5, "stream": true, "messages": []}),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(headers["content-type"], "text/event-stream");
     let evs = events(&body);
@@ -310,8 +325,16 @@ async fn full_mock_anthropic_stream_has_the_exact_event_sequence() {
     assert_eq!(
         names,
         [
-            "message_start", "content_block_start", "ping", "content_block_delta", "content_block_delta",
-            "content_block_delta", "content_block_delta", "content_block_stop", "message_delta", "message_stop"
+            "message_start",
+            "content_block_start",
+            "ping",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_stop",
+            "message_delta",
+            "message_stop"
         ]
     );
     // Every event's data names its own type, as Anthropic's do.
@@ -385,7 +408,11 @@ async fn full_mock_errors_in_each_api_format_and_other_endpoints() {
     assert!(serde_json::from_slice::<Value>(&body).unwrap()["error"]["message"].is_string());
 
     m.set(Behavior::Ok);
-    let (_, _, body) = post(&format!("{}/v1/embeddings", m.url), json!({"model": "e", "input": ["a", "b"], "encoding_format": "base64"})).await;
+    let (_, _, body) = post(
+        &format!("{}/v1/embeddings", m.url),
+        json!({"model": "e", "input": ["a", "b"], "encoding_format": "base64"}),
+    )
+    .await;
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["data"].as_array().unwrap().len(), 2);
     assert!(v["data"][0]["embedding"].is_string(), "base64 when asked");
@@ -393,7 +420,8 @@ async fn full_mock_errors_in_each_api_format_and_other_endpoints() {
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["output"][0]["content"][0]["text"], json!("from e"));
     assert_eq!(v["usage"]["input_tokens"], json!(PROMPT_TOKENS));
-    let (_, _, body) = post(&format!("{}/v1/responses", m.url), json!({"model": "r", "input": "hi", "stream": true})).await;
+    let (_, _, body) =
+        post(&format!("{}/v1/responses", m.url), json!({"model": "r", "input": "hi", "stream": true})).await;
     let evs = events(&body);
     assert_eq!(evs.last().unwrap().event.as_deref(), Some("response.completed"));
     let mut u = StreamUsage::new(StreamKind::OpenAiResponses, "r");
@@ -423,8 +451,11 @@ async fn full_mock_breaks_streams_and_paces_them() {
 
     m.set(Behavior::Ok);
     m.set_knobs(mock_llm::Knobs { chunks: 10, chunk_delay: Duration::from_millis(5), ..Default::default() });
-    let (_, _, body) =
-        post(&format!("{}/v1/chat/completions", m.url), json!({"model": "c", "stream": true, "messages": [{"role": "user", "content": "x"}]})).await;
+    let (_, _, body) = post(
+        &format!("{}/v1/chat/completions", m.url),
+        json!({"model": "c", "stream": true, "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await;
     let evs = events(&body);
     // role chunk + 10 content chunks + finish chunk + [DONE]
     assert_eq!(evs.len(), 13);

@@ -186,21 +186,30 @@ async fn handle(st: Arc<State>, req: Request<hyper::body::Incoming>) -> Response
     let stream = body.get("stream").and_then(Value::as_bool) == Some(true);
     let text = format!("from {}", st.name);
     if path.ends_with("/embeddings") {
-        return json_resp(200, json!({"object": "list", "model": model,
+        return json_resp(
+            200,
+            json!({"object": "list", "model": model,
             "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2]}],
-            "usage": {"prompt_tokens": PROMPT_TOKENS, "total_tokens": PROMPT_TOKENS}}));
+            "usage": {"prompt_tokens": PROMPT_TOKENS, "total_tokens": PROMPT_TOKENS}}),
+        );
     }
     let anthropic = path.ends_with("/messages");
     if !stream {
         return if anthropic {
-            json_resp(200, json!({"id": "msg_1", "type": "message", "role": "assistant", "model": model,
+            json_resp(
+                200,
+                json!({"id": "msg_1", "type": "message", "role": "assistant", "model": model,
                 "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
-                "usage": {"input_tokens": PROMPT_TOKENS, "output_tokens": COMPLETION_TOKENS}}))
+                "usage": {"input_tokens": PROMPT_TOKENS, "output_tokens": COMPLETION_TOKENS}}),
+            )
         } else {
-            json_resp(200, json!({"id": "c1", "object": "chat.completion", "created": 1, "model": model,
+            json_resp(
+                200,
+                json!({"id": "c1", "object": "chat.completion", "created": 1, "model": model,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
                 "usage": {"prompt_tokens": PROMPT_TOKENS, "completion_tokens": COMPLETION_TOKENS,
-                          "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS}}))
+                          "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS}}),
+            )
         };
     }
     let include_usage = body.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true)
@@ -220,11 +229,19 @@ async fn handle(st: Arc<State>, req: Request<hyper::body::Incoming>) -> Response
             for i in 0..STREAM_CHUNKS {
                 events.push(format!("event: content_block_delta\ndata: {}\n\n", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": format!("tok{i} ")}})));
             }
-            events.push("event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n".to_string());
+            events.push(
+                "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n"
+                    .to_string(),
+            );
             events.push(format!("event: message_delta\ndata: {}\n\n", json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": COMPLETION_TOKENS}})));
             events.push("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n".to_string());
         } else {
-            let chunk = |delta: Value, finish: Value| format!("data: {}\n\n", json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}));
+            let chunk = |delta: Value, finish: Value| {
+                format!(
+                    "data: {}\n\n",
+                    json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+                )
+            };
             events.push(chunk(json!({"role": "assistant", "content": ""}), Value::Null));
             for i in 0..STREAM_CHUNKS {
                 events.push(chunk(json!({"content": format!("tok{i} ")}), Value::Null));
@@ -393,7 +410,9 @@ fn mock_tool_call(body: &Value, anthropic: bool) -> Option<(String, Value)> {
         return None;
     }
     let name_of = |t: &Value| {
-        if anthropic { t.get("name") } else { t.pointer("/function/name") }.and_then(Value::as_str).map(str::to_string)
+        if anthropic { t.get("name") } else { t.pointer("/function/name") }
+            .and_then(Value::as_str)
+            .map(str::to_string)
     };
     let tool = match forced {
         Some(f) => tools.iter().find(|t| name_of(t).as_deref() == Some(f))?,
@@ -462,7 +481,9 @@ fn named(event: &str, data: Value) -> String {
 /// `x-mock-no-usage: 1`, `x-mock-latency-ms`, `x-mock-first-token-ms`, `x-mock-chunk-delay-ms`,
 /// `x-mock-chunks`.
 fn header_overrides(headers: &hyper::HeaderMap, behavior: &mut Behavior, knobs: &mut Knobs) {
-    let num = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+    let num = |name: &str| {
+        headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok())
+    };
     let ms = |name: &str| num(name).map(std::time::Duration::from_millis);
     if let Some(code) = num("x-mock-status").and_then(|c| u16::try_from(c).ok()) {
         *behavior = Behavior::Status(code);
@@ -515,9 +536,15 @@ async fn handle_full(st: Arc<State>, port: u16, req: Request<hyper::body::Incomi
         Behavior::Status(code) => {
             let msg = format!("mock {} says {code}", st.name);
             let mut r = if anthropic {
-                json_resp(code, json!({"type": "error", "error": {"type": anthropic_error_type_for(code), "message": msg}}))
+                json_resp(
+                    code,
+                    json!({"type": "error", "error": {"type": anthropic_error_type_for(code), "message": msg}}),
+                )
             } else {
-                json_resp(code, json!({"error": {"message": msg, "type": "mock_error", "param": null, "code": null}}))
+                json_resp(
+                    code,
+                    json!({"error": {"message": msg, "type": "mock_error", "param": null, "code": null}}),
+                )
             };
             if code == 429 {
                 r.headers_mut().insert("retry-after", "7".parse().unwrap());
@@ -540,8 +567,10 @@ async fn handle_full(st: Arc<State>, port: u16, req: Request<hyper::body::Incomi
         _ => None,
     };
     if method == hyper::Method::GET && path.ends_with("/models") {
-        let data: Vec<Value> =
-            MOCK_MODELS.iter().map(|m| json!({"id": m, "object": "model", "created": 0, "owned_by": st.name})).collect();
+        let data: Vec<Value> = MOCK_MODELS
+            .iter()
+            .map(|m| json!({"id": m, "object": "model", "created": 0, "owned_by": st.name}))
+            .collect();
         return json_resp(200, json!({"object": "list", "data": data}));
     }
     let model = body.get("model").and_then(Value::as_str).unwrap_or("mock").to_string();
@@ -568,17 +597,24 @@ async fn handle_full(st: Arc<State>, port: u16, req: Request<hyper::body::Incomi
                 json!({"object": "embedding", "index": i, "embedding": embedding})
             })
             .collect();
-        return json_resp(200, json!({"object": "list", "model": model, "data": data,
-            "usage": {"prompt_tokens": PROMPT_TOKENS, "total_tokens": PROMPT_TOKENS}}));
+        return json_resp(
+            200,
+            json!({"object": "list", "model": model, "data": data,
+            "usage": {"prompt_tokens": PROMPT_TOKENS, "total_tokens": PROMPT_TOKENS}}),
+        );
     }
     if path.ends_with("/responses") {
         let usage = json!({"input_tokens": PROMPT_TOKENS, "input_tokens_details": {"cached_tokens": cached},
             "output_tokens": COMPLETION_TOKENS, "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS});
-        let item = |t: &str, status: &str| json!({"type": "message", "id": "msg_1", "status": status, "role": "assistant",
-            "content": [{"type": "output_text", "text": t, "annotations": []}]});
-        let response = |status: &str, output: Value, usage: Value| json!({"id": "resp_1", "object": "response", "created_at": 1,
-            "status": status, "model": model, "output": output, "usage": usage});
+        let item = |t: &str, status: &str| {
+            json!({"type": "message", "id": "msg_1", "status": status, "role": "assistant",
+            "content": [{"type": "output_text", "text": t, "annotations": []}]})
+        };
+        let response = |status: &str, output: Value, usage: Value| {
+            json!({"id": "resp_1", "object": "response", "created_at": 1,
+            "status": status, "model": model, "output": output, "usage": usage})
+        };
         if !stream {
             return json_resp(200, response("completed", json!([item(&text, "completed")]), usage));
         }
@@ -592,20 +628,38 @@ async fn handle_full(st: Arc<State>, port: u16, req: Request<hyper::body::Incomi
         let mut events = vec![
             ev("response.created", json!({"response": response("in_progress", json!([]), Value::Null)})),
             ev("response.in_progress", json!({"response": response("in_progress", json!([]), Value::Null)})),
-            ev("response.output_item.added", json!({"output_index": 0, "item": {"type": "message", "id": "msg_1", "status": "in_progress", "role": "assistant", "content": []}})),
-            ev("response.content_part.added", json!({"item_id": "msg_1", "output_index": 0, "content_index": 0, "part": {"type": "output_text", "text": "", "annotations": []}})),
+            ev(
+                "response.output_item.added",
+                json!({"output_index": 0, "item": {"type": "message", "id": "msg_1", "status": "in_progress", "role": "assistant", "content": []}}),
+            ),
+            ev(
+                "response.content_part.added",
+                json!({"item_id": "msg_1", "output_index": 0, "content_index": 0, "part": {"type": "output_text", "text": "", "annotations": []}}),
+            ),
         ];
         let mut full = String::new();
         for i in 0..chunks {
             let d = format!("tok{i} ");
             full.push_str(&d);
-            events.push(ev("response.output_text.delta", json!({"item_id": "msg_1", "output_index": 0, "content_index": 0, "delta": d})));
+            events.push(ev(
+                "response.output_text.delta",
+                json!({"item_id": "msg_1", "output_index": 0, "content_index": 0, "delta": d}),
+            ));
         }
-        events.push(ev("response.output_text.done", json!({"item_id": "msg_1", "output_index": 0, "content_index": 0, "text": full})));
+        events.push(ev(
+            "response.output_text.done",
+            json!({"item_id": "msg_1", "output_index": 0, "content_index": 0, "text": full}),
+        ));
         events.push(ev("response.content_part.done", json!({"item_id": "msg_1", "output_index": 0, "content_index": 0, "part": {"type": "output_text", "text": full, "annotations": []}})));
-        events.push(ev("response.output_item.done", json!({"output_index": 0, "item": item(&full, "completed")})));
+        events.push(ev(
+            "response.output_item.done",
+            json!({"output_index": 0, "item": item(&full, "completed")}),
+        ));
         let usage = if matches!(behavior, Behavior::NoUsage) { Value::Null } else { usage };
-        events.push(ev("response.completed", json!({"response": response("completed", json!([item(&full, "completed")]), usage)})));
+        events.push(ev(
+            "response.completed",
+            json!({"response": response("completed", json!([item(&full, "completed")]), usage)}),
+        ));
         return sse_body(events, st, knobs, break_after);
     }
     let tool = mock_tool_call(&body, anthropic);
@@ -615,40 +669,64 @@ async fn handle_full(st: Arc<State>, port: u16, req: Request<hyper::body::Incomi
         let stop = if tool.is_some() { "tool_use" } else { "end_turn" };
         if !stream {
             let content = match &tool {
-                Some((name, args)) => json!([{"type": "tool_use", "id": "toolu_mock1", "name": name, "input": args}]),
+                Some((name, args)) => {
+                    json!([{"type": "tool_use", "id": "toolu_mock1", "name": name, "input": args}])
+                }
                 None => json!([{"type": "text", "text": text}]),
             };
-            return json_resp(200, json!({"id": "msg_mock1", "type": "message", "role": "assistant", "model": model,
-                "content": content, "stop_reason": stop, "stop_sequence": null, "usage": usage}));
+            return json_resp(
+                200,
+                json!({"id": "msg_mock1", "type": "message", "role": "assistant", "model": model,
+                "content": content, "stop_reason": stop, "stop_sequence": null, "usage": usage}),
+            );
         }
-        let mut events = vec![named("message_start", json!({"type": "message_start", "message": {"id": "msg_mock1", "type": "message",
+        let mut events = vec![named(
+            "message_start",
+            json!({"type": "message_start", "message": {"id": "msg_mock1", "type": "message",
             "role": "assistant", "model": model, "content": [], "stop_reason": null, "stop_sequence": null,
-            "usage": {"input_tokens": PROMPT_TOKENS - cached, "cache_creation_input_tokens": 0, "cache_read_input_tokens": cached, "output_tokens": 1}}}))];
+            "usage": {"input_tokens": PROMPT_TOKENS - cached, "cache_creation_input_tokens": 0, "cache_read_input_tokens": cached, "output_tokens": 1}}}),
+        )];
         match &tool {
             Some((name, args)) => {
-                events.push(named("content_block_start", json!({"type": "content_block_start", "index": 0,
-                    "content_block": {"type": "tool_use", "id": "toolu_mock1", "name": name, "input": {}}})));
+                events.push(named(
+                    "content_block_start",
+                    json!({"type": "content_block_start", "index": 0,
+                    "content_block": {"type": "tool_use", "id": "toolu_mock1", "name": name, "input": {}}}),
+                ));
                 events.push(named("ping", json!({"type": "ping"})));
                 let s = args.to_string();
                 let mid = s.len() / 2;
                 let mid = (0..=mid).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0);
                 for part in [&s[..mid], &s[mid..]] {
-                    events.push(named("content_block_delta", json!({"type": "content_block_delta", "index": 0,
-                        "delta": {"type": "input_json_delta", "partial_json": part}})));
+                    events.push(named(
+                        "content_block_delta",
+                        json!({"type": "content_block_delta", "index": 0,
+                        "delta": {"type": "input_json_delta", "partial_json": part}}),
+                    ));
                 }
             }
             None => {
-                events.push(named("content_block_start", json!({"type": "content_block_start", "index": 0,
-                    "content_block": {"type": "text", "text": ""}})));
+                events.push(named(
+                    "content_block_start",
+                    json!({"type": "content_block_start", "index": 0,
+                    "content_block": {"type": "text", "text": ""}}),
+                ));
                 events.push(named("ping", json!({"type": "ping"})));
                 for i in 0..chunks {
-                    events.push(named("content_block_delta", json!({"type": "content_block_delta", "index": 0,
-                        "delta": {"type": "text_delta", "text": format!("tok{i} ")}})));
+                    events.push(named(
+                        "content_block_delta",
+                        json!({"type": "content_block_delta", "index": 0,
+                        "delta": {"type": "text_delta", "text": format!("tok{i} ")}}),
+                    ));
                 }
             }
         }
         events.push(named("content_block_stop", json!({"type": "content_block_stop", "index": 0})));
-        let final_usage = if matches!(behavior, Behavior::NoUsage) { json!({}) } else { json!({"output_tokens": COMPLETION_TOKENS}) };
+        let final_usage = if matches!(behavior, Behavior::NoUsage) {
+            json!({})
+        } else {
+            json!({"output_tokens": COMPLETION_TOKENS})
+        };
         events.push(named("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": final_usage})));
         events.push(named("message_stop", json!({"type": "message_stop"})));
         return sse_body(events, st, knobs, break_after);
@@ -659,29 +737,43 @@ async fn handle_full(st: Arc<State>, port: u16, req: Request<hyper::body::Incomi
     let finish = if tool.is_some() { "tool_calls" } else { "stop" };
     if !stream {
         let message = match &tool {
-            Some((name, args)) => json!({"role": "assistant", "content": null, "tool_calls": [{"id": "call_mock1", "type": "function",
-                "function": {"name": name, "arguments": args.to_string()}}]}),
+            Some((name, args)) => {
+                json!({"role": "assistant", "content": null, "tool_calls": [{"id": "call_mock1", "type": "function",
+                "function": {"name": name, "arguments": args.to_string()}}]})
+            }
             None => json!({"role": "assistant", "content": text}),
         };
-        return json_resp(200, json!({"id": "chatcmpl-mock1", "object": "chat.completion", "created": 1, "model": model,
-            "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}], "usage": usage}));
+        return json_resp(
+            200,
+            json!({"id": "chatcmpl-mock1", "object": "chat.completion", "created": 1, "model": model,
+            "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}], "usage": usage}),
+        );
     }
     let include_usage = body.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true)
         && !matches!(behavior, Behavior::NoUsage);
     let chunk = |delta: Value, finish: Value| {
-        format!("data: {}\n\n", json!({"id": "chatcmpl-mock1", "object": "chat.completion.chunk", "created": 1, "model": model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]}))
+        format!(
+            "data: {}\n\n",
+            json!({"id": "chatcmpl-mock1", "object": "chat.completion.chunk", "created": 1, "model": model,
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
+        )
     };
     let mut events = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null)];
     match &tool {
         Some((name, args)) => {
-            events.push(chunk(json!({"tool_calls": [{"index": 0, "id": "call_mock1", "type": "function",
-                "function": {"name": name, "arguments": ""}}]}), Value::Null));
+            events.push(chunk(
+                json!({"tool_calls": [{"index": 0, "id": "call_mock1", "type": "function",
+                "function": {"name": name, "arguments": ""}}]}),
+                Value::Null,
+            ));
             let s = args.to_string();
             let mid = s.len() / 2;
             let mid = (0..=mid).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0);
             for part in [&s[..mid], &s[mid..]] {
-                events.push(chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": part}}]}), Value::Null));
+                events.push(chunk(
+                    json!({"tool_calls": [{"index": 0, "function": {"arguments": part}}]}),
+                    Value::Null,
+                ));
             }
         }
         None => {
@@ -692,8 +784,11 @@ async fn handle_full(st: Arc<State>, port: u16, req: Request<hyper::body::Incomi
     }
     events.push(chunk(json!({}), json!(finish)));
     if include_usage {
-        events.push(format!("data: {}\n\n", json!({"id": "chatcmpl-mock1", "object": "chat.completion.chunk", "created": 1,
-            "model": model, "choices": [], "usage": usage})));
+        events.push(format!(
+            "data: {}\n\n",
+            json!({"id": "chatcmpl-mock1", "object": "chat.completion.chunk", "created": 1,
+            "model": model, "choices": [], "usage": usage})
+        ));
     }
     events.push("data: [DONE]\n\n".to_string());
     sse_body(events, st, knobs, break_after)

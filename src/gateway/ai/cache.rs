@@ -276,7 +276,11 @@ mod tests {
     use serde_json::json;
 
     fn resp(body: &str) -> CachedResponse {
-        CachedResponse { status: 200, content_type: "application/json".into(), body: Bytes::from(body.to_owned()) }
+        CachedResponse {
+            status: 200,
+            content_type: "application/json".into(),
+            body: Bytes::from(body.to_owned()),
+        }
     }
 
     fn key(n: u32) -> CacheKey {
@@ -413,7 +417,11 @@ mod tests {
 
     #[test]
     fn from_config_uses_ttl_and_entries() {
-        let c = ResponseCache::from_config(&crate::config::CacheConfig { ttl_ms: 1000, shared: false, max_entries: 2 });
+        let c = ResponseCache::from_config(&crate::config::CacheConfig {
+            ttl_ms: 1000,
+            shared: false,
+            max_entries: 2,
+        });
         let t0 = Instant::now();
         for n in 0..5 {
             c.insert(key(n), resp("x"), t0);

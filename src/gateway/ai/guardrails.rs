@@ -93,11 +93,10 @@ impl Guardrails {
         for c in configs {
             let mut regexes = Vec::with_capacity(c.regex.len());
             for p in &c.regex {
-                let re = regex::RegexBuilder::new(p).size_limit(REGEX_SIZE_LIMIT).build().map_err(|source| GuardrailBuildError {
-                    rule: c.name.clone(),
-                    pattern: p.clone(),
-                    source,
-                })?;
+                let re =
+                    regex::RegexBuilder::new(p).size_limit(REGEX_SIZE_LIMIT).build().map_err(|source| {
+                        GuardrailBuildError { rule: c.name.clone(), pattern: p.clone(), source }
+                    })?;
                 regexes.push(re);
             }
             rules.push(Rule {
@@ -122,14 +121,22 @@ impl Guardrails {
             .map(|m| Hit { start: m.start, end: m.end, pii: Some(m.kind) })
             .collect();
         for re in &rule.regexes {
-            hits.extend(re.find_iter(text).filter(|m| !m.is_empty()).map(|m| Hit { start: m.start(), end: m.end(), pii: None }));
+            hits.extend(re.find_iter(text).filter(|m| !m.is_empty()).map(|m| Hit {
+                start: m.start(),
+                end: m.end(),
+                pii: None,
+            }));
         }
         hits.sort_by_key(|h| (h.start, std::cmp::Reverse(h.end)));
         hits
     }
 
     /// Applies every rule to one text. `Ok(Cow::Borrowed)` when nothing was redacted.
-    pub fn check_text<'a>(&self, direction: Direction, text: &'a str) -> Result<Cow<'a, str>, GuardrailViolation> {
+    pub fn check_text<'a>(
+        &self,
+        direction: Direction,
+        text: &'a str,
+    ) -> Result<Cow<'a, str>, GuardrailViolation> {
         let mut cur: Cow<'a, str> = Cow::Borrowed(text);
         for rule in &self.rules {
             let hits = Self::hits(rule, &cur);
@@ -242,21 +249,35 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn rule(name: &str, pii: &[PiiDetector], regex: &[&str], action: GuardrailActionConfig) -> GuardrailConfig {
-        GuardrailConfig { name: name.into(), pii: pii.to_vec(), regex: regex.iter().map(|s| s.to_string()).collect(), action }
+    fn rule(
+        name: &str,
+        pii: &[PiiDetector],
+        regex: &[&str],
+        action: GuardrailActionConfig,
+    ) -> GuardrailConfig {
+        GuardrailConfig {
+            name: name.into(),
+            pii: pii.to_vec(),
+            regex: regex.iter().map(|s| s.to_string()).collect(),
+            action,
+        }
     }
 
     use GuardrailActionConfig::{Deny, Redact};
 
     #[test]
     fn deny_names_the_rule_and_the_detector() {
-        let g = Guardrails::new(&[rule("no-pii", &[PiiDetector::Email, PiiDetector::CreditCard], &[], Deny)]).unwrap();
+        let g = Guardrails::new(&[rule("no-pii", &[PiiDetector::Email, PiiDetector::CreditCard], &[], Deny)])
+            .unwrap();
         let err = g.check_text(Direction::Request, "my card is 4111 1111 1111 1111").unwrap_err();
         assert_eq!(err.to_string(), r#"request blocked by guardrail "no-pii" (CreditCard)"#);
         assert_eq!(err.rule, "no-pii");
         let err = g.check_text(Direction::Response, "mail bob@example.com").unwrap_err();
         assert_eq!(err.to_string(), r#"response blocked by guardrail "no-pii" (Email)"#);
-        assert!(matches!(g.check_text(Direction::Request, "nothing here"), Ok(Cow::Borrowed("nothing here"))));
+        assert!(matches!(
+            g.check_text(Direction::Request, "nothing here"),
+            Ok(Cow::Borrowed("nothing here"))
+        ));
     }
 
     #[test]
@@ -273,17 +294,26 @@ mod tests {
             rule("words", &[], &[r"(?i)\bproject x\b", r"Project"], Redact),
         ])
         .unwrap();
-        let out = g.check_text(Direction::Request, "a@example.com and b@example.org, ssn 123-45-6789; Project X").unwrap();
+        let out = g
+            .check_text(Direction::Request, "a@example.com and b@example.org, ssn 123-45-6789; Project X")
+            .unwrap();
         assert_eq!(out, "[REDACTED:pii] and [REDACTED:pii], ssn [REDACTED:pii]; [REDACTED:words]");
         // A deny rule after a redact rule does not see what was redacted.
-        let g = Guardrails::new(&[rule("r", &[PiiDetector::Email], &[], Redact), rule("d", &[PiiDetector::Email], &[], Deny)]).unwrap();
+        let g = Guardrails::new(&[
+            rule("r", &[PiiDetector::Email], &[], Redact),
+            rule("d", &[PiiDetector::Email], &[], Deny),
+        ])
+        .unwrap();
         assert_eq!(g.check_text(Direction::Request, "x@example.com").unwrap(), "[REDACTED:r]");
     }
 
     #[test]
     fn bad_regex_is_a_build_error() {
         let e = Guardrails::new(&[rule("bad", &[], &["(unclosed"], Deny)]).unwrap_err();
-        assert!(e.to_string().starts_with(r#"guardrail "bad": invalid regular expression "(unclosed""#), "{e}");
+        assert!(
+            e.to_string().starts_with(r#"guardrail "bad": invalid regular expression "(unclosed""#),
+            "{e}"
+        );
     }
 
     #[test]

@@ -34,7 +34,10 @@ pub fn detector_name(kind: PiiDetector) -> &'static str {
 }
 
 static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b[a-z0-9](?:[a-z0-9._%+\-]{0,63})@(?:[a-z0-9](?:[a-z0-9\-]{0,62}[a-z0-9])?\.)+[a-z]{2,24}\b").unwrap()
+    Regex::new(
+        r"(?i)\b[a-z0-9](?:[a-z0-9._%+\-]{0,63})@(?:[a-z0-9](?:[a-z0-9\-]{0,62}[a-z0-9])?\.)+[a-z]{2,24}\b",
+    )
+    .unwrap()
 });
 static PHONE: LazyLock<Regex> = LazyLock::new(|| {
     // Optional +country, then groups of digits separated by space, dot or dash, optionally with
@@ -71,7 +74,8 @@ pub fn luhn_valid(s: &str) -> bool {
 /// ISO 13616 IBAN check: 15–34 alphanumerics (spaces ignored), two letters, two check digits,
 /// and the rearranged number mod 97 equals 1.
 pub fn iban_valid(s: &str) -> bool {
-    let compact: Vec<char> = s.chars().filter(|c| !c.is_whitespace()).map(|c| c.to_ascii_uppercase()).collect();
+    let compact: Vec<char> =
+        s.chars().filter(|c| !c.is_whitespace()).map(|c| c.to_ascii_uppercase()).collect();
     if !(15..=34).contains(&compact.len())
         || !compact[..2].iter().all(char::is_ascii_uppercase)
         || !compact[2..4].iter().all(char::is_ascii_digit)
@@ -167,8 +171,11 @@ pub fn find(text: &str, kinds: &[PiiDetector]) -> Vec<PiiMatch> {
                     // E.164 allows at most 15 digits. Without a + prefix only the North American
                     // form (10 or 11 digits, separated) counts: bare digit runs and dates would
                     // give too many false positives otherwise.
-                    if (if international { (8..=15).contains(&n) } else { (10..=11).contains(&n) && separated })
-                        && !adjacent_digit(text, m.start(), m.end())
+                    if (if international {
+                        (8..=15).contains(&n)
+                    } else {
+                        (10..=11).contains(&n) && separated
+                    }) && !adjacent_digit(text, m.start(), m.end())
                     {
                         all.push(PiiMatch { kind: PiiDetector::Phone, start: m.start(), end: m.end() });
                     }
@@ -176,7 +183,12 @@ pub fn find(text: &str, kinds: &[PiiDetector]) -> Vec<PiiMatch> {
             }
         }
     }
-    all.sort_by(|a, b| a.start.cmp(&b.start).then((b.end - b.start).cmp(&(a.end - a.start))).then(priority(a.kind).cmp(&priority(b.kind))));
+    all.sort_by(|a, b| {
+        a.start
+            .cmp(&b.start)
+            .then((b.end - b.start).cmp(&(a.end - a.start)))
+            .then(priority(a.kind).cmp(&priority(b.kind)))
+    });
     // Prefer stricter kinds over a phone match covering the same digits.
     let mut out: Vec<PiiMatch> = Vec::with_capacity(all.len());
     for m in all {
@@ -206,14 +218,23 @@ mod tests {
 
     #[test]
     fn emails() {
-        assert_eq!(found("write to Jane.Doe+x@mail.example.co.uk today", &[Email]), vec![(Email, "Jane.Doe+x@mail.example.co.uk")]);
+        assert_eq!(
+            found("write to Jane.Doe+x@mail.example.co.uk today", &[Email]),
+            vec![(Email, "Jane.Doe+x@mail.example.co.uk")]
+        );
         assert!(found("not an email: a@b, @example.com, user@localhost", &[Email]).is_empty());
     }
 
     #[test]
     fn cards_need_a_valid_luhn_and_13_to_19_digits() {
-        assert_eq!(found("card 4111 1111 1111 1111 exp", &[CreditCard]), vec![(CreditCard, "4111 1111 1111 1111")]);
-        assert_eq!(found("card 4111-1111-1111-1111.", &[CreditCard]), vec![(CreditCard, "4111-1111-1111-1111")]);
+        assert_eq!(
+            found("card 4111 1111 1111 1111 exp", &[CreditCard]),
+            vec![(CreditCard, "4111 1111 1111 1111")]
+        );
+        assert_eq!(
+            found("card 4111-1111-1111-1111.", &[CreditCard]),
+            vec![(CreditCard, "4111-1111-1111-1111")]
+        );
         assert_eq!(found("amex 378282246310005", &[CreditCard]), vec![(CreditCard, "378282246310005")]);
         assert!(found("order 4111 1111 1111 1112", &[CreditCard]).is_empty(), "Luhn fails");
         assert!(found("short 4111111111", &[CreditCard]).is_empty());
@@ -224,7 +245,10 @@ mod tests {
 
     #[test]
     fn ibans_need_the_mod_97_checksum() {
-        assert_eq!(found("pay to GB82 WEST 1234 5698 7654 32 please", &[Iban]), vec![(Iban, "GB82 WEST 1234 5698 7654 32")]);
+        assert_eq!(
+            found("pay to GB82 WEST 1234 5698 7654 32 please", &[Iban]),
+            vec![(Iban, "GB82 WEST 1234 5698 7654 32")]
+        );
         assert_eq!(found("DE89370400440532013000", &[Iban]), vec![(Iban, "DE89370400440532013000")]);
         assert!(found("GB83 WEST 1234 5698 7654 32", &[Iban]).is_empty(), "bad check digits");
         assert!(iban_valid("fr14 2004 1010 0505 0001 3m02 606"));
@@ -235,7 +259,8 @@ mod tests {
     fn ssns_follow_ssa_rules() {
         assert_eq!(found("ssn 123-45-6789.", &[UsSsn]), vec![(UsSsn, "123-45-6789")]);
         assert_eq!(found("ssn 123 45 6789", &[UsSsn]), vec![(UsSsn, "123 45 6789")]);
-        for bad in ["000-12-3456", "666-12-3456", "900-12-3456", "123-00-4567", "123-45-0000", "123-45 6789"] {
+        for bad in ["000-12-3456", "666-12-3456", "900-12-3456", "123-00-4567", "123-45-0000", "123-45 6789"]
+        {
             assert!(found(bad, &[UsSsn]).is_empty(), "{bad}");
         }
     }
@@ -255,7 +280,12 @@ mod tests {
         let text = "card 4111 1111 1111 1111 ssn 123-45-6789 mail a@example.com tel +1 415 555 2671";
         assert_eq!(
             found(text, ALL),
-            vec![(CreditCard, "4111 1111 1111 1111"), (UsSsn, "123-45-6789"), (Email, "a@example.com"), (Phone, "+1 415 555 2671")]
+            vec![
+                (CreditCard, "4111 1111 1111 1111"),
+                (UsSsn, "123-45-6789"),
+                (Email, "a@example.com"),
+                (Phone, "+1 415 555 2671")
+            ]
         );
         // Only the detectors asked for run.
         assert_eq!(found(text, &[Email]), vec![(Email, "a@example.com")]);

@@ -368,7 +368,10 @@ pub enum SseStreamError<E> {
 /// Turns a stream of body chunks into a stream of events. Events are yielded as soon as they are
 /// complete; at the end of the body a last unterminated event is yielded too. After an error the
 /// stream ends.
-pub fn sse_events<S, B, E>(body: S, max_event_bytes: usize) -> impl Stream<Item = Result<SseEvent, SseStreamError<E>>>
+pub fn sse_events<S, B, E>(
+    body: S,
+    max_event_bytes: usize,
+) -> impl Stream<Item = Result<SseEvent, SseStreamError<E>>>
 where
     S: Stream<Item = Result<B, E>> + Unpin,
     B: AsRef<[u8]>,
@@ -380,7 +383,13 @@ where
         scratch: Vec<SseEvent>,
         done: bool,
     }
-    let st = St { body, parser: SseParser::new(max_event_bytes), ready: VecDeque::new(), scratch: Vec::new(), done: false };
+    let st = St {
+        body,
+        parser: SseParser::new(max_event_bytes),
+        ready: VecDeque::new(),
+        scratch: Vec::new(),
+        done: false,
+    };
     futures_util::stream::unfold(st, |mut st| async move {
         loop {
             if let Some(ev) = st.ready.pop_front() {
@@ -467,7 +476,12 @@ mod tests {
         let evs = parse_all(&[b"id: 7\nretry: 1500\nevent:x\ndata:one\ndata:  two\ndata\n\n"]);
         assert_eq!(
             evs,
-            vec![SseEvent { event: Some("x".into()), data: "one\n two\n".into(), id: Some("7".into()), retry: Some(1500) }]
+            vec![SseEvent {
+                event: Some("x".into()),
+                data: "one\n two\n".into(),
+                id: Some("7".into()),
+                retry: Some(1500)
+            }]
         );
     }
 

@@ -261,7 +261,12 @@ fn text_of_parts(content: &Value, what: &str) -> Result<String, TranslateError> 
                         out.push_str(p.get("text").and_then(Value::as_str).unwrap_or(""))
                     }
                     Some("refusal") => out.push_str(p.get("refusal").and_then(Value::as_str).unwrap_or("")),
-                    other => return Err(unsupported(format!("content part {:?} in {what}", other.unwrap_or("")), ANTHROPIC)),
+                    other => {
+                        return Err(unsupported(
+                            format!("content part {:?} in {what}", other.unwrap_or("")),
+                            ANTHROPIC,
+                        ));
+                    }
                 }
             }
             Ok(out)
@@ -305,7 +310,10 @@ fn chat_content_to_blocks(content: &Value, role: &str) -> Result<Vec<Value>, Tra
                         } else if url.starts_with("https://") || url.starts_with("http://") {
                             json!({"type": "image", "source": {"type": "url", "url": url}})
                         } else {
-                            return Err(unsupported("an image URL that is neither http(s) nor a base64 data URL", ANTHROPIC));
+                            return Err(unsupported(
+                                "an image URL that is neither http(s) nor a base64 data URL",
+                                ANTHROPIC,
+                            ));
                         }
                     }
                     "file" => {
@@ -318,10 +326,17 @@ fn chat_content_to_blocks(content: &Value, role: &str) -> Result<Vec<Value>, Tra
                                 }
                                 b
                             }
-                            None => return Err(unsupported("a file part without base64 file_data", ANTHROPIC)),
+                            None => {
+                                return Err(unsupported("a file part without base64 file_data", ANTHROPIC));
+                            }
                         }
                     }
-                    other => return Err(unsupported(format!("content part type {other:?} in a {role} message"), ANTHROPIC)),
+                    other => {
+                        return Err(unsupported(
+                            format!("content part type {other:?} in a {role} message"),
+                            ANTHROPIC,
+                        ));
+                    }
                 };
                 copy_cache_control(p, &mut block);
                 blocks.push(block);
@@ -336,7 +351,8 @@ fn chat_content_to_blocks(content: &Value, role: &str) -> Result<Vec<Value>, Tra
 pub fn chat_to_messages_request(req: &Value) -> Result<Value, TranslateError> {
     let obj = req.as_object().ok_or_else(|| invalid("request body must be a JSON object"))?;
     let model = obj.get("model").and_then(Value::as_str).ok_or_else(|| invalid("missing `model`"))?;
-    let messages = obj.get("messages").and_then(Value::as_array).ok_or_else(|| invalid("missing `messages`"))?;
+    let messages =
+        obj.get("messages").and_then(Value::as_array).ok_or_else(|| invalid("missing `messages`"))?;
     if let Some(n) = obj.get("n").and_then(Value::as_u64)
         && n > 1
     {
@@ -369,7 +385,10 @@ pub fn chat_to_messages_request(req: &Value) -> Result<Value, TranslateError> {
     }
 
     for (i, m) in messages.iter().enumerate() {
-        let role = m.get("role").and_then(Value::as_str).ok_or_else(|| invalid(format!("messages[{i}] has no role")))?;
+        let role = m
+            .get("role")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid(format!("messages[{i}] has no role")))?;
         let content = m.get("content").unwrap_or(&Value::Null);
         match role {
             "system" | "developer" => match content {
@@ -400,13 +419,17 @@ pub fn chat_to_messages_request(req: &Value) -> Result<Value, TranslateError> {
                 let mut blocks = chat_content_to_blocks(content, "assistant")?;
                 if let Some(calls) = m.get("tool_calls").and_then(Value::as_array) {
                     for c in calls {
-                        let f = c.get("function").ok_or_else(|| invalid(format!("messages[{i}].tool_calls entry without function")))?;
+                        let f = c.get("function").ok_or_else(|| {
+                            invalid(format!("messages[{i}].tool_calls entry without function"))
+                        })?;
                         let args = f.get("arguments").and_then(Value::as_str).unwrap_or("");
                         let input: Value = if args.trim().is_empty() {
                             json!({})
                         } else {
                             serde_json::from_str(args).map_err(|_| {
-                                invalid(format!("messages[{i}].tool_calls: function arguments are not valid JSON"))
+                                invalid(format!(
+                                    "messages[{i}].tool_calls: function arguments are not valid JSON"
+                                ))
                             })?
                         };
                         blocks.push(json!({
@@ -586,7 +609,9 @@ fn anthropic_image_to_part(block: &Value) -> Result<Value, TranslateError> {
             let data = src.get("data").and_then(Value::as_str).unwrap_or("");
             Ok(json!({"type": "image_url", "image_url": {"url": format!("data:{media};base64,{data}")}}))
         }
-        Some("url") => Ok(json!({"type": "image_url", "image_url": {"url": src.get("url").cloned().unwrap_or(Value::Null)}})),
+        Some("url") => Ok(
+            json!({"type": "image_url", "image_url": {"url": src.get("url").cloned().unwrap_or(Value::Null)}}),
+        ),
         other => Err(unsupported(format!("image source {:?}", other.unwrap_or("")), OPENAI)),
     }
 }
@@ -602,7 +627,8 @@ fn uses_max_completion_tokens(model: &str) -> bool {
 pub fn messages_to_chat_request(req: &Value) -> Result<Value, TranslateError> {
     let obj = req.as_object().ok_or_else(|| invalid("request body must be a JSON object"))?;
     let model = obj.get("model").and_then(Value::as_str).ok_or_else(|| invalid("missing `model`"))?;
-    let messages = obj.get("messages").and_then(Value::as_array).ok_or_else(|| invalid("missing `messages`"))?;
+    let messages =
+        obj.get("messages").and_then(Value::as_array).ok_or_else(|| invalid("missing `messages`"))?;
     let mut out_msgs = Vec::with_capacity(messages.len() + 1);
     if let Some(system) = obj.get("system") {
         let text = anthropic_text(system);
@@ -611,7 +637,10 @@ pub fn messages_to_chat_request(req: &Value) -> Result<Value, TranslateError> {
         }
     }
     for (i, m) in messages.iter().enumerate() {
-        let role = m.get("role").and_then(Value::as_str).ok_or_else(|| invalid(format!("messages.{i}: missing role")))?;
+        let role = m
+            .get("role")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid(format!("messages.{i}: missing role")))?;
         let content = m.get("content").unwrap_or(&Value::Null);
         match (role, content) {
             ("user" | "assistant", Value::String(s)) => out_msgs.push(json!({"role": role, "content": s})),
@@ -619,7 +648,9 @@ pub fn messages_to_chat_request(req: &Value) -> Result<Value, TranslateError> {
                 let mut parts = Vec::new();
                 for b in blocks {
                     match b.get("type").and_then(Value::as_str).unwrap_or("") {
-                        "text" => parts.push(json!({"type": "text", "text": b.get("text").cloned().unwrap_or(json!(""))})),
+                        "text" => parts.push(
+                            json!({"type": "text", "text": b.get("text").cloned().unwrap_or(json!(""))}),
+                        ),
                         "image" => parts.push(anthropic_image_to_part(b)?),
                         "document" => {
                             let src = b.get("source").unwrap_or(&Value::Null);
@@ -644,7 +675,12 @@ pub fn messages_to_chat_request(req: &Value) -> Result<Value, TranslateError> {
                             let text = anthropic_text(b.get("content").unwrap_or(&Value::Null));
                             out_msgs.push(json!({"role": "tool", "tool_call_id": id, "content": text}));
                         }
-                        other => return Err(unsupported(format!("content block {other:?} in a user message"), OPENAI)),
+                        other => {
+                            return Err(unsupported(
+                                format!("content block {other:?} in a user message"),
+                                OPENAI,
+                            ));
+                        }
                     }
                 }
                 if !parts.is_empty() {
@@ -670,7 +706,12 @@ pub fn messages_to_chat_request(req: &Value) -> Result<Value, TranslateError> {
                             },
                         })),
                         "thinking" | "redacted_thinking" => {}
-                        other => return Err(unsupported(format!("content block {other:?} in an assistant message"), OPENAI)),
+                        other => {
+                            return Err(unsupported(
+                                format!("content block {other:?} in an assistant message"),
+                                OPENAI,
+                            ));
+                        }
                     }
                 }
                 let mut msg = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { json!(text) }});
@@ -731,7 +772,9 @@ pub fn messages_to_chat_request(req: &Value) -> Result<Value, TranslateError> {
             Some("auto") => json!("auto"),
             Some("any") => json!("required"),
             Some("none") => json!("none"),
-            Some("tool") => json!({"type": "function", "function": {"name": tc.get("name").cloned().unwrap_or(json!(""))}}),
+            Some("tool") => {
+                json!({"type": "function", "function": {"name": tc.get("name").cloned().unwrap_or(json!(""))}})
+            }
             other => return Err(invalid(format!("unknown tool_choice type {:?}", other.unwrap_or("")))),
         };
         out.insert("tool_choice".into(), choice);
@@ -783,7 +826,8 @@ pub fn messages_to_chat_response(resp: &Value, created: u64) -> Value {
     if !reasoning.is_empty() {
         message["reasoning_content"] = json!(reasoning);
     }
-    let finish = resp.get("stop_reason").and_then(Value::as_str).map(anthropic_stop_to_openai).unwrap_or("stop");
+    let finish =
+        resp.get("stop_reason").and_then(Value::as_str).map(anthropic_stop_to_openai).unwrap_or("stop");
     let usage = resp.get("usage").and_then(from_anthropic_usage).unwrap_or_default();
     json!({
         "id": resp.get("id").cloned().unwrap_or(json!("")),
@@ -814,7 +858,10 @@ pub fn chat_to_messages_response(resp: &Value) -> Value {
         for c in calls {
             let f = c.get("function").unwrap_or(&Value::Null);
             let args = f.get("arguments").and_then(Value::as_str).unwrap_or("");
-            let input = serde_json::from_str::<Value>(args).ok().filter(Value::is_object).unwrap_or_else(|| json!({}));
+            let input = serde_json::from_str::<Value>(args)
+                .ok()
+                .filter(Value::is_object)
+                .unwrap_or_else(|| json!({}));
             content.push(json!({
                 "type": "tool_use",
                 "id": c.get("id").cloned().unwrap_or(json!("")),
@@ -823,7 +870,11 @@ pub fn chat_to_messages_response(resp: &Value) -> Value {
             }));
         }
     }
-    let stop = choice.get("finish_reason").and_then(Value::as_str).map(openai_finish_to_anthropic).unwrap_or("end_turn");
+    let stop = choice
+        .get("finish_reason")
+        .and_then(Value::as_str)
+        .map(openai_finish_to_anthropic)
+        .unwrap_or("end_turn");
     let usage = resp.get("usage").and_then(from_openai_usage).unwrap_or_default();
     json!({
         "id": resp.get("id").cloned().unwrap_or(json!("")),
@@ -973,7 +1024,10 @@ impl MessagesToChatStream {
                     (BlockKind::Tool(k), "input_json_delta") => {
                         let p = d.get("partial_json").and_then(Value::as_str).unwrap_or("");
                         if !p.is_empty() {
-                            out.push(self.chunk(json!({"tool_calls": [{"index": k, "function": {"arguments": p}}]}), None));
+                            out.push(self.chunk(
+                                json!({"tool_calls": [{"index": k, "function": {"arguments": p}}]}),
+                                None,
+                            ));
                         }
                     }
                     _ => {}
@@ -1118,14 +1172,20 @@ impl ChatToMessagesStream {
 
     fn close_block(&mut self, out: &mut Vec<SseEvent>) {
         if self.open != Open::None {
-            out.push(Self::ev("content_block_stop", json!({"type": "content_block_stop", "index": self.next_block - 1})));
+            out.push(Self::ev(
+                "content_block_stop",
+                json!({"type": "content_block_stop", "index": self.next_block - 1}),
+            ));
             self.open = Open::None;
         }
     }
 
     fn open_block(&mut self, open: Open, block: Value, out: &mut Vec<SseEvent>) {
         self.close_block(out);
-        out.push(Self::ev("content_block_start", json!({"type": "content_block_start", "index": self.next_block, "content_block": block})));
+        out.push(Self::ev(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": self.next_block, "content_block": block}),
+        ));
         self.next_block += 1;
         self.open = open;
     }
@@ -1141,8 +1201,12 @@ impl ChatToMessagesStream {
         }
         let Ok(v) = serde_json::from_str::<Value>(data) else { return out };
         if let Some(e) = v.get("error") {
-            let msg = e.get("message").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| e.to_string());
-            out.push(Self::ev("error", json!({"type": "error", "error": {"type": "api_error", "message": msg}})));
+            let msg =
+                e.get("message").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| e.to_string());
+            out.push(Self::ev(
+                "error",
+                json!({"type": "error", "error": {"type": "api_error", "message": msg}}),
+            ));
             self.done = true;
             return out;
         }
@@ -1175,9 +1239,17 @@ impl ChatToMessagesStream {
                 let k = c.get("index").and_then(Value::as_u64).unwrap_or(pos as u64);
                 let f = c.get("function").unwrap_or(&Value::Null);
                 if self.open != Open::Tool(k) {
-                    let call_id = c.get("id").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| format!("toolu_{k}"));
+                    let call_id = c
+                        .get("id")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| format!("toolu_{k}"));
                     let name = f.get("name").and_then(Value::as_str).unwrap_or("");
-                    self.open_block(Open::Tool(k), json!({"type": "tool_use", "id": call_id, "name": name, "input": {}}), &mut out);
+                    self.open_block(
+                        Open::Tool(k),
+                        json!({"type": "tool_use", "id": call_id, "name": name, "input": {}}),
+                        &mut out,
+                    );
                 }
                 if let Some(args) = f.get("arguments").and_then(Value::as_str).filter(|a| !a.is_empty()) {
                     out.push(Self::ev(

@@ -95,7 +95,12 @@ pub fn from_anthropic_usage(usage: &Value) -> Option<Usage> {
     }
     let read = u(usage, "cache_read_input_tokens").unwrap_or(0);
     let write = u(usage, "cache_creation_input_tokens").unwrap_or(0);
-    Some(Usage { input: input.unwrap_or(0) + read + write, cached_input: read, output: output.unwrap_or(0), estimated: false })
+    Some(Usage {
+        input: input.unwrap_or(0) + read + write,
+        cached_input: read,
+        output: output.unwrap_or(0),
+        estimated: false,
+    })
 }
 
 /// Usage of an Anthropic Messages response body (`usage` at the top level).
@@ -199,7 +204,9 @@ impl StreamUsage {
                     if let Some(t) = data.get("delta").and_then(Value::as_str) {
                         self.add_text(t);
                     }
-                } else if let Some(usage) = data.get("response").and_then(|r| r.get("usage")).and_then(from_openai_usage) {
+                } else if let Some(usage) =
+                    data.get("response").and_then(|r| r.get("usage")).and_then(from_openai_usage)
+                {
                     self.reported = Some(usage);
                 }
             }
@@ -265,7 +272,11 @@ impl StreamUsage {
         self.pending_text.push_str(t);
         if self.pending_text.len() > PENDING_TEXT_LIMIT {
             // Count up to the last whitespace so that a word is not split between two counts.
-            let cut = self.pending_text.rfind(char::is_whitespace).filter(|&i| i > 0).unwrap_or(self.pending_text.len());
+            let cut = self
+                .pending_text
+                .rfind(char::is_whitespace)
+                .filter(|&i| i > 0)
+                .unwrap_or(self.pending_text.len());
             self.counted_output += count_tokens(&self.model, &self.pending_text[..cut]);
             self.pending_text.drain(..cut);
         }
@@ -291,11 +302,21 @@ impl StreamUsage {
                 let counted = self.counted_output();
                 let (output, estimated) =
                     if a.output_final || a.output >= counted { (a.output, false) } else { (counted, true) };
-                Usage { input: a.input + a.cache_read + a.cache_write, cached_input: a.cache_read, output, estimated }
+                Usage {
+                    input: a.input + a.cache_read + a.cache_write,
+                    cached_input: a.cache_read,
+                    output,
+                    estimated,
+                }
             }
             _ => match self.reported {
                 Some(u) => u,
-                None => Usage { input: estimated_input, cached_input: 0, output: self.counted_output(), estimated: true },
+                None => Usage {
+                    input: estimated_input,
+                    cached_input: 0,
+                    output: self.counted_output(),
+                    estimated: true,
+                },
             },
         }
     }
@@ -308,7 +329,10 @@ impl StreamUsage {
 /// The tokenizer used for a model (see the module doc).
 pub fn tokenizer_for(model: &str) -> &'static tiktoken_rs::CoreBPE {
     let m = model.rsplit('/').next().unwrap_or(model).to_ascii_lowercase();
-    let old = (m.starts_with("gpt-4") && !m.starts_with("gpt-4o") && !m.starts_with("gpt-4.") && !m.starts_with("gpt-4-o"))
+    let old = (m.starts_with("gpt-4")
+        && !m.starts_with("gpt-4o")
+        && !m.starts_with("gpt-4.")
+        && !m.starts_with("gpt-4-o"))
         || m.starts_with("gpt-3.5")
         || m.starts_with("gpt-35")
         || m.starts_with("text-embedding-ada")
@@ -490,13 +514,19 @@ mod tests {
     fn openai_chat_usage_with_cached_tokens() {
         let body = json!({"usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120,
             "prompt_tokens_details": {"cached_tokens": 60}}});
-        assert_eq!(from_openai_body(&body), Some(Usage { input: 100, cached_input: 60, output: 20, estimated: false }));
+        assert_eq!(
+            from_openai_body(&body),
+            Some(Usage { input: 100, cached_input: 60, output: 20, estimated: false })
+        );
     }
 
     #[test]
     fn openai_embeddings_usage_has_no_output() {
         let body = json!({"object": "list", "usage": {"prompt_tokens": 8, "total_tokens": 8}});
-        assert_eq!(from_openai_body(&body), Some(Usage { input: 8, cached_input: 0, output: 0, estimated: false }));
+        assert_eq!(
+            from_openai_body(&body),
+            Some(Usage { input: 8, cached_input: 0, output: 0, estimated: false })
+        );
     }
 
     #[test]
@@ -505,7 +535,10 @@ mod tests {
             "output_tokens_details": {"reasoning_tokens": 2}, "total_tokens": 35});
         let want = Some(Usage { input: 30, cached_input: 10, output: 5, estimated: false });
         assert_eq!(from_openai_body(&json!({"object": "response", "usage": usage})), want);
-        assert_eq!(from_openai_body(&json!({"type": "response.completed", "response": {"usage": usage}})), want);
+        assert_eq!(
+            from_openai_body(&json!({"type": "response.completed", "response": {"usage": usage}})),
+            want
+        );
     }
 
     #[test]
@@ -518,7 +551,10 @@ mod tests {
     #[test]
     fn anthropic_usage_adds_cache_reads_and_writes_to_input() {
         let body = json!({"usage": {"input_tokens": 10, "cache_read_input_tokens": 50, "cache_creation_input_tokens": 7, "output_tokens": 3}});
-        assert_eq!(from_anthropic_body(&body), Some(Usage { input: 67, cached_input: 50, output: 3, estimated: false }));
+        assert_eq!(
+            from_anthropic_body(&body),
+            Some(Usage { input: 67, cached_input: 50, output: 3, estimated: false })
+        );
     }
 
     #[test]
@@ -526,14 +562,20 @@ mod tests {
         let mut s = StreamUsage::new(StreamKind::Anthropic, "claude-haiku-4-5");
         s.observe(Some("message_start"), &json!({"type": "message_start", "message": {"usage":
             {"input_tokens": 25, "cache_read_input_tokens": 5, "cache_creation_input_tokens": 0, "output_tokens": 1}}}));
-        s.observe(Some("content_block_delta"), &json!({"type": "content_block_delta", "delta": {"type": "text_delta", "text": "Hi"}}));
+        s.observe(
+            Some("content_block_delta"),
+            &json!({"type": "content_block_delta", "delta": {"type": "text_delta", "text": "Hi"}}),
+        );
         s.observe(Some("message_delta"), &json!({"type": "message_delta", "usage": {"output_tokens": 10}}));
         s.observe(Some("message_delta"), &json!({"type": "message_delta", "usage": {"output_tokens": 15}}));
         assert!(s.reported());
         assert_eq!(s.usage(999), Usage { input: 30, cached_input: 5, output: 15, estimated: false });
         // A final figure below the local count still wins: the provider's tokenizer is the truth.
         let mut s = StreamUsage::new(StreamKind::Anthropic, "claude");
-        s.observe(None, &json!({"type": "message_start", "message": {"usage": {"input_tokens": 3, "output_tokens": 1}}}));
+        s.observe(
+            None,
+            &json!({"type": "message_start", "message": {"usage": {"input_tokens": 3, "output_tokens": 1}}}),
+        );
         s.observe(None, &json!({"type": "content_block_delta", "delta": {"type": "text_delta", "text": "one two three four five"}}));
         s.observe(None, &json!({"type": "message_delta", "usage": {"output_tokens": 2}}));
         assert_eq!(s.usage(0), Usage { input: 3, cached_input: 0, output: 2, estimated: false });
@@ -542,7 +584,10 @@ mod tests {
     #[test]
     fn anthropic_stream_broken_before_message_delta_estimates_output() {
         let mut s = StreamUsage::new(StreamKind::Anthropic, "claude");
-        s.observe(None, &json!({"type": "message_start", "message": {"usage": {"input_tokens": 25, "output_tokens": 1}}}));
+        s.observe(
+            None,
+            &json!({"type": "message_start", "message": {"usage": {"input_tokens": 25, "output_tokens": 1}}}),
+        );
         s.observe(None, &json!({"type": "content_block_delta", "delta": {"type": "text_delta", "text": "one two three four five six"}}));
         let u = s.usage(0);
         assert_eq!(u.input, 25);
@@ -591,7 +636,10 @@ mod tests {
     #[test]
     fn responses_stream_usage_from_completed_event() {
         let mut s = StreamUsage::new(StreamKind::OpenAiResponses, "gpt-4o");
-        s.observe(Some("response.output_text.delta"), &json!({"type": "response.output_text.delta", "delta": "Hi"}));
+        s.observe(
+            Some("response.output_text.delta"),
+            &json!({"type": "response.output_text.delta", "delta": "Hi"}),
+        );
         assert_eq!(s.usage(5), Usage { input: 5, cached_input: 0, output: 1, estimated: true });
         s.observe(Some("response.completed"), &json!({"type": "response.completed", "response": {"usage": {"input_tokens": 7, "output_tokens": 1}}}));
         assert_eq!(s.usage(5), Usage { input: 7, cached_input: 0, output: 1, estimated: false });
@@ -601,10 +649,12 @@ mod tests {
     fn tokenizer_choice_by_model_family() {
         let o200k = tiktoken_rs::o200k_base_singleton() as *const _;
         let cl100k = tiktoken_rs::cl100k_base_singleton() as *const _;
-        for m in ["gpt-4o-mini", "gpt-4.1", "gpt-5", "o3-mini", "claude-sonnet-4", "unknown", "openai/gpt-4o"] {
+        for m in ["gpt-4o-mini", "gpt-4.1", "gpt-5", "o3-mini", "claude-sonnet-4", "unknown", "openai/gpt-4o"]
+        {
             assert_eq!(tokenizer_for(m) as *const _, o200k, "{m}");
         }
-        for m in ["gpt-4", "gpt-4-turbo", "gpt-3.5-turbo", "text-embedding-3-small", "text-embedding-ada-002"] {
+        for m in ["gpt-4", "gpt-4-turbo", "gpt-3.5-turbo", "text-embedding-3-small", "text-embedding-ada-002"]
+        {
             assert_eq!(tokenizer_for(m) as *const _, cl100k, "{m}");
         }
         assert_eq!(count_tokens("gpt-4o", "hello world"), 2);
@@ -621,11 +671,15 @@ mod tests {
         let anth = json!({"system": "Be brief.", "messages": [{"role": "user", "content": "hello world"}]});
         assert_eq!(estimate_request_tokens("claude", &anth), 3 + 3 + 1 + count_tokens("x", "Be brief.") + 2);
         assert_eq!(estimate_request_tokens("text-embedding-3-small", &json!({"input": "hello world"})), 2);
-        assert_eq!(estimate_request_tokens("text-embedding-3-small", &json!({"input": ["hello world", "hello"]})), 3);
+        assert_eq!(
+            estimate_request_tokens("text-embedding-3-small", &json!({"input": ["hello world", "hello"]})),
+            3
+        );
         assert_eq!(estimate_request_tokens("x", &json!({"input": [[1, 2, 3], [4]]})), 4);
         let resp = json!({"instructions": "Be brief.", "input": "hello world"});
         assert_eq!(estimate_request_tokens("gpt-4o", &resp), count_tokens("gpt-4o", "Be brief.") + 2);
-        let with_tools = json!({"messages": [], "tools": [{"type": "function", "function": {"name": "get_weather"}}]});
+        let with_tools =
+            json!({"messages": [], "tools": [{"type": "function", "function": {"name": "get_weather"}}]});
         assert!(estimate_request_tokens("gpt-4o", &with_tools) > 3);
     }
 

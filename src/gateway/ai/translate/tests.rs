@@ -4,7 +4,12 @@ use serde_json::json;
 fn parse(events: &[SseEvent]) -> Vec<(Option<String>, Value)> {
     events
         .iter()
-        .map(|e| (e.event.clone(), if e.is_done() { json!("[DONE]") } else { serde_json::from_str(&e.data).unwrap() }))
+        .map(|e| {
+            (
+                e.event.clone(),
+                if e.is_done() { json!("[DONE]") } else { serde_json::from_str(&e.data).unwrap() },
+            )
+        })
         .collect()
 }
 
@@ -87,7 +92,10 @@ fn chat_request_defaults_and_cache_control() {
         {"role": "user", "content": "hi"}]});
     let got = chat_to_messages_request(&req).unwrap();
     assert_eq!(got["max_tokens"], json!(DEFAULT_MAX_TOKENS));
-    assert_eq!(got["system"], json!([{"type": "text", "text": "big doc", "cache_control": {"type": "ephemeral"}}]));
+    assert_eq!(
+        got["system"],
+        json!([{"type": "text", "text": "big doc", "cache_control": {"type": "ephemeral"}}])
+    );
     assert_eq!(got["messages"], json!([{"role": "user", "content": [{"type": "text", "text": "hi"}]}]));
     assert!(got.get("tool_choice").is_none());
     // max_tokens is honoured when max_completion_tokens is absent.
@@ -104,11 +112,17 @@ fn chat_tool_choice_variants() {
     let tc = |v: Value| chat_to_messages_request(&base(v)).unwrap()["tool_choice"].clone();
     assert_eq!(tc(json!("auto")), json!({"type": "auto"}));
     assert_eq!(tc(json!("none")), json!({"type": "none"}));
-    assert_eq!(tc(json!({"type": "function", "function": {"name": "f"}})), json!({"type": "tool", "name": "f"}));
+    assert_eq!(
+        tc(json!({"type": "function", "function": {"name": "f"}})),
+        json!({"type": "tool", "name": "f"})
+    );
     // parallel_tool_calls=false without tool_choice implies auto.
     let mut r = base(Value::Null);
     r["parallel_tool_calls"] = json!(false);
-    assert_eq!(chat_to_messages_request(&r).unwrap()["tool_choice"], json!({"type": "auto", "disable_parallel_tool_use": true}));
+    assert_eq!(
+        chat_to_messages_request(&r).unwrap()["tool_choice"],
+        json!({"type": "auto", "disable_parallel_tool_use": true})
+    );
 }
 
 #[test]
@@ -127,7 +141,10 @@ fn chat_request_refusals() {
     assert!(matches!(chat_to_messages_request(&ftp), Err(TranslateError::Unsupported { .. })));
     assert!(chat_to_messages_request(&json!([1])).is_err());
     assert!(chat_to_messages_request(&json!({"model": "m", "messages": [{"content": "x"}]})).is_err());
-    assert!(chat_to_messages_request(&json!({"model": "m", "messages": [{"role": "tool", "content": "x"}]})).is_err());
+    assert!(
+        chat_to_messages_request(&json!({"model": "m", "messages": [{"role": "tool", "content": "x"}]}))
+            .is_err()
+    );
 }
 
 #[test]
@@ -145,7 +162,8 @@ fn chat_file_part_becomes_document_and_reasoning_effort_thinking() {
     assert!(got.get("top_p").is_none());
     assert!(got.get("top_k").is_none());
     // OpenAI's service_tier values mean something else to Anthropic: not passed.
-    let got = chat_to_messages_request(&json!({"model": "m", "messages": [], "service_tier": "flex"})).unwrap();
+    let got =
+        chat_to_messages_request(&json!({"model": "m", "messages": [], "service_tier": "flex"})).unwrap();
     assert!(got.get("service_tier").is_none());
 }
 
@@ -153,7 +171,10 @@ fn chat_file_part_becomes_document_and_reasoning_effort_thinking() {
 fn cache_control_is_dropped_towards_openai() {
     let req = json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [
         {"type": "text", "text": "long doc", "cache_control": {"type": "ephemeral"}}]}]});
-    assert_eq!(messages_to_chat_request(&req).unwrap()["messages"], json!([{"role": "user", "content": "long doc"}]));
+    assert_eq!(
+        messages_to_chat_request(&req).unwrap()["messages"],
+        json!([{"role": "user", "content": "long doc"}])
+    );
 }
 
 #[test]
@@ -223,7 +244,10 @@ fn messages_request_to_chat_golden() {
 #[test]
 fn messages_request_details() {
     // Reasoning models get max_completion_tokens.
-    let got = messages_to_chat_request(&json!({"model": "o3-mini", "max_tokens": 9, "messages": [{"role": "user", "content": "x"}]})).unwrap();
+    let got = messages_to_chat_request(
+        &json!({"model": "o3-mini", "max_tokens": 9, "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .unwrap();
     assert_eq!(got["max_completion_tokens"], json!(9));
     assert!(got.get("max_tokens").is_none());
     // tool_choice any → required; tool-only assistant turn has null content.
@@ -232,7 +256,10 @@ fn messages_request_details() {
         "messages": [{"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]}]});
     let got = messages_to_chat_request(&req).unwrap();
     assert_eq!(got["tool_choice"], json!("required"));
-    assert_eq!(got["messages"][0], json!({"role": "assistant", "content": null, "tool_calls": [{"id": "t", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}));
+    assert_eq!(
+        got["messages"][0],
+        json!({"role": "assistant", "content": null, "tool_calls": [{"id": "t", "type": "function", "function": {"name": "f", "arguments": "{}"}}]})
+    );
     // Server tools and file images are refused.
     let req = json!({"model": "m", "max_tokens": 1, "messages": [], "tools": [{"type": "web_search_20250305", "name": "web_search"}]});
     assert!(matches!(messages_to_chat_request(&req), Err(TranslateError::Unsupported { .. })));
@@ -301,10 +328,23 @@ fn chat_response_to_anthropic_golden() {
 
 #[test]
 fn stop_reason_maps_both_ways() {
-    for (a, o) in [("end_turn", "stop"), ("stop_sequence", "stop"), ("pause_turn", "stop"), ("max_tokens", "length"), ("tool_use", "tool_calls"), ("refusal", "content_filter")] {
+    for (a, o) in [
+        ("end_turn", "stop"),
+        ("stop_sequence", "stop"),
+        ("pause_turn", "stop"),
+        ("max_tokens", "length"),
+        ("tool_use", "tool_calls"),
+        ("refusal", "content_filter"),
+    ] {
         assert_eq!(anthropic_stop_to_openai(a), o, "{a}");
     }
-    for (o, a) in [("stop", "end_turn"), ("length", "max_tokens"), ("tool_calls", "tool_use"), ("function_call", "tool_use"), ("content_filter", "refusal")] {
+    for (o, a) in [
+        ("stop", "end_turn"),
+        ("length", "max_tokens"),
+        ("tool_calls", "tool_use"),
+        ("function_call", "tool_use"),
+        ("content_filter", "refusal"),
+    ] {
         assert_eq!(openai_finish_to_anthropic(o), a, "{o}");
     }
 }
@@ -314,20 +354,39 @@ fn errors_translate_both_ways() {
     let ant = br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
     assert_eq!(
         anthropic_error_to_openai(529, ant),
-        (503, json!({"error": {"message": "Overloaded", "type": "server_error", "param": null, "code": "overloaded_error"}}))
+        (
+            503,
+            json!({"error": {"message": "Overloaded", "type": "server_error", "param": null, "code": "overloaded_error"}})
+        )
     );
     let ant = br#"{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}"#;
     assert_eq!(anthropic_error_to_openai(429, ant).1["error"]["type"], json!("rate_limit_error"));
     let oai = br#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#;
     assert_eq!(
         openai_error_to_anthropic(401, oai),
-        (401, json!({"type": "error", "error": {"type": "authentication_error", "message": "Incorrect API key provided"}}))
+        (
+            401,
+            json!({"type": "error", "error": {"type": "authentication_error", "message": "Incorrect API key provided"}})
+        )
     );
-    for (status, t) in [(400, "invalid_request_error"), (403, "permission_error"), (404, "not_found_error"), (413, "request_too_large"), (429, "rate_limit_error"), (500, "api_error"), (502, "api_error"), (504, "timeout_error"), (529, "overloaded_error")] {
+    for (status, t) in [
+        (400, "invalid_request_error"),
+        (403, "permission_error"),
+        (404, "not_found_error"),
+        (413, "request_too_large"),
+        (429, "rate_limit_error"),
+        (500, "api_error"),
+        (502, "api_error"),
+        (504, "timeout_error"),
+        (529, "overloaded_error"),
+    ] {
         assert_eq!(anthropic_error(status, "m")["error"]["type"], json!(t), "{status}");
         assert_eq!(status_of_anthropic_type(t) / 100, status / 100, "{t}");
     }
-    assert_eq!(openai_error(404, "no such model", Some("model_not_found")), json!({"error": {"message": "no such model", "type": "invalid_request_error", "param": null, "code": "model_not_found"}}));
+    assert_eq!(
+        openai_error(404, "no such model", Some("model_not_found")),
+        json!({"error": {"message": "no such model", "type": "invalid_request_error", "param": null, "code": "model_not_found"}})
+    );
     // Messages from other shapes.
     assert_eq!(error_message(br#"[{"error":{"code":400,"message":"gemini says no"}}]"#), "gemini says no");
     assert_eq!(error_message(br#"{"detail":"vllm says no"}"#), "vllm says no");
@@ -339,19 +398,46 @@ fn errors_translate_both_ways() {
 
 fn anthropic_stream() -> Vec<(&'static str, Value)> {
     vec![
-        ("message_start", json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-haiku-4-5", "content": [], "stop_reason": null, "stop_sequence": null,
-            "usage": {"input_tokens": 10, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 4, "output_tokens": 1}}})),
+        (
+            "message_start",
+            json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-haiku-4-5", "content": [], "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": 10, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 4, "output_tokens": 1}}}),
+        ),
         ("ping", json!({"type": "ping"})),
-        ("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})),
-        ("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hel"}})),
-        ("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "lo"}})),
+        (
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hel"}}),
+        ),
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "lo"}}),
+        ),
         ("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
-        ("content_block_start", json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {}}})),
-        ("content_block_delta", json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": ""}})),
-        ("content_block_delta", json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\"city\":"}})),
-        ("content_block_delta", json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "\"Paris\"}"}})),
+        (
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {}}}),
+        ),
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": ""}}),
+        ),
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\"city\":"}}),
+        ),
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "\"Paris\"}"}}),
+        ),
         ("content_block_stop", json!({"type": "content_block_stop", "index": 1})),
-        ("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": null}, "usage": {"output_tokens": 20}})),
+        (
+            "message_delta",
+            json!({"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": null}, "usage": {"output_tokens": 20}}),
+        ),
         ("message_stop", json!({"type": "message_stop"})),
     ]
 }
@@ -365,19 +451,28 @@ fn anthropic_stream_to_openai_chunks_golden() {
     }
     assert!(t.is_done());
     let c = |delta: Value, finish: Value| {
-        (None, json!({"id": "msg_1", "object": "chat.completion.chunk", "created": 1234, "model": "claude-haiku-4-5",
-            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]}))
+        (
+            None,
+            json!({"id": "msg_1", "object": "chat.completion.chunk", "created": 1234, "model": "claude-haiku-4-5",
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]}),
+        )
     };
     let want = vec![
         c(json!({"role": "assistant", "content": ""}), Value::Null),
         c(json!({"content": "Hel"}), Value::Null),
         c(json!({"content": "lo"}), Value::Null),
-        c(json!({"tool_calls": [{"index": 0, "id": "toolu_1", "type": "function", "function": {"name": "get_weather", "arguments": ""}}]}), Value::Null),
+        c(
+            json!({"tool_calls": [{"index": 0, "id": "toolu_1", "type": "function", "function": {"name": "get_weather", "arguments": ""}}]}),
+            Value::Null,
+        ),
         c(json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"city\":"}}]}), Value::Null),
         c(json!({"tool_calls": [{"index": 0, "function": {"arguments": "\"Paris\"}"}}]}), Value::Null),
         c(json!({}), json!("tool_calls")),
-        (None, json!({"id": "msg_1", "object": "chat.completion.chunk", "created": 1234, "model": "claude-haiku-4-5", "choices": [],
-            "usage": {"prompt_tokens": 14, "completion_tokens": 20, "total_tokens": 34, "prompt_tokens_details": {"cached_tokens": 4}}})),
+        (
+            None,
+            json!({"id": "msg_1", "object": "chat.completion.chunk", "created": 1234, "model": "claude-haiku-4-5", "choices": [],
+            "usage": {"prompt_tokens": 14, "completion_tokens": 20, "total_tokens": 34, "prompt_tokens_details": {"cached_tokens": 4}}}),
+        ),
         (None, json!("[DONE]")),
     ];
     assert_eq!(parse(&out), want);
@@ -400,8 +495,17 @@ fn anthropic_stream_without_include_usage_hides_usage_and_handles_errors() {
 
     let mut t = MessagesToChatStream::new("m", 1, true);
     t.on_event(None, &anthropic_stream()[0].1.to_string());
-    let out = t.on_event(Some("error"), r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#);
-    assert_eq!(parse(&out), vec![(None, json!({"error": {"message": "Overloaded", "type": "server_error", "param": null, "code": "overloaded_error"}}))]);
+    let out = t.on_event(
+        Some("error"),
+        r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+    );
+    assert_eq!(
+        parse(&out),
+        vec![(
+            None,
+            json!({"error": {"message": "Overloaded", "type": "server_error", "param": null, "code": "overloaded_error"}})
+        )]
+    );
     assert!(t.is_done());
     assert!(t.on_event(None, "not json").is_empty());
 }
@@ -415,10 +519,16 @@ fn openai_stream() -> Vec<Value> {
         c(json!({"role": "assistant", "content": ""}), Value::Null),
         c(json!({"content": "Hi"}), Value::Null),
         c(json!({"content": " there"}), Value::Null),
-        c(json!({"tool_calls": [{"index": 0, "id": "call_a", "type": "function", "function": {"name": "f", "arguments": ""}}]}), Value::Null),
+        c(
+            json!({"tool_calls": [{"index": 0, "id": "call_a", "type": "function", "function": {"name": "f", "arguments": ""}}]}),
+            Value::Null,
+        ),
         c(json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"a\":"}}]}), Value::Null),
         c(json!({"tool_calls": [{"index": 0, "function": {"arguments": "1}"}}]}), Value::Null),
-        c(json!({"tool_calls": [{"index": 1, "id": "call_b", "type": "function", "function": {"name": "g", "arguments": "{}"}}]}), Value::Null),
+        c(
+            json!({"tool_calls": [{"index": 1, "id": "call_b", "type": "function", "function": {"name": "g", "arguments": "{}"}}]}),
+            Value::Null,
+        ),
         c(json!({}), json!("tool_calls")),
         json!({"id": "chatcmpl-9", "object": "chat.completion.chunk", "created": 5, "model": "gpt-4o-mini", "choices": [],
             "usage": {"prompt_tokens": 40, "completion_tokens": 12, "total_tokens": 52, "prompt_tokens_details": {"cached_tokens": 8}}}),
@@ -436,21 +546,51 @@ fn openai_stream_to_anthropic_events_golden() {
     assert!(t.is_done());
     let e = |name: &str, v: Value| (Some(name.to_owned()), v);
     let want = vec![
-        e("message_start", json!({"type": "message_start", "message": {"id": "chatcmpl-9", "type": "message", "role": "assistant", "model": "gpt-4o-mini", "content": [],
-            "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": 37, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": 0}}})),
-        e("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})),
-        e("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi"}})),
-        e("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": " there"}})),
+        e(
+            "message_start",
+            json!({"type": "message_start", "message": {"id": "chatcmpl-9", "type": "message", "role": "assistant", "model": "gpt-4o-mini", "content": [],
+            "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": 37, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": 0}}}),
+        ),
+        e(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
+        e(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi"}}),
+        ),
+        e(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": " there"}}),
+        ),
         e("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
-        e("content_block_start", json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "call_a", "name": "f", "input": {}}})),
-        e("content_block_delta", json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\"a\":"}})),
-        e("content_block_delta", json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "1}"}})),
+        e(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "call_a", "name": "f", "input": {}}}),
+        ),
+        e(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\"a\":"}}),
+        ),
+        e(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "1}"}}),
+        ),
         e("content_block_stop", json!({"type": "content_block_stop", "index": 1})),
-        e("content_block_start", json!({"type": "content_block_start", "index": 2, "content_block": {"type": "tool_use", "id": "call_b", "name": "g", "input": {}}})),
-        e("content_block_delta", json!({"type": "content_block_delta", "index": 2, "delta": {"type": "input_json_delta", "partial_json": "{}"}})),
+        e(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 2, "content_block": {"type": "tool_use", "id": "call_b", "name": "g", "input": {}}}),
+        ),
+        e(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 2, "delta": {"type": "input_json_delta", "partial_json": "{}"}}),
+        ),
         e("content_block_stop", json!({"type": "content_block_stop", "index": 2})),
-        e("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": null},
-            "usage": {"input_tokens": 32, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 8, "output_tokens": 12}})),
+        e(
+            "message_delta",
+            json!({"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": null},
+            "usage": {"input_tokens": 32, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 8, "output_tokens": 12}}),
+        ),
         e("message_stop", json!({"type": "message_stop"})),
     ];
     assert_eq!(parse(&out), want);
@@ -478,7 +618,13 @@ fn openai_stream_broken_or_without_done() {
     // An upstream error object mid-stream.
     let mut t = ChatToMessagesStream::new("m", 0);
     let out = parse(&t.on_data(r#"{"error":{"message":"boom","type":"server_error"}}"#));
-    assert_eq!(out, vec![(Some("error".into()), json!({"type": "error", "error": {"type": "api_error", "message": "boom"}}))]);
+    assert_eq!(
+        out,
+        vec![(
+            Some("error".into()),
+            json!({"type": "error", "error": {"type": "api_error", "message": "boom"}})
+        )]
+    );
     assert!(t.on_data("[DONE]").is_empty());
 }
 
@@ -494,17 +640,89 @@ fn usage_maps_both_ways() {
 #[test]
 fn no_panic_on_arbitrary_input() {
     const KEYS: &[&str] = &[
-        "model", "messages", "role", "content", "type", "text", "tool_calls", "function", "arguments", "name", "id",
-        "tools", "tool_choice", "image_url", "url", "source", "data", "media_type", "file", "file_data", "system",
-        "input", "parallel_tool_calls", "stop", "max_tokens", "temperature", "tool_use_id", "tool_call_id", "choices",
-        "message", "delta", "usage", "index", "content_block", "partial_json", "stop_reason", "finish_reason", "error",
-        "reasoning_effort", "metadata", "user", "stream", "n", "refusal", "thinking",
+        "model",
+        "messages",
+        "role",
+        "content",
+        "type",
+        "text",
+        "tool_calls",
+        "function",
+        "arguments",
+        "name",
+        "id",
+        "tools",
+        "tool_choice",
+        "image_url",
+        "url",
+        "source",
+        "data",
+        "media_type",
+        "file",
+        "file_data",
+        "system",
+        "input",
+        "parallel_tool_calls",
+        "stop",
+        "max_tokens",
+        "temperature",
+        "tool_use_id",
+        "tool_call_id",
+        "choices",
+        "message",
+        "delta",
+        "usage",
+        "index",
+        "content_block",
+        "partial_json",
+        "stop_reason",
+        "finish_reason",
+        "error",
+        "reasoning_effort",
+        "metadata",
+        "user",
+        "stream",
+        "n",
+        "refusal",
+        "thinking",
     ];
     const STRS: &[&str] = &[
-        "user", "assistant", "system", "tool", "developer", "text", "image_url", "image", "tool_use", "tool_result",
-        "function", "auto", "none", "required", "any", "tool", "data:image/png;base64,AA", "https://x", "{", "{}",
-        "base64", "url", "file", "document", "message_start", "content_block_start", "content_block_delta",
-        "message_delta", "message_stop", "error", "text_delta", "input_json_delta", "[DONE]", "", "é", "medium",
+        "user",
+        "assistant",
+        "system",
+        "tool",
+        "developer",
+        "text",
+        "image_url",
+        "image",
+        "tool_use",
+        "tool_result",
+        "function",
+        "auto",
+        "none",
+        "required",
+        "any",
+        "tool",
+        "data:image/png;base64,AA",
+        "https://x",
+        "{",
+        "{}",
+        "base64",
+        "url",
+        "file",
+        "document",
+        "message_start",
+        "content_block_start",
+        "content_block_delta",
+        "message_delta",
+        "message_stop",
+        "error",
+        "text_delta",
+        "input_json_delta",
+        "[DONE]",
+        "",
+        "é",
+        "medium",
     ];
     let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut next = move |n: u64| {
