@@ -5,6 +5,7 @@
 
 #[path = "support/a2a_agents.rs"]
 mod a2a_agents;
+mod support;
 
 use a2a_agents::{CardMode, TestAgent};
 use arc_swap::ArcSwap;
@@ -709,22 +710,12 @@ async fn an_agent_that_is_down_is_a_bad_gateway() {
     assert_eq!(v["error"]["details"][0]["reason"], "AGENT_UNREACHABLE");
 }
 
-/// The interpreter of the venv with the official SDKs (tests/support/README.md).
-fn python() -> std::path::PathBuf {
-    match std::env::var_os("CAIRN_TEST_PYTHON") {
-        Some(p) if !p.is_empty() => p.into(),
-        _ => panic!(
-            "CAIRN_TEST_PYTHON is not set: run eval \"$(tests/support/platform.sh python)\" (or tests/run)"
-        ),
-    }
-}
-
 /// Runs tests/conformance/test_a2a_sdk.py (the official A2A Python SDK client: card discovery
 /// with signature verification, send, stream, get, cancel, resubscribe, a 0.3 call) against the
 /// gateway in front of the echo agent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_sdk_conformance() {
-    let python = python();
+    let python = support::python();
     let (_agent, gw) = setup().await;
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let out = tokio::time::timeout(
@@ -833,4 +824,44 @@ async fn every_call_writes_one_json_audit_line() {
     let get = &lines[1]["fields"];
     assert_eq!((get["caller"].as_str(), get["method"].as_str()), (Some("bob"), Some("GetTask")));
     assert_eq!(get["outcome"], "task_not_found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_sharing_redis_share_task_ownership() {
+    let redis = support::Redis::start();
+    let agent = TestAgent::start().await;
+    let replica = || {
+        let mut cfg = config(vec![agent_cfg("echo", &agent.url)]);
+        cfg.store = Some(StoreConfig {
+            redis_url: redis.url.clone(),
+            redis_password: None,
+            failure_mode: FailureMode::Closed,
+        });
+        serve_config(cfg)
+    };
+    let (a, b) = (replica().await, replica().await);
+    // Created on one replica (answer and stream), known to the other.
+    let (_, v) = rpc(&a, "alice", "SendMessage", msg("on a")).await;
+    let id = v["result"]["task"]["id"].as_str().unwrap().to_string();
+    let mut ev = stream_rpc(&a, "alice", "SendStreamingMessage", msg("streamed on a"), Some("1.0")).await;
+    let sid = ev.next().await.unwrap()["result"]["task"]["id"].as_str().unwrap().to_string();
+    while ev.next().await.is_some() {}
+    for t in [&id, &sid] {
+        let (_, v) = rpc(&b, "alice", "GetTask", json!({"id": t})).await;
+        assert_eq!(v["result"]["id"], t.as_str(), "{v}");
+        let (_, v) = rpc(&b, "bob", "GetTask", json!({"id": t})).await;
+        assert_eq!(error_code(&v), -32001);
+    }
+    let (_, v) = rpc(&b, "alice", "ListTasks", json!({})).await;
+    assert_eq!(v["result"]["tasks"].as_array().unwrap().len(), 2);
+    let (_, v) = rpc(&b, "bob", "ListTasks", json!({})).await;
+    assert_eq!(v["result"]["tasks"], json!([]));
+    // Redis gone: ownership cannot be proven, so calls on tasks are refused, not served.
+    drop(redis);
+    let (s, v) = rpc(&b, "alice", "GetTask", json!({"id": id})).await;
+    assert_eq!(
+        (s, v["error"]["data"][0]["reason"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("STORE_UNAVAILABLE")),
+        "{v}"
+    );
 }

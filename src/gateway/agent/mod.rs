@@ -121,6 +121,8 @@ pub struct AgentRuntime {
     pub issuer: String,
     /// Header carrying the identity token.
     pub token_header: http::HeaderName,
+    /// Task owners in the gateway's Redis, when it names a store (else [`AgentShared::owners`]).
+    pub redis_owners: Option<owners::RedisOwners>,
 }
 
 impl AgentRuntime {
@@ -178,10 +180,16 @@ impl AgentRuntime {
         };
         let (store, failure_mode) =
             shared.store(&gateway, config.store.as_ref(), password).map_err(|e| e.to_string())?;
+        let store_prefix = format!("cairn:{}:", config.gateway.namespace);
+        let redis_owners = match &config.store {
+            Some(s) => Some(owners::RedisOwners::new(&s.redis_url, password, &store_prefix)?),
+            None => None,
+        };
         Ok(AgentRuntime {
             identity: Identity::new(&config.auth, &shared.jwks),
             policy: PolicyIndex::new(&config.policy),
-            store_prefix: format!("cairn:{}:", config.gateway.namespace),
+            store_prefix,
+            redis_owners,
             max_body: config.listener.max_request_bytes,
             issuer: format!("urn:cairn:agent-gateway:{}:{}", config.gateway.namespace, config.gateway.name),
             gateway,

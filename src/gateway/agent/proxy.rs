@@ -7,7 +7,7 @@ use super::card::{self, CardError, Endpoints, error_chain};
 use super::egress::check_webhook;
 use super::error::{A2aError, Binding, Body, full, json_response};
 use super::method::{self, Method, RestRoute};
-use super::owners::{self, Owner};
+use super::owners::{self, Owner, RedisOwners};
 use crate::config::{A2aAgentConfig, FailureMode};
 use crate::gateway::ai::sse::{SseEvent, SseParser};
 use crate::gateway::state::Shared;
@@ -25,6 +25,7 @@ use prometheus_client::registry::{Registry, Unit};
 use ring::rand::SecureRandom;
 use serde_json::{Value, json};
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -478,6 +479,52 @@ fn fail(shared: &Shared, mut audit: Audit, e: A2aError, binding: Binding, id: &V
     e.response(binding, id)
 }
 
+/// The owner of a task: in Redis when the gateway has a store, else in this process.
+async fn owner_of(
+    rt: &AgentRuntime,
+    shared: &Shared,
+    agent: &str,
+    task: &str,
+) -> Result<Option<Owner>, A2aError> {
+    let ttl = Duration::from_millis(rt.layer.task_ownership_ttl_ms);
+    match &rt.redis_owners {
+        Some(r) => r
+            .get(&rt.gateway, agent, task, ttl)
+            .await
+            .map_err(|e| A2aError::StoreUnavailable(format!("task ownership cannot be checked: {e}"))),
+        None => Ok(shared.agent.owners.get(&owners::key(&rt.gateway, agent, task), ttl)),
+    }
+}
+
+/// The task's owner if it is `subject`; TaskNotFound otherwise (also for tasks never seen).
+async fn owned_by(
+    rt: &AgentRuntime,
+    shared: &Shared,
+    agent: &str,
+    task: &str,
+    subject: &str,
+) -> Result<Owner, A2aError> {
+    match owner_of(rt, shared, agent, task).await? {
+        Some(o) if o.subject == subject => Ok(o),
+        _ => Err(A2aError::TaskNotFound(task.to_string())),
+    }
+}
+
+/// Records `owner` for a task the call revealed (the first claim wins).
+async fn claim(rt: &AgentRuntime, shared: &Shared, agent: &str, task: &str, owner: &Owner) {
+    let ttl = Duration::from_millis(rt.layer.task_ownership_ttl_ms);
+    match &rt.redis_owners {
+        Some(r) => {
+            if let Err(e) = r.claim(&rt.gateway, agent, task, owner, ttl).await {
+                tracing::warn!(gateway = %rt.gateway, agent, task, error = %e, "recording the task's owner failed");
+            }
+        }
+        None => {
+            shared.agent.owners.claim(&owners::key(&rt.gateway, agent, task), owner.clone(), ttl);
+        }
+    }
+}
+
 /// Policy, ownership, limits and webhook checks of a call; returns the owner record for tasks the
 /// call creates (caller and skill).
 async fn authorize(
@@ -488,19 +535,12 @@ async fn authorize(
     audit: &mut Audit,
 ) -> Result<Owner, A2aError> {
     let subject = audit.subject.clone();
-    let ttl = Duration::from_millis(rt.layer.task_ownership_ttl_ms);
-    let owned = |task: &str| -> Result<Owner, A2aError> {
-        match shared.agent.owners.get(&owners::key(&rt.gateway, agent, task), ttl) {
-            Some(o) if o.subject == subject => Ok(o),
-            _ => Err(A2aError::TaskNotFound(task.to_string())),
-        }
-    };
     let mut skill = None;
     let decision = if call.method.sends() {
         skill = method::skill(&call.params);
         if let Some(t) = method::message_task_id(&call.params) {
             audit.task_id = Some(t.clone());
-            let o = owned(&t)?;
+            let o = owned_by(rt, shared, agent, &t, &subject).await?;
             skill = skill.or(o.skill);
         }
         audit.skill = skill.clone();
@@ -508,7 +548,7 @@ async fn authorize(
     } else if call.method.on_task() {
         let t = call.task_id.clone().unwrap_or_default();
         audit.task_id = Some(t.clone());
-        let o = owned(&t)?;
+        let o = owned_by(rt, shared, agent, &t, &subject).await?;
         skill = o.skill;
         audit.skill = skill.clone();
         Some(rt.policy.check_agent(&subject, agent, skill.as_deref()))
@@ -728,12 +768,15 @@ async fn forward(
                 agent: agent.name.clone(),
                 owner,
                 ttl: Duration::from_millis(rt.layer.task_ownership_ttl_ms),
+                redis: rt.redis_owners.clone(),
                 claims: call.method.sends() && audit.task_id.is_none(),
                 binding,
                 rpc_id: call.rpc_id.clone(),
                 audit,
             }),
             done: false,
+            held: None,
+            pending: None,
         };
         return out.body(relay.boxed()).unwrap_or_else(|_| Response::new(full("")));
     }
@@ -778,25 +821,29 @@ async fn forward(
             && let Some(t) = method::task_id_of(answer)
         {
             let t = t.to_string();
-            shared.agent.owners.claim(
-                &owners::key(&rt.gateway, &agent.name, &t),
-                owner.clone(),
-                Duration::from_millis(rt.layer.task_ownership_ttl_ms),
-            );
+            claim(rt, shared, &agent.name, &t, &owner).await;
             audit.task_id = Some(t);
         }
         match call.method {
             Method::ListTasks => {
-                filter_tasks(answer, |t| {
-                    shared
-                        .agent
-                        .owners
-                        .get(
-                            &owners::key(&rt.gateway, &agent.name, t),
-                            Duration::from_millis(rt.layer.task_ownership_ttl_ms),
-                        )
-                        .is_some_and(|o| o.subject == audit.subject)
-                });
+                let ids: Vec<String> = answer
+                    .get("tasks")
+                    .or(Some(&*answer))
+                    .and_then(Value::as_array)
+                    .map(|ts| ts.iter().filter_map(|t| t.get("id")?.as_str().map(str::to_string)).collect())
+                    .unwrap_or_default();
+                let checks = ids.iter().map(|t| owned_by(rt, shared, &agent.name, t, &audit.subject));
+                let mut mine = std::collections::HashSet::new();
+                for (t, r) in ids.iter().zip(futures_util::future::join_all(checks).await) {
+                    match r {
+                        Ok(_) => {
+                            mine.insert(t.clone());
+                        }
+                        Err(A2aError::TaskNotFound(_)) => {}
+                        Err(e) => return fail(shared, audit, e, binding, &call.rpc_id),
+                    }
+                }
+                filter_tasks(answer, |t| mine.contains(t));
                 rewritten = true;
             }
             Method::GetExtendedAgentCard if answer.is_object() => {
@@ -940,6 +987,8 @@ struct StreamCtx {
     agent: String,
     owner: Owner,
     ttl: Duration,
+    /// Owners in Redis, when the gateway has a store.
+    redis: Option<RedisOwners>,
     /// Whether the first task id seen is claimed for the caller.
     claims: bool,
     binding: Binding,
@@ -947,41 +996,49 @@ struct StreamCtx {
     audit: Audit,
 }
 
+/// A claim in Redis that must finish before the event revealing the task is relayed.
+type PendingClaim = tokio::task::JoinHandle<Result<Owner, String>>;
+
 impl StreamCtx {
-    fn inspect(&mut self, ev: &SseEvent) {
-        let Ok(v) = serde_json::from_str::<Value>(&ev.data) else { return };
+    fn inspect(&mut self, ev: &SseEvent) -> Option<PendingClaim> {
+        let Ok(v) = serde_json::from_str::<Value>(&ev.data) else { return None };
         let answer = match self.binding {
             Binding::JsonRpc => {
                 if v.get("error").is_some() {
                     self.audit.outcome = "agent_error";
                     self.audit.error =
                         v.pointer("/error/message").and_then(Value::as_str).map(str::to_string);
-                    return;
+                    return None;
                 }
-                match v.get("result") {
-                    Some(r) => r,
-                    None => return,
-                }
+                v.get("result")?
             }
             Binding::Rest => {
                 if v.get("error").is_some() {
                     self.audit.outcome = "agent_error";
-                    return;
+                    return None;
                 }
                 &v
             }
         };
-        if self.audit.task_id.is_none()
-            && let Some(t) = method::task_id_of(answer)
-        {
-            if self.claims {
+        let t = method::task_id_of(answer).filter(|_| self.audit.task_id.is_none())?.to_string();
+        self.audit.task_id = Some(t.clone());
+        if !self.claims {
+            return None;
+        }
+        match &self.redis {
+            Some(r) => {
+                let (r, owner, gateway, agent, ttl) =
+                    (r.clone(), self.owner.clone(), self.gateway.clone(), self.agent.clone(), self.ttl);
+                Some(tokio::spawn(async move { r.claim(&gateway, &agent, &t, &owner, ttl).await }))
+            }
+            None => {
                 self.shared.agent.owners.claim(
-                    &owners::key(&self.gateway, &self.agent, t),
+                    &owners::key(&self.gateway, &self.agent, &t),
                     self.owner.clone(),
                     self.ttl,
                 );
+                None
             }
-            self.audit.task_id = Some(t.to_string());
         }
     }
 }
@@ -995,6 +1052,9 @@ struct Relay {
     scratch: Vec<SseEvent>,
     ctx: Option<StreamCtx>,
     done: bool,
+    /// A data frame held back until `pending` finishes.
+    held: Option<Bytes>,
+    pending: Option<PendingClaim>,
 }
 
 impl Relay {
@@ -1014,53 +1074,73 @@ impl hyper::body::Body for Relay {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         let this = &mut *self;
-        if this.done {
-            return Poll::Ready(None);
-        }
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                Ok(data) => {
+        loop {
+            if let Some(p) = this.pending.as_mut() {
+                let done = match Pin::new(p).poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(r) => r,
+                };
+                this.pending = None;
+                let err = match done {
+                    Ok(Ok(_)) => None,
+                    Ok(Err(e)) => Some(e),
+                    Err(e) => Some(e.to_string()),
+                };
+                if let (Some(e), Some(ctx)) = (err, this.ctx.as_ref()) {
+                    tracing::warn!(gateway = %ctx.gateway, agent = %ctx.agent, error = %e, "recording the task's owner failed");
+                }
+            }
+            if let Some(data) = this.held.take() {
+                return Poll::Ready(Some(Ok(Frame::data(data))));
+            }
+            if this.done {
+                return Poll::Ready(None);
+            }
+            match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(frame))) => {
+                    // Trailers are not relayed.
+                    let Ok(data) = frame.into_data() else { continue };
                     this.scratch.clear();
                     if this.parser.push_into(&data, &mut this.scratch).is_ok()
                         && let Some(ctx) = this.ctx.as_mut()
                     {
                         for ev in &this.scratch {
-                            ctx.inspect(ev);
+                            if let Some(p) = ctx.inspect(ev) {
+                                this.pending = Some(p);
+                            }
                         }
                     }
-                    Poll::Ready(Some(Ok(Frame::data(data))))
+                    this.held = Some(data);
                 }
-                // Trailers are not relayed.
-                Err(_) => Poll::Ready(Some(Ok(Frame::data(Bytes::new())))),
-            },
-            Poll::Ready(Some(Err(e))) => {
-                this.done = true;
-                let event = match this.ctx.as_mut() {
-                    Some(ctx) => {
-                        let err = A2aError::Unreachable {
-                            agent: ctx.agent.clone(),
-                            detail: format!("the event stream broke: {}", error_chain(&e)),
-                        };
-                        ctx.audit.outcome = "upstream_broken";
-                        ctx.audit.error = Some(err.to_string());
-                        err.stream_event(ctx.binding, &ctx.rpc_id)
-                    }
-                    None => Bytes::new(),
-                };
-                this.finish();
-                Poll::Ready(Some(Ok(Frame::data(event))))
-            }
-            Poll::Ready(None) => {
-                this.done = true;
-                this.finish();
-                Poll::Ready(None)
+                Poll::Ready(Some(Err(e))) => {
+                    this.done = true;
+                    let event = match this.ctx.as_mut() {
+                        Some(ctx) => {
+                            let err = A2aError::Unreachable {
+                                agent: ctx.agent.clone(),
+                                detail: format!("the event stream broke: {}", error_chain(&e)),
+                            };
+                            ctx.audit.outcome = "upstream_broken";
+                            ctx.audit.error = Some(err.to_string());
+                            err.stream_event(ctx.binding, &ctx.rpc_id)
+                        }
+                        None => Bytes::new(),
+                    };
+                    this.finish();
+                    return Poll::Ready(Some(Ok(Frame::data(event))));
+                }
+                Poll::Ready(None) => {
+                    this.done = true;
+                    this.finish();
+                    return Poll::Ready(None);
+                }
             }
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.done
+        self.done && self.held.is_none()
     }
 }
 
