@@ -346,6 +346,23 @@ fn type_errors_stop_the_cel_rules_as_on_the_api_server() {
     );
 }
 
+#[test]
+fn a_v1_list_is_read_item_by_item() {
+    let text = "apiVersion: v1\nkind: List\nitems:\n  - apiVersion: cairn.dev/v1alpha1\n    kind: AIGateway\n    metadata: {name: a}\n    spec: {listener: {port: 80}}\n  - apiVersion: cairn.dev/v1alpha1\n    kind: AIGateway\n    metadata: {name: b}\n    spec:\n      listener: {port: 0}\n";
+    let problems = manifest::load_str("l.yaml", text, &options()).unwrap_err();
+    let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        lines,
+        [
+            "l.yaml:12: AIGateway/b: spec.listener.port: Invalid value: 0: spec.listener.port in body should be greater than or equal to 1"
+        ]
+    );
+    let good = text.replace("port: 0", "port: 81");
+    let m = manifest::load_str("l.yaml", &good, &options()).unwrap();
+    let at: Vec<(u64, &str)> = m.objects.iter().map(|d| (d.position.line, d.name.as_str())).collect();
+    assert_eq!(at, [(4, "a"), (8, "b")]);
+}
+
 fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for (name, text) in files {

@@ -4,8 +4,8 @@
 //! splits multi-document YAML, and checks each document in the API server's order:
 //!
 //! 1. **parse** ([`Stage::Parse`]): YAML syntax (with the line), `apiVersion` and `kind` (one of
-//!    the eight Cairn kinds in `cairn.dev/v1alpha1`, or a `v1` Secret), one object per
-//!    kind/namespace/name across all files, no empty file or folder;
+//!    the eight Cairn kinds in `cairn.dev/v1alpha1`, or a `v1` Secret; a `v1` List is read item
+//!    by item), one object per kind/namespace/name across all files, no empty file or folder;
 //! 2. **schema** ([`Stage::Schema`]): `metadata` (a DNS-1123 `name`), unknown fields as
 //!    `kubectl apply --validate=strict` reports them (`unknown field "spec.foo"`), then the CRD's
 //!    `openAPIV3Schema` after the API server's null pruning and defaulting, with its messages
@@ -37,7 +37,7 @@
 //! - Secret checks (base64, `${NAME}`, keys) are Cairn's own, at the parse stage;
 //! - not checked: string `format`s (only `status` uses one, and `status` is dropped as on
 //!   create), `x-kubernetes-list-type` (unused by the CRDs), `generateName` (local mode needs
-//!   names), `kind: List` wrappers.
+//!   names), `<Kind>List` wrappers (only the generic `v1` `List` is read).
 //!
 //! ```no_run
 //! # use std::path::PathBuf;
@@ -365,7 +365,7 @@ impl<'a> Loader<'a> {
 
     fn document(&mut self, file: &Path, doc: &serde_saphyr::Spanned<yaml::Node>) {
         let line = doc.referenced.line();
-        let (mut value, index) = match yaml::to_json(doc) {
+        let (value, index) = match yaml::to_json(doc) {
             Ok(v) => v,
             Err(e) => {
                 return self.problem(
@@ -377,6 +377,31 @@ impl<'a> Loader<'a> {
                 );
             }
         };
+        // A `v1` List (what `kubectl get -o yaml` writes) holds its objects in `items`; kubectl
+        // applies each of them.
+        let is_list = value.get("kind").and_then(Value::as_str) == Some("List")
+            && value.get("apiVersion").and_then(Value::as_str) == Some("v1");
+        match value {
+            Value::Object(mut list) if is_list => match list.remove("items") {
+                Some(Value::Array(items)) => {
+                    for (i, item) in items.into_iter().enumerate() {
+                        let index = index.sub(&format!("items[{i}]"));
+                        let line = index.line_of("").unwrap_or(line);
+                        self.object(file, line, item, &index);
+                    }
+                }
+                None | Some(Value::Null) => {}
+                Some(_) => {
+                    let message = "a v1 List needs `items`, a list of manifests".to_owned();
+                    self.problem(Stage::Parse, file, line, Some("List/?".into()), message);
+                }
+            },
+            value => self.object(file, line, value, &index),
+        }
+    }
+
+    /// Checks one object (a document, or an item of a List) that starts at `line`.
+    fn object(&mut self, file: &Path, line: u64, mut value: Value, index: &yaml::LineIndex) {
         if !value.is_object() {
             let message = "a manifest must be a mapping with apiVersion, kind and metadata".to_owned();
             return self.problem(Stage::Parse, file, line, None, message);
@@ -499,7 +524,7 @@ impl<'a> Loader<'a> {
         let mut errors = checked_meta.errors;
         errors.extend(self.schemas.validate(&self.kinds[i].schema, &value));
         let before = self.problems.len();
-        self.field_errors(Stage::Schema, file, &index, &object, &errors);
+        self.field_errors(Stage::Schema, file, index, &object, &errors);
         if errors.iter().any(FieldError::blocks_cel) {
             let note = FieldError::new(
                 "",
@@ -507,10 +532,10 @@ impl<'a> Loader<'a> {
                 Value::Null,
                 "some validation rules were not checked because the object was invalid; correct the existing errors to complete validation",
             );
-            self.field_errors(Stage::Schema, file, &index, &object, &[note]);
+            self.field_errors(Stage::Schema, file, index, &object, &[note]);
         } else {
             let cel_errors = self.kinds[i].rules.check(&self.cel, &value);
-            self.field_errors(Stage::Cel, file, &index, &object, &cel_errors);
+            self.field_errors(Stage::Cel, file, index, &object, &cel_errors);
         }
         if self.problems.len() > before {
             return;

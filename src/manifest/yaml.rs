@@ -115,6 +115,25 @@ pub struct LineIndex {
 }
 
 impl LineIndex {
+    /// The index of the value at `prefix` (`items[0]`), its paths relative to it.
+    pub(crate) fn sub(&self, prefix: &str) -> LineIndex {
+        let lines = self
+            .lines
+            .iter()
+            .filter_map(|(path, line)| {
+                let rest = path.strip_prefix(prefix)?;
+                let rest = match rest.as_bytes().first() {
+                    None => "",
+                    Some(b'.') => &rest[1..],
+                    Some(b'[') => rest,
+                    Some(_) => return None,
+                };
+                Some((rest.to_owned(), *line))
+            })
+            .collect();
+        LineIndex { lines }
+    }
+
     /// The line of `path`, or of its nearest ancestor that has one.
     pub fn line_of(&self, path: &str) -> Option<u64> {
         let mut p = path;
@@ -260,6 +279,10 @@ mod tests {
         assert_eq!(idx.line_of("spec.rules[1].x"), Some(7));
         assert_eq!(idx.line_of("spec.rules[1].missing"), Some(6));
         assert_eq!(idx.line_of("nothing.here"), Some(2));
+        let rule = idx.sub("spec.rules[1]");
+        assert_eq!(rule.line_of(""), Some(6));
+        assert_eq!(rule.line_of("x"), Some(7));
+        assert_eq!(idx.sub("spec.rules[10]").line_of(""), None);
     }
 
     #[test]
