@@ -803,3 +803,101 @@ async fn guardrails_refuse_or_redact_and_the_cache_answers_repeats() {
     call(port, "POST", "/v1/chat/completions", &[], &ask("c", "another question")).await;
     assert_eq!(a.count(), 3);
 }
+
+/// An ES256 signing key and its JWK.
+struct EcKey {
+    kid: String,
+    pkcs8: Vec<u8>,
+    jwk: Value,
+}
+
+fn ec_key(kid: &str) -> EcKey {
+    use base64::Engine;
+    use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+    let public = pair.public_key().as_ref(); // 0x04 || x || y
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    EcKey {
+        kid: kid.into(),
+        pkcs8: pkcs8.as_ref().to_vec(),
+        jwk: json!({"kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": kid,
+                    "x": b64(&public[1..33]), "y": b64(&public[33..65])}),
+    }
+}
+
+fn token(key: &EcKey, claims: Value) -> String {
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some(key.kid.clone());
+    jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_ec_der(&key.pkcs8)).unwrap()
+}
+
+/// Serves a JWKS that the test can change; counts fetches.
+async fn jwks_server(keys: Arc<std::sync::Mutex<Vec<Value>>>, fetches: Arc<std::sync::atomic::AtomicUsize>) -> u16 {
+    use hyper::service::service_fn;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let (keys, fetches) = (keys.clone(), fetches.clone());
+            tokio::spawn(async move {
+                let svc = service_fn(move |_req: http::Request<hyper::body::Incoming>| {
+                    fetches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let body = json!({"keys": keys.lock().unwrap().clone()}).to_string();
+                    async move { Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from(body)))) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn jwts_from_a_trusted_issuer_are_verified_against_its_rotating_jwks() {
+    let a = MockLlm::start("a").await;
+    let (k1, k2, forged) = (ec_key("k1"), ec_key("k2"), ec_key("k3"));
+    let keys = Arc::new(std::sync::Mutex::new(vec![k1.jwk.clone()]));
+    let fetches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let jwks_port = jwks_server(keys.clone(), fetches.clone()).await;
+    let iss = "https://issuer.test";
+    let policy = json!({
+        "defaultAction": "deny",
+        "subjects": [{"name": "bot", "identities": [{"type": "jwt", "issuer": iss, "subject": "bot-123"}]}],
+        "policies": [{"name": "p", "subjects": ["bot"], "models": [{"pattern": "m"}]}]
+    });
+    let auth = json!({"allowAnonymous": false, "virtualKeySalt": SALT, "jwt": [{"issuer": iss, "audiences": ["cairn"],
+        "jwksUri": format!("http://127.0.0.1:{jwks_port}/jwks"), "subjectClaim": "sub"}]});
+    let port = free_port();
+    let _gw = Gw::start(config(port, vec![backend("a", &a.url)], vec![rule("r", &["m"], json!([target("a", 0, 1)]))], Some(policy), Some(auth))).await;
+    let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 600;
+    let claims = |sub: &str, aud: &str, exp: u64| json!({"iss": iss, "sub": sub, "aud": aud, "exp": exp});
+    let bearer = |t: String| format!("Bearer {t}");
+
+    let r = chat(port, "m", &[("authorization", &bearer(token(&k1, claims("bot-123", "cairn", exp))))]).await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    for (what, t) in [
+        ("wrong audience", token(&k1, claims("bot-123", "other", exp))),
+        ("expired", token(&k1, claims("bot-123", "cairn", exp - 3600))),
+        ("unknown subject", token(&k1, claims("someone", "cairn", exp))),
+    ] {
+        let r = chat(port, "m", &[("authorization", &bearer(t))]).await;
+        assert_eq!((r.status, r.body["error"]["code"].as_str()), (401, Some("invalid_api_key")), "{what}: {}", r.raw);
+    }
+    assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 1, "keys are cached");
+    // Rotation: the issuer publishes k2; a token signed with it makes the gateway refetch once.
+    keys.lock().unwrap().push(k2.jwk.clone());
+    let r = chat(port, "m", &[("authorization", &bearer(token(&k2, claims("bot-123", "cairn", exp))))]).await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 2);
+    // A forged key id right after: refused without hammering the issuer (rate-limited refresh).
+    for _ in 0..3 {
+        let r = chat(port, "m", &[("authorization", &bearer(token(&forged, claims("bot-123", "cairn", exp))))]).await;
+        assert_eq!(r.status, 401, "{}", r.raw);
+    }
+    assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 2);
+}

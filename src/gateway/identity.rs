@@ -267,12 +267,26 @@ struct Jwks {
     source: Source,
     sa: Option<ServiceAccountEnv>,
     keys: ArcSwap<HashMap<String, DecodingKey>>,
-    last_fetch: tokio::sync::Mutex<Option<Instant>>,
+    fetches: tokio::sync::Mutex<Fetches>,
 }
+
+/// When the keys were fetched.
+#[derive(Default)]
+struct Fetches {
+    /// Keys were loaded once.
+    loaded: bool,
+    /// Last attempt (any outcome).
+    last_attempt: Option<Instant>,
+    /// Last refresh after the first load (the one [`REFRESH_INTERVAL`] limits).
+    last_refresh: Option<Instant>,
+}
+
+/// Shortest time between two attempts while the keys were never loaded (issuer unreachable).
+const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Jwks {
     fn new(source: Source, sa: Option<ServiceAccountEnv>) -> Self {
-        Jwks { source, sa, keys: ArcSwap::from_pointee(HashMap::new()), last_fetch: tokio::sync::Mutex::new(None) }
+        Jwks { source, sa, keys: ArcSwap::from_pointee(HashMap::new()), fetches: Default::default() }
     }
 
     fn lookup(&self, kid: &str) -> Option<DecodingKey> {
@@ -290,15 +304,27 @@ impl Jwks {
             return Ok(k);
         }
         {
-            let mut last = self.last_fetch.lock().await;
+            let mut f = self.fetches.lock().await;
             // Someone else may have refreshed while we waited.
             if let Some(k) = self.lookup(kid) {
                 return Ok(k);
             }
-            if last.is_none_or(|t| t.elapsed() >= REFRESH_INTERVAL) {
-                *last = Some(Instant::now());
+            let allowed = if f.loaded {
+                f.last_refresh.is_none_or(|t| t.elapsed() >= REFRESH_INTERVAL)
+            } else {
+                f.last_attempt.is_none_or(|t| t.elapsed() >= RETRY_INTERVAL)
+            };
+            if allowed {
+                let now = Instant::now();
+                f.last_attempt = Some(now);
+                if f.loaded {
+                    f.last_refresh = Some(now);
+                }
                 match self.fetch().await {
-                    Ok(keys) => self.keys.store(Arc::new(keys)),
+                    Ok(keys) => {
+                        f.loaded = true;
+                        self.keys.store(Arc::new(keys));
+                    }
                     Err(e) => {
                         tracing::warn!(source = ?self.source, error = %e, "fetching JWKS failed");
                         return Err(AuthError::InvalidToken(format!("signing keys unavailable: {e}")));
