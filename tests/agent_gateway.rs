@@ -589,7 +589,7 @@ async fn a2a_0_3_method_names() {
 
 #[tokio::test]
 async fn rest_binding() {
-    let (_agent, gw) = setup().await;
+    let (agent, gw) = setup().await;
     let base = format!("{}/agents/echo", gw.url);
     let (s, _, v) = json_of(
         send("POST", &format!("{base}/message:send"), Some("alice"), &[], Some(msg("rest").to_string()))
@@ -631,6 +631,17 @@ async fn rest_binding() {
     assert_eq!(n, 4);
     let (s, _, _) = json_of(send("GET", &format!("{base}/tasks/{sid}"), Some("bob"), &[], None).await).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+    // Subscribing (GET, as the proto annotation has it) to one's own working task.
+    let (_, _, v) = json_of(
+        send("POST", &format!("{base}/message:send"), Some("alice"), &[], Some(msg("wait rest").to_string()))
+            .await,
+    )
+    .await;
+    let wid = v["task"]["id"].as_str().unwrap().to_string();
+    let mut ev =
+        Events::new(send("GET", &format!("{base}/tasks/{wid}:subscribe"), Some("alice"), &[], None).await);
+    assert_eq!(ev.next().await.unwrap()["task"]["id"], wid.as_str());
+    assert_eq!(agent.last_call().method, "GET");
     // Bad input.
     let (s, _, v) = json_of(
         send("POST", &format!("{base}/message:send"), Some("alice"), &[], Some("{nope".into())).await,

@@ -316,6 +316,8 @@ struct Call {
     body: Bytes,
     /// REST: path below the agent and query.
     rest_path: String,
+    /// REST: the caller's HTTP method (the agent gets the same).
+    http_method: http::Method,
 }
 
 async fn serve_jsonrpc<B>(
@@ -381,6 +383,7 @@ where
                 task_id,
                 body: bytes.clone(),
                 rest_path: String::new(),
+                http_method: http::Method::POST,
             })
         })();
         Ok((agent_cfg.clone(), call))
@@ -463,6 +466,7 @@ where
                 task_id,
                 body: bytes,
                 rest_path,
+                http_method: parts.method.clone(),
             },
         ))
     }
@@ -694,7 +698,7 @@ async fn forward(
     };
     let method = match binding {
         Binding::JsonRpc => http::Method::POST,
-        Binding::Rest => rest_method(call.method, &call.rest_path),
+        Binding::Rest => call.http_method.clone(),
     };
     let mut up = Request::builder().method(method).uri(&url);
     for name in FORWARD_HEADERS {
@@ -857,23 +861,6 @@ async fn forward(
     audit.finish(shared);
     let body = if rewritten { Bytes::from(v.to_string()) } else { bytes };
     out.body(full(body)).unwrap_or_else(|_| Response::new(full("")))
-}
-
-/// The HTTP method of a REST call upstream (the one the caller used).
-fn rest_method(m: Method, path: &str) -> http::Method {
-    match m {
-        Method::GetTask
-        | Method::ListTasks
-        | Method::ListPushConfigs
-        | Method::GetPushConfig
-        | Method::GetExtendedAgentCard => http::Method::GET,
-        Method::DeletePushConfig => http::Method::DELETE,
-        Method::SubscribeToTask if !path.contains(":subscribe") && !path.ends_with("/subscribe") => {
-            http::Method::GET
-        }
-        Method::SubscribeToTask => http::Method::POST,
-        _ => http::Method::POST,
-    }
 }
 
 /// Keeps only the tasks `keep` accepts in a ListTasks answer; `totalSize` becomes the number kept.
