@@ -901,3 +901,63 @@ async fn jwts_from_a_trusted_issuer_are_verified_against_its_rotating_jwks() {
     }
     assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
+
+/// A ServiceAccount token minted by the real API server of the test platform is accepted by a
+/// `cairn gateway` process that verifies it against the API server's JWKS (reached as a pod
+/// would reach it: `KUBERNETES_SERVICE_HOST/PORT`, a bearer token file and the cluster CA file).
+#[tokio::test]
+async fn service_account_tokens_verify_against_the_api_servers_jwks() {
+    use base64::Engine;
+    let p = support::platform().await;
+    let ns = p.fresh_namespace("aigw-sa").await;
+    let kc: Value = serde_json::to_value(
+        serde_saphyr::from_str::<serde_json::Value>(&std::fs::read_to_string(&p.kubeconfig).unwrap()).unwrap(),
+    )
+    .unwrap();
+    let server = kc["clusters"][0]["cluster"]["server"].as_str().unwrap().to_string();
+    let ca = base64::engine::general_purpose::STANDARD
+        .decode(kc["clusters"][0]["cluster"]["certificate-authority-data"].as_str().unwrap())
+        .unwrap();
+    let admin_token = kc["users"][0]["user"]["token"].as_str().unwrap().to_string();
+    let out = p.kubectl().args(["-n", &ns, "create", "token", "default", "--audience", "cairn.dev"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let sa_token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+
+    let a = MockLlm::start("a").await;
+    let port = free_port();
+    let policy = json!({
+        "defaultAction": "deny",
+        "subjects": [{"name": "bot", "identities": [{"type": "serviceAccount", "namespace": ns, "name": "default"}]}],
+        "policies": [{"name": "p", "subjects": ["bot"], "models": [{"pattern": "m"}]}]
+    });
+    let auth = json!({"allowAnonymous": false, "virtualKeySalt": SALT, "serviceAccountTokens": {"audiences": ["cairn.dev"]}});
+    let cfg = config(port, vec![backend("a", &a.url)], vec![rule("r", &["m"], json!([target("a", 0, 1)]))], Some(policy), Some(auth));
+    let dir = tempfile::tempdir().unwrap();
+    let (ca_file, token_file, cfg_file) = (dir.path().join("ca.crt"), dir.path().join("token"), dir.path().join("config.json"));
+    std::fs::write(&ca_file, ca).unwrap();
+    std::fs::write(&token_file, admin_token).unwrap();
+    std::fs::write(&cfg_file, cfg.to_json()).unwrap();
+    let hostport = server.trim_start_matches("https://");
+    let (host, apiport) = hostport.rsplit_once(':').unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["gateway", "--layer", "ai", "--address", "127.0.0.1", "--admin-port"])
+        .arg(free_port().to_string())
+        .arg("--config")
+        .arg(&cfg_file)
+        .env("KUBERNETES_SERVICE_HOST", host)
+        .env("KUBERNETES_SERVICE_PORT", apiport)
+        .env("CAIRN_SA_TOKEN_FILE", &token_file)
+        .env("CAIRN_SA_CA_FILE", &ca_file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _g = Proc(child);
+    wait_listening(port).await;
+    let r = chat(port, "m", &[("authorization", &format!("Bearer {sa_token}"))]).await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let mut forged = sa_token.clone();
+    forged.pop();
+    let r = chat(port, "m", &[("authorization", &format!("Bearer {forged}X"))]).await;
+    assert_eq!(r.status, 401, "a bad signature is refused: {}", r.raw);
+}

@@ -405,7 +405,7 @@ fn rustls_pemfile_certs(pem: &[u8]) -> Result<Vec<rustls::pki_types::Certificate
 }
 
 async fn get_json(client: &HttpClient, uri: &str, bearer: Option<&str>) -> Result<serde_json::Value, String> {
-    let mut req = http::Request::get(uri).header(http::header::ACCEPT, "application/json");
+    let mut req = http::Request::get(uri).header(http::header::ACCEPT, "application/json, application/jwk-set+json");
     if let Some(t) = bearer {
         req = req.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
     }
