@@ -101,8 +101,11 @@ pub enum BudgetAction {
 }
 
 /// A dollar budget over a calendar window.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+// The schema's `minimum: 0.01` alone lets 0 through: the API server compares integers against
+// int64(0.01), which is 0.
+#[x_kube(validation = Rule::new("self.amountUSD >= 0.01").message("amountUSD must be at least 0.01"))]
 pub struct Budget {
     /// Amount in US dollars (at least one cent).
     #[serde(rename = "amountUSD")]
