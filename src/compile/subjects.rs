@@ -39,6 +39,18 @@ pub(crate) fn resolve(index: &Index<'_>, diags: &mut Diags) -> Resolved {
     let mut key_owner: BTreeMap<(String, String), String> = BTreeMap::new();
     for obj in index.all() {
         let Object::Agent(agent) = obj else { continue };
+        if obj.name() == crate::policy::ANONYMOUS {
+            diags.push(
+                obj,
+                "metadata.name",
+                Reason::Invalid,
+                format!(
+                    "the name {:?} is reserved for callers without credentials; rename the Agent",
+                    crate::policy::ANONYMOUS
+                ),
+            );
+            continue;
+        }
         let ns = obj.namespace().to_string();
         let mut ids = Vec::new();
         let identity = &agent.spec.identity;

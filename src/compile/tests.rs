@@ -389,3 +389,16 @@ fn a_guardrail_regex_that_does_not_compile_keeps_the_rule_from_being_served() {
     );
     assert!(gateway(&out, "llm").config.ai.as_ref().unwrap().rules.is_empty());
 }
+
+#[test]
+fn an_agent_may_not_take_the_anonymous_subject_name() {
+    let yaml = POLICY.replace("metadata: {name: peer}", "metadata: {name: anonymous}");
+    let out = local(&yaml);
+    let m = messages(&out);
+    assert!(
+        m.contains(&r#"Agent/anonymous: metadata.name: the name "anonymous" is reserved for callers without credentials; rename the Agent"#.to_string()),
+        "{m:?}"
+    );
+    let subjects = &gateway(&out, "agents").config.policy.subjects;
+    assert!(subjects.iter().all(|s| s.name != "anonymous"));
+}
