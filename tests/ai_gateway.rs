@@ -961,3 +961,30 @@ async fn service_account_tokens_verify_against_the_api_servers_jwks() {
     let r = chat(port, "m", &[("authorization", &format!("Bearer {forged}X"))]).await;
     assert_eq!(r.status, 401, "a bad signature is refused: {}", r.raw);
 }
+
+#[tokio::test]
+async fn responses_and_embeddings_pass_through_with_usage_accounted() {
+    let a = MockLlm::start_full("a").await;
+    let port = free_port();
+    let gw = Gw::start(config(port, vec![backend("a", &a.url)], vec![rule("r", &["m"], json!([target("a", 0, 1)]))], None, None)).await;
+    let r = call(port, "POST", "/v1/responses", &[], r#"{"model":"m","input":"hi"}"#).await;
+    assert_eq!((r.status, r.body["object"].as_str()), (200, Some("response")), "{}", r.raw);
+    assert_eq!(a.received()[0].path, "/v1/responses");
+    let mut req = http::Request::post(format!("http://127.0.0.1:{port}/v1/responses"));
+    req = req.header("content-type", "application/json");
+    let resp = client()
+        .request(req.body(Full::new(Bytes::from(r#"{"model":"m","input":"hi","stream":true}"#))).unwrap())
+        .await
+        .unwrap();
+    let mut s = Stream { status: resp.status().as_u16(), body: resp.into_body() };
+    let all = s.rest().await;
+    assert!(all.contains("event: response.output_text.delta") && all.contains("event: response.completed"), "{all}");
+    let r = call(port, "POST", "/v1/embeddings", &[], r#"{"model":"m","input":"hi"}"#).await;
+    assert_eq!((r.status, r.body["object"].as_str()), (200, Some("list")), "{}", r.raw);
+    support::wait_until(Duration::from_secs(10), "usage of all three recorded", || async {
+        let m = gw.metrics();
+        (m.matches(&format!("gen_ai_token_type=\"input\",estimated=\"false\"}} {}.0", 3 * PROMPT_TOKENS)).count() == 1)
+            .then_some(())
+    })
+    .await;
+}

@@ -162,9 +162,13 @@ where
     rec.rule = rule.cfg.name.clone();
 
     // Request guardrails: refuse, or redact before anything leaves the gateway.
+    let mut redacted = false;
     if !rule.request_guardrails.is_empty() {
         let mut v = Value::Object(std::mem::take(&mut json));
-        rule.request_guardrails.apply(Direction::Request, &mut v).map_err(|e| AiError::Guardrail(e.to_string()))?;
+        redacted = rule
+            .request_guardrails
+            .apply(Direction::Request, &mut v)
+            .map_err(|e| AiError::Guardrail(e.to_string()))?;
         if let Value::Object(m) = v {
             json = m;
         }
@@ -238,6 +242,7 @@ where
         front: if op == Op::Messages { Front::Anthropic } else { Front::OpenAi },
         stream,
         prompt: json,
+        original: Some(bytes).filter(|_| !redacted),
         model,
         headers: parts.headers,
         limits,
@@ -281,6 +286,9 @@ struct Ctx {
     front: Front,
     stream: bool,
     prompt: Map<String, Value>,
+    /// The request body as received, when the guardrails left it alone: sent upstream as it is
+    /// when nothing needs rewriting (no rename, no translation, no usage request).
+    original: Option<Bytes>,
     model: String,
     headers: HeaderMap,
     limits: Vec<LimitReq>,
@@ -461,6 +469,16 @@ impl Ctx {
     /// whether the gateway asked for a usage chunk the client did not.
     fn upstream_body(&self, target: &TargetRt, upstream_model: &str) -> Result<(Bytes, bool), AiError> {
         let up = upstream_op(target.backend.provider, self.op);
+        let asked_usage = || {
+            self.prompt.get("stream_options").and_then(|o| o.get("include_usage")).and_then(Value::as_bool) == Some(true)
+        };
+        if let Some(original) = &self.original
+            && up == self.op
+            && upstream_model == self.model
+            && !(self.op == Op::Chat && self.stream && !asked_usage())
+        {
+            return Ok((original.clone(), false));
+        }
         let mut body = if up == self.op {
             self.prompt.clone()
         } else {
@@ -660,7 +678,11 @@ impl Ctx {
         h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
         h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         let idle = rule.cfg.timeouts.idle_ms.map(Duration::from_millis);
-        let strip_usage = self.upstream_body(target, upstream_model).map(|(_, s)| s).unwrap_or(false);
+        // The gateway asked for a usage chunk the client did not: hide it from the client.
+        let strip_usage = upstream_op(target.backend.provider, self.op) == Op::Chat
+            && self.op == Op::Chat
+            && self.prompt.get("stream_options").and_then(|o| o.get("include_usage")).and_then(Value::as_bool)
+                != Some(true);
         let translator = match (self.op, upstream_op(target.backend.provider, self.op)) {
             (Op::Chat, Op::Messages) => {
                 let asked = self.prompt.get("stream_options").and_then(|o| o.get("include_usage")).and_then(Value::as_bool)
