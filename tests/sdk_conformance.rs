@@ -28,6 +28,7 @@ const SUITES: &[&str] = &[
     "tests/conformance/test_openai_sdk.py",
     "tests/conformance/test_anthropic_sdk.py",
     "tests/conformance/test_cross_provider.py",
+    "tests/conformance/test_route_features.py",
 ];
 
 fn manifests(port: u16, openai: &str, anthropic: &str, limited: &str, broken: &str) -> String {
@@ -69,6 +70,8 @@ spec:
     - match: gpt-via-anthropic
     - match: claude-via-openai
     - match: missing-model
+    - match: "guarded*"
+    - match: cached
 ---
 apiVersion: cairn.dev/v1alpha1
 kind: AIBackend
@@ -158,6 +161,23 @@ spec:
     - name: bad-request-via-openai
       matches: [{{model: bad-request-via-openai}}]
       backends: [{{backendRef: {{name: broken-openai}}}}]
+    - name: guarded
+      matches: [{{model: guarded}}]
+      backends: [{{backendRef: {{name: openai}}, model: gpt-4o-mini}}]
+      guardrails:
+        request:
+          - {{name: no-cards, pii: [CreditCard], action: Deny}}
+          - {{name: no-email, pii: [Email], action: Redact}}
+    - name: guarded-claude
+      matches: [{{model: guarded-claude}}]
+      backends: [{{backendRef: {{name: anthropic}}, model: claude-haiku-4-5}}]
+      guardrails:
+        request:
+          - {{name: no-cards, pii: [CreditCard], action: Deny}}
+    - name: cached
+      matches: [{{model: cached}}]
+      backends: [{{backendRef: {{name: openai}}, model: gpt-4o-mini}}]
+      cache: {{exact: {{ttl: 10m}}}}
 "#
     )
 }
@@ -278,6 +298,19 @@ async fn official_python_sdks_against_cairn_run() {
     for r in &to_openai {
         assert_eq!(r.header("authorization"), Some("Bearer sk-openai-test"), "{}", r.path);
     }
+    // Guardrails: the denied card never left the gateway; the e-mail arrived redacted.
+    for r in to_openai.iter().chain(&to_anthropic) {
+        let body = r.body.to_string();
+        assert!(!body.contains("4111 1111 1111 1111"), "a denied request reached an upstream: {body}");
+        assert!(!body.contains("redact-me@example.com"), "an unredacted request reached an upstream: {body}");
+    }
+    assert!(to_openai.iter().any(|r| r.body.to_string().contains("write to [REDACTED:no-email] please")));
+    // Cache: of three identical requests (two plain, one streaming) two reached the upstream.
+    let cached = to_openai
+        .iter()
+        .filter(|r| r.body.pointer("/messages/0/content") == Some(&json!("cache me")))
+        .count();
+    assert_eq!(cached, 2, "the second plain request must be a cache hit");
 }
 
 // ------------------------------------------------------------------------------------------------
