@@ -1,7 +1,7 @@
 //! One JSON line per request on stdout, and the request's metrics. Never prompt or answer bodies,
 //! never keys: only who, what, where it went, how it ended, tokens, cost and timings.
 
-use crate::gateway::ai::budget::Usage;
+use crate::gateway::ai::usage::Usage;
 use crate::gateway::metrics::{CostLabels, Metrics, RequestLabels, TimingLabels, TokenLabels};
 use serde::Serialize;
 use std::io::Write;

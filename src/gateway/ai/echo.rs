@@ -7,9 +7,9 @@
 //!   it arrives as one SSE chunk per word, then the usage chunk when `stream_options.include_usage`
 //!   is set, then `[DONE]`.
 //! * embeddings: one vector per input, derived from a hash of the text (`dimensions`, default 8).
-//! * usage: real token counts of the prompt and the answer (`o200k_base`).
+//! * usage: real token counts of the prompt and the answer ([`super::usage::count_tokens`]).
 
-use super::budget::{count_tokens, prompt_text};
+use super::usage::{count_tokens, estimate_request_tokens};
 use super::upstream::{Op, UpBody, UpResponse};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};
@@ -26,8 +26,8 @@ pub fn respond(op: Op, body: &[u8]) -> UpResponse {
         Op::Embeddings => json_response(embeddings(&req, &model)),
         Op::Chat => {
             let answer = format!("echo: {}", last_user_text(&req));
-            let prompt_tokens = count_tokens(&prompt_text(&req));
-            let completion_tokens = count_tokens(&answer);
+            let prompt_tokens = estimate_request_tokens(&model, &Value::Object(req.clone()));
+            let completion_tokens = count_tokens(&model, &answer);
             let usage = json!({
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": completion_tokens,
@@ -127,7 +127,7 @@ fn embeddings(req: &serde_json::Map<String, Value>, model: &str) -> Value {
         .iter()
         .enumerate()
         .map(|(i, text)| {
-            tokens += count_tokens(text);
+            tokens += count_tokens(model, text);
             let mut v = Vec::with_capacity(dims);
             let mut block = Sha256::digest(text.as_bytes());
             while v.len() < dims {

@@ -5,7 +5,6 @@
 //! Anthropic's `POST /v1/messages` (passed through to Anthropic backends). [`proxy::handle`] is
 //! the request path; [`state::AiRuntime`] one config version ready to serve.
 
-pub mod budget;
 pub mod cache;
 pub mod echo;
 pub mod error;

@@ -2,7 +2,10 @@
 //! limits and budgets → attempts with retries and fallback → relay (whole or streamed) →
 //! accounting (tokens, cost, budgets, metrics, access log).
 
-use super::budget::{Usage, cost_micros, count_tokens, prompt_text};
+use super::usage::{
+    StreamKind, StreamUsage, Usage, cost_micro_usd, count_tokens, estimate_request_tokens, from_anthropic_usage,
+    from_openai_usage,
+};
 use super::cache::{CacheKey, CachedResponse, cache_key, cacheable};
 use super::guardrails::Direction;
 use super::error::{AiError, Body, Front, full};
@@ -636,13 +639,13 @@ impl Ctx {
             })?;
             let up = upstream_op(target.backend.provider, self.op);
             let usage = match up {
-                Op::Messages => parsed.get("usage").and_then(Usage::from_anthropic),
-                _ => parsed.get("usage").and_then(Usage::from_openai),
+                Op::Messages => parsed.get("usage").and_then(from_anthropic_usage),
+                _ => parsed.get("usage").and_then(from_openai_usage),
             }
             .unwrap_or_else(|| Usage {
-                input: count_tokens(&prompt_text(&self.prompt)),
+                input: self.estimated_input(),
                 cached_input: 0,
-                output: count_tokens(&answer_text(&parsed)),
+                output: count_tokens(upstream_model, &answer_text(&parsed)),
                 estimated: true,
             });
             self.account(usage, price.as_ref(), rec).await;
@@ -691,15 +694,22 @@ impl Ctx {
             }
             (Op::Messages, Op::Chat) => Translator::ChatToMessages(Box::new(ChatToMessagesStream::new(
                 &self.model,
-                count_tokens(&prompt_text(&self.prompt)),
+                self.estimated_input(),
             ))),
             _ => Translator::None,
         };
+        let up_op = upstream_op(target.backend.provider, self.op);
+        let up_model = upstream_model.to_string();
         let mut rec = rec.clone();
         rec.status = 200;
         let guard = (!rule.response_guardrails.is_empty()).then(|| rule.response_guardrails.clone());
         tokio::spawn(async move {
-            let mut relay = Relay::new(self.op, strip_usage, translator);
+            let kind = match up_op {
+                Op::Messages => StreamKind::Anthropic,
+                Op::Responses => StreamKind::OpenAiResponses,
+                _ => StreamKind::OpenAiChat,
+            };
+            let mut relay = Relay::new(self.op, strip_usage, translator, StreamUsage::new(kind, &up_model));
             relay.guardrails = guard;
             let end = relay.run(&mut resp.body, first, first_at, &tx, idle, deadline, rec.started).await;
             rec.ttft = relay.ttft;
@@ -718,21 +728,21 @@ impl Ctx {
             }
             // Dropping the upstream body cancels the upstream request.
             drop(resp);
-            let usage = relay.usage.unwrap_or_else(|| Usage {
-                input: count_tokens(&prompt_text(&self.prompt)),
-                cached_input: 0,
-                output: count_tokens(&relay.text),
-                estimated: true,
-            });
+            let usage = relay.meter.usage(self.estimated_input());
             self.account(usage, price.as_ref(), &mut rec).await;
             rec.finish(&self.shared.metrics, self.rt.config.telemetry.access_log);
         });
         Ok(Served::Streaming(r))
     }
 
+    /// Input tokens of the request counted locally, for when the provider reports none.
+    fn estimated_input(&self) -> u64 {
+        estimate_request_tokens(&self.model, &Value::Object(self.prompt.clone()))
+    }
+
     /// Charges tokens and cost, and records them.
     async fn account(&self, usage: Usage, price: Option<&crate::config::AiModelConfig>, rec: &mut Record) {
-        let micros = cost_micros(price, &usage);
+        let micros = price.and_then(|m| m.price.as_ref()).map_or(0, |p| cost_micro_usd(&usage, p));
         rec.usage = Some(usage);
         rec.cost_micros = micros;
         if !self.charge {
@@ -799,15 +809,14 @@ struct Relay {
     strip_usage: bool,
     translator: Translator,
     parser: SseParser,
-    usage: Option<Usage>,
-    /// Output text seen, for estimation when no usage arrives.
-    text: String,
+    /// Usage reported by the upstream, or counted from its text.
+    meter: StreamUsage,
     ttft: Option<Duration>,
     finished: bool,
 }
 
 impl Relay {
-    fn new(op: Op, strip_usage: bool, translator: Translator) -> Self {
+    fn new(op: Op, strip_usage: bool, translator: Translator, meter: StreamUsage) -> Self {
         Relay {
             guardrails: None,
             refused: None,
@@ -815,8 +824,7 @@ impl Relay {
             strip_usage,
             translator,
             parser: SseParser::default(),
-            usage: None,
-            text: String::new(),
+            meter,
             ttft: None,
             finished: false,
         }
@@ -824,19 +832,27 @@ impl Relay {
 
     /// The events the client gets for one upstream event.
     fn convert(&mut self, ev: SseEvent) -> Vec<SseEvent> {
-        let out = match &mut self.translator {
-            Translator::None => vec![ev],
-            Translator::MessagesToChat(t) => {
-                let out = t.on_event(ev.event.as_deref(), &ev.data);
-                let u = t.usage();
-                if u.input > 0 || u.output > 0 {
-                    self.usage = Some(Usage { input: u.input, cached_input: u.cached_input, output: u.output, estimated: false });
+        let parsed = if ev.is_done() { None } else { serde_json::from_str::<Value>(&ev.data).ok() };
+        if let Some(v) = &parsed {
+            self.meter.observe(ev.event.as_deref(), v);
+        }
+        let mut out: Vec<SseEvent> = match &mut self.translator {
+            Translator::None => {
+                if self.inspect(&ev, parsed.as_ref()) {
+                    vec![ev]
+                } else {
+                    vec![]
                 }
-                out
             }
+            Translator::MessagesToChat(t) => t.on_event(ev.event.as_deref(), &ev.data),
             Translator::ChatToMessages(t) => t.on_data(&ev.data),
         };
-        let mut out: Vec<SseEvent> = out.into_iter().filter(|e| self.inspect(e)).collect();
+        if !matches!(self.translator, Translator::None) {
+            out.retain(|e| {
+                let v = serde_json::from_str::<Value>(&e.data).ok();
+                self.inspect(e, v.as_ref())
+            });
+        }
         if let Some(g) = &self.guardrails {
             for ev in &mut out {
                 let Ok(mut v) = serde_json::from_str::<Value>(&ev.data) else { continue };
@@ -859,7 +875,12 @@ impl Relay {
             Translator::ChatToMessages(t) => t.finish(),
             _ => vec![],
         };
-        out.into_iter().filter(|e| self.inspect(e)).collect()
+        out.into_iter()
+            .filter(|e| {
+                let v = serde_json::from_str::<Value>(&e.data).ok();
+                self.inspect(e, v.as_ref())
+            })
+            .collect()
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -935,74 +956,33 @@ impl Relay {
         }
     }
 
-    /// Reads usage and text from an event; `false` hides it from the client.
-    fn inspect(&mut self, ev: &SseEvent) -> bool {
+    /// Notes the end of a stream in the caller's API; `false` hides the event from the client
+    /// (the usage chunk the gateway asked for on its behalf).
+    fn inspect(&mut self, ev: &SseEvent, v: Option<&Value>) -> bool {
         if ev.is_done() {
             self.finished = true;
             return true;
         }
-        let Ok(v) = serde_json::from_str::<Value>(&ev.data) else { return true };
+        let Some(v) = v else { return true };
         match self.op {
             Op::Chat => {
-                if let Some(u) = v.get("usage").filter(|u| u.is_object()).and_then(Usage::from_openai) {
-                    self.usage = Some(u);
-                    let empty = v.get("choices").and_then(Value::as_array).is_some_and(|c| c.is_empty());
-                    if self.strip_usage && empty {
-                        return false;
-                    }
-                }
-                if let Some(Value::Array(choices)) = v.get("choices") {
-                    for c in choices {
-                        if let Some(Value::String(s)) = c.pointer("/delta/content") {
-                            self.text.push_str(s);
-                        }
-                    }
+                let usage_only = v.get("usage").is_some_and(Value::is_object)
+                    && v.get("choices").and_then(Value::as_array).is_some_and(|c| c.is_empty());
+                if self.strip_usage && usage_only {
+                    return false;
                 }
             }
             Op::Messages => {
-                let ty = v.get("type").and_then(Value::as_str).unwrap_or_default();
-                match ty {
-                    "message_start" => {
-                        if let Some(u) = v.pointer("/message/usage").and_then(Usage::from_anthropic) {
-                            self.usage = Some(u);
-                        }
-                    }
-                    "message_delta" => {
-                        if let Some(delta) = v.get("usage").and_then(Usage::from_anthropic) {
-                            let mut u = self.usage.unwrap_or_default();
-                            // Cumulative: take the last, never sum.
-                            u.output = delta.output;
-                            if delta.input > 0 {
-                                u.input = delta.input;
-                                u.cached_input = delta.cached_input;
-                            }
-                            self.usage = Some(u);
-                        }
-                    }
-                    "content_block_delta" => {
-                        if let Some(Value::String(s)) = v.pointer("/delta/text") {
-                            self.text.push_str(s);
-                        }
-                    }
-                    "message_stop" => self.finished = true,
-                    _ => {}
+                if v.get("type").and_then(Value::as_str) == Some("message_stop") {
+                    self.finished = true;
                 }
             }
             Op::Responses => {
-                let ty = v.get("type").and_then(Value::as_str).unwrap_or_default();
-                match ty {
-                    "response.output_text.delta" => {
-                        if let Some(Value::String(s)) = v.get("delta") {
-                            self.text.push_str(s);
-                        }
-                    }
-                    "response.completed" | "response.incomplete" | "response.failed" => {
-                        self.finished = true;
-                        if let Some(u) = v.pointer("/response/usage").and_then(Usage::from_openai) {
-                            self.usage = Some(u);
-                        }
-                    }
-                    _ => {}
+                if matches!(
+                    v.get("type").and_then(Value::as_str),
+                    Some("response.completed" | "response.incomplete" | "response.failed")
+                ) {
+                    self.finished = true;
                 }
             }
             Op::Embeddings => {}
