@@ -17,7 +17,6 @@ use cairn::gateway::ai::usage::{StreamKind, StreamUsage, Usage};
 use http_body_util::{BodyExt, Full};
 use mock_llm::{Behavior, COMPLETION_TOKENS, MockLlm, PROMPT_TOKENS};
 use serde_json::{Value, json};
-use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -192,25 +191,25 @@ impl Drop for Gateway {
     }
 }
 
-async fn wait_for_port(port: u16, gw: &mut Gateway, log: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            return;
+/// Waits until `cairn run` serves: its port answers `GET /v1/models` without a key with 401.
+/// `false` when it will not: the process exited (its admin port was taken), another server answers
+/// on the port (a mock of a parallel test took it between choosing and binding), or nothing serves
+/// within 20 s. The caller then starts again on other ports.
+async fn wait_until_serving(port: u16, gw: &mut Gateway) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = gw.0.try_wait() {
+            return false;
         }
-        if let Ok(Some(status)) = gw.0.try_wait() {
-            panic!(
-                "cairn run exited ({status}) before listening:\n{}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
+        let req = http::Request::get(format!("http://127.0.0.1:{port}/v1/models"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        if let Ok(Ok(resp)) = tokio::time::timeout(Duration::from_secs(2), client().request(req)).await {
+            return resp.status().as_u16() == 401;
         }
-        assert!(
-            Instant::now() < deadline,
-            "cairn run did not listen on {port} within 30 s:\n{}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    false
 }
 
 /// The whole SDK suite (tests/conformance/*.py) against `cairn run`.
@@ -225,25 +224,38 @@ async fn official_python_sdks_against_cairn_run() {
     broken.set(Behavior::Status(400));
 
     let dir = tempfile::tempdir().unwrap();
-    let port = support::free_port();
-    let admin = support::free_port();
-    std::fs::write(
-        dir.path().join("sdk.yaml"),
-        manifests(port, &openai.url, &anthropic.url, &limited.url, &broken.url),
-    )
-    .unwrap();
-    let log = dir.path().join("cairn.log");
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(["run", "-f"])
-        .arg(dir.path().join("sdk.yaml"))
-        .args(["--admin-port", &admin.to_string()])
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(std::fs::File::create(dir.path().join("cairn.err")).unwrap())
-        .spawn()
-        .expect("starting cairn run");
-    let mut gw = Gateway(child);
-    wait_for_port(port, &mut gw, &dir.path().join("cairn.err")).await;
+    let err_log = dir.path().join("cairn.err");
+    let mut attempt = 0;
+    let (port, gw) = loop {
+        attempt += 1;
+        let port = support::free_port();
+        let admin = support::free_port();
+        let yaml = manifests(port, &openai.url, &anthropic.url, &limited.url, &broken.url);
+        std::fs::write(dir.path().join("sdk.yaml"), yaml).unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args(["run", "-f"])
+            .arg(dir.path().join("sdk.yaml"))
+            .args(["--admin-port", &admin.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&err_log).unwrap())
+            .spawn()
+            .expect("starting cairn run");
+        let mut gw = Gateway(child);
+        if wait_until_serving(port, &mut gw).await {
+            break (port, gw);
+        }
+        assert!(
+            attempt < 3,
+            "cairn run did not serve, 3 times; last stderr:\n{}",
+            std::fs::read_to_string(&err_log).unwrap_or_default()
+        );
+    };
+
+    // Forget the probes of failed starts (a mock may have answered one).
+    for m in [&openai, &anthropic, &limited, &broken] {
+        m.clear_received();
+    }
 
     let root = support::repo_root();
     let out = tokio::time::timeout(
@@ -268,7 +280,7 @@ async fn official_python_sdks_against_cairn_run() {
         out.status.success(),
         "pytest failed ({}):\n{stdout}\n{stderr}\n--- cairn stderr ---\n{}",
         out.status,
-        std::fs::read_to_string(dir.path().join("cairn.err")).unwrap_or_default()
+        std::fs::read_to_string(&err_log).unwrap_or_default()
     );
     println!("{stdout}");
     assert!(!stdout.contains("skipped"), "no SDK test may be skipped:\n{stdout}");
