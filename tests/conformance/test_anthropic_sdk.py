@@ -4,6 +4,7 @@ import anthropic
 import pytest
 
 from conftest import (
+    require_gateway,
     ANTHROPIC_MODEL,
     BAD_REQUEST_CLAUDE,
     COMPLETION_TOKENS,
@@ -16,6 +17,8 @@ from conftest import (
     URL,
     WEATHER_TOOL_SCHEMA,
 )
+
+require_gateway()
 
 MESSAGES = [{"role": "user", "content": "hello"}]
 TOOLS = [{"name": "get_weather", "description": "Weather by city", "input_schema": WEATHER_TOOL_SCHEMA}]

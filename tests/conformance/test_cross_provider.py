@@ -6,7 +6,9 @@ import json
 import anthropic
 import openai
 
-from conftest import COMPLETION_TOKENS, KEY, PROMPT_TOKENS, STREAM_TEXT, URL, WEATHER_TOOL_SCHEMA
+from conftest import COMPLETION_TOKENS, KEY, PROMPT_TOKENS, STREAM_TEXT, URL, WEATHER_TOOL_SCHEMA, require_gateway
+
+require_gateway()
 
 OPENAI_TO_ANTHROPIC = "gpt-via-anthropic"  # OpenAI SDK, Anthropic backend (mock "anthropic")
 ANTHROPIC_TO_OPENAI = "claude-via-openai"  # Anthropic SDK, OpenAI-compatible backend (mock "openai")

@@ -6,6 +6,7 @@ import openai
 import pytest
 
 from conftest import (
+    require_gateway,
     BAD_REQUEST_MODEL,
     COMPLETION_TOKENS,
     EMBEDDING_MODEL,
@@ -19,6 +20,8 @@ from conftest import (
     URL,
     WEATHER_TOOL_SCHEMA,
 )
+
+require_gateway()
 
 MESSAGES = [{"role": "user", "content": "hello"}]
 TOOLS = [

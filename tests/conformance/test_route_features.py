@@ -10,7 +10,9 @@ import anthropic
 import openai
 import pytest
 
-from conftest import KEY, URL
+from conftest import KEY, URL, require_gateway
+
+require_gateway()
 
 CARD = "4111 1111 1111 1111"
 
