@@ -683,18 +683,24 @@ async fn cairn_run_hot_reloads_and_keeps_the_last_good_config_on_a_bad_edit() {
     let file = dir.path().join("gw.yaml");
     let write = |model: &str| std::fs::write(&file, MANIFESTS.replace("PORT", &port.to_string()).replace("MODEL", model)).unwrap();
     write("first");
+    let admin = free_port();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
         .args(["run", "--admin-port"])
-        .arg(free_port().to_string())
+        .arg(admin.to_string())
         .arg("-f")
         .arg(dir.path())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let _p = Proc(child);
+    let mut p = Proc(child);
     wait_listening(port).await;
     assert_eq!(chat(port, "first", &[]).await.status, 200);
+    let ready = call(admin, "GET", "/readyz", &[], "").await;
+    assert_eq!(ready.status, 200, "{}", ready.raw);
+    assert_eq!(call(admin, "GET", "/healthz", &[], "").await.status, 200);
+    let metrics = call(admin, "GET", "/metrics", &[], "").await.raw;
+    assert!(metrics.contains("cairn_ai_requests_total{gateway=\"default/llm\",route=\"chat\""), "{metrics}");
     assert_eq!(chat(port, "second", &[]).await.status, 404);
     write("second");
     support::wait_until(Duration::from_secs(20), "the edited route serves", || async {
@@ -709,6 +715,15 @@ async fn cairn_run_hot_reloads_and_keeps_the_last_good_config_on_a_bad_edit() {
         tokio::time::sleep(Duration::from_millis(250)).await;
         assert_eq!(chat(port, "second", &[]).await.status, 200, "the last good config keeps serving");
     }
+    // SIGTERM: a graceful exit with status 0.
+    let pid = p.0.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = support::wait_until(Duration::from_secs(20), "cairn run exits", || {
+        let done = p.0.try_wait().unwrap();
+        async move { done }
+    })
+    .await;
+    assert!(status.success(), "{status:?}");
 }
 
 #[tokio::test]

@@ -728,7 +728,9 @@ impl Ctx {
             }
             // Dropping the upstream body cancels the upstream request.
             drop(resp);
-            let usage = relay.meter.usage(self.estimated_input());
+            // Count the prompt only when the provider reported nothing.
+            let estimate = if relay.meter.reported() { 0 } else { self.estimated_input() };
+            let usage = relay.meter.usage(estimate);
             self.account(usage, price.as_ref(), &mut rec).await;
             rec.finish(&self.shared.metrics, self.rt.config.telemetry.access_log);
         });
