@@ -102,6 +102,7 @@ fn creds() -> Credentials {
 /// A gateway serving `cfg` on a free port.
 struct Gateway {
     url: String,
+    shared: Arc<Shared>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -114,6 +115,7 @@ impl Drop for Gateway {
 async fn gateway(cfg: GatewayConfig) -> Gateway {
     let shared = Shared::new();
     let rt = Arc::new(McpRuntime::build(cfg, &creds(), &shared).expect("config builds"));
+    let kept = shared.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {
@@ -131,7 +133,7 @@ async fn gateway(cfg: GatewayConfig) -> Gateway {
             });
         }
     });
-    Gateway { url: format!("http://{addr}/mcp"), task }
+    Gateway { url: format!("http://{addr}/mcp"), shared: kept, task }
 }
 
 struct Reply {
@@ -391,7 +393,7 @@ async fn a_broken_backend_is_left_out() {
     assert!(names.iter().all(|n| n.starts_with("gh__")));
     let v = s.call(1, "tools/call", json!({"name": "dead__echo", "arguments": {}})).await;
     assert!(v["error"]["code"].is_i64(), "{v}");
-    let metrics = cairn::gateway::mcp::audit::metrics().encode();
+    let metrics = gw.shared.metrics.encode();
     assert!(metrics.contains("cairn_mcp_backend_errors_total{gateway=\"test/broken\",server=\"dead\",operation=\"initialize\"}"), "{metrics}");
     junk.abort();
 }
@@ -873,4 +875,106 @@ async fn local_mode_runs_stdio_servers_in_process() {
     assert_eq!(sess.tool_names().await, ["py__add", "py__pid", "py__crash"]);
     let v = sess.call(1, "tools/call", json!({"name": "py__add", "arguments": {"a": 4, "b": 5}})).await;
     assert_eq!(text_of(&v), "9");
+}
+
+/// `cairn run -f` serves MCPGateways from manifests: a remote server and a stdio server run as a
+/// child process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cairn_run_serves_the_mcp_layer() {
+    let gh = serve(ToolsServer::default).await;
+    let script = py_server_script();
+    let dir = tempfile::tempdir().unwrap();
+    let port = support::free_port();
+    let admin = support::free_port();
+    let manifests = format!(
+        r#"apiVersion: cairn.dev/v1alpha1
+kind: MCPGateway
+metadata: {{name: tools}}
+spec:
+  listener: {{port: {port}}}
+  defaultAction: Allow
+  auth: {{allowAnonymous: true}}
+---
+apiVersion: cairn.dev/v1alpha1
+kind: MCPServer
+metadata: {{name: gh}}
+spec:
+  gatewayRefs: [{{name: tools}}]
+  url: {url}
+  tools: {{allow: ["*"], deny: ["delete_*"]}}
+---
+apiVersion: cairn.dev/v1alpha1
+kind: MCPServer
+metadata: {{name: py}}
+spec:
+  gatewayRefs: [{{name: tools}}]
+  timeout: 60s
+  deployment:
+    image: python:3.12-slim
+    command: ["{python}", "{script}"]
+    transport: Stdio
+    sessions: PerSession
+"#,
+        url = gh.url,
+        python = support::python().display(),
+        script = script.display(),
+    );
+    std::fs::write(dir.path().join("tools.yaml"), manifests).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["run", "-f"])
+        .arg(dir.path())
+        .args(["--admin-port", &admin.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // stdout carries the audit lines.
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let probe = url.clone();
+    support::wait_until(Duration::from_secs(30), "cairn run serves the MCP gateway", || {
+        let probe = probe.clone();
+        async move {
+            let r = client().get(probe.parse().unwrap()).await.ok()?;
+            (r.status() != 0).then_some(())
+        }
+    })
+    .await;
+    let s = Session::open(&url, None).await;
+    let names = s.tool_names().await;
+    assert!(names.contains(&"gh__echo".to_string()) && names.contains(&"py__add".to_string()), "{names:?}");
+    assert!(!names.contains(&"gh__delete_repo".to_string()));
+    let v = s.call(1, "tools/call", json!({"name": "py__add", "arguments": {"a": 1, "b": 2}})).await;
+    assert_eq!(text_of(&v), "3");
+
+    // One audit line per tool call, with a digest of the arguments and not the arguments.
+    let audit: Value = loop {
+        let line = lines.recv_timeout(Duration::from_secs(20)).expect("an audit line on stdout");
+        if let Ok(v) = serde_json::from_str::<Value>(&line)
+            && v["kind"] == "mcp.tool_call"
+        {
+            break v;
+        }
+    };
+    assert_eq!(audit["server"], "py");
+    assert_eq!(audit["tool"], "add");
+    assert_eq!(audit["subject"], "anonymous");
+    assert_eq!(audit["outcome"], "ok");
+    assert_eq!(audit["gateway"], "default/tools");
+    assert_eq!(audit["arguments_sha256"].as_str().unwrap().len(), 64);
+    assert!(audit.get("arguments").is_none());
+    assert!(audit["latency_ms"].as_f64().is_some());
+    assert!(!audit["session"].as_str().unwrap().is_empty());
+
+    // The MCP metrics are on the admin port.
+    let m = client().get(format!("http://127.0.0.1:{admin}/metrics").parse().unwrap()).await.unwrap();
+    let text = String::from_utf8_lossy(&m.into_body().collect().await.unwrap().to_bytes()).into_owned();
+    assert!(text.contains("cairn_mcp_tool_calls_total{gateway=\"default/tools\",server=\"py\",tool=\"add\",subject=\"anonymous\",outcome=\"ok\"} 1"), "{text}");
+    let _ = child.kill();
+    let _ = child.wait();
 }

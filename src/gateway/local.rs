@@ -13,6 +13,7 @@ use crate::compile::{CompiledGateway, Mode};
 use crate::config::{Credentials, GatewayConfig, Layer};
 use crate::gateway::admin::{self, Admin};
 use crate::gateway::ai::state::AiRuntime;
+use crate::gateway::mcp::McpRuntime;
 use crate::gateway::server::{self, Shutdown};
 use crate::gateway::state::Shared;
 use crate::manifest::Options;
@@ -43,9 +44,26 @@ pub struct Listen {
 struct Served {
     port: u16,
     hash: String,
-    runtime: Arc<ArcSwap<AiRuntime>>,
+    runtime: LayerRuntime,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+}
+
+/// The served config of one gateway, by layer.
+enum LayerRuntime {
+    Ai(Arc<ArcSwap<AiRuntime>>),
+    Mcp(Arc<ArcSwap<McpRuntime>>),
+}
+
+impl LayerRuntime {
+    /// Builds `gw`'s config and swaps it in; an error leaves the current one in service.
+    fn swap(&self, gw: &CompiledGateway, shared: &Shared) -> Result<(), String> {
+        match self {
+            LayerRuntime::Ai(r) => r.store(Arc::new(AiRuntime::build(gw.config.clone(), &gw.credentials, shared)?)),
+            LayerRuntime::Mcp(r) => r.store(Arc::new(McpRuntime::build(gw.config.clone(), &gw.credentials, shared)?)),
+        }
+        Ok(())
+    }
 }
 
 /// The gateways this process serves, kept in step with the compiled configs.
@@ -80,7 +98,7 @@ impl Supervisor {
         let mut keep = std::collections::BTreeSet::new();
         for gw in gateways {
             let id = gw.config.gateway.to_string();
-            if gw.config.gateway.layer != Layer::Ai {
+            if !matches!(gw.config.gateway.layer, Layer::Ai | Layer::Mcp) {
                 if self.announced.insert(id.clone()) {
                     eprintln!(
                         "gateway {id} is not served: the {} layer is not part of this build yet",
@@ -98,9 +116,8 @@ impl Supervisor {
                 if s.hash == hash {
                     continue;
                 }
-                match AiRuntime::build(gw.config.clone(), &gw.credentials, &self.shared) {
-                    Ok(rt) => {
-                        s.runtime.store(Arc::new(rt));
+                match s.runtime.swap(gw, &self.shared) {
+                    Ok(()) => {
                         s.hash = hash;
                         self.reload_metric(&id, "ok");
                         eprintln!("gateway {id}: new config in service");
@@ -147,14 +164,18 @@ impl Supervisor {
     }
 
     async fn start(&self, gw: &CompiledGateway, hash: String) -> Result<Served, String> {
-        let rt = AiRuntime::build(gw.config.clone(), &gw.credentials, &self.shared)?;
         let port = gw.config.listener.port;
         let listener = TcpListener::bind(SocketAddr::new(self.address, port))
             .await
             .map_err(|e| format!("cannot listen on {}:{port}: {e}", self.address))?;
-        let runtime = Arc::new(ArcSwap::from_pointee(rt));
         let (stop, rx) = watch::channel(false);
-        let task = tokio::spawn(server::serve_ai(listener, runtime.clone(), self.shared.clone(), rx));
+        let (runtime, task) = if gw.config.gateway.layer == Layer::Mcp {
+            let rt = Arc::new(ArcSwap::from_pointee(McpRuntime::build(gw.config.clone(), &gw.credentials, &self.shared)?));
+            (LayerRuntime::Mcp(rt.clone()), tokio::spawn(crate::gateway::mcp::serve(listener, rt, rx)))
+        } else {
+            let rt = Arc::new(ArcSwap::from_pointee(AiRuntime::build(gw.config.clone(), &gw.credentials, &self.shared)?));
+            (LayerRuntime::Ai(rt.clone()), tokio::spawn(server::serve_ai(listener, rt, self.shared.clone(), rx)))
+        };
         Ok(Served { port, hash, runtime, stop, task })
     }
 
@@ -292,8 +313,8 @@ pub async fn gateway(
     listen: Listen,
     mut shutdown: Shutdown,
 ) -> Result<(), String> {
-    if layer != Layer::Ai {
-        return Err(format!("the {layer} layer is not part of this build yet; only --layer ai is served"));
+    if !matches!(layer, Layer::Ai | Layer::Mcp) {
+        return Err(format!("the {layer} layer is not part of this build yet; only --layer ai and mcp are served"));
     }
     let first = read_compiled(&config, credentials.as_deref())?;
     if first.config.gateway.layer != layer {

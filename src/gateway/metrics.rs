@@ -145,6 +145,8 @@ pub struct Metrics {
     pub reloads: Family<GatewayLabels, Counter>,
     /// The agent layer's metrics.
     pub agent: crate::gateway::agent::proxy::AgentMetrics,
+    /// The MCP layer's metrics.
+    pub mcp: crate::gateway::mcp::audit::McpMetrics,
 }
 
 impl Default for Metrics {
@@ -197,7 +199,8 @@ impl Metrics {
         registry.register("cairn_store_errors", "Limits-store operations that failed", store_errors.clone());
         registry.register("cairn_config_reloads", "Config reloads, by result", reloads.clone());
         let agent = crate::gateway::agent::proxy::AgentMetrics::new(&mut registry);
-        Metrics { registry, agent, tokens, duration, ttft, tpot, requests, cost, attempts, store_errors, reloads }
+        let mcp = crate::gateway::mcp::audit::McpMetrics::new(&mut registry);
+        Metrics { registry, agent, mcp, tokens, duration, ttft, tpot, requests, cost, attempts, store_errors, reloads }
     }
 
     /// The OpenMetrics text of every metric.

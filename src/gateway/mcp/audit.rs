@@ -1,10 +1,11 @@
 //! One audit line per tool call, and the MCP layer's Prometheus metrics.
 //!
-//! The audit line goes through `tracing` (target `cairn::mcp::audit`, so the process's JSON
-//! formatter prints it as one JSON object on stdout) with: `time`, `gateway`, `subject`,
-//! `session`, `server`, `tool`, `arguments_sha256` (hex SHA-256 of the arguments' canonical JSON;
-//! the arguments themselves only when the server sets `auditArguments`), `outcome` and
-//! `latency_ms`.
+//! The audit line is one JSON object on stdout (like the AI layer's access log), with `time`,
+//! `kind` (`mcp.tool_call`), `gateway`, `subject`, `session` (a short digest: ids are bearer
+//! secrets), `server`, `tool`, `arguments_sha256` (hex SHA-256 of the arguments' JSON; the
+//! arguments themselves only when the server sets `auditArguments`), `outcome` (`ok`,
+//! `tool_error`, `error`, `forbidden`, `not_exposed`, `rate_limited`, `timeout`,
+//! `backend_error`, `session_gone`, `client_gone`, `store_unavailable`) and `latency_ms`.
 //!
 //! | metric | type | labels |
 //! |---|---|---|
@@ -20,7 +21,6 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 /// Labels of a tool call.
@@ -71,9 +71,10 @@ pub struct SessionLabels {
     pub era: String,
 }
 
-/// The MCP layer's metrics.
+/// The MCP layer's metrics, registered in the process's registry (`Shared::metrics`); clones
+/// share the counters.
+#[derive(Clone)]
 pub struct McpMetrics {
-    registry: Registry,
     /// Tool calls.
     pub calls: Family<CallLabels, Counter>,
     /// Tool call durations.
@@ -89,8 +90,8 @@ fn seconds() -> Histogram {
 }
 
 impl McpMetrics {
-    fn new() -> Self {
-        let mut registry = Registry::default();
+    /// Registers the MCP metrics in `registry`.
+    pub fn new(registry: &mut Registry) -> Self {
         let calls = Family::<CallLabels, Counter>::default();
         let durations = Family::<DurationLabels, Histogram, fn() -> Histogram>::new_with_constructor(seconds as fn() -> Histogram);
         let backend_errors = Family::<BackendLabels, Counter>::default();
@@ -108,15 +109,7 @@ impl McpMetrics {
             backend_errors.clone(),
         );
         registry.register("cairn_mcp_sessions", "MCP sessions opened", sessions.clone());
-        McpMetrics { registry, calls, durations, backend_errors, sessions }
-    }
-
-    /// The OpenMetrics text of these metrics (without the `# EOF` line, so it can be appended to
-    /// another registry's text).
-    pub fn encode(&self) -> String {
-        let mut out = String::new();
-        let _ = prometheus_client::encoding::text::encode_registry(&mut out, &self.registry);
-        out
+        McpMetrics { calls, durations, backend_errors, sessions }
     }
 
     /// Counts a backend failure and logs it.
@@ -132,20 +125,33 @@ impl McpMetrics {
     }
 }
 
-/// The process's MCP metrics.
-pub fn metrics() -> &'static McpMetrics {
-    static M: OnceLock<McpMetrics> = OnceLock::new();
-    M.get_or_init(McpMetrics::new)
-}
-
 /// Hex SHA-256 of a JSON value's serialization (`null` when absent).
 pub fn digest(arguments: Option<&Value>) -> String {
     let bytes = serde_json::to_vec(arguments.unwrap_or(&Value::Null)).expect("json");
     hex::encode(Sha256::digest(&bytes))
 }
 
+/// The audit line, as written.
+#[derive(serde::Serialize)]
+struct AuditLine<'a> {
+    time: String,
+    kind: &'static str,
+    gateway: &'a str,
+    subject: &'a str,
+    session: String,
+    server: &'a str,
+    tool: &'a str,
+    arguments_sha256: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    arguments: Option<&'a Value>,
+    outcome: &'a str,
+    latency_ms: f64,
+}
+
 /// One tool call, for the audit line and the metrics.
 pub struct ToolCall<'a> {
+    /// Where to count it.
+    pub metrics: &'a McpMetrics,
     /// Gateway.
     pub gateway: &'a str,
     /// Caller.
@@ -172,22 +178,24 @@ impl ToolCall<'_> {
         } else {
             hex::encode(&Sha256::digest(self.session.as_bytes())[..8])
         };
-        let arguments = if self.log_arguments { self.arguments.map(Value::to_string) } else { None };
-        tracing::info!(
-            target: "cairn::mcp::audit",
-            time = %time,
-            gateway = self.gateway,
-            subject = self.subject,
-            session = %session,
-            server = self.server,
-            tool = self.tool,
-            arguments_sha256 = %digest(self.arguments),
-            arguments = arguments.as_deref(),
+        let line = AuditLine {
+            time,
+            kind: "mcp.tool_call",
+            gateway: self.gateway,
+            subject: self.subject,
+            session,
+            server: self.server,
+            tool: self.tool,
+            arguments_sha256: digest(self.arguments),
+            arguments: if self.log_arguments { self.arguments } else { None },
             outcome,
             latency_ms,
-            "tool call"
-        );
-        let m = metrics();
+        };
+        if let Ok(mut s) = serde_json::to_string(&line) {
+            s.push('\n');
+            let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), s.as_bytes());
+        }
+        let m = self.metrics;
         m.calls
             .get_or_create(&CallLabels {
                 gateway: self.gateway.into(),
@@ -217,7 +225,10 @@ mod tests {
         let a = serde_json::json!({"q": "x"});
         assert_eq!(digest(Some(&a)), digest(Some(&a.clone())));
         assert_ne!(digest(Some(&a)), digest(None));
+        let mut registry = Registry::default();
+        let metrics = McpMetrics::new(&mut registry);
         ToolCall {
+            metrics: &metrics,
             gateway: "ns/gw",
             subject: "bot",
             session: "s",
@@ -227,7 +238,8 @@ mod tests {
             log_arguments: false,
         }
         .finish("ok", Duration::from_millis(3));
-        let text = metrics().encode();
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         assert!(text.contains("cairn_mcp_tool_calls_total{gateway=\"ns/gw\",server=\"gh\",tool=\"search\",subject=\"bot\",outcome=\"ok\"}"), "{text}");
     }
 }

@@ -14,7 +14,7 @@
 //! **Failures.** A backend that fails (down, slow, garbage) is left out of lists and counted in
 //! `cairn_mcp_backend_errors_total`; a call to it gets a JSON-RPC error.
 
-use super::audit::{ToolCall, metrics};
+use super::audit::ToolCall;
 use super::jsonrpc::{
     INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, Message, Notification, RESOURCE_NOT_FOUND, Request, Response,
     RpcError,
@@ -127,7 +127,7 @@ pub async fn initialize(rt: &McpRuntime, params: &Value, version: &str) -> (Valu
                 results.push((u.prefix.clone(), result));
                 sessions.insert(u.prefix.clone(), s);
             }
-            Err(e) => metrics().backend_error(&rt.gateway, &u.name, "initialize", &e),
+            Err(e) => rt.metrics.backend_error(&rt.gateway, &u.name, "initialize", &e),
         }
     }
     let (caps, instructions) = merge_init(&results);
@@ -164,7 +164,7 @@ pub async fn pooled(rt: &McpRuntime) -> BTreeMap<String, BackendSession> {
                 pool.insert(u.prefix.clone(), s.clone());
                 out.insert(u.prefix.clone(), s);
             }
-            Err(e) => metrics().backend_error(&rt.gateway, &u.name, "initialize", &e),
+            Err(e) => rt.metrics.backend_error(&rt.gateway, &u.name, "initialize", &e),
         }
     }
     out
@@ -239,7 +239,7 @@ impl Ctx {
         for (i, r) in lists {
             match r {
                 Ok(items) => out.extend(items.into_iter().filter_map(|it| map(i, it))),
-                Err(e) => metrics().backend_error(&self.rt.gateway, &self.rt.servers[i].name, method, &e),
+                Err(e) => self.rt.metrics.backend_error(&self.rt.gateway, &self.rt.servers[i].name, method, &e),
             }
         }
         out
@@ -357,7 +357,7 @@ impl Ctx {
             Ok(rx) => Outcome::Stream(rx),
             Err(UpstreamError::SessionGone) => Outcome::SessionGone,
             Err(e) => {
-                metrics().backend_error(&self.rt.gateway, &self.rt.servers[i].name, &req.method, &e);
+                self.rt.metrics.backend_error(&self.rt.gateway, &self.rt.servers[i].name, &req.method, &e);
                 Outcome::Done(req.error(upstream_error(&e)))
             }
         }
@@ -377,6 +377,7 @@ impl Ctx {
         let started = Instant::now();
         let audit = |outcome: &str, args: Option<&Value>| {
             ToolCall {
+                metrics: &self.rt.metrics,
                 gateway: &self.rt.gateway,
                 subject: &self.subject,
                 session: &self.session_id,
@@ -439,6 +440,7 @@ impl Ctx {
                 let session = self.session_id.clone();
                 let tool = tool.to_string();
                 let prefix = server.prefix.clone();
+                let rt = self.rt.clone();
                 tokio::spawn(async move {
                     let timeout = tokio::time::sleep(std::time::Duration::from_millis(server.timeout_ms.max(1)));
                     tokio::pin!(timeout);
@@ -477,6 +479,7 @@ impl Ctx {
                         let _ = tx.send(Message::Response(Response::error(req.id.clone(), e))).await;
                     }
                     ToolCall {
+                        metrics: &rt.metrics,
                         gateway: &gateway,
                         subject: &subject,
                         session: &session,

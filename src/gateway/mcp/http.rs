@@ -304,7 +304,7 @@ async fn initialize(rt: Arc<McpRuntime>, subject: String, r: &Request) -> Respon
     };
     let sid = rt.sealer.seal(&state);
     rt.state.activity.touch(&sid, state.opened, state.opened, rt.idle_secs());
-    super::audit::metrics()
+    rt.metrics
         .sessions
         .get_or_create(&super::audit::SessionLabels { gateway: rt.gateway.clone(), era: "session".into() })
         .inc();
@@ -350,7 +350,7 @@ async fn post_stateless(rt: Arc<McpRuntime>, subject: String, headers: HeaderMap
             RpcError::new(jsonrpc::METHOD_NOT_FOUND, "subscriptions/listen is not supported by this gateway yet"),
         );
     }
-    super::audit::metrics()
+    rt.metrics
         .sessions
         .get_or_create(&super::audit::SessionLabels { gateway: rt.gateway.clone(), era: "stateless".into() })
         .inc();
@@ -542,7 +542,7 @@ async fn get(rt: Arc<McpRuntime>, subject: String, headers: HeaderMap) -> Respon
                 });
             }
             Ok(None) => {}
-            Err(e) => super::audit::metrics().backend_error(&rt.gateway, &u.name, "GET", &e),
+            Err(e) => rt.metrics.backend_error(&rt.gateway, &u.name, "GET", &e),
         }
     }
     drop(merged_tx);

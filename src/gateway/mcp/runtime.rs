@@ -67,6 +67,8 @@ pub struct McpRuntime {
     pub max_body: usize,
     /// Kept across config versions.
     pub state: Arc<GatewayState>,
+    /// Metrics (in the process's registry).
+    pub metrics: super::audit::McpMetrics,
 }
 
 impl McpRuntime {
@@ -154,6 +156,7 @@ impl McpRuntime {
             failure_mode,
             max_body,
             state,
+            metrics: shared.metrics.mcp.clone(),
             config,
         })
     }
