@@ -30,7 +30,7 @@ const SUITES: &[&str] = &[
     "tests/conformance/test_route_features.py",
 ];
 
-fn manifests(port: u16, openai: &str, anthropic: &str, limited: &str, broken: &str) -> String {
+fn manifests(port: u16, openai: &str, anthropic: &str, limited: &str, broken: &str, leaky: &str) -> String {
     format!(
         r#"apiVersion: cairn.dev/v1alpha1
 kind: AIGateway
@@ -71,6 +71,7 @@ spec:
     - match: missing-model
     - match: "guarded*"
     - match: cached
+    - match: leaky
 ---
 apiVersion: cairn.dev/v1alpha1
 kind: AIBackend
@@ -125,6 +126,13 @@ spec:
   credentials: {{secretRef: {{name: keys, key: anthropic}}}}
 ---
 apiVersion: cairn.dev/v1alpha1
+kind: AIBackend
+metadata: {{name: leaky}}
+spec:
+  provider: OpenAICompatible
+  url: {leaky}/v1
+---
+apiVersion: cairn.dev/v1alpha1
 kind: AIRoute
 metadata: {{name: sdk}}
 spec:
@@ -177,6 +185,13 @@ spec:
       matches: [{{model: cached}}]
       backends: [{{backendRef: {{name: openai}}, model: gpt-4o-mini}}]
       cache: {{exact: {{ttl: 10m}}}}
+    - name: leaky
+      matches: [{{model: leaky}}]
+      backends: [{{backendRef: {{name: leaky}}}}]
+      guardrails:
+        response:
+          - {{name: no-ssn, pii: [USSSN], action: Redact}}
+          - {{name: no-tok1, regex: ["tok1"], action: Redact}}
 "#
     )
 }
@@ -222,6 +237,8 @@ async fn official_python_sdks_against_cairn_run() {
     limited.set(Behavior::Status(429));
     let broken = MockLlm::start_full("broken").await;
     broken.set(Behavior::Status(400));
+    // Answers "from leaky 078-05-1120" (an SSN for the response guardrail to redact).
+    let leaky = MockLlm::start_full("leaky 078-05-1120").await;
 
     let dir = tempfile::tempdir().unwrap();
     let err_log = dir.path().join("cairn.err");
@@ -230,7 +247,7 @@ async fn official_python_sdks_against_cairn_run() {
         attempt += 1;
         let port = support::free_port();
         let admin = support::free_port();
-        let yaml = manifests(port, &openai.url, &anthropic.url, &limited.url, &broken.url);
+        let yaml = manifests(port, &openai.url, &anthropic.url, &limited.url, &broken.url, &leaky.url);
         std::fs::write(dir.path().join("sdk.yaml"), yaml).unwrap();
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
             .args(["run", "-f"])
@@ -253,7 +270,7 @@ async fn official_python_sdks_against_cairn_run() {
     };
 
     // Forget the probes of failed starts (a mock may have answered one).
-    for m in [&openai, &anthropic, &limited, &broken] {
+    for m in [&openai, &anthropic, &limited, &broken, &leaky] {
         m.clear_received();
     }
 

@@ -59,3 +59,12 @@ def test_identical_requests_are_served_from_the_cache():
     # Streaming requests bypass the cache.
     chunks = list(oai().chat.completions.create(model="cached", messages=msgs, temperature=0, stream=True))
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) != ""
+
+
+def test_response_guardrails_redact_whole_and_streamed_answers():
+    # The `leaky` mock answers "from leaky 078-05-1120"; its route redacts SSNs and the word tok1.
+    r = oai().chat.completions.create(model="leaky", messages=[{"role": "user", "content": "hi"}])
+    assert r.choices[0].message.content == "from leaky [REDACTED:no-ssn]"
+    chunks = list(oai().chat.completions.create(model="leaky", messages=[{"role": "user", "content": "hi"}], stream=True))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "tok0 [REDACTED:no-tok1] tok2 tok3 "
