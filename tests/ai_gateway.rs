@@ -1005,3 +1005,26 @@ async fn responses_and_embeddings_pass_through_with_usage_accounted() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn rules_can_require_headers_and_a_bad_backend_url_is_a_502_not_a_crash() {
+    let (a, b) = (MockLlm::start("a").await, MockLlm::start("b").await);
+    let port = free_port();
+    let mut canary = rule("canary", &["m"], json!([target("b", 0, 1)]));
+    canary["matches"] = json!([{"model": "m", "headers": [{"name": "x-canary", "value": "1"}]}]);
+    let mut broken = backend("broken", &a.url);
+    broken["url"] = json!("http://bad host/v1");
+    let _gw = Gw::start(config(
+        port,
+        vec![backend("a", &a.url), backend("b", &b.url), broken],
+        vec![canary, rule("default", &["m"], json!([target("a", 0, 1)])), rule("x", &["x"], json!([target("broken", 0, 1)]))],
+        None,
+        None,
+    ))
+    .await;
+    assert_eq!(content(&chat(port, "m", &[("x-canary", "1")]).await), "from b");
+    assert_eq!(content(&chat(port, "m", &[("x-canary", "2")]).await), "from a");
+    assert_eq!(content(&chat(port, "m", &[]).await), "from a");
+    let r = chat(port, "x", &[]).await;
+    assert_eq!(r.status, 502, "{}", r.raw);
+}

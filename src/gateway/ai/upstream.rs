@@ -182,8 +182,13 @@ pub async fn send(
     if backend.provider == ProviderKind::Echo {
         return Ok(echo::respond(op, &body));
     }
-    let mut req = http::Request::post(url(backend, op));
-    let headers = req.headers_mut().expect("a fresh request builder has headers");
+    let uri: http::Uri = url(backend, op)
+        .parse()
+        .map_err(|e| SendError::Connect(format!("backend URL {:?} is not usable: {e}", backend.url)))?;
+    let mut req = http::Request::new(Full::new(body));
+    *req.method_mut() = http::Method::POST;
+    *req.uri_mut() = uri;
+    let headers = req.headers_mut();
     headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     for name in FORWARDED {
         if let Some(v) = client_headers.get(*name) {
@@ -196,7 +201,6 @@ pub async fn send(
     for (name, value) in &backend.headers {
         headers.insert(name.clone(), value.clone());
     }
-    let req = req.body(Full::new(body)).map_err(|e| SendError::Other(e.to_string()))?;
     let client = clients.get(backend.connect_timeout_ms);
     match client.request(req).await {
         Ok(resp) => {
