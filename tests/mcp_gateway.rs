@@ -276,7 +276,7 @@ async fn aggregates_tools_prompts_and_resources_with_prefixes() {
     let s = Session::open(&gw.url, None).await;
 
     let names = s.tool_names().await;
-    let base = ["echo", "add", "fail", "explode", "search_code", "delete_repo", "progress", "changed"];
+    let base = ["echo", "add", "fail", "explode", "search_code", "delete_repo", "progress", "changed", "sample"];
     let mut want: Vec<String> = base.iter().map(|t| format!("fs__{t}")).collect();
     want.extend(base.iter().map(|t| format!("gh__{t}")));
     want.extend((0..25).map(|i| format!("pg__t{i:02}")));
@@ -389,7 +389,7 @@ async fn a_broken_backend_is_left_out() {
     let gw = gateway(config("broken", vec![server("gh", &good.url), d, server("junk", &garbage_url)], allow_all())).await;
     let s = Session::open(&gw.url, None).await;
     let names = s.tool_names().await;
-    assert_eq!(names.len(), 8, "{names:?}");
+    assert_eq!(names.len(), 9, "{names:?}");
     assert!(names.iter().all(|n| n.starts_with("gh__")));
     let v = s.call(1, "tools/call", json!({"name": "dead__echo", "arguments": {}})).await;
     assert!(v["error"]["code"].is_i64(), "{v}");
@@ -468,7 +468,7 @@ async fn stateless_era_discover_list_call_and_header_checks() {
 
     let r = post(&gw.url, &modern_headers("tools/list", None), modern(2, "tools/list", json!({}))).await;
     let v = r.json();
-    assert_eq!(v["result"]["tools"].as_array().unwrap().len(), 8, "{v}");
+    assert_eq!(v["result"]["tools"].as_array().unwrap().len(), 9, "{v}");
     assert_eq!(v["result"]["ttlMs"], 0);
     assert_eq!(v["result"]["cacheScope"], "private");
 
@@ -977,4 +977,121 @@ spec:
     assert!(text.contains("cairn_mcp_tool_calls_total{gateway=\"default/tools\",server=\"py\",tool=\"add\",subject=\"anonymous\",outcome=\"ok\"} 1"), "{text}");
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// The reference "everything" server from the npm registry (installed once into the test
+/// platform's cache with `npm install`), as a stdio server behind `cairn mcp-bridge` behind the
+/// gateway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reference_everything_server_behind_the_bridge() {
+    const PACKAGE: &str = "@modelcontextprotocol/server-everything@2026.8.31";
+    let home = std::env::var("HOME").expect("HOME");
+    let prefix = std::path::PathBuf::from(home).join(".cache/cairn-test-platform/npm-everything");
+    let entry = prefix.join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    if !entry.exists() {
+        let st = tokio::process::Command::new("npm")
+            .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&prefix)
+            .arg(PACKAGE)
+            .status()
+            .await
+            .expect("npm is installed");
+        assert!(st.success(), "npm install {PACKAGE} failed");
+    }
+    let port = support::free_port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["mcp-bridge", "--address", "127.0.0.1", "--port", &port.to_string(), "--", "node"])
+        .arg(&entry)
+        .arg("stdio")
+        .spawn()
+        .unwrap();
+    let bridge_url = format!("http://127.0.0.1:{port}/mcp");
+    let health = format!("http://127.0.0.1:{port}/healthz");
+    support::wait_until(Duration::from_secs(30), "the bridge answers /healthz", || {
+        let health = health.clone();
+        async move { (client().get(health.parse().unwrap()).await.ok()?.status() == 200).then_some(()) }
+    })
+    .await;
+    let gw = gateway(config("everything", vec![slow_start(server("ev", &bridge_url))], allow_all())).await;
+    let s = Session::open(&gw.url, None).await;
+    let names = s.tool_names().await;
+    for want in ["ev__echo", "ev__get-sum", "ev__trigger-long-running-operation"] {
+        assert!(names.iter().any(|n| n == want), "{want} in {names:?}");
+    }
+    let v = s.call(1, "tools/call", json!({"name": "ev__echo", "arguments": {"message": "hi"}})).await;
+    assert_eq!(text_of(&v), "Echo: hi");
+    let v = s.call(2, "tools/call", json!({"name": "ev__get-sum", "arguments": {"a": 1, "b": 2}})).await;
+    assert_eq!(text_of(&v), "The sum of 1 and 2 is 3.");
+    // Progress from the stdio server reaches the client through bridge and gateway.
+    let r = s
+        .post(req(3, "tools/call", json!({"name": "ev__trigger-long-running-operation", "arguments": {"duration": 1, "steps": 2}, "_meta": {"progressToken": 7}})))
+        .await;
+    let msgs = r.messages();
+    assert!(msgs.iter().any(|m| m["method"] == "notifications/progress" && m["params"]["progressToken"] == 7), "{}", r.body);
+    assert!(r.json()["result"]["content"].is_array(), "{}", r.body);
+    // Prompts and resources are listed under the prefix and read back through it.
+    let v = s.call(4, "resources/list", json!({})).await;
+    let uri = v["result"]["resources"][0]["uri"].as_str().expect("a resource").to_string();
+    assert!(uri.starts_with("ev+"), "{uri}");
+    let v = s.call(5, "resources/read", json!({"uri": uri})).await;
+    assert_eq!(v["result"]["contents"][0]["uri"], uri);
+    let v = s.call(6, "prompts/list", json!({})).await;
+    assert!(v["result"]["prompts"].as_array().unwrap().iter().all(|p| p["name"].as_str().unwrap().starts_with("ev__")));
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A backend's request to the client (sampling) reaches the client on the call's stream with a
+/// routable id, and the client's answer goes back to that backend.
+#[tokio::test]
+async fn server_to_client_requests_are_routed_back() {
+    let gh = serve(ToolsServer::default).await;
+    let gw = gateway(config("sampling", vec![server("gh", &gh.url)], allow_all())).await;
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {"sampling": {}}, "clientInfo": {"name": "test", "version": "1"}}});
+    let r = post(&gw.url, &[], init).await;
+    let sid = r.session();
+    let h = |b: http::request::Builder| {
+        b.header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-session-id", &sid)
+            .header("mcp-protocol-version", "2025-06-18")
+    };
+    let call = req(1, "tools/call", json!({"name": "gh__sample", "arguments": {}}));
+    let resp = client()
+        .request(h(http::Request::builder().method("POST").uri(&gw.url)).body(Full::new(Bytes::from(call.to_string()))).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.into_body();
+    let mut buf = String::new();
+    let mut answered = false;
+    let result = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(Ok(f)) = body.frame().await {
+            let Ok(d) = f.into_data() else { continue };
+            buf.push_str(&String::from_utf8_lossy(&d));
+            for m in buf.lines().filter_map(|l| l.strip_prefix("data:")).filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok()) {
+                if m["method"] == "sampling/createMessage" && !answered {
+                    let id = m["id"].clone();
+                    assert!(id.as_str().unwrap().starts_with("cairn:gh:"), "{id}");
+                    let answer = json!({"jsonrpc": "2.0", "id": id, "result": {
+                        "role": "assistant", "content": {"type": "text", "text": "from the client"}, "model": "test-model"}});
+                    let r = client()
+                        .request(h(http::Request::builder().method("POST").uri(&gw.url)).body(Full::new(Bytes::from(answer.to_string()))).unwrap())
+                        .await
+                        .unwrap();
+                    assert_eq!(r.status(), 202);
+                    answered = true;
+                }
+                if m["id"] == 1 {
+                    return m;
+                }
+            }
+        }
+        panic!("the stream ended without the call's response: {buf}");
+    })
+    .await
+    .expect("the call completes");
+    assert!(answered);
+    assert_eq!(text_of(&result), "sampled: from the client");
 }

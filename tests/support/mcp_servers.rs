@@ -3,7 +3,8 @@
 //!
 //! * [`ToolsServer`]: tools `echo`, `add`, `fail` (a tool error), `explode` (a protocol error),
 //!   `search_code`, `delete_repo`, `progress` (sends progress first), `changed` (sends
-//!   `notifications/tools/list_changed` on the standalone stream shortly after answering); a
+//!   `notifications/tools/list_changed` on the standalone stream shortly after answering),
+//!   `sample` (asks the client for a sampling completion and answers with its text); a
 //!   prompt `greet`; a resource `file:///readme.txt`.
 //! * [`PagedServer`]: 25 tools `t00`…`t24`, 10 per page.
 
@@ -95,6 +96,7 @@ impl ServerHandler for ToolsServer {
             ("delete_repo", "Deletes a repository"),
             ("progress", "Reports progress, then answers"),
             ("changed", "Announces a tool list change"),
+            ("sample", "Asks the client's model (sampling), answers with its text"),
         ];
         Ok(serde_json::from_value(json!({"tools": tools.iter().map(|(n, d)| tool(n, d)).collect::<Vec<_>>()})).unwrap())
     }
@@ -135,6 +137,20 @@ impl ServerHandler for ToolsServer {
                     let _ = peer.notify_tool_list_changed().await;
                 });
                 Ok(text("will change"))
+            }
+            "sample" => {
+                let params: rmcp::model::CreateMessageRequestParams = serde_json::from_value(json!({
+                    "messages": [{"role": "user", "content": {"type": "text", "text": "say something"}}],
+                    "maxTokens": 10
+                }))
+                .unwrap();
+                let r = context
+                    .peer
+                    .create_message(params)
+                    .await
+                    .map_err(|e| ErrorData::internal_error(format!("sampling failed: {e}"), None))?;
+                let v = serde_json::to_value(&r).unwrap();
+                Ok(text(format!("sampled: {}", v["content"]["text"].as_str().unwrap_or_default())))
             }
             other => Err(ErrorData::invalid_params(format!("no tool {other}"), None)),
         }
