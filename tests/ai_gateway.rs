@@ -97,9 +97,13 @@ struct Gw {
 
 impl Gw {
     async fn start(cfg: GatewayConfig) -> Gw {
+        Gw::start_with(cfg, Credentials::default()).await
+    }
+
+    async fn start_with(cfg: GatewayConfig, credentials: Credentials) -> Gw {
         let shared = Shared::new();
         let mut sup = Supervisor::new(shared.clone(), "127.0.0.1".parse().unwrap());
-        assert!(sup.apply(&[CompiledGateway { config: cfg, credentials: Credentials::default() }]).await);
+        assert!(sup.apply(&[CompiledGateway { config: cfg, credentials }]).await);
         Gw { shared, _sup: sup }
     }
 
@@ -1027,4 +1031,37 @@ async fn rules_can_require_headers_and_a_bad_backend_url_is_a_502_not_a_crash() 
     assert_eq!(content(&chat(port, "m", &[]).await), "from a");
     let r = chat(port, "x", &[]).await;
     assert_eq!(r.status, 502, "{}", r.raw);
+}
+
+#[tokio::test]
+async fn a_stream_that_stalls_past_the_idle_timeout_ends_with_an_error_event() {
+    let a = MockLlm::start("a").await;
+    let _gate = a.gate(); // never opened: the upstream stalls after its first event
+    let port = free_port();
+    let mut r = rule("r", &["m"], json!([target("a", 0, 1)]));
+    r["timeouts"] = json!({"idleMs": 300});
+    let _gw = Gw::start(config(port, vec![backend("a", &a.url)], vec![r], None, None)).await;
+    let mut s = Stream::open(port, stream_body("m", false), &[]).await;
+    let all = s.rest().await;
+    let last = all.trim_end().lines().last().unwrap_or_default();
+    let ev: Value = serde_json::from_str(last.trim_start_matches("data: ")).expect("the last event is JSON");
+    assert_eq!(ev["error"]["code"], "upstream_timeout", "{all}");
+}
+
+#[tokio::test]
+async fn provider_keys_come_from_the_credentials_bundle() {
+    let a = MockLlm::start("a").await;
+    let port = free_port();
+    let mut b = backend("a", &a.url);
+    b["headers"] = json!([{"name": "Authorization", "credential": {"id": "default/openai-key/apiKey"}, "prefix": "Bearer "}]);
+    let creds = Credentials([("default/openai-key/apiKey".to_string(), "sk-provider".to_string())].into());
+    let _gw = Gw::start_with(config(port, vec![b], vec![rule("r", &["m"], json!([target("a", 0, 1)]))], None, None), creds).await;
+    assert_eq!(chat(port, "m", &[]).await.status, 200);
+    assert_eq!(a.received()[0].header("authorization"), Some("Bearer sk-provider"));
+    // A config whose credential is missing is refused (the previous config, if any, keeps serving).
+    let mut sup = Supervisor::new(Shared::new(), "127.0.0.1".parse().unwrap());
+    let mut b = backend("a", &a.url);
+    b["headers"] = json!([{"name": "Authorization", "credential": {"id": "missing"}}]);
+    let cfg = config(free_port(), vec![b], vec![rule("r", &["m"], json!([target("a", 0, 1)]))], None, None);
+    assert!(!sup.apply(&[CompiledGateway { config: cfg, credentials: Credentials::default() }]).await);
 }
