@@ -138,6 +138,9 @@ impl ServerHandler for ToolsServer {
                 });
                 Ok(text("will change"))
             }
+            // Sampling is deprecated in 2026-07-28 but still part of the session era, which the
+            // gateway relays.
+            #[allow(deprecated)]
             "sample" => {
                 let params: rmcp::model::CreateMessageRequestParams = serde_json::from_value(json!({
                     "messages": [{"role": "user", "content": {"type": "text", "text": "say something"}}],
