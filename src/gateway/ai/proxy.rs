@@ -319,7 +319,7 @@ enum Failure {
 }
 
 impl Failure {
-    fn into_response(self, front: Front, rec: &mut Record) -> Result<Served, AiError> {
+    fn into_response(self, rec: &mut Record) -> Result<Served, AiError> {
         match self {
             Failure::Gateway(e) => Err(e),
             Failure::Upstream { status, headers, body } => {
@@ -331,7 +331,6 @@ impl Failure {
                     "upstream_client_error"
                 };
                 rec.error = Some(format!("upstream answered {status}"));
-                let _ = front;
                 let mut r = Response::new(full(body));
                 *r.status_mut() = status;
                 for name in [http::header::CONTENT_TYPE, http::header::RETRY_AFTER] {
@@ -427,7 +426,7 @@ impl Ctx {
                         self.shared.record_success(&target.backend.health_key);
                         return self.deliver(target, &upstream_model, resp, first, at, deadline, rule, rec).await;
                     }
-                    Attempt::Final(f) => return f.into_response(self.front, rec),
+                    Attempt::Final(f) => return f.into_response(rec),
                     Attempt::Retryable { cond, last: failure } => {
                         let ej = &rule.cfg.ejection;
                         if self.shared.record_failure(
@@ -439,7 +438,7 @@ impl Ctx {
                                 cooldown_ms = ej.cooldown_ms, "backend ejected after consecutive failures");
                         }
                         if !rule.falls_back_on(cond) {
-                            return failure.into_response(self.front, rec);
+                            return failure.into_response(rec);
                         }
                         last = Some(failure);
                         if remaining(deadline).is_some_and(|d| d.is_zero()) {
@@ -458,7 +457,7 @@ impl Ctx {
             }
         }
         match last {
-            Some(f) => f.into_response(self.front, rec),
+            Some(f) => f.into_response(rec),
             None => Err(AiError::BadGateway(format!(
                 "no backend of route {} rule {} can serve {} requests",
                 rule.cfg.route,
