@@ -1095,3 +1095,81 @@ async fn server_to_client_requests_are_routed_back() {
     assert!(answered);
     assert_eq!(text_of(&result), "sampled: from the client");
 }
+
+/// A session unused for longer than the idle timeout is gone (404); one in use lives on.
+#[tokio::test]
+async fn idle_sessions_expire() {
+    let gh = serve(ToolsServer::default).await;
+    let mut cfg = config("idle", vec![server("gh", &gh.url)], allow_all());
+    cfg.mcp.as_mut().unwrap().session_idle_timeout_ms = 2_000;
+    let gw = gateway(cfg).await;
+    let idle = Session::open(&gw.url, None).await;
+    let busy = Session::open(&gw.url, None).await;
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(busy.post(req(1, "ping", json!({}))).await.status, 200);
+    }
+    assert_eq!(idle.post(req(1, "ping", json!({}))).await.status, 404);
+}
+
+/// The gateway as an OAuth resource server: a JWT from the trusted issuer whose audience is the
+/// gateway's resource is served; one minted for another audience is refused with 401.
+#[tokio::test]
+async fn jwt_callers_and_the_audience_check() {
+    use base64::Engine;
+    use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+    let public = pair.public_key().as_ref();
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let jwks = json!({"keys": [{"kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": "k1",
+        "x": b64(&public[1..33]), "y": b64(&public[33..65])}]});
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let jwks_url = format!("http://{}/jwks", listener.local_addr().unwrap());
+    let jwks_task = tokio::spawn(async move {
+        let app = axum::Router::new().fallback(move || {
+            let body = jwks.to_string();
+            async move { ([("content-type", "application/json")], body) }
+        });
+        let _ = axum::serve(listener, app).await;
+    });
+    const ISSUER: &str = "https://login.example.com";
+    const RESOURCE: &str = "https://mcp.example.com/mcp";
+    let sign = |aud: &str| {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some("k1".into());
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let claims = json!({"iss": ISSUER, "sub": "user-42", "aud": aud, "exp": now + 600, "iat": now});
+        jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_ec_der(pkcs8.as_ref())).unwrap()
+    };
+
+    let gh = serve(ToolsServer::default).await;
+    let mut policy = bot_policy();
+    policy.subjects[0].identities.push(IdentityConfig::Jwt { issuer: ISSUER.into(), subject: "user-42".into() });
+    let mut cfg = config("jwt", vec![server("gh", &gh.url)], policy);
+    cfg.auth.allow_anonymous = false;
+    cfg.auth.jwt = vec![cairn::config::JwtIssuerConfig {
+        issuer: ISSUER.into(),
+        audiences: vec![RESOURCE.into()],
+        jwks_uri: Some(jwks_url),
+        subject_claim: "sub".into(),
+    }];
+    cfg.mcp.as_mut().unwrap().oauth = Some(OAuthConfig {
+        resource: RESOURCE.into(),
+        authorization_servers: vec![ISSUER.into()],
+        scopes: vec![],
+    });
+    let gw = gateway(cfg).await;
+
+    let good = sign(RESOURCE);
+    let s = Session::open(&gw.url, Some(&good)).await;
+    assert_eq!(s.tool_names().await, ["gh__echo", "gh__search_code", "gh__delete_repo"], "the JWT's subject is the Agent bot");
+
+    let wrong = sign("https://other.example.com");
+    let r = post(&gw.url, &[("authorization", &format!("Bearer {wrong}"))], init_body("2025-06-18")).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    let www = r.headers.get("www-authenticate").unwrap().to_str().unwrap();
+    assert!(www.contains("resource_metadata=") && www.contains("invalid_token"), "{www}");
+    jwks_task.abort();
+}

@@ -229,11 +229,28 @@ impl Child {
                 }
             }
             Message::Request(r) => {
-                // A server→client request: to the session's stream when it has one owner.
-                let target = {
+                // A server→client request (sampling, elicitation, roots). A child of one session
+                // that is answering exactly one request most likely asks on its behalf: the
+                // request goes on that request's stream, where the client is listening.
+                // Otherwise it goes to the session's standalone stream.
+                let (in_flight, target) = {
                     let routes = lock(&self.routes);
-                    if routes.outlets.len() == 1 { routes.outlets.iter().next().map(|(k, v)| (*k, v.clone())) } else { None }
+                    let in_flight = if !self.shared && routes.pending.len() == 1 {
+                        routes.pending.values().next().map(|(_, tx)| tx.clone())
+                    } else {
+                        None
+                    };
+                    let target = if routes.outlets.len() == 1 {
+                        routes.outlets.iter().next().map(|(k, v)| (*k, v.clone()))
+                    } else {
+                        None
+                    };
+                    (in_flight, target)
                 };
+                if let Some(tx) = in_flight {
+                    let _ = tx.send(Message::Request(r)).await;
+                    return;
+                }
                 match target {
                     Some((session, outlet)) => {
                         lock(&self.routes).server_requests.insert(r.id.to_string(), session);
