@@ -813,15 +813,31 @@ async fn every_call_writes_one_json_audit_line() {
         let _ = tracing_subscriber::fmt().json().with_writer(|| LogWriter).try_init();
     });
     let (_agent, gw) = setup().await;
+    // Tests run in parallel and their agents number tasks alike: this test's calls carry a
+    // trace id of their own, and the audit lines are found by it.
+    let trace = "5e1f0a0de7a11ed0a11ed0a11ed0a11e";
+    let tp = format!("00-{trace}-00f067aa0ba902b7-01");
+    let call = |who: &'static str, method: &'static str, params: Value| {
+        let (url, tp) = (format!("{}/agents/echo", gw.url), tp.clone());
+        async move {
+            let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
+            json_of(
+                send("POST", &url, Some(who), &[("a2a-version", "1.0"), ("traceparent", &tp)], Some(body))
+                    .await,
+            )
+            .await
+            .2
+        }
+    };
     let mut m = msg("audit me");
     m["message"]["metadata"] = json!({"skillId": "echo"});
-    let (_, v) = rpc(&gw, "alice", "SendMessage", m).await;
+    let v = call("alice", "SendMessage", m).await;
     let id = v["result"]["task"]["id"].as_str().unwrap().to_string();
-    rpc(&gw, "bob", "GetTask", json!({"id": id})).await;
+    call("bob", "GetTask", json!({"id": id})).await;
     let lines: Vec<Value> = String::from_utf8_lossy(&LOG.lock().unwrap())
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|l| l["target"] == "cairn::audit" && l["fields"]["task_id"] == id.as_str())
+        .filter(|l| l["target"] == "cairn::audit" && l["fields"]["trace_id"] == trace)
         .collect();
     assert_eq!(lines.len(), 2, "{lines:?}");
     let send = &lines[0]["fields"];
@@ -831,10 +847,11 @@ async fn every_call_writes_one_json_audit_line() {
     assert_eq!(send["skill"], "echo");
     assert_eq!(send["outcome"], "ok");
     assert!(send["latency_ms"].as_f64().is_some());
-    assert_eq!(send["trace_id"].as_str().unwrap().len(), 32);
+    assert_eq!(send["task_id"], id.as_str());
     let get = &lines[1]["fields"];
     assert_eq!((get["caller"].as_str(), get["method"].as_str()), (Some("bob"), Some("GetTask")));
     assert_eq!(get["outcome"], "task_not_found");
+    assert_eq!(get["task_id"], id.as_str());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -36,8 +36,9 @@
 //!    the gateway in the configured header (`identityTokenHeader`): `iss`
 //!    `urn:cairn:agent-gateway:{namespace}:{name}`, `sub` the caller, `aud` the agent, `gateway`,
 //!    `agent`, `task_id` when known, `skill` when known, `exp` = now + `identityTokenTtlMs`;
-//!    verifiable with `/.well-known/jwks.json`. `traceparent` is propagated with a new parent id
-//!    (or a trace is started), `tracestate` passed on.
+//!    verifiable with `/.well-known/jwks.json`. A token is reused for calls with the same caller,
+//!    agent, task and skill during the first half of its lifetime. `traceparent` is propagated
+//!    with a new parent id (or a trace is started), `tracestate` passed on.
 //! 6. One audit line per call (target `cairn::audit`: caller, agent, method, binding, skill, task
 //!    id, outcome, status, latency_ms, trace id) and the metrics `cairn_agent_requests_total` and
 //!    `cairn_agent_request_duration_seconds`.
@@ -123,7 +124,12 @@ pub struct AgentRuntime {
     pub token_header: http::HeaderName,
     /// Task owners in the gateway's Redis, when it names a store (else [`AgentShared::owners`]).
     pub redis_owners: Option<owners::RedisOwners>,
+    /// Identity tokens by (caller, agent, task, skill), with their expiry, for reuse.
+    pub tokens: Mutex<HashMap<TokenKey, (String, u64)>>,
 }
+
+/// What an identity token says: caller, agent, task, skill.
+pub type TokenKey = (String, String, Option<String>, Option<String>);
 
 impl AgentRuntime {
     /// Builds a runtime; an error names what is wrong and the previous config stays in service.
@@ -190,6 +196,7 @@ impl AgentRuntime {
             policy: PolicyIndex::new(&config.policy),
             store_prefix,
             redis_owners,
+            tokens: Mutex::default(),
             max_body: config.listener.max_request_bytes,
             issuer: format!("urn:cairn:agent-gateway:{}:{}", config.gateway.namespace, config.gateway.name),
             gateway,

@@ -643,6 +643,18 @@ fn identity_token(
 ) -> String {
     let now = unix_now();
     let ttl = rt.layer.identity_token_ttl_ms.div_ceil(1000).max(1);
+    let key = (subject.to_string(), agent.to_string(), task.map(str::to_string), owner.skill.clone());
+    // A token is reused for the first half of its lifetime (signing costs more than the rest of
+    // the hop); the callee always gets at least half the configured lifetime.
+    let reuse_until = |exp: u64| exp.saturating_sub(ttl.div_ceil(2));
+    {
+        let cache = rt.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((token, exp)) = cache.get(&key)
+            && now < reuse_until(*exp)
+        {
+            return token.clone();
+        }
+    }
     let mut claims = json!({
         "iss": rt.issuer,
         "sub": subject,
@@ -660,8 +672,20 @@ fn identity_token(
     if let Some(s) = &owner.skill {
         claims["skill"] = Value::String(s.clone());
     }
-    rt.signer.jwt(&claims)
+    let token = rt.signer.jwt(&claims);
+    let mut cache = rt.tokens.lock().unwrap_or_else(|e| e.into_inner());
+    if cache.len() >= TOKEN_CACHE_ENTRIES {
+        cache.retain(|_, (_, exp)| now < reuse_until(*exp));
+        if cache.len() >= TOKEN_CACHE_ENTRIES {
+            cache.clear();
+        }
+    }
+    cache.insert(key, (token.clone(), now + ttl));
+    token
 }
+
+/// Most identity tokens kept for reuse per config version.
+const TOKEN_CACHE_ENTRIES: usize = 10_000;
 
 /// Headers passed from the caller to the agent; everything else (credentials, cookies,
 /// hop-by-hop headers) stays at the gateway.
