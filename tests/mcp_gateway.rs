@@ -712,7 +712,7 @@ async fn python_sdk_conformance() {
     let mut policy = bot_policy();
     policy.policies[0].tools.push(ToolGrantConfig {
         server: "gh".into(),
-        tools: vec!["fail".into(), "progress".into()],
+        tools: vec!["fail".into(), "progress".into(), "changed".into()],
         limits: None,
     });
     policy.policies[0].tools[1].limits = None;

@@ -32,10 +32,10 @@ from mcp.shared.exceptions import MCPError  # noqa: E402
 MODES = ["legacy", "auto"]
 
 
-def client(mode, key=MCP_KEY):
+def client(mode, key=MCP_KEY, **kw):
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     http = create_mcp_http_client(headers=headers)
-    return Client(streamable_http_client(MCP_URL, http_client=http), mode=mode)
+    return Client(streamable_http_client(MCP_URL, http_client=http), mode=mode, **kw)
 
 
 def run(coro):
@@ -49,7 +49,7 @@ def test_lists_only_what_the_caller_may_use(mode):
             tools = await c.list_tools()
             names = [t.name for t in tools.tools]
             # In the backend's own order.
-            assert names == ["gh__echo", "gh__fail", "gh__search_code", "gh__progress"], names
+            assert names == ["gh__echo", "gh__fail", "gh__search_code", "gh__progress", "gh__changed"], names
             assert all(t.input_schema for t in tools.tools)
 
     run(go)
@@ -145,3 +145,22 @@ def test_without_credentials_the_gateway_answers_401():
     with pytest.raises(BaseException) as e:
         run(go)
     assert "401" in repr(e.value) or "Unauthorized" in repr(e.value) or "auth" in repr(e.value).lower(), repr(e.value)
+
+
+def test_list_changed_reaches_the_client_in_the_session_era():
+    async def go():
+        changed = anyio.Event()
+
+        async def on_message(message):
+            if type(message).__name__ == "ToolListChangedNotification" or (
+                getattr(message, "method", None) == "notifications/tools/list_changed"
+            ):
+                changed.set()
+
+        async with client("legacy", message_handler=on_message) as c:
+            r = await c.call_tool("gh__changed", {})
+            assert r.content[0].text == "will change"
+            with anyio.fail_after(20):
+                await changed.wait()
+
+    run(go)
