@@ -893,3 +893,110 @@ async fn replicas_sharing_redis_share_task_ownership() {
         "{v}"
     );
 }
+
+/// Kills `cairn run` when the test ends, however it ends.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `cairn run -f` serves the agent layer from manifests, as a user would apply them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cairn_run_serves_the_agent_layer_from_manifests() {
+    let agent = TestAgent::start().await;
+    let port = support::free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = format!(
+        r#"apiVersion: cairn.dev/v1alpha1
+kind: AgentGateway
+metadata: {{name: agents, namespace: e2e}}
+spec:
+  listener: {{port: {port}}}
+  defaultAction: Deny
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: caller-key, namespace: e2e}}
+stringData: {{key: caller-secret-key}}
+---
+apiVersion: cairn.dev/v1alpha1
+kind: Agent
+metadata: {{name: caller, namespace: e2e}}
+spec:
+  identity:
+    virtualKeys: [{{secretRef: {{name: caller-key, key: key}}}}]
+---
+apiVersion: cairn.dev/v1alpha1
+kind: Agent
+metadata: {{name: echo, namespace: e2e}}
+spec:
+  identity: {{serviceAccount: {{name: echo}}}}
+  a2a: {{url: "{url}", gatewayRefs: [{{name: agents}}]}}
+---
+apiVersion: cairn.dev/v1alpha1
+kind: AgentPolicy
+metadata: {{name: caller, namespace: e2e}}
+spec:
+  subjects: {{agents: [caller]}}
+  agents: [{{name: echo}}]
+"#,
+        url = agent.url
+    );
+    let file = dir.path().join("agents.yaml");
+    std::fs::write(&file, manifests).unwrap();
+    let err = dir.path().join("cairn.err");
+    let mut child = Child(
+        std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args(["run", "-f"])
+            .arg(&file)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .spawn()
+            .expect("starting cairn run"),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        if let Ok(Some(status)) = child.0.try_wait() {
+            panic!("cairn run exited ({status}):\n{}", std::fs::read_to_string(&err).unwrap_or_default());
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "cairn run did not listen:\n{}",
+            std::fs::read_to_string(&err).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let base = format!("http://127.0.0.1:{port}");
+    let body =
+        json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": msg("local")}).to_string();
+    let req = Request::post(format!("{base}/agents/echo"))
+        .header("authorization", "Bearer caller-secret-key")
+        .header("content-type", "application/json")
+        .header("a2a-version", "1.0")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    let (s, _, v) = json_of(client().request(req).await.unwrap()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["result"]["task"]["artifacts"][0]["parts"][0]["text"], "echo: local");
+    let token = agent.last_call().headers["x-cairn-caller"].to_str().unwrap().to_string();
+    let (_, _, jwks) =
+        json_of(send("GET", &format!("{base}/.well-known/jwks.json"), None, &[], None).await).await;
+    let mut val = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    val.set_audience(&["echo"]);
+    let claims =
+        jsonwebtoken::decode::<Value>(&token, &jwks_key(&jwks), &val).expect("token verifies").claims;
+    assert_eq!(claims["sub"], "caller");
+    assert_eq!(claims["gateway"], "e2e/agents");
+    let req = Request::get(format!("{base}/agents/echo/.well-known/agent-card.json"))
+        .header("authorization", "Bearer caller-secret-key")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let (s, _, card) = json_of(client().request(req).await.unwrap()).await;
+    assert_eq!(s, StatusCode::OK, "{card}");
+    assert_eq!(card["supportedInterfaces"][0]["url"], format!("{base}/agents/echo"));
+}

@@ -12,6 +12,7 @@
 use crate::compile::{CompiledGateway, Mode};
 use crate::config::{Credentials, GatewayConfig, Layer};
 use crate::gateway::admin::{self, Admin};
+use crate::gateway::agent::AgentRuntime;
 use crate::gateway::ai::state::AiRuntime;
 use crate::gateway::mcp::McpRuntime;
 use crate::gateway::server::{self, Shutdown};
@@ -53,6 +54,7 @@ struct Served {
 enum LayerRuntime {
     Ai(Arc<ArcSwap<AiRuntime>>),
     Mcp(Arc<ArcSwap<McpRuntime>>),
+    Agent(Arc<ArcSwap<AgentRuntime>>),
 }
 
 impl LayerRuntime {
@@ -61,6 +63,7 @@ impl LayerRuntime {
         match self {
             LayerRuntime::Ai(r) => r.store(Arc::new(AiRuntime::build(gw.config.clone(), &gw.credentials, shared)?)),
             LayerRuntime::Mcp(r) => r.store(Arc::new(McpRuntime::build(gw.config.clone(), &gw.credentials, shared)?)),
+            LayerRuntime::Agent(r) => r.store(Arc::new(AgentRuntime::build(gw.config.clone(), &gw.credentials, shared)?)),
         }
         Ok(())
     }
@@ -98,7 +101,7 @@ impl Supervisor {
         let mut keep = std::collections::BTreeSet::new();
         for gw in gateways {
             let id = gw.config.gateway.to_string();
-            if !matches!(gw.config.gateway.layer, Layer::Ai | Layer::Mcp) {
+            if !matches!(gw.config.gateway.layer, Layer::Ai | Layer::Mcp | Layer::Agent) {
                 if self.announced.insert(id.clone()) {
                     eprintln!(
                         "gateway {id} is not served: the {} layer is not part of this build yet",
@@ -172,6 +175,9 @@ impl Supervisor {
         let (runtime, task) = if gw.config.gateway.layer == Layer::Mcp {
             let rt = Arc::new(ArcSwap::from_pointee(McpRuntime::build(gw.config.clone(), &gw.credentials, &self.shared)?));
             (LayerRuntime::Mcp(rt.clone()), tokio::spawn(crate::gateway::mcp::serve(listener, rt, rx)))
+        } else if gw.config.gateway.layer == Layer::Agent {
+            let rt = Arc::new(ArcSwap::from_pointee(AgentRuntime::build(gw.config.clone(), &gw.credentials, &self.shared)?));
+            (LayerRuntime::Agent(rt.clone()), tokio::spawn(crate::gateway::agent::serve(listener, rt, self.shared.clone(), rx)))
         } else {
             let rt = Arc::new(ArcSwap::from_pointee(AiRuntime::build(gw.config.clone(), &gw.credentials, &self.shared)?));
             (LayerRuntime::Ai(rt.clone()), tokio::spawn(server::serve_ai(listener, rt, self.shared.clone(), rx)))
@@ -313,7 +319,7 @@ pub async fn gateway(
     listen: Listen,
     mut shutdown: Shutdown,
 ) -> Result<(), String> {
-    if !matches!(layer, Layer::Ai | Layer::Mcp) {
+    if !matches!(layer, Layer::Ai | Layer::Mcp | Layer::Agent) {
         return Err(format!("the {layer} layer is not part of this build yet; only --layer ai and mcp are served"));
     }
     let first = read_compiled(&config, credentials.as_deref())?;
