@@ -276,7 +276,7 @@ async fn aggregates_tools_prompts_and_resources_with_prefixes() {
     let s = Session::open(&gw.url, None).await;
 
     let names = s.tool_names().await;
-    let base = ["echo", "add", "fail", "explode", "search_code", "delete_repo", "progress", "changed", "sample"];
+    let base = ["echo", "add", "fail", "explode", "search_code", "delete_repo", "progress", "changed", "sample", "changed_all"];
     let mut want: Vec<String> = base.iter().map(|t| format!("fs__{t}")).collect();
     want.extend(base.iter().map(|t| format!("gh__{t}")));
     want.extend((0..25).map(|i| format!("pg__t{i:02}")));
@@ -389,7 +389,7 @@ async fn a_broken_backend_is_left_out() {
     let gw = gateway(config("broken", vec![server("gh", &good.url), d, server("junk", &garbage_url)], allow_all())).await;
     let s = Session::open(&gw.url, None).await;
     let names = s.tool_names().await;
-    assert_eq!(names.len(), 9, "{names:?}");
+    assert_eq!(names.len(), 10, "{names:?}");
     assert!(names.iter().all(|n| n.starts_with("gh__")));
     let v = s.call(1, "tools/call", json!({"name": "dead__echo", "arguments": {}})).await;
     assert!(v["error"]["code"].is_i64(), "{v}");
@@ -468,7 +468,7 @@ async fn stateless_era_discover_list_call_and_header_checks() {
 
     let r = post(&gw.url, &modern_headers("tools/list", None), modern(2, "tools/list", json!({}))).await;
     let v = r.json();
-    assert_eq!(v["result"]["tools"].as_array().unwrap().len(), 9, "{v}");
+    assert_eq!(v["result"]["tools"].as_array().unwrap().len(), 10, "{v}");
     assert_eq!(v["result"]["ttlMs"], 0);
     assert_eq!(v["result"]["cacheScope"], "private");
 
@@ -1172,4 +1172,64 @@ async fn jwt_callers_and_the_audience_check() {
     let www = r.headers.get("www-authenticate").unwrap().to_str().unwrap();
     assert!(www.contains("resource_metadata=") && www.contains("invalid_token"), "{www}");
     jwks_task.abort();
+}
+
+/// `subscriptions/listen` (2026-07-28): an acknowledgement, then the list changes the client
+/// opted in to, tagged with its subscription id.
+#[tokio::test]
+async fn stateless_subscriptions_listen_relays_list_changes() {
+    let tools = ToolsServer::default();
+    let gh = serve(move || tools.clone()).await;
+    let gw = gateway(config("listen", vec![server("gh", &gh.url)], allow_all())).await;
+    let mut b = http::Request::builder()
+        .method("POST")
+        .uri(&gw.url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream");
+    for (k, v) in modern_headers("subscriptions/listen", None) {
+        b = b.header(k, v);
+    }
+    let listen = modern(41, "subscriptions/listen", json!({"notifications": {"toolsListChanged": true}}));
+    let resp = client().request(b.body(Full::new(Bytes::from(listen.to_string()))).unwrap()).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.into_body();
+    let mut buf = String::new();
+    let ack = next_message(&mut body, &mut buf, "notifications/subscriptions/acknowledged").await;
+    assert_eq!(ack["params"]["notifications"], json!({"toolsListChanged": true}));
+    assert_eq!(ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], 41);
+    let r = post(
+        &gw.url,
+        &modern_headers("tools/call", Some("gh__changed_all")),
+        modern(42, "tools/call", json!({"name": "gh__changed_all", "arguments": {}})),
+    )
+    .await;
+    assert_eq!(text_of(&r.json()), "announced");
+    let changed = next_message(&mut body, &mut buf, "notifications/tools/list_changed").await;
+    assert_eq!(changed["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], 41);
+}
+
+/// Reads an SSE body until a message with `method` arrives.
+async fn next_message(body: &mut hyper::body::Incoming, buf: &mut String, method: &str) -> Value {
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let Some(m) = buf
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+                .find(|m| m["method"] == method)
+            {
+                return m;
+            }
+            match body.frame().await {
+                Some(Ok(f)) => {
+                    if let Ok(d) = f.into_data() {
+                        buf.push_str(&String::from_utf8_lossy(&d));
+                    }
+                }
+                _ => panic!("the stream ended before {method}: {buf}"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {method} in time"))
 }

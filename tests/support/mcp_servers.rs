@@ -68,11 +68,14 @@ fn text(s: impl Into<String>) -> CallToolResponse {
     CallToolResult::success(vec![ContentBlock::text(s.into())]).into()
 }
 
-/// The general-purpose test server. `calls` counts tool calls (shared by its sessions).
+/// The general-purpose test server. Clones share `calls` and `peers`: serve it with
+/// `serve(move || server.clone())` to have its sessions share them.
 #[derive(Clone, Default)]
 pub struct ToolsServer {
     /// Tool calls served.
     pub calls: Arc<AtomicUsize>,
+    /// Every initialized session's peer (for `changed_all`).
+    pub peers: Arc<std::sync::Mutex<Vec<rmcp::Peer<RoleServer>>>>,
 }
 
 impl ServerHandler for ToolsServer {
@@ -80,6 +83,10 @@ impl ServerHandler for ToolsServer {
         ServerConfig::new(
             ServerCapabilities::builder().enable_tools().enable_tool_list_changed().enable_prompts().enable_resources().build(),
         )
+    }
+
+    async fn on_initialized(&self, context: rmcp::service::NotificationContext<RoleServer>) {
+        self.peers.lock().unwrap().push(context.peer);
     }
 
     async fn list_tools(
@@ -97,6 +104,7 @@ impl ServerHandler for ToolsServer {
             ("progress", "Reports progress, then answers"),
             ("changed", "Announces a tool list change"),
             ("sample", "Asks the client's model (sampling), answers with its text"),
+            ("changed_all", "Announces a tool list change to every session"),
         ];
         Ok(serde_json::from_value(json!({"tools": tools.iter().map(|(n, d)| tool(n, d)).collect::<Vec<_>>()})).unwrap())
     }
@@ -137,6 +145,13 @@ impl ServerHandler for ToolsServer {
                     let _ = peer.notify_tool_list_changed().await;
                 });
                 Ok(text("will change"))
+            }
+            "changed_all" => {
+                let peers = self.peers.lock().unwrap().clone();
+                for p in peers {
+                    let _ = p.notify_tool_list_changed().await;
+                }
+                Ok(text("announced"))
             }
             // Sampling is deprecated in 2026-07-28 but still part of the session era, which the
             // gateway relays.

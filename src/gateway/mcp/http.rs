@@ -344,11 +344,7 @@ async fn post_stateless(rt: Arc<McpRuntime>, subject: String, headers: HeaderMap
         );
     }
     if r.method == "subscriptions/listen" {
-        return rpc_error(
-            StatusCode::NOT_FOUND,
-            r.id.clone(),
-            RpcError::new(jsonrpc::METHOD_NOT_FOUND, "subscriptions/listen is not supported by this gateway yet"),
-        );
+        return listen(rt, r).await;
     }
     rt.metrics
         .sessions
@@ -579,6 +575,103 @@ async fn get(rt: Arc<McpRuntime>, subject: String, headers: HeaderMap) -> Respon
                 }
             }
         }
+    });
+    sse_response(out)
+}
+
+/// `subscriptions/listen` (2026-07-28): a long-lived SSE answer carrying the list-changed
+/// notifications the client opted in to, each tagged with the subscription id (the request's id),
+/// after one `notifications/subscriptions/acknowledged`. The gateway opens backend sessions of
+/// its own for the stream (their standalone streams are where backends announce changes) and
+/// ends them when the client goes.
+async fn listen(rt: Arc<McpRuntime>, r: Request) -> Response<Body> {
+    const KINDS: [(&str, &str); 3] = [
+        ("toolsListChanged", "notifications/tools/list_changed"),
+        ("promptsListChanged", "notifications/prompts/list_changed"),
+        ("resourcesListChanged", "notifications/resources/list_changed"),
+    ];
+    let wanted = r.params.as_ref().and_then(|p| p.get("notifications")).cloned().unwrap_or_else(|| json!({}));
+    let mut accepted = serde_json::Map::new();
+    let mut methods = Vec::new();
+    for (key, method) in KINDS {
+        if wanted.get(key).and_then(Value::as_bool) == Some(true) {
+            accepted.insert(key.into(), true.into());
+            methods.push(method);
+        }
+    }
+    let params = json!({
+        "protocolVersion": protocol::LATEST_SESSION_VERSION,
+        "capabilities": {},
+        "clientInfo": {"name": "cairn", "version": env!("CARGO_PKG_VERSION")}
+    });
+    let (_, backends) = dispatch::initialize(&rt, &params, protocol::LATEST_SESSION_VERSION).await;
+    let (merged_tx, mut merged) = mpsc::unbounded_channel::<Message>();
+    for u in &rt.upstreams {
+        let Some(s) = backends.get(&u.prefix) else { continue };
+        match u.listen(s).await {
+            Ok(Some(mut rx)) => {
+                let tx = merged_tx.clone();
+                tokio::spawn(async move {
+                    while let Some(m) = rx.recv().await {
+                        if tx.send(m).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+            Ok(None) => {}
+            Err(e) => rt.metrics.backend_error(&rt.gateway, &u.name, "subscriptions/listen", &e),
+        }
+    }
+    drop(merged_tx);
+    let sub_id = r.id.clone();
+    let tag = move |method: &str| {
+        jsonrpc::Notification::new(
+            method,
+            Some(json!({"_meta": {"io.modelcontextprotocol/subscriptionId": sub_id.clone()}})),
+        )
+    };
+    let mut ack = tag("notifications/subscriptions/acknowledged");
+    ack.params.as_mut().expect("params")["notifications"] = Value::Object(accepted);
+    let (tx, out) = mpsc::channel::<Bytes>(64);
+    tokio::spawn(async move {
+        let close = |rt: Arc<McpRuntime>, backends: std::collections::BTreeMap<String, super::session::BackendSession>| async move {
+            for u in &rt.upstreams {
+                if let Some(s) = backends.get(&u.prefix) {
+                    u.close(s).await;
+                }
+            }
+        };
+        if tx.send(sse_event(&Message::Notification(ack))).await.is_err() {
+            return close(rt, backends).await;
+        }
+        let mut tick = tokio::time::interval(KEEP_ALIVE);
+        tick.tick().await;
+        loop {
+            let first = tokio::select! {
+                m = merged.recv() => match m { Some(m) => m, None => break },
+                _ = tick.tick() => {
+                    if tx.send(encode_comment("keep-alive")).await.is_err() { break; }
+                    continue;
+                }
+                _ = tx.closed() => break,
+            };
+            let mut batch = vec![first];
+            while let Ok(m) = merged.try_recv() {
+                batch.push(m);
+            }
+            let mut seen = std::collections::HashSet::new();
+            for m in batch {
+                let Message::Notification(n) = m else { continue };
+                if !methods.contains(&n.method.as_str()) || !seen.insert(n.method.clone()) {
+                    continue;
+                }
+                if tx.send(sse_event(&Message::Notification(tag(&n.method)))).await.is_err() {
+                    return close(rt, backends).await;
+                }
+            }
+        }
+        close(rt, backends).await;
     });
     sse_response(out)
 }
