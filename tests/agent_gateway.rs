@@ -954,7 +954,7 @@ spec:
             .args(["run", "-f"])
             .arg(&file)
             .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
+            .stdout(std::fs::File::create(dir.path().join("cairn.out")).unwrap())
             .stderr(std::fs::File::create(&err).unwrap())
             .spawn()
             .expect("starting cairn run"),
@@ -999,4 +999,14 @@ spec:
     let (s, _, card) = json_of(client().request(req).await.unwrap()).await;
     assert_eq!(s, StatusCode::OK, "{card}");
     assert_eq!(card["supportedInterfaces"][0]["url"], format!("{base}/agents/echo"));
+    // The audit line of the call, as one JSON object on stdout (accessLog defaults to on).
+    let out = std::fs::read_to_string(dir.path().join("cairn.out")).unwrap();
+    let line: Value = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["kind"] == "a2a.call" && l["method"] == "SendMessage")
+        .unwrap_or_else(|| panic!("an audit line in:\n{out}"));
+    assert_eq!((line["caller"].as_str(), line["agent"].as_str()), (Some("caller"), Some("echo")));
+    assert_eq!(line["outcome"], "ok");
+    assert!(line["task_id"].is_string() && line["latency_ms"].is_number(), "{line}");
 }

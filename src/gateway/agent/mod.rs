@@ -39,8 +39,10 @@
 //!    verifiable with `/.well-known/jwks.json`. A token is reused for calls with the same caller,
 //!    agent, task and skill during the first half of its lifetime. `traceparent` is propagated
 //!    with a new parent id (or a trace is started), `tracestate` passed on.
-//! 6. One audit line per call (target `cairn::audit`: caller, agent, method, binding, skill, task
-//!    id, outcome, status, latency_ms, trace id) and the metrics `cairn_agent_requests_total` and
+//! 6. One audit line per call (caller, agent, method, binding, skill, task id, outcome, status,
+//!    latency_ms, trace id): a `tracing` event with these fields (target `cairn::audit`), and, when
+//!    `telemetry.accessLog` is on, the same as one JSON object (`"kind": "a2a.call"`) on stdout
+//!    like the other layers' lines; and the metrics `cairn_agent_requests_total` and
 //!    `cairn_agent_request_duration_seconds`.
 
 pub mod card;

@@ -103,6 +103,8 @@ struct Audit {
     status: u16,
     error: Option<String>,
     trace_id: String,
+    /// Also print the line as JSON on stdout (`telemetry.accessLog`).
+    access_log: bool,
 }
 
 impl Audit {
@@ -125,6 +127,27 @@ impl Audit {
             error = self.error.as_deref(),
             "a2a call"
         );
+        if self.access_log {
+            let line = json!({
+                "time": crate::gateway::access_log::rfc3339(SystemTime::now()),
+                "kind": "a2a.call",
+                "gateway": self.gateway,
+                "caller": self.subject,
+                "agent": self.agent,
+                "method": self.method,
+                "binding": self.binding,
+                "skill": self.skill,
+                "task_id": self.task_id,
+                "outcome": self.outcome,
+                "status": self.status,
+                "latency_ms": latency_ms,
+                "trace_id": self.trace_id,
+                "error": self.error,
+            });
+            let mut s = line.to_string();
+            s.push('\n');
+            let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), s.as_bytes());
+        }
         let labels = AgentLabels {
             gateway: self.gateway.clone(),
             agent: self.agent.clone(),
@@ -281,6 +304,7 @@ fn audit_for(
         status: 200,
         error: None,
         trace_id,
+        access_log: rt.config.telemetry.access_log,
     }
 }
 
