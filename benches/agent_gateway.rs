@@ -14,6 +14,18 @@
 //! Per-event latency is measured from the moment the upstream writes an event (a timestamp in the
 //! event, on this process's monotonic clock) to the moment the client has read it; events are
 //! spaced 200 µs apart so they do not queue behind each other.
+//!
+//! Figures of 2026-11-24 (`N=3000 STREAMS=60`, 2-core shared machine while other builds ran, so
+//! the p99 columns are noisy upper bounds), µs:
+//!
+//! | | direct p50 | direct p99 | gateway p50 | gateway p99 | added p50 | added p99 |
+//! |---|---|---|---|---|---|---|
+//! | `SendMessage` | 45.0 | 210.3 | 127.3 | 358.3 | 82.3 | 148.0 |
+//! | stream event | 71.8 | 3828 | 94.2 | 8385 | 22.4 | (noise) |
+//!
+//! Targets of issue 6: added p50 ≤ 60 µs (not met here: 82 µs, about half of it the second
+//! loopback HTTP hop), added p99 ≤ 200 µs (met), per-event p99 ≤ 20 µs (p50 is 22 µs; the p99
+//! needs a quiet machine to say).
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
