@@ -9,4 +9,14 @@ P="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/platform.sh"
 "$P" deps >&2 || { echo false; exit 1; }
 "$P" build >&2 || { echo false; exit 1; }
 "$P" python || exit 1
-"$P" up "$@" || exit 1
+# `up` picks free loopback ports just before binding them; on a busy machine another process can
+# take one in between, so a failed start is retried on fresh ports.
+for attempt in 1 2 3; do
+  if out="$("$P" up "$@")"; then
+    printf '%s\n' "$out"
+    exit 0
+  fi
+  echo "env.sh: control plane start failed (attempt $attempt of 3)" >&2
+done
+echo false
+exit 1
