@@ -98,6 +98,9 @@ enum Command {
         /// Largest message accepted or relayed, in bytes.
         #[arg(long, default_value_t = 4 << 20)]
         max_message_bytes: usize,
+        /// Sessions unused this many seconds are ended and their children stopped.
+        #[arg(long, default_value_t = 1800)]
+        session_idle_timeout_secs: u64,
         /// The server's program and arguments, after `--`.
         #[arg(last = true, required = true, num_args = 1..)]
         command: Vec<String>,
@@ -160,8 +163,15 @@ fn main() -> Result<ExitCode> {
             let listen = cairn::gateway::local::Listen { address, admin_port: Some(admin_port) };
             serve(|shutdown| cairn::gateway::local::run(paths, options, listen, shutdown))
         }
-        Command::McpBridge { port, address, shared, max_message_bytes, command } => {
-            mcp_bridge(cairn::gateway::mcp::bridge::BridgeOptions { address, port, shared, max_message_bytes, command })
+        Command::McpBridge { port, address, shared, max_message_bytes, session_idle_timeout_secs, command } => {
+            mcp_bridge(cairn::gateway::mcp::bridge::BridgeOptions {
+                address,
+                port,
+                shared,
+                max_message_bytes,
+                session_idle_timeout: std::time::Duration::from_secs(session_idle_timeout_secs.max(1)),
+                command,
+            })
         }
     }
 }

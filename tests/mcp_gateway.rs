@@ -1233,3 +1233,20 @@ async fn next_message(body: &mut hyper::body::Incoming, buf: &mut String, method
     .await
     .unwrap_or_else(|_| panic!("no {method} in time"))
 }
+
+/// The bridge ends sessions nobody uses (their children stop): a client that went away without
+/// DELETE does not leave a process behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bridge_ends_idle_sessions() {
+    let script = py_server_script();
+    let b = bridge(&["--session-idle-timeout-secs", "1"], &script).await;
+    let r = post(&b.url, &[], init_body("2025-06-18")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let sid = r.session();
+    let h = [("mcp-session-id", sid.as_str()), ("mcp-protocol-version", "2025-06-18")];
+    assert_eq!(post(&b.url, &h, req(1, "tools/list", json!({}))).await.status, 200);
+    // Unused for well over the timeout (and the reaper runs every second): gone. Any request
+    // would count as use, so the check comes once, at the end.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(post(&b.url, &h, req(2, "ping", json!({}))).await.status, 404);
+}

@@ -249,6 +249,8 @@ pub struct BridgeOptions {
     pub shared: bool,
     /// Largest message, either way.
     pub max_message_bytes: usize,
+    /// Sessions unused this long are ended (their children stop).
+    pub session_idle_timeout: Duration,
     /// The server's program and arguments.
     pub command: Vec<String>,
 }
@@ -264,6 +266,7 @@ pub async fn main(opts: BridgeOptions) -> Result<(), String> {
         per_session: !opts.shared,
         max_message_bytes: opts.max_message_bytes,
     });
+    StdioServer::reap_in_background(&server, opts.session_idle_timeout);
     let listener = TcpListener::bind((opts.address, opts.port))
         .await
         .map_err(|e| format!("cannot listen on {}:{}: {e}", opts.address, opts.port))?;

@@ -120,7 +120,11 @@ impl McpRuntime {
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .entry(key.clone())
-                        .or_insert_with(|| StdioServer::new(cmd))
+                        .or_insert_with(|| {
+                            let server = StdioServer::new(cmd);
+                            StdioServer::reap_in_background(&server, Duration::from_millis(mcp.session_idle_timeout_ms.max(1000)));
+                            server
+                        })
                         .clone();
                     live_stdio.push(key);
                     Transport::Stdio(server)

@@ -314,9 +314,15 @@ async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R, max: usize) ->
     }
 }
 
+fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs()
+}
+
 /// A session's hold on a child.
 struct Slot {
     number: u64,
+    /// Last use, seconds since the epoch.
+    last_used: AtomicU64,
     /// `initialize` params the session was opened with (replayed after a restart).
     init_params: Option<Value>,
     child: tokio::sync::Mutex<Option<Arc<Child>>>,
@@ -392,6 +398,7 @@ impl StdioServer {
         let id = format!("{}-{number}", super::session::Sealer::random_secret());
         let slot = Arc::new(Slot {
             number,
+            last_used: AtomicU64::new(now_secs()),
             init_params,
             child: tokio::sync::Mutex::new(child),
             outlet: Mutex::new(None),
@@ -422,7 +429,41 @@ impl StdioServer {
     }
 
     fn slot(&self, session: &str) -> Result<Arc<Slot>, StdioError> {
-        lock(&self.sessions).get(session).cloned().ok_or(StdioError::UnknownSession)
+        let slot = lock(&self.sessions).get(session).cloned().ok_or(StdioError::UnknownSession)?;
+        slot.last_used.store(now_secs(), Ordering::Relaxed);
+        Ok(slot)
+    }
+
+    /// Ends the sessions unused for longer than `idle` (their children stop); returns how many.
+    pub async fn reap(&self, idle: std::time::Duration) -> usize {
+        let now = now_secs();
+        let stale: Vec<String> = lock(&self.sessions)
+            .iter()
+            .filter(|(_, s)| now.saturating_sub(s.last_used.load(Ordering::Relaxed)) > idle.as_secs())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for id in &stale {
+            self.close(id).await;
+        }
+        stale.len()
+    }
+
+    /// Reaps idle sessions of `server` every so often until the server is dropped. Needs a Tokio
+    /// runtime; without one nothing is reaped.
+    pub fn reap_in_background(server: &Arc<StdioServer>, idle: std::time::Duration) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
+        let weak = Arc::downgrade(server);
+        let every = (idle / 2).clamp(std::time::Duration::from_secs(1), std::time::Duration::from_secs(60));
+        handle.spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(server) = weak.upgrade() else { return };
+                let n = server.reap(idle).await;
+                if n > 0 {
+                    tracing::info!(target: "cairn::mcp", sessions = n, "idle stdio sessions ended");
+                }
+            }
+        });
     }
 
     /// The session's child, started again (and re-initialized) if it exited.
