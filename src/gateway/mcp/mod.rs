@@ -1,12 +1,28 @@
-//! Layer 2: the MCP gateway — one streamable-HTTP endpoint over many MCP servers, both protocol
-//! eras, per-caller tool access, audit, and the stdio bridge.
+//! Layer 2: the MCP gateway — one streamable-HTTP endpoint (`/mcp`) over many MCP servers, both
+//! protocol eras, per-caller tool access, audit, and the stdio bridge.
 //!
-//! * [`http`]: the front (checks, eras, sessions, SSE) and Protected Resource Metadata;
-//! * [`dispatch`]: the methods — fan-out, merged lists with prefixes, routed calls, policy;
-//! * [`session`]: sealed session ids, so any replica serves any session;
-//! * [`upstream`]: backends over streamable HTTP or stdio; [`stdio`]: child processes;
+//! * [`http`]: the front (checks, eras, sessions, SSE, `subscriptions/listen`) and Protected
+//!   Resource Metadata; [`http::serve`] is what `cairn run` / `cairn gateway --layer mcp` mount;
+//! * [`dispatch`]: the methods — fan-out, merged lists with prefixes, routed calls, policy and
+//!   rate limits, server→client requests routed back by rewritten ids;
+//! * [`session`]: sealed session ids (ChaCha20-Poly1305 under the bundle's `SESSION_KEY`), so any
+//!   replica serves any session;
+//! * [`upstream`]: backends over streamable HTTP (JSON or SSE answers) or stdio;
+//!   [`stdio`]: child processes (per session or shared, restarted, idle ones reaped);
 //! * [`protocol`] and [`jsonrpc`]: the wire rules; [`audit`]: audit lines and metrics;
 //! * [`bridge`]: `cairn mcp-bridge`; [`runtime`]: one config version ready to serve.
+//!
+//! How the eras meet: the gateway always speaks the session era to backends. A session-era
+//! client gets one backend session per server, sealed into its own session id. A stateless
+//! (2026-07-28) client is served over backend sessions pooled per replica and shared by such
+//! clients (backends see the gateway's credentials, never a client's, so they cannot tell callers
+//! apart anyway); `subscriptions/listen` opens backend sessions of its own for its stream.
+//!
+//! Not done yet: SSE resumption (`Last-Event-ID` replay) of the standalone stream; resource
+//! subscriptions in `subscriptions/listen` (`resourceSubscriptions`; session-era
+//! `resources/subscribe` is routed); backends that speak only 2026-07-28; pagination of the
+//! gateway's own lists (every backend page is followed and the merged list is one page); a
+//! shared (Redis) record of session activity, so idle expiry is per replica.
 
 pub mod audit;
 pub mod bridge;
