@@ -1,0 +1,212 @@
+//! AI gateway benchmark: a fast mock OpenAI upstream, a bare hyper reverse proxy (the ceiling), an
+//! open-loop load driver and the report. Not a test: `harness = false`, never run by `cargo test`.
+//! benches/run.sh drives it (builds in release, starts every target, runs every scenario, prints
+//! the markdown tables); see docs/benchmarks.md.
+//!
+//! ```text
+//! ai_gateway mock  --port P [--chunks 16 --chunk-interval-us 1000]
+//! ai_gateway proxy --port P --upstream http://127.0.0.1:M
+//! ai_gateway drive --label L --url http://127.0.0.1:P [--key K] [--pid PID...] SCENARIO ...
+//! ai_gateway rss   --label L --phase idle|after --pid PID...
+//! ai_gateway report results.jsonl
+//! ```
+
+mod drive;
+mod mock;
+mod proxy;
+mod report;
+
+use clap::{Parser, Subcommand};
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(about = "Cairn AI gateway benchmark pieces (see benches/run.sh)")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// The mock OpenAI upstream.
+    Mock {
+        #[arg(long)]
+        port: u16,
+        /// Content chunks per stream.
+        #[arg(long, default_value_t = 16)]
+        chunks: usize,
+        /// Pause between stream chunks after the first, microseconds.
+        #[arg(long, default_value_t = 1000)]
+        chunk_interval_us: u64,
+        /// Runtime worker threads (1: a current-thread runtime).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+    },
+    /// The bare reverse proxy (ceiling).
+    Proxy {
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        upstream: String,
+        /// Runtime worker threads (0: one per core, as Cairn).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+    },
+    /// Load against one target; prints one JSON line.
+    Drive {
+        #[arg(long)]
+        label: String,
+        /// Base URL (the driver posts to {url}/v1/chat/completions).
+        #[arg(long)]
+        url: String,
+        /// Bearer key.
+        #[arg(long)]
+        key: Option<String>,
+        #[arg(long, default_value = "gpt-4o-mini")]
+        model: String,
+        /// Per-request timeout, milliseconds (from the intended send time).
+        #[arg(long, default_value_t = 5000)]
+        timeout_ms: u64,
+        /// Processes whose summed VmRSS is sampled during the run.
+        #[arg(long = "pid")]
+        pids: Vec<u32>,
+        /// Driver runtime threads (1: a current-thread runtime).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        #[command(subcommand)]
+        scenario: Scenario,
+    },
+    /// Prints the summed VmRSS of processes as a JSON line.
+    Rss {
+        #[arg(long)]
+        label: String,
+        #[arg(long)]
+        phase: String,
+        #[arg(long = "pid")]
+        pids: Vec<u32>,
+    },
+    /// Markdown tables from the JSON lines of a run.
+    Report {
+        file: std::path::PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// One connection, sequential requests.
+    Serial {
+        #[arg(long, default_value_t = 1.0)]
+        warmup_s: f64,
+        #[arg(long, default_value_t = 5.0)]
+        duration_s: f64,
+        #[arg(long)]
+        stream: bool,
+    },
+    /// Open loop at a fixed rate.
+    Open {
+        #[arg(long)]
+        rate: f64,
+        #[arg(long, default_value_t = 10.0)]
+        duration_s: f64,
+        #[arg(long)]
+        stream: bool,
+        #[arg(long, default_value_t = 512)]
+        max_inflight: usize,
+    },
+    /// Closed loop, N connections.
+    Closed {
+        #[arg(long, default_value_t = 32)]
+        conns: usize,
+        #[arg(long, default_value_t = 5.0)]
+        duration_s: f64,
+    },
+    /// Rising open-loop rates until p99 exceeds the bound.
+    Ladder {
+        #[arg(long, default_value_t = 1000.0)]
+        start: f64,
+        #[arg(long, default_value_t = 1.4)]
+        factor: f64,
+        #[arg(long, default_value_t = 200_000.0)]
+        max: f64,
+        #[arg(long, default_value_t = 3.0)]
+        step_s: f64,
+        #[arg(long, default_value_t = 10.0)]
+        p99_bound_ms: f64,
+        #[arg(long, default_value_t = 512)]
+        max_inflight: usize,
+    },
+}
+
+fn runtime(threads: usize) -> tokio::runtime::Runtime {
+    let rt = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        if threads > 1 {
+            b.worker_threads(threads);
+        }
+        b.enable_all().build()
+    };
+    rt.expect("tokio runtime")
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Mock { port, chunks, chunk_interval_us, threads } => {
+            let o = mock::MockOpts { port, chunks, interval: Duration::from_micros(chunk_interval_us) };
+            if let Err(e) = runtime(threads).block_on(mock::run(o)) {
+                eprintln!("mock: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+        Cmd::Proxy { port, upstream, threads } => {
+            if let Err(e) = runtime(threads).block_on(proxy::run(port, &upstream)) {
+                eprintln!("proxy: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+        Cmd::Drive { label, url, key, model, timeout_ms, pids, threads, scenario } => {
+            let t = drive::Target { label, url, key, model, timeout: Duration::from_millis(timeout_ms), pids };
+            let out = runtime(threads).block_on(async {
+                match scenario {
+                    Scenario::Serial { warmup_s, duration_s, stream } => {
+                        drive::serial(&t, secs(warmup_s), secs(duration_s), stream).await
+                    }
+                    Scenario::Open { rate, duration_s, stream, max_inflight } => {
+                        drive::open(&t, rate, secs(duration_s), stream, max_inflight).await
+                    }
+                    Scenario::Closed { conns, duration_s } => drive::closed(&t, conns, secs(duration_s)).await,
+                    Scenario::Ladder { start, factor, max, step_s, p99_bound_ms, max_inflight } => {
+                        let l = drive::Ladder {
+                            start,
+                            factor,
+                            max,
+                            step: secs(step_s),
+                            bound: secs(p99_bound_ms / 1000.0),
+                            max_inflight,
+                        };
+                        drive::ladder(&t, &l).await
+                    }
+                }
+            });
+            println!("{out}");
+        }
+        Cmd::Rss { label, phase, pids } => {
+            let kib: u64 = pids.iter().filter_map(|p| drive::rss_kib(*p)).sum();
+            println!("{}", serde_json::json!({"kind": "rss", "label": label, "phase": phase, "kib": kib}));
+        }
+        Cmd::Report { file } => match std::fs::read_to_string(&file) {
+            Ok(s) => print!("{}", report::render(&s)),
+            Err(e) => {
+                eprintln!("report: {}: {e}", file.display());
+                return std::process::ExitCode::FAILURE;
+            }
+        },
+    }
+    std::process::ExitCode::SUCCESS
+}
