@@ -276,7 +276,7 @@ async fn aggregates_tools_prompts_and_resources_with_prefixes() {
     let s = Session::open(&gw.url, None).await;
 
     let names = s.tool_names().await;
-    let base = ["echo", "add", "fail", "explode", "search_code", "delete_repo", "progress", "changed", "sample", "changed_all"];
+    let base = ["echo", "add", "fail", "explode", "search_code", "delete_repo", "progress", "changed", "sample", "changed_all", "wait"];
     let mut want: Vec<String> = base.iter().map(|t| format!("fs__{t}")).collect();
     want.extend(base.iter().map(|t| format!("gh__{t}")));
     want.extend((0..25).map(|i| format!("pg__t{i:02}")));
@@ -389,7 +389,7 @@ async fn a_broken_backend_is_left_out() {
     let gw = gateway(config("broken", vec![server("gh", &good.url), d, server("junk", &garbage_url)], allow_all())).await;
     let s = Session::open(&gw.url, None).await;
     let names = s.tool_names().await;
-    assert_eq!(names.len(), 10, "{names:?}");
+    assert_eq!(names.len(), 11, "{names:?}");
     assert!(names.iter().all(|n| n.starts_with("gh__")));
     let v = s.call(1, "tools/call", json!({"name": "dead__echo", "arguments": {}})).await;
     assert!(v["error"]["code"].is_i64(), "{v}");
@@ -468,7 +468,7 @@ async fn stateless_era_discover_list_call_and_header_checks() {
 
     let r = post(&gw.url, &modern_headers("tools/list", None), modern(2, "tools/list", json!({}))).await;
     let v = r.json();
-    assert_eq!(v["result"]["tools"].as_array().unwrap().len(), 10, "{v}");
+    assert_eq!(v["result"]["tools"].as_array().unwrap().len(), 11, "{v}");
     assert_eq!(v["result"]["ttlMs"], 0);
     assert_eq!(v["result"]["cacheScope"], "private");
 
@@ -1249,4 +1249,29 @@ async fn bridge_ends_idle_sessions() {
     // would count as use, so the check comes once, at the end.
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(post(&b.url, &h, req(2, "ping", json!({}))).await.status, 404);
+}
+
+/// `notifications/cancelled` from the client reaches the backend working on the request.
+#[tokio::test]
+async fn cancellation_reaches_the_backend() {
+    let tools = ToolsServer::default();
+    let (calls, cancelled) = (tools.calls.clone(), tools.cancelled.clone());
+    let gh = serve(move || tools.clone()).await;
+    let gw = gateway(config("cancel", vec![server("gh", &gh.url)], allow_all())).await;
+    let s = Arc::new(Session::open(&gw.url, None).await);
+    let caller = s.clone();
+    let call = tokio::spawn(async move { caller.post(req(7, "tools/call", json!({"name": "gh__wait", "arguments": {}}))).await });
+    support::wait_until(Duration::from_secs(20), "the backend works on the call", || {
+        let calls = calls.clone();
+        async move { (calls.load(std::sync::atomic::Ordering::SeqCst) >= 1).then_some(()) }
+    })
+    .await;
+    let r = s.post(json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 7, "reason": "user"}})).await;
+    assert_eq!(r.status, 202);
+    support::wait_until(Duration::from_secs(20), "the backend saw the cancellation", || {
+        let cancelled = cancelled.clone();
+        async move { (cancelled.load(std::sync::atomic::Ordering::SeqCst) >= 1).then_some(()) }
+    })
+    .await;
+    call.abort();
 }

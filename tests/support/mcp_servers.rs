@@ -76,6 +76,8 @@ pub struct ToolsServer {
     pub calls: Arc<AtomicUsize>,
     /// Every initialized session's peer (for `changed_all`).
     pub peers: Arc<std::sync::Mutex<Vec<rmcp::Peer<RoleServer>>>>,
+    /// `wait` calls that were cancelled.
+    pub cancelled: Arc<AtomicUsize>,
 }
 
 impl ServerHandler for ToolsServer {
@@ -105,6 +107,7 @@ impl ServerHandler for ToolsServer {
             ("changed", "Announces a tool list change"),
             ("sample", "Asks the client's model (sampling), answers with its text"),
             ("changed_all", "Announces a tool list change to every session"),
+            ("wait", "Waits until cancelled (or 30 s)"),
         ];
         Ok(serde_json::from_value(json!({"tools": tools.iter().map(|(n, d)| tool(n, d)).collect::<Vec<_>>()})).unwrap())
     }
@@ -145,6 +148,15 @@ impl ServerHandler for ToolsServer {
                     let _ = peer.notify_tool_list_changed().await;
                 });
                 Ok(text("will change"))
+            }
+            "wait" => {
+                tokio::select! {
+                    _ = context.ct.cancelled() => {
+                        self.cancelled.fetch_add(1, Ordering::SeqCst);
+                        Err(ErrorData::internal_error("cancelled", None))
+                    }
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(30)) => Ok(text("waited")),
+                }
             }
             "changed_all" => {
                 let peers = self.peers.lock().unwrap().clone();
