@@ -163,16 +163,21 @@ fn main() -> Result<ExitCode> {
             let listen = cairn::gateway::local::Listen { address, admin_port: Some(admin_port) };
             serve(|shutdown| cairn::gateway::local::run(paths, options, listen, shutdown))
         }
-        Command::McpBridge { port, address, shared, max_message_bytes, session_idle_timeout_secs, command } => {
-            mcp_bridge(cairn::gateway::mcp::bridge::BridgeOptions {
-                address,
-                port,
-                shared,
-                max_message_bytes,
-                session_idle_timeout: std::time::Duration::from_secs(session_idle_timeout_secs.max(1)),
-                command,
-            })
-        }
+        Command::McpBridge {
+            port,
+            address,
+            shared,
+            max_message_bytes,
+            session_idle_timeout_secs,
+            command,
+        } => mcp_bridge(cairn::gateway::mcp::bridge::BridgeOptions {
+            address,
+            port,
+            shared,
+            max_message_bytes,
+            session_idle_timeout: std::time::Duration::from_secs(session_idle_timeout_secs.max(1)),
+            command,
+        }),
     }
 }
 
@@ -189,7 +194,8 @@ where
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     let result = rt.block_on(async {
         let shutdown = cairn::gateway::local::shutdown_on_signal();
         f(shutdown).await
@@ -281,7 +287,8 @@ fn mcp_bridge(opts: cairn::gateway::mcp::bridge::BridgeOptions) -> Result<ExitCo
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .try_init();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     match rt.block_on(cairn::gateway::mcp::bridge::main(opts)) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) => {

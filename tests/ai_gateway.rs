@@ -2,9 +2,9 @@
 //! budgets, the shared Redis store, errors and hot reload, against in-repo mock upstreams.
 //! No test asserts on elapsed time; timeouts only make failures end.
 
-mod support;
 #[path = "support/mock_llm.rs"]
 mod mock_llm;
+mod support;
 
 use bytes::Bytes;
 use cairn::compile::CompiledGateway;
@@ -19,7 +19,8 @@ use std::time::Duration;
 
 const SALT: &str = "00112233445566778899aabbccddeeff";
 
-type Client = hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+type Client =
+    hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
 
 fn client() -> Client {
     hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
@@ -76,7 +77,13 @@ fn target(backend: &str, priority: u32, weight: u32) -> Value {
 }
 
 /// A config with anonymous callers allowed by default unless `policy` says otherwise.
-fn config(port: u16, backends: Vec<Value>, rules: Vec<Value>, policy: Option<Value>, auth: Option<Value>) -> GatewayConfig {
+fn config(
+    port: u16,
+    backends: Vec<Value>,
+    rules: Vec<Value>,
+    policy: Option<Value>,
+    auth: Option<Value>,
+) -> GatewayConfig {
     let v = json!({
         "version": 1,
         "gateway": {"namespace": "t", "name": "llm", "layer": "ai"},
@@ -124,7 +131,8 @@ fn content(r: &Resp) -> String {
 async fn exact_model_rule_wins_over_glob_and_renames_the_model() {
     let (a, b) = (MockLlm::start("a").await, MockLlm::start("b").await);
     let port = free_port();
-    let mut exact = rule("exact", &["gpt-4o"], json!([{"backend": "b", "model": "b-model", "weight": 1, "priority": 0}]));
+    let mut exact =
+        rule("exact", &["gpt-4o"], json!([{"backend": "b", "model": "b-model", "weight": 1, "priority": 0}]));
     exact["route"] = json!("z-later-route");
     let gw = Gw::start(config(
         port,
@@ -173,7 +181,8 @@ async fn fallback_case(primary: Behavior, first_token_ms: Option<u64>) -> (Resp,
     if let Some(ms) = first_token_ms {
         r["timeouts"] = json!({"firstTokenMs": ms});
     }
-    let gw = Gw::start(config(port, vec![backend("a", &a.url), backend("b", &b.url)], vec![r], None, None)).await;
+    let gw =
+        Gw::start(config(port, vec![backend("a", &a.url), backend("b", &b.url)], vec![r], None, None)).await;
     let resp = chat(port, "m", &[]).await;
     drop(gw);
     (resp, a, b)
@@ -188,7 +197,10 @@ async fn falls_back_on_429_and_5xx_but_never_on_the_callers_400() {
     }
     let (r, a, b) = fallback_case(Behavior::Status(400), None).await;
     assert_eq!(r.status, 400, "{}", r.raw);
-    assert_eq!(r.body["error"]["message"], "mock primary says 400", "the upstream's own error is passed through");
+    assert_eq!(
+        r.body["error"]["message"], "mock primary says 400",
+        "the upstream's own error is passed through"
+    );
     assert_eq!((a.count(), b.count()), (1, 0), "a 4xx of the caller is never retried elsewhere");
 }
 
@@ -260,7 +272,8 @@ async fn a_backend_failing_repeatedly_is_ejected_for_its_cooldown() {
     let port = free_port();
     let mut r = rule("r", &["m"], json!([target("a", 0, 1), target("b", 1, 1)]));
     r["ejection"] = json!({"consecutiveFailures": 2, "cooldownMs": 600000});
-    let _gw = Gw::start(config(port, vec![backend("a", &a.url), backend("b", &b.url)], vec![r], None, None)).await;
+    let _gw =
+        Gw::start(config(port, vec![backend("a", &a.url), backend("b", &b.url)], vec![r], None, None)).await;
     for _ in 0..2 {
         assert_eq!(content(&chat(port, "m", &[]).await), "from b");
     }
@@ -285,14 +298,17 @@ impl Stream {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let resp = client().request(req.body(Full::new(Bytes::from(body.to_string()))).unwrap()).await.unwrap();
+        let resp =
+            client().request(req.body(Full::new(Bytes::from(body.to_string()))).unwrap()).await.unwrap();
         Stream { status: resp.status().as_u16(), body: resp.into_body() }
     }
 
     /// The next chunk of bytes, or `None` at the end.
     async fn next(&mut self) -> Option<String> {
         loop {
-            let frame = tokio::time::timeout(Duration::from_secs(20), self.body.frame()).await.expect("a chunk in time")?;
+            let frame = tokio::time::timeout(Duration::from_secs(20), self.body.frame())
+                .await
+                .expect("a chunk in time")?;
             if let Ok(data) = frame.expect("stream ok").into_data() {
                 return Some(String::from_utf8_lossy(&data).to_string());
             }
@@ -352,7 +368,10 @@ async fn streams_are_forwarded_chunk_by_chunk_and_usage_is_captured_but_hidden()
     })
     .await;
     let m = gw.metrics();
-    assert!(m.contains(&format!("gen_ai_token_type=\"input\",estimated=\"false\"}} {PROMPT_TOKENS}.0")), "{m}");
+    assert!(
+        m.contains(&format!("gen_ai_token_type=\"input\",estimated=\"false\"}} {PROMPT_TOKENS}.0")),
+        "{m}"
+    );
     // 11 input tokens × $1 + 7 output tokens × $2 = $25 at these (absurd) test prices.
     assert!(m.contains("cairn_ai_cost_usd_total{gateway=\"t/llm\",route=\"r\",backend=\"a\",model=\"m\",subject=\"anonymous\"} 25.0"), "{m}");
 }
@@ -361,7 +380,14 @@ async fn streams_are_forwarded_chunk_by_chunk_and_usage_is_captured_but_hidden()
 async fn a_client_that_asked_for_usage_gets_the_usage_chunk() {
     let a = MockLlm::start("a").await;
     let port = free_port();
-    let _gw = Gw::start(config(port, vec![backend("a", &a.url)], vec![rule("r", &["m"], json!([target("a", 0, 1)]))], None, None)).await;
+    let _gw = Gw::start(config(
+        port,
+        vec![backend("a", &a.url)],
+        vec![rule("r", &["m"], json!([target("a", 0, 1)]))],
+        None,
+        None,
+    ))
+    .await;
     let mut s = Stream::open(port, stream_body("m", true), &[]).await;
     let all = s.rest().await;
     assert!(all.contains(&format!("\"completion_tokens\":{COMPLETION_TOKENS}")), "{all}");
@@ -372,7 +398,14 @@ async fn a_broken_upstream_stream_ends_with_an_error_event_and_non_json_is_502()
     let a = MockLlm::start("a").await;
     a.set(Behavior::BreakAfter(2));
     let port = free_port();
-    let _gw = Gw::start(config(port, vec![backend("a", &a.url)], vec![rule("r", &["m"], json!([target("a", 0, 1)]))], None, None)).await;
+    let _gw = Gw::start(config(
+        port,
+        vec![backend("a", &a.url)],
+        vec![rule("r", &["m"], json!([target("a", 0, 1)]))],
+        None,
+        None,
+    ))
+    .await;
     let mut s = Stream::open(port, stream_body("m", false), &[]).await;
     let all = s.rest().await;
     assert!(all.contains("tok0"), "{all}");
@@ -393,7 +426,14 @@ async fn a_client_leaving_mid_stream_cancels_upstream_and_is_charged_an_estimate
     a.set(Behavior::NoUsage);
     let gate = a.gate();
     let port = free_port();
-    let gw = Gw::start(config(port, vec![backend("a", &a.url)], vec![rule("r", &["m"], json!([target("a", 0, 1)]))], None, None)).await;
+    let gw = Gw::start(config(
+        port,
+        vec![backend("a", &a.url)],
+        vec![rule("r", &["m"], json!([target("a", 0, 1)]))],
+        None,
+        None,
+    ))
+    .await;
     let mut s = Stream::open(port, stream_body("m", false), &[]).await;
     s.next().await.unwrap();
     gate.add_permits(1);
@@ -408,7 +448,11 @@ async fn a_client_leaving_mid_stream_cancels_upstream_and_is_charged_an_estimate
         (a.cancelled() == 1).then_some(())
     })
     .await;
-    assert!(gw.metrics().contains("gen_ai_token_type=\"output\",estimated=\"true\"} 3.0"), "{}", gw.metrics());
+    assert!(
+        gw.metrics().contains("gen_ai_token_type=\"output\",estimated=\"true\"} 3.0"),
+        "{}",
+        gw.metrics()
+    );
 }
 
 fn keyed(port: u16, mocks: &MockLlm, policy_models: Value, budgets: Value) -> GatewayConfig {
@@ -446,9 +490,12 @@ async fn callers_are_identified_by_virtual_key_and_refused_in_their_apis_format(
     assert_eq!(r.status, 200, "{}", r.raw);
     let r = chat(port, "m", &[("x-api-key", "sk-alice")]).await;
     assert_eq!(r.status, 200, "x-api-key works too (Anthropic clients): {}", r.raw);
-    assert!(a.received().iter().all(|r| r.header("authorization").is_none() && r.header("x-api-key").is_none()),
-        "caller credentials never reach the provider");
-    let body = json!({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}).to_string();
+    assert!(
+        a.received().iter().all(|r| r.header("authorization").is_none() && r.header("x-api-key").is_none()),
+        "caller credentials never reach the provider"
+    );
+    let body =
+        json!({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}).to_string();
     let r = call(port, "POST", "/v1/messages", &[], &body).await;
     assert_eq!(r.status, 401);
     assert_eq!(r.body["type"], "error", "Anthropic format on /v1/messages: {}", r.raw);
@@ -475,14 +522,25 @@ async fn policy_and_input_errors_are_403_404_413_400_with_clear_messages() {
     assert_eq!(r.status, 400);
     assert!(r.body["error"]["message"].as_str().unwrap().contains("could not parse the JSON"), "{}", r.raw);
     let r = call(port, "POST", "/v1/chat/completions", &alice, r#"{"messages":[]}"#).await;
-    assert_eq!((r.status, r.body["error"]["message"].as_str()), (400, Some("you must provide a model parameter")));
+    assert_eq!(
+        (r.status, r.body["error"]["message"].as_str()),
+        (400, Some("you must provide a model parameter"))
+    );
     let r = call(port, "GET", "/v1/models", &alice, "").await;
-    let ids: Vec<&str> = r.body["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> =
+        r.body["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["m"], "only the models alice may use");
     assert_eq!(a.count(), 0, "nothing refused reached the upstream");
 
     let port = free_port();
-    let _open = Gw::start(config(port, vec![backend("a", &a.url)], vec![rule("r", &["m"], json!([target("a", 0, 1)]))], None, None)).await;
+    let _open = Gw::start(config(
+        port,
+        vec![backend("a", &a.url)],
+        vec![rule("r", &["m"], json!([target("a", 0, 1)]))],
+        None,
+        None,
+    ))
+    .await;
     let r = chat(port, "unknown-model", &[]).await;
     assert_eq!((r.status, r.body["error"]["code"].as_str()), (404, Some("model_not_found")), "{}", r.raw);
 }
@@ -551,15 +609,32 @@ async fn the_echo_backend_answers_through_the_same_path() {
     let port = free_port();
     let echo = json!({"name": "echo", "provider": "echo", "url": "", "connectTimeoutMs": 1000,
         "models": [{"name": "echo-1", "kind": "chat", "price": {"inputPerMillion": 1.0, "cachedInputPerMillion": 1.0, "outputPerMillion": 1.0}}]});
-    let gw = Gw::start(config(port, vec![echo], vec![rule("r", &["gpt-4o-mini"], json!([{"backend": "echo", "model": "echo-1", "weight": 1, "priority": 0}]))], None, None)).await;
-    let body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello there"}]}).to_string();
+    let gw = Gw::start(config(
+        port,
+        vec![echo],
+        vec![rule(
+            "r",
+            &["gpt-4o-mini"],
+            json!([{"backend": "echo", "model": "echo-1", "weight": 1, "priority": 0}]),
+        )],
+        None,
+        None,
+    ))
+    .await;
+    let body =
+        json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello there"}]}).to_string();
     let r = call(port, "POST", "/v1/chat/completions", &[], &body).await;
     assert_eq!(content(&r), "echo: hello there", "{}", r.raw);
     // "hello there" is 2 tokens, plus OpenAI's per-message (3) and reply-priming (3) overhead,
     // plus the role.
     assert_eq!(r.body["usage"]["prompt_tokens"], 9);
     assert_eq!(r.body["usage"]["completion_tokens"], 4);
-    let mut s = Stream::open(port, json!({"model": "gpt-4o-mini", "stream": true, "messages": [{"role": "user", "content": "a b"}]}), &[]).await;
+    let mut s = Stream::open(
+        port,
+        json!({"model": "gpt-4o-mini", "stream": true, "messages": [{"role": "user", "content": "a b"}]}),
+        &[],
+    )
+    .await;
     let all = s.rest().await;
     assert!(all.contains("\" b\"") && all.ends_with("data: [DONE]\n\n") && !all.contains("usage"), "{all}");
     let r = call(port, "POST", "/v1/embeddings", &[], r#"{"model":"gpt-4o-mini","input":["x","y"]}"#).await;
@@ -568,8 +643,10 @@ async fn the_echo_backend_answers_through_the_same_path() {
 }
 
 fn redis_config(port: u16, mock: &MockLlm, redis_url: &str, failure_mode: &str, rpm: u64) -> GatewayConfig {
-    let mut cfg = keyed(port, mock, json!([{"pattern": "m", "limits": {"requestsPerMinute": rpm}}]), json!([]));
-    cfg.store = Some(serde_json::from_value(json!({"redisUrl": redis_url, "failureMode": failure_mode})).unwrap());
+    let mut cfg =
+        keyed(port, mock, json!([{"pattern": "m", "limits": {"requestsPerMinute": rpm}}]), json!([]));
+    cfg.store =
+        Some(serde_json::from_value(json!({"redisUrl": redis_url, "failureMode": failure_mode})).unwrap());
     cfg
 }
 
@@ -685,7 +762,9 @@ async fn cairn_run_hot_reloads_and_keeps_the_last_good_config_on_a_bad_edit() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let file = dir.path().join("gw.yaml");
-    let write = |model: &str| std::fs::write(&file, MANIFESTS.replace("PORT", &port.to_string()).replace("MODEL", model)).unwrap();
+    let write = |model: &str| {
+        std::fs::write(&file, MANIFESTS.replace("PORT", &port.to_string()).replace("MODEL", model)).unwrap()
+    };
     write("first");
     let admin = free_port();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
@@ -712,7 +791,8 @@ async fn cairn_run_hot_reloads_and_keeps_the_last_good_config_on_a_bad_edit() {
     })
     .await;
     assert_eq!(chat(port, "first", &[]).await.status, 404, "the old route is gone");
-    std::fs::write(&file, "apiVersion: cairn.dev/v1alpha1\nkind: AIRoute\nmetadata: {name: [broken\n").unwrap();
+    std::fs::write(&file, "apiVersion: cairn.dev/v1alpha1\nkind: AIRoute\nmetadata: {name: [broken\n")
+        .unwrap();
     // The bad edit is seen within a poll or two; the last good config keeps serving meanwhile
     // and after.
     for _ in 0..6 {
@@ -802,11 +882,17 @@ async fn guardrails_refuse_or_redact_and_the_cache_answers_repeats() {
     cached["cache"] = json!({"ttlMs": 600000, "shared": false, "maxEntries": 100});
     let _gw = Gw::start(config(port, vec![backend("a", &a.url)], vec![guarded, cached], None, None)).await;
 
-    let ask = |model: &str, text: &str| json!({"model": model, "messages": [{"role": "user", "content": text}]}).to_string();
+    let ask = |model: &str, text: &str| {
+        json!({"model": model, "messages": [{"role": "user", "content": text}]}).to_string()
+    };
     let r = call(port, "POST", "/v1/chat/completions", &[], &ask("g", "mail me at jane@example.com")).await;
     assert_eq!(r.status, 400, "{}", r.raw);
     assert_eq!(r.body["error"]["code"], "guardrail_violation");
-    assert!(r.body["error"]["message"].as_str().unwrap().contains("no-email"), "the refusal names the rule: {}", r.raw);
+    assert!(
+        r.body["error"]["message"].as_str().unwrap().contains("no-email"),
+        "the refusal names the rule: {}",
+        r.raw
+    );
     assert_eq!(a.count(), 0);
 
     let r = call(port, "POST", "/v1/chat/completions", &[], &ask("g", "the code is secret-abc")).await;
@@ -855,7 +941,10 @@ fn token(key: &EcKey, claims: Value) -> String {
 }
 
 /// Serves a JWKS that the test can change; counts fetches.
-async fn jwks_server(keys: Arc<std::sync::Mutex<Vec<Value>>>, fetches: Arc<std::sync::atomic::AtomicUsize>) -> u16 {
+async fn jwks_server(
+    keys: Arc<std::sync::Mutex<Vec<Value>>>,
+    fetches: Arc<std::sync::atomic::AtomicUsize>,
+) -> u16 {
     use hyper::service::service_fn;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -867,7 +956,9 @@ async fn jwks_server(keys: Arc<std::sync::Mutex<Vec<Value>>>, fetches: Arc<std::
                 let svc = service_fn(move |_req: http::Request<hyper::body::Incoming>| {
                     fetches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     let body = json!({"keys": keys.lock().unwrap().clone()}).to_string();
-                    async move { Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from(body)))) }
+                    async move {
+                        Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from(body))))
+                    }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
@@ -894,7 +985,14 @@ async fn jwts_from_a_trusted_issuer_are_verified_against_its_rotating_jwks() {
     let auth = json!({"allowAnonymous": false, "virtualKeySalt": SALT, "jwt": [{"issuer": iss, "audiences": ["cairn"],
         "jwksUri": format!("http://127.0.0.1:{jwks_port}/jwks"), "subjectClaim": "sub"}]});
     let port = free_port();
-    let _gw = Gw::start(config(port, vec![backend("a", &a.url)], vec![rule("r", &["m"], json!([target("a", 0, 1)]))], Some(policy), Some(auth))).await;
+    let _gw = Gw::start(config(
+        port,
+        vec![backend("a", &a.url)],
+        vec![rule("r", &["m"], json!([target("a", 0, 1)]))],
+        Some(policy),
+        Some(auth),
+    ))
+    .await;
     let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 600;
     let claims = |sub: &str, aud: &str, exp: u64| json!({"iss": iss, "sub": sub, "aud": aud, "exp": exp});
     let bearer = |t: String| format!("Bearer {t}");
@@ -907,7 +1005,12 @@ async fn jwts_from_a_trusted_issuer_are_verified_against_its_rotating_jwks() {
         ("unknown subject", token(&k1, claims("someone", "cairn", exp))),
     ] {
         let r = chat(port, "m", &[("authorization", &bearer(t))]).await;
-        assert_eq!((r.status, r.body["error"]["code"].as_str()), (401, Some("invalid_api_key")), "{what}: {}", r.raw);
+        assert_eq!(
+            (r.status, r.body["error"]["code"].as_str()),
+            (401, Some("invalid_api_key")),
+            "{what}: {}",
+            r.raw
+        );
     }
     assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 1, "keys are cached");
     // Rotation: the issuer publishes k2; a token signed with it makes the gateway refetch once.
@@ -917,7 +1020,9 @@ async fn jwts_from_a_trusted_issuer_are_verified_against_its_rotating_jwks() {
     assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 2);
     // A forged key id right after: refused without hammering the issuer (rate-limited refresh).
     for _ in 0..3 {
-        let r = chat(port, "m", &[("authorization", &bearer(token(&forged, claims("bot-123", "cairn", exp))))]).await;
+        let r =
+            chat(port, "m", &[("authorization", &bearer(token(&forged, claims("bot-123", "cairn", exp))))])
+                .await;
         assert_eq!(r.status, 401, "{}", r.raw);
     }
     assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 2);
@@ -932,7 +1037,8 @@ async fn service_account_tokens_verify_against_the_api_servers_jwks() {
     let p = support::platform().await;
     let ns = p.fresh_namespace("aigw-sa").await;
     let kc: Value = serde_json::to_value(
-        serde_saphyr::from_str::<serde_json::Value>(&std::fs::read_to_string(&p.kubeconfig).unwrap()).unwrap(),
+        serde_saphyr::from_str::<serde_json::Value>(&std::fs::read_to_string(&p.kubeconfig).unwrap())
+            .unwrap(),
     )
     .unwrap();
     let server = kc["clusters"][0]["cluster"]["server"].as_str().unwrap().to_string();
@@ -940,7 +1046,11 @@ async fn service_account_tokens_verify_against_the_api_servers_jwks() {
         .decode(kc["clusters"][0]["cluster"]["certificate-authority-data"].as_str().unwrap())
         .unwrap();
     let admin_token = kc["users"][0]["user"]["token"].as_str().unwrap().to_string();
-    let out = p.kubectl().args(["-n", &ns, "create", "token", "default", "--audience", "cairn.dev"]).output().unwrap();
+    let out = p
+        .kubectl()
+        .args(["-n", &ns, "create", "token", "default", "--audience", "cairn.dev"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let sa_token = String::from_utf8(out.stdout).unwrap().trim().to_string();
 
@@ -952,9 +1062,16 @@ async fn service_account_tokens_verify_against_the_api_servers_jwks() {
         "policies": [{"name": "p", "subjects": ["bot"], "models": [{"pattern": "m"}]}]
     });
     let auth = json!({"allowAnonymous": false, "virtualKeySalt": SALT, "serviceAccountTokens": {"audiences": ["cairn.dev"]}});
-    let cfg = config(port, vec![backend("a", &a.url)], vec![rule("r", &["m"], json!([target("a", 0, 1)]))], Some(policy), Some(auth));
+    let cfg = config(
+        port,
+        vec![backend("a", &a.url)],
+        vec![rule("r", &["m"], json!([target("a", 0, 1)]))],
+        Some(policy),
+        Some(auth),
+    );
     let dir = tempfile::tempdir().unwrap();
-    let (ca_file, token_file, cfg_file) = (dir.path().join("ca.crt"), dir.path().join("token"), dir.path().join("config.json"));
+    let (ca_file, token_file, cfg_file) =
+        (dir.path().join("ca.crt"), dir.path().join("token"), dir.path().join("config.json"));
     std::fs::write(&ca_file, ca).unwrap();
     std::fs::write(&token_file, admin_token).unwrap();
     std::fs::write(&cfg_file, cfg.to_json()).unwrap();
@@ -987,7 +1104,14 @@ async fn service_account_tokens_verify_against_the_api_servers_jwks() {
 async fn responses_and_embeddings_pass_through_with_usage_accounted() {
     let a = MockLlm::start_full("a").await;
     let port = free_port();
-    let gw = Gw::start(config(port, vec![backend("a", &a.url)], vec![rule("r", &["m"], json!([target("a", 0, 1)]))], None, None)).await;
+    let gw = Gw::start(config(
+        port,
+        vec![backend("a", &a.url)],
+        vec![rule("r", &["m"], json!([target("a", 0, 1)]))],
+        None,
+        None,
+    ))
+    .await;
     let r = call(port, "POST", "/v1/responses", &[], r#"{"model":"m","input":"hi"}"#).await;
     assert_eq!((r.status, r.body["object"].as_str()), (200, Some("response")), "{}", r.raw);
     assert_eq!(a.received()[0].path, "/v1/responses");
@@ -999,12 +1123,17 @@ async fn responses_and_embeddings_pass_through_with_usage_accounted() {
         .unwrap();
     let mut s = Stream { status: resp.status().as_u16(), body: resp.into_body() };
     let all = s.rest().await;
-    assert!(all.contains("event: response.output_text.delta") && all.contains("event: response.completed"), "{all}");
+    assert!(
+        all.contains("event: response.output_text.delta") && all.contains("event: response.completed"),
+        "{all}"
+    );
     let r = call(port, "POST", "/v1/embeddings", &[], r#"{"model":"m","input":"hi"}"#).await;
     assert_eq!((r.status, r.body["object"].as_str()), (200, Some("list")), "{}", r.raw);
     support::wait_until(Duration::from_secs(10), "usage of all three recorded", || async {
         let m = gw.metrics();
-        (m.matches(&format!("gen_ai_token_type=\"input\",estimated=\"false\"}} {}.0", 3 * PROMPT_TOKENS)).count() == 1)
+        (m.matches(&format!("gen_ai_token_type=\"input\",estimated=\"false\"}} {}.0", 3 * PROMPT_TOKENS))
+            .count()
+            == 1)
             .then_some(())
     })
     .await;
@@ -1021,7 +1150,11 @@ async fn rules_can_require_headers_and_a_bad_backend_url_is_a_502_not_a_crash() 
     let _gw = Gw::start(config(
         port,
         vec![backend("a", &a.url), backend("b", &b.url), broken],
-        vec![canary, rule("default", &["m"], json!([target("a", 0, 1)])), rule("x", &["x"], json!([target("broken", 0, 1)]))],
+        vec![
+            canary,
+            rule("default", &["m"], json!([target("a", 0, 1)])),
+            rule("x", &["x"], json!([target("broken", 0, 1)])),
+        ],
         None,
         None,
     ))
@@ -1055,7 +1188,11 @@ async fn provider_keys_come_from_the_credentials_bundle() {
     let mut b = backend("a", &a.url);
     b["headers"] = json!([{"name": "Authorization", "credential": {"id": "default/openai-key/apiKey"}, "prefix": "Bearer "}]);
     let creds = Credentials([("default/openai-key/apiKey".to_string(), "sk-provider".to_string())].into());
-    let _gw = Gw::start_with(config(port, vec![b], vec![rule("r", &["m"], json!([target("a", 0, 1)]))], None, None), creds).await;
+    let _gw = Gw::start_with(
+        config(port, vec![b], vec![rule("r", &["m"], json!([target("a", 0, 1)]))], None, None),
+        creds,
+    )
+    .await;
     assert_eq!(chat(port, "m", &[]).await.status, 200);
     assert_eq!(a.received()[0].header("authorization"), Some("Bearer sk-provider"));
     // A config whose credential is missing is refused (the previous config, if any, keeps serving).

@@ -1,15 +1,15 @@
 //! The MCP gateway (layer 2) end to end over HTTP, with MCP servers built on the official Rust
 //! SDK (`rmcp`) as backends, all on loopback in this process.
 
-mod support;
 #[path = "support/mcp_servers.rs"]
 mod mcp_servers;
+mod support;
 
 use bytes::Bytes;
 use cairn::config::{
     AuthConfig, Credentials, DefaultAction, GatewayConfig, GatewayId, IdentityConfig, Layer, LimitsConfig,
-    ListenerConfig, McpConfig, McpEndpoint, McpServerConfig, OAuthConfig, PolicyConfig, PolicyRules, SESSION_KEY,
-    SubjectConfig, TelemetryConfig, ToolGrantConfig, hash_virtual_key,
+    ListenerConfig, McpConfig, McpEndpoint, McpServerConfig, OAuthConfig, PolicyConfig, PolicyRules,
+    SESSION_KEY, SubjectConfig, TelemetryConfig, ToolGrantConfig, hash_virtual_key,
 };
 use cairn::gateway::mcp::{McpRuntime, handle};
 use cairn::gateway::state::Shared;
@@ -53,7 +53,12 @@ fn config(name: &str, servers: Vec<McpServerConfig>, policy: PolicyConfig) -> Ga
         telemetry: TelemetryConfig { otlp_endpoint: None, access_log: false },
         policy,
         ai: None,
-        mcp: Some(McpConfig { servers, session_idle_timeout_ms: 600_000, oauth: None, allowed_origins: vec![] }),
+        mcp: Some(McpConfig {
+            servers,
+            session_idle_timeout_ms: 600_000,
+            oauth: None,
+            allowed_origins: vec![],
+        }),
         agent: None,
     }
 }
@@ -82,7 +87,11 @@ fn bot_policy() -> PolicyConfig {
             subjects: vec!["bot".into()],
             models: vec![],
             tools: vec![
-                ToolGrantConfig { server: "gh".into(), tools: vec!["search_*".into(), "delete_*".into()], limits: None },
+                ToolGrantConfig {
+                    server: "gh".into(),
+                    tools: vec!["search_*".into(), "delete_*".into()],
+                    limits: None,
+                },
                 ToolGrantConfig {
                     server: "gh".into(),
                     tools: vec!["echo".into()],
@@ -146,13 +155,21 @@ impl Reply {
     /// The JSON body, or the last JSON-RPC response of an SSE body.
     fn json(&self) -> Value {
         if self.is_sse() {
-            return self.messages().into_iter().rev().find(|m| m.get("id").is_some()).expect("a response in the stream");
+            return self
+                .messages()
+                .into_iter()
+                .rev()
+                .find(|m| m.get("id").is_some())
+                .expect("a response in the stream");
         }
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
 
     fn is_sse(&self) -> bool {
-        self.headers.get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/event-stream"))
+        self.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"))
     }
 
     /// Every message of an SSE body.
@@ -169,7 +186,8 @@ impl Reply {
     }
 }
 
-type Client = hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+type Client =
+    hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
 
 fn client() -> Client {
     hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http()
@@ -184,10 +202,13 @@ async fn send(method: &str, url: &str, headers: &[(&str, &str)], body: String) -
     for (k, v) in headers {
         b = b.header(*k, *v);
     }
-    let resp = tokio::time::timeout(Duration::from_secs(20), client().request(b.body(Full::new(Bytes::from(body))).unwrap()))
-        .await
-        .expect("gateway answers")
-        .expect("request");
+    let resp = tokio::time::timeout(
+        Duration::from_secs(20),
+        client().request(b.body(Full::new(Bytes::from(body))).unwrap()),
+    )
+    .await
+    .expect("gateway answers")
+    .expect("request");
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let body = tokio::time::timeout(Duration::from_secs(20), resp.into_body().collect())
@@ -244,7 +265,8 @@ impl Session {
     }
 
     async fn post_to(&self, url: &str, body: Value) -> Reply {
-        let mut h = vec![("mcp-session-id", self.id.as_str()), ("mcp-protocol-version", self.version.as_str())];
+        let mut h =
+            vec![("mcp-session-id", self.id.as_str()), ("mcp-protocol-version", self.version.as_str())];
         if let Some(b) = &self.auth {
             h.push(("authorization", b));
         }
@@ -259,7 +281,12 @@ impl Session {
 
     async fn tool_names(&self) -> Vec<String> {
         let v = self.call(100, "tools/list", json!({})).await;
-        v["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_string()).collect()
+        v["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_string())
+            .collect()
     }
 }
 
@@ -272,11 +299,28 @@ async fn aggregates_tools_prompts_and_resources_with_prefixes() {
     let gh = serve(ToolsServer::default).await;
     let fs = serve(ToolsServer::default).await;
     let pg = serve(|| PagedServer).await;
-    let gw = gateway(config("agg", vec![server("gh", &gh.url), server("fs", &fs.url), server("pg", &pg.url)], allow_all())).await;
+    let gw = gateway(config(
+        "agg",
+        vec![server("gh", &gh.url), server("fs", &fs.url), server("pg", &pg.url)],
+        allow_all(),
+    ))
+    .await;
     let s = Session::open(&gw.url, None).await;
 
     let names = s.tool_names().await;
-    let base = ["echo", "add", "fail", "explode", "search_code", "delete_repo", "progress", "changed", "sample", "changed_all", "wait"];
+    let base = [
+        "echo",
+        "add",
+        "fail",
+        "explode",
+        "search_code",
+        "delete_repo",
+        "progress",
+        "changed",
+        "sample",
+        "changed_all",
+        "wait",
+    ];
     let mut want: Vec<String> = base.iter().map(|t| format!("fs__{t}")).collect();
     want.extend(base.iter().map(|t| format!("gh__{t}")));
     want.extend((0..25).map(|i| format!("pg__t{i:02}")));
@@ -304,13 +348,15 @@ async fn aggregates_tools_prompts_and_resources_with_prefixes() {
     }
 
     let v = s.call(7, "prompts/list", json!({})).await;
-    let prompts: Vec<&str> = v["result"]["prompts"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let prompts: Vec<&str> =
+        v["result"]["prompts"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
     assert_eq!(prompts, ["fs__greet", "gh__greet"]);
     let v = s.call(8, "prompts/get", json!({"name": "gh__greet", "arguments": {"who": "Ada"}})).await;
     assert_eq!(v["result"]["messages"][0]["content"]["text"], "Hello, Ada!");
 
     let v = s.call(9, "resources/list", json!({})).await;
-    let uris: Vec<&str> = v["result"]["resources"].as_array().unwrap().iter().map(|r| r["uri"].as_str().unwrap()).collect();
+    let uris: Vec<&str> =
+        v["result"]["resources"].as_array().unwrap().iter().map(|r| r["uri"].as_str().unwrap()).collect();
     assert_eq!(uris, ["fs+file:///readme.txt", "gh+file:///readme.txt"]);
     let v = s.call(10, "resources/read", json!({"uri": "gh+file:///readme.txt"})).await;
     assert_eq!(v["result"]["contents"][0]["text"], "read me");
@@ -339,7 +385,11 @@ async fn server_allow_deny_and_per_caller_policy() {
     assert!(r.headers.get("www-authenticate").is_some());
 
     let bot = Session::open(&gw.url, Some(BOT_KEY)).await;
-    assert_eq!(bot.tool_names().await, ["gh__echo", "gh__search_code"], "deny beats the grant; ungranted tools never appear");
+    assert_eq!(
+        bot.tool_names().await,
+        ["gh__echo", "gh__search_code"],
+        "deny beats the grant; ungranted tools never appear"
+    );
     let v = bot.call(1, "tools/call", json!({"name": "gh__search_code", "arguments": {}})).await;
     assert_eq!(text_of(&v), "found 3 results");
     // A name it never listed is refused on call.
@@ -369,7 +419,12 @@ async fn server_allow_deny_and_per_caller_policy() {
     assert_eq!(v["result"]["prompts"], json!([]));
 
     // A session belongs to its caller.
-    let stolen = Session { url: gw.url.clone(), id: bot.id.clone(), version: bot.version.clone(), auth: other.auth.clone() };
+    let stolen = Session {
+        url: gw.url.clone(),
+        id: bot.id.clone(),
+        version: bot.version.clone(),
+        auth: other.auth.clone(),
+    };
     assert_eq!(stolen.post(req(1, "tools/list", json!({}))).await.status, 404);
 }
 
@@ -381,12 +436,18 @@ async fn a_broken_backend_is_left_out() {
     let garbage = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let garbage_url = format!("http://{}/mcp", garbage.local_addr().unwrap());
     let junk = tokio::spawn(async move {
-        let app = axum::Router::new().fallback(|| async { ([("content-type", "application/json")], "this is not json") });
+        let app = axum::Router::new()
+            .fallback(|| async { ([("content-type", "application/json")], "this is not json") });
         let _ = axum::serve(garbage, app).await;
     });
     let mut d = server("dead", &dead);
     d.timeout_ms = 2_000;
-    let gw = gateway(config("broken", vec![server("gh", &good.url), d, server("junk", &garbage_url)], allow_all())).await;
+    let gw = gateway(config(
+        "broken",
+        vec![server("gh", &good.url), d, server("junk", &garbage_url)],
+        allow_all(),
+    ))
+    .await;
     let s = Session::open(&gw.url, None).await;
     let names = s.tool_names().await;
     assert_eq!(names.len(), 11, "{names:?}");
@@ -394,7 +455,12 @@ async fn a_broken_backend_is_left_out() {
     let v = s.call(1, "tools/call", json!({"name": "dead__echo", "arguments": {}})).await;
     assert!(v["error"]["code"].is_i64(), "{v}");
     let metrics = gw.shared.metrics.encode();
-    assert!(metrics.contains("cairn_mcp_backend_errors_total{gateway=\"test/broken\",server=\"dead\",operation=\"initialize\"}"), "{metrics}");
+    assert!(
+        metrics.contains(
+            "cairn_mcp_backend_errors_total{gateway=\"test/broken\",server=\"dead\",operation=\"initialize\"}"
+        ),
+        "{metrics}"
+    );
     junk.abort();
 }
 
@@ -406,7 +472,12 @@ async fn one_session_served_by_two_gateways_alternately() {
     let s = Session::open(&a.url, None).await;
     for i in 0..4u64 {
         let url = if i % 2 == 0 { &b.url } else { &a.url };
-        let r = s.post_to(url, req(i, "tools/call", json!({"name": "gh__echo", "arguments": {"text": format!("n{i}")}}))).await;
+        let r = s
+            .post_to(
+                url,
+                req(i, "tools/call", json!({"name": "gh__echo", "arguments": {"text": format!("n{i}")}})),
+            )
+            .await;
         assert_eq!(r.status, 200, "{}", r.body);
         assert_eq!(text_of(&r.json()), format!("n{i}"));
     }
@@ -415,7 +486,10 @@ async fn one_session_served_by_two_gateways_alternately() {
     del.push(("mcp-protocol-version", "2025-06-18"));
     assert_eq!(send("DELETE", &b.url, &del, String::new()).await.status, 200);
     assert_eq!(s.post_to(&b.url, req(9, "tools/list", json!({}))).await.status, 404);
-    assert_eq!(s.post_to(&a.url, req(9, "tools/call", json!({"name": "gh__echo", "arguments": {}}))).await.status, 404);
+    assert_eq!(
+        s.post_to(&a.url, req(9, "tools/call", json!({"name": "gh__echo", "arguments": {}}))).await.status,
+        404
+    );
 }
 
 #[tokio::test]
@@ -427,7 +501,10 @@ async fn tampered_or_foreign_session_ids_get_404() {
     let mut bytes = s.id.clone().into_bytes();
     let i = bytes.len() / 2;
     bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
-    let tampered = Session { id: String::from_utf8(bytes).unwrap(), ..Session { url: gw.url.clone(), id: String::new(), version: s.version.clone(), auth: None } };
+    let tampered = Session {
+        id: String::from_utf8(bytes).unwrap(),
+        ..Session { url: gw.url.clone(), id: String::new(), version: s.version.clone(), auth: None }
+    };
     assert_eq!(tampered.post(req(1, "tools/list", json!({}))).await.status, 404);
     // Sealed for another gateway.
     assert_eq!(s.post_to(&other.url, req(1, "tools/list", json!({}))).await.status, 404);
@@ -459,7 +536,8 @@ async fn stateless_era_discover_list_call_and_header_checks() {
     let gh = serve(ToolsServer::default).await;
     let gw = gateway(config("modern", vec![server("gh", &gh.url)], allow_all())).await;
 
-    let r = post(&gw.url, &modern_headers("server/discover", None), modern(1, "server/discover", json!({}))).await;
+    let r = post(&gw.url, &modern_headers("server/discover", None), modern(1, "server/discover", json!({})))
+        .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let v = r.json();
     assert!(v["result"]["supportedVersions"].as_array().unwrap().contains(&json!("2026-07-28")));
@@ -502,7 +580,13 @@ async fn stateless_era_discover_list_call_and_header_checks() {
     assert_eq!(r.status, 400, "_meta protocolVersion is required: {}", r.body);
 
     // Batches, GET and DELETE do not exist in this era.
-    let r = send("POST", &gw.url, &modern_headers("tools/list", None), json!([modern(7, "tools/list", json!({}))]).to_string()).await;
+    let r = send(
+        "POST",
+        &gw.url,
+        &modern_headers("tools/list", None),
+        json!([modern(7, "tools/list", json!({}))]).to_string(),
+    )
+    .await;
     assert_eq!(r.status, 400);
     assert_eq!(send("GET", &gw.url, &modern_headers("tools/list", None), String::new()).await.status, 405);
     assert_eq!(send("DELETE", &gw.url, &modern_headers("tools/list", None), String::new()).await.status, 405);
@@ -526,11 +610,19 @@ async fn session_era_wire_errors() {
     assert_eq!((r.status, r.json()["error"]["code"].clone()), (400, json!(-32600)));
 
     let s = Session::open(&gw.url, None).await;
-    let r = post(&gw.url, &[("mcp-session-id", &s.id), ("mcp-protocol-version", "1999-01-01")], req(1, "tools/list", json!({}))).await;
+    let r = post(
+        &gw.url,
+        &[("mcp-session-id", &s.id), ("mcp-protocol-version", "1999-01-01")],
+        req(1, "tools/list", json!({})),
+    )
+    .await;
     assert_eq!(r.status, 400, "unknown MCP-Protocol-Version");
 
     // Batches: refused after 2025-03-26, served in 2025-03-26.
-    let batch = json!([req(1, "ping", json!({})), req(2, "tools/call", json!({"name": "gh__echo", "arguments": {"text": "b"}}))]);
+    let batch = json!([
+        req(1, "ping", json!({})),
+        req(2, "tools/call", json!({"name": "gh__echo", "arguments": {"text": "b"}}))
+    ]);
     assert_eq!(s.post(batch.clone()).await.status, 400);
     let old = Session::open_version(&gw.url, None, "2025-03-26").await;
     let r = old.post(batch).await;
@@ -553,7 +645,13 @@ async fn progress_is_relayed_on_the_request_stream() {
     let gh = serve(ToolsServer::default).await;
     let gw = gateway(config("progress", vec![server("gh", &gh.url)], allow_all())).await;
     let s = Session::open(&gw.url, None).await;
-    let r = s.post(req(1, "tools/call", json!({"name": "gh__progress", "arguments": {}, "_meta": {"progressToken": "tok"}}))).await;
+    let r = s
+        .post(req(
+            1,
+            "tools/call",
+            json!({"name": "gh__progress", "arguments": {}, "_meta": {"progressToken": "tok"}}),
+        ))
+        .await;
     assert!(r.is_sse(), "{}", r.body);
     let msgs = r.messages();
     let progress: Vec<&Value> = msgs.iter().filter(|m| m["method"] == "notifications/progress").collect();
@@ -612,7 +710,9 @@ async fn oauth_protected_resource_metadata_and_401() {
     assert_eq!(r.status, 401);
     let www = r.headers.get("www-authenticate").unwrap().to_str().unwrap();
     assert!(
-        www.starts_with("Bearer resource_metadata=\"https://mcp.example.com/.well-known/oauth-protected-resource/mcp\""),
+        www.starts_with(
+            "Bearer resource_metadata=\"https://mcp.example.com/.well-known/oauth-protected-resource/mcp\""
+        ),
         "{www}"
     );
     let base = gw.url.trim_end_matches("/mcp");
@@ -643,7 +743,11 @@ async fn backend_credentials_come_from_the_bundle_never_from_the_client() {
             let rec = rec.clone();
             let upstream = upstream.clone();
             async move {
-                let auth = req.headers().get("authorization").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+                let auth = req
+                    .headers()
+                    .get("authorization")
+                    .map(|v| v.to_str().unwrap().to_string())
+                    .unwrap_or_default();
                 rec.lock().unwrap().push(auth);
                 let (parts, body) = req.into_parts();
                 let bytes = body.collect().await.unwrap().to_bytes();
@@ -686,7 +790,9 @@ async fn backend_credentials_come_from_the_bundle_never_from_the_client() {
                     let rt = rt.clone();
                     async move { Ok::<_, std::convert::Infallible>(handle(rt, req).await) }
                 });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), svc).await;
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
             });
         }
     });
@@ -723,7 +829,15 @@ async fn python_sdk_conformance() {
     let out = tokio::time::timeout(
         Duration::from_secs(300),
         tokio::process::Command::new(&python)
-            .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfE", "tests/conformance/test_mcp_sdk.py"])
+            .args([
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "-rfE",
+                "tests/conformance/test_mcp_sdk.py",
+            ])
             .current_dir(&root)
             .env("CAIRN_MCP_URL", &gw.url)
             .env("CAIRN_MCP_KEY", BOT_KEY)
@@ -822,9 +936,11 @@ async fn bridge_serves_a_stdio_server_one_child_per_session_and_restarts_it() {
     assert_eq!(s1.tool_names().await, ["py__add", "py__pid", "py__crash"]);
     let v = s1.call(1, "tools/call", json!({"name": "py__add", "arguments": {"a": 2, "b": 3}})).await;
     assert_eq!(text_of(&v), "5");
-    let pid1 = text_of(&s1.call(2, "tools/call", json!({"name": "py__pid", "arguments": {}})).await).to_string();
+    let pid1 =
+        text_of(&s1.call(2, "tools/call", json!({"name": "py__pid", "arguments": {}})).await).to_string();
     let s2 = Session::open(&gw.url, None).await;
-    let pid2 = text_of(&s2.call(1, "tools/call", json!({"name": "py__pid", "arguments": {}})).await).to_string();
+    let pid2 =
+        text_of(&s2.call(1, "tools/call", json!({"name": "py__pid", "arguments": {}})).await).to_string();
     assert_ne!(pid1, pid2, "one child per session");
 
     // The child dies mid-call: the call fails, the next one gets a new child.
@@ -852,8 +968,10 @@ async fn bridge_shares_one_child_with_shared() {
     let gw = gateway(config("bridged-shared", vec![slow_start(server("py", &b.url))], allow_all())).await;
     let s1 = Session::open(&gw.url, None).await;
     let s2 = Session::open(&gw.url, None).await;
-    let p1 = text_of(&s1.call(1, "tools/call", json!({"name": "py__pid", "arguments": {}})).await).to_string();
-    let p2 = text_of(&s2.call(1, "tools/call", json!({"name": "py__pid", "arguments": {}})).await).to_string();
+    let p1 =
+        text_of(&s1.call(1, "tools/call", json!({"name": "py__pid", "arguments": {}})).await).to_string();
+    let p2 =
+        text_of(&s2.call(1, "tools/call", json!({"name": "py__pid", "arguments": {}})).await).to_string();
     assert_eq!(p1, p2);
     let v = s2.call(2, "tools/call", json!({"name": "py__add", "arguments": {"a": 20, "b": 22}})).await;
     assert_eq!(text_of(&v), "42");
@@ -864,7 +982,10 @@ async fn local_mode_runs_stdio_servers_in_process() {
     let script = py_server_script();
     let mut s = server("py", "");
     s.endpoint = McpEndpoint::Stdio {
-        command: vec![support::python().to_string_lossy().into_owned(), script.to_string_lossy().into_owned()],
+        command: vec![
+            support::python().to_string_lossy().into_owned(),
+            script.to_string_lossy().into_owned(),
+        ],
         env: Default::default(),
         secret_env: Default::default(),
         per_session: true,
@@ -1027,7 +1148,11 @@ async fn reference_everything_server_behind_the_bridge() {
         .post(req(3, "tools/call", json!({"name": "ev__trigger-long-running-operation", "arguments": {"duration": 1, "steps": 2}, "_meta": {"progressToken": 7}})))
         .await;
     let msgs = r.messages();
-    assert!(msgs.iter().any(|m| m["method"] == "notifications/progress" && m["params"]["progressToken"] == 7), "{}", r.body);
+    assert!(
+        msgs.iter().any(|m| m["method"] == "notifications/progress" && m["params"]["progressToken"] == 7),
+        "{}",
+        r.body
+    );
     assert!(r.json()["result"]["content"].is_array(), "{}", r.body);
     // Prompts and resources are listed under the prefix and read back through it.
     let v = s.call(4, "resources/list", json!({})).await;
@@ -1036,7 +1161,13 @@ async fn reference_everything_server_behind_the_bridge() {
     let v = s.call(5, "resources/read", json!({"uri": uri})).await;
     assert_eq!(v["result"]["contents"][0]["uri"], uri);
     let v = s.call(6, "prompts/list", json!({})).await;
-    assert!(v["result"]["prompts"].as_array().unwrap().iter().all(|p| p["name"].as_str().unwrap().starts_with("ev__")));
+    assert!(
+        v["result"]["prompts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["name"].as_str().unwrap().starts_with("ev__"))
+    );
     let _ = child.kill();
     let _ = child.wait();
 }
@@ -1059,7 +1190,11 @@ async fn server_to_client_requests_are_routed_back() {
     };
     let call = req(1, "tools/call", json!({"name": "gh__sample", "arguments": {}}));
     let resp = client()
-        .request(h(http::Request::builder().method("POST").uri(&gw.url)).body(Full::new(Bytes::from(call.to_string()))).unwrap())
+        .request(
+            h(http::Request::builder().method("POST").uri(&gw.url))
+                .body(Full::new(Bytes::from(call.to_string())))
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
@@ -1141,12 +1276,15 @@ async fn jwt_callers_and_the_audience_check() {
         header.kid = Some("k1".into());
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
         let claims = json!({"iss": ISSUER, "sub": "user-42", "aud": aud, "exp": now + 600, "iat": now});
-        jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_ec_der(pkcs8.as_ref())).unwrap()
+        jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_ec_der(pkcs8.as_ref()))
+            .unwrap()
     };
 
     let gh = serve(ToolsServer::default).await;
     let mut policy = bot_policy();
-    policy.subjects[0].identities.push(IdentityConfig::Jwt { issuer: ISSUER.into(), subject: "user-42".into() });
+    policy.subjects[0]
+        .identities
+        .push(IdentityConfig::Jwt { issuer: ISSUER.into(), subject: "user-42".into() });
     let mut cfg = config("jwt", vec![server("gh", &gh.url)], policy);
     cfg.auth.allow_anonymous = false;
     cfg.auth.jwt = vec![cairn::config::JwtIssuerConfig {
@@ -1164,7 +1302,11 @@ async fn jwt_callers_and_the_audience_check() {
 
     let good = sign(RESOURCE);
     let s = Session::open(&gw.url, Some(&good)).await;
-    assert_eq!(s.tool_names().await, ["gh__echo", "gh__search_code", "gh__delete_repo"], "the JWT's subject is the Agent bot");
+    assert_eq!(
+        s.tool_names().await,
+        ["gh__echo", "gh__search_code", "gh__delete_repo"],
+        "the JWT's subject is the Agent bot"
+    );
 
     let wrong = sign("https://other.example.com");
     let r = post(&gw.url, &[("authorization", &format!("Bearer {wrong}"))], init_body("2025-06-18")).await;
@@ -1260,7 +1402,9 @@ async fn cancellation_reaches_the_backend() {
     let gw = gateway(config("cancel", vec![server("gh", &gh.url)], allow_all())).await;
     let s = Arc::new(Session::open(&gw.url, None).await);
     let caller = s.clone();
-    let call = tokio::spawn(async move { caller.post(req(7, "tools/call", json!({"name": "gh__wait", "arguments": {}}))).await });
+    let call = tokio::spawn(async move {
+        caller.post(req(7, "tools/call", json!({"name": "gh__wait", "arguments": {}}))).await
+    });
     support::wait_until(Duration::from_secs(20), "the backend works on the call", || {
         let calls = calls.clone();
         async move { (calls.load(std::sync::atomic::Ordering::SeqCst) >= 1).then_some(()) }

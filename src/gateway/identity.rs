@@ -137,7 +137,9 @@ impl Identity {
             return policy
                 .identify(Credential::Jwt { issuer: iss, subject: sub })
                 .map(str::to_string)
-                .ok_or_else(|| AuthError::InvalidToken(format!("no Agent has subject '{sub}' of issuer '{iss}'")));
+                .ok_or_else(|| {
+                    AuthError::InvalidToken(format!("no Agent has subject '{sub}' of issuer '{iss}'"))
+                });
         }
         if let Some(sa) = &self.sa
             && sa.issuer == iss
@@ -372,11 +374,8 @@ impl Jwks {
 }
 
 fn default_client() -> HttpClient {
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_webpki_roots()
-        .https_or_http()
-        .enable_http1()
-        .build();
+    let https =
+        hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots().https_or_http().enable_http1().build();
     hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(https)
 }
 
@@ -391,8 +390,11 @@ fn ca_client(ca_file: &str) -> Result<HttpClient, String> {
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let https =
-        hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().build();
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .build();
     Ok(hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(https))
 }
 
@@ -405,7 +407,8 @@ fn rustls_pemfile_certs(pem: &[u8]) -> Result<Vec<rustls::pki_types::Certificate
 }
 
 async fn get_json(client: &HttpClient, uri: &str, bearer: Option<&str>) -> Result<serde_json::Value, String> {
-    let mut req = http::Request::get(uri).header(http::header::ACCEPT, "application/json, application/jwk-set+json");
+    let mut req =
+        http::Request::get(uri).header(http::header::ACCEPT, "application/json, application/jwk-set+json");
     if let Some(t) = bearer {
         req = req.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
     }

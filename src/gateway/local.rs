@@ -61,9 +61,15 @@ impl LayerRuntime {
     /// Builds `gw`'s config and swaps it in; an error leaves the current one in service.
     fn swap(&self, gw: &CompiledGateway, shared: &Shared) -> Result<(), String> {
         match self {
-            LayerRuntime::Ai(r) => r.store(Arc::new(AiRuntime::build(gw.config.clone(), &gw.credentials, shared)?)),
-            LayerRuntime::Mcp(r) => r.store(Arc::new(McpRuntime::build(gw.config.clone(), &gw.credentials, shared)?)),
-            LayerRuntime::Agent(r) => r.store(Arc::new(AgentRuntime::build(gw.config.clone(), &gw.credentials, shared)?)),
+            LayerRuntime::Ai(r) => {
+                r.store(Arc::new(AiRuntime::build(gw.config.clone(), &gw.credentials, shared)?))
+            }
+            LayerRuntime::Mcp(r) => {
+                r.store(Arc::new(McpRuntime::build(gw.config.clone(), &gw.credentials, shared)?))
+            }
+            LayerRuntime::Agent(r) => {
+                r.store(Arc::new(AgentRuntime::build(gw.config.clone(), &gw.credentials, shared)?))
+            }
         }
         Ok(())
     }
@@ -162,7 +168,10 @@ impl Supervisor {
         self.shared
             .metrics
             .reloads
-            .get_or_create(&crate::gateway::metrics::GatewayLabels { gateway: id.to_string(), kind: kind.into() })
+            .get_or_create(&crate::gateway::metrics::GatewayLabels {
+                gateway: id.to_string(),
+                kind: kind.into(),
+            })
             .inc();
     }
 
@@ -173,14 +182,32 @@ impl Supervisor {
             .map_err(|e| format!("cannot listen on {}:{port}: {e}", self.address))?;
         let (stop, rx) = watch::channel(false);
         let (runtime, task) = if gw.config.gateway.layer == Layer::Mcp {
-            let rt = Arc::new(ArcSwap::from_pointee(McpRuntime::build(gw.config.clone(), &gw.credentials, &self.shared)?));
+            let rt = Arc::new(ArcSwap::from_pointee(McpRuntime::build(
+                gw.config.clone(),
+                &gw.credentials,
+                &self.shared,
+            )?));
             (LayerRuntime::Mcp(rt.clone()), tokio::spawn(crate::gateway::mcp::serve(listener, rt, rx)))
         } else if gw.config.gateway.layer == Layer::Agent {
-            let rt = Arc::new(ArcSwap::from_pointee(AgentRuntime::build(gw.config.clone(), &gw.credentials, &self.shared)?));
-            (LayerRuntime::Agent(rt.clone()), tokio::spawn(crate::gateway::agent::serve(listener, rt, self.shared.clone(), rx)))
+            let rt = Arc::new(ArcSwap::from_pointee(AgentRuntime::build(
+                gw.config.clone(),
+                &gw.credentials,
+                &self.shared,
+            )?));
+            (
+                LayerRuntime::Agent(rt.clone()),
+                tokio::spawn(crate::gateway::agent::serve(listener, rt, self.shared.clone(), rx)),
+            )
         } else {
-            let rt = Arc::new(ArcSwap::from_pointee(AiRuntime::build(gw.config.clone(), &gw.credentials, &self.shared)?));
-            (LayerRuntime::Ai(rt.clone()), tokio::spawn(server::serve_ai(listener, rt, self.shared.clone(), rx)))
+            let rt = Arc::new(ArcSwap::from_pointee(AiRuntime::build(
+                gw.config.clone(),
+                &gw.credentials,
+                &self.shared,
+            )?));
+            (
+                LayerRuntime::Ai(rt.clone()),
+                tokio::spawn(server::serve_ai(listener, rt, self.shared.clone(), rx)),
+            )
         };
         Ok(Served { port, hash, runtime, stop, task })
     }
@@ -229,7 +256,12 @@ fn walk(p: &Path, out: &mut Vec<(PathBuf, Option<SystemTime>, u64)>, top: bool) 
     }
 }
 
-async fn start_admin(listen: &Listen, shared: &Arc<Shared>, ready: &Arc<AtomicBool>, shutdown: &Shutdown) -> Result<Option<JoinHandle<()>>, String> {
+async fn start_admin(
+    listen: &Listen,
+    shared: &Arc<Shared>,
+    ready: &Arc<AtomicBool>,
+    shutdown: &Shutdown,
+) -> Result<Option<JoinHandle<()>>, String> {
     let Some(port) = listen.admin_port else { return Ok(None) };
     let listener = TcpListener::bind(SocketAddr::new(listen.address, port))
         .await
@@ -249,7 +281,12 @@ fn load_manifests(paths: &[PathBuf], options: &Options) -> Workspace {
 }
 
 /// `cairn run -f PATH...`: serves every gateway the manifests define until `shutdown`.
-pub async fn run(paths: Vec<PathBuf>, options: Options, listen: Listen, mut shutdown: Shutdown) -> Result<(), String> {
+pub async fn run(
+    paths: Vec<PathBuf>,
+    options: Options,
+    listen: Listen,
+    mut shutdown: Shutdown,
+) -> Result<(), String> {
     let shared = Shared::new();
     let ready = Arc::new(AtomicBool::new(false));
     let admin = start_admin(&listen, &shared, &ready, &shutdown).await?;
@@ -301,8 +338,9 @@ pub fn read_compiled(config: &Path, credentials: Option<&Path>) -> Result<Compil
     let credentials = match credentials {
         Some(p) => {
             let text = std::fs::read_to_string(p).map_err(|e| format!("reading {}: {e}", p.display()))?;
-            let map: BTreeMap<String, String> = serde_json::from_str(&text)
-                .map_err(|e| format!("{}: expected a JSON object of credential id to value: {e}", p.display()))?;
+            let map: BTreeMap<String, String> = serde_json::from_str(&text).map_err(|e| {
+                format!("{}: expected a JSON object of credential id to value: {e}", p.display())
+            })?;
             Credentials(map)
         }
         None => Credentials::default(),
@@ -320,11 +358,17 @@ pub async fn gateway(
     mut shutdown: Shutdown,
 ) -> Result<(), String> {
     if !matches!(layer, Layer::Ai | Layer::Mcp | Layer::Agent) {
-        return Err(format!("the {layer} layer is not part of this build yet; only --layer ai and mcp are served"));
+        return Err(format!(
+            "the {layer} layer is not part of this build yet; only --layer ai and mcp are served"
+        ));
     }
     let first = read_compiled(&config, credentials.as_deref())?;
     if first.config.gateway.layer != layer {
-        return Err(format!("{} is a config for {}, not for --layer {layer}", config.display(), first.config.gateway));
+        return Err(format!(
+            "{} is a config for {}, not for --layer {layer}",
+            config.display(),
+            first.config.gateway
+        ));
     }
     let shared = Shared::new();
     let ready = Arc::new(AtomicBool::new(false));
@@ -375,4 +419,3 @@ pub fn shutdown_on_signal() -> Shutdown {
     });
     rx
 }
-

@@ -174,7 +174,11 @@ impl Metrics {
         let attempts = Family::<AttemptLabels, Counter>::default();
         let store_errors = Family::<GatewayLabels, Counter>::default();
         let reloads = Family::<GatewayLabels, Counter>::default();
-        registry.register("gen_ai_client_token_usage", "Tokens used per request, by token type", tokens.clone());
+        registry.register(
+            "gen_ai_client_token_usage",
+            "Tokens used per request, by token type",
+            tokens.clone(),
+        );
         registry.register_with_unit(
             "gen_ai_server_request_duration",
             "Time from receiving a request to its last byte",
@@ -200,7 +204,20 @@ impl Metrics {
         registry.register("cairn_config_reloads", "Config reloads, by result", reloads.clone());
         let agent = crate::gateway::agent::proxy::AgentMetrics::new(&mut registry);
         let mcp = crate::gateway::mcp::audit::McpMetrics::new(&mut registry);
-        Metrics { registry, agent, mcp, tokens, duration, ttft, tpot, requests, cost, attempts, store_errors, reloads }
+        Metrics {
+            registry,
+            agent,
+            mcp,
+            tokens,
+            duration,
+            ttft,
+            tpot,
+            requests,
+            cost,
+            attempts,
+            store_errors,
+            reloads,
+        }
     }
 
     /// The OpenMetrics text of every metric.

@@ -11,10 +11,10 @@
 #![allow(dead_code)]
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams, GetPromptResponse,
-    GetPromptResult, ListPromptsResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-    ProgressNotificationParam, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
-    ServerCapabilities, ServerConfig,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams,
+    GetPromptResponse, GetPromptResult, ListPromptsResult, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, ProgressNotificationParam, ReadResourceRequestParams, ReadResourceResponse,
+    ReadResourceResult, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::{
@@ -44,8 +44,11 @@ where
     S: ServerHandler + Send + 'static,
     F: Fn() -> S + Send + Sync + 'static,
 {
-    let service: StreamableHttpService<S, LocalSessionManager> =
-        StreamableHttpService::new(move || Ok(make()), Default::default(), StreamableHttpServerConfig::default());
+    let service: StreamableHttpService<S, LocalSessionManager> = StreamableHttpService::new(
+        move || Ok(make()),
+        Default::default(),
+        StreamableHttpServerConfig::default(),
+    );
     let router = axum::Router::new().nest_service("/mcp", service);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -83,7 +86,12 @@ pub struct ToolsServer {
 impl ServerHandler for ToolsServer {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(
-            ServerCapabilities::builder().enable_tools().enable_tool_list_changed().enable_prompts().enable_resources().build(),
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tool_list_changed()
+                .enable_prompts()
+                .enable_resources()
+                .build(),
         )
     }
 
@@ -109,7 +117,10 @@ impl ServerHandler for ToolsServer {
             ("changed_all", "Announces a tool list change to every session"),
             ("wait", "Waits until cancelled (or 30 s)"),
         ];
-        Ok(serde_json::from_value(json!({"tools": tools.iter().map(|(n, d)| tool(n, d)).collect::<Vec<_>>()})).unwrap())
+        Ok(serde_json::from_value(
+            json!({"tools": tools.iter().map(|(n, d)| tool(n, d)).collect::<Vec<_>>()}),
+        )
+        .unwrap())
     }
 
     async fn call_tool(
@@ -135,7 +146,9 @@ impl ServerHandler for ToolsServer {
                     for i in 1..=2 {
                         let _ = context
                             .peer
-                            .notify_progress(ProgressNotificationParam::new(token.clone(), f64::from(i)).with_total(2.0))
+                            .notify_progress(
+                                ProgressNotificationParam::new(token.clone(), f64::from(i)).with_total(2.0),
+                            )
                             .await;
                     }
                 }
@@ -202,7 +215,13 @@ impl ServerHandler for ToolsServer {
         if request.name != "greet" {
             return Err(ErrorData::invalid_params(format!("no prompt {}", request.name), None));
         }
-        let who = request.arguments.as_ref().and_then(|a| a.get("who")).and_then(Value::as_str).unwrap_or("you").to_string();
+        let who = request
+            .arguments
+            .as_ref()
+            .and_then(|a| a.get("who"))
+            .and_then(Value::as_str)
+            .unwrap_or("you")
+            .to_string();
         let r: GetPromptResult = serde_json::from_value(json!({
             "description": "A greeting",
             "messages": [{"role": "user", "content": {"type": "text", "text": format!("Hello, {who}!")}}]
@@ -216,7 +235,10 @@ impl ServerHandler for ToolsServer {
         _: Option<PaginatedRequestParams>,
         _: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        Ok(serde_json::from_value(json!({"resources": [{"uri": "file:///readme.txt", "name": "readme", "mimeType": "text/plain"}]})).unwrap())
+        Ok(serde_json::from_value(
+            json!({"resources": [{"uri": "file:///readme.txt", "name": "readme", "mimeType": "text/plain"}]}),
+        )
+        .unwrap())
     }
 
     async fn read_resource(

@@ -9,8 +9,8 @@
 //! * embeddings: one vector per input, derived from a hash of the text (`dimensions`, default 8).
 //! * usage: real token counts of the prompt and the answer ([`super::usage::count_tokens`]).
 
-use super::usage::{count_tokens, estimate_request_tokens};
 use super::upstream::{Op, UpBody, UpResponse};
+use super::usage::{count_tokens, estimate_request_tokens};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::{Value, json};
@@ -35,7 +35,8 @@ pub fn respond(op: Op, body: &[u8]) -> UpResponse {
             });
             if req.get("stream").and_then(Value::as_bool) == Some(true) {
                 let include_usage =
-                    req.get("stream_options").and_then(|o| o.get("include_usage")).and_then(Value::as_bool) == Some(true);
+                    req.get("stream_options").and_then(|o| o.get("include_usage")).and_then(Value::as_bool)
+                        == Some(true);
                 stream_response(&id, &model, &answer, usage, include_usage)
             } else {
                 json_response(json!({
@@ -100,11 +101,9 @@ fn last_user_text(req: &serde_json::Map<String, Value>) -> String {
     };
     match m.get("content") {
         Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join(" "),
+        Some(Value::Array(parts)) => {
+            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join(" ")
+        }
         _ => String::new(),
     }
 }

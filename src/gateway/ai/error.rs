@@ -136,9 +136,10 @@ impl AiError {
     fn anthropic(&self) -> &'static str {
         match self {
             AiError::Unauthorized(_) => "authentication_error",
-            AiError::BadRequest(_) | AiError::MissingModel | AiError::MethodNotAllowed(_) | AiError::Guardrail(_) => {
-                "invalid_request_error"
-            }
+            AiError::BadRequest(_)
+            | AiError::MissingModel
+            | AiError::MethodNotAllowed(_)
+            | AiError::Guardrail(_) => "invalid_request_error",
             AiError::TooLarge(_) => "request_too_large",
             AiError::Forbidden(_) => "permission_error",
             AiError::ModelNotFound(_) | AiError::UnknownPath(_) => "not_found_error",

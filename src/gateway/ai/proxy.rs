@@ -2,18 +2,18 @@
 //! limits and budgets → attempts with retries and fallback → relay (whole or streamed) →
 //! accounting (tokens, cost, budgets, metrics, access log).
 
-use super::usage::{
-    StreamKind, StreamUsage, Usage, cost_micro_usd, count_tokens, estimate_request_tokens, from_anthropic_usage,
-    from_openai_usage,
-};
 use super::cache::{CacheKey, CachedResponse, cache_key, cacheable};
-use super::guardrails::Direction;
 use super::error::{AiError, Body, Front, full};
+use super::guardrails::Direction;
 use super::routing::{RuleRt, TargetRt, all_ejected, exact_models, find_rule, order_group};
 use super::sse::{SseEvent, SseParser};
 use super::state::AiRuntime;
 use super::translate::{self, ChatToMessagesStream, MessagesToChatStream};
 use super::upstream::{Op, SendError, UpBody, UpResponse, send, upstream_op};
+use super::usage::{
+    StreamKind, StreamUsage, Usage, cost_micro_usd, count_tokens, estimate_request_tokens,
+    from_anthropic_usage, from_openai_usage,
+};
 use crate::config::{BudgetAction, FailureMode, FallbackOn};
 use crate::gateway::access_log::Record;
 use crate::gateway::state::Shared;
@@ -113,7 +113,8 @@ where
 
     // The body, bounded.
     let max = if rt.max_body == 0 { DEFAULT_MAX_BODY } else { rt.max_body };
-    let declared = parts.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let declared =
+        parts.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max) {
         return Err(AiError::TooLarge(max));
     }
@@ -122,9 +123,8 @@ where
         Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(AiError::TooLarge(max)),
         Err(e) => return Err(AiError::BadRequest(format!("could not read the request body: {e}"))),
     };
-    let mut json: Map<String, Value> = serde_json::from_slice(&bytes).map_err(|e| {
-        AiError::BadRequest(format!("We could not parse the JSON body of your request: {e}"))
-    })?;
+    let mut json: Map<String, Value> = serde_json::from_slice(&bytes)
+        .map_err(|e| AiError::BadRequest(format!("We could not parse the JSON body of your request: {e}")))?;
     let model = match json.get("model") {
         Some(Value::String(m)) if !m.is_empty() => m.clone(),
         Some(Value::String(_)) | None | Some(Value::Null) => return Err(AiError::MissingModel),
@@ -160,7 +160,8 @@ where
             (limits, budgets)
         }
     };
-    let rule = find_rule(&rt.rules, &model, &parts.headers).ok_or_else(|| AiError::ModelNotFound(model.clone()))?;
+    let rule =
+        find_rule(&rt.rules, &model, &parts.headers).ok_or_else(|| AiError::ModelNotFound(model.clone()))?;
     rec.route = rule.cfg.route.clone();
     rec.rule = rule.cfg.name.clone();
 
@@ -225,7 +226,8 @@ where
             if let Some(hit) = cache.get(&key, Instant::now()) {
                 rec.outcome = "cache_hit";
                 rec.usage = Some(Usage::default());
-                let mut r = json_response(StatusCode::from_u16(hit.status).unwrap_or(StatusCode::OK), hit.body);
+                let mut r =
+                    json_response(StatusCode::from_u16(hit.status).unwrap_or(StatusCode::OK), hit.body);
                 r.headers_mut().insert("x-cairn-cache", HeaderValue::from_static("hit"));
                 return Ok(Served::Done(r));
             }
@@ -374,7 +376,9 @@ async fn read_all(body: &mut UpBody, limit: Option<Duration>) -> Result<Bytes, A
         }
         Ok(buf.freeze())
     };
-    within(limit, read).await.unwrap_or_else(|| Err(AiError::GatewayTimeout("upstream answer timed out".into())))
+    within(limit, read)
+        .await
+        .unwrap_or_else(|| Err(AiError::GatewayTimeout("upstream answer timed out".into())))
 }
 
 impl Ctx {
@@ -424,7 +428,9 @@ impl Ctx {
                 match outcome {
                     Attempt::Ok { resp, first, at } => {
                         self.shared.record_success(&target.backend.health_key);
-                        return self.deliver(target, &upstream_model, resp, first, at, deadline, rule, rec).await;
+                        return self
+                            .deliver(target, &upstream_model, resp, first, at, deadline, rule, rec)
+                            .await;
                     }
                     Attempt::Final(f) => return f.into_response(rec),
                     Attempt::Retryable { cond, last: failure } => {
@@ -472,7 +478,8 @@ impl Ctx {
     fn upstream_body(&self, target: &TargetRt, upstream_model: &str) -> Result<(Bytes, bool), AiError> {
         let up = upstream_op(target.backend.provider, self.op);
         let asked_usage = || {
-            self.prompt.get("stream_options").and_then(|o| o.get("include_usage")).and_then(Value::as_bool) == Some(true)
+            self.prompt.get("stream_options").and_then(|o| o.get("include_usage")).and_then(Value::as_bool)
+                == Some(true)
         };
         if let Some(original) = &self.original
             && up == self.op
@@ -498,8 +505,9 @@ impl Ctx {
         body.insert("model".into(), Value::String(upstream_model.to_string()));
         let mut injected = false;
         if up == self.op && self.op == Op::Chat && self.stream {
-            let asked = body.get("stream_options").and_then(|o| o.get("include_usage")).and_then(Value::as_bool)
-                == Some(true);
+            let asked =
+                body.get("stream_options").and_then(|o| o.get("include_usage")).and_then(Value::as_bool)
+                    == Some(true);
             if !asked {
                 let opts = body.entry("stream_options").or_insert_with(|| Value::Object(Map::new()));
                 if !opts.is_object() {
@@ -550,7 +558,10 @@ impl Ctx {
             Some(Err(SendError::Other(e))) => {
                 return Attempt::Retryable {
                     cond: FallbackOn::ServerError,
-                    last: Failure::Gateway(AiError::BadGateway(format!("backend {} failed: {e}", target.backend.name))),
+                    last: Failure::Gateway(AiError::BadGateway(format!(
+                        "backend {} failed: {e}",
+                        target.backend.name
+                    ))),
                 };
             }
             Some(Ok(r)) => r,
@@ -634,7 +645,10 @@ impl Ctx {
         if !self.stream {
             let body = read_all(&mut resp.body, remaining(deadline)).await?;
             let parsed: Value = serde_json::from_slice(&body).map_err(|_| {
-                AiError::BadGateway(format!("backend {} answered something that is not JSON", target.backend.name))
+                AiError::BadGateway(format!(
+                    "backend {} answered something that is not JSON",
+                    target.backend.name
+                ))
             })?;
             let up = upstream_op(target.backend.provider, self.op);
             let usage = match up {
@@ -652,7 +666,9 @@ impl Ctx {
                 (Op::Chat, Op::Messages) => {
                     Bytes::from(translate::messages_to_chat_response(&parsed, unix_now()).to_string())
                 }
-                (Op::Messages, Op::Chat) => Bytes::from(translate::chat_to_messages_response(&parsed).to_string()),
+                (Op::Messages, Op::Chat) => {
+                    Bytes::from(translate::chat_to_messages_response(&parsed).to_string())
+                }
                 _ => body,
             };
             if !rule.response_guardrails.is_empty() {
@@ -666,7 +682,11 @@ impl Ctx {
                 }
             }
             if let Some((cache, key)) = &self.cache_slot {
-                let value = CachedResponse { status: 200, content_type: "application/json".into(), body: body.clone() };
+                let value = CachedResponse {
+                    status: 200,
+                    content_type: "application/json".into(),
+                    body: body.clone(),
+                };
                 cache.insert(*key, value, Instant::now());
             }
             let mut r = Response::new(full(body));
@@ -683,13 +703,25 @@ impl Ctx {
         // The gateway asked for a usage chunk the client did not: hide it from the client.
         let strip_usage = upstream_op(target.backend.provider, self.op) == Op::Chat
             && self.op == Op::Chat
-            && self.prompt.get("stream_options").and_then(|o| o.get("include_usage")).and_then(Value::as_bool)
+            && self
+                .prompt
+                .get("stream_options")
+                .and_then(|o| o.get("include_usage"))
+                .and_then(Value::as_bool)
                 != Some(true);
         let translator = match (self.op, upstream_op(target.backend.provider, self.op)) {
             (Op::Chat, Op::Messages) => {
-                let asked = self.prompt.get("stream_options").and_then(|o| o.get("include_usage")).and_then(Value::as_bool)
+                let asked = self
+                    .prompt
+                    .get("stream_options")
+                    .and_then(|o| o.get("include_usage"))
+                    .and_then(Value::as_bool)
                     == Some(true);
-                Translator::MessagesToChat(Box::new(MessagesToChatStream::new(&self.model, unix_now(), asked)))
+                Translator::MessagesToChat(Box::new(MessagesToChatStream::new(
+                    &self.model,
+                    unix_now(),
+                    asked,
+                )))
             }
             (Op::Messages, Op::Chat) => Translator::ChatToMessages(Box::new(ChatToMessagesStream::new(
                 &self.model,
@@ -908,7 +940,11 @@ impl Relay {
                         n = within(limit, body.next()) => n,
                     };
                     match next {
-                        None => return StreamEnd::Broken(AiError::GatewayTimeout("upstream stream stalled".into())),
+                        None => {
+                            return StreamEnd::Broken(AiError::GatewayTimeout(
+                                "upstream stream stalled".into(),
+                            ));
+                        }
                         Some(None) if self.finished => return StreamEnd::Complete,
                         Some(None) if matches!(self.translator, Translator::ChatToMessages(_)) => {
                             for ev in self.finish_translation() {
@@ -929,7 +965,9 @@ impl Relay {
                             ));
                         }
                         Some(Some(Err(e))) => {
-                            return StreamEnd::Broken(AiError::BadGateway(format!("upstream stream broke: {e}")));
+                            return StreamEnd::Broken(AiError::BadGateway(format!(
+                                "upstream stream broke: {e}"
+                            )));
                         }
                         Some(Some(Ok(c))) => {
                             at = Instant::now();
@@ -940,7 +978,11 @@ impl Relay {
             };
             let events = match self.parser.push(&chunk) {
                 Ok(ev) => ev,
-                Err(e) => return StreamEnd::Broken(AiError::BadGateway(format!("upstream stream is malformed: {e}"))),
+                Err(e) => {
+                    return StreamEnd::Broken(AiError::BadGateway(format!(
+                        "upstream stream is malformed: {e}"
+                    )));
+                }
             };
             let out: Vec<SseEvent> = events.into_iter().flat_map(|ev| self.convert(ev)).collect();
             if let Some(e) = self.refused.take() {

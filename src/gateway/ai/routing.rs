@@ -57,9 +57,9 @@ impl RuleRt {
     pub fn new(cfg: AiRuleConfig, backends: &HashMap<String, Arc<BackendRt>>) -> Result<RuleRt, String> {
         let mut by_priority: std::collections::BTreeMap<u32, Vec<TargetRt>> = Default::default();
         for t in &cfg.targets {
-            let backend = backends
-                .get(&t.backend)
-                .ok_or_else(|| format!("rule {}/{}: backend {:?} is not in the config", cfg.route, cfg.name, t.backend))?;
+            let backend = backends.get(&t.backend).ok_or_else(|| {
+                format!("rule {}/{}: backend {:?} is not in the config", cfg.route, cfg.name, t.backend)
+            })?;
             by_priority.entry(t.priority).or_default().push(TargetRt {
                 backend: backend.clone(),
                 model: t.model.clone(),
@@ -67,21 +67,27 @@ impl RuleRt {
             });
         }
         let name = format!("rule {}/{}", cfg.route, cfg.name);
-        let request_guardrails = Guardrails::new(&cfg.request_guardrails).map_err(|e| format!("{name}: {e}"))?;
+        let request_guardrails =
+            Guardrails::new(&cfg.request_guardrails).map_err(|e| format!("{name}: {e}"))?;
         let response_guardrails =
             Arc::new(Guardrails::new(&cfg.response_guardrails).map_err(|e| format!("{name}: {e}"))?);
         let cache = cfg.cache.as_ref().map(|c| Arc::new(ResponseCache::from_config(c)));
-        Ok(RuleRt { cfg, groups: by_priority.into_values().collect(), request_guardrails, response_guardrails, cache })
+        Ok(RuleRt {
+            cfg,
+            groups: by_priority.into_values().collect(),
+            request_guardrails,
+            response_guardrails,
+            cache,
+        })
     }
 
     /// Whether a match of this rule fits, and whether exactly (`Some(true)`) or by glob.
     fn fits(&self, model: &str, headers: &HeaderMap) -> Option<bool> {
         let mut best = None;
         for m in &self.cfg.matches {
-            let headers_ok = m
-                .headers
-                .iter()
-                .all(|h| headers.get(h.name.as_str()).and_then(|v| v.to_str().ok()) == Some(h.value.as_str()));
+            let headers_ok = m.headers.iter().all(|h| {
+                headers.get(h.name.as_str()).and_then(|v| v.to_str().ok()) == Some(h.value.as_str())
+            });
             if !headers_ok {
                 continue;
             }

@@ -57,21 +57,23 @@ pub struct AiRuntime {
 
 impl AiRuntime {
     /// Builds a runtime; an error names what is wrong and the previous config stays in service.
-    pub fn build(config: GatewayConfig, credentials: &Credentials, shared: &Shared) -> Result<AiRuntime, String> {
+    pub fn build(
+        config: GatewayConfig,
+        credentials: &Credentials,
+        shared: &Shared,
+    ) -> Result<AiRuntime, String> {
         if config.gateway.layer != Layer::Ai {
             return Err(format!("gateway {} is not an AI gateway", config.gateway));
         }
-        let ai = config.ai.clone().unwrap_or_else(|| crate::config::AiConfig { backends: vec![], rules: vec![] });
+        let ai =
+            config.ai.clone().unwrap_or_else(|| crate::config::AiConfig { backends: vec![], rules: vec![] });
         let gateway = format!("{}/{}", config.gateway.namespace, config.gateway.name);
         let mut backends = HashMap::new();
         for b in &ai.backends {
             backends.insert(b.name.clone(), Arc::new(backend(&gateway, b, credentials)?));
         }
-        let rules = ai
-            .rules
-            .iter()
-            .map(|r| RuleRt::new(r.clone(), &backends))
-            .collect::<Result<Vec<_>, String>>()?;
+        let rules =
+            ai.rules.iter().map(|r| RuleRt::new(r.clone(), &backends)).collect::<Result<Vec<_>, String>>()?;
         let password = match config.store.as_ref().and_then(|s| s.redis_password.as_ref()) {
             Some(r) => Some(
                 credentials
@@ -80,7 +82,8 @@ impl AiRuntime {
             ),
             None => None,
         };
-        let (store, failure_mode) = shared.store(&gateway, config.store.as_ref(), password).map_err(|e| e.to_string())?;
+        let (store, failure_mode) =
+            shared.store(&gateway, config.store.as_ref(), password).map_err(|e| e.to_string())?;
         Ok(AiRuntime {
             identity: Identity::new(&config.auth, &shared.jwks),
             policy: PolicyIndex::new(&config.policy),

@@ -169,7 +169,8 @@ pub fn url(backend: &BackendRt, op: Op) -> String {
 
 /// Client headers forwarded upstream as they are (everything else is dropped: the client's own
 /// credentials never reach a provider).
-const FORWARDED: &[&str] = &["anthropic-version", "anthropic-beta", "openai-beta", "traceparent", "tracestate"];
+const FORWARDED: &[&str] =
+    &["anthropic-version", "anthropic-beta", "openai-beta", "traceparent", "tracestate"];
 
 /// Sends one attempt. `body` is the final upstream JSON.
 pub async fn send(

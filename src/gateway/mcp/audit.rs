@@ -93,7 +93,9 @@ impl McpMetrics {
     /// Registers the MCP metrics in `registry`.
     pub fn new(registry: &mut Registry) -> Self {
         let calls = Family::<CallLabels, Counter>::default();
-        let durations = Family::<DurationLabels, Histogram, fn() -> Histogram>::new_with_constructor(seconds as fn() -> Histogram);
+        let durations = Family::<DurationLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            seconds as fn() -> Histogram,
+        );
         let backend_errors = Family::<BackendLabels, Counter>::default();
         let sessions = Family::<SessionLabels, Counter>::default();
         registry.register("cairn_mcp_tool_calls", "MCP tool calls, by outcome", calls.clone());

@@ -114,12 +114,19 @@ where
                 plain(StatusCode::NOT_FOUND, "Session not found")
             }
         }
-        (Method::GET | Method::DELETE, None) => plain(StatusCode::BAD_REQUEST, "Bad Request: Mcp-Session-Id header is required"),
+        (Method::GET | Method::DELETE, None) => {
+            plain(StatusCode::BAD_REQUEST, "Bad Request: Mcp-Session-Id header is required")
+        }
         _ => plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
     }
 }
 
-async fn post(server: Arc<StdioServer>, session: Option<String>, headers: &HeaderMap, bytes: &[u8]) -> Response<Body> {
+async fn post(
+    server: Arc<StdioServer>,
+    session: Option<String>,
+    headers: &HeaderMap,
+    bytes: &[u8],
+) -> Response<Body> {
     let v = match jsonrpc::parse_body(bytes) {
         Ok(jsonrpc::Body::Single(v)) => v,
         Ok(jsonrpc::Body::Batch(_)) => {
@@ -147,7 +154,9 @@ async fn post(server: Arc<StdioServer>, session: Option<String>, headers: &Heade
         (_, Some(s)) => s,
     };
     match msg {
-        Message::Notification(n) if n.method == "notifications/initialized" => plain(StatusCode::ACCEPTED, ""),
+        Message::Notification(n) if n.method == "notifications/initialized" => {
+            plain(StatusCode::ACCEPTED, "")
+        }
         Message::Request(r) if r.method == "initialize" => {
             let e = RpcError::new(INVALID_REQUEST, "the session is already initialized");
             json_response(StatusCode::OK, &r.error(e).to_value())
@@ -163,7 +172,10 @@ async fn post(server: Arc<StdioServer>, session: Option<String>, headers: &Heade
                 Err(e) => return json_response(StatusCode::OK, &r.error(to_rpc_error(&e)).to_value()),
             };
             let lost = || {
-                json_response(StatusCode::OK, &r.error(RpcError::new(jsonrpc::INTERNAL_ERROR, "MCP server process exited")).to_value())
+                json_response(
+                    StatusCode::OK,
+                    &r.error(RpcError::new(jsonrpc::INTERNAL_ERROR, "MCP server process exited")).to_value(),
+                )
             };
             let first = match rx.recv().await {
                 None => return lost(),
@@ -195,7 +207,10 @@ async fn post(server: Arc<StdioServer>, session: Option<String>, headers: &Heade
                         return;
                     }
                 }
-                let e = RpcResponse::error(id, RpcError::new(jsonrpc::INTERNAL_ERROR, "MCP server process exited"));
+                let e = RpcResponse::error(
+                    id,
+                    RpcError::new(jsonrpc::INTERNAL_ERROR, "MCP server process exited"),
+                );
                 let _ = tx.send(event(&Message::Response(e))).await;
             });
             sse(out)
@@ -204,8 +219,11 @@ async fn post(server: Arc<StdioServer>, session: Option<String>, headers: &Heade
 }
 
 /// Serves `handler` on `listener` until `shutdown` resolves (HTTP/1.1 and h2c).
-pub async fn serve_with<H, F>(listener: TcpListener, handler: H, shutdown: impl std::future::Future<Output = ()>)
-where
+pub async fn serve_with<H, F>(
+    listener: TcpListener,
+    handler: H,
+    shutdown: impl std::future::Future<Output = ()>,
+) where
     H: Fn(Request<hyper::body::Incoming>) -> F + Clone + Send + Sync + 'static,
     F: std::future::Future<Output = Response<Body>> + Send + 'static,
 {
@@ -234,7 +252,11 @@ where
 }
 
 /// Runs the bridge until `shutdown`.
-pub async fn run(listener: TcpListener, server: Arc<StdioServer>, shutdown: impl std::future::Future<Output = ()>) {
+pub async fn run(
+    listener: TcpListener,
+    server: Arc<StdioServer>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     serve_with(listener, move |req| handle(server.clone(), req), shutdown).await
 }
 

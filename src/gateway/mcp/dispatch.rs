@@ -16,8 +16,8 @@
 
 use super::audit::ToolCall;
 use super::jsonrpc::{
-    INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, Message, Notification, RESOURCE_NOT_FOUND, Request, Response,
-    RpcError,
+    INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, Message, Notification, RESOURCE_NOT_FOUND, Request,
+    Response, RpcError,
 };
 use super::protocol::{self, Era, META_SERVER_INFO, STATELESS_VERSION};
 use super::runtime::McpRuntime;
@@ -85,9 +85,9 @@ fn merge_init(results: &[(String, Value)]) -> (Value, Option<String>) {
     let mut caps = Map::new();
     caps.insert("tools".into(), json!({"listChanged": true}));
     caps.insert("prompts".into(), json!({"listChanged": true}));
-    let subscribe = results.iter().any(|(_, r)| {
-        r.pointer("/capabilities/resources/subscribe").and_then(Value::as_bool) == Some(true)
-    });
+    let subscribe = results
+        .iter()
+        .any(|(_, r)| r.pointer("/capabilities/resources/subscribe").and_then(Value::as_bool) == Some(true));
     caps.insert("resources".into(), json!({"listChanged": true, "subscribe": subscribe}));
     if has("logging") {
         caps.insert("logging".into(), json!({}));
@@ -108,7 +108,11 @@ fn server_info() -> Value {
 
 /// Initializes every backend (concurrently, each within its timeout) for a new client session;
 /// returns the merged result and the backend sessions that opened.
-pub async fn initialize(rt: &McpRuntime, params: &Value, version: &str) -> (Value, BTreeMap<String, BackendSession>) {
+pub async fn initialize(
+    rt: &McpRuntime,
+    params: &Value,
+    version: &str,
+) -> (Value, BTreeMap<String, BackendSession>) {
     let mut up_params = params.clone();
     if let Some(o) = up_params.as_object_mut() {
         o.insert("protocolVersion".into(), version.into());
@@ -141,7 +145,8 @@ pub async fn initialize(rt: &McpRuntime, params: &Value, version: &str) -> (Valu
 /// The pooled backend sessions for stateless clients, opening the missing ones.
 pub async fn pooled(rt: &McpRuntime) -> BTreeMap<String, BackendSession> {
     let have = rt.state.pool.lock().await.clone();
-    let missing: Vec<&Arc<Upstream>> = rt.upstreams.iter().filter(|u| !have.contains_key(&u.prefix)).collect();
+    let missing: Vec<&Arc<Upstream>> =
+        rt.upstreams.iter().filter(|u| !have.contains_key(&u.prefix)).collect();
     let mut out: BTreeMap<String, BackendSession> =
         have.into_iter().filter(|(p, _)| rt.server_index(p).is_some()).collect();
     if missing.is_empty() {
@@ -215,7 +220,9 @@ impl Ctx {
                 _ => return Err(UpstreamError::Protocol(format!("{method}: result has no '{key}' list"))),
             }
             match result.get("nextCursor").and_then(Value::as_str) {
-                Some(next) if !next.is_empty() && cursor.as_deref() != Some(next) => cursor = Some(next.to_string()),
+                Some(next) if !next.is_empty() && cursor.as_deref() != Some(next) => {
+                    cursor = Some(next.to_string())
+                }
                 _ => return Ok(items),
             }
         }
@@ -234,12 +241,15 @@ impl Ctx {
         let idx: Vec<usize> = (0..self.rt.upstreams.len())
             .filter(|i| self.backends.contains_key(&self.rt.upstreams[*i].prefix) && visible(*i))
             .collect();
-        let lists = join_all(idx.iter().map(|&i| async move { (i, self.list_all(i, method, key).await) })).await;
+        let lists =
+            join_all(idx.iter().map(|&i| async move { (i, self.list_all(i, method, key).await) })).await;
         let mut out = Vec::new();
         for (i, r) in lists {
             match r {
                 Ok(items) => out.extend(items.into_iter().filter_map(|it| map(i, it))),
-                Err(e) => self.rt.metrics.backend_error(&self.rt.gateway, &self.rt.servers[i].name, method, &e),
+                Err(e) => {
+                    self.rt.metrics.backend_error(&self.rt.gateway, &self.rt.servers[i].name, method, &e)
+                }
             }
         }
         out
@@ -264,26 +274,38 @@ impl Ctx {
                 let subject = self.subject.clone();
                 let rt = self.rt.clone();
                 let items = self
-                    .merged("tools/list", "tools", |_| true, |i, mut t| {
-                        let name = t.get("name")?.as_str()?.to_string();
-                        let prefix = &rt.servers[i].prefix;
-                        if !rt.server_exposes(i, &name) || !rt.policy.check_tool(&subject, prefix, &name).is_allowed() {
-                            return None;
-                        }
-                        t["name"] = format!("{prefix}{TOOL_SEPARATOR}{name}").into();
-                        Some(t)
-                    })
+                    .merged(
+                        "tools/list",
+                        "tools",
+                        |_| true,
+                        |i, mut t| {
+                            let name = t.get("name")?.as_str()?.to_string();
+                            let prefix = &rt.servers[i].prefix;
+                            if !rt.server_exposes(i, &name)
+                                || !rt.policy.check_tool(&subject, prefix, &name).is_allowed()
+                            {
+                                return None;
+                            }
+                            t["name"] = format!("{prefix}{TOOL_SEPARATOR}{name}").into();
+                            Some(t)
+                        },
+                    )
                     .await;
                 Outcome::Done(req.reply(self.list_result("tools", items)))
             }
             "prompts/list" => {
                 let rt = self.rt.clone();
                 let items = self
-                    .merged("prompts/list", "prompts", |i| rt.server_visible(&self.subject, i), |i, mut p| {
-                        let name = p.get("name")?.as_str()?.to_string();
-                        p["name"] = format!("{}{TOOL_SEPARATOR}{name}", rt.servers[i].prefix).into();
-                        Some(p)
-                    })
+                    .merged(
+                        "prompts/list",
+                        "prompts",
+                        |i| rt.server_visible(&self.subject, i),
+                        |i, mut p| {
+                            let name = p.get("name")?.as_str()?.to_string();
+                            p["name"] = format!("{}{TOOL_SEPARATOR}{name}", rt.servers[i].prefix).into();
+                            Some(p)
+                        },
+                    )
                     .await;
                 Outcome::Done(req.reply(self.list_result("prompts", items)))
             }
@@ -295,11 +317,16 @@ impl Ctx {
                 };
                 let rt = self.rt.clone();
                 let items = self
-                    .merged(&req.method, key, |i| rt.server_visible(&self.subject, i), |i, mut r| {
-                        let uri = r.get(field)?.as_str()?.to_string();
-                        r[field] = format!("{}{URI_SEPARATOR}{uri}", rt.servers[i].prefix).into();
-                        Some(r)
-                    })
+                    .merged(
+                        &req.method,
+                        key,
+                        |i| rt.server_visible(&self.subject, i),
+                        |i, mut r| {
+                            let uri = r.get(field)?.as_str()?.to_string();
+                            r[field] = format!("{}{URI_SEPARATOR}{uri}", rt.servers[i].prefix).into();
+                            Some(r)
+                        },
+                    )
                     .await;
                 Outcome::Done(req.reply(self.list_result(key, items)))
             }
@@ -407,7 +434,10 @@ impl Ctx {
                 .collect(),
         };
         if !limits.is_empty() {
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs();
             match self.rt.store.admit(&self.rt.store_prefix, now, &limits, &[]).await {
                 Ok(Admission::Allowed) => {}
                 Ok(Admission::RateLimited { limit, retry_after, .. }) => {
@@ -442,7 +472,8 @@ impl Ctx {
                 let prefix = server.prefix.clone();
                 let rt = self.rt.clone();
                 tokio::spawn(async move {
-                    let timeout = tokio::time::sleep(std::time::Duration::from_millis(server.timeout_ms.max(1)));
+                    let timeout =
+                        tokio::time::sleep(std::time::Duration::from_millis(server.timeout_ms.max(1)));
                     tokio::pin!(timeout);
                     let mut outcome = "backend_error";
                     let mut answered = false;
@@ -456,7 +487,9 @@ impl Ctx {
                         if let Message::Response(r) = &m {
                             answered = true;
                             outcome = match &r.outcome {
-                                Ok(v) if v.get("isError").and_then(Value::as_bool) == Some(true) => "tool_error",
+                                Ok(v) if v.get("isError").and_then(Value::as_bool) == Some(true) => {
+                                    "tool_error"
+                                }
                                 Ok(_) => "ok",
                                 Err(_) => "error",
                             };
@@ -474,7 +507,10 @@ impl Ctx {
                     if !answered {
                         let e = match outcome {
                             "timeout" => RpcError::new(INTERNAL_ERROR, "MCP server did not answer in time"),
-                            _ => RpcError::new(INTERNAL_ERROR, "MCP server closed the stream without answering"),
+                            _ => RpcError::new(
+                                INTERNAL_ERROR,
+                                "MCP server closed the stream without answering",
+                            ),
                         };
                         let _ = tx.send(Message::Response(Response::error(req.id.clone(), e))).await;
                     }
@@ -507,7 +543,8 @@ impl Ctx {
         let Some(name) = req.param_str("name").map(str::to_string) else {
             return err(&req, INVALID_PARAMS, "prompts/get needs params.name");
         };
-        let Some((i, prompt)) = split_tool_name(&name).and_then(|(p, n)| Some((self.rt.server_index(p)?, n))) else {
+        let Some((i, prompt)) = split_tool_name(&name).and_then(|(p, n)| Some((self.rt.server_index(p)?, n)))
+        else {
             return err(&req, INVALID_PARAMS, format!("Unknown prompt: {name}"));
         };
         if !self.rt.server_visible(&self.subject, i) {
@@ -606,7 +643,8 @@ impl Ctx {
     /// A response from the client to a request a backend sent through the gateway: routed back
     /// by its rewritten id.
     pub async fn respond(&self, mut r: Response) {
-        let Some((i, id)) = r.id.as_str().and_then(parse_relayed_id).and_then(|(p, id)| Some((self.rt.server_index(p)?, id)))
+        let Some((i, id)) =
+            r.id.as_str().and_then(parse_relayed_id).and_then(|(p, id)| Some((self.rt.server_index(p)?, id)))
         else {
             return;
         };
@@ -685,11 +723,16 @@ mod tests {
     fn rewrites_uris_and_requests() {
         let m = rewrite_from_backend(
             "fs",
-            Message::Response(Response { id: json!(1), outcome: Ok(json!({"contents": [{"uri": "file:///a", "text": "x"}]})) }),
+            Message::Response(Response {
+                id: json!(1),
+                outcome: Ok(json!({"contents": [{"uri": "file:///a", "text": "x"}]})),
+            }),
         );
         let Message::Response(r) = m else { panic!() };
         assert_eq!(r.outcome.unwrap()["contents"][0]["uri"], "fs+file:///a");
-        let Message::Request(q) = rewrite_from_backend("fs", Message::Request(Request::new(7, "roots/list", None))) else {
+        let Message::Request(q) =
+            rewrite_from_backend("fs", Message::Request(Request::new(7, "roots/list", None)))
+        else {
             panic!()
         };
         assert_eq!(q.id, json!("cairn:fs:7"));

@@ -10,7 +10,9 @@
 #![allow(clippy::result_large_err)]
 
 use super::dispatch::{self, Ctx, Outcome};
-use super::jsonrpc::{self, Body as RpcBody, INVALID_REQUEST, Message, Request, Response as RpcResponse, RpcError};
+use super::jsonrpc::{
+    self, Body as RpcBody, INVALID_REQUEST, Message, Request, Response as RpcResponse, RpcError,
+};
 use super::protocol::{self, Era, HEADER_PROTOCOL_VERSION, HEADER_SESSION_ID, STATELESS_VERSION};
 use super::runtime::McpRuntime;
 use super::session::SessionState;
@@ -68,9 +70,9 @@ fn empty(status: StatusCode) -> Response<Body> {
 /// The HTTP status an error gets in the stateless era (the session era answers `200`).
 fn stateless_status(e: &RpcError) -> StatusCode {
     match e.code {
-        jsonrpc::HEADER_MISMATCH | jsonrpc::UNSUPPORTED_PROTOCOL_VERSION | jsonrpc::MISSING_CLIENT_CAPABILITY => {
-            StatusCode::BAD_REQUEST
-        }
+        jsonrpc::HEADER_MISMATCH
+        | jsonrpc::UNSUPPORTED_PROTOCOL_VERSION
+        | jsonrpc::MISSING_CLIENT_CAPABILITY => StatusCode::BAD_REQUEST,
         jsonrpc::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
         _ => StatusCode::OK,
     }
@@ -82,14 +84,20 @@ pub fn metadata_url(resource: &str) -> String {
     match resource.parse::<http::Uri>() {
         Ok(u) if u.scheme().is_some() && u.authority().is_some() => {
             let path = u.path().trim_end_matches('/');
-            format!("{}://{}{PRM_PATH}{path}", u.scheme_str().unwrap_or("https"), u.authority().expect("checked"))
+            format!(
+                "{}://{}{PRM_PATH}{path}",
+                u.scheme_str().unwrap_or("https"),
+                u.authority().expect("checked")
+            )
         }
         _ => format!("{resource}{PRM_PATH}"),
     }
 }
 
 fn unauthorized(rt: &McpRuntime, e: &AuthError) -> Response<Body> {
-    let mut b = Response::builder().status(StatusCode::UNAUTHORIZED).header(http::header::CONTENT_TYPE, "application/json");
+    let mut b = Response::builder()
+        .status(StatusCode::UNAUTHORIZED)
+        .header(http::header::CONTENT_TYPE, "application/json");
     if let Some(o) = &rt.mcp.oauth {
         let mut v = format!("Bearer resource_metadata=\"{}\"", metadata_url(&o.resource));
         if !o.scopes.is_empty() {
@@ -171,10 +179,16 @@ where
 
 /// The session a request names: `Err` is the response to send (400 without one, 404 for an
 /// unknown, expired, ended or someone else's session).
-fn open_session(rt: &McpRuntime, subject: &str, headers: &HeaderMap) -> Result<(String, SessionState), Response<Body>> {
+fn open_session(
+    rt: &McpRuntime,
+    subject: &str,
+    headers: &HeaderMap,
+) -> Result<(String, SessionState), Response<Body>> {
     let id = match protocol::header(headers, HEADER_SESSION_ID) {
         Ok(Some(id)) => id.to_string(),
-        Ok(None) => return Err(plain(StatusCode::BAD_REQUEST, "Bad Request: Mcp-Session-Id header is required")),
+        Ok(None) => {
+            return Err(plain(StatusCode::BAD_REQUEST, "Bad Request: Mcp-Session-Id header is required"));
+        }
         Err(e) => return Err(plain(StatusCode::BAD_REQUEST, &format!("Bad Request: {e}"))),
     };
     let gone = || plain(StatusCode::NOT_FOUND, "Session not found: initialize a new session");
@@ -191,7 +205,10 @@ fn session_version(headers: &HeaderMap) -> Result<String, Response<Body>> {
     match protocol::header(headers, HEADER_PROTOCOL_VERSION) {
         Ok(None) => Ok(protocol::DEFAULT_VERSION.to_string()),
         Ok(Some(v)) if protocol::is_session_version(v) => Ok(v.to_string()),
-        Ok(Some(v)) => Err(plain(StatusCode::BAD_REQUEST, &format!("Bad Request: Unsupported MCP-Protocol-Version: {v}"))),
+        Ok(Some(v)) => Err(plain(
+            StatusCode::BAD_REQUEST,
+            &format!("Bad Request: Unsupported MCP-Protocol-Version: {v}"),
+        )),
         Err(e) => Err(plain(StatusCode::BAD_REQUEST, &format!("Bad Request: {e}"))),
     }
 }
@@ -251,7 +268,9 @@ where
     };
     let stateless = stateless_header
         || match &msg {
-            Message::Request(r) => r.method == "server/discover" || protocol::meta_version(r.params.as_ref()).is_some(),
+            Message::Request(r) => {
+                r.method == "server/discover" || protocol::meta_version(r.params.as_ref()).is_some()
+            }
             _ => false,
         };
     if stateless {
@@ -313,7 +332,12 @@ async fn initialize(rt: Arc<McpRuntime>, subject: String, r: &Request) -> Respon
     resp
 }
 
-async fn post_stateless(rt: Arc<McpRuntime>, subject: String, headers: HeaderMap, msg: Message) -> Response<Body> {
+async fn post_stateless(
+    rt: Arc<McpRuntime>,
+    subject: String,
+    headers: HeaderMap,
+    msg: Message,
+) -> Response<Body> {
     let r = match msg {
         Message::Request(r) => r,
         Message::Notification(n) => {
@@ -406,11 +430,16 @@ async fn answer(outcome: Outcome, req: &Request, era: Era, headers: &HeaderMap) 
             let m = modernize(era, Message::Response(r));
             return json_response(status_of(&m), &m.to_value());
         }
-        Outcome::SessionGone => return plain(StatusCode::NOT_FOUND, "Session not found: initialize a new session"),
+        Outcome::SessionGone => {
+            return plain(StatusCode::NOT_FOUND, "Session not found: initialize a new session");
+        }
         Outcome::Stream(rx) => rx,
     };
     let lost = || {
-        let m = RpcResponse::error(req.id.clone(), RpcError::new(jsonrpc::INTERNAL_ERROR, "MCP server did not answer"));
+        let m = RpcResponse::error(
+            req.id.clone(),
+            RpcError::new(jsonrpc::INTERNAL_ERROR, "MCP server did not answer"),
+        );
         json_response(StatusCode::OK, &modernize(era, Message::Response(m)).to_value())
     };
     let first = match rx.recv().await {
@@ -450,15 +479,23 @@ async fn answer(outcome: Outcome, req: &Request, era: Era, headers: &HeaderMap) 
     sse_response(out)
 }
 
-async fn batch(rt: Arc<McpRuntime>, subject: String, headers: HeaderMap, items: Vec<Value>) -> Response<Body> {
-    let refuse = |why: &str| rpc_error(StatusCode::BAD_REQUEST, Value::Null, RpcError::new(INVALID_REQUEST, why));
+async fn batch(
+    rt: Arc<McpRuntime>,
+    subject: String,
+    headers: HeaderMap,
+    items: Vec<Value>,
+) -> Response<Body> {
+    let refuse =
+        |why: &str| rpc_error(StatusCode::BAD_REQUEST, Value::Null, RpcError::new(INVALID_REQUEST, why));
     if items.is_empty() {
         return refuse("an empty batch is not a valid request");
     }
     let (sid, state) = match open_session(&rt, &subject, &headers) {
         Ok(s) => s,
         Err(_) if !headers.contains_key(HEADER_SESSION_ID) => {
-            return refuse("batches are allowed only in sessions of protocol version 2025-03-26 (and initialize cannot be batched)");
+            return refuse(
+                "batches are allowed only in sessions of protocol version 2025-03-26 (and initialize cannot be batched)",
+            );
         }
         Err(r) => return r,
     };
@@ -473,7 +510,9 @@ async fn batch(rt: Arc<McpRuntime>, subject: String, headers: HeaderMap, items: 
             Ok(Message::Request(r)) => {
                 let resp = match ctx.handle(r.clone()).await {
                     Outcome::Done(x) => x,
-                    Outcome::SessionGone => return plain(StatusCode::NOT_FOUND, "Session not found: initialize a new session"),
+                    Outcome::SessionGone => {
+                        return plain(StatusCode::NOT_FOUND, "Session not found: initialize a new session");
+                    }
                     Outcome::Stream(mut rx) => {
                         let mut found = None;
                         while let Some(m) = rx.recv().await {
@@ -482,7 +521,9 @@ async fn batch(rt: Arc<McpRuntime>, subject: String, headers: HeaderMap, items: 
                                 break;
                             }
                         }
-                        found.unwrap_or_else(|| r.error(RpcError::new(jsonrpc::INTERNAL_ERROR, "MCP server did not answer")))
+                        found.unwrap_or_else(|| {
+                            r.error(RpcError::new(jsonrpc::INTERNAL_ERROR, "MCP server did not answer"))
+                        })
                     }
                 };
                 out.push(resp.to_value());
@@ -498,7 +539,11 @@ async fn batch(rt: Arc<McpRuntime>, subject: String, headers: HeaderMap, items: 
 }
 
 async fn get(rt: Arc<McpRuntime>, subject: String, headers: HeaderMap) -> Response<Body> {
-    if protocol::header(&headers, HEADER_PROTOCOL_VERSION).ok().flatten().is_some_and(|v| v >= STATELESS_VERSION) {
+    if protocol::header(&headers, HEADER_PROTOCOL_VERSION)
+        .ok()
+        .flatten()
+        .is_some_and(|v| v >= STATELESS_VERSION)
+    {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "GET is not part of protocol version 2026-07-28");
     }
     let accepts_sse = headers
@@ -507,7 +552,10 @@ async fn get(rt: Arc<McpRuntime>, subject: String, headers: HeaderMap) -> Respon
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.contains("text/event-stream"));
     if !accepts_sse {
-        return plain(StatusCode::NOT_ACCEPTABLE, "Not Acceptable: the standalone stream is text/event-stream");
+        return plain(
+            StatusCode::NOT_ACCEPTABLE,
+            "Not Acceptable: the standalone stream is text/event-stream",
+        );
     }
     if let Err(r) = session_version(&headers) {
         return r;
@@ -543,7 +591,10 @@ async fn get(rt: Arc<McpRuntime>, subject: String, headers: HeaderMap) -> Respon
     }
     drop(merged_tx);
     if !any {
-        return plain(StatusCode::METHOD_NOT_ALLOWED, "no MCP server of this gateway offers a standalone stream");
+        return plain(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "no MCP server of this gateway offers a standalone stream",
+        );
     }
     let (tx, out) = mpsc::channel::<Bytes>(64);
     tokio::spawn(async move {
@@ -635,13 +686,15 @@ async fn listen(rt: Arc<McpRuntime>, r: Request) -> Response<Body> {
     ack.params.as_mut().expect("params")["notifications"] = Value::Object(accepted);
     let (tx, out) = mpsc::channel::<Bytes>(64);
     tokio::spawn(async move {
-        let close = |rt: Arc<McpRuntime>, backends: std::collections::BTreeMap<String, super::session::BackendSession>| async move {
-            for u in &rt.upstreams {
-                if let Some(s) = backends.get(&u.prefix) {
-                    u.close(s).await;
+        let close =
+            |rt: Arc<McpRuntime>,
+             backends: std::collections::BTreeMap<String, super::session::BackendSession>| async move {
+                for u in &rt.upstreams {
+                    if let Some(s) = backends.get(&u.prefix) {
+                        u.close(s).await;
+                    }
                 }
-            }
-        };
+            };
         if tx.send(sse_event(&Message::Notification(ack))).await.is_err() {
             return close(rt, backends).await;
         }
@@ -677,7 +730,11 @@ async fn listen(rt: Arc<McpRuntime>, r: Request) -> Response<Body> {
 }
 
 async fn delete(rt: Arc<McpRuntime>, subject: String, headers: HeaderMap) -> Response<Body> {
-    if protocol::header(&headers, HEADER_PROTOCOL_VERSION).ok().flatten().is_some_and(|v| v >= STATELESS_VERSION) {
+    if protocol::header(&headers, HEADER_PROTOCOL_VERSION)
+        .ok()
+        .flatten()
+        .is_some_and(|v| v >= STATELESS_VERSION)
+    {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "DELETE is not part of protocol version 2026-07-28");
     }
     let (sid, state) = match open_session(&rt, &subject, &headers) {
@@ -703,6 +760,9 @@ mod tests {
             metadata_url("https://mcp.example.com/mcp"),
             "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
         );
-        assert_eq!(metadata_url("https://mcp.example.com"), "https://mcp.example.com/.well-known/oauth-protected-resource");
+        assert_eq!(
+            metadata_url("https://mcp.example.com"),
+            "https://mcp.example.com/.well-known/oauth-protected-resource"
+        );
     }
 }

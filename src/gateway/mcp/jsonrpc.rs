@@ -282,7 +282,8 @@ mod tests {
         assert!(matches!(n, Message::Notification(_)));
         let ok = Message::from_value(json!({"jsonrpc":"2.0","id":"a","result":{}})).unwrap();
         assert!(matches!(ok, Message::Response(Response { outcome: Ok(_), .. })));
-        let err = Message::from_value(json!({"jsonrpc":"2.0","id":2,"error":{"code":-1,"message":"x"}})).unwrap();
+        let err =
+            Message::from_value(json!({"jsonrpc":"2.0","id":2,"error":{"code":-1,"message":"x"}})).unwrap();
         assert!(matches!(err, Message::Response(Response { outcome: Err(RpcError { code: -1, .. }), .. })));
     }
 
@@ -308,7 +309,8 @@ mod tests {
 
     #[test]
     fn round_trips_unknown_fields_in_params() {
-        let v = json!({"jsonrpc":"2.0","id":"x","method":"tools/call","params":{"name":"a","future":{"k":1}}});
+        let v =
+            json!({"jsonrpc":"2.0","id":"x","method":"tools/call","params":{"name":"a","future":{"k":1}}});
         assert_eq!(Message::from_value(v.clone()).unwrap().to_value(), v);
     }
 

@@ -113,7 +113,11 @@ pub fn name_field(method: &str) -> Option<&'static str> {
 /// Checks a stateless-era request's headers against its body: `MCP-Protocol-Version` present,
 /// known and equal to `_meta`'s; `Mcp-Method` equal to the method; `Mcp-Name` equal to the
 /// name/uri where required. The error is sent with status `400`.
-pub fn check_stateless_headers(headers: &HeaderMap, method: &str, params: Option<&Value>) -> Result<(), RpcError> {
+pub fn check_stateless_headers(
+    headers: &HeaderMap,
+    method: &str,
+    params: Option<&Value>,
+) -> Result<(), RpcError> {
     let mismatch = |m: String| RpcError::new(HEADER_MISMATCH, m);
     let version = header(headers, HEADER_PROTOCOL_VERSION).map_err(mismatch)?;
     let Some(version) = version else {
@@ -139,7 +143,9 @@ pub fn check_stateless_headers(headers: &HeaderMap, method: &str, params: Option
     let m = header(headers, HEADER_METHOD).map_err(mismatch)?;
     match m.map(decode_header_value).transpose().map_err(mismatch)? {
         Some(m) if m == method => {}
-        Some(m) => return Err(mismatch(format!("Mcp-Method header `{m}` does not match body method `{method}`"))),
+        Some(m) => {
+            return Err(mismatch(format!("Mcp-Method header `{m}` does not match body method `{method}`")));
+        }
         None => return Err(mismatch("missing Mcp-Method header".into())),
     }
     if let Some(field) = name_field(method) {
@@ -163,7 +169,8 @@ pub fn check_stateless_headers(headers: &HeaderMap, method: &str, params: Option
 /// (case-insensitive) entry or `*`.
 pub fn origin_allowed(allowed: &[String], origin: Option<&str>) -> bool {
     let Some(origin) = origin else { return true };
-    allowed.is_empty() || allowed.iter().any(|a| a == "*" || a.trim_end_matches('/').eq_ignore_ascii_case(origin))
+    allowed.is_empty()
+        || allowed.iter().any(|a| a == "*" || a.trim_end_matches('/').eq_ignore_ascii_case(origin))
 }
 
 /// Whether a session id has only visible ASCII (0x21–0x7E), as the spec requires.
@@ -206,20 +213,35 @@ mod tests {
         check_stateless_headers(&ok, "tools/call", Some(&meta())).unwrap();
         // base64 sentinel
         let b64 = format!("=?base64?{}?=", base64::engine::general_purpose::STANDARD.encode("gh__search"));
-        let enc = headers(&[("MCP-Protocol-Version", STATELESS_VERSION), ("Mcp-Method", "tools/call"), ("Mcp-Name", &b64)]);
+        let enc = headers(&[
+            ("MCP-Protocol-Version", STATELESS_VERSION),
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", &b64),
+        ]);
         check_stateless_headers(&enc, "tools/call", Some(&meta())).unwrap();
 
         let cases: &[(&[(&str, &str)], i64)] = &[
             (&[("Mcp-Method", "tools/call"), ("Mcp-Name", "gh__search")], HEADER_MISMATCH),
-            (&[("MCP-Protocol-Version", "2027-01-01"), ("Mcp-Method", "tools/call")], UNSUPPORTED_PROTOCOL_VERSION),
+            (
+                &[("MCP-Protocol-Version", "2027-01-01"), ("Mcp-Method", "tools/call")],
+                UNSUPPORTED_PROTOCOL_VERSION,
+            ),
             (&[("MCP-Protocol-Version", STATELESS_VERSION), ("Mcp-Name", "gh__search")], HEADER_MISMATCH),
             (
-                &[("MCP-Protocol-Version", STATELESS_VERSION), ("Mcp-Method", "tools/list"), ("Mcp-Name", "gh__search")],
+                &[
+                    ("MCP-Protocol-Version", STATELESS_VERSION),
+                    ("Mcp-Method", "tools/list"),
+                    ("Mcp-Name", "gh__search"),
+                ],
                 HEADER_MISMATCH,
             ),
             (&[("MCP-Protocol-Version", STATELESS_VERSION), ("Mcp-Method", "tools/call")], HEADER_MISMATCH),
             (
-                &[("MCP-Protocol-Version", STATELESS_VERSION), ("Mcp-Method", "tools/call"), ("Mcp-Name", "gh__other")],
+                &[
+                    ("MCP-Protocol-Version", STATELESS_VERSION),
+                    ("Mcp-Method", "tools/call"),
+                    ("Mcp-Name", "gh__other"),
+                ],
                 HEADER_MISMATCH,
             ),
             (
@@ -238,7 +260,10 @@ mod tests {
         }
         // _meta disagreeing with the header, and missing.
         let other = json!({"_meta": {META_PROTOCOL_VERSION: "2025-11-25"}, "name": "gh__search"});
-        assert_eq!(check_stateless_headers(&ok, "tools/call", Some(&other)).unwrap_err().code, HEADER_MISMATCH);
+        assert_eq!(
+            check_stateless_headers(&ok, "tools/call", Some(&other)).unwrap_err().code,
+            HEADER_MISMATCH
+        );
         let none = json!({"name": "gh__search"});
         assert_eq!(check_stateless_headers(&ok, "tools/call", Some(&none)).unwrap_err().code, INVALID_PARAMS);
         // tools/list needs no Mcp-Name.

@@ -5,11 +5,13 @@
 use super::session::{Activity, BackendSession, Sealer};
 use super::stdio::{DEFAULT_MAX_MESSAGE_BYTES, StdioCommand, StdioServer};
 use super::upstream::{HttpClient, Transport, Upstream, http_client, resolve_headers};
-use crate::config::{Credentials, FailureMode, GatewayConfig, Layer, McpConfig, McpEndpoint, McpServerConfig, SESSION_KEY};
+use crate::config::DefaultAction;
+use crate::config::{
+    Credentials, FailureMode, GatewayConfig, Layer, McpConfig, McpEndpoint, McpServerConfig, SESSION_KEY,
+};
 use crate::gateway::identity::Identity;
 use crate::gateway::state::Shared;
 use crate::gateway::store::Store;
-use crate::config::DefaultAction;
 use crate::policy::{PolicyIndex, glob_match};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -73,7 +75,11 @@ pub struct McpRuntime {
 
 impl McpRuntime {
     /// Builds a runtime; an error names what is wrong (the previous config stays in service).
-    pub fn build(config: GatewayConfig, credentials: &Credentials, shared: &Shared) -> Result<McpRuntime, String> {
+    pub fn build(
+        config: GatewayConfig,
+        credentials: &Credentials,
+        shared: &Shared,
+    ) -> Result<McpRuntime, String> {
         if config.gateway.layer != Layer::Mcp {
             return Err(format!("gateway {} is not an MCP gateway", config.gateway));
         }
@@ -84,7 +90,12 @@ impl McpRuntime {
             oauth: None,
             allowed_origins: vec![],
         });
-        let state = process_states().lock().unwrap_or_else(|e| e.into_inner()).entry(gateway.clone()).or_default().clone();
+        let state = process_states()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(gateway.clone())
+            .or_default()
+            .clone();
         let secret = match credentials.0.get(SESSION_KEY) {
             Some(k) => k.clone(),
             None => state.local_secret.get_or_init(Sealer::random_secret).clone(),
@@ -96,7 +107,8 @@ impl McpRuntime {
         let mut by_prefix = HashMap::new();
         let mut live_stdio = Vec::new();
         for (i, s) in servers.iter().enumerate() {
-            let headers = resolve_headers(&s.headers, credentials).map_err(|e| format!("MCP server '{}': {e}", s.name))?;
+            let headers = resolve_headers(&s.headers, credentials)
+                .map_err(|e| format!("MCP server '{}': {e}", s.name))?;
             let transport = match &s.endpoint {
                 McpEndpoint::Http { url } => Transport::Http {
                     url: url.parse().map_err(|e| format!("MCP server '{}': url {url:?}: {e}", s.name))?,
@@ -105,7 +117,9 @@ impl McpRuntime {
                 McpEndpoint::Stdio { command, env, secret_env, per_session } => {
                     let mut env = env.clone();
                     for (k, r) in secret_env {
-                        let v = credentials.get(r).ok_or_else(|| format!("MCP server '{}': credential '{}' is missing", s.name, r.id))?;
+                        let v = credentials.get(r).ok_or_else(|| {
+                            format!("MCP server '{}': credential '{}' is missing", s.name, r.id)
+                        })?;
                         env.insert(k.clone(), v.to_string());
                     }
                     let cmd = StdioCommand {
@@ -122,7 +136,10 @@ impl McpRuntime {
                         .entry(key.clone())
                         .or_insert_with(|| {
                             let server = StdioServer::new(cmd);
-                            StdioServer::reap_in_background(&server, Duration::from_millis(mcp.session_idle_timeout_ms.max(1000)));
+                            StdioServer::reap_in_background(
+                                &server,
+                                Duration::from_millis(mcp.session_idle_timeout_ms.max(1000)),
+                            );
                             server
                         })
                         .clone();
@@ -142,10 +159,15 @@ impl McpRuntime {
         }
         state.stdio.lock().unwrap_or_else(|e| e.into_inner()).retain(|k, _| live_stdio.contains(k));
         let password = match config.store.as_ref().and_then(|s| s.redis_password.as_ref()) {
-            Some(r) => Some(credentials.get(r).ok_or_else(|| format!("credential {:?} (Redis password) is missing", r.id))?),
+            Some(r) => Some(
+                credentials
+                    .get(r)
+                    .ok_or_else(|| format!("credential {:?} (Redis password) is missing", r.id))?,
+            ),
             None => None,
         };
-        let (store, failure_mode) = shared.store(&gateway, config.store.as_ref(), password).map_err(|e| e.to_string())?;
+        let (store, failure_mode) =
+            shared.store(&gateway, config.store.as_ref(), password).map_err(|e| e.to_string())?;
         Ok(McpRuntime {
             policy: PolicyIndex::new(&config.policy),
             identity: Identity::new(&config.auth, &shared.jwks),

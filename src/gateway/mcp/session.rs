@@ -188,7 +188,10 @@ mod tests {
             opened: 1000,
             nonce: 7,
             backends: [
-                ("gh".to_string(), BackendSession { id: Some("abc-123".into()), version: "2025-06-18".into() }),
+                (
+                    "gh".to_string(),
+                    BackendSession { id: Some("abc-123".into()), version: "2025-06-18".into() },
+                ),
                 ("fs".to_string(), BackendSession { id: None, version: "2025-03-26".into() }),
             ]
             .into(),

@@ -85,7 +85,8 @@ struct Child {
 
 impl Child {
     fn spawn(cmd: &StdioCommand) -> Result<Arc<Child>, StdioError> {
-        let program = cmd.command.first().ok_or_else(|| StdioError::Spawn(String::new(), "empty command".into()))?;
+        let program =
+            cmd.command.first().ok_or_else(|| StdioError::Spawn(String::new(), "empty command".into()))?;
         let mut c = Command::new(program);
         c.args(&cmd.command[1..])
             .envs(&cmd.env)
@@ -150,7 +151,8 @@ impl Child {
         let token_key = format!("p{n}");
         let orig_id = std::mem::replace(&mut req.id, Value::from(n));
         let mut orig_token = None;
-        if let Some(meta) = req.params.as_mut().and_then(|p| p.get_mut("_meta")).and_then(Value::as_object_mut)
+        if let Some(meta) =
+            req.params.as_mut().and_then(|p| p.get_mut("_meta")).and_then(Value::as_object_mut)
             && let Some(t) = meta.get("progressToken").cloned()
         {
             meta.insert("progressToken".into(), Value::from(token_key.clone()));
@@ -213,7 +215,8 @@ impl Child {
             }
             Message::Notification(mut n) => {
                 if n.method == "notifications/progress" {
-                    let token = n.params.as_ref().and_then(|p| p.get("progressToken")).and_then(Value::as_str);
+                    let token =
+                        n.params.as_ref().and_then(|p| p.get("progressToken")).and_then(Value::as_str);
                     let route = token.and_then(|t| lock(&self.routes).progress.get(t).cloned());
                     if let Some((orig, tx)) = route {
                         if let Some(p) = n.params.as_mut().and_then(Value::as_object_mut) {
@@ -257,7 +260,10 @@ impl Child {
                         let _ = outlet.send(Message::Request(r));
                     }
                     None => {
-                        let e = r.error(RpcError::new(METHOD_NOT_FOUND, "no client stream to send this request to"));
+                        let e = r.error(RpcError::new(
+                            METHOD_NOT_FOUND,
+                            "no client stream to send this request to",
+                        ));
                         let _ = self.write(&e.to_value()).await;
                     }
                 }
@@ -375,7 +381,9 @@ impl StdioServer {
         let result = loop {
             match rx.recv().await {
                 Some(Message::Response(Response { outcome: Ok(r), .. })) => break r,
-                Some(Message::Response(Response { outcome: Err(e), .. })) => return Err(StdioError::Initialize(e)),
+                Some(Message::Response(Response { outcome: Err(e), .. })) => {
+                    return Err(StdioError::Initialize(e));
+                }
                 Some(_) => continue,
                 None => return Err(StdioError::Exited),
             }

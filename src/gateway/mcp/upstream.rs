@@ -97,10 +97,13 @@ pub fn resolve_headers(headers: &[HeaderConfig], creds: &Credentials) -> Result<
     for h in headers {
         let value = match (&h.value, &h.credential) {
             (Some(v), _) => v.clone(),
-            (None, Some(c)) => creds.get(c).ok_or_else(|| format!("credential '{}' is missing", c.id))?.to_string(),
+            (None, Some(c)) => {
+                creds.get(c).ok_or_else(|| format!("credential '{}' is missing", c.id))?.to_string()
+            }
             (None, None) => String::new(),
         };
-        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|e| format!("header '{}': {e}", h.name))?;
+        let name =
+            HeaderName::from_bytes(h.name.as_bytes()).map_err(|e| format!("header '{}': {e}", h.name))?;
         let value = HeaderValue::from_str(&format!("{}{value}", h.prefix))
             .map_err(|e| format!("header '{}': {e}", h.name))?;
         out.append(name, value);
@@ -119,7 +122,8 @@ impl Upstream {
         match &self.transport {
             Transport::Stdio(s) => {
                 let (id, result) = s.open(Some(params)).await?;
-                let version = result.get("protocolVersion").and_then(Value::as_str).unwrap_or(&requested).to_string();
+                let version =
+                    result.get("protocolVersion").and_then(Value::as_str).unwrap_or(&requested).to_string();
                 Ok((result, BackendSession { id: Some(id), version }))
             }
             Transport::Http { .. } => {
@@ -129,8 +133,10 @@ impl Upstream {
                 let resp = tokio::time::timeout(self.timeout, final_response(&mut rx))
                     .await
                     .map_err(|_| UpstreamError::Timeout)??;
-                let result = resp.outcome.map_err(|e| UpstreamError::Protocol(format!("initialize failed: {e}")))?;
-                let version = result.get("protocolVersion").and_then(Value::as_str).unwrap_or(&requested).to_string();
+                let result =
+                    resp.outcome.map_err(|e| UpstreamError::Protocol(format!("initialize failed: {e}")))?;
+                let version =
+                    result.get("protocolVersion").and_then(Value::as_str).unwrap_or(&requested).to_string();
                 let id = headers.get(HEADER_SESSION_ID).and_then(|v| v.to_str().ok()).map(str::to_string);
                 let session = BackendSession { id, version };
                 let note = Message::Notification(Notification::new("notifications/initialized", None));
@@ -179,7 +185,10 @@ impl Upstream {
     }
 
     /// Opens the backend's standalone stream (GET); `None` when it has none (`405`).
-    pub async fn listen(&self, session: &BackendSession) -> Result<Option<mpsc::UnboundedReceiver<Message>>, UpstreamError> {
+    pub async fn listen(
+        &self,
+        session: &BackendSession,
+    ) -> Result<Option<mpsc::UnboundedReceiver<Message>>, UpstreamError> {
         match &self.transport {
             Transport::Stdio(s) => {
                 let id = session.id.as_deref().ok_or(UpstreamError::SessionGone)?;
@@ -191,7 +200,8 @@ impl Upstream {
                     .uri(url.clone())
                     .header(http::header::ACCEPT, "text/event-stream");
                 b = self.common_headers(b, session);
-                let req = b.body(Full::new(Bytes::new())).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+                let req =
+                    b.body(Full::new(Bytes::new())).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
                 let resp = tokio::time::timeout(self.timeout, client.request(req))
                     .await
                     .map_err(|_| UpstreamError::Timeout)?
@@ -237,7 +247,10 @@ impl Upstream {
                 if session.id.is_none() {
                     return;
                 }
-                let b = self.common_headers(http::Request::builder().method(Method::DELETE).uri(url.clone()), session);
+                let b = self.common_headers(
+                    http::Request::builder().method(Method::DELETE).uri(url.clone()),
+                    session,
+                );
                 if let Ok(req) = b.body(Full::new(Bytes::new())) {
                     let _ = tokio::time::timeout(self.timeout, client.request(req)).await;
                 }
@@ -245,7 +258,11 @@ impl Upstream {
         }
     }
 
-    fn common_headers(&self, mut b: http::request::Builder, session: &BackendSession) -> http::request::Builder {
+    fn common_headers(
+        &self,
+        mut b: http::request::Builder,
+        session: &BackendSession,
+    ) -> http::request::Builder {
         for (k, v) in &self.headers {
             b = b.header(k, v);
         }
@@ -332,15 +349,21 @@ impl Upstream {
                 }
             }
             if buf.iter().all(u8::is_ascii_whitespace) {
-                return if status.is_success() { Ok((headers, rx)) } else { Err(UpstreamError::Status(status.as_u16())) };
+                return if status.is_success() {
+                    Ok((headers, rx))
+                } else {
+                    Err(UpstreamError::Status(status.as_u16()))
+                };
             }
-            let v: Value = serde_json::from_slice(&buf).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+            let v: Value =
+                serde_json::from_slice(&buf).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
             let items = match v {
                 Value::Array(a) => a,
                 v => vec![v],
             };
             for item in items {
-                let m = Message::from_value(item).map_err(|_| UpstreamError::Protocol("not JSON-RPC".into()))?;
+                let m =
+                    Message::from_value(item).map_err(|_| UpstreamError::Protocol("not JSON-RPC".into()))?;
                 let _ = tx.try_send(m);
             }
         }
@@ -349,7 +372,9 @@ impl Upstream {
 }
 
 fn is_json(h: &HeaderMap) -> bool {
-    h.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"))
+    h.get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
 }
 
 fn parse_message(data: &[u8]) -> Option<Message> {

@@ -60,7 +60,13 @@ impl MemoryStore {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(super) fn admit(&self, prefix: &str, now: u64, limits: &[LimitReq], budgets: &[BudgetReq]) -> Admission {
+    pub(super) fn admit(
+        &self,
+        prefix: &str,
+        now: u64,
+        limits: &[LimitReq],
+        budgets: &[BudgetReq],
+    ) -> Admission {
         let mut inner = self.lock();
         inner.sweep(now);
         for l in limits {

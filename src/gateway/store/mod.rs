@@ -167,7 +167,12 @@ impl Store {
     }
 
     /// Charges a cost to every budget.
-    pub async fn charge_budgets(&self, prefix: &str, budgets: &[BudgetReq], micros: u64) -> Result<(), StoreError> {
+    pub async fn charge_budgets(
+        &self,
+        prefix: &str,
+        budgets: &[BudgetReq],
+        micros: u64,
+    ) -> Result<(), StoreError> {
         let keys: Vec<(String, u64)> =
             budgets.iter().map(|b| (budget_key(prefix, &b.key), b.expires_at)).collect();
         self.add(keys, micros).await

@@ -1,7 +1,9 @@
 //! Counters in Redis, shared by every replica. Each admission and each charge is one Lua script,
 //! so it is atomic: two gateway processes sharing one Redis enforce one limit exactly.
 
-use super::{Admission, BudgetReq, LimitReq, StoreError, budget_key, retry_after, rl_expiry, rpm_key, tpm_key};
+use super::{
+    Admission, BudgetReq, LimitReq, StoreError, budget_key, retry_after, rl_expiry, rpm_key, tpm_key,
+};
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{IntoConnectionInfo, Script};
 use std::time::Duration;
@@ -57,12 +59,14 @@ pub struct RedisStore {
 impl RedisStore {
     /// A store for `url` (`redis://host:port[/db]`), with an optional password.
     pub fn new(url: &str, password: Option<&str>) -> Result<Self, StoreError> {
-        let mut info = url.into_connection_info().map_err(|e| StoreError(format!("redis URL {url:?}: {e}")))?;
+        let mut info =
+            url.into_connection_info().map_err(|e| StoreError(format!("redis URL {url:?}: {e}")))?;
         if let Some(pw) = password {
             let settings = info.redis_settings().clone().set_password(pw);
             info = info.set_redis_settings(settings);
         }
-        let client = ::redis::Client::open(info).map_err(|e| StoreError(format!("redis URL {url:?}: {e}")))?;
+        let client =
+            ::redis::Client::open(info).map_err(|e| StoreError(format!("redis URL {url:?}: {e}")))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_millis(500)))
             .set_response_timeout(Some(Duration::from_millis(500)))
@@ -150,10 +154,11 @@ impl RedisStore {
 
     pub(super) async fn get(&self, key: &str) -> Result<u64, StoreError> {
         let mut conn = self.conn.clone();
-        let v: Option<u64> = tokio::time::timeout(OP_TIMEOUT, ::redis::cmd("GET").arg(key).query_async(&mut conn))
-            .await
-            .map_err(|_| StoreError(format!("redis {}: timed out", self.url)))?
-            .map_err(|e| StoreError(format!("redis {}: {e}", self.url)))?;
+        let v: Option<u64> =
+            tokio::time::timeout(OP_TIMEOUT, ::redis::cmd("GET").arg(key).query_async(&mut conn))
+                .await
+                .map_err(|_| StoreError(format!("redis {}: timed out", self.url)))?
+                .map_err(|e| StoreError(format!("redis {}: {e}", self.url)))?;
         Ok(v.unwrap_or(0))
     }
 }

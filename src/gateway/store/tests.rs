@@ -47,7 +47,8 @@ async fn memory_tokens_refuse_once_exhausted_and_budgets_block() {
         s.admit("t:", now, &l, &[]).await.unwrap(),
         Admission::RateLimited { what: "tokens", .. }
     ));
-    let b = [BudgetReq { key: "b/x/2026-11".into(), limit_micros: 1000, block: true, expires_at: now + 3600 }];
+    let b =
+        [BudgetReq { key: "b/x/2026-11".into(), limit_micros: 1000, block: true, expires_at: now + 3600 }];
     assert_eq!(s.admit("t:", now, &[], &b).await.unwrap(), Admission::Allowed);
     s.charge_budgets("t:", &b, 999).await.unwrap();
     assert_eq!(s.admit("t:", now, &[], &b).await.unwrap(), Admission::Allowed);
