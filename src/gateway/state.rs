@@ -100,6 +100,18 @@ impl Shared {
         }
     }
 
+    /// The store a compiled config names, its Redis password read from the credentials bundle.
+    /// `Err` says what is missing or wrong, for the reload log.
+    pub fn store_for(
+        &self,
+        config: &crate::config::GatewayConfig,
+        credentials: &crate::config::Credentials,
+    ) -> Result<(Store, Option<FailureMode>), String> {
+        let gateway = format!("{}/{}", config.gateway.namespace, config.gateway.name);
+        let password = redis_password(config, credentials)?;
+        self.store(&gateway, config.store.as_ref(), password).map_err(|e| e.to_string())
+    }
+
     /// The store for a gateway: its memory store (kept across reloads), or the Redis store for
     /// the config's URL and password (shared by gateways naming the same one).
     pub fn store(
@@ -127,5 +139,19 @@ impl Shared {
                 Ok((s, Some(c.failure_mode)))
             }
         }
+    }
+}
+
+/// The Redis password a config names, from the credentials bundle; `Ok(None)` when it names none.
+pub fn redis_password<'a>(
+    config: &crate::config::GatewayConfig,
+    credentials: &'a crate::config::Credentials,
+) -> Result<Option<&'a str>, String> {
+    match config.store.as_ref().and_then(|s| s.redis_password.as_ref()) {
+        Some(r) => credentials
+            .get(r)
+            .map(Some)
+            .ok_or_else(|| format!("credential {:?} (Redis password) is missing", r.id)),
+        None => Ok(None),
     }
 }

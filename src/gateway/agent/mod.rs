@@ -178,19 +178,14 @@ impl AgentRuntime {
             }
             None => shared.agent.generated_key(&gateway),
         };
-        let password = match config.store.as_ref().and_then(|s| s.redis_password.as_ref()) {
-            Some(r) => Some(
-                credentials
-                    .get(r)
-                    .ok_or_else(|| format!("credential {:?} (Redis password) is missing", r.id))?,
-            ),
-            None => None,
-        };
-        let (store, failure_mode) =
-            shared.store(&gateway, config.store.as_ref(), password).map_err(|e| e.to_string())?;
+        let (store, failure_mode) = shared.store_for(&config, credentials)?;
         let store_prefix = format!("cairn:{}:", config.gateway.namespace);
         let redis_owners = match &config.store {
-            Some(s) => Some(owners::RedisOwners::new(&s.redis_url, password, &store_prefix)?),
+            Some(s) => Some(owners::RedisOwners::new(
+                &s.redis_url,
+                crate::gateway::state::redis_password(&config, credentials)?,
+                &store_prefix,
+            )?),
             None => None,
         };
         Ok(AgentRuntime {

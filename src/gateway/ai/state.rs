@@ -74,16 +74,7 @@ impl AiRuntime {
         }
         let rules =
             ai.rules.iter().map(|r| RuleRt::new(r.clone(), &backends)).collect::<Result<Vec<_>, String>>()?;
-        let password = match config.store.as_ref().and_then(|s| s.redis_password.as_ref()) {
-            Some(r) => Some(
-                credentials
-                    .get(r)
-                    .ok_or_else(|| format!("credential {:?} (Redis password) is missing", r.id))?,
-            ),
-            None => None,
-        };
-        let (store, failure_mode) =
-            shared.store(&gateway, config.store.as_ref(), password).map_err(|e| e.to_string())?;
+        let (store, failure_mode) = shared.store_for(&config, credentials)?;
         Ok(AiRuntime {
             identity: Identity::new(&config.auth, &shared.jwks),
             policy: PolicyIndex::new(&config.policy),

@@ -158,16 +158,7 @@ impl McpRuntime {
             by_prefix.insert(s.prefix.clone(), i);
         }
         state.stdio.lock().unwrap_or_else(|e| e.into_inner()).retain(|k, _| live_stdio.contains(k));
-        let password = match config.store.as_ref().and_then(|s| s.redis_password.as_ref()) {
-            Some(r) => Some(
-                credentials
-                    .get(r)
-                    .ok_or_else(|| format!("credential {:?} (Redis password) is missing", r.id))?,
-            ),
-            None => None,
-        };
-        let (store, failure_mode) =
-            shared.store(&gateway, config.store.as_ref(), password).map_err(|e| e.to_string())?;
+        let (store, failure_mode) = shared.store_for(&config, credentials)?;
         Ok(McpRuntime {
             policy: PolicyIndex::new(&config.policy),
             identity: Identity::new(&config.auth, &shared.jwks),
