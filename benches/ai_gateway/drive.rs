@@ -58,7 +58,8 @@ fn body(model: &str, stream: bool) -> Bytes {
 }
 
 fn request(t: &Target, payload: &Bytes) -> http::Request<Full<Bytes>> {
-    let mut b = http::Request::post(format!("{}/v1/chat/completions", t.url)).header("content-type", "application/json");
+    let mut b = http::Request::post(format!("{}/v1/chat/completions", t.url))
+        .header("content-type", "application/json");
     if let Some(k) = &t.key {
         b = b.header("authorization", format!("Bearer {k}"));
     }
@@ -89,7 +90,13 @@ enum Fail {
     Timeout,
 }
 
-async fn once(c: &HttpClient, t: &Target, payload: &Bytes, stream: bool, t0: Instant) -> Result<Sample, Fail> {
+async fn once(
+    c: &HttpClient,
+    t: &Target,
+    payload: &Bytes,
+    stream: bool,
+    t0: Instant,
+) -> Result<Sample, Fail> {
     let fut = async {
         let resp = c.request(request(t, payload)).await.map_err(|_| Fail::Io)?;
         let status = resp.status().as_u16();
@@ -442,7 +449,11 @@ pub async fn ladder(t: &Target, l: &Ladder) -> Value {
             && completed >= 0.97 * rate * l.step.as_secs_f64();
         peak_rss = peak_rss.max(r["rss_peak_kib"].as_u64().unwrap_or(0));
         steps.push(json!({"rate": rate, "p50_us": r["latency"]["p50_us"], "p99_us": p99, "errors": errors, "completed": completed, "ok": ok}));
-        eprintln!("  ladder {}: {rate:.0}/s p99 {p99} µs errors {errors} -> {}", t.label, if ok { "ok" } else { "missed" });
+        eprintln!(
+            "  ladder {}: {rate:.0}/s p99 {p99} µs errors {errors} -> {}",
+            t.label,
+            if ok { "ok" } else { "missed" }
+        );
         if !ok {
             break;
         }

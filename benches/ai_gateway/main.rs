@@ -86,9 +86,7 @@ enum Cmd {
         pids: Vec<u32>,
     },
     /// Markdown tables from the JSON lines of a run.
-    Report {
-        file: std::path::PathBuf,
-    },
+    Report { file: std::path::PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -171,7 +169,8 @@ fn main() -> std::process::ExitCode {
             }
         }
         Cmd::Drive { label, url, key, model, timeout_ms, pids, threads, scenario } => {
-            let t = drive::Target { label, url, key, model, timeout: Duration::from_millis(timeout_ms), pids };
+            let t =
+                drive::Target { label, url, key, model, timeout: Duration::from_millis(timeout_ms), pids };
             let out = runtime(threads).block_on(async {
                 match scenario {
                     Scenario::Serial { warmup_s, duration_s, stream } => {
@@ -180,7 +179,9 @@ fn main() -> std::process::ExitCode {
                     Scenario::Open { rate, duration_s, stream, max_inflight } => {
                         drive::open(&t, rate, secs(duration_s), stream, max_inflight).await
                     }
-                    Scenario::Closed { conns, duration_s } => drive::closed(&t, conns, secs(duration_s)).await,
+                    Scenario::Closed { conns, duration_s } => {
+                        drive::closed(&t, conns, secs(duration_s)).await
+                    }
                     Scenario::Ladder { start, factor, max, step_s, p99_bound_ms, max_inflight } => {
                         let l = drive::Ladder {
                             start,

@@ -17,7 +17,8 @@ type Body = http_body_util::Either<Incoming, http_body_util::Full<bytes::Bytes>>
 
 pub async fn run(port: u16, upstream: &str) -> std::io::Result<()> {
     let up: Uri = upstream.parse().map_err(std::io::Error::other)?;
-    let authority: Authority = up.authority().cloned().ok_or_else(|| std::io::Error::other("upstream needs host:port"))?;
+    let authority: Authority =
+        up.authority().cloned().ok_or_else(|| std::io::Error::other("upstream needs host:port"))?;
     let host = HeaderValue::from_str(authority.as_str()).map_err(std::io::Error::other)?;
     let mut conn = HttpConnector::new();
     conn.set_nodelay(true);
@@ -44,7 +45,9 @@ pub async fn run(port: u16, upstream: &str) -> std::io::Result<()> {
                         Ok(r) => r.map(http_body_util::Either::Left),
                         Err(e) => Response::builder()
                             .status(502)
-                            .body(http_body_util::Either::Right(http_body_util::Full::new(e.to_string().into())))
+                            .body(http_body_util::Either::Right(http_body_util::Full::new(
+                                e.to_string().into(),
+                            )))
                             .expect("static response"),
                     };
                     Ok::<_, Infallible>(resp)

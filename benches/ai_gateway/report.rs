@@ -149,7 +149,10 @@ pub fn render(s: &str) -> String {
             o,
             "### Fixed rate, open loop\n\nNon-streaming; latency measured from each request's intended send time (no coordinated omission); at most 512 requests in flight, 5 s timeout. \"driver lag\" is how late the driver's own scheduler started requests (already included in the latencies).\n"
         );
-        let _ = writeln!(o, "| target | rate | duration | completed / offered | p50 | p99 | p99.9 | max | errors | driver lag p99 | target CPU / req |");
+        let _ = writeln!(
+            o,
+            "| target | rate | duration | completed / offered | p50 | p99 | p99.9 | max | errors | driver lag p99 | target CPU / req |"
+        );
         let _ = writeln!(o, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for l in &r.labels {
             for x in r.runs(l, "open") {
@@ -180,8 +183,10 @@ pub fn render(s: &str) -> String {
             o,
             "### Streaming: time to first token\n\nOpen loop of streaming chat completions; TTFT = intended send time → first SSE bytes of the body. Added = target − direct.\n"
         );
-        let _ =
-            writeln!(o, "| target | rate | TTFT p50 | TTFT p99 | added TTFT p50 | added TTFT p99 | stream total p99 | SSE events / stream | errors |");
+        let _ = writeln!(
+            o,
+            "| target | rate | TTFT p50 | TTFT p99 | added TTFT p50 | added TTFT p99 | stream total p99 | SSE events / stream | errors |"
+        );
         let _ = writeln!(o, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         for l in &r.labels {
             if let Some(x) = r.run(l, "open_stream") {
@@ -214,7 +219,11 @@ pub fn render(s: &str) -> String {
             "### Maximum rate\n\nClosed loop: N connections each sending its next request when the previous answer is in (throughput; its latencies suffer coordinated omission). Sustainable: the highest open-loop rate of a ×1.4 ladder with no errors, ≥ 97 % completed and p99 ≤ {}.\n",
             ms_or_us(bound)
         );
-        let _ = writeln!(o, "| target | closed loop req/s | conns | p50 | p99 | errors | target CPU / req | sustainable rate (p99 ≤ {}) | p99 there |", ms_or_us(bound));
+        let _ = writeln!(
+            o,
+            "| target | closed loop req/s | conns | p50 | p99 | errors | target CPU / req | sustainable rate (p99 ≤ {}) | p99 there |",
+            ms_or_us(bound)
+        );
         let _ = writeln!(o, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         for l in &r.labels {
             let c = r.run(l, "closed");
@@ -239,7 +248,10 @@ pub fn render(s: &str) -> String {
     }
 
     let _ = writeln!(o, "### Memory (VmRSS; LiteLLM: all its processes)\n");
-    let _ = writeln!(o, "| target | started (one request served) | idle after warm-up | peak under load | 5 s after load |");
+    let _ = writeln!(
+        o,
+        "| target | started (one request served) | idle after warm-up | peak under load | 5 s after load |"
+    );
     let _ = writeln!(o, "|---|---:|---:|---:|---:|");
     for l in &r.labels {
         if l == DIRECT {
@@ -258,7 +270,8 @@ pub fn render(s: &str) -> String {
 
     // Cairn against the targets.
     let c_serial = r.run(CAIRN, "serial");
-    let added = |q: &str| sub(c_serial.and_then(|c| f(&c["latency"][q])), d_serial.and_then(|d| f(&d["latency"][q])));
+    let added =
+        |q: &str| sub(c_serial.and_then(|c| f(&c["latency"][q])), d_serial.and_then(|d| f(&d["latency"][q])));
     let open3k = r.runs(CAIRN, "open").into_iter().find(|x| f(&x["rate"]) == Some(3000.0));
     let p99_3k = open3k.and_then(|x| f(&x["latency"]["p99_us"]));
     let open3k_err = open3k.map(|x| x["errors"]["total"].as_u64().unwrap_or(0));
@@ -283,8 +296,16 @@ pub fn render(s: &str) -> String {
     let _ = writeln!(o, "| target | measured | verdict |");
     let _ = writeln!(o, "|---|---:|---|");
     let rows: Vec<(String, String, Option<bool>)> = vec![
-        ("added p50 at one connection ≤ 60 µs".into(), ms_or_us(added("p50_us")), added("p50_us").map(|v| v <= 60.0)),
-        ("added p99 at one connection ≤ 150 µs".into(), ms_or_us(added("p99_us")), added("p99_us").map(|v| v <= 150.0)),
+        (
+            "added p50 at one connection ≤ 60 µs".into(),
+            ms_or_us(added("p50_us")),
+            added("p50_us").map(|v| v <= 60.0),
+        ),
+        (
+            "added p99 at one connection ≤ 150 µs".into(),
+            ms_or_us(added("p99_us")),
+            added("p99_us").map(|v| v <= 150.0),
+        ),
         (
             "p99 total ≤ 1 ms at 3,000 req/s".into(),
             format!("{} ({} errors)", ms_or_us(p99_3k), open3k_err.map_or("–".into(), |e| e.to_string())),
