@@ -85,12 +85,10 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    /// A supervisor serving nothing yet. Call inside a Tokio runtime: it loads the tokenizer
-    /// used for usage estimates in the background, so the first request does not pay for it.
+    /// A supervisor serving nothing yet. The tokenizer used for usage estimates (≈ 45 MiB) is
+    /// loaded on first use, not here: providers report usage, so most gateways never need it, and
+    /// an idle gateway stays small.
     pub fn new(shared: Arc<Shared>, address: IpAddr) -> Self {
-        tokio::task::spawn_blocking(|| {
-            tiktoken_rs::o200k_base_singleton();
-        });
         Supervisor { shared, address, served: BTreeMap::new(), announced: Default::default() }
     }
 
