@@ -6,7 +6,7 @@
 //! only from the bridge's own command line: no header, body or path can choose or change it.
 //! Messages over the size cap are refused (`413`) on the way in and dropped on the way out.
 
-use super::http::{Body, ChanBody};
+use super::http::{Body, ChanBody, accepts_event_stream};
 use super::jsonrpc::{self, INVALID_REQUEST, Message, Response as RpcResponse, RpcError};
 use super::protocol::{self, HEADER_PROTOCOL_VERSION, HEADER_SESSION_ID};
 use super::stdio::{StdioError, StdioServer, to_rpc_error};
@@ -182,11 +182,7 @@ async fn post(
                 Some(Message::Response(resp)) => return json_response(StatusCode::OK, &resp.to_value()),
                 Some(m) => m,
             };
-            let accepts_sse = headers
-                .get_all(http::header::ACCEPT)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .any(|v| v.contains("text/event-stream"));
+            let accepts_sse = accepts_event_stream(headers);
             if !accepts_sse {
                 while let Some(m) = rx.recv().await {
                     if let Message::Response(resp) = m {

@@ -450,11 +450,7 @@ async fn answer(outcome: Outcome, req: &Request, era: Era, headers: &HeaderMap) 
         }
         Some(m) => m,
     };
-    let accepts_sse = headers
-        .get_all(http::header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains("text/event-stream"));
+    let accepts_sse = accepts_event_stream(headers);
     if !accepts_sse {
         while let Some(m) = rx.recv().await {
             if let Message::Response(_) = m {
@@ -546,11 +542,7 @@ async fn get(rt: Arc<McpRuntime>, subject: String, headers: HeaderMap) -> Respon
     {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "GET is not part of protocol version 2026-07-28");
     }
-    let accepts_sse = headers
-        .get_all(http::header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains("text/event-stream"));
+    let accepts_sse = accepts_event_stream(&headers);
     if !accepts_sse {
         return plain(
             StatusCode::NOT_ACCEPTABLE,
@@ -748,6 +740,16 @@ async fn delete(rt: Arc<McpRuntime>, subject: String, headers: HeaderMap) -> Res
     .await;
     rt.state.activity.end(&sid, now_secs());
     empty(StatusCode::OK)
+}
+
+/// Whether the client's `Accept` header lists `text/event-stream` (it may then get an SSE
+/// response instead of one JSON body).
+pub(crate) fn accepts_event_stream(headers: &http::HeaderMap) -> bool {
+    headers
+        .get_all(http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("text/event-stream"))
 }
 
 #[cfg(test)]
