@@ -145,7 +145,12 @@ async fn start_gateway(upstream: &str) -> (String, tokio::sync::watch::Sender<bo
                 subjects: vec!["caller".into()],
                 models: vec![],
                 tools: vec![],
-                agents: vec![AgentGrantConfig { agent: "bench".into(), skills: vec![], limits: None }],
+                agents: vec![AgentGrantConfig {
+                    id: "bench/agents/0".into(),
+                    agent: "bench".into(),
+                    skills: vec![],
+                    limits: None,
+                }],
                 budgets: vec![],
             }],
         },

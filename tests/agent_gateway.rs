@@ -44,6 +44,7 @@ fn subject(name: &str) -> SubjectConfig {
 
 fn grant(agent: &str, skills: &[&str]) -> AgentGrantConfig {
     AgentGrantConfig {
+        id: format!("grants/agents/{agent}"),
         agent: agent.into(),
         skills: skills.iter().map(|s| s.to_string()).collect(),
         limits: None,
@@ -54,7 +55,11 @@ fn policy(name: &str, who: &str, agents: Vec<AgentGrantConfig>) -> PolicyRules {
     PolicyRules {
         name: name.into(),
         subjects: vec![who.into()],
-        models: vec![ModelGrantConfig { pattern: "gpt-*".into(), limits: None }],
+        models: vec![ModelGrantConfig {
+            id: format!("{name}/models/0"),
+            pattern: "gpt-*".into(),
+            limits: None,
+        }],
         tools: vec![],
         agents,
         budgets: vec![],

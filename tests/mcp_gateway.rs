@@ -88,11 +88,13 @@ fn bot_policy() -> PolicyConfig {
             models: vec![],
             tools: vec![
                 ToolGrantConfig {
+                    id: "bots/tools/0".into(),
                     server: "gh".into(),
                     tools: vec!["search_*".into(), "delete_*".into()],
                     limits: None,
                 },
                 ToolGrantConfig {
+                    id: "bots/tools/1".into(),
                     server: "gh".into(),
                     tools: vec!["echo".into()],
                     limits: Some(LimitsConfig { requests_per_minute: Some(2), tokens_per_minute: None }),
@@ -817,6 +819,7 @@ async fn python_sdk_conformance() {
     g.deny = vec!["delete_*".into()];
     let mut policy = bot_policy();
     policy.policies[0].tools.push(ToolGrantConfig {
+        id: "bots/tools/2".into(),
         server: "gh".into(),
         tools: vec!["fail".into(), "progress".into(), "changed".into()],
         limits: None,

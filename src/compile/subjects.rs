@@ -158,13 +158,19 @@ fn resolve_policy(
     let models: Vec<ModelGrantConfig> = spec
         .models
         .iter()
-        .map(|m| ModelGrantConfig { pattern: m.match_.clone(), limits: limits(&m.limits) })
+        .enumerate()
+        .map(|(i, m)| ModelGrantConfig {
+            id: format!("{}/models/{i}", obj.name()),
+            pattern: m.match_.clone(),
+            limits: limits(&m.limits),
+        })
         .collect();
 
     let mut tools = Vec::new();
     for (i, t) in spec.tools.iter().enumerate() {
         match index.get("MCPServer", ns, &t.server) {
             Some(Object::MCPServer(s)) => tools.push(ToolGrantConfig {
+                id: format!("{}/tools/{i}", obj.name()),
                 server: s.spec.prefix.clone().unwrap_or_else(|| t.server.clone()),
                 tools: t.tools.clone(),
                 limits: limits(&t.limits),
@@ -182,6 +188,7 @@ fn resolve_policy(
     for (i, g) in spec.agents.iter().enumerate() {
         match index.get("Agent", ns, &g.name) {
             Some(Object::Agent(a)) if a.spec.a2a.is_some() => agents.push(AgentGrantConfig {
+                id: format!("{}/agents/{i}", obj.name()),
                 agent: g.name.clone(),
                 skills: g.skills.clone(),
                 limits: limits(&g.limits),

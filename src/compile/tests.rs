@@ -303,6 +303,20 @@ fn policies_drop_unknown_subjects_servers_and_non_a2a_agents_with_a_diagnostic_e
 }
 
 #[test]
+fn a_dropped_grant_shifts_no_other_grant_id() {
+    // `bot` (no A2A endpoint) is dropped; `peer` keeps the id of its place in the spec, so its
+    // limit counters stay the same whether or not the grant before it compiles.
+    let out = local(&POLICY.replace(
+        "agents: [{name: peer, skills: [s1]}, {name: bot}]",
+        "agents: [{name: bot}, {name: peer, skills: [s1]}]",
+    ));
+    let policy = &gateway(&out, "agents").config.policy.policies[0];
+    let ids: Vec<&str> = policy.agents.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(ids, ["p/agents/1"]);
+    assert_eq!(policy.models[0].id, "p/models/0");
+}
+
+#[test]
 fn virtual_keys_appear_only_as_salted_hashes() {
     let out = local(POLICY);
     let g = gateway(&out, "agents");

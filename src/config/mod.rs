@@ -331,6 +331,9 @@ pub struct PolicyRules {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ModelGrantConfig {
+    /// Stable id for counters: `<policy>/models/<index in the AgentPolicy's spec.models>`, so a grant
+    /// that compile leaves out does not shift the counters of the grants after it.
+    pub id: String,
     /// Model name glob.
     pub pattern: String,
     /// Limits per subject.
@@ -342,6 +345,9 @@ pub struct ModelGrantConfig {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ToolGrantConfig {
+    /// Stable id for counters: `<policy>/tools/<index in the AgentPolicy's spec.tools>`, so a grant
+    /// that compile leaves out does not shift the counters of the grants after it.
+    pub id: String,
     /// Server prefix (tools appear as `prefix__tool`).
     pub server: String,
     /// Unprefixed tool-name globs.
@@ -355,6 +361,9 @@ pub struct ToolGrantConfig {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AgentGrantConfig {
+    /// Stable id for counters: `<policy>/agents/<index in the AgentPolicy's spec.agents>`, so a grant
+    /// that compile leaves out does not shift the counters of the grants after it.
+    pub id: String,
     /// Agent name.
     pub agent: String,
     /// Skill globs; empty means all skills.

@@ -29,8 +29,9 @@
 //! **Limits and budgets all apply.** A call is counted against the limits of *every* grant that
 //! allows it (two policies that both grant a model with a limit give two limits, and the stricter
 //! one bites first), and a model call against the budgets of *every* policy that names the caller.
-//! Limits are per subject: each has a counter key `<policy>/<models|tools|agents>/<i>/<subject>`,
-//! where `i` is the grant's index in that policy's list. Budgets are per subject (counter key
+//! Limits are per subject: each has a counter key `<grant id>/<subject>`, where a grant id is
+//! `<policy>/<models|tools|agents>/<i>` and `i` the grant's index in the AgentPolicy's spec (not in
+//! the compiled list, so a grant compile leaves out shifts no other grant's counters). Budgets are per subject (counter key
 //! `<budget id>/<subject>`) or shared by all subjects of the policy (counter key `<budget id>`);
 //! a budget id is `<policy>/budgets/<i>`. Budgets count dollars, so they apply to model calls only.
 //!
@@ -143,7 +144,7 @@ impl fmt::Display for Target<'_> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limit<'a> {
     /// Counter key, stable across config versions while the policy keeps the grant at its index:
-    /// `<policy>/<models|tools|agents>/<i>/<subject>`.
+    /// `<grant id>/<subject>`, the grant id being `<policy>/<models|tools|agents>/<i>`.
     pub key: &'a str,
     /// The policy whose grant carries the limit.
     pub policy: &'a str,
@@ -338,7 +339,7 @@ struct GrantEntry {
     policy: usize,
     /// Index into that policy's models, tools or agents.
     index: usize,
-    /// `<policy>/<kind>/<index>/<subject>`.
+    /// `<grant id>/<subject>`.
     key: String,
 }
 
@@ -413,18 +414,16 @@ impl PolicyIndex {
                     continue; // a subject listed twice by one policy
                 }
                 rules.policies.push(p);
-                let entries = |kind: &str, n: usize| {
-                    (0..n)
-                        .map(|index| GrantEntry {
-                            policy: p,
-                            index,
-                            key: format!("{}/{kind}/{index}/{subject}", policy.name),
-                        })
-                        .collect::<Vec<_>>()
+                let entries = |ids: Vec<&str>| -> Vec<GrantEntry> {
+                    let key = |id: &str| format!("{id}/{subject}");
+                    ids.into_iter()
+                        .enumerate()
+                        .map(|(index, id)| GrantEntry { policy: p, index, key: key(id) })
+                        .collect()
                 };
-                rules.models.extend(entries("models", policy.models.len()));
-                rules.tools.extend(entries("tools", policy.tools.len()));
-                rules.agents.extend(entries("agents", policy.agents.len()));
+                rules.models.extend(entries(policy.models.iter().map(|g| g.id.as_str()).collect()));
+                rules.tools.extend(entries(policy.tools.iter().map(|g| g.id.as_str()).collect()));
+                rules.agents.extend(entries(policy.agents.iter().map(|g| g.id.as_str()).collect()));
                 rules.budgets.extend(policy.budgets.iter().enumerate().map(|(index, b)| BudgetEntry {
                     policy: p,
                     index,

@@ -12,16 +12,26 @@ fn limits(rpm: u64) -> Option<LimitsConfig> {
     Some(LimitsConfig { requests_per_minute: Some(rpm), tokens_per_minute: None })
 }
 
+// Grant ids are `<policy>/<kind>/<i>`, as compile gives them; `number` sets them by position.
 fn model(pattern: &str, l: Option<LimitsConfig>) -> ModelGrantConfig {
-    ModelGrantConfig { pattern: pattern.into(), limits: l }
+    ModelGrantConfig { id: String::new(), pattern: pattern.into(), limits: l }
 }
 
 fn tool(server: &str, tools: &[&str], l: Option<LimitsConfig>) -> ToolGrantConfig {
-    ToolGrantConfig { server: server.into(), tools: tools.iter().map(|t| t.to_string()).collect(), limits: l }
+    let tools = tools.iter().map(|t| t.to_string()).collect();
+    ToolGrantConfig { id: String::new(), server: server.into(), tools, limits: l }
 }
 
 fn agent(name: &str, skills: &[&str], l: Option<LimitsConfig>) -> AgentGrantConfig {
-    AgentGrantConfig { agent: name.into(), skills: skills.iter().map(|t| t.to_string()).collect(), limits: l }
+    let skills = skills.iter().map(|t| t.to_string()).collect();
+    AgentGrantConfig { id: String::new(), agent: name.into(), skills, limits: l }
+}
+
+fn number(p: &mut PolicyRules) {
+    let name = &p.name;
+    p.models.iter_mut().enumerate().for_each(|(i, g)| g.id = format!("{name}/models/{i}"));
+    p.tools.iter_mut().enumerate().for_each(|(i, g)| g.id = format!("{name}/tools/{i}"));
+    p.agents.iter_mut().enumerate().for_each(|(i, g)| g.id = format!("{name}/agents/{i}"));
 }
 
 fn budget(policy: &str, i: usize, usd: f64, scope: BudgetScope) -> BudgetConfig {
@@ -92,7 +102,13 @@ fn config(default_action: DefaultAction) -> PolicyConfig {
                 }],
             ),
         ],
-        policies: vec![extra, support],
+        policies: vec![extra, support]
+            .into_iter()
+            .map(|mut p| {
+                number(&mut p);
+                p
+            })
+            .collect(),
     }
 }
 
@@ -225,6 +241,7 @@ fn a_policy_naming_anonymous_makes_anonymous_a_named_subject() {
     let mut cfg = config(DefaultAction::Allow);
     let mut anon = policy("public", &[ANONYMOUS]);
     anon.models = vec![model("gpt-4o-mini", limits(1))];
+    number(&mut anon);
     cfg.policies.push(anon);
     let ix = PolicyIndex::new(&cfg);
     let d = ix.check_model(ANONYMOUS, "gpt-4o-mini");
