@@ -1419,3 +1419,267 @@ async fn cancellation_reaches_the_backend() {
     .await;
     call.abort();
 }
+
+/// One SSE event: its id and data.
+#[derive(Debug)]
+struct Event {
+    id: Option<String>,
+    data: String,
+}
+
+impl Event {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.data).unwrap_or_else(|e| panic!("not JSON ({e}): {self:?}"))
+    }
+}
+
+/// An SSE body read event by event.
+struct Events {
+    body: Option<hyper::body::Incoming>,
+    buf: String,
+}
+
+impl Events {
+    /// The next event (comments skipped).
+    async fn next(&mut self) -> Event {
+        tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                if let Some(end) = self.buf.find("\n\n") {
+                    let raw: String = self.buf.drain(..end + 2).collect();
+                    let mut ev = Event { id: None, data: String::new() };
+                    let mut has_field = false;
+                    for line in raw.lines() {
+                        if let Some(v) = line.strip_prefix("id:") {
+                            ev.id = Some(v.trim_start().to_string());
+                            has_field = true;
+                        } else if let Some(v) = line.strip_prefix("data:") {
+                            ev.data.push_str(v.trim_start());
+                            has_field = true;
+                        }
+                    }
+                    if has_field {
+                        return ev;
+                    }
+                    continue;
+                }
+                match self.body.as_mut().expect("a 200 with a body").frame().await {
+                    Some(Ok(f)) => {
+                        if let Ok(d) = f.into_data() {
+                            self.buf.push_str(&String::from_utf8_lossy(&d));
+                        }
+                    }
+                    _ => panic!("the stream ended: {}", self.buf),
+                }
+            }
+        })
+        .await
+        .expect("an event in time")
+    }
+}
+
+/// Sends a request and returns the status and, for a 200, its SSE body.
+async fn open_stream(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: String,
+) -> (u16, Events, String) {
+    let mut b = http::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream");
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let resp = tokio::time::timeout(
+        Duration::from_secs(20),
+        client().request(b.body(Full::new(Bytes::from(body))).unwrap()),
+    )
+    .await
+    .expect("gateway answers")
+    .expect("request");
+    let status = resp.status().as_u16();
+    if status != 200 {
+        let text = resp.into_body().collect().await.unwrap().to_bytes();
+        let empty = Events { body: None, buf: String::new() };
+        return (status, empty, String::from_utf8_lossy(&text).into_owned());
+    }
+    (status, Events { body: Some(resp.into_body()), buf: String::new() }, String::new())
+}
+
+/// `cairn gateway --layer mcp` processes; killed on drop.
+struct Proc(std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_mcp_gateway(dir: &std::path::Path, cfg: &GatewayConfig, port: u16) -> Proc {
+    let path = dir.join(format!("config-{port}.json"));
+    std::fs::write(&path, cfg.to_json()).unwrap();
+    let creds = dir.join("credentials.json");
+    std::fs::write(&creds, json!({SESSION_KEY: "test-session-key"}).to_string()).unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["gateway", "--layer", "mcp", "--address", "127.0.0.1", "--admin-port"])
+        .arg(support::free_port().to_string())
+        .arg("--config")
+        .arg(&path)
+        .arg("--credentials")
+        .arg(&creds)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("cairn gateway starts");
+    Proc(child)
+}
+
+/// An answer on SSE cut after its first progress event is resumed with `Last-Event-ID` on a
+/// second gateway process sharing the first one's Redis: the events after the id, then the
+/// response; the priming event's id replays the whole answer; ids that cannot be resumed from
+/// get a 400 saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_answer_resumes_on_another_gateway_process_sharing_redis() {
+    let redis = support::Redis::start();
+    let tools = ToolsServer::default();
+    let release = tools.release.clone();
+    let gh = serve(move || tools.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (pa, pb) = (support::free_port(), support::free_port());
+    let mut cfgs = vec![];
+    for port in [pa, pb] {
+        let mut cfg = config("resume", vec![server("gh", &gh.url)], allow_all());
+        cfg.listener.port = port;
+        cfg.store =
+            Some(serde_json::from_value(json!({"redisUrl": redis.url, "failureMode": "closed"})).unwrap());
+        cfgs.push(cfg);
+    }
+    let _a = spawn_mcp_gateway(dir.path(), &cfgs[0], pa);
+    let _b = spawn_mcp_gateway(dir.path(), &cfgs[1], pb);
+    for port in [pa, pb] {
+        support::wait_until(Duration::from_secs(20), "the gateway listens", || async move {
+            tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok().map(|_| ())
+        })
+        .await;
+    }
+    let (url_a, url_b) = (format!("http://127.0.0.1:{pa}/mcp"), format!("http://127.0.0.1:{pb}/mcp"));
+    let s = Session::open_version(&url_a, None, "2025-11-25").await;
+    let h = [("mcp-session-id", s.id.as_str()), ("mcp-protocol-version", "2025-11-25")];
+    let call = req(
+        5,
+        "tools/call",
+        json!({"name": "gh__progress_wait", "arguments": {}, "_meta": {"progressToken": "p"}}),
+    );
+    let (status, mut events, _) = open_stream("POST", &url_a, &h, call.to_string()).await;
+    assert_eq!(status, 200);
+    let priming = events.next().await;
+    assert_eq!(priming.data, "", "a 2025-11-25 stream starts with a priming event: {priming:?}");
+    let priming_id = priming.id.expect("the priming event has an id");
+    let first = events.next().await;
+    assert_eq!(first.json()["params"]["progress"], 1.0, "{first:?}");
+    let first_id = first.id.expect("events have ids");
+    assert_ne!(first_id, priming_id);
+    drop(events); // the connection breaks
+    release.notify_one();
+
+    let resume = |id: &str| {
+        let mut h = h.to_vec();
+        h.push(("last-event-id", id));
+        h.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>()
+    };
+    let get = |url: String, h: Vec<(String, String)>| async move {
+        let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        open_stream("GET", &url, &h, String::new()).await
+    };
+    let (status, mut events, body) = get(url_b.clone(), resume(&first_id)).await;
+    assert_eq!(status, 200, "{body}");
+    let second = events.next().await;
+    assert_eq!(second.json()["params"]["progress"], 2.0, "{second:?}");
+    let last = events.next().await;
+    assert_eq!(text_of(&last.json()), "resumed");
+    assert_eq!(last.json()["id"], 5);
+    let ids = [&first_id, second.id.as_ref().unwrap(), last.id.as_ref().unwrap()];
+    let stream = |id: &str| id.rsplit_once('-').unwrap().0.to_string();
+    assert!(ids.iter().all(|i| stream(i) == stream(&priming_id)), "one stream: {ids:?}");
+
+    // From the priming event: the whole answer, on either gateway.
+    let (status, mut events, body) = get(url_a.clone(), resume(&priming_id)).await;
+    assert_eq!(status, 200, "{body}");
+    let replayed: Vec<Value> =
+        [events.next().await, events.next().await, events.next().await].iter().map(Event::json).collect();
+    assert_eq!(replayed[0]["params"]["progress"], 1.0);
+    assert_eq!(replayed[1]["params"]["progress"], 2.0);
+    assert_eq!(text_of(&replayed[2]), "resumed");
+
+    // Ids that cannot be resumed from.
+    let (status, _, body) = get(url_b.clone(), resume("not-an-id")).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (400, "Bad Request: Last-Event-ID \"not-an-id\" is not an event id of this gateway")
+    );
+    let unknown = "r0123456789abcdef-1";
+    let (status, _, body) = get(url_b.clone(), resume(unknown)).await;
+    assert_eq!(status, 400);
+    assert!(
+        body.starts_with(&format!(
+            "Bad Request: Last-Event-ID {unknown} names no stream of this session that is still held"
+        )),
+        "{body}"
+    );
+    assert!(body.ends_with("open a new stream without Last-Event-ID"), "{body}");
+    let beyond = format!("{}-99", stream(&priming_id));
+    let (status, _, body) = get(url_a.clone(), resume(&beyond)).await;
+    assert_eq!(status, 400);
+    assert!(body.contains("names no stream of this session"), "{body}");
+    // Another session cannot read this one's streams.
+    let other = Session::open_version(&url_b, None, "2025-11-25").await;
+    let h2 = vec![
+        ("mcp-session-id".to_string(), other.id.clone()),
+        ("mcp-protocol-version".to_string(), "2025-11-25".to_string()),
+        ("last-event-id".to_string(), first_id.clone()),
+    ];
+    let (status, _, body) = get(url_b.clone(), h2).await;
+    assert_eq!(status, 400);
+    assert!(body.contains("names no stream of this session"), "{body}");
+}
+
+/// The standalone stream: a priming event, ids on its events; resumed from the priming id it
+/// replays what was sent after it and goes on live on the same stream.
+#[tokio::test]
+async fn the_standalone_stream_resumes_from_last_event_id() {
+    let gh = serve(ToolsServer::default).await;
+    let gw = gateway(config("resume-get", vec![server("gh", &gh.url)], allow_all())).await;
+    let s = Session::open_version(&gw.url, None, "2025-11-25").await;
+    let h = [("mcp-session-id", s.id.as_str()), ("mcp-protocol-version", "2025-11-25")];
+    let (status, mut events, body) = open_stream("GET", &gw.url, &h, String::new()).await;
+    assert_eq!(status, 200, "{body}");
+    let priming = events.next().await;
+    assert_eq!(priming.data, "");
+    let priming_id = priming.id.unwrap();
+    let v = s.call(1, "tools/call", json!({"name": "gh__changed", "arguments": {}})).await;
+    assert_eq!(text_of(&v), "will change");
+    let changed = events.next().await;
+    assert_eq!(changed.json()["method"], "notifications/tools/list_changed");
+    let changed_id = changed.id.unwrap();
+    drop(events);
+
+    let mut hr = h.to_vec();
+    hr.push(("last-event-id", priming_id.as_str()));
+    let (status, mut events, body) = open_stream("GET", &gw.url, &hr, String::new()).await;
+    assert_eq!(status, 200, "{body}");
+    let replayed = events.next().await;
+    assert_eq!(replayed.id.as_deref(), Some(changed_id.as_str()));
+    assert_eq!(replayed.json()["method"], "notifications/tools/list_changed");
+    // Live again: a new change arrives on the same stream, numbered after the replayed event.
+    let seq = |id: &str| id.rsplit_once('-').unwrap().1.parse::<u64>().unwrap();
+    let stream = |id: &str| id.rsplit_once('-').unwrap().0.to_string();
+    s.call(2, "tools/call", json!({"name": "gh__changed", "arguments": {}})).await;
+    let live = events.next().await;
+    assert_eq!(live.json()["method"], "notifications/tools/list_changed");
+    let live_id = live.id.unwrap();
+    assert_eq!(stream(&live_id), stream(&priming_id));
+    assert!(seq(&live_id) > seq(&changed_id), "{live_id} after {changed_id}");
+}

@@ -4,7 +4,8 @@
 //! * [`ToolsServer`]: tools `echo`, `add`, `fail` (a tool error), `explode` (a protocol error),
 //!   `search_code`, `delete_repo`, `progress` (sends progress first), `changed` (sends
 //!   `notifications/tools/list_changed` on the standalone stream shortly after answering),
-//!   `sample` (asks the client for a sampling completion and answers with its text); a
+//!   `sample` (asks the client for a sampling completion and answers with its text),
+//!   `progress_wait` (progress 1, then waits for [`ToolsServer::release`], progress 2, answers); a
 //!   prompt `greet`; a resource `file:///readme.txt`.
 //! * [`PagedServer`]: 25 tools `t00`…`t24`, 10 per page.
 
@@ -81,6 +82,8 @@ pub struct ToolsServer {
     pub peers: Arc<std::sync::Mutex<Vec<rmcp::Peer<RoleServer>>>>,
     /// `wait` calls that were cancelled.
     pub cancelled: Arc<AtomicUsize>,
+    /// Lets a waiting `progress_wait` go on.
+    pub release: Arc<tokio::sync::Notify>,
 }
 
 impl ServerHandler for ToolsServer {
@@ -116,6 +119,7 @@ impl ServerHandler for ToolsServer {
             ("sample", "Asks the client's model (sampling), answers with its text"),
             ("changed_all", "Announces a tool list change to every session"),
             ("wait", "Waits until cancelled (or 30 s)"),
+            ("progress_wait", "Progress, waits to be released, progress, answers"),
         ];
         Ok(serde_json::from_value(
             json!({"tools": tools.iter().map(|(n, d)| tool(n, d)).collect::<Vec<_>>()}),
@@ -153,6 +157,23 @@ impl ServerHandler for ToolsServer {
                     }
                 }
                 Ok(text("progressed"))
+            }
+            "progress_wait" => {
+                let token = context.meta.get_progress_token();
+                let progress = |i: u32| {
+                    let (peer, token) = (context.peer.clone(), token.clone());
+                    async move {
+                        if let Some(t) = token {
+                            let p = ProgressNotificationParam::new(t, f64::from(i)).with_total(2.0);
+                            let _ = peer.notify_progress(p).await;
+                        }
+                    }
+                };
+                progress(1).await;
+                let _ =
+                    tokio::time::timeout(std::time::Duration::from_secs(30), self.release.notified()).await;
+                progress(2).await;
+                Ok(text("resumed"))
             }
             "changed" => {
                 let peer = context.peer.clone();

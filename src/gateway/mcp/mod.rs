@@ -7,6 +7,7 @@
 //!   rate limits, server→client requests routed back by rewritten ids;
 //! * [`session`]: sealed session ids (ChaCha20-Poly1305 under the bundle's `SESSION_KEY`), so any
 //!   replica serves any session;
+//! * [`events`]: SSE event ids and the replay buffer behind `Last-Event-ID` resumption;
 //! * [`upstream`]: backends over streamable HTTP (JSON or SSE answers) or stdio;
 //!   [`stdio`]: child processes (per session or shared, restarted, idle ones reaped);
 //! * [`protocol`] and [`jsonrpc`]: the wire rules; [`audit`]: audit lines and metrics;
@@ -18,7 +19,7 @@
 //! clients (backends see the gateway's credentials, never a client's, so they cannot tell callers
 //! apart anyway); `subscriptions/listen` opens backend sessions of its own for its stream.
 //!
-//! Not done yet: SSE resumption (`Last-Event-ID` replay) of the standalone stream; resource
+//! Not done yet: resource
 //! subscriptions in `subscriptions/listen` (`resourceSubscriptions`; session-era
 //! `resources/subscribe` is routed); backends that speak only 2026-07-28; pagination of the
 //! gateway's own lists (every backend page is followed and the merged list is one page); a
@@ -27,6 +28,7 @@
 pub mod audit;
 pub mod bridge;
 pub mod dispatch;
+pub mod events;
 pub mod http;
 pub mod jsonrpc;
 pub mod protocol;

@@ -217,7 +217,13 @@ impl Upstream {
                 let mut body = resp.into_body();
                 tokio::spawn(async move {
                     let mut parser = SseParser::new(max);
-                    while let Some(frame) = body.frame().await {
+                    loop {
+                        // Nobody listens any more: let go of the backend's stream now, not at
+                        // its next message.
+                        let frame = tokio::select! {
+                            f = body.frame() => match f { Some(f) => f, None => break },
+                            _ = tx.closed() => break,
+                        };
                         let Ok(frame) = frame else { break };
                         let Ok(data) = frame.into_data() else { continue };
                         let Ok(events) = parser.push(&data) else { break };
