@@ -321,6 +321,7 @@ async fn aggregates_tools_prompts_and_resources_with_prefixes() {
         "changed_all",
         "wait",
         "progress_wait",
+        "touch",
     ];
     let mut want: Vec<String> = base.iter().map(|t| format!("fs__{t}")).collect();
     want.extend(base.iter().map(|t| format!("gh__{t}")));
@@ -451,7 +452,7 @@ async fn a_broken_backend_is_left_out() {
     .await;
     let s = Session::open(&gw.url, None).await;
     let names = s.tool_names().await;
-    assert_eq!(names.len(), 12, "{names:?}");
+    assert_eq!(names.len(), 13, "{names:?}");
     assert!(names.iter().all(|n| n.starts_with("gh__")));
     let v = s.call(1, "tools/call", json!({"name": "dead__echo", "arguments": {}})).await;
     assert!(v["error"]["code"].is_i64(), "{v}");
@@ -547,7 +548,7 @@ async fn stateless_era_discover_list_call_and_header_checks() {
 
     let r = post(&gw.url, &modern_headers("tools/list", None), modern(2, "tools/list", json!({}))).await;
     let v = r.json();
-    assert_eq!(v["result"]["tools"].as_array().unwrap().len(), 12, "{v}");
+    assert_eq!(v["result"]["tools"].as_array().unwrap().len(), 13, "{v}");
     assert_eq!(v["result"]["ttlMs"], 0);
     assert_eq!(v["result"]["cacheScope"], "private");
 
@@ -1683,4 +1684,88 @@ async fn the_standalone_stream_resumes_from_last_event_id() {
     let live_id = live.id.unwrap();
     assert_eq!(stream(&live_id), stream(&priming_id));
     assert!(seq(&live_id) > seq(&changed_id), "{live_id} after {changed_id}");
+}
+
+/// `subscriptions/listen` with `resourceSubscriptions`: the resources the caller may see and
+/// their servers accept are subscribed at those servers (under their own URIs) and acknowledged;
+/// their updates come back with the gateway's URI and the subscription id; a malformed list is
+/// -32602.
+#[tokio::test]
+async fn stateless_listen_subscribes_resources_at_their_servers() {
+    let tools = ToolsServer::default();
+    let gh = serve(move || tools.clone()).await;
+    let gw = gateway(config("listen-res", vec![server("gh", &gh.url)], allow_all())).await;
+    let listen = |params: Value| {
+        let url = gw.url.clone();
+        async move {
+            let h = modern_headers("subscriptions/listen", None);
+            open_stream("POST", &url, &h, modern(51, "subscriptions/listen", params).to_string()).await
+        }
+    };
+    let bad = json!({"notifications": {"resourceSubscriptions": "gh+file:///readme.txt"}});
+    let r =
+        post(&gw.url, &modern_headers("subscriptions/listen", None), modern(50, "subscriptions/listen", bad))
+            .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["error"]["code"], -32602, "{v}");
+    assert_eq!(
+        v["error"]["message"],
+        "subscriptions/listen: notifications.resourceSubscriptions must be a list of resource URIs"
+    );
+
+    let wanted =
+        ["gh+file:///readme.txt", "gh+file:///nothing", "zz+file:///readme.txt", "file:///readme.txt"];
+    let (status, mut events, body) =
+        listen(json!({"notifications": {"toolsListChanged": true, "resourceSubscriptions": wanted}})).await;
+    assert_eq!(status, 200, "{body}");
+    let ack = events.next().await.json();
+    assert_eq!(ack["method"], "notifications/subscriptions/acknowledged");
+    assert_eq!(
+        ack["params"]["notifications"],
+        json!({"toolsListChanged": true, "resourceSubscriptions": ["gh+file:///readme.txt"]})
+    );
+    let r = post(
+        &gw.url,
+        &modern_headers("tools/call", Some("gh__touch")),
+        modern(52, "tools/call", json!({"name": "gh__touch", "arguments": {"text": "file:///readme.txt"}})),
+    )
+    .await;
+    assert_eq!(text_of(&r.json()), "touched 1 subscribers");
+    let updated = events.next().await.json();
+    assert_eq!(updated["method"], "notifications/resources/updated", "{updated}");
+    assert_eq!(updated["params"]["uri"], "gh+file:///readme.txt");
+    assert_eq!(updated["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], 51);
+}
+
+/// Session era: `resources/subscribe` and `unsubscribe` reach the owning server with its own URI;
+/// updates come on the standalone stream with the gateway's URI.
+#[tokio::test]
+async fn session_resource_subscriptions_route_to_the_owning_server() {
+    let tools = ToolsServer::default();
+    let gh = serve(move || tools.clone()).await;
+    let gw = gateway(config("subscribe", vec![server("gh", &gh.url)], allow_all())).await;
+    let s = Session::open(&gw.url, None).await;
+    let v = s.call(1, "resources/subscribe", json!({"uri": "gh+file:///readme.txt"})).await;
+    assert_eq!(v["result"], json!({}), "{v}");
+    let v = s.call(2, "resources/subscribe", json!({"uri": "gh+file:///nothing"})).await;
+    assert_eq!(v["error"]["code"], -32002, "{v}");
+    let v = s.call(3, "resources/subscribe", json!({"uri": "zz+file:///readme.txt"})).await;
+    assert_eq!(v["error"]["message"], "Resource not found: zz+file:///readme.txt", "{v}");
+    let h = [("mcp-session-id", s.id.as_str()), ("mcp-protocol-version", "2025-06-18")];
+    let (status, mut events, body) = open_stream("GET", &gw.url, &h, String::new()).await;
+    assert_eq!(status, 200, "{body}");
+    let v = s
+        .call(4, "tools/call", json!({"name": "gh__touch", "arguments": {"text": "file:///readme.txt"}}))
+        .await;
+    assert_eq!(text_of(&v), "touched 1 subscribers");
+    let updated = events.next().await.json();
+    assert_eq!(updated["method"], "notifications/resources/updated");
+    assert_eq!(updated["params"]["uri"], "gh+file:///readme.txt");
+    let v = s.call(5, "resources/unsubscribe", json!({"uri": "gh+file:///readme.txt"})).await;
+    assert_eq!(v["result"], json!({}), "{v}");
+    let v = s
+        .call(6, "tools/call", json!({"name": "gh__touch", "arguments": {"text": "file:///readme.txt"}}))
+        .await;
+    assert_eq!(text_of(&v), "touched 0 subscribers");
 }

@@ -5,8 +5,9 @@
 //!   `search_code`, `delete_repo`, `progress` (sends progress first), `changed` (sends
 //!   `notifications/tools/list_changed` on the standalone stream shortly after answering),
 //!   `sample` (asks the client for a sampling completion and answers with its text),
-//!   `progress_wait` (progress 1, then waits for [`ToolsServer::release`], progress 2, answers); a
-//!   prompt `greet`; a resource `file:///readme.txt`.
+//!   `progress_wait` (progress 1, then waits for [`ToolsServer::release`], progress 2, answers),
+//!   `touch` (sends `notifications/resources/updated` for the URI in `text` to the sessions
+//!   subscribed to it); a prompt `greet`; a resource `file:///readme.txt` (subscribable).
 //! * [`PagedServer`]: 25 tools `t00`…`t24`, 10 per page.
 
 #![allow(dead_code)]
@@ -84,6 +85,8 @@ pub struct ToolsServer {
     pub cancelled: Arc<AtomicUsize>,
     /// Lets a waiting `progress_wait` go on.
     pub release: Arc<tokio::sync::Notify>,
+    /// Resource subscriptions: (URI, the subscribed session's peer).
+    pub subscribers: Arc<std::sync::Mutex<Vec<(String, rmcp::Peer<RoleServer>)>>>,
 }
 
 impl ServerHandler for ToolsServer {
@@ -94,6 +97,7 @@ impl ServerHandler for ToolsServer {
                 .enable_tool_list_changed()
                 .enable_prompts()
                 .enable_resources()
+                .enable_resources_subscribe()
                 .build(),
         )
     }
@@ -120,6 +124,7 @@ impl ServerHandler for ToolsServer {
             ("changed_all", "Announces a tool list change to every session"),
             ("wait", "Waits until cancelled (or 30 s)"),
             ("progress_wait", "Progress, waits to be released, progress, answers"),
+            ("touch", "Announces an update of the resource `text` to its subscribers"),
         ];
         Ok(serde_json::from_value(
             json!({"tools": tools.iter().map(|(n, d)| tool(n, d)).collect::<Vec<_>>()}),
@@ -175,6 +180,25 @@ impl ServerHandler for ToolsServer {
                 progress(2).await;
                 Ok(text("resumed"))
             }
+            "touch" => {
+                let uri = args.get("text").and_then(Value::as_str).unwrap_or_default().to_string();
+                let peers: Vec<_> = self
+                    .subscribers
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|(u, _)| *u == uri)
+                    .map(|(_, p)| p.clone())
+                    .collect();
+                for p in &peers {
+                    let _ = p
+                        .notify_resource_updated(rmcp::model::ResourceUpdatedNotificationParam::new(
+                            uri.clone(),
+                        ))
+                        .await;
+                }
+                Ok(text(format!("touched {} subscribers", peers.len())))
+            }
             "changed" => {
                 let peer = context.peer.clone();
                 tokio::spawn(async move {
@@ -218,6 +242,28 @@ impl ServerHandler for ToolsServer {
             }
             other => Err(ErrorData::invalid_params(format!("no tool {other}"), None)),
         }
+    }
+
+    async fn subscribe(
+        &self,
+        request: rmcp::model::SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        if request.uri != "file:///readme.txt" {
+            return Err(ErrorData::resource_not_found(format!("no resource {}", request.uri), None));
+        }
+        self.subscribers.lock().unwrap().push((request.uri, context.peer));
+        Ok(())
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: rmcp::model::UnsubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let _ = context;
+        self.subscribers.lock().unwrap().retain(|(u, _)| *u != request.uri);
+        Ok(())
     }
 
     async fn list_prompts(

@@ -175,6 +175,36 @@ pub async fn pooled(rt: &McpRuntime) -> BTreeMap<String, BackendSession> {
     out
 }
 
+/// Subscribes `uri` (a gateway URI, `prefix+uri`) at the server owning it, over `backends`, for
+/// `subject` (who must be allowed to see the server); whether the server accepted.
+pub async fn subscribe_resource(
+    rt: &McpRuntime,
+    subject: &str,
+    backends: &BTreeMap<String, BackendSession>,
+    uri: &str,
+) -> bool {
+    let Some((prefix, orig)) = uri.split_once(URI_SEPARATOR) else { return false };
+    let Some(i) = rt.server_index(prefix).filter(|&i| rt.server_visible(subject, i)) else {
+        return false;
+    };
+    let u = &rt.upstreams[i];
+    let Some(s) = backends.get(&u.prefix) else { return false };
+    let req = Request::new(internal_id(), "resources/subscribe", Some(json!({ "uri": orig })));
+    let answer = tokio::time::timeout(u.timeout, async {
+        let mut rx = u.request(s, req).await?;
+        super::upstream::final_response(&mut rx).await
+    })
+    .await
+    .unwrap_or(Err(UpstreamError::Timeout));
+    match answer {
+        Ok(resp) => resp.outcome.is_ok(),
+        Err(e) => {
+            rt.metrics.backend_error(&rt.gateway, &u.name, "resources/subscribe", &e);
+            false
+        }
+    }
+}
+
 impl Ctx {
     fn upstream(&self, i: usize) -> &Arc<Upstream> {
         &self.rt.upstreams[i]

@@ -375,7 +375,7 @@ async fn post_stateless(
         );
     }
     if r.method == "subscriptions/listen" {
-        return listen(rt, r).await;
+        return listen(rt, subject, r).await;
     }
     rt.metrics
         .sessions
@@ -784,17 +784,34 @@ async fn standalone(
 }
 
 /// `subscriptions/listen` (2026-07-28): a long-lived SSE answer carrying the list-changed
-/// notifications the client opted in to, each tagged with the subscription id (the request's id),
-/// after one `notifications/subscriptions/acknowledged`. The gateway opens backend sessions of
-/// its own for the stream (their standalone streams are where backends announce changes) and
-/// ends them when the client goes.
-async fn listen(rt: Arc<McpRuntime>, r: Request) -> Response<Body> {
+/// notifications the client opted in to and the updates of the resources it subscribed to
+/// (`resourceSubscriptions`, gateway URIs), each tagged with the subscription id (the request's
+/// id), after one `notifications/subscriptions/acknowledged` naming what was accepted (a
+/// resource its server refused, or one the caller may not see, is left out). The gateway opens
+/// backend sessions of its own for the stream (their standalone streams are where backends
+/// announce changes), subscribes the resources there under their own URIs, and ends the
+/// sessions when the client goes.
+async fn listen(rt: Arc<McpRuntime>, subject: String, r: Request) -> Response<Body> {
     const KINDS: [(&str, &str); 3] = [
         ("toolsListChanged", "notifications/tools/list_changed"),
         ("promptsListChanged", "notifications/prompts/list_changed"),
         ("resourcesListChanged", "notifications/resources/list_changed"),
     ];
+    const UPDATED: &str = "notifications/resources/updated";
     let wanted = r.params.as_ref().and_then(|p| p.get("notifications")).cloned().unwrap_or_else(|| json!({}));
+    let resources: Vec<String> = match wanted.get("resourceSubscriptions") {
+        None | Some(Value::Null) => vec![],
+        Some(Value::Array(a)) if a.iter().all(Value::is_string) => {
+            a.iter().filter_map(Value::as_str).map(str::to_string).collect()
+        }
+        Some(_) => {
+            let e = RpcError::new(
+                jsonrpc::INVALID_PARAMS,
+                "subscriptions/listen: notifications.resourceSubscriptions must be a list of resource URIs",
+            );
+            return rpc_error(stateless_status(&e), r.id.clone(), e);
+        }
+    };
     let mut accepted = serde_json::Map::new();
     let mut methods = Vec::new();
     for (key, method) in KINDS {
@@ -815,9 +832,10 @@ async fn listen(rt: Arc<McpRuntime>, r: Request) -> Response<Body> {
         match u.listen(s).await {
             Ok(Some(mut rx)) => {
                 let tx = merged_tx.clone();
+                let prefix = u.prefix.clone();
                 tokio::spawn(async move {
                     while let Some(m) = rx.recv().await {
-                        if tx.send(m).is_err() {
+                        if tx.send(dispatch::rewrite_from_backend(&prefix, m)).is_err() {
                             return;
                         }
                     }
@@ -828,14 +846,32 @@ async fn listen(rt: Arc<McpRuntime>, r: Request) -> Response<Body> {
         }
     }
     drop(merged_tx);
+    // Subscribed after the streams are open, so no update falls in between.
+    let oks = futures_util::future::join_all(
+        resources.iter().map(|uri| dispatch::subscribe_resource(&rt, &subject, &backends, uri)),
+    )
+    .await;
+    let subscribed: std::collections::HashSet<String> =
+        resources.into_iter().zip(oks).filter(|(_, ok)| *ok).map(|(u, _)| u).collect();
+    if !subscribed.is_empty() {
+        let mut list: Vec<&String> = subscribed.iter().collect();
+        list.sort();
+        accepted.insert("resourceSubscriptions".into(), json!(list));
+    }
     let sub_id = r.id.clone();
-    let tag = move |method: &str| {
-        jsonrpc::Notification::new(
-            method,
-            Some(json!({"_meta": {"io.modelcontextprotocol/subscriptionId": sub_id.clone()}})),
-        )
+    let tag = move |method: &str, params: Option<Value>| {
+        let mut p = match params {
+            Some(Value::Object(o)) => o,
+            _ => serde_json::Map::new(),
+        };
+        let meta = p.entry("_meta").or_insert_with(|| json!({}));
+        if !meta.is_object() {
+            *meta = json!({});
+        }
+        meta["io.modelcontextprotocol/subscriptionId"] = sub_id.clone();
+        jsonrpc::Notification::new(method, Some(Value::Object(p)))
     };
-    let mut ack = tag("notifications/subscriptions/acknowledged");
+    let mut ack = tag("notifications/subscriptions/acknowledged", None);
     ack.params.as_mut().expect("params")["notifications"] = Value::Object(accepted);
     let (tx, out) = mpsc::channel::<Bytes>(64);
     tokio::spawn(async move {
@@ -866,13 +902,25 @@ async fn listen(rt: Arc<McpRuntime>, r: Request) -> Response<Body> {
             while let Ok(m) = merged.try_recv() {
                 batch.push(m);
             }
+            // Of the messages already waiting, each list change (and each resource's update) goes
+            // out once.
             let mut seen = std::collections::HashSet::new();
             for m in batch {
                 let Message::Notification(n) = m else { continue };
-                if !methods.contains(&n.method.as_str()) || !seen.insert(n.method.clone()) {
+                let out = if n.method == UPDATED {
+                    let uri = n.params.as_ref().and_then(|p| p.get("uri")).and_then(Value::as_str);
+                    match uri {
+                        Some(u) if subscribed.contains(u) && seen.insert(format!("{UPDATED} {u}")) => {
+                            tag(UPDATED, n.params)
+                        }
+                        _ => continue,
+                    }
+                } else if methods.contains(&n.method.as_str()) && seen.insert(n.method.clone()) {
+                    tag(&n.method, None)
+                } else {
                     continue;
-                }
-                if tx.send(sse_event(&Message::Notification(tag(&n.method)))).await.is_err() {
+                };
+                if tx.send(sse_event(&Message::Notification(out))).await.is_err() {
                     return close(rt, backends).await;
                 }
             }

@@ -19,11 +19,9 @@
 //! clients (backends see the gateway's credentials, never a client's, so they cannot tell callers
 //! apart anyway); `subscriptions/listen` opens backend sessions of its own for its stream.
 //!
-//! Not done yet: resource
-//! subscriptions in `subscriptions/listen` (`resourceSubscriptions`; session-era
-//! `resources/subscribe` is routed); backends that speak only 2026-07-28; pagination of the
-//! gateway's own lists (every backend page is followed and the merged list is one page); a
-//! shared (Redis) record of session activity, so idle expiry is per replica.
+//! Not done yet: backends that speak only 2026-07-28; pagination of the gateway's own lists
+//! (every backend page is followed and the merged list is one page); a shared (Redis) record
+//! of session activity, so idle expiry is per replica.
 
 pub mod audit;
 pub mod bridge;
