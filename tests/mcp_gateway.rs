@@ -122,8 +122,15 @@ impl Drop for Gateway {
 }
 
 async fn gateway(cfg: GatewayConfig) -> Gateway {
+    gateway_with(cfg, |_| {}).await
+}
+
+/// A gateway serving `cfg`, its runtime adjusted by `adjust` first.
+async fn gateway_with(cfg: GatewayConfig, adjust: impl FnOnce(&mut McpRuntime)) -> Gateway {
     let shared = Shared::new();
-    let rt = Arc::new(McpRuntime::build(cfg, &creds(), &shared).expect("config builds"));
+    let mut rt = McpRuntime::build(cfg, &creds(), &shared).expect("config builds");
+    adjust(&mut rt);
+    let rt = Arc::new(rt);
     let kept = shared.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -1768,4 +1775,79 @@ async fn session_resource_subscriptions_route_to_the_owning_server() {
         .call(6, "tools/call", json!({"name": "gh__touch", "arguments": {"text": "file:///readme.txt"}}))
         .await;
     assert_eq!(text_of(&v), "touched 0 subscribers");
+}
+
+/// The gateway's own lists come in pages (`nextCursor`, opaque and sealed) in the same order as
+/// one long list; a cursor it did not hand out for that method is -32602 naming the cursor.
+#[tokio::test]
+async fn merged_lists_are_paginated_with_sealed_cursors() {
+    let gh = serve(ToolsServer::default).await;
+    let pg = serve(|| PagedServer).await;
+    let servers = vec![server("gh", &gh.url), server("pg", &pg.url)];
+    let whole = gateway(config("pages", servers.clone(), allow_all())).await;
+    let paged = gateway_with(config("pages", servers, allow_all()), |rt| rt.page_size = 10).await;
+    let all = Session::open(&whole.url, None).await.tool_names().await;
+    assert_eq!(all.len(), 13 + 25);
+    let s = Session::open(&paged.url, None).await;
+    let mut names = vec![];
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let params = match &cursor {
+            Some(c) => json!({"cursor": c}),
+            None => json!({}),
+        };
+        let v = s.call(pages, "tools/list", params).await;
+        let tools = v["result"]["tools"].as_array().unwrap_or_else(|| panic!("{v}"));
+        assert!(tools.len() <= 10, "{v}");
+        names.extend(tools.iter().map(|t| t["name"].as_str().unwrap().to_string()));
+        pages += 1;
+        match v["result"].get("nextCursor").and_then(Value::as_str) {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 4);
+    assert_eq!(names, all, "the pages in order are the one long list");
+    // A cursor is bound to its method, tamper-evident, and junk is refused.
+    let first = s.call(50, "tools/list", json!({})).await;
+    let c = first["result"]["nextCursor"].as_str().unwrap().to_string();
+    let v = s.call(51, "prompts/list", json!({"cursor": c})).await;
+    assert_eq!(v["error"]["code"], -32602, "{v}");
+    let shown: String = c.chars().take(80).collect();
+    assert_eq!(
+        v["error"]["message"],
+        format!("Invalid params: cursor {shown:?} is not a prompts/list cursor of this gateway")
+    );
+    let mut tampered = c.clone().into_bytes();
+    let last = tampered.len() - 1;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let v = s.call(52, "tools/list", json!({"cursor": tampered})).await;
+    assert_eq!(v["error"]["code"], -32602, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().ends_with("is not a tools/list cursor of this gateway"),
+        "{v}"
+    );
+    let v = s.call(53, "resources/list", json!({"cursor": "page-2"})).await;
+    assert_eq!(
+        v["error"]["message"],
+        "Invalid params: cursor \"page-2\" is not a resources/list cursor of this gateway"
+    );
+    let v = s.call(54, "tools/list", json!({"cursor": 7})).await;
+    assert_eq!(
+        v["error"]["message"],
+        "Invalid params: cursor \"7\" is not a tools/list cursor of this gateway"
+    );
+    // The stateless era pages the same way.
+    let v = post(&paged.url, &modern_headers("tools/list", None), modern(55, "tools/list", json!({})))
+        .await
+        .json();
+    assert_eq!(v["result"]["tools"].as_array().unwrap().len(), 10, "{v}");
+    let c = v["result"]["nextCursor"].as_str().unwrap();
+    let v =
+        post(&paged.url, &modern_headers("tools/list", None), modern(56, "tools/list", json!({"cursor": c})))
+            .await
+            .json();
+    assert_eq!(v["result"]["tools"][0]["name"], all[10].as_str(), "{v}");
 }

@@ -19,9 +19,11 @@
 //! clients (backends see the gateway's credentials, never a client's, so they cannot tell callers
 //! apart anyway); `subscriptions/listen` opens backend sessions of its own for its stream.
 //!
-//! Not done yet: backends that speak only 2026-07-28; pagination of the gateway's own lists
-//! (every backend page is followed and the merged list is one page); a shared (Redis) record
-//! of session activity, so idle expiry is per replica.
+//! Lists: every backend page is followed, the merged list is served in pages of
+//! [`dispatch::PAGE_SIZE`] under sealed cursors (each page fetches the backends' lists again).
+//!
+//! Not done yet: backends that speak only 2026-07-28; a shared (Redis) record of session
+//! activity, so idle expiry is per replica.
 
 pub mod audit;
 pub mod bridge;

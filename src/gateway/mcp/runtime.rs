@@ -71,6 +71,8 @@ pub struct McpRuntime {
     pub state: Arc<GatewayState>,
     /// Metrics (in the process's registry).
     pub metrics: super::audit::McpMetrics,
+    /// Items per page of the gateway's own lists ([`super::dispatch::PAGE_SIZE`]).
+    pub page_size: usize,
 }
 
 impl McpRuntime {
@@ -174,6 +176,7 @@ impl McpRuntime {
             max_body,
             state,
             metrics: shared.metrics.mcp.clone(),
+            page_size: super::dispatch::PAGE_SIZE,
             config,
         })
     }
