@@ -16,7 +16,7 @@ use cairn::gateway::state::Shared;
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use mcp_servers::{PagedServer, ToolsServer, serve};
+use mcp_servers::{PagedServer, ToolsServer, serve, serve_modern};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -1850,4 +1850,129 @@ async fn merged_lists_are_paginated_with_sealed_cursors() {
             .await
             .json();
     assert_eq!(v["result"]["tools"][0]["name"], all[10].as_str(), "{v}");
+}
+
+/// A backend that speaks only 2026-07-28 (rmcp with sessions off, per-request metadata required,
+/// `initialize` refused) is detected by `server/discover` and spoken to statelessly, behind both
+/// kinds of client, next to a session-era backend.
+#[tokio::test]
+async fn a_modern_only_backend_is_spoken_to_statelessly() {
+    let gh = serve(ToolsServer::default).await;
+    let tools = ToolsServer::default();
+    let sinks = tools.sinks.clone();
+    let md = serve_modern(move || tools.clone()).await;
+    let gw = gateway(config("modern", vec![server("gh", &gh.url), server("md", &md.url)], allow_all())).await;
+    let s = Session::open(&gw.url, None).await;
+    let names = s.tool_names().await;
+    assert_eq!(names.len(), 26, "{names:?}");
+    assert!(names.contains(&"md__echo".to_string()), "{names:?}");
+    let v = s.call(1, "tools/call", json!({"name": "md__echo", "arguments": {"text": "über"}})).await;
+    assert_eq!(text_of(&v), "über");
+    let r = s
+        .post(req(
+            2,
+            "tools/call",
+            json!({"name": "md__progress", "arguments": {}, "_meta": {"progressToken": "tok"}}),
+        ))
+        .await;
+    let msgs = r.messages();
+    assert_eq!(msgs.iter().filter(|m| m["method"] == "notifications/progress").count(), 2, "{msgs:?}");
+    assert_eq!(text_of(msgs.last().unwrap()), "progressed");
+    let v = s.call(3, "resources/read", json!({"uri": "md+file:///readme.txt"})).await;
+    assert_eq!(v["result"]["contents"][0]["uri"], "md+file:///readme.txt", "{v}");
+    assert_eq!(v["result"]["contents"][0]["text"], "read me");
+    let v = s.call(4, "prompts/get", json!({"name": "md__greet", "arguments": {"who": "Ada"}})).await;
+    assert_eq!(v["result"]["messages"][0]["content"]["text"], "Hello, Ada!", "{v}");
+    let v = s.call(5, "tools/call", json!({"name": "md__explode", "arguments": {}})).await;
+    assert_eq!(v["error"]["message"], "exploded", "{v}");
+    // A stateless client too.
+    let r = post(
+        &gw.url,
+        &modern_headers("tools/call", Some("md__echo")),
+        modern(6, "tools/call", json!({"name": "md__echo", "arguments": {"text": "modern"}})),
+    )
+    .await;
+    assert_eq!(text_of(&r.json()), "modern");
+    // Its list changes (on the gateway's subscriptions/listen stream to it) reach the session's
+    // standalone stream.
+    let h = [("mcp-session-id", s.id.as_str()), ("mcp-protocol-version", "2025-06-18")];
+    let (status, mut events, body) = open_stream("GET", &gw.url, &h, String::new()).await;
+    assert_eq!(status, 200, "{body}");
+    // The backend acknowledges a listen stream before its handler holds it.
+    support::wait_until(Duration::from_secs(20), "the backend holds the listen stream", || {
+        let n = sinks.lock().unwrap().len();
+        async move { (n >= 1).then_some(()) }
+    })
+    .await;
+    let v = s.call(7, "tools/call", json!({"name": "md__changed_all", "arguments": {}})).await;
+    assert_eq!(text_of(&v), "announced");
+    let changed = events.next().await.json();
+    assert_eq!(changed["method"], "notifications/tools/list_changed", "{changed}");
+    assert!(changed.pointer("/params/_meta/io.modelcontextprotocol~1subscriptionId").is_none(), "{changed}");
+    // Nothing failed on the way.
+    let metrics = gw.shared.metrics.encode();
+    assert!(!metrics.contains("cairn_mcp_backend_errors_total{gateway=\"test/modern\""), "{metrics}");
+}
+
+/// Era detection: a backend refusing `server/discover` with a modern error (here an unsupported
+/// version) is an error naming the refusal, not a session-era backend; one answering `400`
+/// without a modern error falls back to `initialize`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn era_detection_tells_modern_refusals_from_session_era_backends() {
+    use cairn::gateway::mcp::upstream::{Transport, Upstream, http_client};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    let refusing = tokio::spawn(async move {
+        let app = axum::Router::new().fallback(|| async {
+            let body = json!({"jsonrpc": "2.0", "id": "cairn-discover", "error": {
+                "code": -32022, "message": "Unsupported protocol version", "data": {"supported": ["2099-01-01"]}}});
+            (http::StatusCode::BAD_REQUEST, [("content-type", "application/json")], body.to_string())
+        });
+        let _ = axum::serve(listener, app).await;
+    });
+    let upstream = |url: &str| Upstream {
+        name: "x".into(),
+        prefix: "x".into(),
+        transport: Transport::Http { url: url.parse().unwrap(), client: http_client() },
+        headers: Default::default(),
+        timeout: Duration::from_secs(5),
+        max_message_bytes: 1 << 20,
+        modern: Default::default(),
+    };
+    let params = json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}});
+    let e = upstream(&url).initialize(params.clone()).await.expect_err("a refusal");
+    assert_eq!(
+        e.to_string(),
+        "MCP server sent an invalid answer: server/discover refused: Unsupported protocol version (-32022)"
+    );
+    // cairn mcp-bridge (session era only) names the versions it speaks: a session-era backend.
+    let script = py_server_script();
+    let b = bridge(&[], &script).await;
+    let r =
+        post(&b.url, &modern_headers("server/discover", None), modern(1, "server/discover", json!({}))).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json()["error"]["data"]["supported"],
+        json!(["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"])
+    );
+    let mut slow = upstream(&b.url);
+    slow.timeout = Duration::from_secs(60);
+    let (_, session) = slow.initialize(params.clone()).await.expect("initialize through the bridge");
+    assert_eq!(session.version, "2025-11-25");
+    assert_eq!(slow.modern.get(), Some(&false));
+    // The session-era test server answers the stateless probe without a modern error.
+    let gh = serve(ToolsServer::default).await;
+    let up = upstream(&gh.url);
+    let (result, session) = up.initialize(params.clone()).await.expect("initialize");
+    assert_eq!(session.version, "2025-11-25");
+    assert!(session.id.is_some());
+    assert_eq!(result["protocolVersion"], "2025-11-25");
+    assert_eq!(up.modern.get(), Some(&false), "the era is cached");
+    let md = serve_modern(ToolsServer::default).await;
+    let up = upstream(&md.url);
+    let (result, session) = up.initialize(params).await.expect("discover");
+    assert_eq!((session.id, session.version.as_str()), (None, "2026-07-28"));
+    assert_eq!(result["protocolVersion"], "2026-07-28");
+    assert_eq!(up.modern.get(), Some(&true));
+    refusing.abort();
 }

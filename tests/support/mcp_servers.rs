@@ -5,10 +5,14 @@
 //!   `search_code`, `delete_repo`, `progress` (sends progress first), `changed` (sends
 //!   `notifications/tools/list_changed` on the standalone stream shortly after answering),
 //!   `sample` (asks the client for a sampling completion and answers with its text),
+//!   `changed_all` (list change to every session and every `subscriptions/listen` stream),
 //!   `progress_wait` (progress 1, then waits for [`ToolsServer::release`], progress 2, answers),
 //!   `touch` (sends `notifications/resources/updated` for the URI in `text` to the sessions
 //!   subscribed to it); a prompt `greet`; a resource `file:///readme.txt` (subscribable).
 //! * [`PagedServer`]: 25 tools `t00`…`t24`, 10 per page.
+//! * [`serve_modern`]: a server that speaks only 2026-07-28 (rmcp 3.11 speaks it: stateless
+//!   requests, `server/discover`, `subscriptions/listen`), here a [`ToolsServer`] with
+//!   `modern_only` set.
 
 #![allow(dead_code)]
 
@@ -40,17 +44,34 @@ impl Drop for Running {
     }
 }
 
+/// Serves `make()` (with `modern_only` set) as a 2026-07-28-only server: no sessions, per-request
+/// protocol metadata required, `initialize` refused.
+pub async fn serve_modern<F>(make: F) -> Running
+where
+    F: Fn() -> ToolsServer + Send + Sync + 'static,
+{
+    let config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(false)
+        .with_stateless_protocol_metadata_required(true);
+    serve_with(move || ToolsServer { modern_only: true, ..make() }, config).await
+}
+
 /// Serves `make()` per session on a free port.
 pub async fn serve<S, F>(make: F) -> Running
 where
     S: ServerHandler + Send + 'static,
     F: Fn() -> S + Send + Sync + 'static,
 {
-    let service: StreamableHttpService<S, LocalSessionManager> = StreamableHttpService::new(
-        move || Ok(make()),
-        Default::default(),
-        StreamableHttpServerConfig::default(),
-    );
+    serve_with(make, StreamableHttpServerConfig::default()).await
+}
+
+async fn serve_with<S, F>(make: F, config: StreamableHttpServerConfig) -> Running
+where
+    S: ServerHandler + Send + 'static,
+    F: Fn() -> S + Send + Sync + 'static,
+{
+    let service: StreamableHttpService<S, LocalSessionManager> =
+        StreamableHttpService::new(move || Ok(make()), Default::default(), config);
     let router = axum::Router::new().nest_service("/mcp", service);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -85,6 +106,10 @@ pub struct ToolsServer {
     pub cancelled: Arc<AtomicUsize>,
     /// Lets a waiting `progress_wait` go on.
     pub release: Arc<tokio::sync::Notify>,
+    /// Advertise and accept 2026-07-28 only (see [`serve_modern`]).
+    pub modern_only: bool,
+    /// Open `subscriptions/listen` streams (2026-07-28), for `changed_all`.
+    pub sinks: Arc<std::sync::Mutex<Vec<rmcp::service::SubscriptionSink>>>,
     /// Resource subscriptions: (URI, the subscribed session's peer).
     pub subscribers: Arc<std::sync::Mutex<Vec<(String, rmcp::Peer<RoleServer>)>>>,
 }
@@ -100,6 +125,14 @@ impl ServerHandler for ToolsServer {
                 .enable_resources_subscribe()
                 .build(),
         )
+    }
+
+    fn supported_protocol_versions(&self) -> std::borrow::Cow<'static, [rmcp::model::ProtocolVersion]> {
+        if self.modern_only {
+            std::borrow::Cow::Owned(vec![rmcp::model::ProtocolVersion::V_2026_07_28])
+        } else {
+            std::borrow::Cow::Borrowed(rmcp::model::ProtocolVersion::KNOWN_VERSIONS)
+        }
     }
 
     async fn on_initialized(&self, context: rmcp::service::NotificationContext<RoleServer>) {
@@ -221,6 +254,10 @@ impl ServerHandler for ToolsServer {
                 for p in peers {
                     let _ = p.notify_tool_list_changed().await;
                 }
+                let sinks = self.sinks.lock().unwrap().clone();
+                for s in sinks {
+                    let _ = s.notify_tool_list_changed().await;
+                }
                 Ok(text("announced"))
             }
             // Sampling is deprecated in 2026-07-28 but still part of the session era, which the
@@ -242,6 +279,19 @@ impl ServerHandler for ToolsServer {
             }
             other => Err(ErrorData::invalid_params(format!("no tool {other}"), None)),
         }
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &rmcp::model::SubscriptionFilter,
+    ) -> Option<rmcp::model::SubscriptionFilter> {
+        Some(requested.clone())
+    }
+
+    async fn listen(&self, context: rmcp::service::SubscriptionContext) -> Result<(), ErrorData> {
+        self.sinks.lock().unwrap().push(context.sink().clone());
+        context.cancelled().await;
+        Ok(())
     }
 
     async fn subscribe(

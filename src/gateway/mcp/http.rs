@@ -591,9 +591,6 @@ async fn batch(
     json_response(StatusCode::OK, &Value::Array(out))
 }
 
-/// The `Last-Event-ID` header, if any.
-const HEADER_LAST_EVENT_ID: &str = "last-event-id";
-
 fn resume_error(e: &ResumeError) -> Response<Body> {
     let status = match e {
         ResumeError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -626,7 +623,7 @@ async fn get(rt: Arc<McpRuntime>, subject: String, headers: HeaderMap) -> Respon
         Ok(s) => s,
         Err(r) => return r,
     };
-    let last_event_id = match protocol::header(&headers, HEADER_LAST_EVENT_ID) {
+    let last_event_id = match protocol::header(&headers, protocol::HEADER_LAST_EVENT_ID) {
         Ok(v) => v.map(str::to_string),
         Err(e) => return plain(StatusCode::BAD_REQUEST, &format!("Bad Request: {e}")),
     };

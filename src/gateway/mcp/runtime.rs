@@ -156,6 +156,7 @@ impl McpRuntime {
                 headers,
                 timeout: Duration::from_millis(s.timeout_ms.max(1)),
                 max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES.max(max_body),
+                modern: Default::default(),
             }));
             by_prefix.insert(s.prefix.clone(), i);
         }
