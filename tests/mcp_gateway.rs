@@ -1976,3 +1976,28 @@ async fn era_detection_tells_modern_refusals_from_session_era_backends() {
     assert_eq!(up.modern.get(), Some(&true));
     refusing.abort();
 }
+
+/// When the gateway's store is down, a resumption says so (503) instead of pretending the
+/// stream is unknown.
+#[tokio::test]
+async fn a_resumption_with_the_store_down_is_503() {
+    let gh = serve(ToolsServer::default).await;
+    let mut cfg = config("resume-down", vec![server("gh", &gh.url)], allow_all());
+    let dead = format!("redis://127.0.0.1:{}", support::free_port());
+    cfg.store = Some(serde_json::from_value(json!({"redisUrl": dead, "failureMode": "closed"})).unwrap());
+    let gw = gateway(cfg).await;
+    let s = Session::open_version(&gw.url, None, "2025-11-25").await;
+    let h = [
+        ("mcp-session-id", s.id.as_str()),
+        ("mcp-protocol-version", "2025-11-25"),
+        ("last-event-id", "r0123456789abcdef-1"),
+    ];
+    let (status, _, body) = open_stream("GET", &gw.url, &h, String::new()).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.starts_with(&format!(
+            "Service Unavailable: the replay buffer is unavailable: limits store unavailable: redis {dead}"
+        )),
+        "{body}"
+    );
+}

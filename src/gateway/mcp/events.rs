@@ -224,6 +224,33 @@ impl Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gateway::store::MemoryStore;
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn a_resumption_past_the_kept_events_is_refused_and_says_why() {
+        let rec = Recorder {
+            store: Store::Memory(Arc::new(MemoryStore::new())),
+            key: "k".into(),
+            stream: "r0123456789abcdef".into(),
+            kind: StreamKind::Request,
+        };
+        for i in 0..REPLAY_MAX_EVENTS + 5 {
+            rec.record(Recorded::Message(format!("{{\"n\":{i}}}"))).await;
+        }
+        let id = "r0123456789abcdef-2";
+        let e = rec.after(2, id).await.expect_err("events 3..6 were dropped");
+        assert_eq!(
+            e.to_string(),
+            "Bad Request: the events after Last-Event-ID r0123456789abcdef-2 are no longer held (a stream keeps its last 256): open a new stream without Last-Event-ID"
+        );
+        // The first event still held can be resumed from, to the end.
+        let last = REPLAY_MAX_EVENTS as u64 + 5;
+        let from = last - REPLAY_MAX_EVENTS as u64 + 1;
+        let rest = rec.after(from, "r0123456789abcdef-x").await.expect("held");
+        assert_eq!(rest.len(), REPLAY_MAX_EVENTS - 1);
+        assert_eq!(rest.last().map(|(n, _)| *n), Some(last));
+    }
 
     #[test]
     fn recorded_events_round_trip_and_responses_are_told_apart() {

@@ -297,10 +297,7 @@ where
             &format!("Bad Request: MCP-Protocol-Version {version} is not the session's {}", state.version),
         );
     }
-    let replay = Replay {
-        rec: Recorder::open(&rt, state.nonce, StreamKind::Request),
-        priming: primes(&state.version),
-    };
+    let replay = Replay { rt: rt.clone(), nonce: state.nonce, priming: primes(&state.version) };
     let ctx = Ctx { rt, subject, era: Era::Session, session_id: sid, backends: state.backends };
     match msg {
         Message::Request(r) => {
@@ -425,9 +422,11 @@ fn sse_response(rx: mpsc::Receiver<Bytes>) -> Response<Body> {
         .expect("valid response")
 }
 
-/// Where a session-era SSE answer records its events, so the client can resume it.
+/// What a session-era SSE answer needs to record its events, so the client can resume it.
 struct Replay {
-    rec: Recorder,
+    rt: Arc<McpRuntime>,
+    /// The session's nonce.
+    nonce: u64,
     /// Whether the stream starts with a priming event (2025-11-25 on).
     priming: bool,
 }
@@ -489,10 +488,12 @@ async fn answer(
         return lost();
     }
     let (tx, out) = mpsc::channel::<Bytes>(64);
+    // Made here, not per request: most answers are one JSON body.
+    let replay = replay.map(|r| (Recorder::open(&r.rt, r.nonce, StreamKind::Request), r.priming));
     tokio::spawn(async move {
         let mut client = Some(tx);
-        if let Some(r) = replay.as_ref().filter(|r| r.priming) {
-            let b = r.rec.record(Recorded::Priming).await;
+        if let Some((rec, _)) = replay.as_ref().filter(|(_, priming)| *priming) {
+            let b = rec.record(Recorded::Priming).await;
             if let Some(t) = &client
                 && t.send(b).await.is_err()
             {
@@ -511,7 +512,7 @@ async fn answer(
             let m = modernize(era, m);
             let last = matches!(m, Message::Response(_));
             let bytes = match &replay {
-                Some(r) => r.rec.message(&m).await,
+                Some((rec, _)) => rec.message(&m).await,
                 None => sse_event(&m),
             };
             if let Some(t) = &client
