@@ -200,7 +200,14 @@ fn client() -> Client {
     hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http()
 }
 
-async fn send(method: &str, url: &str, headers: &[(&str, &str)], body: String) -> Reply {
+/// Sends a request as an MCP client would (JSON body, accepting JSON and SSE); the response with
+/// its body unread.
+async fn request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: String,
+) -> http::Response<hyper::body::Incoming> {
     let mut b = http::Request::builder()
         .method(method)
         .uri(url)
@@ -209,13 +216,17 @@ async fn send(method: &str, url: &str, headers: &[(&str, &str)], body: String) -
     for (k, v) in headers {
         b = b.header(*k, *v);
     }
-    let resp = tokio::time::timeout(
+    tokio::time::timeout(
         Duration::from_secs(20),
         client().request(b.body(Full::new(Bytes::from(body))).unwrap()),
     )
     .await
     .expect("gateway answers")
-    .expect("request");
+    .expect("request")
+}
+
+async fn send(method: &str, url: &str, headers: &[(&str, &str)], body: String) -> Reply {
+    let resp = request(method, url, headers, body).await;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let body = tokio::time::timeout(Duration::from_secs(20), resp.into_body().collect())
@@ -1493,21 +1504,7 @@ async fn open_stream(
     headers: &[(&str, &str)],
     body: String,
 ) -> (u16, Events, String) {
-    let mut b = http::Request::builder()
-        .method(method)
-        .uri(url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream");
-    for (k, v) in headers {
-        b = b.header(*k, *v);
-    }
-    let resp = tokio::time::timeout(
-        Duration::from_secs(20),
-        client().request(b.body(Full::new(Bytes::from(body))).unwrap()),
-    )
-    .await
-    .expect("gateway answers")
-    .expect("request");
+    let resp = request(method, url, headers, body).await;
     let status = resp.status().as_u16();
     if status != 200 {
         let text = resp.into_body().collect().await.unwrap().to_bytes();
@@ -1528,22 +1525,8 @@ impl Drop for Proc {
 }
 
 fn spawn_mcp_gateway(dir: &std::path::Path, cfg: &GatewayConfig, port: u16) -> Proc {
-    let path = dir.join(format!("config-{port}.json"));
-    std::fs::write(&path, cfg.to_json()).unwrap();
-    let creds = dir.join("credentials.json");
-    std::fs::write(&creds, json!({SESSION_KEY: "test-session-key"}).to_string()).unwrap();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(["gateway", "--layer", "mcp", "--address", "127.0.0.1", "--admin-port"])
-        .arg(support::free_port().to_string())
-        .arg("--config")
-        .arg(&path)
-        .arg("--credentials")
-        .arg(&creds)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("cairn gateway starts");
-    Proc(child)
+    let creds = json!({SESSION_KEY: "test-session-key"}).to_string();
+    Proc(support::spawn_gateway("mcp", dir, &cfg.to_json(), port, &creds))
 }
 
 /// An answer on SSE cut after its first progress event is resumed with `Last-Event-ID` on a

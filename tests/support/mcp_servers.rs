@@ -94,6 +94,9 @@ fn text(s: impl Into<String>) -> CallToolResponse {
     CallToolResult::success(vec![ContentBlock::text(s.into())]).into()
 }
 
+/// A resource subscription: the URI and the subscribed session's peer.
+pub type Subscription = (String, rmcp::Peer<RoleServer>);
+
 /// The general-purpose test server. Clones share `calls` and `peers`: serve it with
 /// `serve(move || server.clone())` to have its sessions share them.
 #[derive(Clone, Default)]
@@ -111,7 +114,7 @@ pub struct ToolsServer {
     /// Open `subscriptions/listen` streams (2026-07-28), for `changed_all`.
     pub sinks: Arc<std::sync::Mutex<Vec<rmcp::service::SubscriptionSink>>>,
     /// Resource subscriptions: (URI, the subscribed session's peer).
-    pub subscribers: Arc<std::sync::Mutex<Vec<(String, rmcp::Peer<RoleServer>)>>>,
+    pub subscribers: Arc<std::sync::Mutex<Vec<Subscription>>>,
 }
 
 impl ServerHandler for ToolsServer {

@@ -309,6 +309,8 @@ impl Ctx {
 
     /// The cursor of a list request: `Ok(None)` for the first page, `Err` (-32602 naming the
     /// cursor) for one this gateway did not hand out for this method.
+    // The error is the answer to send, made at most once per request.
+    #[allow(clippy::result_large_err)]
     fn list_cursor(&self, req: &Request) -> Result<Option<ListCursor>, Outcome> {
         let Some(c) = req.params.as_ref().and_then(|p| p.get("cursor")).filter(|c| !c.is_null()) else {
             return Ok(None);

@@ -99,11 +99,10 @@ pub fn decode_header_value(v: &str) -> Result<String, String> {
 /// Encodes a stateless-era header value: plain when it is safe ASCII (visible characters and
 /// inner spaces), `=?base64?…?=` otherwise (the inverse of [`decode_header_value`]).
 pub fn encode_header_value(v: &str) -> String {
-    let safe = v.bytes().all(|b| (0x20..0x7f).contains(&b))
-        && !v.starts_with(' ')
-        && !v.ends_with(' ')
-        && !(v.starts_with("=?") && v.ends_with("?="));
-    if safe {
+    let unsafe_chars = v.bytes().any(|b| !(0x20..0x7f).contains(&b));
+    let padded = v.starts_with(' ') || v.ends_with(' ');
+    let looks_encoded = v.starts_with("=?") && v.ends_with("?=");
+    if !(unsafe_chars || padded || looks_encoded) {
         v.to_string()
     } else {
         format!("=?base64?{}?=", base64::engine::general_purpose::STANDARD.encode(v))
