@@ -11,10 +11,11 @@
 //! unsupported version naming no version the gateway speaks) is an error.
 //!
 //! A session-era backend gets one backend session per client session (and, for stateless-era
-//! clients, one pooled session per replica); a modern one is spoken to statelessly — its [`BackendSession`] has no id and version 2026-07-28, every
-//! request carries `MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name` where required and the
-//! protocol `_meta`, notifications are not sent (the era has none from clients over HTTP), and its
-//! standalone stream is a `subscriptions/listen` stream. stdio children speak the session era.
+//! clients, one pooled session per replica); a modern one is spoken to statelessly: its
+//! [`BackendSession`] has no id and version 2026-07-28, every request carries
+//! `MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name` where required and the protocol `_meta`,
+//! notifications are not sent (the era has none from clients over HTTP), and its standalone
+//! stream is a `subscriptions/listen` stream. stdio children speak the session era.
 
 use super::jsonrpc::{HEADER_MISMATCH, MISSING_CLIENT_CAPABILITY, UNSUPPORTED_PROTOCOL_VERSION};
 use super::jsonrpc::{Message, Notification, Request, Response};
