@@ -661,22 +661,7 @@ impl Drop for Proc {
 }
 
 fn spawn_gateway(dir: &std::path::Path, cfg: &GatewayConfig) -> Proc {
-    let path = dir.join(format!("config-{}.json", cfg.listener.port));
-    std::fs::write(&path, cfg.to_json()).unwrap();
-    let creds = dir.join("credentials.json");
-    std::fs::write(&creds, "{}").unwrap();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(["gateway", "--layer", "ai", "--address", "127.0.0.1", "--admin-port"])
-        .arg(free_port().to_string())
-        .arg("--config")
-        .arg(&path)
-        .arg("--credentials")
-        .arg(&creds)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("cairn gateway starts");
-    Proc(child)
+    Proc(support::spawn_gateway("ai", dir, &cfg.to_json(), cfg.listener.port, "{}"))
 }
 
 async fn wait_listening(port: u16) {

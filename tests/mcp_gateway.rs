@@ -16,7 +16,7 @@ use cairn::gateway::state::Shared;
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use mcp_servers::{PagedServer, ToolsServer, serve};
+use mcp_servers::{PagedServer, ToolsServer, serve, serve_modern};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -124,8 +124,15 @@ impl Drop for Gateway {
 }
 
 async fn gateway(cfg: GatewayConfig) -> Gateway {
+    gateway_with(cfg, |_| {}).await
+}
+
+/// A gateway serving `cfg`, its runtime adjusted by `adjust` first.
+async fn gateway_with(cfg: GatewayConfig, adjust: impl FnOnce(&mut McpRuntime)) -> Gateway {
     let shared = Shared::new();
-    let rt = Arc::new(McpRuntime::build(cfg, &creds(), &shared).expect("config builds"));
+    let mut rt = McpRuntime::build(cfg, &creds(), &shared).expect("config builds");
+    adjust(&mut rt);
+    let rt = Arc::new(rt);
     let kept = shared.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -195,7 +202,14 @@ fn client() -> Client {
     hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http()
 }
 
-async fn send(method: &str, url: &str, headers: &[(&str, &str)], body: String) -> Reply {
+/// Sends a request as an MCP client would (JSON body, accepting JSON and SSE); the response with
+/// its body unread.
+async fn request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: String,
+) -> http::Response<hyper::body::Incoming> {
     let mut b = http::Request::builder()
         .method(method)
         .uri(url)
@@ -204,13 +218,17 @@ async fn send(method: &str, url: &str, headers: &[(&str, &str)], body: String) -
     for (k, v) in headers {
         b = b.header(*k, *v);
     }
-    let resp = tokio::time::timeout(
+    tokio::time::timeout(
         Duration::from_secs(20),
         client().request(b.body(Full::new(Bytes::from(body))).unwrap()),
     )
     .await
     .expect("gateway answers")
-    .expect("request");
+    .expect("request")
+}
+
+async fn send(method: &str, url: &str, headers: &[(&str, &str)], body: String) -> Reply {
+    let resp = request(method, url, headers, body).await;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let body = tokio::time::timeout(Duration::from_secs(20), resp.into_body().collect())
@@ -322,6 +340,8 @@ async fn aggregates_tools_prompts_and_resources_with_prefixes() {
         "sample",
         "changed_all",
         "wait",
+        "progress_wait",
+        "touch",
     ];
     let mut want: Vec<String> = base.iter().map(|t| format!("fs__{t}")).collect();
     want.extend(base.iter().map(|t| format!("gh__{t}")));
@@ -452,7 +472,7 @@ async fn a_broken_backend_is_left_out() {
     .await;
     let s = Session::open(&gw.url, None).await;
     let names = s.tool_names().await;
-    assert_eq!(names.len(), 11, "{names:?}");
+    assert_eq!(names.len(), 13, "{names:?}");
     assert!(names.iter().all(|n| n.starts_with("gh__")));
     let v = s.call(1, "tools/call", json!({"name": "dead__echo", "arguments": {}})).await;
     assert!(v["error"]["code"].is_i64(), "{v}");
@@ -548,7 +568,7 @@ async fn stateless_era_discover_list_call_and_header_checks() {
 
     let r = post(&gw.url, &modern_headers("tools/list", None), modern(2, "tools/list", json!({}))).await;
     let v = r.json();
-    assert_eq!(v["result"]["tools"].as_array().unwrap().len(), 11, "{v}");
+    assert_eq!(v["result"]["tools"].as_array().unwrap().len(), 13, "{v}");
     assert_eq!(v["result"]["ttlMs"], 0);
     assert_eq!(v["result"]["cacheScope"], "private");
 
@@ -1421,4 +1441,549 @@ async fn cancellation_reaches_the_backend() {
     })
     .await;
     call.abort();
+}
+
+/// One SSE event: its id and data.
+#[derive(Debug)]
+struct Event {
+    id: Option<String>,
+    data: String,
+}
+
+impl Event {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.data).unwrap_or_else(|e| panic!("not JSON ({e}): {self:?}"))
+    }
+}
+
+/// An SSE body read event by event.
+struct Events {
+    body: Option<hyper::body::Incoming>,
+    buf: String,
+}
+
+impl Events {
+    /// The next event (comments skipped).
+    async fn next(&mut self) -> Event {
+        tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                if let Some(end) = self.buf.find("\n\n") {
+                    let raw: String = self.buf.drain(..end + 2).collect();
+                    let mut ev = Event { id: None, data: String::new() };
+                    let mut has_field = false;
+                    for line in raw.lines() {
+                        if let Some(v) = line.strip_prefix("id:") {
+                            ev.id = Some(v.trim_start().to_string());
+                            has_field = true;
+                        } else if let Some(v) = line.strip_prefix("data:") {
+                            ev.data.push_str(v.trim_start());
+                            has_field = true;
+                        }
+                    }
+                    if has_field {
+                        return ev;
+                    }
+                    continue;
+                }
+                match self.body.as_mut().expect("a 200 with a body").frame().await {
+                    Some(Ok(f)) => {
+                        if let Ok(d) = f.into_data() {
+                            self.buf.push_str(&String::from_utf8_lossy(&d));
+                        }
+                    }
+                    _ => panic!("the stream ended: {}", self.buf),
+                }
+            }
+        })
+        .await
+        .expect("an event in time")
+    }
+}
+
+/// Sends a request and returns the status and, for a 200, its SSE body.
+async fn open_stream(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: String,
+) -> (u16, Events, String) {
+    let resp = request(method, url, headers, body).await;
+    let status = resp.status().as_u16();
+    if status != 200 {
+        let text = resp.into_body().collect().await.unwrap().to_bytes();
+        let empty = Events { body: None, buf: String::new() };
+        return (status, empty, String::from_utf8_lossy(&text).into_owned());
+    }
+    (status, Events { body: Some(resp.into_body()), buf: String::new() }, String::new())
+}
+
+/// `cairn gateway --layer mcp` processes; killed on drop.
+struct Proc(std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_mcp_gateway(dir: &std::path::Path, cfg: &GatewayConfig, port: u16) -> Proc {
+    let creds = json!({SESSION_KEY: "test-session-key"}).to_string();
+    Proc(support::spawn_gateway("mcp", dir, &cfg.to_json(), port, &creds))
+}
+
+/// An answer on SSE cut after its first progress event is resumed with `Last-Event-ID` on a
+/// second gateway process sharing the first one's Redis: the events after the id, then the
+/// response; the priming event's id replays the whole answer; ids that cannot be resumed from
+/// get a 400 saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_answer_resumes_on_another_gateway_process_sharing_redis() {
+    let redis = support::Redis::start();
+    let tools = ToolsServer::default();
+    let release = tools.release.clone();
+    let gh = serve(move || tools.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (pa, pb) = (support::free_port(), support::free_port());
+    let mut cfgs = vec![];
+    for port in [pa, pb] {
+        let mut cfg = config("resume", vec![server("gh", &gh.url)], allow_all());
+        cfg.listener.port = port;
+        cfg.store =
+            Some(serde_json::from_value(json!({"redisUrl": redis.url, "failureMode": "closed"})).unwrap());
+        cfgs.push(cfg);
+    }
+    let _a = spawn_mcp_gateway(dir.path(), &cfgs[0], pa);
+    let _b = spawn_mcp_gateway(dir.path(), &cfgs[1], pb);
+    for port in [pa, pb] {
+        support::wait_until(Duration::from_secs(20), "the gateway listens", || async move {
+            tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok().map(|_| ())
+        })
+        .await;
+    }
+    let (url_a, url_b) = (format!("http://127.0.0.1:{pa}/mcp"), format!("http://127.0.0.1:{pb}/mcp"));
+    let s = Session::open_version(&url_a, None, "2025-11-25").await;
+    let h = [("mcp-session-id", s.id.as_str()), ("mcp-protocol-version", "2025-11-25")];
+    let call = req(
+        5,
+        "tools/call",
+        json!({"name": "gh__progress_wait", "arguments": {}, "_meta": {"progressToken": "p"}}),
+    );
+    let (status, mut events, _) = open_stream("POST", &url_a, &h, call.to_string()).await;
+    assert_eq!(status, 200);
+    let priming = events.next().await;
+    assert_eq!(priming.data, "", "a 2025-11-25 stream starts with a priming event: {priming:?}");
+    let priming_id = priming.id.expect("the priming event has an id");
+    let first = events.next().await;
+    assert_eq!(first.json()["params"]["progress"], 1.0, "{first:?}");
+    let first_id = first.id.expect("events have ids");
+    assert_ne!(first_id, priming_id);
+    drop(events); // the connection breaks
+    release.notify_one();
+
+    let resume = |id: &str| {
+        let mut h = h.to_vec();
+        h.push(("last-event-id", id));
+        h.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>()
+    };
+    let get = |url: String, h: Vec<(String, String)>| async move {
+        let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        open_stream("GET", &url, &h, String::new()).await
+    };
+    let (status, mut events, body) = get(url_b.clone(), resume(&first_id)).await;
+    assert_eq!(status, 200, "{body}");
+    let second = events.next().await;
+    assert_eq!(second.json()["params"]["progress"], 2.0, "{second:?}");
+    let last = events.next().await;
+    assert_eq!(text_of(&last.json()), "resumed");
+    assert_eq!(last.json()["id"], 5);
+    let ids = [&first_id, second.id.as_ref().unwrap(), last.id.as_ref().unwrap()];
+    let stream = |id: &str| id.rsplit_once('-').unwrap().0.to_string();
+    assert!(ids.iter().all(|i| stream(i) == stream(&priming_id)), "one stream: {ids:?}");
+
+    // From the priming event: the whole answer, on either gateway.
+    let (status, mut events, body) = get(url_a.clone(), resume(&priming_id)).await;
+    assert_eq!(status, 200, "{body}");
+    let replayed: Vec<Value> =
+        [events.next().await, events.next().await, events.next().await].iter().map(Event::json).collect();
+    assert_eq!(replayed[0]["params"]["progress"], 1.0);
+    assert_eq!(replayed[1]["params"]["progress"], 2.0);
+    assert_eq!(text_of(&replayed[2]), "resumed");
+
+    // Ids that cannot be resumed from.
+    let (status, _, body) = get(url_b.clone(), resume("not-an-id")).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (400, "Bad Request: Last-Event-ID \"not-an-id\" is not an event id of this gateway")
+    );
+    let unknown = "r0123456789abcdef-1";
+    let (status, _, body) = get(url_b.clone(), resume(unknown)).await;
+    assert_eq!(status, 400);
+    assert!(
+        body.starts_with(&format!(
+            "Bad Request: Last-Event-ID {unknown} names no stream of this session that is still held"
+        )),
+        "{body}"
+    );
+    assert!(body.ends_with("open a new stream without Last-Event-ID"), "{body}");
+    let beyond = format!("{}-99", stream(&priming_id));
+    let (status, _, body) = get(url_a.clone(), resume(&beyond)).await;
+    assert_eq!(status, 400);
+    assert!(body.contains("names no stream of this session"), "{body}");
+    // Another session cannot read this one's streams.
+    let other = Session::open_version(&url_b, None, "2025-11-25").await;
+    let h2 = vec![
+        ("mcp-session-id".to_string(), other.id.clone()),
+        ("mcp-protocol-version".to_string(), "2025-11-25".to_string()),
+        ("last-event-id".to_string(), first_id.clone()),
+    ];
+    let (status, _, body) = get(url_b.clone(), h2).await;
+    assert_eq!(status, 400);
+    assert!(body.contains("names no stream of this session"), "{body}");
+}
+
+/// The standalone stream: a priming event, ids on its events; resumed from the priming id it
+/// replays what was sent after it and goes on live on the same stream.
+#[tokio::test]
+async fn the_standalone_stream_resumes_from_last_event_id() {
+    let gh = serve(ToolsServer::default).await;
+    let gw = gateway(config("resume-get", vec![server("gh", &gh.url)], allow_all())).await;
+    let s = Session::open_version(&gw.url, None, "2025-11-25").await;
+    let h = [("mcp-session-id", s.id.as_str()), ("mcp-protocol-version", "2025-11-25")];
+    let (status, mut events, body) = open_stream("GET", &gw.url, &h, String::new()).await;
+    assert_eq!(status, 200, "{body}");
+    let priming = events.next().await;
+    assert_eq!(priming.data, "");
+    let priming_id = priming.id.unwrap();
+    let v = s.call(1, "tools/call", json!({"name": "gh__changed", "arguments": {}})).await;
+    assert_eq!(text_of(&v), "will change");
+    let changed = events.next().await;
+    assert_eq!(changed.json()["method"], "notifications/tools/list_changed");
+    let changed_id = changed.id.unwrap();
+    drop(events);
+
+    let mut hr = h.to_vec();
+    hr.push(("last-event-id", priming_id.as_str()));
+    let (status, mut events, body) = open_stream("GET", &gw.url, &hr, String::new()).await;
+    assert_eq!(status, 200, "{body}");
+    let replayed = events.next().await;
+    assert_eq!(replayed.id.as_deref(), Some(changed_id.as_str()));
+    assert_eq!(replayed.json()["method"], "notifications/tools/list_changed");
+    // Live again: a new change arrives on the same stream, numbered after the replayed event.
+    let seq = |id: &str| id.rsplit_once('-').unwrap().1.parse::<u64>().unwrap();
+    let stream = |id: &str| id.rsplit_once('-').unwrap().0.to_string();
+    s.call(2, "tools/call", json!({"name": "gh__changed", "arguments": {}})).await;
+    let live = events.next().await;
+    assert_eq!(live.json()["method"], "notifications/tools/list_changed");
+    let live_id = live.id.unwrap();
+    assert_eq!(stream(&live_id), stream(&priming_id));
+    assert!(seq(&live_id) > seq(&changed_id), "{live_id} after {changed_id}");
+}
+
+/// `subscriptions/listen` with `resourceSubscriptions`: the resources the caller may see and
+/// their servers accept are subscribed at those servers (under their own URIs) and acknowledged;
+/// their updates come back with the gateway's URI and the subscription id; a malformed list is
+/// -32602.
+#[tokio::test]
+async fn stateless_listen_subscribes_resources_at_their_servers() {
+    let tools = ToolsServer::default();
+    let gh = serve(move || tools.clone()).await;
+    let gw = gateway(config("listen-res", vec![server("gh", &gh.url)], allow_all())).await;
+    let listen = |params: Value| {
+        let url = gw.url.clone();
+        async move {
+            let h = modern_headers("subscriptions/listen", None);
+            open_stream("POST", &url, &h, modern(51, "subscriptions/listen", params).to_string()).await
+        }
+    };
+    let bad = json!({"notifications": {"resourceSubscriptions": "gh+file:///readme.txt"}});
+    let r =
+        post(&gw.url, &modern_headers("subscriptions/listen", None), modern(50, "subscriptions/listen", bad))
+            .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["error"]["code"], -32602, "{v}");
+    assert_eq!(
+        v["error"]["message"],
+        "subscriptions/listen: notifications.resourceSubscriptions must be a list of resource URIs"
+    );
+
+    let wanted =
+        ["gh+file:///readme.txt", "gh+file:///nothing", "zz+file:///readme.txt", "file:///readme.txt"];
+    let (status, mut events, body) =
+        listen(json!({"notifications": {"toolsListChanged": true, "resourceSubscriptions": wanted}})).await;
+    assert_eq!(status, 200, "{body}");
+    let ack = events.next().await.json();
+    assert_eq!(ack["method"], "notifications/subscriptions/acknowledged");
+    assert_eq!(
+        ack["params"]["notifications"],
+        json!({"toolsListChanged": true, "resourceSubscriptions": ["gh+file:///readme.txt"]})
+    );
+    let r = post(
+        &gw.url,
+        &modern_headers("tools/call", Some("gh__touch")),
+        modern(52, "tools/call", json!({"name": "gh__touch", "arguments": {"text": "file:///readme.txt"}})),
+    )
+    .await;
+    assert_eq!(text_of(&r.json()), "touched 1 subscribers");
+    let updated = events.next().await.json();
+    assert_eq!(updated["method"], "notifications/resources/updated", "{updated}");
+    assert_eq!(updated["params"]["uri"], "gh+file:///readme.txt");
+    assert_eq!(updated["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], 51);
+}
+
+/// Session era: `resources/subscribe` and `unsubscribe` reach the owning server with its own URI;
+/// updates come on the standalone stream with the gateway's URI.
+#[tokio::test]
+async fn session_resource_subscriptions_route_to_the_owning_server() {
+    let tools = ToolsServer::default();
+    let gh = serve(move || tools.clone()).await;
+    let gw = gateway(config("subscribe", vec![server("gh", &gh.url)], allow_all())).await;
+    let s = Session::open(&gw.url, None).await;
+    let v = s.call(1, "resources/subscribe", json!({"uri": "gh+file:///readme.txt"})).await;
+    assert_eq!(v["result"], json!({}), "{v}");
+    let v = s.call(2, "resources/subscribe", json!({"uri": "gh+file:///nothing"})).await;
+    assert_eq!(v["error"]["code"], -32002, "{v}");
+    let v = s.call(3, "resources/subscribe", json!({"uri": "zz+file:///readme.txt"})).await;
+    assert_eq!(v["error"]["message"], "Resource not found: zz+file:///readme.txt", "{v}");
+    let h = [("mcp-session-id", s.id.as_str()), ("mcp-protocol-version", "2025-06-18")];
+    let (status, mut events, body) = open_stream("GET", &gw.url, &h, String::new()).await;
+    assert_eq!(status, 200, "{body}");
+    let v = s
+        .call(4, "tools/call", json!({"name": "gh__touch", "arguments": {"text": "file:///readme.txt"}}))
+        .await;
+    assert_eq!(text_of(&v), "touched 1 subscribers");
+    let updated = events.next().await.json();
+    assert_eq!(updated["method"], "notifications/resources/updated");
+    assert_eq!(updated["params"]["uri"], "gh+file:///readme.txt");
+    let v = s.call(5, "resources/unsubscribe", json!({"uri": "gh+file:///readme.txt"})).await;
+    assert_eq!(v["result"], json!({}), "{v}");
+    let v = s
+        .call(6, "tools/call", json!({"name": "gh__touch", "arguments": {"text": "file:///readme.txt"}}))
+        .await;
+    assert_eq!(text_of(&v), "touched 0 subscribers");
+}
+
+/// The gateway's own lists come in pages (`nextCursor`, opaque and sealed) in the same order as
+/// one long list; a cursor it did not hand out for that method is -32602 naming the cursor.
+#[tokio::test]
+async fn merged_lists_are_paginated_with_sealed_cursors() {
+    let gh = serve(ToolsServer::default).await;
+    let pg = serve(|| PagedServer).await;
+    let servers = vec![server("gh", &gh.url), server("pg", &pg.url)];
+    let whole = gateway(config("pages", servers.clone(), allow_all())).await;
+    let paged = gateway_with(config("pages", servers, allow_all()), |rt| rt.page_size = 10).await;
+    let all = Session::open(&whole.url, None).await.tool_names().await;
+    assert_eq!(all.len(), 13 + 25);
+    let s = Session::open(&paged.url, None).await;
+    let mut names = vec![];
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let params = match &cursor {
+            Some(c) => json!({"cursor": c}),
+            None => json!({}),
+        };
+        let v = s.call(pages, "tools/list", params).await;
+        let tools = v["result"]["tools"].as_array().unwrap_or_else(|| panic!("{v}"));
+        assert!(tools.len() <= 10, "{v}");
+        names.extend(tools.iter().map(|t| t["name"].as_str().unwrap().to_string()));
+        pages += 1;
+        match v["result"].get("nextCursor").and_then(Value::as_str) {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 4);
+    assert_eq!(names, all, "the pages in order are the one long list");
+    // A cursor is bound to its method, tamper-evident, and junk is refused.
+    let first = s.call(50, "tools/list", json!({})).await;
+    let c = first["result"]["nextCursor"].as_str().unwrap().to_string();
+    let v = s.call(51, "prompts/list", json!({"cursor": c})).await;
+    assert_eq!(v["error"]["code"], -32602, "{v}");
+    let shown: String = c.chars().take(80).collect();
+    assert_eq!(
+        v["error"]["message"],
+        format!("Invalid params: cursor {shown:?} is not a prompts/list cursor of this gateway")
+    );
+    let mut tampered = c.clone().into_bytes();
+    let last = tampered.len() - 1;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let v = s.call(52, "tools/list", json!({"cursor": tampered})).await;
+    assert_eq!(v["error"]["code"], -32602, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().ends_with("is not a tools/list cursor of this gateway"),
+        "{v}"
+    );
+    let v = s.call(53, "resources/list", json!({"cursor": "page-2"})).await;
+    assert_eq!(
+        v["error"]["message"],
+        "Invalid params: cursor \"page-2\" is not a resources/list cursor of this gateway"
+    );
+    let v = s.call(54, "tools/list", json!({"cursor": 7})).await;
+    assert_eq!(
+        v["error"]["message"],
+        "Invalid params: cursor \"7\" is not a tools/list cursor of this gateway"
+    );
+    // The stateless era pages the same way.
+    let v = post(&paged.url, &modern_headers("tools/list", None), modern(55, "tools/list", json!({})))
+        .await
+        .json();
+    assert_eq!(v["result"]["tools"].as_array().unwrap().len(), 10, "{v}");
+    let c = v["result"]["nextCursor"].as_str().unwrap();
+    let v =
+        post(&paged.url, &modern_headers("tools/list", None), modern(56, "tools/list", json!({"cursor": c})))
+            .await
+            .json();
+    assert_eq!(v["result"]["tools"][0]["name"], all[10].as_str(), "{v}");
+}
+
+/// A backend that speaks only 2026-07-28 (rmcp with sessions off, per-request metadata required,
+/// `initialize` refused) is detected by `server/discover` and spoken to statelessly, behind both
+/// kinds of client, next to a session-era backend.
+#[tokio::test]
+async fn a_modern_only_backend_is_spoken_to_statelessly() {
+    let gh = serve(ToolsServer::default).await;
+    let tools = ToolsServer::default();
+    let sinks = tools.sinks.clone();
+    let md = serve_modern(move || tools.clone()).await;
+    let gw = gateway(config("modern", vec![server("gh", &gh.url), server("md", &md.url)], allow_all())).await;
+    let s = Session::open(&gw.url, None).await;
+    let names = s.tool_names().await;
+    assert_eq!(names.len(), 26, "{names:?}");
+    assert!(names.contains(&"md__echo".to_string()), "{names:?}");
+    let v = s.call(1, "tools/call", json!({"name": "md__echo", "arguments": {"text": "über"}})).await;
+    assert_eq!(text_of(&v), "über");
+    let r = s
+        .post(req(
+            2,
+            "tools/call",
+            json!({"name": "md__progress", "arguments": {}, "_meta": {"progressToken": "tok"}}),
+        ))
+        .await;
+    let msgs = r.messages();
+    assert_eq!(msgs.iter().filter(|m| m["method"] == "notifications/progress").count(), 2, "{msgs:?}");
+    assert_eq!(text_of(msgs.last().unwrap()), "progressed");
+    let v = s.call(3, "resources/read", json!({"uri": "md+file:///readme.txt"})).await;
+    assert_eq!(v["result"]["contents"][0]["uri"], "md+file:///readme.txt", "{v}");
+    assert_eq!(v["result"]["contents"][0]["text"], "read me");
+    let v = s.call(4, "prompts/get", json!({"name": "md__greet", "arguments": {"who": "Ada"}})).await;
+    assert_eq!(v["result"]["messages"][0]["content"]["text"], "Hello, Ada!", "{v}");
+    let v = s.call(5, "tools/call", json!({"name": "md__explode", "arguments": {}})).await;
+    assert_eq!(v["error"]["message"], "exploded", "{v}");
+    // A stateless client too.
+    let r = post(
+        &gw.url,
+        &modern_headers("tools/call", Some("md__echo")),
+        modern(6, "tools/call", json!({"name": "md__echo", "arguments": {"text": "modern"}})),
+    )
+    .await;
+    assert_eq!(text_of(&r.json()), "modern");
+    // Its list changes (on the gateway's subscriptions/listen stream to it) reach the session's
+    // standalone stream.
+    let h = [("mcp-session-id", s.id.as_str()), ("mcp-protocol-version", "2025-06-18")];
+    let (status, mut events, body) = open_stream("GET", &gw.url, &h, String::new()).await;
+    assert_eq!(status, 200, "{body}");
+    // The backend acknowledges a listen stream before its handler holds it.
+    support::wait_until(Duration::from_secs(20), "the backend holds the listen stream", || {
+        let n = sinks.lock().unwrap().len();
+        async move { (n >= 1).then_some(()) }
+    })
+    .await;
+    let v = s.call(7, "tools/call", json!({"name": "md__changed_all", "arguments": {}})).await;
+    assert_eq!(text_of(&v), "announced");
+    let changed = events.next().await.json();
+    assert_eq!(changed["method"], "notifications/tools/list_changed", "{changed}");
+    assert!(changed.pointer("/params/_meta/io.modelcontextprotocol~1subscriptionId").is_none(), "{changed}");
+    // Nothing failed on the way.
+    let metrics = gw.shared.metrics.encode();
+    assert!(!metrics.contains("cairn_mcp_backend_errors_total{gateway=\"test/modern\""), "{metrics}");
+}
+
+/// Era detection: a backend refusing `server/discover` with a modern error (here an unsupported
+/// version) is an error naming the refusal, not a session-era backend; one answering `400`
+/// without a modern error falls back to `initialize`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn era_detection_tells_modern_refusals_from_session_era_backends() {
+    use cairn::gateway::mcp::upstream::{Transport, Upstream, http_client};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    let refusing = tokio::spawn(async move {
+        let app = axum::Router::new().fallback(|| async {
+            let body = json!({"jsonrpc": "2.0", "id": "cairn-discover", "error": {
+                "code": -32022, "message": "Unsupported protocol version", "data": {"supported": ["2099-01-01"]}}});
+            (http::StatusCode::BAD_REQUEST, [("content-type", "application/json")], body.to_string())
+        });
+        let _ = axum::serve(listener, app).await;
+    });
+    let upstream = |url: &str| Upstream {
+        name: "x".into(),
+        prefix: "x".into(),
+        transport: Transport::Http { url: url.parse().unwrap(), client: http_client() },
+        headers: Default::default(),
+        timeout: Duration::from_secs(5),
+        max_message_bytes: 1 << 20,
+        modern: Default::default(),
+    };
+    let params = json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}});
+    let e = upstream(&url).initialize(params.clone()).await.expect_err("a refusal");
+    assert_eq!(
+        e.to_string(),
+        "MCP server sent an invalid answer: server/discover refused: Unsupported protocol version (-32022)"
+    );
+    // cairn mcp-bridge (session era only) names the versions it speaks: a session-era backend.
+    let script = py_server_script();
+    let b = bridge(&[], &script).await;
+    let r =
+        post(&b.url, &modern_headers("server/discover", None), modern(1, "server/discover", json!({}))).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json()["error"]["data"]["supported"],
+        json!(["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"])
+    );
+    let mut slow = upstream(&b.url);
+    slow.timeout = Duration::from_secs(60);
+    let (_, session) = slow.initialize(params.clone()).await.expect("initialize through the bridge");
+    assert_eq!(session.version, "2025-11-25");
+    assert_eq!(slow.modern.get(), Some(&false));
+    // The session-era test server answers the stateless probe without a modern error.
+    let gh = serve(ToolsServer::default).await;
+    let up = upstream(&gh.url);
+    let (result, session) = up.initialize(params.clone()).await.expect("initialize");
+    assert_eq!(session.version, "2025-11-25");
+    assert!(session.id.is_some());
+    assert_eq!(result["protocolVersion"], "2025-11-25");
+    assert_eq!(up.modern.get(), Some(&false), "the era is cached");
+    let md = serve_modern(ToolsServer::default).await;
+    let up = upstream(&md.url);
+    let (result, session) = up.initialize(params).await.expect("discover");
+    assert_eq!((session.id, session.version.as_str()), (None, "2026-07-28"));
+    assert_eq!(result["protocolVersion"], "2026-07-28");
+    assert_eq!(up.modern.get(), Some(&true));
+    refusing.abort();
+}
+
+/// When the gateway's store is down, a resumption says so (503) instead of pretending the
+/// stream is unknown.
+#[tokio::test]
+async fn a_resumption_with_the_store_down_is_503() {
+    let gh = serve(ToolsServer::default).await;
+    let mut cfg = config("resume-down", vec![server("gh", &gh.url)], allow_all());
+    let dead = format!("redis://127.0.0.1:{}", support::free_port());
+    cfg.store = Some(serde_json::from_value(json!({"redisUrl": dead, "failureMode": "closed"})).unwrap());
+    let gw = gateway(cfg).await;
+    let s = Session::open_version(&gw.url, None, "2025-11-25").await;
+    let h = [
+        ("mcp-session-id", s.id.as_str()),
+        ("mcp-protocol-version", "2025-11-25"),
+        ("last-event-id", "r0123456789abcdef-1"),
+    ];
+    let (status, _, body) = open_stream("GET", &gw.url, &h, String::new()).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.starts_with(&format!(
+            "Service Unavailable: the replay buffer is unavailable: limits store unavailable: redis {dead}"
+        )),
+        "{body}"
+    );
 }

@@ -164,3 +164,50 @@ def test_list_changed_reaches_the_client_in_the_session_era():
                 await changed.wait()
 
     run(go)
+
+
+def test_an_answer_resumes_from_its_event_ids_in_the_session_era():
+    """Every event of an SSE answer carries an id (the SDK's resumption token, a priming event
+    first); the SDK resumes from one with GET + Last-Event-ID and gets the rest of the answer
+    replayed: the events after it and the response."""
+    from mcp.shared.message import ClientMessageMetadata
+    from mcp.types import CallToolRequest, CallToolRequestParams, CallToolResult
+
+    async def go():
+        tokens = []
+        progress = []
+
+        async def on_token(token):
+            tokens.append(token)
+
+        async def on_progress(p, total, message):
+            progress.append(p)
+
+        async with client("legacy") as c:
+            request = CallToolRequest(params=CallToolRequestParams(name="gh__progress", arguments={}))
+            r = await c.session.send_request(
+                request,
+                CallToolResult,
+                metadata=ClientMessageMetadata(on_resumption_token_update=on_token),
+                progress_callback=on_progress,
+            )
+            assert r.content[0].text == "progressed"
+            # Priming event, two progress notifications, the response.
+            assert len(tokens) == 4, tokens
+            assert len(set(tokens)) == 4, tokens
+            assert progress == [1.0, 2.0], progress
+
+            replayed = []
+
+            async def on_replayed(token):
+                replayed.append(token)
+
+            r = await c.session.send_request(
+                request,
+                CallToolResult,
+                metadata=ClientMessageMetadata(resumption_token=tokens[1], on_resumption_token_update=on_replayed),
+            )
+            assert r.content[0].text == "progressed"
+            assert replayed == tokens[2:], (replayed, tokens)
+
+    run(go)

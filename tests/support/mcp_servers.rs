@@ -4,9 +4,15 @@
 //! * [`ToolsServer`]: tools `echo`, `add`, `fail` (a tool error), `explode` (a protocol error),
 //!   `search_code`, `delete_repo`, `progress` (sends progress first), `changed` (sends
 //!   `notifications/tools/list_changed` on the standalone stream shortly after answering),
-//!   `sample` (asks the client for a sampling completion and answers with its text); a
-//!   prompt `greet`; a resource `file:///readme.txt`.
+//!   `sample` (asks the client for a sampling completion and answers with its text),
+//!   `changed_all` (list change to every session and every `subscriptions/listen` stream),
+//!   `progress_wait` (progress 1, then waits for [`ToolsServer::release`], progress 2, answers),
+//!   `touch` (sends `notifications/resources/updated` for the URI in `text` to the sessions
+//!   subscribed to it); a prompt `greet`; a resource `file:///readme.txt` (subscribable).
 //! * [`PagedServer`]: 25 tools `t00`…`t24`, 10 per page.
+//! * [`serve_modern`]: a server that speaks only 2026-07-28 (rmcp 3.11 speaks it: stateless
+//!   requests, `server/discover`, `subscriptions/listen`), here a [`ToolsServer`] with
+//!   `modern_only` set.
 
 #![allow(dead_code)]
 
@@ -38,17 +44,34 @@ impl Drop for Running {
     }
 }
 
+/// Serves `make()` (with `modern_only` set) as a 2026-07-28-only server: no sessions, per-request
+/// protocol metadata required, `initialize` refused.
+pub async fn serve_modern<F>(make: F) -> Running
+where
+    F: Fn() -> ToolsServer + Send + Sync + 'static,
+{
+    let config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(false)
+        .with_stateless_protocol_metadata_required(true);
+    serve_with(move || ToolsServer { modern_only: true, ..make() }, config).await
+}
+
 /// Serves `make()` per session on a free port.
 pub async fn serve<S, F>(make: F) -> Running
 where
     S: ServerHandler + Send + 'static,
     F: Fn() -> S + Send + Sync + 'static,
 {
-    let service: StreamableHttpService<S, LocalSessionManager> = StreamableHttpService::new(
-        move || Ok(make()),
-        Default::default(),
-        StreamableHttpServerConfig::default(),
-    );
+    serve_with(make, StreamableHttpServerConfig::default()).await
+}
+
+async fn serve_with<S, F>(make: F, config: StreamableHttpServerConfig) -> Running
+where
+    S: ServerHandler + Send + 'static,
+    F: Fn() -> S + Send + Sync + 'static,
+{
+    let service: StreamableHttpService<S, LocalSessionManager> =
+        StreamableHttpService::new(move || Ok(make()), Default::default(), config);
     let router = axum::Router::new().nest_service("/mcp", service);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -71,6 +94,9 @@ fn text(s: impl Into<String>) -> CallToolResponse {
     CallToolResult::success(vec![ContentBlock::text(s.into())]).into()
 }
 
+/// A resource subscription: the URI and the subscribed session's peer.
+pub type Subscription = (String, rmcp::Peer<RoleServer>);
+
 /// The general-purpose test server. Clones share `calls` and `peers`: serve it with
 /// `serve(move || server.clone())` to have its sessions share them.
 #[derive(Clone, Default)]
@@ -81,6 +107,14 @@ pub struct ToolsServer {
     pub peers: Arc<std::sync::Mutex<Vec<rmcp::Peer<RoleServer>>>>,
     /// `wait` calls that were cancelled.
     pub cancelled: Arc<AtomicUsize>,
+    /// Lets a waiting `progress_wait` go on.
+    pub release: Arc<tokio::sync::Notify>,
+    /// Advertise and accept 2026-07-28 only (see [`serve_modern`]).
+    pub modern_only: bool,
+    /// Open `subscriptions/listen` streams (2026-07-28), for `changed_all`.
+    pub sinks: Arc<std::sync::Mutex<Vec<rmcp::service::SubscriptionSink>>>,
+    /// Resource subscriptions: (URI, the subscribed session's peer).
+    pub subscribers: Arc<std::sync::Mutex<Vec<Subscription>>>,
 }
 
 impl ServerHandler for ToolsServer {
@@ -91,8 +125,17 @@ impl ServerHandler for ToolsServer {
                 .enable_tool_list_changed()
                 .enable_prompts()
                 .enable_resources()
+                .enable_resources_subscribe()
                 .build(),
         )
+    }
+
+    fn supported_protocol_versions(&self) -> std::borrow::Cow<'static, [rmcp::model::ProtocolVersion]> {
+        if self.modern_only {
+            std::borrow::Cow::Owned(vec![rmcp::model::ProtocolVersion::V_2026_07_28])
+        } else {
+            std::borrow::Cow::Borrowed(rmcp::model::ProtocolVersion::KNOWN_VERSIONS)
+        }
     }
 
     async fn on_initialized(&self, context: rmcp::service::NotificationContext<RoleServer>) {
@@ -116,6 +159,8 @@ impl ServerHandler for ToolsServer {
             ("sample", "Asks the client's model (sampling), answers with its text"),
             ("changed_all", "Announces a tool list change to every session"),
             ("wait", "Waits until cancelled (or 30 s)"),
+            ("progress_wait", "Progress, waits to be released, progress, answers"),
+            ("touch", "Announces an update of the resource `text` to its subscribers"),
         ];
         Ok(serde_json::from_value(
             json!({"tools": tools.iter().map(|(n, d)| tool(n, d)).collect::<Vec<_>>()}),
@@ -154,6 +199,42 @@ impl ServerHandler for ToolsServer {
                 }
                 Ok(text("progressed"))
             }
+            "progress_wait" => {
+                let token = context.meta.get_progress_token();
+                let progress = |i: u32| {
+                    let (peer, token) = (context.peer.clone(), token.clone());
+                    async move {
+                        if let Some(t) = token {
+                            let p = ProgressNotificationParam::new(t, f64::from(i)).with_total(2.0);
+                            let _ = peer.notify_progress(p).await;
+                        }
+                    }
+                };
+                progress(1).await;
+                let _ =
+                    tokio::time::timeout(std::time::Duration::from_secs(30), self.release.notified()).await;
+                progress(2).await;
+                Ok(text("resumed"))
+            }
+            "touch" => {
+                let uri = args.get("text").and_then(Value::as_str).unwrap_or_default().to_string();
+                let peers: Vec<_> = self
+                    .subscribers
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|(u, _)| *u == uri)
+                    .map(|(_, p)| p.clone())
+                    .collect();
+                for p in &peers {
+                    let _ = p
+                        .notify_resource_updated(rmcp::model::ResourceUpdatedNotificationParam::new(
+                            uri.clone(),
+                        ))
+                        .await;
+                }
+                Ok(text(format!("touched {} subscribers", peers.len())))
+            }
             "changed" => {
                 let peer = context.peer.clone();
                 tokio::spawn(async move {
@@ -176,6 +257,10 @@ impl ServerHandler for ToolsServer {
                 for p in peers {
                     let _ = p.notify_tool_list_changed().await;
                 }
+                let sinks = self.sinks.lock().unwrap().clone();
+                for s in sinks {
+                    let _ = s.notify_tool_list_changed().await;
+                }
                 Ok(text("announced"))
             }
             // Sampling is deprecated in 2026-07-28 but still part of the session era, which the
@@ -197,6 +282,41 @@ impl ServerHandler for ToolsServer {
             }
             other => Err(ErrorData::invalid_params(format!("no tool {other}"), None)),
         }
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &rmcp::model::SubscriptionFilter,
+    ) -> Option<rmcp::model::SubscriptionFilter> {
+        Some(requested.clone())
+    }
+
+    async fn listen(&self, context: rmcp::service::SubscriptionContext) -> Result<(), ErrorData> {
+        self.sinks.lock().unwrap().push(context.sink().clone());
+        context.cancelled().await;
+        Ok(())
+    }
+
+    async fn subscribe(
+        &self,
+        request: rmcp::model::SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        if request.uri != "file:///readme.txt" {
+            return Err(ErrorData::resource_not_found(format!("no resource {}", request.uri), None));
+        }
+        self.subscribers.lock().unwrap().push((request.uri, context.peer));
+        Ok(())
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: rmcp::model::UnsubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let _ = context;
+        self.subscribers.lock().unwrap().retain(|(u, _)| *u != request.uri);
+        Ok(())
     }
 
     async fn list_prompts(

@@ -381,3 +381,23 @@ pub fn python() -> PathBuf {
         ),
     }
 }
+
+/// Starts `cairn gateway --layer LAYER` on a compiled config (JSON, listening on `port`) and a
+/// credentials bundle (JSON), both written to `dir`; the caller kills the child.
+pub fn spawn_gateway(layer: &str, dir: &Path, config_json: &str, port: u16, credentials_json: &str) -> Child {
+    let path = dir.join(format!("config-{port}.json"));
+    std::fs::write(&path, config_json).unwrap();
+    let creds = dir.join(format!("credentials-{port}.json"));
+    std::fs::write(&creds, credentials_json).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["gateway", "--layer", layer, "--address", "127.0.0.1", "--admin-port"])
+        .arg(free_port().to_string())
+        .arg("--config")
+        .arg(&path)
+        .arg("--credentials")
+        .arg(&creds)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cairn gateway starts")
+}

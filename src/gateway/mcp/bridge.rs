@@ -74,7 +74,10 @@ where
     if let Ok(Some(v)) = protocol::header(&headers, HEADER_PROTOCOL_VERSION)
         && !protocol::is_session_version(v)
     {
-        let e = protocol::unsupported_version(v);
+        // The bridge speaks the session era only: that is what it names as supported, so a
+        // 2026-07-28 client (the gateway's era detection among them) falls back to initialize.
+        let e = protocol::unsupported_version(v)
+            .with_data(serde_json::json!({"supported": protocol::SESSION_VERSIONS, "requested": v}));
         return json_response(StatusCode::BAD_REQUEST, &RpcResponse::error(Value::Null, e).to_value());
     }
     let session = protocol::header(&headers, HEADER_SESSION_ID).ok().flatten().map(str::to_string);

@@ -36,6 +36,28 @@ use tokio::sync::mpsc;
 
 /// Most pages read from one backend for one list.
 const MAX_PAGES: usize = 1000;
+/// Items per page of the gateway's own lists (`tools/list`, `prompts/list`, `resources/list`,
+/// `resources/templates/list`), unless [`McpRuntime::page_size`] says otherwise. Large enough
+/// that a gateway over a few servers answers in one page (so clients that never follow
+/// `nextCursor` still see everything in the common case), small enough to bound one answer
+/// (tool schemas run to kilobytes each).
+pub const PAGE_SIZE: usize = 100;
+
+/// Where the next page of a list starts: sealed into the opaque `nextCursor` (so it is
+/// tamper-evident and bound to the gateway) with the method it belongs to.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ListCursor {
+    /// The list method.
+    #[serde(rename = "lm")]
+    method: String,
+    /// Offset of the page's first item.
+    #[serde(rename = "lo")]
+    offset: usize,
+    /// The key (name or URI) of the previous page's last item: the page starts after it when it
+    /// is still in the list, so an item added or removed meanwhile does not shift the pages.
+    #[serde(rename = "lk")]
+    after: String,
+}
 /// JSON-RPC code for a rate-limited call.
 pub const RATE_LIMITED: i64 = -32029;
 /// Separator between a server prefix and a resource URI.
@@ -175,6 +197,36 @@ pub async fn pooled(rt: &McpRuntime) -> BTreeMap<String, BackendSession> {
     out
 }
 
+/// Subscribes `uri` (a gateway URI, `prefix+uri`) at the server owning it, over `backends`, for
+/// `subject` (who must be allowed to see the server); whether the server accepted.
+pub async fn subscribe_resource(
+    rt: &McpRuntime,
+    subject: &str,
+    backends: &BTreeMap<String, BackendSession>,
+    uri: &str,
+) -> bool {
+    let Some((prefix, orig)) = uri.split_once(URI_SEPARATOR) else { return false };
+    let Some(i) = rt.server_index(prefix).filter(|&i| rt.server_visible(subject, i)) else {
+        return false;
+    };
+    let u = &rt.upstreams[i];
+    let Some(s) = backends.get(&u.prefix) else { return false };
+    let req = Request::new(internal_id(), "resources/subscribe", Some(json!({ "uri": orig })));
+    let answer = tokio::time::timeout(u.timeout, async {
+        let mut rx = u.request(s, req).await?;
+        super::upstream::final_response(&mut rx).await
+    })
+    .await
+    .unwrap_or(Err(UpstreamError::Timeout));
+    match answer {
+        Ok(resp) => resp.outcome.is_ok(),
+        Err(e) => {
+            rt.metrics.backend_error(&rt.gateway, &u.name, "resources/subscribe", &e);
+            false
+        }
+    }
+}
+
 impl Ctx {
     fn upstream(&self, i: usize) -> &Arc<Upstream> {
         &self.rt.upstreams[i]
@@ -255,8 +307,58 @@ impl Ctx {
         out
     }
 
-    fn list_result(&self, key: &str, items: Vec<Value>) -> Value {
-        let mut r = json!({ key: items });
+    /// The cursor of a list request: `Ok(None)` for the first page, `Err` (-32602 naming the
+    /// cursor) for one this gateway did not hand out for this method.
+    // The error is the answer to send, made at most once per request.
+    #[allow(clippy::result_large_err)]
+    fn list_cursor(&self, req: &Request) -> Result<Option<ListCursor>, Outcome> {
+        let Some(c) = req.params.as_ref().and_then(|p| p.get("cursor")).filter(|c| !c.is_null()) else {
+            return Ok(None);
+        };
+        let shown: String = match c {
+            Value::String(s) => s.chars().take(80).collect(),
+            other => other.to_string().chars().take(80).collect(),
+        };
+        let opened = c.as_str().and_then(|s| self.rt.sealer.open_value::<ListCursor>(s));
+        match opened {
+            Some(cur) if cur.method == req.method => Ok(Some(cur)),
+            _ => Err(err(
+                req,
+                INVALID_PARAMS,
+                format!("Invalid params: cursor {shown:?} is not a {} cursor of this gateway", req.method),
+            )),
+        }
+    }
+
+    /// One page of a merged list, with `nextCursor` when more follow; `field` is the items' key.
+    fn list_page(
+        &self,
+        req: &Request,
+        key: &str,
+        field: &str,
+        items: Vec<Value>,
+        cursor: Option<ListCursor>,
+    ) -> Value {
+        let size = self.rt.page_size.max(1);
+        let start = match &cursor {
+            None => 0,
+            Some(c) => items
+                .iter()
+                .position(|it| it.get(field).and_then(Value::as_str) == Some(c.after.as_str()))
+                .map(|i| i + 1)
+                .unwrap_or(c.offset)
+                .min(items.len()),
+        };
+        let end = (start + size).min(items.len());
+        let next = (end < items.len()).then(|| {
+            let after = items[end - 1].get(field).and_then(Value::as_str).unwrap_or_default().to_string();
+            self.rt.sealer.seal_value(&ListCursor { method: req.method.clone(), offset: end, after })
+        });
+        let page: Vec<Value> = items.into_iter().skip(start).take(end - start).collect();
+        let mut r = json!({ key: page });
+        if let Some(n) = next {
+            r["nextCursor"] = n.into();
+        }
         if self.era == Era::Stateless {
             r["resultType"] = "complete".into();
             r["ttlMs"] = 0.into();
@@ -271,6 +373,10 @@ impl Ctx {
             "ping" => Outcome::Done(req.reply(json!({}))),
             "server/discover" => self.discover(&req).await,
             "tools/list" => {
+                let cursor = match self.list_cursor(&req) {
+                    Ok(c) => c,
+                    Err(o) => return o,
+                };
                 let subject = self.subject.clone();
                 let rt = self.rt.clone();
                 let items = self
@@ -291,9 +397,13 @@ impl Ctx {
                         },
                     )
                     .await;
-                Outcome::Done(req.reply(self.list_result("tools", items)))
+                Outcome::Done(req.reply(self.list_page(&req, "tools", "name", items, cursor)))
             }
             "prompts/list" => {
+                let cursor = match self.list_cursor(&req) {
+                    Ok(c) => c,
+                    Err(o) => return o,
+                };
                 let rt = self.rt.clone();
                 let items = self
                     .merged(
@@ -307,13 +417,17 @@ impl Ctx {
                         },
                     )
                     .await;
-                Outcome::Done(req.reply(self.list_result("prompts", items)))
+                Outcome::Done(req.reply(self.list_page(&req, "prompts", "name", items, cursor)))
             }
             "resources/list" | "resources/templates/list" => {
                 let (key, field) = if req.method == "resources/list" {
                     ("resources", "uri")
                 } else {
                     ("resourceTemplates", "uriTemplate")
+                };
+                let cursor = match self.list_cursor(&req) {
+                    Ok(c) => c,
+                    Err(o) => return o,
                 };
                 let rt = self.rt.clone();
                 let items = self
@@ -328,7 +442,7 @@ impl Ctx {
                         },
                     )
                     .await;
-                Outcome::Done(req.reply(self.list_result(key, items)))
+                Outcome::Done(req.reply(self.list_page(&req, key, field, items, cursor)))
             }
             "tools/call" => self.call_tool(req).await,
             "prompts/get" => self.get_prompt(req).await,

@@ -10,6 +10,7 @@
 #![allow(clippy::result_large_err)]
 
 use super::dispatch::{self, Ctx, Outcome};
+use super::events::{Recorded, Recorder, ResumeError, StreamKind};
 use super::jsonrpc::{
     self, Body as RpcBody, INVALID_REQUEST, Message, Request, Response as RpcResponse, RpcError,
 };
@@ -296,9 +297,12 @@ where
             &format!("Bad Request: MCP-Protocol-Version {version} is not the session's {}", state.version),
         );
     }
+    let replay = Replay { rt: rt.clone(), nonce: state.nonce, priming: primes(&state.version) };
     let ctx = Ctx { rt, subject, era: Era::Session, session_id: sid, backends: state.backends };
     match msg {
-        Message::Request(r) => answer(ctx.handle(r.clone()).await, &r, Era::Session, &headers).await,
+        Message::Request(r) => {
+            answer(ctx.handle(r.clone()).await, &r, Era::Session, &headers, Some(replay)).await
+        }
         Message::Notification(n) => {
             ctx.notify(n).await;
             empty(StatusCode::ACCEPTED)
@@ -368,7 +372,7 @@ async fn post_stateless(
         );
     }
     if r.method == "subscriptions/listen" {
-        return listen(rt, r).await;
+        return listen(rt, subject, r).await;
     }
     rt.metrics
         .sessions
@@ -380,7 +384,7 @@ async fn post_stateless(
         dispatch::pooled(&rt).await
     };
     let ctx = Ctx { rt, subject, era: Era::Stateless, session_id: String::new(), backends };
-    answer(ctx.handle(r.clone()).await, &r, Era::Stateless, &headers).await
+    answer(ctx.handle(r.clone()).await, &r, Era::Stateless, &headers, None).await
 }
 
 /// Adds `resultType` to a stateless-era response.
@@ -418,9 +422,32 @@ fn sse_response(rx: mpsc::Receiver<Bytes>) -> Response<Body> {
         .expect("valid response")
 }
 
+/// What a session-era SSE answer needs to record its events, so the client can resume it.
+struct Replay {
+    rt: Arc<McpRuntime>,
+    /// The session's nonce.
+    nonce: u64,
+    /// Whether the stream starts with a priming event (2025-11-25 on).
+    priming: bool,
+}
+
+/// Whether streams of a session of `version` start with a priming event.
+fn primes(version: &str) -> bool {
+    version >= "2025-11-25"
+}
+
 /// Turns an outcome into the HTTP response: JSON when the answer is the only message, SSE when
-/// the backend sends progress or requests first (and the client accepts SSE).
-async fn answer(outcome: Outcome, req: &Request, era: Era, headers: &HeaderMap) -> Response<Body> {
+/// the backend sends progress or requests first (and the client accepts SSE). With `replay`
+/// (session era) every event is recorded before it goes out, and a client that went away does
+/// not end the stream: the rest is recorded until the response, for a `GET` with
+/// `Last-Event-ID` to pick up (a disconnect is not a cancellation in that era).
+async fn answer(
+    outcome: Outcome,
+    req: &Request,
+    era: Era,
+    headers: &HeaderMap,
+    replay: Option<Replay>,
+) -> Response<Body> {
     let status_of = |m: &Message| match (era, m) {
         (Era::Stateless, Message::Response(RpcResponse { outcome: Err(e), .. })) => stateless_status(e),
         _ => StatusCode::OK,
@@ -461,13 +488,44 @@ async fn answer(outcome: Outcome, req: &Request, era: Era, headers: &HeaderMap) 
         return lost();
     }
     let (tx, out) = mpsc::channel::<Bytes>(64);
+    // Made here, not per request: most answers are one JSON body.
+    let replay = replay.map(|r| (Recorder::open(&r.rt, r.nonce, StreamKind::Request), r.priming));
     tokio::spawn(async move {
-        if tx.send(sse_event(&first)).await.is_err() {
-            return;
+        let mut client = Some(tx);
+        if let Some((rec, _)) = replay.as_ref().filter(|(_, priming)| *priming) {
+            let b = rec.record(Recorded::Priming).await;
+            if let Some(t) = &client
+                && t.send(b).await.is_err()
+            {
+                client = None;
+            }
         }
-        while let Some(m) = rx.recv().await {
+        let mut next = Some(first);
+        loop {
+            let m = match next.take() {
+                Some(m) => m,
+                None => match rx.recv().await {
+                    Some(m) => m,
+                    None => return,
+                },
+            };
+            let m = modernize(era, m);
             let last = matches!(m, Message::Response(_));
-            if tx.send(sse_event(&modernize(era, m))).await.is_err() || last {
+            let bytes = match &replay {
+                Some((rec, _)) => rec.message(&m).await,
+                None => sse_event(&m),
+            };
+            if let Some(t) = &client
+                && t.send(bytes).await.is_err()
+            {
+                // Nobody can resume a stream that is not recorded, and in the stateless era
+                // closing the stream is the cancellation: stop there.
+                if replay.is_none() {
+                    return;
+                }
+                client = None;
+            }
+            if last {
                 return;
             }
         }
@@ -534,6 +592,16 @@ async fn batch(
     json_response(StatusCode::OK, &Value::Array(out))
 }
 
+fn resume_error(e: &ResumeError) -> Response<Body> {
+    let status = match e {
+        ResumeError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    plain(status, &e.to_string())
+}
+
+/// `GET`: the standalone stream, or with `Last-Event-ID` the rest of the stream that id belongs
+/// to (see [`super::events`]).
 async fn get(rt: Arc<McpRuntime>, subject: String, headers: HeaderMap) -> Response<Body> {
     if protocol::header(&headers, HEADER_PROTOCOL_VERSION)
         .ok()
@@ -556,6 +624,82 @@ async fn get(rt: Arc<McpRuntime>, subject: String, headers: HeaderMap) -> Respon
         Ok(s) => s,
         Err(r) => return r,
     };
+    let last_event_id = match protocol::header(&headers, protocol::HEADER_LAST_EVENT_ID) {
+        Ok(v) => v.map(str::to_string),
+        Err(e) => return plain(StatusCode::BAD_REQUEST, &format!("Bad Request: {e}")),
+    };
+    let Some(last_event_id) = last_event_id else {
+        let rec = Recorder::open(&rt, state.nonce, StreamKind::Standalone);
+        return standalone(rt, state, rec, Vec::new(), true).await;
+    };
+    let (rec, after) = match Recorder::resume(&rt, state.nonce, &last_event_id) {
+        Ok(x) => x,
+        Err(e) => return resume_error(&e),
+    };
+    let backlog = match rec.after(after, &last_event_id).await {
+        Ok(b) => b,
+        Err(e) => return resume_error(&e),
+    };
+    match rec.kind() {
+        StreamKind::Standalone => standalone(rt, state, rec, backlog, false).await,
+        StreamKind::Request => {
+            // The replica that serves the request may still be recording its answer: follow the
+            // buffer until the response, for as long as the slowest server may take.
+            let patience = rt.upstreams.iter().map(|u| u.timeout).max().unwrap_or_default() + KEEP_ALIVE;
+            sse_response(replay_request(rec, backlog, patience))
+        }
+    }
+}
+
+/// Sends a request stream's recorded events, then those recorded after them, until its response
+/// (or until `patience` passed without it, or the client left).
+fn replay_request(rec: Recorder, backlog: Vec<(u64, Recorded)>, patience: Duration) -> mpsc::Receiver<Bytes> {
+    /// How often the buffer is read again while the answer is still being recorded.
+    const POLL: Duration = Duration::from_millis(100);
+    let (tx, out) = mpsc::channel::<Bytes>(64);
+    tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + patience;
+        let mut batch = backlog;
+        let mut after = 0;
+        loop {
+            for (n, r) in batch {
+                after = n;
+                if r == Recorded::Priming {
+                    continue;
+                }
+                let done = r.is_response();
+                if tx.send(rec.encode(n, &r)).await.is_err() || done {
+                    return;
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(POLL) => {}
+                _ = tx.closed() => return,
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            batch = match rec.more(after).await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(error = %e, "MCP stream replay stopped: the replay buffer is unavailable");
+                    return;
+                }
+            };
+        }
+    });
+    out
+}
+
+/// The standalone stream: `backlog` (replayed events), then the messages the session's backends
+/// send on their own standalone streams, each recorded in `rec` as it goes out.
+async fn standalone(
+    rt: Arc<McpRuntime>,
+    state: SessionState,
+    rec: Recorder,
+    backlog: Vec<(u64, Recorded)>,
+    fresh: bool,
+) -> Response<Body> {
     let listens = futures_util::future::join_all(rt.upstreams.iter().filter_map(|u| {
         let s = state.backends.get(&u.prefix)?.clone();
         Some(async move { (u.clone(), u.listen(&s).await) })
@@ -570,7 +714,12 @@ async fn get(rt: Arc<McpRuntime>, subject: String, headers: HeaderMap) -> Respon
                 let tx = merged_tx.clone();
                 let prefix = u.prefix.clone();
                 tokio::spawn(async move {
-                    while let Some(m) = rx.recv().await {
+                    loop {
+                        let m = tokio::select! {
+                            m = rx.recv() => match m { Some(m) => m, None => return },
+                            // The client left: let go of the backend's stream now.
+                            _ = tx.closed() => return,
+                        };
                         if tx.send(dispatch::rewrite_from_backend(&prefix, m)).is_err() {
                             return;
                         }
@@ -582,14 +731,23 @@ async fn get(rt: Arc<McpRuntime>, subject: String, headers: HeaderMap) -> Respon
         }
     }
     drop(merged_tx);
-    if !any {
+    if !any && fresh {
         return plain(
             StatusCode::METHOD_NOT_ALLOWED,
             "no MCP server of this gateway offers a standalone stream",
         );
     }
     let (tx, out) = mpsc::channel::<Bytes>(64);
+    let priming = fresh && primes(&state.version);
     tokio::spawn(async move {
+        if priming && tx.send(rec.record(Recorded::Priming).await).await.is_err() {
+            return;
+        }
+        for (n, r) in backlog {
+            if r != Recorded::Priming && tx.send(rec.encode(n, &r)).await.is_err() {
+                return;
+            }
+        }
         let mut tick = tokio::time::interval(KEEP_ALIVE);
         tick.tick().await;
         loop {
@@ -599,6 +757,7 @@ async fn get(rt: Arc<McpRuntime>, subject: String, headers: HeaderMap) -> Respon
                     if tx.send(encode_comment("keep-alive")).await.is_err() { return; }
                     continue;
                 }
+                _ = tx.closed() => return,
             };
             // Coalesce: of the messages already waiting, each kind of list_changed goes out once.
             let mut batch = vec![first];
@@ -613,7 +772,7 @@ async fn get(rt: Arc<McpRuntime>, subject: String, headers: HeaderMap) -> Respon
                 {
                     continue;
                 }
-                if tx.send(sse_event(&m)).await.is_err() {
+                if tx.send(rec.message(&m).await).await.is_err() {
                     return;
                 }
             }
@@ -623,17 +782,34 @@ async fn get(rt: Arc<McpRuntime>, subject: String, headers: HeaderMap) -> Respon
 }
 
 /// `subscriptions/listen` (2026-07-28): a long-lived SSE answer carrying the list-changed
-/// notifications the client opted in to, each tagged with the subscription id (the request's id),
-/// after one `notifications/subscriptions/acknowledged`. The gateway opens backend sessions of
-/// its own for the stream (their standalone streams are where backends announce changes) and
-/// ends them when the client goes.
-async fn listen(rt: Arc<McpRuntime>, r: Request) -> Response<Body> {
+/// notifications the client opted in to and the updates of the resources it subscribed to
+/// (`resourceSubscriptions`, gateway URIs), each tagged with the subscription id (the request's
+/// id), after one `notifications/subscriptions/acknowledged` naming what was accepted (a
+/// resource its server refused, or one the caller may not see, is left out). The gateway opens
+/// backend sessions of its own for the stream (their standalone streams are where backends
+/// announce changes), subscribes the resources there under their own URIs, and ends the
+/// sessions when the client goes.
+async fn listen(rt: Arc<McpRuntime>, subject: String, r: Request) -> Response<Body> {
     const KINDS: [(&str, &str); 3] = [
         ("toolsListChanged", "notifications/tools/list_changed"),
         ("promptsListChanged", "notifications/prompts/list_changed"),
         ("resourcesListChanged", "notifications/resources/list_changed"),
     ];
+    const UPDATED: &str = "notifications/resources/updated";
     let wanted = r.params.as_ref().and_then(|p| p.get("notifications")).cloned().unwrap_or_else(|| json!({}));
+    let resources: Vec<String> = match wanted.get("resourceSubscriptions") {
+        None | Some(Value::Null) => vec![],
+        Some(Value::Array(a)) if a.iter().all(Value::is_string) => {
+            a.iter().filter_map(Value::as_str).map(str::to_string).collect()
+        }
+        Some(_) => {
+            let e = RpcError::new(
+                jsonrpc::INVALID_PARAMS,
+                "subscriptions/listen: notifications.resourceSubscriptions must be a list of resource URIs",
+            );
+            return rpc_error(stateless_status(&e), r.id.clone(), e);
+        }
+    };
     let mut accepted = serde_json::Map::new();
     let mut methods = Vec::new();
     for (key, method) in KINDS {
@@ -654,9 +830,10 @@ async fn listen(rt: Arc<McpRuntime>, r: Request) -> Response<Body> {
         match u.listen(s).await {
             Ok(Some(mut rx)) => {
                 let tx = merged_tx.clone();
+                let prefix = u.prefix.clone();
                 tokio::spawn(async move {
                     while let Some(m) = rx.recv().await {
-                        if tx.send(m).is_err() {
+                        if tx.send(dispatch::rewrite_from_backend(&prefix, m)).is_err() {
                             return;
                         }
                     }
@@ -667,14 +844,32 @@ async fn listen(rt: Arc<McpRuntime>, r: Request) -> Response<Body> {
         }
     }
     drop(merged_tx);
+    // Subscribed after the streams are open, so no update falls in between.
+    let oks = futures_util::future::join_all(
+        resources.iter().map(|uri| dispatch::subscribe_resource(&rt, &subject, &backends, uri)),
+    )
+    .await;
+    let subscribed: std::collections::HashSet<String> =
+        resources.into_iter().zip(oks).filter(|(_, ok)| *ok).map(|(u, _)| u).collect();
+    if !subscribed.is_empty() {
+        let mut list: Vec<&String> = subscribed.iter().collect();
+        list.sort();
+        accepted.insert("resourceSubscriptions".into(), json!(list));
+    }
     let sub_id = r.id.clone();
-    let tag = move |method: &str| {
-        jsonrpc::Notification::new(
-            method,
-            Some(json!({"_meta": {"io.modelcontextprotocol/subscriptionId": sub_id.clone()}})),
-        )
+    let tag = move |method: &str, params: Option<Value>| {
+        let mut p = match params {
+            Some(Value::Object(o)) => o,
+            _ => serde_json::Map::new(),
+        };
+        let meta = p.entry("_meta").or_insert_with(|| json!({}));
+        if !meta.is_object() {
+            *meta = json!({});
+        }
+        meta["io.modelcontextprotocol/subscriptionId"] = sub_id.clone();
+        jsonrpc::Notification::new(method, Some(Value::Object(p)))
     };
-    let mut ack = tag("notifications/subscriptions/acknowledged");
+    let mut ack = tag("notifications/subscriptions/acknowledged", None);
     ack.params.as_mut().expect("params")["notifications"] = Value::Object(accepted);
     let (tx, out) = mpsc::channel::<Bytes>(64);
     tokio::spawn(async move {
@@ -705,13 +900,25 @@ async fn listen(rt: Arc<McpRuntime>, r: Request) -> Response<Body> {
             while let Ok(m) = merged.try_recv() {
                 batch.push(m);
             }
+            // Of the messages already waiting, each list change (and each resource's update) goes
+            // out once.
             let mut seen = std::collections::HashSet::new();
             for m in batch {
                 let Message::Notification(n) = m else { continue };
-                if !methods.contains(&n.method.as_str()) || !seen.insert(n.method.clone()) {
+                let out = if n.method == UPDATED {
+                    let uri = n.params.as_ref().and_then(|p| p.get("uri")).and_then(Value::as_str);
+                    match uri {
+                        Some(u) if subscribed.contains(u) && seen.insert(format!("{UPDATED} {u}")) => {
+                            tag(UPDATED, n.params)
+                        }
+                        _ => continue,
+                    }
+                } else if methods.contains(&n.method.as_str()) && seen.insert(n.method.clone()) {
+                    tag(&n.method, None)
+                } else {
                     continue;
-                }
-                if tx.send(sse_event(&Message::Notification(tag(&n.method)))).await.is_err() {
+                };
+                if tx.send(sse_event(&Message::Notification(out))).await.is_err() {
                     return close(rt, backends).await;
                 }
             }

@@ -7,26 +7,37 @@
 //!   rate limits, server→client requests routed back by rewritten ids;
 //! * [`session`]: sealed session ids (ChaCha20-Poly1305 under the bundle's `SESSION_KEY`), so any
 //!   replica serves any session;
+//! * [`events`]: SSE event ids and the replay buffer behind `Last-Event-ID` resumption;
 //! * [`upstream`]: backends over streamable HTTP (JSON or SSE answers) or stdio;
 //!   [`stdio`]: child processes (per session or shared, restarted, idle ones reaped);
 //! * [`protocol`] and [`jsonrpc`]: the wire rules; [`audit`]: audit lines and metrics;
 //! * [`bridge`]: `cairn mcp-bridge`; [`runtime`]: one config version ready to serve.
 //!
-//! How the eras meet: the gateway always speaks the session era to backends. A session-era
-//! client gets one backend session per server, sealed into its own session id. A stateless
-//! (2026-07-28) client is served over backend sessions pooled per replica and shared by such
-//! clients (backends see the gateway's credentials, never a client's, so they cannot tell callers
-//! apart anyway); `subscriptions/listen` opens backend sessions of its own for its stream.
+//! How the eras meet: each HTTP backend's era is detected once (`server/discover`, see
+//! [`upstream`]); session-era and dual-era backends are spoken to in the session era, backends
+//! that speak only 2026-07-28 statelessly. A session-era client gets one backend session per
+//! session-era server, sealed into its own session id. A stateless (2026-07-28) client is served
+//! over backend sessions pooled per replica and shared by such clients (backends see the
+//! gateway's credentials, never a client's, so they cannot tell callers apart anyway);
+//! `subscriptions/listen` opens backend sessions of its own for its stream and subscribes the
+//! resources it names there.
 //!
-//! Not done yet: SSE resumption (`Last-Event-ID` replay) of the standalone stream; resource
-//! subscriptions in `subscriptions/listen` (`resourceSubscriptions`; session-era
-//! `resources/subscribe` is routed); backends that speak only 2026-07-28; pagination of the
-//! gateway's own lists (every backend page is followed and the merged list is one page); a
-//! shared (Redis) record of session activity, so idle expiry is per replica.
+//! Resumability (session era): every SSE event has an id and is recorded in the gateway's store
+//! first, so `GET` with `Last-Event-ID` resumes a stream on any replica ([`events`]).
+//!
+//! Lists: every backend page is followed, the merged list is served in pages of
+//! [`dispatch::PAGE_SIZE`] under sealed cursors (each page fetches the backends' lists again).
+//!
+//! Not done yet: a shared (Redis) record of session activity, so idle expiry is per replica;
+//! towards modern backends, `Mcp-Param-*` headers for tool parameters marked `x-mcp-header`,
+//! cancellation of a session-era client's request (`notifications/cancelled` is not sent; the
+//! stream closes only when nobody waits) and resource subscriptions (2026-07-28 has no
+//! `resources/subscribe`; updates would come from `resourceSubscriptions` on its listen stream).
 
 pub mod audit;
 pub mod bridge;
 pub mod dispatch;
+pub mod events;
 pub mod http;
 pub mod jsonrpc;
 pub mod protocol;

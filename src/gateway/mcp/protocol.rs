@@ -96,6 +96,19 @@ pub fn decode_header_value(v: &str) -> Result<String, String> {
     }
 }
 
+/// Encodes a stateless-era header value: plain when it is safe ASCII (visible characters and
+/// inner spaces), `=?base64?…?=` otherwise (the inverse of [`decode_header_value`]).
+pub fn encode_header_value(v: &str) -> String {
+    let unsafe_chars = v.bytes().any(|b| !(0x20..0x7f).contains(&b));
+    let padded = v.starts_with(' ') || v.ends_with(' ');
+    let looks_encoded = v.starts_with("=?") && v.ends_with("?=");
+    if !(unsafe_chars || padded || looks_encoded) {
+        v.to_string()
+    } else {
+        format!("=?base64?{}?=", base64::engine::general_purpose::STANDARD.encode(v))
+    }
+}
+
 /// The `_meta` protocol version of a request's params, if any.
 pub fn meta_version(params: Option<&Value>) -> Option<&str> {
     params?.get("_meta")?.get(META_PROTOCOL_VERSION)?.as_str()
@@ -193,6 +206,15 @@ mod tests {
 
     fn meta() -> Value {
         json!({"_meta": {META_PROTOCOL_VERSION: STATELESS_VERSION}, "name": "gh__search"})
+    }
+
+    #[test]
+    fn header_values_encode_and_decode_back() {
+        for v in ["gh__echo", "gh+file:///readme.txt", "héllo", " padded ", "=?base64?x?=", "a\nb"] {
+            assert_eq!(decode_header_value(&encode_header_value(v)).unwrap(), v);
+        }
+        assert_eq!(encode_header_value("gh__echo"), "gh__echo");
+        assert_eq!(encode_header_value("héllo"), "=?base64?aMOpbGxv?=");
     }
 
     #[test]

@@ -71,6 +71,8 @@ pub struct McpRuntime {
     pub state: Arc<GatewayState>,
     /// Metrics (in the process's registry).
     pub metrics: super::audit::McpMetrics,
+    /// Items per page of the gateway's own lists ([`super::dispatch::PAGE_SIZE`]).
+    pub page_size: usize,
 }
 
 impl McpRuntime {
@@ -154,6 +156,7 @@ impl McpRuntime {
                 headers,
                 timeout: Duration::from_millis(s.timeout_ms.max(1)),
                 max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES.max(max_body),
+                modern: Default::default(),
             }));
             by_prefix.insert(s.prefix.clone(), i);
         }
@@ -174,6 +177,7 @@ impl McpRuntime {
             max_body,
             state,
             metrics: shared.metrics.mcp.clone(),
+            page_size: super::dispatch::PAGE_SIZE,
             config,
         })
     }

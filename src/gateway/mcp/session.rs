@@ -89,9 +89,20 @@ impl Sealer {
 
     /// The session id for `state`: visible ASCII only.
     pub fn seal(&self, state: &SessionState) -> String {
+        self.seal_value(state)
+    }
+
+    /// The state sealed in `id`, or `None` if it was not sealed by this key for this gateway.
+    pub fn open(&self, id: &str) -> Option<SessionState> {
+        self.open_value(id)
+    }
+
+    /// Any value sealed the same way (opaque, tamper-evident, visible ASCII), such as list
+    /// cursors.
+    pub fn seal_value<T: Serialize>(&self, value: &T) -> String {
         let mut nonce = [0u8; NONCE_LEN];
         self.rng.fill(&mut nonce).expect("system randomness");
-        let mut buf = serde_json::to_vec(state).expect("session state serializes");
+        let mut buf = serde_json::to_vec(value).expect("sealed values serialize");
         self.key
             .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(&self.aad), &mut buf)
             .expect("sealing cannot fail for small inputs");
@@ -100,9 +111,10 @@ impl Sealer {
         format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(out))
     }
 
-    /// The state sealed in `id`, or `None` if it was not sealed by this key for this gateway.
-    pub fn open(&self, id: &str) -> Option<SessionState> {
-        let raw = URL_SAFE_NO_PAD.decode(id.strip_prefix(PREFIX)?).ok()?;
+    /// The value sealed in `sealed`, or `None` if it was not sealed by this key for this gateway
+    /// or is not a `T`.
+    pub fn open_value<T: serde::de::DeserializeOwned>(&self, sealed: &str) -> Option<T> {
+        let raw = URL_SAFE_NO_PAD.decode(sealed.strip_prefix(PREFIX)?).ok()?;
         if raw.len() < NONCE_LEN {
             return None;
         }

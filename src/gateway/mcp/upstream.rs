@@ -1,9 +1,28 @@
 //! The gateway's side of one MCP server: streamable HTTP (JSON or SSE answers) or a local stdio
-//! child. The gateway always speaks the session era to backends: it opens one backend session per
-//! client session (and, for stateless-era clients, one pooled session per replica).
+//! child.
+//!
+//! Eras: an HTTP backend's era is detected once and cached (per config version) the way the
+//! 2026-07-28 spec tells clients to: a `server/discover` first; a result that lists 2026-07-28
+//! and no session-era version makes the backend modern (one that speaks both eras gets the
+//! session era, which carries everything either kind of client can ask for); an unsupported
+//! version naming session-era versions only, or anything that is not a recognised modern
+//! refusal (a 4xx, another JSON-RPC error), makes it a session-era backend, which gets
+//! `initialize`; a recognised modern refusal (header mismatch, missing capability, an
+//! unsupported version naming no version the gateway speaks) is an error.
+//!
+//! A session-era backend gets one backend session per client session (and, for stateless-era
+//! clients, one pooled session per replica); a modern one is spoken to statelessly: its
+//! [`BackendSession`] has no id and version 2026-07-28, every request carries
+//! `MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name` where required and the protocol `_meta`,
+//! notifications are not sent (the era has none from clients over HTTP), and its standalone
+//! stream is a `subscriptions/listen` stream. stdio children speak the session era.
 
+use super::jsonrpc::{HEADER_MISMATCH, MISSING_CLIENT_CAPABILITY, UNSUPPORTED_PROTOCOL_VERSION};
 use super::jsonrpc::{Message, Notification, Request, Response};
-use super::protocol::{HEADER_PROTOCOL_VERSION, HEADER_SESSION_ID};
+use super::protocol::{
+    HEADER_METHOD, HEADER_NAME, HEADER_PROTOCOL_VERSION, HEADER_SESSION_ID, META_PROTOCOL_VERSION,
+    META_SERVER_INFO, STATELESS_VERSION, encode_header_value, is_session_version, name_field,
+};
 use super::session::BackendSession;
 use super::stdio::{StdioError, StdioServer};
 use crate::config::{Credentials, HeaderConfig};
@@ -11,8 +30,8 @@ use crate::gateway::ai::sse::SseParser;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use http_body_util::{BodyExt, Full};
-use serde_json::Value;
-use std::sync::Arc;
+use serde_json::{Value, json};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -88,6 +107,35 @@ pub struct Upstream {
     pub timeout: Duration,
     /// Largest message accepted from the backend.
     pub max_message_bytes: usize,
+    /// Whether the backend speaks 2026-07-28 (statelessly), once known.
+    pub modern: OnceLock<bool>,
+}
+
+/// Whether a backend session is a stateless (2026-07-28) one.
+pub fn is_modern(session: &BackendSession) -> bool {
+    session.version.as_str() >= STATELESS_VERSION
+}
+
+/// Whether an unsupported-version error's `data.supported` names session-era versions and not
+/// 2026-07-28.
+fn names_only_session_versions(e: &super::jsonrpc::RpcError) -> bool {
+    let supported: Vec<&str> = e
+        .data
+        .as_ref()
+        .and_then(|d| d.get("supported"))
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    supported.iter().any(|v| is_session_version(v)) && !supported.contains(&STATELESS_VERSION)
+}
+
+/// The `_meta` a stateless request carries to a backend: the gateway as the client.
+fn request_meta() -> Value {
+    json!({
+        META_PROTOCOL_VERSION: STATELESS_VERSION,
+        "io.modelcontextprotocol/clientInfo": {"name": "cairn", "version": env!("CARGO_PKG_VERSION")},
+        "io.modelcontextprotocol/clientCapabilities": {},
+    })
 }
 
 /// Resolves configured headers against the credentials bundle; an unresolvable header is an error
@@ -127,6 +175,18 @@ impl Upstream {
                 Ok((result, BackendSession { id: Some(id), version }))
             }
             Transport::Http { .. } => {
+                if self.modern.get() != Some(&false) {
+                    match self.discover().await? {
+                        Some(result) => {
+                            let _ = self.modern.set(true);
+                            let session = BackendSession { id: None, version: STATELESS_VERSION.into() };
+                            return Ok((result, session));
+                        }
+                        None => {
+                            let _ = self.modern.set(false);
+                        }
+                    }
+                }
                 let req = Request::new("cairn-init", "initialize", Some(params));
                 let fresh = BackendSession { id: None, version: String::new() };
                 let (headers, mut rx) = self.http_exchange(&fresh, Message::Request(req), true).await?;
@@ -144,6 +204,65 @@ impl Upstream {
                 Ok((result, session))
             }
         }
+    }
+
+    /// Era detection: `server/discover` as a stateless request. `Some` (an `initialize`-shaped
+    /// result: version, capabilities, server info, instructions) when the backend speaks
+    /// 2026-07-28, `None` when it is a session-era backend, `Err` when it cannot be reached or
+    /// refuses the gateway with a modern error.
+    async fn discover(&self) -> Result<Option<Value>, UpstreamError> {
+        let modern = BackendSession { id: None, version: STATELESS_VERSION.into() };
+        let req = Request::new("cairn-discover", "server/discover", Some(json!({})));
+        let mut rx = match self.http_exchange(&modern, Message::Request(req), true).await {
+            Ok((_, rx)) => rx,
+            Err(UpstreamError::Status(_) | UpstreamError::Protocol(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let resp = match tokio::time::timeout(self.timeout, final_response(&mut rx)).await {
+            Err(_) => return Err(UpstreamError::Timeout),
+            Ok(Err(_)) => return Ok(None),
+            Ok(Ok(r)) => r,
+        };
+        let result = match resp.outcome {
+            Ok(r) => r,
+            // Version negotiation: a server naming session-era versions only is a session-era
+            // server.
+            Err(e) if e.code == UNSUPPORTED_PROTOCOL_VERSION && names_only_session_versions(&e) => {
+                return Ok(None);
+            }
+            Err(e)
+                if [HEADER_MISMATCH, MISSING_CLIENT_CAPABILITY, UNSUPPORTED_PROTOCOL_VERSION]
+                    .contains(&e.code) =>
+            {
+                return Err(UpstreamError::Protocol(format!("server/discover refused: {e}")));
+            }
+            Err(_) => return Ok(None),
+        };
+        let versions: Vec<&str> = result
+            .get("supportedVersions")
+            .and_then(Value::as_array)
+            .map(|v| v.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        // A backend that speaks both eras gets the session era: it carries everything either
+        // kind of client can ask for (server→client requests, resource subscriptions, standalone
+        // streams), and the gateway translates for stateless clients.
+        if !versions.contains(&STATELESS_VERSION) || versions.iter().any(|v| is_session_version(v)) {
+            return Ok(None);
+        }
+        let server_info = result
+            .pointer(&format!("/_meta/{}", META_SERVER_INFO.replace('/', "~1")))
+            .or_else(|| result.get("serverInfo"))
+            .cloned()
+            .unwrap_or_else(|| json!({"name": self.name, "version": ""}));
+        let mut out = json!({
+            "protocolVersion": STATELESS_VERSION,
+            "capabilities": result.get("capabilities").cloned().unwrap_or_else(|| json!({})),
+            "serverInfo": server_info,
+        });
+        if let Some(i) = result.get("instructions") {
+            out["instructions"] = i.clone();
+        }
+        Ok(Some(out))
     }
 
     /// Sends a request; returns the channel its messages arrive on.
@@ -194,6 +313,7 @@ impl Upstream {
                 let id = session.id.as_deref().ok_or(UpstreamError::SessionGone)?;
                 Ok(Some(s.listen(id).await?))
             }
+            Transport::Http { .. } if is_modern(session) => self.listen_modern(session).await,
             Transport::Http { url, client } => {
                 let mut b = http::Request::builder()
                     .method(Method::GET)
@@ -217,7 +337,13 @@ impl Upstream {
                 let mut body = resp.into_body();
                 tokio::spawn(async move {
                     let mut parser = SseParser::new(max);
-                    while let Some(frame) = body.frame().await {
+                    loop {
+                        // Nobody listens any more: let go of the backend's stream now, not at
+                        // its next message.
+                        let frame = tokio::select! {
+                            f = body.frame() => match f { Some(f) => f, None => break },
+                            _ = tx.closed() => break,
+                        };
                         let Ok(frame) = frame else { break };
                         let Ok(data) = frame.into_data() else { continue };
                         let Ok(events) = parser.push(&data) else { break };
@@ -233,6 +359,47 @@ impl Upstream {
                 Ok(Some(rx))
             }
         }
+    }
+
+    /// A modern backend's unsolicited messages: a `subscriptions/listen` stream opted in to every
+    /// list change, its acknowledgement and subscription tags taken off. `None` when the backend
+    /// offers no subscriptions (it answers the request instead of acknowledging it).
+    async fn listen_modern(
+        &self,
+        session: &BackendSession,
+    ) -> Result<Option<mpsc::UnboundedReceiver<Message>>, UpstreamError> {
+        const SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
+        let all = json!({"notifications": {
+            "toolsListChanged": true, "promptsListChanged": true, "resourcesListChanged": true
+        }});
+        let req = Request::new("cairn-listen", "subscriptions/listen", Some(all));
+        let (_, mut rx) = self.http_exchange(session, Message::Request(req), false).await?;
+        match tokio::time::timeout(self.timeout, rx.recv()).await.map_err(|_| UpstreamError::Timeout)? {
+            Some(Message::Notification(n)) if n.method == "notifications/subscriptions/acknowledged" => {}
+            _ => return Ok(None),
+        }
+        let (tx, out) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                let m = tokio::select! {
+                    m = rx.recv() => m,
+                    _ = tx.closed() => return,
+                };
+                let Some(Message::Notification(mut n)) = m else { return };
+                if let Some(meta) =
+                    n.params.as_mut().and_then(|p| p.get_mut("_meta")).and_then(Value::as_object_mut)
+                {
+                    meta.remove(SUBSCRIPTION_ID);
+                    if meta.is_empty() {
+                        n.params.as_mut().and_then(Value::as_object_mut).map(|p| p.remove("_meta"));
+                    }
+                }
+                if tx.send(Message::Notification(n)).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Some(out))
     }
 
     /// Ends the backend session (best effort).
@@ -286,6 +453,26 @@ impl Upstream {
         let Transport::Http { url, client } = &self.transport else {
             unreachable!("http_exchange on a stdio backend")
         };
+        let mut msg = msg;
+        let mut modern_headers: Vec<(&str, String)> = Vec::new();
+        if is_modern(session) {
+            // No session, so nothing for notifications and responses to belong to: the era has
+            // none from clients over HTTP (a request is cancelled by closing its stream).
+            let Message::Request(r) = &mut msg else {
+                return Ok((HeaderMap::new(), mpsc::channel(1).1));
+            };
+            let params = r.params.get_or_insert_with(|| json!({}));
+            if let Some(p) = params.as_object_mut() {
+                let meta = p.entry("_meta").or_insert_with(|| json!({}));
+                if let (Some(m), Value::Object(add)) = (meta.as_object_mut(), request_meta()) {
+                    m.extend(add);
+                }
+            }
+            modern_headers.push((HEADER_METHOD, encode_header_value(&r.method)));
+            if let Some(v) = name_field(&r.method).and_then(|f| r.params.as_ref()?.get(f)?.as_str()) {
+                modern_headers.push((HEADER_NAME, encode_header_value(v)));
+            }
+        }
         let body = serde_json::to_vec(&msg.to_value()).expect("json");
         let mut b = http::Request::builder()
             .method(Method::POST)
@@ -293,6 +480,9 @@ impl Upstream {
             .header(http::header::CONTENT_TYPE, "application/json")
             .header(http::header::ACCEPT, "application/json, text/event-stream");
         b = self.common_headers(b, session);
+        for (k, v) in modern_headers {
+            b = b.header(k, v);
+        }
         let req = b.body(Full::new(Bytes::from(body))).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
         let resp = tokio::time::timeout(self.timeout, client.request(req))
             .await
@@ -324,7 +514,13 @@ impl Upstream {
         if is_sse {
             tokio::spawn(async move {
                 let mut parser = SseParser::new(max);
-                while let Some(frame) = body.frame().await {
+                loop {
+                    let frame = tokio::select! {
+                        f = body.frame() => match f { Some(f) => f, None => break },
+                        // Nobody waits for the answer any more: close the stream (in the
+                        // 2026-07-28 era that is how a request is cancelled).
+                        _ = tx.closed() => break,
+                    };
                     let Ok(frame) = frame else { break };
                     let Ok(data) = frame.into_data() else { continue };
                     let Ok(events) = parser.push(&data) else { break };

@@ -1,7 +1,7 @@
 //! Counters in process memory: one lock around a map, so every admission is atomic.
 
 use super::{Admission, BudgetReq, LimitReq, budget_key, retry_after, rl_expiry, rpm_key, tpm_key};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 /// Counters held by this process only.
@@ -16,6 +16,15 @@ struct Inner {
     counters: HashMap<String, (u64, u64)>,
     /// Admissions since the last sweep of expired counters.
     since_sweep: u32,
+    /// Sequenced lists by key.
+    lists: HashMap<String, SeqList>,
+}
+
+/// A sequenced list: the last number handed out, the items kept, the unix second it expires.
+struct SeqList {
+    last: u64,
+    items: VecDeque<(u64, String)>,
+    expires: u64,
 }
 
 impl Inner {
@@ -114,5 +123,37 @@ impl MemoryStore {
 
     pub(super) fn get(&self, key: &str) -> u64 {
         self.lock().value(key, unix_now())
+    }
+
+    pub(super) fn append_seq(&self, key: &str, item: &str, max_len: usize, ttl_secs: u64) -> u64 {
+        let now = unix_now();
+        let mut inner = self.lock();
+        let lists = &mut inner.lists;
+        if lists.get(key).is_some_and(|l| l.expires <= now) {
+            lists.remove(key);
+        }
+        if !lists.contains_key(key) && lists.len() >= super::MAX_SEQ_LISTS {
+            lists.retain(|_, l| l.expires > now);
+            if lists.len() >= super::MAX_SEQ_LISTS
+                && let Some(k) = lists.iter().min_by_key(|(_, l)| l.expires).map(|(k, _)| k.clone())
+            {
+                lists.remove(&k);
+            }
+        }
+        let l =
+            lists.entry(key.to_string()).or_insert(SeqList { last: 0, items: VecDeque::new(), expires: 0 });
+        l.last += 1;
+        l.items.push_back((l.last, item.to_string()));
+        while l.items.len() > max_len {
+            l.items.pop_front();
+        }
+        l.expires = now + ttl_secs;
+        l.last
+    }
+
+    pub(super) fn seq_list(&self, key: &str) -> Option<Vec<(u64, String)>> {
+        let inner = self.lock();
+        let l = inner.lists.get(key).filter(|l| l.expires > unix_now())?;
+        Some(l.items.iter().cloned().collect())
     }
 }

@@ -23,6 +23,12 @@
 //!
 //! In memory, counters are per process (approximate across replicas, lost on restart). In Redis
 //! they are shared and survive gateway restarts.
+//!
+//! **Sequenced lists** ([`Store::append_seq`], [`Store::seq_list`]) hold short-lived logs such as
+//! the MCP gateway's SSE replay buffers: each item gets the next number of its list's counter
+//! (atomic, so replicas sharing Redis never hand out one number twice), a list keeps only its
+//! last `max_len` items and expires `ttl` seconds after its last append. In memory the number of
+//! lists is bounded too ([`MAX_SEQ_LISTS`]; past it the list closest to expiry goes).
 
 mod memory;
 mod redis;
@@ -31,6 +37,9 @@ pub use memory::MemoryStore;
 pub use redis::RedisStore;
 
 use std::sync::Arc;
+
+/// Most sequenced lists the memory store holds at once.
+pub const MAX_SEQ_LISTS: usize = 65_536;
 
 /// Seconds in a rate-limit window.
 pub const WINDOW_SECONDS: u64 = 60;
@@ -184,6 +193,30 @@ impl Store {
         match self {
             Store::Memory(m) => Ok(m.get(&k)),
             Store::Redis(r) => r.get(&k).await,
+        }
+    }
+
+    /// Appends `item` to the sequenced list `key` and returns its number (1, 2, … per list);
+    /// the list keeps its last `max_len` items and expires `ttl_secs` after this append.
+    pub async fn append_seq(
+        &self,
+        key: &str,
+        item: &str,
+        max_len: usize,
+        ttl_secs: u64,
+    ) -> Result<u64, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.append_seq(key, item, max_len.max(1), ttl_secs)),
+            Store::Redis(r) => r.append_seq(key, item, max_len.max(1), ttl_secs).await,
+        }
+    }
+
+    /// The items a sequenced list still holds, oldest first, with their numbers; `None` when
+    /// there is no such list (never made, or expired).
+    pub async fn seq_list(&self, key: &str) -> Result<Option<Vec<(u64, String)>>, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.seq_list(key)),
+            Store::Redis(r) => r.seq_list(key).await,
         }
     }
 

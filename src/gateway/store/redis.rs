@@ -44,6 +44,17 @@ end
 return 0
 "#;
 
+/// Appends to a sequenced list. KEYS: the list, its counter. ARGV: the item, the length to keep,
+/// the TTL in seconds. Items are stored as `<number>:<item>`; returns the number.
+const APPEND_SEQ: &str = r#"
+local n = redis.call('INCR', KEYS[2])
+redis.call('RPUSH', KEYS[1], n .. ':' .. ARGV[1])
+redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+return n
+"#;
+
 /// Longest wait for one Redis operation before the failure mode applies.
 const OP_TIMEOUT: Duration = Duration::from_millis(1000);
 
@@ -53,6 +64,7 @@ pub struct RedisStore {
     conn: ConnectionManager,
     admit: Script,
     add: Script,
+    append_seq: Script,
     url: String,
 }
 
@@ -74,7 +86,13 @@ impl RedisStore {
             .set_max_delay(Duration::from_millis(500));
         let conn = ConnectionManager::new_lazy_with_config(client, config)
             .map_err(|e| StoreError(format!("redis {url}: {e}")))?;
-        Ok(RedisStore { conn, admit: Script::new(ADMIT), add: Script::new(ADD), url: url.to_string() })
+        Ok(RedisStore {
+            conn,
+            admit: Script::new(ADMIT),
+            add: Script::new(ADD),
+            append_seq: Script::new(APPEND_SEQ),
+            url: url.to_string(),
+        })
     }
 
     /// The URL (without password).
@@ -160,5 +178,43 @@ impl RedisStore {
                 .map_err(|_| StoreError(format!("redis {}: timed out", self.url)))?
                 .map_err(|e| StoreError(format!("redis {}: {e}", self.url)))?;
         Ok(v.unwrap_or(0))
+    }
+
+    pub(super) async fn append_seq(
+        &self,
+        key: &str,
+        item: &str,
+        max_len: usize,
+        ttl_secs: u64,
+    ) -> Result<u64, StoreError> {
+        let mut inv = self.append_seq.prepare_invoke();
+        inv.key(key).key(format!("{key}:n")).arg(item).arg(max_len).arg(ttl_secs.max(1));
+        let mut conn = self.conn.clone();
+        tokio::time::timeout(OP_TIMEOUT, inv.invoke_async(&mut conn))
+            .await
+            .map_err(|_| StoreError(format!("redis {}: timed out", self.url)))?
+            .map_err(|e| StoreError(format!("redis {}: {e}", self.url)))
+    }
+
+    pub(super) async fn seq_list(&self, key: &str) -> Result<Option<Vec<(u64, String)>>, StoreError> {
+        let mut conn = self.conn.clone();
+        let raw: Vec<String> = tokio::time::timeout(
+            OP_TIMEOUT,
+            ::redis::cmd("LRANGE").arg(key).arg(0).arg(-1).query_async(&mut conn),
+        )
+        .await
+        .map_err(|_| StoreError(format!("redis {}: timed out", self.url)))?
+        .map_err(|e| StoreError(format!("redis {}: {e}", self.url)))?;
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        let items = raw
+            .into_iter()
+            .filter_map(|s| {
+                let (n, item) = s.split_once(':')?;
+                Some((n.parse().ok()?, item.to_string()))
+            })
+            .collect();
+        Ok(Some(items))
     }
 }

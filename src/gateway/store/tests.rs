@@ -65,3 +65,20 @@ async fn memory_tokens_refuse_once_exhausted_and_budgets_block() {
 fn unix() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }
+
+#[tokio::test]
+async fn memory_sequenced_lists_number_items_keep_the_last_and_expire() {
+    let s = Store::Memory(Arc::new(MemoryStore::new()));
+    assert_eq!(s.seq_list("l").await.unwrap(), None);
+    for i in 1..=4u64 {
+        assert_eq!(s.append_seq("l", &format!("item {i}"), 3, 60).await.unwrap(), i);
+    }
+    assert_eq!(
+        s.seq_list("l").await.unwrap(),
+        Some(vec![(2, "item 2".into()), (3, "item 3".into()), (4, "item 4".into())])
+    );
+    // Another list counts on its own; a list with no time left is gone.
+    assert_eq!(s.append_seq("other", "x", 3, 0).await.unwrap(), 1);
+    assert_eq!(s.seq_list("other").await.unwrap(), None);
+    assert_eq!(s.append_seq("other", "y", 3, 60).await.unwrap(), 1);
+}
