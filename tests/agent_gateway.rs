@@ -892,6 +892,26 @@ async fn replicas_sharing_redis_share_task_ownership() {
         (StatusCode::SERVICE_UNAVAILABLE, Some("STORE_UNAVAILABLE")),
         "{v}"
     );
+    let m = v["error"]["message"].as_str().unwrap();
+    assert!(m.contains("task ownership cannot be checked: redis redis://127.0.0.1:"), "{m}");
+}
+
+/// The store's claims (task owners) in Redis: first writer wins, the TTL slides, expiry frees.
+#[tokio::test]
+async fn store_claims_in_redis() {
+    use cairn::gateway::store::{RedisStore, Store};
+    use std::time::Duration;
+    let redis = support::Redis::start();
+    let s = Store::Redis(std::sync::Arc::new(RedisStore::new(&redis.url, None).unwrap()));
+    let ttl = Duration::from_secs(60);
+    assert_eq!(s.claim("t:", "k", "alice", ttl).await.unwrap(), "alice");
+    assert_eq!(s.claim("t:", "k", "bob", ttl).await.unwrap(), "alice");
+    assert_eq!(s.lookup("t:", "k", ttl).await.unwrap().as_deref(), Some("alice"));
+    assert_eq!(s.lookup("u:", "k", ttl).await.unwrap(), None, "another prefix");
+    s.claim("t:", "short", "alice", Duration::from_millis(1)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(s.lookup("t:", "short", ttl).await.unwrap(), None, "expired");
+    assert_eq!(s.claim("t:", "short", "bob", ttl).await.unwrap(), "bob", "an expired claim is free");
 }
 
 /// Kills `cairn run` when the test ends, however it ends.

@@ -63,19 +63,16 @@ use crate::gateway::state::Shared;
 use crate::gateway::store::Store;
 use crate::policy::PolicyIndex;
 use card::CardCache;
-use owners::Owners;
 use sign::Signer;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// What the agent layer keeps across config versions: the card cache, task owners, and the keys
-/// generated for gateways whose credentials carry none.
+/// What the agent layer keeps across config versions: the card cache and the keys generated for
+/// gateways whose credentials carry none (task owners live in the gateway's store).
 #[derive(Default)]
 pub struct AgentShared {
     /// Agent cards.
     pub cards: CardCache,
-    /// Task owners.
-    pub owners: Owners,
     generated: Mutex<HashMap<String, Arc<Signer>>>,
 }
 
@@ -110,7 +107,7 @@ pub struct AgentRuntime {
     pub policy: PolicyIndex,
     /// Caller identification.
     pub identity: Identity,
-    /// Limits.
+    /// Limits and task owners.
     pub store: Store,
     /// `None` for the memory store.
     pub failure_mode: Option<FailureMode>,
@@ -124,8 +121,6 @@ pub struct AgentRuntime {
     pub issuer: String,
     /// Header carrying the identity token.
     pub token_header: http::HeaderName,
-    /// Task owners in the gateway's Redis, when it names a store (else [`AgentShared::owners`]).
-    pub redis_owners: Option<owners::RedisOwners>,
     /// Identity tokens by (caller, agent, task, skill), with their expiry, for reuse.
     pub tokens: Mutex<HashMap<TokenKey, (String, u64)>>,
 }
@@ -180,19 +175,10 @@ impl AgentRuntime {
         };
         let (store, failure_mode) = shared.store_for(&config, credentials)?;
         let store_prefix = format!("cairn:{}:", config.gateway.namespace);
-        let redis_owners = match &config.store {
-            Some(s) => Some(owners::RedisOwners::new(
-                &s.redis_url,
-                crate::gateway::state::redis_password(&config, credentials)?,
-                &store_prefix,
-            )?),
-            None => None,
-        };
         Ok(AgentRuntime {
             identity: Identity::new(&config.auth, &shared.jwks),
             policy: PolicyIndex::new(&config.policy),
             store_prefix,
-            redis_owners,
             tokens: Mutex::default(),
             max_body: config.listener.max_request_bytes,
             issuer: format!("urn:cairn:agent-gateway:{}:{}", config.gateway.namespace, config.gateway.name),

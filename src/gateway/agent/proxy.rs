@@ -7,13 +7,14 @@ use super::card::{self, CardError, Endpoints, error_chain};
 use super::egress::check_webhook;
 use super::error::{A2aError, Binding, Body, full, json_response};
 use super::method::{self, Method, RestRoute};
-use super::owners::{self, Owner, RedisOwners};
+use super::owners::{self, Owner};
 use crate::config::{A2aAgentConfig, FailureMode};
 use crate::gateway::ai::sse::{SseEvent, SseParser};
 use crate::gateway::state::Shared;
-use crate::gateway::store::{Admission, LimitReq};
+use crate::gateway::store::{Admission, LimitReq, Store, StoreError};
 use crate::policy::{Decision, DenyReason, PolicyIndex};
 use bytes::Bytes;
+use futures_util::FutureExt;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Frame, Incoming};
@@ -507,7 +508,19 @@ fn fail(shared: &Shared, mut audit: Audit, e: A2aError, binding: Binding, id: &V
     e.response(binding, id)
 }
 
-/// The owner of a task: in Redis when the gateway has a store, else in this process.
+/// Counts a store error in `cairn_store_errors_total`.
+fn store_error(shared: &Shared, gateway: &str, store: &Store) {
+    shared
+        .metrics
+        .store_errors
+        .get_or_create(&crate::gateway::metrics::GatewayLabels {
+            gateway: gateway.to_string(),
+            kind: store.kind().to_string(),
+        })
+        .inc();
+}
+
+/// The owner of a task, from the gateway's store.
 async fn owner_of(
     rt: &AgentRuntime,
     shared: &Shared,
@@ -515,13 +528,10 @@ async fn owner_of(
     task: &str,
 ) -> Result<Option<Owner>, A2aError> {
     let ttl = Duration::from_millis(rt.layer.task_ownership_ttl_ms);
-    match &rt.redis_owners {
-        Some(r) => r
-            .get(&rt.gateway, agent, task, ttl)
-            .await
-            .map_err(|e| A2aError::StoreUnavailable(format!("task ownership cannot be checked: {e}"))),
-        None => Ok(shared.agent.owners.get(&owners::key(&rt.gateway, agent, task), ttl)),
-    }
+    owners::get(&rt.store, &rt.store_prefix, &owners::key(&rt.gateway, agent, task), ttl).await.map_err(|e| {
+        store_error(shared, &rt.gateway, &rt.store);
+        A2aError::StoreUnavailable(format!("task ownership cannot be checked: {}", e.0))
+    })
 }
 
 /// The task's owner if it is `subject`; TaskNotFound otherwise (also for tasks never seen).
@@ -541,15 +551,10 @@ async fn owned_by(
 /// Records `owner` for a task the call revealed (the first claim wins).
 async fn claim(rt: &AgentRuntime, shared: &Shared, agent: &str, task: &str, owner: &Owner) {
     let ttl = Duration::from_millis(rt.layer.task_ownership_ttl_ms);
-    match &rt.redis_owners {
-        Some(r) => {
-            if let Err(e) = r.claim(&rt.gateway, agent, task, owner, ttl).await {
-                tracing::warn!(gateway = %rt.gateway, agent, task, error = %e, "recording the task's owner failed");
-            }
-        }
-        None => {
-            shared.agent.owners.claim(&owners::key(&rt.gateway, agent, task), owner.clone(), ttl);
-        }
+    let key = owners::key(&rt.gateway, agent, task);
+    if let Err(e) = owners::claim(&rt.store, &rt.store_prefix, &key, owner, ttl).await {
+        store_error(shared, &rt.gateway, &rt.store);
+        tracing::warn!(gateway = %rt.gateway, agent, task, error = %e, "recording the task's owner failed");
     }
 }
 
@@ -623,14 +628,7 @@ async fn authorize(
                 });
             }
             Err(e) => {
-                shared
-                    .metrics
-                    .store_errors
-                    .get_or_create(&crate::gateway::metrics::GatewayLabels {
-                        gateway: rt.gateway.clone(),
-                        kind: rt.store.kind().to_string(),
-                    })
-                    .inc();
+                store_error(shared, &rt.gateway, &rt.store);
                 if rt.failure_mode != Some(FailureMode::Open) {
                     return Err(A2aError::StoreUnavailable(e.to_string()));
                 }
@@ -820,7 +818,8 @@ async fn forward(
                 agent: agent.name.clone(),
                 owner,
                 ttl: Duration::from_millis(rt.layer.task_ownership_ttl_ms),
-                redis: rt.redis_owners.clone(),
+                store: rt.store.clone(),
+                prefix: rt.store_prefix.clone(),
                 claims: call.method.sends() && audit.task_id.is_none(),
                 binding,
                 rpc_id: call.rpc_id.clone(),
@@ -1022,8 +1021,9 @@ struct StreamCtx {
     agent: String,
     owner: Owner,
     ttl: Duration,
-    /// Owners in Redis, when the gateway has a store.
-    redis: Option<RedisOwners>,
+    /// Where task owners are kept, and the key prefix there.
+    store: Store,
+    prefix: String,
     /// Whether the first task id seen is claimed for the caller.
     claims: bool,
     binding: Binding,
@@ -1032,10 +1032,15 @@ struct StreamCtx {
 }
 
 /// A claim in Redis that must finish before the event revealing the task is relayed.
-type PendingClaim = tokio::task::JoinHandle<Result<Owner, String>>;
+type PendingClaim = tokio::task::JoinHandle<Result<Owner, StoreError>>;
 
 impl StreamCtx {
     fn inspect(&mut self, ev: &SseEvent) -> Option<PendingClaim> {
+        // Once the task is known only errors matter, and an event without the bytes `"error"`
+        // has none: most events are relayed without being parsed.
+        if self.audit.task_id.is_some() && !ev.data.contains("\"error\"") {
+            return None;
+        }
         let Ok(v) = serde_json::from_str::<Value>(&ev.data) else { return None };
         let answer = match self.binding {
             Binding::JsonRpc => {
@@ -1060,21 +1065,21 @@ impl StreamCtx {
         if !self.claims {
             return None;
         }
-        match &self.redis {
-            Some(r) => {
-                let (r, owner, gateway, agent, ttl) =
-                    (r.clone(), self.owner.clone(), self.gateway.clone(), self.agent.clone(), self.ttl);
-                Some(tokio::spawn(async move { r.claim(&gateway, &agent, &t, &owner, ttl).await }))
-            }
-            None => {
-                self.shared.agent.owners.claim(
-                    &owners::key(&self.gateway, &self.agent, &t),
-                    self.owner.clone(),
-                    self.ttl,
-                );
-                None
-            }
+        let (store, prefix, owner, ttl) =
+            (self.store.clone(), self.prefix.clone(), self.owner.clone(), self.ttl);
+        let key = owners::key(&self.gateway, &self.agent, &t);
+        let claim = async move { owners::claim(&store, &prefix, &key, &owner, ttl).await };
+        if let Store::Memory(_) = &self.store {
+            // The memory store answers without waiting: no task, no held event.
+            return match claim.now_or_never() {
+                Some(Ok(_)) | None => None,
+                Some(Err(e)) => {
+                    tracing::warn!(gateway = %self.gateway, agent = %self.agent, error = %e, "recording the task's owner failed");
+                    None
+                }
+            };
         }
+        Some(tokio::spawn(claim))
     }
 }
 
@@ -1116,12 +1121,9 @@ impl hyper::body::Body for Relay {
                     Poll::Ready(r) => r,
                 };
                 this.pending = None;
-                let err = match done {
-                    Ok(Ok(_)) => None,
-                    Ok(Err(e)) => Some(e),
-                    Err(e) => Some(e.to_string()),
-                };
-                if let (Some(e), Some(ctx)) = (err, this.ctx.as_ref()) {
+                let done = done.unwrap_or_else(|e| Err(StoreError(e.to_string())));
+                if let (Err(e), Some(ctx)) = (done, this.ctx.as_ref()) {
+                    store_error(&ctx.shared, &ctx.gateway, &ctx.store);
                     tracing::warn!(gateway = %ctx.gateway, agent = %ctx.agent, error = %e, "recording the task's owner failed");
                 }
             }

@@ -23,6 +23,11 @@
 //!
 //! In memory, counters are per process (approximate across replicas, lost on restart). In Redis
 //! they are shared and survive gateway restarts.
+//!
+//! **Claims** ([`Store::claim`], [`Store::lookup`]) are first-writer-wins string records with a
+//! sliding TTL (the agent gateway's task owners): a claim records its value unless a live one
+//! exists, and both refresh the TTL. In Redis one script each (`SET NX PX`, `PEXPIRE`), under
+//! `<prefix>claim:<key>`.
 
 mod memory;
 mod redis;
@@ -110,6 +115,10 @@ fn budget_key(prefix: &str, key: &str) -> String {
     format!("{prefix}budget:{key}")
 }
 
+fn claim_key(prefix: &str, key: &str) -> String {
+    format!("{prefix}claim:{key}")
+}
+
 /// When a rate-limit counter may go: the end of its window plus a minute of slack.
 fn rl_expiry(now: u64) -> u64 {
     (minute(now) + 2) * WINDOW_SECONDS
@@ -184,6 +193,36 @@ impl Store {
         match self {
             Store::Memory(m) => Ok(m.get(&k)),
             Store::Redis(r) => r.get(&k).await,
+        }
+    }
+
+    /// Records `value` under `key` unless a live record exists; refreshes the record's TTL to
+    /// `ttl`. Returns the value in force (the existing one, or `value`).
+    pub async fn claim(
+        &self,
+        prefix: &str,
+        key: &str,
+        value: &str,
+        ttl: std::time::Duration,
+    ) -> Result<String, StoreError> {
+        let k = claim_key(prefix, key);
+        match self {
+            Store::Memory(m) => Ok(m.claim(&k, value, ttl)),
+            Store::Redis(r) => r.claim(&k, value, ttl).await,
+        }
+    }
+
+    /// The live record under `key`, its TTL refreshed to `ttl`.
+    pub async fn lookup(
+        &self,
+        prefix: &str,
+        key: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<String>, StoreError> {
+        let k = claim_key(prefix, key);
+        match self {
+            Store::Memory(m) => Ok(m.lookup(&k, ttl)),
+            Store::Redis(r) => r.lookup(&k, ttl).await,
         }
     }
 

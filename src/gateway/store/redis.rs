@@ -44,6 +44,21 @@ end
 return 0
 "#;
 
+/// Records ARGV[1] under KEYS[1] unless it is held; sets the TTL to ARGV[2] ms either way;
+/// returns the value in force.
+const CLAIM: &str = r#"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return ARGV[1] end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return redis.call('GET', KEYS[1])
+"#;
+
+/// Reads KEYS[1] and refreshes its TTL (ARGV[1] ms).
+const LOOKUP: &str = r#"
+local v = redis.call('GET', KEYS[1])
+if v then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return v
+"#;
+
 /// Longest wait for one Redis operation before the failure mode applies.
 const OP_TIMEOUT: Duration = Duration::from_millis(1000);
 
@@ -53,6 +68,8 @@ pub struct RedisStore {
     conn: ConnectionManager,
     admit: Script,
     add: Script,
+    claim: Script,
+    lookup: Script,
     url: String,
 }
 
@@ -74,7 +91,14 @@ impl RedisStore {
             .set_max_delay(Duration::from_millis(500));
         let conn = ConnectionManager::new_lazy_with_config(client, config)
             .map_err(|e| StoreError(format!("redis {url}: {e}")))?;
-        Ok(RedisStore { conn, admit: Script::new(ADMIT), add: Script::new(ADD), url: url.to_string() })
+        Ok(RedisStore {
+            conn,
+            admit: Script::new(ADMIT),
+            add: Script::new(ADD),
+            claim: Script::new(CLAIM),
+            lookup: Script::new(LOOKUP),
+            url: url.to_string(),
+        })
     }
 
     /// The URL (without password).
@@ -160,5 +184,29 @@ impl RedisStore {
                 .map_err(|_| StoreError(format!("redis {}: timed out", self.url)))?
                 .map_err(|e| StoreError(format!("redis {}: {e}", self.url)))?;
         Ok(v.unwrap_or(0))
+    }
+
+    pub(super) async fn claim(&self, key: &str, value: &str, ttl: Duration) -> Result<String, StoreError> {
+        let mut inv = self.claim.prepare_invoke();
+        inv.key(key).arg(value).arg(ttl.as_millis().max(1) as u64);
+        let v: Option<String> = self.invoke(inv).await?;
+        Ok(v.unwrap_or_else(|| value.to_string()))
+    }
+
+    pub(super) async fn lookup(&self, key: &str, ttl: Duration) -> Result<Option<String>, StoreError> {
+        let mut inv = self.lookup.prepare_invoke();
+        inv.key(key).arg(ttl.as_millis().max(1) as u64);
+        self.invoke(inv).await
+    }
+
+    async fn invoke<T: ::redis::FromRedisValue>(
+        &self,
+        inv: ::redis::ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn.clone();
+        tokio::time::timeout(OP_TIMEOUT, inv.invoke_async(&mut conn))
+            .await
+            .map_err(|_| StoreError(format!("redis {}: timed out", self.url)))?
+            .map_err(|e| StoreError(format!("redis {}: {e}", self.url)))
     }
 }
