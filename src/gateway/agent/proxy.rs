@@ -277,11 +277,11 @@ where
         None => (rest.to_string(), String::new()),
     };
     match sub.as_str() {
-        "" | "/" if req.method() == http::Method::POST => serve_jsonrpc(&rt, &shared, &name, req).await,
+        "" | "/" if req.method() == http::Method::POST => serve_call(&rt, &shared, &name, None, req).await,
         "/.well-known/agent-card.json" | "/.well-known/agent.json" if is_get => {
             serve_card(&rt, &shared, &name, req).await
         }
-        _ => serve_rest(&rt, &shared, &name, &sub, req).await,
+        _ => serve_call(&rt, &shared, &name, Some(&sub), req).await,
     }
 }
 
@@ -345,161 +345,157 @@ struct Call {
     http_method: http::Method,
 }
 
-async fn serve_jsonrpc<B>(
-    rt: &AgentRuntime,
-    shared: &Arc<Shared>,
-    agent: &str,
-    req: Request<B>,
-) -> Response<Body>
-where
-    B: hyper::body::Body<Data = Bytes> + Send + 'static,
-    B::Error: std::fmt::Display,
-{
-    let (parts, body) = req.into_parts();
-    let (tp, trace_id) = traceparent(&parts.headers);
-    let mut audit = audit_for(rt, agent, "unknown", Binding::JsonRpc, trace_id);
-    let result = async {
-        audit.subject = caller(rt, &parts.headers).await?;
-        let agent_cfg = rt.agents.get(agent).ok_or_else(|| A2aError::UnknownAgent(agent.to_string()))?;
-        let bytes = read_body(body, rt.max_body).await?;
-        let v: Value = serde_json::from_slice(&bytes).map_err(|e| A2aError::Parse(e.to_string()))?;
-        let Value::Object(obj) = &v else {
-            return Err(A2aError::InvalidRequest(if v.is_array() {
-                "batch requests are not supported by A2A".into()
-            } else {
-                "the request must be a JSON object".into()
-            }));
-        };
-        let id = obj.get("id").cloned().unwrap_or(Value::Null);
-        let id_ok = match obj.get("id") {
-            Some(Value::String(_)) => true,
-            Some(Value::Number(n)) => n.is_i64() || n.is_u64(),
-            _ => false,
-        };
-        if !id_ok {
-            return Err(A2aError::InvalidRequest("'id' must be a string or an integer".into()));
-        }
-        let bad = |m: &str| Err::<Call, _>(Box::new((A2aError::InvalidRequest(m.to_string()), id.clone())));
-        let call = (|| {
-            if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
-                return bad("'jsonrpc' must be \"2.0\"");
-            }
-            let Some(name) = obj.get("method").and_then(Value::as_str) else {
-                return bad("'method' must be a string");
-            };
-            let (m, _) = Method::from_jsonrpc(name)
-                .ok_or_else(|| Box::new((A2aError::MethodNotFound(name.to_string()), id.clone())))?;
-            let params = match obj.get("params") {
-                None | Some(Value::Null) => json!({}),
-                Some(p @ Value::Object(_)) => p.clone(),
-                Some(_) => {
-                    return Err(Box::new((
-                        A2aError::InvalidParams("'params' must be an object".into()),
-                        id.clone(),
-                    )));
-                }
-            };
-            let task_id = if m.on_task() { method::task_id_param(m, &params) } else { None };
-            Ok(Call {
-                binding: Binding::JsonRpc,
-                method: m,
-                rpc_id: id.clone(),
-                params,
-                task_id,
-                body: bytes.clone(),
-                rest_path: String::new(),
-                http_method: http::Method::POST,
-            })
-        })();
-        Ok((agent_cfg.clone(), call))
-    }
-    .await;
-    let (agent_cfg, call) = match result {
-        Ok((a, Ok(call))) => (a, call),
-        Ok((_, Err(b))) => {
-            let (e, id) = *b;
-            return fail(shared, audit, e, Binding::JsonRpc, &id);
-        }
-        Err(e) => return fail(shared, audit, e, Binding::JsonRpc, &Value::Null),
-    };
-    audit.method = call.method.as_str();
-    let version = method::version(&parts.headers);
-    if let Err(e) = version {
-        return fail(shared, audit, e, Binding::JsonRpc, &call.rpc_id);
-    }
-    if call.method.on_task() && call.task_id.is_none() {
-        let e = A2aError::InvalidParams("the task id is required ('params.id', or 'params.taskId')".into());
-        return fail(shared, audit, e, Binding::JsonRpc, &call.rpc_id);
-    }
-    if call.method.sends() && !call.params.get("message").is_some_and(Value::is_object) {
-        let e = A2aError::InvalidParams("'params.message' must be an object".into());
-        return fail(shared, audit, e, Binding::JsonRpc, &call.rpc_id);
-    }
-    forward(rt, shared, &agent_cfg, call, &parts.headers, tp, audit).await
-}
+/// An error in answering a call, with the JSON-RPC id it answers (`null` before it is known).
+type CallError = (A2aError, Value);
 
-async fn serve_rest<B>(
+/// Serves an A2A call: JSON-RPC when `sub` is `None` (a POST to the agent's URL), else the REST
+/// route `sub` below it. Identification, the agent, the body and the binding's own checks come
+/// first; then [`forward`].
+async fn serve_call<B>(
     rt: &AgentRuntime,
     shared: &Arc<Shared>,
     agent: &str,
-    sub: &str,
+    sub: Option<&str>,
     req: Request<B>,
 ) -> Response<Body>
 where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: std::fmt::Display,
 {
+    let binding = if sub.is_some() { Binding::Rest } else { Binding::JsonRpc };
     let (parts, body) = req.into_parts();
     let (tp, trace_id) = traceparent(&parts.headers);
-    let mut audit = audit_for(rt, agent, "unknown", Binding::Rest, trace_id);
-    let result = async {
-        audit.subject = caller(rt, &parts.headers).await?;
-        let agent_cfg = rt.agents.get(agent).ok_or_else(|| A2aError::UnknownAgent(agent.to_string()))?;
-        let RestRoute { method: m, task_id } = method::rest_route(&parts.method, sub)
-            .ok_or_else(|| A2aError::NotFound(format!("{} /agents/{agent}{sub}", parts.method)))?;
-        audit.method = m.as_str();
-        method::version(&parts.headers)?;
-        let bytes = read_body(body, rt.max_body).await?;
-        let params = if bytes.iter().all(u8::is_ascii_whitespace) {
-            if m.sends() {
-                return Err(A2aError::InvalidParams(
-                    "the request body must be a JSON object with 'message'".into(),
-                ));
+    let mut audit = audit_for(rt, agent, "unknown", binding, trace_id);
+    let result: Result<(&A2aAgentConfig, Call), CallError> = async {
+        let null = |e: A2aError| (e, Value::Null);
+        audit.subject = caller(rt, &parts.headers).await.map_err(null)?;
+        let agent_cfg =
+            rt.agents.get(agent).ok_or_else(|| null(A2aError::UnknownAgent(agent.to_string())))?;
+        let call = match sub {
+            None => {
+                let bytes = read_body(body, rt.max_body).await.map_err(null)?;
+                let call = jsonrpc_call(bytes)?;
+                audit.method = call.method.as_str();
+                method::version(&parts.headers).map_err(|e| (e, call.rpc_id.clone()))?;
+                call
             }
-            json!({})
-        } else {
-            let v: Value = serde_json::from_slice(&bytes).map_err(|e| A2aError::Parse(e.to_string()))?;
-            if !v.is_object() {
-                return Err(A2aError::InvalidParams("the request body must be a JSON object".into()));
+            Some(sub) => {
+                let RestRoute { method: m, task_id } =
+                    method::rest_route(&parts.method, sub).ok_or_else(|| {
+                        null(A2aError::NotFound(format!("{} /agents/{agent}{sub}", parts.method)))
+                    })?;
+                audit.method = m.as_str();
+                method::version(&parts.headers).map_err(null)?;
+                let bytes = read_body(body, rt.max_body).await.map_err(null)?;
+                let rest_path = match parts.uri.query() {
+                    Some(q) => format!("{sub}?{q}"),
+                    None => sub.to_string(),
+                };
+                rest_call(m, task_id, bytes, rest_path, parts.method.clone()).map_err(null)?
             }
-            v
         };
-        if m.sends() && !params.get("message").is_some_and(Value::is_object) {
-            return Err(A2aError::InvalidParams("'message' must be an object".into()));
+        if call.method.sends() && !call.params.get("message").is_some_and(Value::is_object) {
+            let field = if sub.is_some() { "'message'" } else { "'params.message'" };
+            return Err((A2aError::InvalidParams(format!("{field} must be an object")), call.rpc_id));
         }
-        let rest_path = match parts.uri.query() {
-            Some(q) => format!("{sub}?{q}"),
-            None => sub.to_string(),
-        };
-        Ok((
-            agent_cfg.clone(),
-            Call {
-                binding: Binding::Rest,
-                method: m,
-                rpc_id: Value::Null,
-                params,
-                task_id,
-                body: bytes,
-                rest_path,
-                http_method: parts.method.clone(),
-            },
-        ))
+        Ok((agent_cfg, call))
     }
     .await;
     match result {
-        Ok((agent_cfg, call)) => forward(rt, shared, &agent_cfg, call, &parts.headers, tp, audit).await,
-        Err(e) => fail(shared, audit, e, Binding::Rest, &Value::Null),
+        Ok((agent_cfg, call)) => forward(rt, shared, agent_cfg, call, &parts.headers, tp, audit).await,
+        Err((e, id)) => fail(shared, audit, e, binding, &id),
     }
+}
+
+/// A JSON-RPC request: envelope checks (`jsonrpc`, `id`, `method`, `params`), the method and
+/// the task it names. The params are moved out of the parsed body, not copied.
+fn jsonrpc_call(bytes: Bytes) -> Result<Call, CallError> {
+    let v: Value =
+        serde_json::from_slice(&bytes).map_err(|e| (A2aError::Parse(e.to_string()), Value::Null))?;
+    let mut obj = match v {
+        Value::Object(obj) => obj,
+        Value::Array(_) => {
+            return Err((
+                A2aError::InvalidRequest("batch requests are not supported by A2A".into()),
+                Value::Null,
+            ));
+        }
+        _ => return Err((A2aError::InvalidRequest("the request must be a JSON object".into()), Value::Null)),
+    };
+    let id = obj.remove("id").unwrap_or(Value::Null);
+    let id_ok = match &id {
+        Value::String(_) => true,
+        Value::Number(n) => n.is_i64() || n.is_u64(),
+        _ => false,
+    };
+    if !id_ok {
+        return Err((A2aError::InvalidRequest("'id' must be a string or an integer".into()), Value::Null));
+    }
+    let bad = |e: A2aError| Err((e, id.clone()));
+    if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        return bad(A2aError::InvalidRequest("'jsonrpc' must be \"2.0\"".into()));
+    }
+    let Some(name) = obj.get("method").and_then(Value::as_str) else {
+        return bad(A2aError::InvalidRequest("'method' must be a string".into()));
+    };
+    let Some((m, _)) = Method::from_jsonrpc(name) else {
+        return bad(A2aError::MethodNotFound(name.to_string()));
+    };
+    let params = match obj.remove("params") {
+        None | Some(Value::Null) => Value::Object(Default::default()),
+        Some(p @ Value::Object(_)) => p,
+        Some(_) => return bad(A2aError::InvalidParams("'params' must be an object".into())),
+    };
+    let task_id = if m.on_task() { method::task_id_param(m, &params) } else { None };
+    if m.on_task() && task_id.is_none() {
+        return bad(A2aError::InvalidParams(
+            "the task id is required ('params.id', or 'params.taskId')".into(),
+        ));
+    }
+    Ok(Call {
+        binding: Binding::JsonRpc,
+        method: m,
+        rpc_id: id,
+        params,
+        task_id,
+        body: bytes,
+        rest_path: String::new(),
+        http_method: http::Method::POST,
+    })
+}
+
+/// A REST request: the body of route `m` (empty for most reads, a JSON object otherwise).
+fn rest_call(
+    m: Method,
+    task_id: Option<String>,
+    bytes: Bytes,
+    rest_path: String,
+    http_method: http::Method,
+) -> Result<Call, A2aError> {
+    let params = if bytes.iter().all(u8::is_ascii_whitespace) {
+        if m.sends() {
+            return Err(A2aError::InvalidParams(
+                "the request body must be a JSON object with 'message'".into(),
+            ));
+        }
+        Value::Object(Default::default())
+    } else {
+        let v: Value = serde_json::from_slice(&bytes).map_err(|e| A2aError::Parse(e.to_string()))?;
+        if !v.is_object() {
+            return Err(A2aError::InvalidParams("the request body must be a JSON object".into()));
+        }
+        v
+    };
+    Ok(Call {
+        binding: Binding::Rest,
+        method: m,
+        rpc_id: Value::Null,
+        params,
+        task_id,
+        body: bytes,
+        rest_path,
+        http_method,
+    })
 }
 
 fn fail(shared: &Shared, mut audit: Audit, e: A2aError, binding: Binding, id: &Value) -> Response<Body> {
