@@ -446,6 +446,58 @@ async fn cards_are_rewritten_resigned_cached_and_listed() {
     assert_eq!(v["result"]["signatures"].as_array().unwrap().len(), 1);
 }
 
+fn skill_ids(card: &Value) -> Vec<&str> {
+    card["skills"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect()
+}
+
+/// Verifies a card's signature with the gateway's JWKS.
+async fn signature_verifies(gw: &Gateway, card: &Value) -> bool {
+    let sig = &card["signatures"][0];
+    let protected = sig["protected"].as_str().unwrap();
+    let (_, _, jwks) =
+        json_of(send("GET", &format!("{}/.well-known/jwks.json", gw.url), None, &[], None).await).await;
+    let message =
+        format!("{protected}.{}", URL_SAFE_NO_PAD.encode(cairn::gateway::agent::card::signing_payload(card)));
+    jsonwebtoken::crypto::verify(
+        sig["signature"].as_str().unwrap(),
+        message.as_bytes(),
+        &jwks_key(&jwks),
+        jsonwebtoken::Algorithm::ES256,
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn cards_show_only_the_skills_the_caller_may_use() {
+    let (agent, gw) = setup().await;
+    let card_url = format!("{}/agents/echo/.well-known/agent-card.json", gw.url);
+    let (_, ha, alice) = json_of(send("GET", &card_url, Some("alice"), &[], None).await).await;
+    let (s, hd, dave) = json_of(send("GET", &card_url, Some("dave"), &[], None).await).await;
+    assert_eq!(s, StatusCode::OK, "{dave}");
+    assert_eq!(skill_ids(&alice), ["echo", "refund"]);
+    assert_eq!(skill_ids(&dave), ["refund"], "dave is granted only `refund`: {dave}");
+    assert!(signature_verifies(&gw, &dave).await, "the filtered card is signed as served");
+    assert!(signature_verifies(&gw, &alice).await);
+    assert_ne!(ha["etag"], hd["etag"], "another card, another ETag");
+    // Callers that see the same skills get the same signed card (signed once, not per caller).
+    let (_, hb, bob) = json_of(send("GET", &card_url, Some("bob"), &[], None).await).await;
+    assert_eq!((&hb["etag"], &bob["signatures"]), (&ha["etag"], &alice["signatures"]));
+    // The directory and the extended card likewise.
+    let (_, _, dir) =
+        json_of(send("GET", &format!("{}/agents", gw.url), Some("dave"), &[], None).await).await;
+    assert_eq!(skill_ids(&dir["agents"][0]["card"]), ["refund"]);
+    assert!(signature_verifies(&gw, &dir["agents"][0]["card"]).await);
+    let (_, v) = rpc(&gw, "dave", "GetExtendedAgentCard", json!({})).await;
+    assert_eq!(skill_ids(&v["result"]), ["refund"], "{v}");
+    let (_, v) = rpc(&gw, "alice", "GetExtendedAgentCard", json!({})).await;
+    assert_eq!(skill_ids(&v["result"]), ["echo", "refund", "secret"]);
+    // A new card version is signed anew, still filtered.
+    agent.state.card_version.store(7, Ordering::SeqCst);
+    let (_, _, dave2) = json_of(send("GET", &card_url, Some("dave"), &[], None).await).await;
+    assert_eq!((dave2["version"].as_str(), skill_ids(&dave2)), (Some("1.0.7"), vec!["refund"]));
+    assert!(signature_verifies(&gw, &dave2).await);
+}
+
 #[tokio::test]
 async fn bad_cards_are_clear_errors() {
     let bad = TestAgent::start().await;
@@ -745,6 +797,7 @@ async fn python_sdk_conformance() {
             .env("CAIRN_A2A_URL", format!("{}/agents/echo", gw.url))
             .env("CAIRN_A2A_KEY", "alice-key")
             .env("CAIRN_A2A_OTHER_KEY", "bob-key")
+            .env("CAIRN_A2A_SKILL_KEY", "dave-key")
             // tests/conformance/conftest.py (shared with the AI SDK suite) wants these set.
             .env("CAIRN_GATEWAY_URL", &gw.url)
             .env("CAIRN_GATEWAY_KEY", "alice-key")
@@ -755,7 +808,7 @@ async fn python_sdk_conformance() {
     .expect("running pytest");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "pytest failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("7 passed"), "{stdout}");
+    assert!(stdout.contains("8 passed"), "{stdout}");
 }
 
 #[tokio::test]

@@ -14,7 +14,8 @@
 //! are dropped because the gateway does not proxy gRPC. `securitySchemes` and
 //! `securityRequirements` (0.3: `security`) are replaced by the gateway's own bearer scheme, and
 //! per-skill security requirements are removed: callers authenticate to the gateway, never to
-//! the agent.
+//! the agent. Skills the caller may not invoke (AgentPolicy peer-agent grants with `skills`) are
+//! removed ([`keep_skills`]) before signing.
 //!
 //! **Signatures: re-signed, not stripped.** Rewriting invalidates the agent's `signatures[]`. The
 //! gateway removes them and signs the rewritten card itself: one JWS (`ES256`, detached payload =
@@ -397,6 +398,17 @@ pub fn rewrite(card: &Value, agent_url: &str, auth: &AuthConfig) -> Value {
     Value::Object(c)
 }
 
+/// Keeps only the skills at the indices `visible` (ascending) of a card's `skills`.
+pub fn keep_skills(card: &mut Value, visible: &[usize]) {
+    if let Some(Value::Array(skills)) = card.get_mut("skills") {
+        let mut i = 0;
+        skills.retain(|_| {
+            i += 1;
+            visible.binary_search(&(i - 1)).is_ok()
+        });
+    }
+}
+
 /// A strong ETag over the unsigned rewritten card (signatures are randomised; the content is not).
 pub fn etag(unsigned: &Value) -> String {
     let h = Sha256::digest(canonical_json(unsigned).as_bytes());
@@ -531,6 +543,18 @@ mod tests {
         .unwrap();
         assert!(ok);
         assert_eq!(etag(&unsigned), etag(&stripped));
+    }
+
+    #[test]
+    fn keep_skills_keeps_the_visible_ones_in_order() {
+        let mut c = json!({"skills": [{"id": "a"}, {"id": "b"}, {"id": "c"}]});
+        keep_skills(&mut c, &[0, 2]);
+        assert_eq!(c["skills"], json!([{"id": "a"}, {"id": "c"}]));
+        keep_skills(&mut c, &[]);
+        assert_eq!(c["skills"], json!([]));
+        let mut none = json!({"name": "x"});
+        keep_skills(&mut none, &[0]);
+        assert_eq!(none, json!({"name": "x"}));
     }
 
     #[test]

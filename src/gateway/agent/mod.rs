@@ -26,7 +26,9 @@
 //!    [`PolicyIndex::check_agent`] for the skill the message names in its metadata
 //!    ([`method::SKILL_KEYS`]; none named: only grants without a skill list allow it). Calls on a
 //!    task are checked for the skill the task was created with. `ListTasks`, the extended card,
-//!    the card and the directory need any grant on the agent. Request-per-minute limits of the
+//!    the card and the directory need any grant on the agent; the cards (served, listed and
+//!    extended) show only the skills the caller may invoke, and are signed once per agent,
+//!    public base and visible skill set, not per caller. Request-per-minute limits of the
 //!    grants that allow the call are counted in the gateway's store.
 //! 3. Task ownership ([`owners`]): calls on a task that the caller did not create through this
 //!    gateway are answered TaskNotFound, exactly as for a task that does not exist; `ListTasks`
@@ -123,7 +125,18 @@ pub struct AgentRuntime {
     pub token_header: http::HeaderName,
     /// Identity tokens by (caller, agent, task, skill), with their expiry, for reuse.
     pub tokens: Mutex<HashMap<TokenKey, (String, u64)>>,
+    /// Signed cards by (agent, public base, indices of the visible skills), with the agent's
+    /// card they were made from, and their ETag.
+    pub signed_cards: Mutex<HashMap<SignedCardKey, SignedCard>>,
 }
+
+/// Agent, public base URL, indices of the skills shown.
+pub type SignedCardKey = (String, String, Vec<usize>);
+/// The agent's card a signed card was made from, and the signed card with its ETag.
+pub type SignedCard = (Arc<serde_json::Value>, Arc<(String, serde_json::Value)>);
+
+/// Most signed cards kept per config version.
+pub const SIGNED_CARD_ENTRIES: usize = 1024;
 
 /// What an identity token says: caller, agent, task, skill.
 pub type TokenKey = (String, String, Option<String>, Option<String>);
@@ -180,6 +193,7 @@ impl AgentRuntime {
             policy: PolicyIndex::new(&config.policy),
             store_prefix,
             tokens: Mutex::default(),
+            signed_cards: Mutex::default(),
             max_body: config.listener.max_request_bytes,
             issuer: format!("urn:cairn:agent-gateway:{}:{}", config.gateway.namespace, config.gateway.name),
             gateway,

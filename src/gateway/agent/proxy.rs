@@ -895,7 +895,8 @@ async fn forward(
             }
             Method::GetExtendedAgentCard if answer.is_object() => {
                 let base = public_base(headers, &http::Uri::default());
-                *answer = publish_card(rt, answer, &agent.name, &base).1;
+                let visible = visible_skills(&rt.policy, &audit.subject, &agent.name, answer);
+                *answer = publish_card(rt, answer, &agent.name, &base, &visible).1;
                 rewritten = true;
             }
             _ => {}
@@ -919,11 +920,61 @@ fn filter_tasks(answer: &mut Value, keep: impl Fn(&str) -> bool) {
     }
 }
 
-/// A card as published: rewritten, its ETag (over the unsigned form), and signed.
-fn publish_card(rt: &AgentRuntime, upstream: &Value, agent: &str, base: &str) -> (String, Value) {
-    let unsigned = card::rewrite(upstream, &format!("{base}/agents/{agent}"), &rt.config.auth);
+/// The indices of the card's skills `subject` may invoke on `agent` (a skill without an `id` only
+/// with a grant without a skill list, as a call naming no skill).
+fn visible_skills(policy: &PolicyIndex, subject: &str, agent: &str, card: &Value) -> Vec<usize> {
+    let Some(skills) = card.get("skills").and_then(Value::as_array) else { return vec![] };
+    skills
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| policy.check_agent(subject, agent, s.get("id").and_then(Value::as_str)).is_allowed())
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// A card as published: rewritten, only the skills at `visible`, its ETag (over the unsigned
+/// form), and signed.
+fn publish_card(
+    rt: &AgentRuntime,
+    upstream: &Value,
+    agent: &str,
+    base: &str,
+    visible: &[usize],
+) -> (String, Value) {
+    let mut unsigned = card::rewrite(upstream, &format!("{base}/agents/{agent}"), &rt.config.auth);
+    card::keep_skills(&mut unsigned, visible);
     let etag = card::etag(&unsigned);
     (etag, card::sign(unsigned, &rt.signer, &format!("{base}/.well-known/jwks.json")))
+}
+
+/// [`publish_card`] of the agent's cached card for `subject`, signed once per (agent, public
+/// base, visible skills) and card version, not per caller or call: callers that see the same
+/// skills share one signed card.
+fn published_card(
+    rt: &AgentRuntime,
+    upstream: &Arc<Value>,
+    agent: &str,
+    base: &str,
+    subject: &str,
+) -> Arc<(String, Value)> {
+    let key = (agent.to_string(), base.to_string(), visible_skills(&rt.policy, subject, agent, upstream));
+    {
+        let cache = rt.signed_cards.lock().unwrap_or_else(|e| e.into_inner());
+        // Same card version: the same `Arc` (the card cache replaces it when the card changes).
+        if let Some((card, published)) = cache.get(&key)
+            && Arc::ptr_eq(card, upstream)
+        {
+            return published.clone();
+        }
+    }
+    let published = Arc::new(publish_card(rt, upstream, agent, base, &key.2));
+    let mut cache = rt.signed_cards.lock().unwrap_or_else(|e| e.into_inner());
+    // The public base comes from the request's Host: bound what callers can make us keep.
+    if cache.len() >= super::SIGNED_CARD_ENTRIES {
+        cache.clear();
+    }
+    cache.insert(key, (upstream.clone(), published.clone()));
+    published
 }
 
 async fn serve_card<B>(rt: &AgentRuntime, shared: &Shared, agent: &str, req: Request<B>) -> Response<Body> {
@@ -943,7 +994,8 @@ async fn serve_card<B>(rt: &AgentRuntime, shared: &Shared, agent: &str, req: Req
         Err(e) => return card_error(shared, audit, &e),
     };
     let base = public_base(req.headers(), req.uri());
-    let (etag, signed) = publish_card(rt, &upstream, agent, &base);
+    let published = published_card(rt, &upstream, agent, &base, &subject);
+    let (etag, signed) = (&published.0, &published.1);
     let not_modified = req
         .headers()
         .get(header::IF_NONE_MATCH)
@@ -999,7 +1051,7 @@ async fn directory<B>(rt: &AgentRuntime, shared: &Shared, req: Request<B>) -> Re
             entry["description"] = json!(d);
         }
         match card {
-            Ok(c) => entry["card"] = publish_card(rt, &c, &a.name, &base).1,
+            Ok(c) => entry["card"] = published_card(rt, &c, &a.name, &base, &subject).1.clone(),
             Err(e) => entry["error"] = json!(e.to_string()),
         }
         agents.push(entry);
