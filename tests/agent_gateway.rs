@@ -683,6 +683,29 @@ async fn rest_binding() {
     assert_eq!(n, 4);
     let (s, _, _) = json_of(send("GET", &format!("{base}/tasks/{sid}"), Some("bob"), &[], None).await).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+    // A tenant first (A2A 1.0 `/{tenant}/…`): passed through to the agent, ownership as without.
+    let (s, _, v) = json_of(
+        send("POST", &format!("{base}/acme/message:send"), Some("alice"), &[], Some(msg("t").to_string()))
+            .await,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(agent.last_call().path, "/acme/message:send");
+    let tid = v["task"]["id"].as_str().unwrap().to_string();
+    let (s, _, v) =
+        json_of(send("GET", &format!("{base}/acme/tasks/{tid}"), Some("alice"), &[], None).await).await;
+    assert_eq!((s, v["id"].as_str()), (StatusCode::OK, Some(tid.as_str())));
+    assert_eq!(agent.last_call().path, format!("/acme/tasks/{tid}"));
+    let (s, _, v) =
+        json_of(send("GET", &format!("{base}/acme/tasks/{tid}"), Some("bob"), &[], None).await).await;
+    assert_eq!(
+        (s, v["error"]["details"][0]["reason"].as_str()),
+        (StatusCode::NOT_FOUND, Some("TASK_NOT_FOUND"))
+    );
+    let (s, _, v) =
+        json_of(send("GET", &format!("{base}/acme/nothing"), Some("alice"), &[], None).await).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(v["error"]["message"], "no A2A operation at GET /agents/echo/acme/nothing", "{v}");
     // Subscribing (GET, as the proto annotation has it) to one's own working task.
     let (_, _, v) = json_of(
         send("POST", &format!("{base}/message:send"), Some("alice"), &[], Some(msg("wait rest").to_string()))

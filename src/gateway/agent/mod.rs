@@ -7,6 +7,7 @@
 //! |---|---|
 //! | `POST /agents/{name}` (or `/agents/{name}/`) | A2A JSON-RPC binding of agent `name` |
 //! | `/agents/{name}/message:send`, `/tasks/{id}`, … | A2A HTTP+JSON (REST) binding of agent `name` |
+//! | `/agents/{name}/{tenant}/message:send`, … | the same with an A2A 1.0 tenant, passed through ([`method::rest_route`]) |
 //! | `GET /agents/{name}/.well-known/agent-card.json` | the agent's card, rewritten and re-signed ([`card`]) |
 //! | `GET /agents` | the directory: the cards of every agent the caller may use |
 //! | `GET /.well-known/jwks.json` | the gateway's public key ([`sign`]) |
