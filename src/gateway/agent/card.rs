@@ -127,6 +127,9 @@ impl CardError {
 #[derive(Clone)]
 struct Cached {
     card: Arc<Value>,
+    /// [`endpoints`] of the card on the origin of its URL (computed once per card version: the
+    /// request path reads it on every call).
+    endpoints: Arc<Endpoints>,
     etag: Option<String>,
     checked: Instant,
     fresh_for: Duration,
@@ -179,6 +182,7 @@ impl CardCache {
             Ok(Fetched::Card(card, headers)) => {
                 let etag = headers.get(http::header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_string);
                 let c = Cached {
+                    endpoints: Arc::new(endpoints(&card, url)),
                     card: Arc::new(card),
                     etag,
                     checked: Instant::now(),
@@ -198,9 +202,10 @@ impl CardCache {
         }
     }
 
-    /// The cached card at `url`, fresh or not, without fetching.
-    pub fn peek(&self, url: &str) -> Option<Arc<Value>> {
-        self.map.lock().unwrap_or_else(|e| e.into_inner()).get(url).map(|c| c.card.clone())
+    /// The endpoints of the cached card at `url` (its [`endpoints`] on the origin of `url`,
+    /// which is the agent's), fresh or not, without fetching.
+    pub fn peek_endpoints(&self, url: &str) -> Option<Arc<Endpoints>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner()).get(url).map(|c| c.endpoints.clone())
     }
 }
 

@@ -175,16 +175,22 @@ fn random_hex(n: usize) -> String {
     hex::encode(b)
 }
 
+/// A non-zero random id of 8 bytes as hex, for trace and span ids: from the thread's generator
+/// (`rand`), not the system source (a system call per id, twice per request).
+fn trace_hex64() -> String {
+    loop {
+        let v: u64 = rand::random();
+        if v != 0 {
+            return format!("{v:016x}");
+        }
+    }
+}
+
 /// The outgoing `traceparent` (same trace, new parent id) and the trace id; a new trace when the
 /// request carries none or an invalid one.
 pub fn traceparent(headers: &HeaderMap) -> (String, String) {
     let incoming = headers.get("traceparent").and_then(|v| v.to_str().ok()).map(str::trim);
-    let span = loop {
-        let s = random_hex(8);
-        if s != "0000000000000000" {
-            break s;
-        }
-    };
+    let span = trace_hex64();
     if let Some(tp) = incoming {
         let parts: Vec<&str> = tp.split('-').collect();
         let hex = |s: &str, n: usize| {
@@ -202,7 +208,7 @@ pub fn traceparent(headers: &HeaderMap) -> (String, String) {
             return (format!("00-{}-{span}-{}", parts[1], parts[3]), parts[1].to_string());
         }
     }
-    let trace = random_hex(16);
+    let trace = format!("{}{}", trace_hex64(), trace_hex64());
     (format!("00-{trace}-{span}-01"), trace)
 }
 
@@ -346,7 +352,7 @@ struct Call {
 }
 
 /// An error in answering a call, with the JSON-RPC id it answers (`null` before it is known).
-type CallError = (A2aError, Value);
+type CallError = Box<(A2aError, Value)>;
 
 /// Serves an A2A call: JSON-RPC when `sub` is `None` (a POST to the agent's URL), else the REST
 /// route `sub` below it. Identification, the agent, the body and the binding's own checks come
@@ -367,7 +373,7 @@ where
     let (tp, trace_id) = traceparent(&parts.headers);
     let mut audit = audit_for(rt, agent, "unknown", binding, trace_id);
     let result: Result<(&A2aAgentConfig, Call), CallError> = async {
-        let null = |e: A2aError| (e, Value::Null);
+        let null = |e: A2aError| Box::new((e, Value::Null));
         audit.subject = caller(rt, &parts.headers).await.map_err(null)?;
         let agent_cfg =
             rt.agents.get(agent).ok_or_else(|| null(A2aError::UnknownAgent(agent.to_string())))?;
@@ -376,7 +382,7 @@ where
                 let bytes = read_body(body, rt.max_body).await.map_err(null)?;
                 let call = jsonrpc_call(bytes)?;
                 audit.method = call.method.as_str();
-                method::version(&parts.headers).map_err(|e| (e, call.rpc_id.clone()))?;
+                method::version(&parts.headers).map_err(|e| Box::new((e, call.rpc_id.clone())))?;
                 call
             }
             Some(sub) => {
@@ -396,31 +402,39 @@ where
         };
         if call.method.sends() && !call.params.get("message").is_some_and(Value::is_object) {
             let field = if sub.is_some() { "'message'" } else { "'params.message'" };
-            return Err((A2aError::InvalidParams(format!("{field} must be an object")), call.rpc_id));
+            return Err(Box::new((
+                A2aError::InvalidParams(format!("{field} must be an object")),
+                call.rpc_id,
+            )));
         }
         Ok((agent_cfg, call))
     }
     .await;
     match result {
         Ok((agent_cfg, call)) => forward(rt, shared, agent_cfg, call, &parts.headers, tp, audit).await,
-        Err((e, id)) => fail(shared, audit, e, binding, &id),
+        Err(b) => fail(shared, audit, b.0, binding, &b.1),
     }
 }
 
 /// A JSON-RPC request: envelope checks (`jsonrpc`, `id`, `method`, `params`), the method and
 /// the task it names. The params are moved out of the parsed body, not copied.
 fn jsonrpc_call(bytes: Bytes) -> Result<Call, CallError> {
-    let v: Value =
-        serde_json::from_slice(&bytes).map_err(|e| (A2aError::Parse(e.to_string()), Value::Null))?;
+    let v: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| Box::new((A2aError::Parse(e.to_string()), Value::Null)))?;
     let mut obj = match v {
         Value::Object(obj) => obj,
         Value::Array(_) => {
-            return Err((
+            return Err(Box::new((
                 A2aError::InvalidRequest("batch requests are not supported by A2A".into()),
                 Value::Null,
-            ));
+            )));
         }
-        _ => return Err((A2aError::InvalidRequest("the request must be a JSON object".into()), Value::Null)),
+        _ => {
+            return Err(Box::new((
+                A2aError::InvalidRequest("the request must be a JSON object".into()),
+                Value::Null,
+            )));
+        }
     };
     let id = obj.remove("id").unwrap_or(Value::Null);
     let id_ok = match &id {
@@ -429,9 +443,12 @@ fn jsonrpc_call(bytes: Bytes) -> Result<Call, CallError> {
         _ => false,
     };
     if !id_ok {
-        return Err((A2aError::InvalidRequest("'id' must be a string or an integer".into()), Value::Null));
+        return Err(Box::new((
+            A2aError::InvalidRequest("'id' must be a string or an integer".into()),
+            Value::Null,
+        )));
     }
-    let bad = |e: A2aError| Err((e, id.clone()));
+    let bad = |e: A2aError| Err(Box::new((e, id.clone())));
     if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
         return bad(A2aError::InvalidRequest("'jsonrpc' must be \"2.0\"".into()));
     }
@@ -640,15 +657,15 @@ async fn authorize(
 
 /// The agent's endpoints, from its card when it can be had: the cached card as it is (cards are
 /// revalidated when they are served, not on every call), else a fetch.
-async fn endpoints(shared: &Shared, agent: &A2aAgentConfig) -> Endpoints {
+async fn endpoints(shared: &Shared, agent: &A2aAgentConfig) -> Arc<Endpoints> {
     let url = AgentRuntime::card_url(agent);
-    if let Some(c) = shared.agent.cards.peek(&url) {
-        return card::endpoints(&c, &agent.url);
+    if let Some(e) = shared.agent.cards.peek_endpoints(&url) {
+        return e;
     }
     let client = shared.clients.get(CONNECT_TIMEOUT_MS);
     match shared.agent.cards.get(&client, &agent.name, &url).await {
-        Ok(c) => card::endpoints(&c, &agent.url),
-        Err(_) => Endpoints::default(),
+        Ok(c) => Arc::new(card::endpoints(&c, &agent.url)),
+        Err(_) => Arc::default(),
     }
 }
 
@@ -729,13 +746,9 @@ async fn forward(
     };
     let ep = endpoints(shared, agent).await;
     let url = match binding {
-        Binding::JsonRpc => ep.jsonrpc.unwrap_or_else(|| agent.url.clone()),
+        Binding::JsonRpc => ep.jsonrpc.clone().unwrap_or_else(|| agent.url.clone()),
         Binding::Rest => {
-            format!(
-                "{}{}",
-                ep.rest.unwrap_or_else(|| agent.url.clone()).trim_end_matches('/'),
-                call.rest_path
-            )
+            format!("{}{}", ep.rest.as_deref().unwrap_or(&agent.url).trim_end_matches('/'), call.rest_path)
         }
     };
     let method = match binding {
@@ -1007,9 +1020,9 @@ async fn serve_card<B>(rt: &AgentRuntime, shared: &Shared, agent: &str, req: Req
         *r.status_mut() = StatusCode::NOT_MODIFIED;
         r
     } else {
-        json_response(StatusCode::OK, &signed)
+        json_response(StatusCode::OK, signed)
     };
-    if let Ok(v) = HeaderValue::from_str(&etag) {
+    if let Ok(v) = HeaderValue::from_str(etag) {
         resp.headers_mut().insert(header::ETAG, v);
     }
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=30"));
