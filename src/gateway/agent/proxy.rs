@@ -680,7 +680,12 @@ fn identity_token(
     let ttl = rt.layer.identity_token_ttl_ms.div_ceil(1000).max(1);
     let key = (subject.to_string(), agent.to_string(), task.map(str::to_string), owner.skill.clone());
     // A token is reused for the first half of its lifetime (signing costs more than the rest of
-    // the hop); the callee always gets at least half the configured lifetime.
+    // the hop); the callee always gets at least half the configured lifetime. Sound because the
+    // claims are exactly the key (caller, agent, task, skill) plus times and a `jti`: a reused
+    // token says nothing the new call would not. The algorithm stays ES256 rather than a cheaper
+    // one: HS256 would need a secret shared with every agent (not verifiable from the JWKS), and
+    // EdDSA, though cheaper, is not accepted by every JWT library agents use; with reuse, signing
+    // happens once per key and half-lifetime, not per call.
     let reuse_until = |exp: u64| exp.saturating_sub(ttl.div_ceil(2));
     {
         let cache = rt.tokens.lock().unwrap_or_else(|e| e.into_inner());
