@@ -451,6 +451,58 @@ async fn cards_are_rewritten_resigned_cached_and_listed() {
     assert_eq!(v["result"]["signatures"].as_array().unwrap().len(), 1);
 }
 
+fn skill_ids(card: &Value) -> Vec<&str> {
+    card["skills"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect()
+}
+
+/// Verifies a card's signature with the gateway's JWKS.
+async fn signature_verifies(gw: &Gateway, card: &Value) -> bool {
+    let sig = &card["signatures"][0];
+    let protected = sig["protected"].as_str().unwrap();
+    let (_, _, jwks) =
+        json_of(send("GET", &format!("{}/.well-known/jwks.json", gw.url), None, &[], None).await).await;
+    let message =
+        format!("{protected}.{}", URL_SAFE_NO_PAD.encode(cairn::gateway::agent::card::signing_payload(card)));
+    jsonwebtoken::crypto::verify(
+        sig["signature"].as_str().unwrap(),
+        message.as_bytes(),
+        &jwks_key(&jwks),
+        jsonwebtoken::Algorithm::ES256,
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn cards_show_only_the_skills_the_caller_may_use() {
+    let (agent, gw) = setup().await;
+    let card_url = format!("{}/agents/echo/.well-known/agent-card.json", gw.url);
+    let (_, ha, alice) = json_of(send("GET", &card_url, Some("alice"), &[], None).await).await;
+    let (s, hd, dave) = json_of(send("GET", &card_url, Some("dave"), &[], None).await).await;
+    assert_eq!(s, StatusCode::OK, "{dave}");
+    assert_eq!(skill_ids(&alice), ["echo", "refund"]);
+    assert_eq!(skill_ids(&dave), ["refund"], "dave is granted only `refund`: {dave}");
+    assert!(signature_verifies(&gw, &dave).await, "the filtered card is signed as served");
+    assert!(signature_verifies(&gw, &alice).await);
+    assert_ne!(ha["etag"], hd["etag"], "another card, another ETag");
+    // Callers that see the same skills get the same signed card (signed once, not per caller).
+    let (_, hb, bob) = json_of(send("GET", &card_url, Some("bob"), &[], None).await).await;
+    assert_eq!((&hb["etag"], &bob["signatures"]), (&ha["etag"], &alice["signatures"]));
+    // The directory and the extended card likewise.
+    let (_, _, dir) =
+        json_of(send("GET", &format!("{}/agents", gw.url), Some("dave"), &[], None).await).await;
+    assert_eq!(skill_ids(&dir["agents"][0]["card"]), ["refund"]);
+    assert!(signature_verifies(&gw, &dir["agents"][0]["card"]).await);
+    let (_, v) = rpc(&gw, "dave", "GetExtendedAgentCard", json!({})).await;
+    assert_eq!(skill_ids(&v["result"]), ["refund"], "{v}");
+    let (_, v) = rpc(&gw, "alice", "GetExtendedAgentCard", json!({})).await;
+    assert_eq!(skill_ids(&v["result"]), ["echo", "refund", "secret"]);
+    // A new card version is signed anew, still filtered.
+    agent.state.card_version.store(7, Ordering::SeqCst);
+    let (_, _, dave2) = json_of(send("GET", &card_url, Some("dave"), &[], None).await).await;
+    assert_eq!((dave2["version"].as_str(), skill_ids(&dave2)), (Some("1.0.7"), vec!["refund"]));
+    assert!(signature_verifies(&gw, &dave2).await);
+}
+
 #[tokio::test]
 async fn bad_cards_are_clear_errors() {
     let bad = TestAgent::start().await;
@@ -636,6 +688,29 @@ async fn rest_binding() {
     assert_eq!(n, 4);
     let (s, _, _) = json_of(send("GET", &format!("{base}/tasks/{sid}"), Some("bob"), &[], None).await).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+    // A tenant first (A2A 1.0 `/{tenant}/…`): passed through to the agent, ownership as without.
+    let (s, _, v) = json_of(
+        send("POST", &format!("{base}/acme/message:send"), Some("alice"), &[], Some(msg("t").to_string()))
+            .await,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(agent.last_call().path, "/acme/message:send");
+    let tid = v["task"]["id"].as_str().unwrap().to_string();
+    let (s, _, v) =
+        json_of(send("GET", &format!("{base}/acme/tasks/{tid}"), Some("alice"), &[], None).await).await;
+    assert_eq!((s, v["id"].as_str()), (StatusCode::OK, Some(tid.as_str())));
+    assert_eq!(agent.last_call().path, format!("/acme/tasks/{tid}"));
+    let (s, _, v) =
+        json_of(send("GET", &format!("{base}/acme/tasks/{tid}"), Some("bob"), &[], None).await).await;
+    assert_eq!(
+        (s, v["error"]["details"][0]["reason"].as_str()),
+        (StatusCode::NOT_FOUND, Some("TASK_NOT_FOUND"))
+    );
+    let (s, _, v) =
+        json_of(send("GET", &format!("{base}/acme/nothing"), Some("alice"), &[], None).await).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(v["error"]["message"], "no A2A operation at GET /agents/echo/acme/nothing", "{v}");
     // Subscribing (GET, as the proto annotation has it) to one's own working task.
     let (_, _, v) = json_of(
         send("POST", &format!("{base}/message:send"), Some("alice"), &[], Some(msg("wait rest").to_string()))
@@ -750,6 +825,7 @@ async fn python_sdk_conformance() {
             .env("CAIRN_A2A_URL", format!("{}/agents/echo", gw.url))
             .env("CAIRN_A2A_KEY", "alice-key")
             .env("CAIRN_A2A_OTHER_KEY", "bob-key")
+            .env("CAIRN_A2A_SKILL_KEY", "dave-key")
             // tests/conformance/conftest.py (shared with the AI SDK suite) wants these set.
             .env("CAIRN_GATEWAY_URL", &gw.url)
             .env("CAIRN_GATEWAY_KEY", "alice-key")
@@ -760,7 +836,7 @@ async fn python_sdk_conformance() {
     .expect("running pytest");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "pytest failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("7 passed"), "{stdout}");
+    assert!(stdout.contains("8 passed"), "{stdout}");
 }
 
 #[tokio::test]
@@ -897,6 +973,26 @@ async fn replicas_sharing_redis_share_task_ownership() {
         (StatusCode::SERVICE_UNAVAILABLE, Some("STORE_UNAVAILABLE")),
         "{v}"
     );
+    let m = v["error"]["message"].as_str().unwrap();
+    assert!(m.contains("task ownership cannot be checked: redis redis://127.0.0.1:"), "{m}");
+}
+
+/// The store's claims (task owners) in Redis: first writer wins, the TTL slides, expiry frees.
+#[tokio::test]
+async fn store_claims_in_redis() {
+    use cairn::gateway::store::{RedisStore, Store};
+    use std::time::Duration;
+    let redis = support::Redis::start();
+    let s = Store::Redis(std::sync::Arc::new(RedisStore::new(&redis.url, None).unwrap()));
+    let ttl = Duration::from_secs(60);
+    assert_eq!(s.claim("t:", "k", "alice", ttl).await.unwrap(), "alice");
+    assert_eq!(s.claim("t:", "k", "bob", ttl).await.unwrap(), "alice");
+    assert_eq!(s.lookup("t:", "k", ttl).await.unwrap().as_deref(), Some("alice"));
+    assert_eq!(s.lookup("u:", "k", ttl).await.unwrap(), None, "another prefix");
+    s.claim("t:", "short", "alice", Duration::from_millis(1)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(s.lookup("t:", "short", ttl).await.unwrap(), None, "expired");
+    assert_eq!(s.claim("t:", "short", "bob", ttl).await.unwrap(), "bob", "an expired claim is free");
 }
 
 /// Kills `cairn run` when the test ends, however it ends.

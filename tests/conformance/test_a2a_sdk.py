@@ -6,6 +6,7 @@ Run by `cargo test --test agent_gateway python_sdk_conformance`, which starts th
 - CAIRN_A2A_URL: the agent's URL under the gateway, e.g. http://127.0.0.1:PORT/agents/echo
 - CAIRN_A2A_KEY: a virtual key of `alice`, granted every skill of `echo`
 - CAIRN_A2A_OTHER_KEY: a virtual key of `bob`, also granted `echo`, who owns none of alice's tasks
+- CAIRN_A2A_SKILL_KEY: a virtual key of `dave`, granted only the skill `refund` of `echo`
 
 The echo agent completes a task with an artifact `echo: <text>`; a text starting with `wait`
 leaves the task working (to cancel it or subscribe to it).
@@ -19,6 +20,7 @@ import pytest
 A2A_URL = os.environ.get("CAIRN_A2A_URL", "")
 A2A_KEY = os.environ.get("CAIRN_A2A_KEY", "")
 A2A_OTHER_KEY = os.environ.get("CAIRN_A2A_OTHER_KEY", "")
+A2A_SKILL_KEY = os.environ.get("CAIRN_A2A_SKILL_KEY", "")
 
 pytestmark = pytest.mark.skipif(
     not A2A_URL, reason="CAIRN_A2A_URL is not set: run through `cargo test --test agent_gateway`"
@@ -60,8 +62,8 @@ def key_provider(kid, jku):
     raise AssertionError(f"no key {kid} in {jwks}")
 
 
-async def card():
-    async with http() as h:
+async def card(key=A2A_KEY):
+    async with http(key) as h:
         return await A2ACardResolver(h, A2A_URL).get_agent_card(
             signature_verifier=create_signature_verifier(key_provider, ["ES256"])
         )
@@ -86,6 +88,17 @@ def test_card_discovery_with_a_verified_gateway_signature():
         assert list(c.security_schemes) == ["cairn"]
         assert len(c.signatures) == 1
         assert c.capabilities.streaming
+
+    asyncio.run(main())
+
+
+def test_card_discovery_shows_only_the_skills_the_caller_may_use():
+    async def main():
+        everything = await card()
+        only_refund = await card(A2A_SKILL_KEY)
+        assert [s.id for s in everything.skills] == ["echo", "refund"]
+        assert [s.id for s in only_refund.skills] == ["refund"]
+        assert len(only_refund.signatures) == 1
 
     asyncio.run(main())
 

@@ -513,6 +513,8 @@ fn rest_err(status: StatusCode, message: &str) -> Response<Body> {
 
 async fn rest(s: &Arc<AgentState>, method: &str, path: &str, bytes: &[u8]) -> Response<Body> {
     let params: Value = serde_json::from_slice(bytes).unwrap_or(json!({}));
+    // One tenant, `acme`, served under `/acme/…` as under `/…`.
+    let path = path.strip_prefix("/acme").filter(|p| p.starts_with('/')).unwrap_or(path);
     match (method, path) {
         ("POST", "/message:send") => {
             return json_resp(StatusCode::OK, &json!({"task": create_task(s, &params)}));

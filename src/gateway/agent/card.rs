@@ -14,7 +14,8 @@
 //! are dropped because the gateway does not proxy gRPC. `securitySchemes` and
 //! `securityRequirements` (0.3: `security`) are replaced by the gateway's own bearer scheme, and
 //! per-skill security requirements are removed: callers authenticate to the gateway, never to
-//! the agent.
+//! the agent. Skills the caller may not invoke (AgentPolicy peer-agent grants with `skills`) are
+//! removed ([`keep_skills`]) before signing.
 //!
 //! **Signatures: re-signed, not stripped.** Rewriting invalidates the agent's `signatures[]`. The
 //! gateway removes them and signs the rewritten card itself: one JWS (`ES256`, detached payload =
@@ -126,6 +127,9 @@ impl CardError {
 #[derive(Clone)]
 struct Cached {
     card: Arc<Value>,
+    /// [`endpoints`] of the card on the origin of its URL (computed once per card version: the
+    /// request path reads it on every call).
+    endpoints: Arc<Endpoints>,
     etag: Option<String>,
     checked: Instant,
     fresh_for: Duration,
@@ -178,6 +182,7 @@ impl CardCache {
             Ok(Fetched::Card(card, headers)) => {
                 let etag = headers.get(http::header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_string);
                 let c = Cached {
+                    endpoints: Arc::new(endpoints(&card, url)),
                     card: Arc::new(card),
                     etag,
                     checked: Instant::now(),
@@ -197,9 +202,10 @@ impl CardCache {
         }
     }
 
-    /// The cached card at `url`, fresh or not, without fetching.
-    pub fn peek(&self, url: &str) -> Option<Arc<Value>> {
-        self.map.lock().unwrap_or_else(|e| e.into_inner()).get(url).map(|c| c.card.clone())
+    /// The endpoints of the cached card at `url` (its [`endpoints`] on the origin of `url`,
+    /// which is the agent's), fresh or not, without fetching.
+    pub fn peek_endpoints(&self, url: &str) -> Option<Arc<Endpoints>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner()).get(url).map(|c| c.endpoints.clone())
     }
 }
 
@@ -397,6 +403,17 @@ pub fn rewrite(card: &Value, agent_url: &str, auth: &AuthConfig) -> Value {
     Value::Object(c)
 }
 
+/// Keeps only the skills at the indices `visible` (ascending) of a card's `skills`.
+pub fn keep_skills(card: &mut Value, visible: &[usize]) {
+    if let Some(Value::Array(skills)) = card.get_mut("skills") {
+        let mut i = 0;
+        skills.retain(|_| {
+            i += 1;
+            visible.binary_search(&(i - 1)).is_ok()
+        });
+    }
+}
+
 /// A strong ETag over the unsigned rewritten card (signatures are randomised; the content is not).
 pub fn etag(unsigned: &Value) -> String {
     let h = Sha256::digest(canonical_json(unsigned).as_bytes());
@@ -531,6 +548,18 @@ mod tests {
         .unwrap();
         assert!(ok);
         assert_eq!(etag(&unsigned), etag(&stripped));
+    }
+
+    #[test]
+    fn keep_skills_keeps_the_visible_ones_in_order() {
+        let mut c = json!({"skills": [{"id": "a"}, {"id": "b"}, {"id": "c"}]});
+        keep_skills(&mut c, &[0, 2]);
+        assert_eq!(c["skills"], json!([{"id": "a"}, {"id": "c"}]));
+        keep_skills(&mut c, &[]);
+        assert_eq!(c["skills"], json!([]));
+        let mut none = json!({"name": "x"});
+        keep_skills(&mut none, &[0]);
+        assert_eq!(none, json!({"name": "x"}));
     }
 
     #[test]

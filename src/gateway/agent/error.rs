@@ -112,7 +112,7 @@ pub enum A2aError {
         /// Seconds until the window ends.
         retry_after: u64,
     },
-    /// The limits store could not answer and the gateway fails closed.
+    /// The store (limits, task owners) could not answer and the gateway fails closed.
     #[error("{0}")]
     StoreUnavailable(String),
     /// The agent could not be reached.

@@ -137,8 +137,23 @@ pub struct RestRoute {
     pub task_id: Option<String>,
 }
 
-/// The REST operation at `path` (the part below `/agents/{name}`, starting with `/`).
+/// The REST operation at `path` (the part below `/agents/{name}`, starting with `/`). A2A 1.0
+/// bindings may put a tenant first (`/{tenant}/message:send`, the `tenant` of the card's
+/// interface): a path that is no route as it is is tried again without its first segment. The
+/// gateway does not interpret tenants: the path, tenant included, is forwarded to the agent's REST
+/// base, and task ownership stays keyed by agent and task id (ids are the agent's; were two
+/// tenants' ids to collide, the second caller would get TaskNotFound, never the other's task).
 pub fn rest_route(method: &http::Method, path: &str) -> Option<RestRoute> {
+    route_untenanted(method, path).or_else(|| {
+        let (tenant, _) = path.strip_prefix('/')?.split_once('/')?;
+        if tenant.is_empty() || tenant == "v1" {
+            return None;
+        }
+        route_untenanted(method, &path[tenant.len() + 1..])
+    })
+}
+
+fn route_untenanted(method: &http::Method, path: &str) -> Option<RestRoute> {
     use http::Method as M;
     let p = path.strip_prefix("/v1").filter(|p| p.starts_with('/')).unwrap_or(path);
     let route =
@@ -363,6 +378,15 @@ mod tests {
         assert_eq!(r(M::DELETE, "/tasks/t1"), None);
         assert_eq!(r(M::POST, "/tasks/:cancel"), None);
         assert_eq!(r(M::GET, "/nothing"), None);
+        // A tenant first.
+        assert_eq!(r(M::POST, "/acme/message:send"), Some((Method::SendMessage, None)));
+        assert_eq!(r(M::GET, "/acme/tasks/t1"), Some((Method::GetTask, Some("t1".into()))));
+        assert_eq!(r(M::POST, "/acme/tasks/t1:cancel"), Some((Method::CancelTask, Some("t1".into()))));
+        assert_eq!(r(M::GET, "/acme/tasks"), Some((Method::ListTasks, None)));
+        assert_eq!(r(M::GET, "/tasks/t1"), Some((Method::GetTask, Some("t1".into()))), "not tenant 'tasks'");
+        assert_eq!(r(M::GET, "/acme/nothing"), None);
+        assert_eq!(r(M::GET, "/a/b/message:send"), None, "one tenant segment at most");
+        assert_eq!(r(M::POST, "//message:send"), None);
     }
 
     #[test]

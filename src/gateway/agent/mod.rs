@@ -7,6 +7,7 @@
 //! |---|---|
 //! | `POST /agents/{name}` (or `/agents/{name}/`) | A2A JSON-RPC binding of agent `name` |
 //! | `/agents/{name}/message:send`, `/tasks/{id}`, … | A2A HTTP+JSON (REST) binding of agent `name` |
+//! | `/agents/{name}/{tenant}/message:send`, … | the same with an A2A 1.0 tenant, passed through ([`method::rest_route`]) |
 //! | `GET /agents/{name}/.well-known/agent-card.json` | the agent's card, rewritten and re-signed ([`card`]) |
 //! | `GET /agents` | the directory: the cards of every agent the caller may use |
 //! | `GET /.well-known/jwks.json` | the gateway's public key ([`sign`]) |
@@ -26,7 +27,9 @@
 //!    [`PolicyIndex::check_agent`] for the skill the message names in its metadata
 //!    ([`method::SKILL_KEYS`]; none named: only grants without a skill list allow it). Calls on a
 //!    task are checked for the skill the task was created with. `ListTasks`, the extended card,
-//!    the card and the directory need any grant on the agent. Request-per-minute limits of the
+//!    the card and the directory need any grant on the agent; the cards (served, listed and
+//!    extended) show only the skills the caller may invoke, and are signed once per agent,
+//!    public base and visible skill set, not per caller. Request-per-minute limits of the
 //!    grants that allow the call are counted in the gateway's store.
 //! 3. Task ownership ([`owners`]): calls on a task that the caller did not create through this
 //!    gateway are answered TaskNotFound, exactly as for a task that does not exist; `ListTasks`
@@ -63,19 +66,16 @@ use crate::gateway::state::Shared;
 use crate::gateway::store::Store;
 use crate::policy::PolicyIndex;
 use card::CardCache;
-use owners::Owners;
 use sign::Signer;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// What the agent layer keeps across config versions: the card cache, task owners, and the keys
-/// generated for gateways whose credentials carry none.
+/// What the agent layer keeps across config versions: the card cache and the keys generated for
+/// gateways whose credentials carry none (task owners live in the gateway's store).
 #[derive(Default)]
 pub struct AgentShared {
     /// Agent cards.
     pub cards: CardCache,
-    /// Task owners.
-    pub owners: Owners,
     generated: Mutex<HashMap<String, Arc<Signer>>>,
 }
 
@@ -110,7 +110,7 @@ pub struct AgentRuntime {
     pub policy: PolicyIndex,
     /// Caller identification.
     pub identity: Identity,
-    /// Limits.
+    /// Limits and task owners.
     pub store: Store,
     /// `None` for the memory store.
     pub failure_mode: Option<FailureMode>,
@@ -124,11 +124,20 @@ pub struct AgentRuntime {
     pub issuer: String,
     /// Header carrying the identity token.
     pub token_header: http::HeaderName,
-    /// Task owners in the gateway's Redis, when it names a store (else [`AgentShared::owners`]).
-    pub redis_owners: Option<owners::RedisOwners>,
     /// Identity tokens by (caller, agent, task, skill), with their expiry, for reuse.
     pub tokens: Mutex<HashMap<TokenKey, (String, u64)>>,
+    /// Signed cards by (agent, public base, indices of the visible skills), with the agent's
+    /// card they were made from, and their ETag.
+    pub signed_cards: Mutex<HashMap<SignedCardKey, SignedCard>>,
 }
+
+/// Agent, public base URL, indices of the skills shown.
+pub type SignedCardKey = (String, String, Vec<usize>);
+/// The agent's card a signed card was made from, and the signed card with its ETag.
+pub type SignedCard = (Arc<serde_json::Value>, Arc<(String, serde_json::Value)>);
+
+/// Most signed cards kept per config version.
+pub const SIGNED_CARD_ENTRIES: usize = 1024;
 
 /// What an identity token says: caller, agent, task, skill.
 pub type TokenKey = (String, String, Option<String>, Option<String>);
@@ -180,20 +189,12 @@ impl AgentRuntime {
         };
         let (store, failure_mode) = shared.store_for(&config, credentials)?;
         let store_prefix = format!("cairn:{}:", config.gateway.namespace);
-        let redis_owners = match &config.store {
-            Some(s) => Some(owners::RedisOwners::new(
-                &s.redis_url,
-                crate::gateway::state::redis_password(&config, credentials)?,
-                &store_prefix,
-            )?),
-            None => None,
-        };
         Ok(AgentRuntime {
             identity: Identity::new(&config.auth, &shared.jwks),
             policy: PolicyIndex::new(&config.policy),
             store_prefix,
-            redis_owners,
             tokens: Mutex::default(),
+            signed_cards: Mutex::default(),
             max_body: config.listener.max_request_bytes,
             issuer: format!("urn:cairn:agent-gateway:{}:{}", config.gateway.namespace, config.gateway.name),
             gateway,

@@ -7,13 +7,14 @@ use super::card::{self, CardError, Endpoints, error_chain};
 use super::egress::check_webhook;
 use super::error::{A2aError, Binding, Body, full, json_response};
 use super::method::{self, Method, RestRoute};
-use super::owners::{self, Owner, RedisOwners};
+use super::owners::{self, Owner};
 use crate::config::{A2aAgentConfig, FailureMode};
 use crate::gateway::ai::sse::{SseEvent, SseParser};
 use crate::gateway::state::Shared;
-use crate::gateway::store::{Admission, LimitReq};
+use crate::gateway::store::{Admission, LimitReq, Store, StoreError};
 use crate::policy::{Decision, DenyReason, PolicyIndex};
 use bytes::Bytes;
+use futures_util::FutureExt;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Frame, Incoming};
@@ -174,16 +175,22 @@ fn random_hex(n: usize) -> String {
     hex::encode(b)
 }
 
+/// A non-zero random id of 8 bytes as hex, for trace and span ids: from the thread's generator
+/// (`rand`), not the system source (a system call per id, twice per request).
+fn trace_hex64() -> String {
+    loop {
+        let v: u64 = rand::random();
+        if v != 0 {
+            return format!("{v:016x}");
+        }
+    }
+}
+
 /// The outgoing `traceparent` (same trace, new parent id) and the trace id; a new trace when the
 /// request carries none or an invalid one.
 pub fn traceparent(headers: &HeaderMap) -> (String, String) {
     let incoming = headers.get("traceparent").and_then(|v| v.to_str().ok()).map(str::trim);
-    let span = loop {
-        let s = random_hex(8);
-        if s != "0000000000000000" {
-            break s;
-        }
-    };
+    let span = trace_hex64();
     if let Some(tp) = incoming {
         let parts: Vec<&str> = tp.split('-').collect();
         let hex = |s: &str, n: usize| {
@@ -201,7 +208,7 @@ pub fn traceparent(headers: &HeaderMap) -> (String, String) {
             return (format!("00-{}-{span}-{}", parts[1], parts[3]), parts[1].to_string());
         }
     }
-    let trace = random_hex(16);
+    let trace = format!("{}{}", trace_hex64(), trace_hex64());
     (format!("00-{trace}-{span}-01"), trace)
 }
 
@@ -276,11 +283,11 @@ where
         None => (rest.to_string(), String::new()),
     };
     match sub.as_str() {
-        "" | "/" if req.method() == http::Method::POST => serve_jsonrpc(&rt, &shared, &name, req).await,
+        "" | "/" if req.method() == http::Method::POST => serve_call(&rt, &shared, &name, None, req).await,
         "/.well-known/agent-card.json" | "/.well-known/agent.json" if is_get => {
             serve_card(&rt, &shared, &name, req).await
         }
-        _ => serve_rest(&rt, &shared, &name, &sub, req).await,
+        _ => serve_call(&rt, &shared, &name, Some(&sub), req).await,
     }
 }
 
@@ -344,161 +351,168 @@ struct Call {
     http_method: http::Method,
 }
 
-async fn serve_jsonrpc<B>(
-    rt: &AgentRuntime,
-    shared: &Arc<Shared>,
-    agent: &str,
-    req: Request<B>,
-) -> Response<Body>
-where
-    B: hyper::body::Body<Data = Bytes> + Send + 'static,
-    B::Error: std::fmt::Display,
-{
-    let (parts, body) = req.into_parts();
-    let (tp, trace_id) = traceparent(&parts.headers);
-    let mut audit = audit_for(rt, agent, "unknown", Binding::JsonRpc, trace_id);
-    let result = async {
-        audit.subject = caller(rt, &parts.headers).await?;
-        let agent_cfg = rt.agents.get(agent).ok_or_else(|| A2aError::UnknownAgent(agent.to_string()))?;
-        let bytes = read_body(body, rt.max_body).await?;
-        let v: Value = serde_json::from_slice(&bytes).map_err(|e| A2aError::Parse(e.to_string()))?;
-        let Value::Object(obj) = &v else {
-            return Err(A2aError::InvalidRequest(if v.is_array() {
-                "batch requests are not supported by A2A".into()
-            } else {
-                "the request must be a JSON object".into()
-            }));
-        };
-        let id = obj.get("id").cloned().unwrap_or(Value::Null);
-        let id_ok = match obj.get("id") {
-            Some(Value::String(_)) => true,
-            Some(Value::Number(n)) => n.is_i64() || n.is_u64(),
-            _ => false,
-        };
-        if !id_ok {
-            return Err(A2aError::InvalidRequest("'id' must be a string or an integer".into()));
-        }
-        let bad = |m: &str| Err::<Call, _>(Box::new((A2aError::InvalidRequest(m.to_string()), id.clone())));
-        let call = (|| {
-            if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
-                return bad("'jsonrpc' must be \"2.0\"");
-            }
-            let Some(name) = obj.get("method").and_then(Value::as_str) else {
-                return bad("'method' must be a string");
-            };
-            let (m, _) = Method::from_jsonrpc(name)
-                .ok_or_else(|| Box::new((A2aError::MethodNotFound(name.to_string()), id.clone())))?;
-            let params = match obj.get("params") {
-                None | Some(Value::Null) => json!({}),
-                Some(p @ Value::Object(_)) => p.clone(),
-                Some(_) => {
-                    return Err(Box::new((
-                        A2aError::InvalidParams("'params' must be an object".into()),
-                        id.clone(),
-                    )));
-                }
-            };
-            let task_id = if m.on_task() { method::task_id_param(m, &params) } else { None };
-            Ok(Call {
-                binding: Binding::JsonRpc,
-                method: m,
-                rpc_id: id.clone(),
-                params,
-                task_id,
-                body: bytes.clone(),
-                rest_path: String::new(),
-                http_method: http::Method::POST,
-            })
-        })();
-        Ok((agent_cfg.clone(), call))
-    }
-    .await;
-    let (agent_cfg, call) = match result {
-        Ok((a, Ok(call))) => (a, call),
-        Ok((_, Err(b))) => {
-            let (e, id) = *b;
-            return fail(shared, audit, e, Binding::JsonRpc, &id);
-        }
-        Err(e) => return fail(shared, audit, e, Binding::JsonRpc, &Value::Null),
-    };
-    audit.method = call.method.as_str();
-    let version = method::version(&parts.headers);
-    if let Err(e) = version {
-        return fail(shared, audit, e, Binding::JsonRpc, &call.rpc_id);
-    }
-    if call.method.on_task() && call.task_id.is_none() {
-        let e = A2aError::InvalidParams("the task id is required ('params.id', or 'params.taskId')".into());
-        return fail(shared, audit, e, Binding::JsonRpc, &call.rpc_id);
-    }
-    if call.method.sends() && !call.params.get("message").is_some_and(Value::is_object) {
-        let e = A2aError::InvalidParams("'params.message' must be an object".into());
-        return fail(shared, audit, e, Binding::JsonRpc, &call.rpc_id);
-    }
-    forward(rt, shared, &agent_cfg, call, &parts.headers, tp, audit).await
-}
+/// An error in answering a call, with the JSON-RPC id it answers (`null` before it is known).
+type CallError = Box<(A2aError, Value)>;
 
-async fn serve_rest<B>(
+/// Serves an A2A call: JSON-RPC when `sub` is `None` (a POST to the agent's URL), else the REST
+/// route `sub` below it. Identification, the agent, the body and the binding's own checks come
+/// first; then [`forward`].
+async fn serve_call<B>(
     rt: &AgentRuntime,
     shared: &Arc<Shared>,
     agent: &str,
-    sub: &str,
+    sub: Option<&str>,
     req: Request<B>,
 ) -> Response<Body>
 where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: std::fmt::Display,
 {
+    let binding = if sub.is_some() { Binding::Rest } else { Binding::JsonRpc };
     let (parts, body) = req.into_parts();
     let (tp, trace_id) = traceparent(&parts.headers);
-    let mut audit = audit_for(rt, agent, "unknown", Binding::Rest, trace_id);
-    let result = async {
-        audit.subject = caller(rt, &parts.headers).await?;
-        let agent_cfg = rt.agents.get(agent).ok_or_else(|| A2aError::UnknownAgent(agent.to_string()))?;
-        let RestRoute { method: m, task_id } = method::rest_route(&parts.method, sub)
-            .ok_or_else(|| A2aError::NotFound(format!("{} /agents/{agent}{sub}", parts.method)))?;
-        audit.method = m.as_str();
-        method::version(&parts.headers)?;
-        let bytes = read_body(body, rt.max_body).await?;
-        let params = if bytes.iter().all(u8::is_ascii_whitespace) {
-            if m.sends() {
-                return Err(A2aError::InvalidParams(
-                    "the request body must be a JSON object with 'message'".into(),
-                ));
+    let mut audit = audit_for(rt, agent, "unknown", binding, trace_id);
+    let result: Result<(&A2aAgentConfig, Call), CallError> = async {
+        let null = |e: A2aError| Box::new((e, Value::Null));
+        audit.subject = caller(rt, &parts.headers).await.map_err(null)?;
+        let agent_cfg =
+            rt.agents.get(agent).ok_or_else(|| null(A2aError::UnknownAgent(agent.to_string())))?;
+        let call = match sub {
+            None => {
+                let bytes = read_body(body, rt.max_body).await.map_err(null)?;
+                let call = jsonrpc_call(bytes)?;
+                audit.method = call.method.as_str();
+                method::version(&parts.headers).map_err(|e| Box::new((e, call.rpc_id.clone())))?;
+                call
             }
-            json!({})
-        } else {
-            let v: Value = serde_json::from_slice(&bytes).map_err(|e| A2aError::Parse(e.to_string()))?;
-            if !v.is_object() {
-                return Err(A2aError::InvalidParams("the request body must be a JSON object".into()));
+            Some(sub) => {
+                let RestRoute { method: m, task_id } =
+                    method::rest_route(&parts.method, sub).ok_or_else(|| {
+                        null(A2aError::NotFound(format!("{} /agents/{agent}{sub}", parts.method)))
+                    })?;
+                audit.method = m.as_str();
+                method::version(&parts.headers).map_err(null)?;
+                let bytes = read_body(body, rt.max_body).await.map_err(null)?;
+                let rest_path = match parts.uri.query() {
+                    Some(q) => format!("{sub}?{q}"),
+                    None => sub.to_string(),
+                };
+                rest_call(m, task_id, bytes, rest_path, parts.method.clone()).map_err(null)?
             }
-            v
         };
-        if m.sends() && !params.get("message").is_some_and(Value::is_object) {
-            return Err(A2aError::InvalidParams("'message' must be an object".into()));
+        if call.method.sends() && !call.params.get("message").is_some_and(Value::is_object) {
+            let field = if sub.is_some() { "'message'" } else { "'params.message'" };
+            return Err(Box::new((
+                A2aError::InvalidParams(format!("{field} must be an object")),
+                call.rpc_id,
+            )));
         }
-        let rest_path = match parts.uri.query() {
-            Some(q) => format!("{sub}?{q}"),
-            None => sub.to_string(),
-        };
-        Ok((
-            agent_cfg.clone(),
-            Call {
-                binding: Binding::Rest,
-                method: m,
-                rpc_id: Value::Null,
-                params,
-                task_id,
-                body: bytes,
-                rest_path,
-                http_method: parts.method.clone(),
-            },
-        ))
+        Ok((agent_cfg, call))
     }
     .await;
     match result {
-        Ok((agent_cfg, call)) => forward(rt, shared, &agent_cfg, call, &parts.headers, tp, audit).await,
-        Err(e) => fail(shared, audit, e, Binding::Rest, &Value::Null),
+        Ok((agent_cfg, call)) => forward(rt, shared, agent_cfg, call, &parts.headers, tp, audit).await,
+        Err(b) => fail(shared, audit, b.0, binding, &b.1),
     }
+}
+
+/// A JSON-RPC request: envelope checks (`jsonrpc`, `id`, `method`, `params`), the method and
+/// the task it names. The params are moved out of the parsed body, not copied.
+fn jsonrpc_call(bytes: Bytes) -> Result<Call, CallError> {
+    let v: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| Box::new((A2aError::Parse(e.to_string()), Value::Null)))?;
+    let mut obj = match v {
+        Value::Object(obj) => obj,
+        Value::Array(_) => {
+            return Err(Box::new((
+                A2aError::InvalidRequest("batch requests are not supported by A2A".into()),
+                Value::Null,
+            )));
+        }
+        _ => {
+            return Err(Box::new((
+                A2aError::InvalidRequest("the request must be a JSON object".into()),
+                Value::Null,
+            )));
+        }
+    };
+    let id = obj.remove("id").unwrap_or(Value::Null);
+    let id_ok = match &id {
+        Value::String(_) => true,
+        Value::Number(n) => n.is_i64() || n.is_u64(),
+        _ => false,
+    };
+    if !id_ok {
+        return Err(Box::new((
+            A2aError::InvalidRequest("'id' must be a string or an integer".into()),
+            Value::Null,
+        )));
+    }
+    let bad = |e: A2aError| Err(Box::new((e, id.clone())));
+    if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        return bad(A2aError::InvalidRequest("'jsonrpc' must be \"2.0\"".into()));
+    }
+    let Some(name) = obj.get("method").and_then(Value::as_str) else {
+        return bad(A2aError::InvalidRequest("'method' must be a string".into()));
+    };
+    let Some((m, _)) = Method::from_jsonrpc(name) else {
+        return bad(A2aError::MethodNotFound(name.to_string()));
+    };
+    let params = match obj.remove("params") {
+        None | Some(Value::Null) => Value::Object(Default::default()),
+        Some(p @ Value::Object(_)) => p,
+        Some(_) => return bad(A2aError::InvalidParams("'params' must be an object".into())),
+    };
+    let task_id = if m.on_task() { method::task_id_param(m, &params) } else { None };
+    if m.on_task() && task_id.is_none() {
+        return bad(A2aError::InvalidParams(
+            "the task id is required ('params.id', or 'params.taskId')".into(),
+        ));
+    }
+    Ok(Call {
+        binding: Binding::JsonRpc,
+        method: m,
+        rpc_id: id,
+        params,
+        task_id,
+        body: bytes,
+        rest_path: String::new(),
+        http_method: http::Method::POST,
+    })
+}
+
+/// A REST request: the body of route `m` (empty for most reads, a JSON object otherwise).
+fn rest_call(
+    m: Method,
+    task_id: Option<String>,
+    bytes: Bytes,
+    rest_path: String,
+    http_method: http::Method,
+) -> Result<Call, A2aError> {
+    let params = if bytes.iter().all(u8::is_ascii_whitespace) {
+        if m.sends() {
+            return Err(A2aError::InvalidParams(
+                "the request body must be a JSON object with 'message'".into(),
+            ));
+        }
+        Value::Object(Default::default())
+    } else {
+        let v: Value = serde_json::from_slice(&bytes).map_err(|e| A2aError::Parse(e.to_string()))?;
+        if !v.is_object() {
+            return Err(A2aError::InvalidParams("the request body must be a JSON object".into()));
+        }
+        v
+    };
+    Ok(Call {
+        binding: Binding::Rest,
+        method: m,
+        rpc_id: Value::Null,
+        params,
+        task_id,
+        body: bytes,
+        rest_path,
+        http_method,
+    })
 }
 
 fn fail(shared: &Shared, mut audit: Audit, e: A2aError, binding: Binding, id: &Value) -> Response<Body> {
@@ -507,7 +521,19 @@ fn fail(shared: &Shared, mut audit: Audit, e: A2aError, binding: Binding, id: &V
     e.response(binding, id)
 }
 
-/// The owner of a task: in Redis when the gateway has a store, else in this process.
+/// Counts a store error in `cairn_store_errors_total`.
+fn store_error(shared: &Shared, gateway: &str, store: &Store) {
+    shared
+        .metrics
+        .store_errors
+        .get_or_create(&crate::gateway::metrics::GatewayLabels {
+            gateway: gateway.to_string(),
+            kind: store.kind().to_string(),
+        })
+        .inc();
+}
+
+/// The owner of a task, from the gateway's store.
 async fn owner_of(
     rt: &AgentRuntime,
     shared: &Shared,
@@ -515,13 +541,10 @@ async fn owner_of(
     task: &str,
 ) -> Result<Option<Owner>, A2aError> {
     let ttl = Duration::from_millis(rt.layer.task_ownership_ttl_ms);
-    match &rt.redis_owners {
-        Some(r) => r
-            .get(&rt.gateway, agent, task, ttl)
-            .await
-            .map_err(|e| A2aError::StoreUnavailable(format!("task ownership cannot be checked: {e}"))),
-        None => Ok(shared.agent.owners.get(&owners::key(&rt.gateway, agent, task), ttl)),
-    }
+    owners::get(&rt.store, &rt.store_prefix, &owners::key(&rt.gateway, agent, task), ttl).await.map_err(|e| {
+        store_error(shared, &rt.gateway, &rt.store);
+        A2aError::StoreUnavailable(format!("task ownership cannot be checked: {}", e.0))
+    })
 }
 
 /// The task's owner if it is `subject`; TaskNotFound otherwise (also for tasks never seen).
@@ -541,15 +564,10 @@ async fn owned_by(
 /// Records `owner` for a task the call revealed (the first claim wins).
 async fn claim(rt: &AgentRuntime, shared: &Shared, agent: &str, task: &str, owner: &Owner) {
     let ttl = Duration::from_millis(rt.layer.task_ownership_ttl_ms);
-    match &rt.redis_owners {
-        Some(r) => {
-            if let Err(e) = r.claim(&rt.gateway, agent, task, owner, ttl).await {
-                tracing::warn!(gateway = %rt.gateway, agent, task, error = %e, "recording the task's owner failed");
-            }
-        }
-        None => {
-            shared.agent.owners.claim(&owners::key(&rt.gateway, agent, task), owner.clone(), ttl);
-        }
+    let key = owners::key(&rt.gateway, agent, task);
+    if let Err(e) = owners::claim(&rt.store, &rt.store_prefix, &key, owner, ttl).await {
+        store_error(shared, &rt.gateway, &rt.store);
+        tracing::warn!(gateway = %rt.gateway, agent, task, error = %e, "recording the task's owner failed");
     }
 }
 
@@ -623,14 +641,7 @@ async fn authorize(
                 });
             }
             Err(e) => {
-                shared
-                    .metrics
-                    .store_errors
-                    .get_or_create(&crate::gateway::metrics::GatewayLabels {
-                        gateway: rt.gateway.clone(),
-                        kind: rt.store.kind().to_string(),
-                    })
-                    .inc();
+                store_error(shared, &rt.gateway, &rt.store);
                 if rt.failure_mode != Some(FailureMode::Open) {
                     return Err(A2aError::StoreUnavailable(e.to_string()));
                 }
@@ -646,15 +657,15 @@ async fn authorize(
 
 /// The agent's endpoints, from its card when it can be had: the cached card as it is (cards are
 /// revalidated when they are served, not on every call), else a fetch.
-async fn endpoints(shared: &Shared, agent: &A2aAgentConfig) -> Endpoints {
+async fn endpoints(shared: &Shared, agent: &A2aAgentConfig) -> Arc<Endpoints> {
     let url = AgentRuntime::card_url(agent);
-    if let Some(c) = shared.agent.cards.peek(&url) {
-        return card::endpoints(&c, &agent.url);
+    if let Some(e) = shared.agent.cards.peek_endpoints(&url) {
+        return e;
     }
     let client = shared.clients.get(CONNECT_TIMEOUT_MS);
     match shared.agent.cards.get(&client, &agent.name, &url).await {
-        Ok(c) => card::endpoints(&c, &agent.url),
-        Err(_) => Endpoints::default(),
+        Ok(c) => Arc::new(card::endpoints(&c, &agent.url)),
+        Err(_) => Arc::default(),
     }
 }
 
@@ -669,7 +680,12 @@ fn identity_token(
     let ttl = rt.layer.identity_token_ttl_ms.div_ceil(1000).max(1);
     let key = (subject.to_string(), agent.to_string(), task.map(str::to_string), owner.skill.clone());
     // A token is reused for the first half of its lifetime (signing costs more than the rest of
-    // the hop); the callee always gets at least half the configured lifetime.
+    // the hop); the callee always gets at least half the configured lifetime. Sound because the
+    // claims are exactly the key (caller, agent, task, skill) plus times and a `jti`: a reused
+    // token says nothing the new call would not. The algorithm stays ES256 rather than a cheaper
+    // one: HS256 would need a secret shared with every agent (not verifiable from the JWKS), and
+    // EdDSA, though cheaper, is not accepted by every JWT library agents use; with reuse, signing
+    // happens once per key and half-lifetime, not per call.
     let reuse_until = |exp: u64| exp.saturating_sub(ttl.div_ceil(2));
     {
         let cache = rt.tokens.lock().unwrap_or_else(|e| e.into_inner());
@@ -735,13 +751,9 @@ async fn forward(
     };
     let ep = endpoints(shared, agent).await;
     let url = match binding {
-        Binding::JsonRpc => ep.jsonrpc.unwrap_or_else(|| agent.url.clone()),
+        Binding::JsonRpc => ep.jsonrpc.clone().unwrap_or_else(|| agent.url.clone()),
         Binding::Rest => {
-            format!(
-                "{}{}",
-                ep.rest.unwrap_or_else(|| agent.url.clone()).trim_end_matches('/'),
-                call.rest_path
-            )
+            format!("{}{}", ep.rest.as_deref().unwrap_or(&agent.url).trim_end_matches('/'), call.rest_path)
         }
     };
     let method = match binding {
@@ -820,7 +832,8 @@ async fn forward(
                 agent: agent.name.clone(),
                 owner,
                 ttl: Duration::from_millis(rt.layer.task_ownership_ttl_ms),
-                redis: rt.redis_owners.clone(),
+                store: rt.store.clone(),
+                prefix: rt.store_prefix.clone(),
                 claims: call.method.sends() && audit.task_id.is_none(),
                 binding,
                 rpc_id: call.rpc_id.clone(),
@@ -900,7 +913,8 @@ async fn forward(
             }
             Method::GetExtendedAgentCard if answer.is_object() => {
                 let base = public_base(headers, &http::Uri::default());
-                *answer = publish_card(rt, answer, &agent.name, &base).1;
+                let visible = visible_skills(&rt.policy, &audit.subject, &agent.name, answer);
+                *answer = publish_card(rt, answer, &agent.name, &base, &visible).1;
                 rewritten = true;
             }
             _ => {}
@@ -924,11 +938,61 @@ fn filter_tasks(answer: &mut Value, keep: impl Fn(&str) -> bool) {
     }
 }
 
-/// A card as published: rewritten, its ETag (over the unsigned form), and signed.
-fn publish_card(rt: &AgentRuntime, upstream: &Value, agent: &str, base: &str) -> (String, Value) {
-    let unsigned = card::rewrite(upstream, &format!("{base}/agents/{agent}"), &rt.config.auth);
+/// The indices of the card's skills `subject` may invoke on `agent` (a skill without an `id` only
+/// with a grant without a skill list, as a call naming no skill).
+fn visible_skills(policy: &PolicyIndex, subject: &str, agent: &str, card: &Value) -> Vec<usize> {
+    let Some(skills) = card.get("skills").and_then(Value::as_array) else { return vec![] };
+    skills
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| policy.check_agent(subject, agent, s.get("id").and_then(Value::as_str)).is_allowed())
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// A card as published: rewritten, only the skills at `visible`, its ETag (over the unsigned
+/// form), and signed.
+fn publish_card(
+    rt: &AgentRuntime,
+    upstream: &Value,
+    agent: &str,
+    base: &str,
+    visible: &[usize],
+) -> (String, Value) {
+    let mut unsigned = card::rewrite(upstream, &format!("{base}/agents/{agent}"), &rt.config.auth);
+    card::keep_skills(&mut unsigned, visible);
     let etag = card::etag(&unsigned);
     (etag, card::sign(unsigned, &rt.signer, &format!("{base}/.well-known/jwks.json")))
+}
+
+/// [`publish_card`] of the agent's cached card for `subject`, signed once per (agent, public
+/// base, visible skills) and card version, not per caller or call: callers that see the same
+/// skills share one signed card.
+fn published_card(
+    rt: &AgentRuntime,
+    upstream: &Arc<Value>,
+    agent: &str,
+    base: &str,
+    subject: &str,
+) -> Arc<(String, Value)> {
+    let key = (agent.to_string(), base.to_string(), visible_skills(&rt.policy, subject, agent, upstream));
+    {
+        let cache = rt.signed_cards.lock().unwrap_or_else(|e| e.into_inner());
+        // Same card version: the same `Arc` (the card cache replaces it when the card changes).
+        if let Some((card, published)) = cache.get(&key)
+            && Arc::ptr_eq(card, upstream)
+        {
+            return published.clone();
+        }
+    }
+    let published = Arc::new(publish_card(rt, upstream, agent, base, &key.2));
+    let mut cache = rt.signed_cards.lock().unwrap_or_else(|e| e.into_inner());
+    // The public base comes from the request's Host: bound what callers can make us keep.
+    if cache.len() >= super::SIGNED_CARD_ENTRIES {
+        cache.clear();
+    }
+    cache.insert(key, (upstream.clone(), published.clone()));
+    published
 }
 
 async fn serve_card<B>(rt: &AgentRuntime, shared: &Shared, agent: &str, req: Request<B>) -> Response<Body> {
@@ -948,7 +1012,8 @@ async fn serve_card<B>(rt: &AgentRuntime, shared: &Shared, agent: &str, req: Req
         Err(e) => return card_error(shared, audit, &e),
     };
     let base = public_base(req.headers(), req.uri());
-    let (etag, signed) = publish_card(rt, &upstream, agent, &base);
+    let published = published_card(rt, &upstream, agent, &base, &subject);
+    let (etag, signed) = (&published.0, &published.1);
     let not_modified = req
         .headers()
         .get(header::IF_NONE_MATCH)
@@ -960,9 +1025,9 @@ async fn serve_card<B>(rt: &AgentRuntime, shared: &Shared, agent: &str, req: Req
         *r.status_mut() = StatusCode::NOT_MODIFIED;
         r
     } else {
-        json_response(StatusCode::OK, &signed)
+        json_response(StatusCode::OK, signed)
     };
-    if let Ok(v) = HeaderValue::from_str(&etag) {
+    if let Ok(v) = HeaderValue::from_str(etag) {
         resp.headers_mut().insert(header::ETAG, v);
     }
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=30"));
@@ -1004,7 +1069,7 @@ async fn directory<B>(rt: &AgentRuntime, shared: &Shared, req: Request<B>) -> Re
             entry["description"] = json!(d);
         }
         match card {
-            Ok(c) => entry["card"] = publish_card(rt, &c, &a.name, &base).1,
+            Ok(c) => entry["card"] = published_card(rt, &c, &a.name, &base, &subject).1.clone(),
             Err(e) => entry["error"] = json!(e.to_string()),
         }
         agents.push(entry);
@@ -1022,8 +1087,9 @@ struct StreamCtx {
     agent: String,
     owner: Owner,
     ttl: Duration,
-    /// Owners in Redis, when the gateway has a store.
-    redis: Option<RedisOwners>,
+    /// Where task owners are kept, and the key prefix there.
+    store: Store,
+    prefix: String,
     /// Whether the first task id seen is claimed for the caller.
     claims: bool,
     binding: Binding,
@@ -1032,10 +1098,15 @@ struct StreamCtx {
 }
 
 /// A claim in Redis that must finish before the event revealing the task is relayed.
-type PendingClaim = tokio::task::JoinHandle<Result<Owner, String>>;
+type PendingClaim = tokio::task::JoinHandle<Result<Owner, StoreError>>;
 
 impl StreamCtx {
     fn inspect(&mut self, ev: &SseEvent) -> Option<PendingClaim> {
+        // Once the task is known only errors matter, and an event without the bytes `"error"`
+        // has none: most events are relayed without being parsed.
+        if self.audit.task_id.is_some() && !ev.data.contains("\"error\"") {
+            return None;
+        }
         let Ok(v) = serde_json::from_str::<Value>(&ev.data) else { return None };
         let answer = match self.binding {
             Binding::JsonRpc => {
@@ -1060,21 +1131,21 @@ impl StreamCtx {
         if !self.claims {
             return None;
         }
-        match &self.redis {
-            Some(r) => {
-                let (r, owner, gateway, agent, ttl) =
-                    (r.clone(), self.owner.clone(), self.gateway.clone(), self.agent.clone(), self.ttl);
-                Some(tokio::spawn(async move { r.claim(&gateway, &agent, &t, &owner, ttl).await }))
-            }
-            None => {
-                self.shared.agent.owners.claim(
-                    &owners::key(&self.gateway, &self.agent, &t),
-                    self.owner.clone(),
-                    self.ttl,
-                );
-                None
-            }
+        let (store, prefix, owner, ttl) =
+            (self.store.clone(), self.prefix.clone(), self.owner.clone(), self.ttl);
+        let key = owners::key(&self.gateway, &self.agent, &t);
+        let claim = async move { owners::claim(&store, &prefix, &key, &owner, ttl).await };
+        if let Store::Memory(_) = &self.store {
+            // The memory store answers without waiting: no task, no held event.
+            return match claim.now_or_never() {
+                Some(Ok(_)) | None => None,
+                Some(Err(e)) => {
+                    tracing::warn!(gateway = %self.gateway, agent = %self.agent, error = %e, "recording the task's owner failed");
+                    None
+                }
+            };
         }
+        Some(tokio::spawn(claim))
     }
 }
 
@@ -1116,12 +1187,9 @@ impl hyper::body::Body for Relay {
                     Poll::Ready(r) => r,
                 };
                 this.pending = None;
-                let err = match done {
-                    Ok(Ok(_)) => None,
-                    Ok(Err(e)) => Some(e),
-                    Err(e) => Some(e.to_string()),
-                };
-                if let (Some(e), Some(ctx)) = (err, this.ctx.as_ref()) {
+                let done = done.unwrap_or_else(|e| Err(StoreError(e.to_string())));
+                if let (Err(e), Some(ctx)) = (done, this.ctx.as_ref()) {
+                    store_error(&ctx.shared, &ctx.gateway, &ctx.store);
                     tracing::warn!(gateway = %ctx.gateway, agent = %ctx.agent, error = %e, "recording the task's owner failed");
                 }
             }

@@ -3,6 +3,7 @@
 use super::{Admission, BudgetReq, LimitReq, budget_key, retry_after, rl_expiry, rpm_key, tpm_key};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// Counters held by this process only.
 #[derive(Default)]
@@ -18,6 +19,10 @@ struct Inner {
     since_sweep: u32,
     /// Sequenced lists by key.
     lists: HashMap<String, SeqList>,
+    /// Claims ([`super::Store::claim`]): key → (value, expiry).
+    claims: HashMap<String, (String, Instant)>,
+    /// Sweep expired claims when the map grows past this.
+    claims_sweep_at: usize,
 }
 
 /// A sequenced list: the last number handed out, the items kept, the unix second it expires.
@@ -155,5 +160,32 @@ impl MemoryStore {
         let inner = self.lock();
         let l = inner.lists.get(key).filter(|l| l.expires > unix_now())?;
         Some(l.items.iter().cloned().collect())
+    }
+
+    pub(super) fn claim(&self, key: &str, value: &str, ttl: Duration) -> String {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        if inner.claims.len() >= inner.claims_sweep_at.max(1024) {
+            inner.claims.retain(|_, (_, exp)| *exp > now);
+            inner.claims_sweep_at = inner.claims.len() * 2;
+        }
+        let e = inner.claims.entry(key.to_string()).or_insert_with(|| (value.to_string(), now + ttl));
+        if e.1 <= now {
+            e.0 = value.to_string();
+        }
+        e.1 = now + ttl;
+        e.0.clone()
+    }
+
+    pub(super) fn lookup(&self, key: &str, ttl: Duration) -> Option<String> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let e = inner.claims.get_mut(key)?;
+        if e.1 <= now {
+            inner.claims.remove(key);
+            return None;
+        }
+        e.1 = now + ttl;
+        Some(e.0.clone())
     }
 }

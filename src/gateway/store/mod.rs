@@ -29,6 +29,10 @@
 //! (atomic, so replicas sharing Redis never hand out one number twice), a list keeps only its
 //! last `max_len` items and expires `ttl` seconds after its last append. In memory the number of
 //! lists is bounded too ([`MAX_SEQ_LISTS`]; past it the list closest to expiry goes).
+//! **Claims** ([`Store::claim`], [`Store::lookup`]) are first-writer-wins string records with a
+//! sliding TTL (the agent gateway's task owners): a claim records its value unless a live one
+//! exists, and both refresh the TTL. In Redis one script each (`SET NX PX`, `PEXPIRE`), under
+//! `<prefix>claim:<key>`.
 
 mod memory;
 mod redis;
@@ -117,6 +121,10 @@ fn tpm_key(prefix: &str, key: &str, now: u64) -> String {
 
 fn budget_key(prefix: &str, key: &str) -> String {
     format!("{prefix}budget:{key}")
+}
+
+fn claim_key(prefix: &str, key: &str) -> String {
+    format!("{prefix}claim:{key}")
 }
 
 /// When a rate-limit counter may go: the end of its window plus a minute of slack.
@@ -217,6 +225,36 @@ impl Store {
         match self {
             Store::Memory(m) => Ok(m.seq_list(key)),
             Store::Redis(r) => r.seq_list(key).await,
+        }
+    }
+
+    /// Records `value` under `key` unless a live record exists; refreshes the record's TTL to
+    /// `ttl`. Returns the value in force (the existing one, or `value`).
+    pub async fn claim(
+        &self,
+        prefix: &str,
+        key: &str,
+        value: &str,
+        ttl: std::time::Duration,
+    ) -> Result<String, StoreError> {
+        let k = claim_key(prefix, key);
+        match self {
+            Store::Memory(m) => Ok(m.claim(&k, value, ttl)),
+            Store::Redis(r) => r.claim(&k, value, ttl).await,
+        }
+    }
+
+    /// The live record under `key`, its TTL refreshed to `ttl`.
+    pub async fn lookup(
+        &self,
+        prefix: &str,
+        key: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<String>, StoreError> {
+        let k = claim_key(prefix, key);
+        match self {
+            Store::Memory(m) => Ok(m.lookup(&k, ttl)),
+            Store::Redis(r) => r.lookup(&k, ttl).await,
         }
     }
 

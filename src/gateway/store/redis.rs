@@ -55,6 +55,21 @@ redis.call('EXPIRE', KEYS[2], ARGV[3])
 return n
 "#;
 
+/// Records ARGV[1] under KEYS[1] unless it is held; sets the TTL to ARGV[2] ms either way;
+/// returns the value in force.
+const CLAIM: &str = r#"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return ARGV[1] end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return redis.call('GET', KEYS[1])
+"#;
+
+/// Reads KEYS[1] and refreshes its TTL (ARGV[1] ms).
+const LOOKUP: &str = r#"
+local v = redis.call('GET', KEYS[1])
+if v then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return v
+"#;
+
 /// Longest wait for one Redis operation before the failure mode applies.
 const OP_TIMEOUT: Duration = Duration::from_millis(1000);
 
@@ -65,6 +80,8 @@ pub struct RedisStore {
     admit: Script,
     add: Script,
     append_seq: Script,
+    claim: Script,
+    lookup: Script,
     url: String,
 }
 
@@ -91,6 +108,8 @@ impl RedisStore {
             admit: Script::new(ADMIT),
             add: Script::new(ADD),
             append_seq: Script::new(APPEND_SEQ),
+            claim: Script::new(CLAIM),
+            lookup: Script::new(LOOKUP),
             url: url.to_string(),
         })
     }
@@ -189,11 +208,7 @@ impl RedisStore {
     ) -> Result<u64, StoreError> {
         let mut inv = self.append_seq.prepare_invoke();
         inv.key(key).key(format!("{key}:n")).arg(item).arg(max_len).arg(ttl_secs.max(1));
-        let mut conn = self.conn.clone();
-        tokio::time::timeout(OP_TIMEOUT, inv.invoke_async(&mut conn))
-            .await
-            .map_err(|_| StoreError(format!("redis {}: timed out", self.url)))?
-            .map_err(|e| StoreError(format!("redis {}: {e}", self.url)))
+        self.invoke(inv).await
     }
 
     pub(super) async fn seq_list(&self, key: &str) -> Result<Option<Vec<(u64, String)>>, StoreError> {
@@ -216,5 +231,29 @@ impl RedisStore {
             })
             .collect();
         Ok(Some(items))
+    }
+
+    pub(super) async fn claim(&self, key: &str, value: &str, ttl: Duration) -> Result<String, StoreError> {
+        let mut inv = self.claim.prepare_invoke();
+        inv.key(key).arg(value).arg(ttl.as_millis().max(1) as u64);
+        let v: Option<String> = self.invoke(inv).await?;
+        Ok(v.unwrap_or_else(|| value.to_string()))
+    }
+
+    pub(super) async fn lookup(&self, key: &str, ttl: Duration) -> Result<Option<String>, StoreError> {
+        let mut inv = self.lookup.prepare_invoke();
+        inv.key(key).arg(ttl.as_millis().max(1) as u64);
+        self.invoke(inv).await
+    }
+
+    async fn invoke<T: ::redis::FromRedisValue>(
+        &self,
+        inv: ::redis::ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn.clone();
+        tokio::time::timeout(OP_TIMEOUT, inv.invoke_async(&mut conn))
+            .await
+            .map_err(|_| StoreError(format!("redis {}: timed out", self.url)))?
+            .map_err(|e| StoreError(format!("redis {}: {e}", self.url)))
     }
 }

@@ -62,6 +62,21 @@ async fn memory_tokens_refuse_once_exhausted_and_budgets_block() {
     assert_eq!(s.admit("t:", now, &[], &report).await.unwrap(), Admission::Allowed);
 }
 
+#[tokio::test]
+async fn memory_claims_first_writer_wins_until_expiry() {
+    use std::time::Duration;
+    let s = Store::Memory(Arc::new(MemoryStore::new()));
+    let ttl = Duration::from_secs(60);
+    assert_eq!(s.claim("t:", "k", "alice", ttl).await.unwrap(), "alice");
+    assert_eq!(s.claim("t:", "k", "bob", ttl).await.unwrap(), "alice");
+    assert_eq!(s.lookup("t:", "k", ttl).await.unwrap().as_deref(), Some("alice"));
+    assert_eq!(s.lookup("u:", "k", ttl).await.unwrap(), None, "another prefix");
+    assert_eq!(s.lookup("t:", "other", ttl).await.unwrap(), None);
+    s.claim("t:", "short", "alice", Duration::ZERO).await.unwrap();
+    assert_eq!(s.lookup("t:", "short", ttl).await.unwrap(), None, "expired");
+    assert_eq!(s.claim("t:", "short", "bob", ttl).await.unwrap(), "bob", "an expired claim is free");
+}
+
 fn unix() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }
