@@ -11,8 +11,7 @@ use super::state::AiRuntime;
 use super::translate::{self, ChatToMessagesStream, MessagesToChatStream};
 use super::upstream::{Op, SendError, UpBody, UpResponse, send, upstream_op};
 use super::usage::{
-    StreamKind, StreamUsage, Usage, cost_micro_usd, count_tokens, estimate_request_tokens,
-    from_anthropic_usage, from_openai_usage,
+    StreamKind, StreamUsage, Usage, answer_usage, cost_micro_usd, count_tokens, estimate_request_tokens,
 };
 use crate::config::{BudgetAction, FailureMode, FallbackOn};
 use crate::gateway::access_log::Record;
@@ -47,7 +46,7 @@ where
 {
     let path = req.uri().path().to_string();
     let front = if path.starts_with("/v1/messages") { Front::Anthropic } else { Front::OpenAi };
-    let mut rec = Record::new(&rt.gateway, req.method().as_str(), &path);
+    let mut rec = Record::new(&rt.gateway, req.method(), path);
     let access_log = rt.config.telemetry.access_log;
     match serve(&rt, &shared, req, &mut rec).await {
         Ok(Served::Done(resp)) => {
@@ -106,7 +105,7 @@ where
         .authenticate(&parts.headers, &rt.policy)
         .await
         .map_err(|e| AiError::Unauthorized(e.to_string()))?;
-    rec.subject = subject.clone();
+    rec.subject = Arc::from(subject.as_str());
     let Some(op) = op else {
         return Ok(Served::Done(models(rt, &subject)));
     };
@@ -130,7 +129,7 @@ where
         Some(Value::String(_)) | None | Some(Value::Null) => return Err(AiError::MissingModel),
         Some(_) => return Err(AiError::BadRequest("'model' must be a string".into())),
     };
-    rec.model = model.clone();
+    rec.model = Arc::from(model.as_str());
     let stream = op != Op::Embeddings && json.get("stream").and_then(Value::as_bool) == Some(true);
     rec.stream = stream;
 
@@ -162,8 +161,8 @@ where
     };
     let rule =
         find_rule(&rt.rules, &model, &parts.headers).ok_or_else(|| AiError::ModelNotFound(model.clone()))?;
-    rec.route = rule.cfg.route.clone();
-    rec.rule = rule.cfg.name.clone();
+    rec.route = rule.route.clone();
+    rec.rule = rule.name.clone();
 
     // Request guardrails: refuse, or redact before anything leaves the gateway.
     let mut redacted = false;
@@ -200,7 +199,7 @@ where
                 .metrics
                 .store_errors
                 .get_or_create(&crate::gateway::metrics::GatewayLabels {
-                    gateway: rt.gateway.clone(),
+                    gateway: rt.gateway.to_string(),
                     kind: rt.store.kind().to_string(),
                 })
                 .inc();
@@ -422,7 +421,7 @@ impl Ctx {
                     .get_or_create(&crate::gateway::metrics::AttemptLabels {
                         gateway: self.rt.gateway.clone(),
                         backend: target.backend.name.clone(),
-                        result: result.to_string(),
+                        result,
                     })
                     .inc();
                 match outcome {
@@ -631,7 +630,7 @@ impl Ctx {
 
     #[allow(clippy::too_many_arguments)]
     async fn deliver(
-        self,
+        mut self,
         target: &TargetRt,
         upstream_model: &str,
         mut resp: UpResponse,
@@ -644,33 +643,38 @@ impl Ctx {
         let price = target.backend.models.get(upstream_model).cloned();
         if !self.stream {
             let body = read_all(&mut resp.body, remaining(deadline)).await?;
-            let parsed: Value = serde_json::from_slice(&body).map_err(|_| {
+            let not_json = || {
                 AiError::BadGateway(format!(
                     "backend {} answered something that is not JSON",
                     target.backend.name
                 ))
-            })?;
+            };
             let up = upstream_op(target.backend.provider, self.op);
-            let usage = match up {
-                Op::Messages => parsed.get("usage").and_then(from_anthropic_usage),
-                _ => parsed.get("usage").and_then(from_openai_usage),
-            }
-            .unwrap_or_else(|| Usage {
-                input: self.estimated_input(),
-                cached_input: 0,
-                output: count_tokens(upstream_model, &answer_text(&parsed)),
-                estimated: true,
-            });
-            self.account(usage, price.as_ref(), rec).await;
-            let mut body = match (self.op, up) {
-                (Op::Chat, Op::Messages) => {
-                    Bytes::from(translate::messages_to_chat_response(&parsed, unix_now()).to_string())
+            // The answer is only parsed whole to translate it or to count its text; otherwise its
+            // bytes go to the client untouched.
+            let (usage, parsed) = match answer_usage(&body, up == Op::Messages).map_err(|_| not_json())? {
+                Some(usage) if up == self.op => (usage, None),
+                reported => {
+                    let parsed: Value = serde_json::from_slice(&body).map_err(|_| not_json())?;
+                    let usage = reported.unwrap_or_else(|| Usage {
+                        input: self.estimated_input(),
+                        cached_input: 0,
+                        output: count_tokens(upstream_model, &answer_text(&parsed)),
+                        estimated: true,
+                    });
+                    (usage, Some(parsed))
                 }
-                (Op::Messages, Op::Chat) => {
-                    Bytes::from(translate::chat_to_messages_response(&parsed).to_string())
+            };
+            let mut body = match (self.op, up, &parsed) {
+                (Op::Chat, Op::Messages, Some(parsed)) => {
+                    Bytes::from(translate::messages_to_chat_response(parsed, unix_now()).to_string())
+                }
+                (Op::Messages, Op::Chat, Some(parsed)) => {
+                    Bytes::from(translate::chat_to_messages_response(parsed).to_string())
                 }
                 _ => body,
             };
+            self.account(usage, price.as_ref(), rec);
             if !rule.response_guardrails.is_empty() {
                 let mut v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                 let changed = rule
@@ -734,13 +738,14 @@ impl Ctx {
         let mut rec = rec.clone();
         rec.status = 200;
         let guard = (!rule.response_guardrails.is_empty()).then(|| rule.response_guardrails.clone());
+        let mut ctx = self;
         tokio::spawn(async move {
             let kind = match up_op {
                 Op::Messages => StreamKind::Anthropic,
                 Op::Responses => StreamKind::OpenAiResponses,
                 _ => StreamKind::OpenAiChat,
             };
-            let mut relay = Relay::new(self.op, strip_usage, translator, StreamUsage::new(kind, &up_model));
+            let mut relay = Relay::new(ctx.op, strip_usage, translator, StreamUsage::new(kind, &up_model));
             relay.guardrails = guard;
             let end = relay.run(&mut resp.body, first, first_at, &tx, idle, deadline, rec.started).await;
             rec.ttft = relay.ttft;
@@ -754,16 +759,16 @@ impl Ctx {
                     rec.outcome = e.category();
                     rec.error = Some(e.to_string());
                     // The client gets the error as the stream's last event.
-                    let _ = tx.send(e.stream_event(self.front)).await;
+                    let _ = tx.send(e.stream_event(ctx.front)).await;
                 }
             }
             // Dropping the upstream body cancels the upstream request.
             drop(resp);
             // Count the prompt only when the provider reported nothing.
-            let estimate = if relay.meter.reported() { 0 } else { self.estimated_input() };
+            let estimate = if relay.meter.reported() { 0 } else { ctx.estimated_input() };
             let usage = relay.meter.usage(estimate);
-            self.account(usage, price.as_ref(), &mut rec).await;
-            rec.finish(&self.shared.metrics, self.rt.config.telemetry.access_log);
+            ctx.account(usage, price.as_ref(), &mut rec);
+            rec.finish(&ctx.shared.metrics, ctx.rt.config.telemetry.access_log);
         });
         Ok(Served::Streaming(r))
     }
@@ -773,31 +778,49 @@ impl Ctx {
         estimate_request_tokens(&self.model, &Value::Object(self.prompt.clone()))
     }
 
-    /// Charges tokens and cost, and records them.
-    async fn account(&self, usage: Usage, price: Option<&crate::config::AiModelConfig>, rec: &mut Record) {
+    /// Prices `usage` into the record and charges tokens and cost to the limits and budgets the
+    /// request was admitted under (once: it takes them). The answer does not wait for the charge:
+    /// the memory store completes it in place, a Redis round trip goes on in a task of its own,
+    /// which also lands when the client has already gone.
+    fn account(&mut self, usage: Usage, price: Option<&crate::config::AiModelConfig>, rec: &mut Record) {
         let micros = price.and_then(|m| m.price.as_ref()).map_or(0, |p| cost_micro_usd(&usage, p));
         rec.usage = Some(usage);
         rec.cost_micros = micros;
         if !self.charge {
             return;
         }
-        let store = &self.rt.store;
-        let prefix = &self.rt.store_prefix;
-        let r1 = store.charge_tokens(prefix, unix_now(), &self.limits, usage.total()).await;
-        let r2 = store.charge_budgets(prefix, &self.budgets, micros).await;
-        for r in [r1, r2] {
-            if let Err(e) = r {
-                tracing::warn!(gateway = %self.rt.gateway, error = %e, "charging usage failed");
-                self.shared
-                    .metrics
-                    .store_errors
-                    .get_or_create(&crate::gateway::metrics::GatewayLabels {
-                        gateway: self.rt.gateway.clone(),
-                        kind: store.kind().to_string(),
-                    })
-                    .inc();
+        let (rt, shared) = (self.rt.clone(), self.shared.clone());
+        let (limits, budgets) = (std::mem::take(&mut self.limits), std::mem::take(&mut self.budgets));
+        run_soon(async move {
+            let store = &rt.store;
+            let prefix = &rt.store_prefix;
+            let r1 = store.charge_tokens(prefix, unix_now(), &limits, usage.total()).await;
+            let r2 = store.charge_budgets(prefix, &budgets, micros).await;
+            for r in [r1, r2] {
+                if let Err(e) = r {
+                    tracing::warn!(gateway = %rt.gateway, error = %e, "charging usage failed");
+                    shared
+                        .metrics
+                        .store_errors
+                        .get_or_create(&crate::gateway::metrics::GatewayLabels {
+                            gateway: rt.gateway.to_string(),
+                            kind: store.kind().to_string(),
+                        })
+                        .inc();
+                }
             }
-        }
+        });
+    }
+}
+
+/// Runs `fut` as far as it goes now, and the rest in a task of its own: work that completes in
+/// place (the memory store) is done before this returns, work that waits (network) does not hold
+/// up the caller.
+fn run_soon(fut: impl std::future::Future<Output = ()> + Send + 'static) {
+    let mut fut = Box::pin(fut);
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    if fut.as_mut().poll(&mut cx).is_pending() {
+        tokio::spawn(fut);
     }
 }
 

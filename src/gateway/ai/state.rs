@@ -16,7 +16,7 @@ use std::sync::Arc;
 /// A backend with its headers resolved.
 pub struct BackendRt {
     /// Name.
-    pub name: String,
+    pub name: Arc<str>,
     /// Provider family.
     pub provider: ProviderKind,
     /// Base URL.
@@ -36,7 +36,7 @@ pub struct AiRuntime {
     /// The config.
     pub config: GatewayConfig,
     /// `namespace/name`.
-    pub gateway: String,
+    pub gateway: Arc<str>,
     /// Policy.
     pub policy: PolicyIndex,
     /// Backends by name.
@@ -80,7 +80,7 @@ impl AiRuntime {
             policy: PolicyIndex::new(&config.policy),
             store_prefix: format!("cairn:{}:", config.gateway.namespace),
             max_body: config.listener.max_request_bytes,
-            gateway,
+            gateway: gateway.into(),
             backends,
             rules,
             store,
@@ -108,7 +108,7 @@ fn backend(gateway: &str, b: &AiBackendConfig, credentials: &Credentials) -> Res
         headers.push((name, value));
     }
     Ok(BackendRt {
-        name: b.name.clone(),
+        name: b.name.as_str().into(),
         provider: b.provider,
         url: b.url.clone(),
         headers,
