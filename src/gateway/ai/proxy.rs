@@ -639,7 +639,7 @@ impl Ctx {
         };
         let up = upstream_op(target.backend.provider, self.op);
         let limit = min_opt(remaining(deadline), first_token);
-        let sent = within(limit, send(&self.shared.clients, &target.backend, up, body, &self.headers)).await;
+        let sent = within(limit, send(&target.backend, up, body, &self.headers)).await;
         let mut resp = match sent {
             None => {
                 return Attempt::Retryable {
