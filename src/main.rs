@@ -8,12 +8,6 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// mimalloc instead of glibc's malloc: per-request allocations are cheaper (the gateway's hot path
-/// allocates small objects on every request), and freed memory goes back to the system after a
-/// burst instead of staying in glibc's arenas.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "cairn",
