@@ -4,11 +4,11 @@
 # Prints markdown tables on stdout; progress on stderr; raw JSON lines in $OUT/results.jsonl.
 #
 #   benches/run.sh                 # the full run (about 6 minutes plus builds)
-#   QUICK=1 benches/run.sh         # short smoke run (about 1.5 minutes)
+#   QUICK=1 benches/run.sh         # short smoke run (about 2 minutes)
 #   TARGETS="direct cairn" benches/run.sh
 #   SKIP_BUILD=1 benches/run.sh    # use the binaries of the last build
 #
-# Knobs (environment): RATE (3000), OPEN_S (10), SERIAL_S (5), STREAM_RATE (200),
+# Knobs (environment): RATE (3000), OPEN_S (10), SERIAL_S (5), STREAM_SERIAL_S (30), STREAM_RATE (200),
 # LITELLM_STREAM_RATE (10), STREAM_S (10), CHUNKS (16), CHUNK_US (1000), CONNS (32), CLOSED_S (5),
 # BOUND_MS (100: the p99 bound of the rate ladder), STEP_S (3), OUT.
 # Not a test: nothing here asserts on time. See docs/benchmarks.md.
@@ -24,9 +24,9 @@ RESULTS=$OUT/results.jsonl
 
 TARGETS=${TARGETS:-"direct bare-proxy cairn litellm"}
 if [[ -n "${QUICK:-}" ]]; then
-    SERIAL_S=${SERIAL_S:-2} OPEN_S=${OPEN_S:-3} STREAM_S=${STREAM_S:-3} CLOSED_S=${CLOSED_S:-2} STEP_S=${STEP_S:-1}
+    SERIAL_S=${SERIAL_S:-2} STREAM_SERIAL_S=${STREAM_SERIAL_S:-5} OPEN_S=${OPEN_S:-3} STREAM_S=${STREAM_S:-3} CLOSED_S=${CLOSED_S:-2} STEP_S=${STEP_S:-1}
 fi
-RATE=${RATE:-3000} OPEN_S=${OPEN_S:-10} SERIAL_S=${SERIAL_S:-5}
+RATE=${RATE:-3000} OPEN_S=${OPEN_S:-10} SERIAL_S=${SERIAL_S:-5} STREAM_SERIAL_S=${STREAM_SERIAL_S:-30}
 STREAM_RATE=${STREAM_RATE:-200} STREAM_S=${STREAM_S:-10} CHUNKS=${CHUNKS:-16} CHUNK_US=${CHUNK_US:-1000}
 CONNS=${CONNS:-32} CLOSED_S=${CLOSED_S:-5} BOUND_MS=${BOUND_MS:-100} STEP_S=${STEP_S:-3}
 # LiteLLM serves a few dozen requests/s here: streams at STREAM_RATE would only measure its queue.
@@ -154,6 +154,8 @@ run_target() { # label url key ladder_start stream_rate pids...
     [[ ${#pids[@]} -gt 0 ]] && rss "$label" idle "${pids[@]}"
     log "$label: one connection, ${SERIAL_S} s"
     drive "$label" "$url" "$key" "${pids[@]}" -- serial --duration-s "$SERIAL_S" >>"$RESULTS"
+    log "$label: streams at one connection, ${STREAM_SERIAL_S} s"
+    drive "$label" "$url" "$key" "${pids[@]}" -- serial --stream --duration-s "$STREAM_SERIAL_S" >>"$RESULTS"
     log "$label: streams ${srate}/s, ${STREAM_S} s"
     drive "$label" "$url" "$key" "${pids[@]}" -- open --stream --rate "$srate" --duration-s "$STREAM_S" >>"$RESULTS"
     recover "$url" "$key"

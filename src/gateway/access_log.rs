@@ -5,6 +5,7 @@ use crate::gateway::ai::usage::Usage;
 use crate::gateway::metrics::{CostLabels, Metrics, RequestLabels, TimingLabels, TokenLabels};
 use serde::Serialize;
 use std::io::Write;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 /// What is known about a request when it ends.
@@ -13,23 +14,23 @@ pub struct Record {
     /// When it arrived.
     pub started: Instant,
     /// Gateway `namespace/name`.
-    pub gateway: String,
+    pub gateway: Arc<str>,
     /// Method.
-    pub method: String,
+    pub method: http::Method,
     /// Path.
     pub path: String,
     /// Operation (`chat`, `embeddings`, `responses`, `messages`, `models`).
     pub op: &'static str,
     /// Caller, once identified.
-    pub subject: String,
+    pub subject: Arc<str>,
     /// Requested model.
-    pub model: String,
+    pub model: Arc<str>,
     /// Route name.
-    pub route: String,
+    pub route: Arc<str>,
     /// Rule name.
-    pub rule: String,
+    pub rule: Arc<str>,
     /// Backend that answered last.
-    pub backend: String,
+    pub backend: Arc<str>,
     /// Model sent upstream.
     pub upstream_model: String,
     /// Stream requested.
@@ -81,18 +82,20 @@ struct Line<'a> {
 
 impl Record {
     /// A record for a request that just arrived.
-    pub fn new(gateway: &str, method: &str, path: &str) -> Record {
+    pub fn new(gateway: &Arc<str>, method: &http::Method, path: String) -> Record {
+        static NONE: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from(""));
+        let none = NONE.clone();
         Record {
             started: Instant::now(),
-            gateway: gateway.to_string(),
-            method: method.to_string(),
-            path: path.to_string(),
+            gateway: gateway.clone(),
+            method: method.clone(),
+            path,
             op: "",
-            subject: String::new(),
-            model: String::new(),
-            route: String::new(),
-            rule: String::new(),
-            backend: String::new(),
+            subject: none.clone(),
+            model: none.clone(),
+            route: none.clone(),
+            rule: none.clone(),
+            backend: none,
             upstream_model: String::new(),
             stream: false,
             attempts: 0,
@@ -115,48 +118,43 @@ impl Record {
                 backend: self.backend.clone(),
                 model: self.model.clone(),
                 subject: self.subject.clone(),
-                outcome: self.outcome.to_string(),
+                outcome: self.outcome,
             };
             metrics.requests.get_or_create(&labels).inc();
             metrics.duration.get_or_create(&labels).observe(elapsed.as_secs_f64());
             if let Some(u) = &self.usage {
                 let estimated = if u.estimated { "true" } else { "false" };
+                let mut tokens = TokenLabels {
+                    gateway: labels.gateway,
+                    route: labels.route,
+                    backend: labels.backend,
+                    model: labels.model,
+                    subject: labels.subject,
+                    gen_ai_token_type: "input",
+                    estimated,
+                };
                 for (ty, n) in [("input", u.input), ("output", u.output), ("cached_input", u.cached_input)] {
                     if ty == "cached_input" && n == 0 {
                         continue;
                     }
-                    metrics
-                        .tokens
-                        .get_or_create(&TokenLabels {
-                            gateway: self.gateway.clone(),
-                            route: self.route.clone(),
-                            backend: self.backend.clone(),
-                            model: self.model.clone(),
-                            subject: self.subject.clone(),
-                            gen_ai_token_type: ty.to_string(),
-                            estimated: estimated.to_string(),
-                        })
-                        .observe(n as f64);
+                    tokens.gen_ai_token_type = ty;
+                    metrics.tokens.get_or_create(&tokens).observe(n as f64);
                 }
+                let TokenLabels { gateway, route, backend, model, subject, .. } = tokens;
                 if self.cost_micros > 0 {
                     metrics
                         .cost
                         .get_or_create(&CostLabels {
-                            gateway: self.gateway.clone(),
-                            route: self.route.clone(),
-                            backend: self.backend.clone(),
-                            model: self.model.clone(),
-                            subject: self.subject.clone(),
+                            gateway: gateway.clone(),
+                            route: route.clone(),
+                            backend: backend.clone(),
+                            model: model.clone(),
+                            subject,
                         })
                         .inc_by(self.cost_micros as f64 / 1e6);
                 }
-                let timing = TimingLabels {
-                    gateway: self.gateway.clone(),
-                    route: self.route.clone(),
-                    backend: self.backend.clone(),
-                    model: self.model.clone(),
-                };
                 if let Some(ttft) = self.ttft {
+                    let timing = TimingLabels { gateway, route, backend, model };
                     metrics.ttft.get_or_create(&timing).observe(ttft.as_secs_f64());
                     if u.output > 1 {
                         let rest = elapsed.saturating_sub(ttft).as_secs_f64();
@@ -174,7 +172,7 @@ impl Record {
         let line = Line {
             ts: rfc3339(SystemTime::now()),
             gateway: &self.gateway,
-            method: &self.method,
+            method: self.method.as_str(),
             path: &self.path,
             op: self.op,
             subject: &self.subject,

@@ -14,6 +14,9 @@
 //! | `cairn_store_errors_total` | counter | gateway, store |
 //! | `cairn_config_reloads_total` | counter | gateway, result |
 //!
+//! Label values are shared strings (`Arc<str>`, `&'static str`): building a label set per request
+//! copies no string.
+//!
 //! `outcome` is a low-cardinality category (`ok`, `unauthorized`, `forbidden`, `rate_limited`,
 //! `over_budget`, `upstream_error`, …); `subject` is the Agent name (bounded by the config).
 
@@ -22,81 +25,82 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 /// Labels of a served request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     /// Gateway `namespace/name`.
-    pub gateway: String,
+    pub gateway: Arc<str>,
     /// AIRoute name (empty when no route was chosen).
-    pub route: String,
+    pub route: Arc<str>,
     /// Backend that answered (empty when none did).
-    pub backend: String,
+    pub backend: Arc<str>,
     /// Model the client requested.
-    pub model: String,
+    pub model: Arc<str>,
     /// Caller.
-    pub subject: String,
+    pub subject: Arc<str>,
     /// Outcome category.
-    pub outcome: String,
+    pub outcome: &'static str,
 }
 
 /// Labels of token counts.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TokenLabels {
     /// Gateway.
-    pub gateway: String,
+    pub gateway: Arc<str>,
     /// Route.
-    pub route: String,
+    pub route: Arc<str>,
     /// Backend.
-    pub backend: String,
+    pub backend: Arc<str>,
     /// Model requested.
-    pub model: String,
+    pub model: Arc<str>,
     /// Caller.
-    pub subject: String,
+    pub subject: Arc<str>,
     /// `input`, `output` or `cached_input`.
-    pub gen_ai_token_type: String,
+    pub gen_ai_token_type: &'static str,
     /// `true` when counted locally because the provider reported no usage.
-    pub estimated: String,
+    pub estimated: &'static str,
 }
 
 /// Labels of cost.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CostLabels {
     /// Gateway.
-    pub gateway: String,
+    pub gateway: Arc<str>,
     /// Route.
-    pub route: String,
+    pub route: Arc<str>,
     /// Backend.
-    pub backend: String,
+    pub backend: Arc<str>,
     /// Model requested.
-    pub model: String,
+    pub model: Arc<str>,
     /// Caller.
-    pub subject: String,
+    pub subject: Arc<str>,
 }
 
 /// Labels of timing per backend.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TimingLabels {
     /// Gateway.
-    pub gateway: String,
+    pub gateway: Arc<str>,
     /// Route.
-    pub route: String,
+    pub route: Arc<str>,
     /// Backend.
-    pub backend: String,
+    pub backend: Arc<str>,
     /// Model requested.
-    pub model: String,
+    pub model: Arc<str>,
 }
 
 /// Labels of one upstream attempt.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AttemptLabels {
     /// Gateway.
-    pub gateway: String,
+    pub gateway: Arc<str>,
     /// Backend.
-    pub backend: String,
+    pub backend: Arc<str>,
     /// `ok`, `rate_limited`, `server_error`, `client_error`, `connect_error`, `timeout`, `ejected`.
-    pub result: String,
+    pub result: &'static str,
 }
 
 /// Labels with gateway and one more value.

@@ -11,8 +11,7 @@ use super::state::AiRuntime;
 use super::translate::{self, ChatToMessagesStream, MessagesToChatStream};
 use super::upstream::{Op, SendError, UpBody, UpResponse, send, upstream_op};
 use super::usage::{
-    StreamKind, StreamUsage, Usage, cost_micro_usd, count_tokens, estimate_request_tokens,
-    from_anthropic_usage, from_openai_usage,
+    StreamKind, StreamUsage, Usage, answer_usage, cost_micro_usd, count_tokens, estimate_request_tokens,
 };
 use crate::config::{BudgetAction, FailureMode, FallbackOn};
 use crate::gateway::access_log::Record;
@@ -38,6 +37,125 @@ fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
+/// The fields of a request body read on every request; the rest is checked to be JSON and
+/// skipped (the whole document is built only when something needs it).
+#[derive(serde::Deserialize)]
+struct Head {
+    #[serde(default)]
+    model: Option<Value>,
+    #[serde(default)]
+    stream: Option<Value>,
+    /// `Some(Value::Null)` for an explicit `null`, `None` when absent.
+    #[serde(default, deserialize_with = "present")]
+    stream_options: Option<Value>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    <Value as serde::Deserialize>::deserialize(d).map(Some)
+}
+
+impl Head {
+    fn of(doc: &Value) -> Head {
+        Head {
+            model: doc.get("model").cloned(),
+            stream: doc.get("stream").cloned(),
+            stream_options: doc.get("stream_options").cloned(),
+        }
+    }
+
+    /// Whether the client asked for a usage chunk itself.
+    fn asked_usage(&self) -> bool {
+        self.stream_options.as_ref().and_then(|o| o.get("include_usage")).and_then(Value::as_bool)
+            == Some(true)
+    }
+}
+
+/// A request body while the request is admitted: as received, its head, and the whole document
+/// once guardrails or the cache needed it.
+struct Prompt {
+    /// As received; `None` once guardrails changed the document.
+    original: Option<Bytes>,
+    head: Head,
+    doc: Option<Value>,
+}
+
+impl Prompt {
+    /// Reads the head; a body that is not a JSON object is refused in the caller's format.
+    fn parse(bytes: Bytes) -> Result<Prompt, AiError> {
+        // (A struct would also read a JSON array, field by field: only an object gets this far.)
+        let object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        match serde_json::from_slice::<Head>(&bytes).ok().filter(|_| object) {
+            Some(head) => Ok(Prompt { original: Some(bytes), head, doc: None }),
+            // Not an object, or a repeated key: the document decides (its error is the one the
+            // client gets; a repeated key counts last, as in the document).
+            None => {
+                let doc: Map<String, Value> = serde_json::from_slice(&bytes).map_err(|e| {
+                    AiError::BadRequest(format!("We could not parse the JSON body of your request: {e}"))
+                })?;
+                let doc = Value::Object(doc);
+                Ok(Prompt { original: Some(bytes), head: Head::of(&doc), doc: Some(doc) })
+            }
+        }
+    }
+
+    fn doc_mut(&mut self) -> &mut Value {
+        let original = &self.original;
+        self.doc.get_or_insert_with(|| document(original.as_deref()))
+    }
+
+    fn into_shared(self) -> SharedPrompt {
+        SharedPrompt {
+            asked_usage: self.head.asked_usage(),
+            stream_options_absent: self.head.stream_options.is_none(),
+            original: self.original,
+            doc: self.doc.map(std::sync::OnceLock::from).unwrap_or_default(),
+        }
+    }
+}
+
+/// The whole document of a body already read as a JSON object (an empty object otherwise).
+fn document(bytes: Option<&[u8]>) -> Value {
+    bytes.and_then(|b| serde_json::from_slice(b).ok()).unwrap_or_else(|| Value::Object(Map::new()))
+}
+
+/// `object` (the bytes of a JSON object) with one more member before its closing brace, the rest
+/// copied as it is. `None` when it does not end with `}`.
+fn with_member(object: &[u8], member: &str) -> Option<Bytes> {
+    let end = object.iter().rposition(|b| !b.is_ascii_whitespace())?;
+    if object[end] != b'}' {
+        return None;
+    }
+    // No member can end with `{`: the object is empty exactly when `{` comes right before.
+    let empty =
+        object[..end].iter().rposition(|b| !b.is_ascii_whitespace()).is_some_and(|i| object[i] == b'{');
+    let mut out = Vec::with_capacity(object.len() + member.len() + 1);
+    out.extend_from_slice(&object[..end]);
+    if !empty {
+        out.push(b',');
+    }
+    out.extend_from_slice(member.as_bytes());
+    out.extend_from_slice(&object[end..]);
+    Some(out.into())
+}
+
+/// A request body during its attempts: the whole document is built on first use.
+struct SharedPrompt {
+    /// As received, when the guardrails left it alone: sent upstream as it is when nothing needs
+    /// rewriting.
+    original: Option<Bytes>,
+    /// The client asked for a usage chunk (`stream_options.include_usage`).
+    asked_usage: bool,
+    /// The body has no `stream_options` key at all.
+    stream_options_absent: bool,
+    doc: std::sync::OnceLock<Value>,
+}
+
+impl SharedPrompt {
+    fn doc(&self) -> &Value {
+        self.doc.get_or_init(|| document(self.original.as_deref()))
+    }
+}
+
 /// Serves one request on an AI gateway. Never fails: every error becomes a response in the
 /// caller's format.
 pub async fn handle<B>(rt: Arc<AiRuntime>, shared: Arc<Shared>, req: Request<B>) -> Response<Body>
@@ -47,7 +165,7 @@ where
 {
     let path = req.uri().path().to_string();
     let front = if path.starts_with("/v1/messages") { Front::Anthropic } else { Front::OpenAi };
-    let mut rec = Record::new(&rt.gateway, req.method().as_str(), &path);
+    let mut rec = Record::new(&rt.gateway, req.method(), path);
     let access_log = rt.config.telemetry.access_log;
     match serve(&rt, &shared, req, &mut rec).await {
         Ok(Served::Done(resp)) => {
@@ -106,7 +224,7 @@ where
         .authenticate(&parts.headers, &rt.policy)
         .await
         .map_err(|e| AiError::Unauthorized(e.to_string()))?;
-    rec.subject = subject.clone();
+    rec.subject = Arc::from(subject.as_str());
     let Some(op) = op else {
         return Ok(Served::Done(models(rt, &subject)));
     };
@@ -123,15 +241,14 @@ where
         Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(AiError::TooLarge(max)),
         Err(e) => return Err(AiError::BadRequest(format!("could not read the request body: {e}"))),
     };
-    let mut json: Map<String, Value> = serde_json::from_slice(&bytes)
-        .map_err(|e| AiError::BadRequest(format!("We could not parse the JSON body of your request: {e}")))?;
-    let model = match json.get("model") {
-        Some(Value::String(m)) if !m.is_empty() => m.clone(),
+    let mut prompt = Prompt::parse(bytes)?;
+    let model = match prompt.head.model.take() {
+        Some(Value::String(m)) if !m.is_empty() => m,
         Some(Value::String(_)) | None | Some(Value::Null) => return Err(AiError::MissingModel),
         Some(_) => return Err(AiError::BadRequest("'model' must be a string".into())),
     };
-    rec.model = model.clone();
-    let stream = op != Op::Embeddings && json.get("stream").and_then(Value::as_bool) == Some(true);
+    rec.model = Arc::from(model.as_str());
+    let stream = op != Op::Embeddings && prompt.head.stream.as_ref().and_then(Value::as_bool) == Some(true);
     rec.stream = stream;
 
     // Policy, then route.
@@ -162,19 +279,17 @@ where
     };
     let rule =
         find_rule(&rt.rules, &model, &parts.headers).ok_or_else(|| AiError::ModelNotFound(model.clone()))?;
-    rec.route = rule.cfg.route.clone();
-    rec.rule = rule.cfg.name.clone();
+    rec.route = rule.route.clone();
+    rec.rule = rule.name.clone();
 
     // Request guardrails: refuse, or redact before anything leaves the gateway.
-    let mut redacted = false;
     if !rule.request_guardrails.is_empty() {
-        let mut v = Value::Object(std::mem::take(&mut json));
-        redacted = rule
+        let redacted = rule
             .request_guardrails
-            .apply(Direction::Request, &mut v)
+            .apply(Direction::Request, prompt.doc_mut())
             .map_err(|e| AiError::Guardrail(e.to_string()))?;
-        if let Value::Object(m) = v {
-            json = m;
+        if redacted {
+            prompt.original = None;
         }
     }
 
@@ -200,7 +315,7 @@ where
                 .metrics
                 .store_errors
                 .get_or_create(&crate::gateway::metrics::GatewayLabels {
-                    gateway: rt.gateway.clone(),
+                    gateway: rt.gateway.to_string(),
                     kind: rt.store.kind().to_string(),
                 })
                 .inc();
@@ -219,10 +334,10 @@ where
     if let Some(cache) = &rule.cache
         && !stream
     {
-        let v = Value::Object(json);
-        if cacheable(&v) {
+        let v = prompt.doc_mut();
+        if cacheable(v) {
             let scope = (!rule.cfg.cache.as_ref().is_some_and(|c| c.shared)).then_some(subject.as_str());
-            let key = cache_key(scope, &rule.cfg.route, &model, &v);
+            let key = cache_key(scope, &rule.cfg.route, &model, v);
             if let Some(hit) = cache.get(&key, Instant::now()) {
                 rec.outcome = "cache_hit";
                 rec.usage = Some(Usage::default());
@@ -233,10 +348,6 @@ where
             }
             cache_slot = Some((cache.clone(), key));
         }
-        json = match v {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        };
     }
 
     let ctx = Ctx {
@@ -246,8 +357,7 @@ where
         op,
         front: if op == Op::Messages { Front::Anthropic } else { Front::OpenAi },
         stream,
-        prompt: json,
-        original: Some(bytes).filter(|_| !redacted),
+        prompt: prompt.into_shared(),
         model,
         headers: parts.headers,
         limits,
@@ -290,10 +400,7 @@ struct Ctx {
     op: Op,
     front: Front,
     stream: bool,
-    prompt: Map<String, Value>,
-    /// The request body as received, when the guardrails left it alone: sent upstream as it is
-    /// when nothing needs rewriting (no rename, no translation, no usage request).
-    original: Option<Bytes>,
+    prompt: SharedPrompt,
     model: String,
     headers: HeaderMap,
     limits: Vec<LimitReq>,
@@ -422,7 +529,7 @@ impl Ctx {
                     .get_or_create(&crate::gateway::metrics::AttemptLabels {
                         gateway: self.rt.gateway.clone(),
                         backend: target.backend.name.clone(),
-                        result: result.to_string(),
+                        result,
                     })
                     .inc();
                 match outcome {
@@ -473,28 +580,32 @@ impl Ctx {
         }
     }
 
-    /// The upstream body for one target (translated when the backend speaks the other API), and
-    /// whether the gateway asked for a usage chunk the client did not.
-    fn upstream_body(&self, target: &TargetRt, upstream_model: &str) -> Result<(Bytes, bool), AiError> {
+    /// The upstream body for one target: the body as received when nothing needs rewriting; with
+    /// only the usage request added for a chat stream whose client did not ask for usage (appended
+    /// to the received bytes when it has no `stream_options`); otherwise rebuilt with the
+    /// upstream model, translated when the backend speaks the other API.
+    fn upstream_body(&self, target: &TargetRt, upstream_model: &str) -> Result<Bytes, AiError> {
         let up = upstream_op(target.backend.provider, self.op);
-        let asked_usage = || {
-            self.prompt.get("stream_options").and_then(|o| o.get("include_usage")).and_then(Value::as_bool)
-                == Some(true)
-        };
-        if let Some(original) = &self.original
+        let inject = up == self.op && self.op == Op::Chat && self.stream && !self.prompt.asked_usage;
+        if let Some(original) = &self.prompt.original
             && up == self.op
             && upstream_model == self.model
-            && !(self.op == Op::Chat && self.stream && !asked_usage())
         {
-            return Ok((original.clone(), false));
+            if !inject {
+                return Ok(original.clone());
+            }
+            if self.prompt.stream_options_absent
+                && let Some(body) = with_member(original, r#""stream_options":{"include_usage":true}"#)
+            {
+                return Ok(body);
+            }
         }
         let mut body = if up == self.op {
-            self.prompt.clone()
+            self.prompt.doc().as_object().cloned().unwrap_or_default()
         } else {
-            let req = Value::Object(self.prompt.clone());
             let out = match up {
-                Op::Messages => translate::chat_to_messages_request(&req),
-                _ => translate::messages_to_chat_request(&req),
+                Op::Messages => translate::chat_to_messages_request(self.prompt.doc()),
+                _ => translate::messages_to_chat_request(self.prompt.doc()),
             }
             .map_err(|e| AiError::BadRequest(e.to_string()))?;
             match out {
@@ -503,23 +614,16 @@ impl Ctx {
             }
         };
         body.insert("model".into(), Value::String(upstream_model.to_string()));
-        let mut injected = false;
-        if up == self.op && self.op == Op::Chat && self.stream {
-            let asked =
-                body.get("stream_options").and_then(|o| o.get("include_usage")).and_then(Value::as_bool)
-                    == Some(true);
-            if !asked {
-                let opts = body.entry("stream_options").or_insert_with(|| Value::Object(Map::new()));
-                if !opts.is_object() {
-                    *opts = Value::Object(Map::new());
-                }
-                if let Value::Object(o) = opts {
-                    o.insert("include_usage".into(), Value::Bool(true));
-                }
-                injected = true;
+        if inject {
+            let opts = body.entry("stream_options").or_insert_with(|| Value::Object(Map::new()));
+            if !opts.is_object() {
+                *opts = Value::Object(Map::new());
+            }
+            if let Value::Object(o) = opts {
+                o.insert("include_usage".into(), Value::Bool(true));
             }
         }
-        Ok((Bytes::from(serde_json::to_vec(&body).unwrap_or_default()), injected))
+        Ok(Bytes::from(serde_json::to_vec(&body).unwrap_or_default()))
     }
 
     async fn attempt(
@@ -530,12 +634,12 @@ impl Ctx {
         first_token: Option<Duration>,
     ) -> Attempt {
         let body = match self.upstream_body(target, upstream_model) {
-            Ok((b, _)) => b,
+            Ok(b) => b,
             Err(e) => return Attempt::Final(Failure::Gateway(e)),
         };
         let up = upstream_op(target.backend.provider, self.op);
         let limit = min_opt(remaining(deadline), first_token);
-        let sent = within(limit, send(&self.shared.clients, &target.backend, up, body, &self.headers)).await;
+        let sent = within(limit, send(&target.backend, up, body, &self.headers)).await;
         let mut resp = match sent {
             None => {
                 return Attempt::Retryable {
@@ -631,7 +735,7 @@ impl Ctx {
 
     #[allow(clippy::too_many_arguments)]
     async fn deliver(
-        self,
+        mut self,
         target: &TargetRt,
         upstream_model: &str,
         mut resp: UpResponse,
@@ -644,33 +748,38 @@ impl Ctx {
         let price = target.backend.models.get(upstream_model).cloned();
         if !self.stream {
             let body = read_all(&mut resp.body, remaining(deadline)).await?;
-            let parsed: Value = serde_json::from_slice(&body).map_err(|_| {
+            let not_json = || {
                 AiError::BadGateway(format!(
                     "backend {} answered something that is not JSON",
                     target.backend.name
                 ))
-            })?;
+            };
             let up = upstream_op(target.backend.provider, self.op);
-            let usage = match up {
-                Op::Messages => parsed.get("usage").and_then(from_anthropic_usage),
-                _ => parsed.get("usage").and_then(from_openai_usage),
-            }
-            .unwrap_or_else(|| Usage {
-                input: self.estimated_input(),
-                cached_input: 0,
-                output: count_tokens(upstream_model, &answer_text(&parsed)),
-                estimated: true,
-            });
-            self.account(usage, price.as_ref(), rec).await;
-            let mut body = match (self.op, up) {
-                (Op::Chat, Op::Messages) => {
-                    Bytes::from(translate::messages_to_chat_response(&parsed, unix_now()).to_string())
+            // The answer is only parsed whole to translate it or to count its text; otherwise its
+            // bytes go to the client untouched.
+            let (usage, parsed) = match answer_usage(&body, up == Op::Messages).map_err(|_| not_json())? {
+                Some(usage) if up == self.op => (usage, None),
+                reported => {
+                    let parsed: Value = serde_json::from_slice(&body).map_err(|_| not_json())?;
+                    let usage = reported.unwrap_or_else(|| Usage {
+                        input: self.estimated_input(),
+                        cached_input: 0,
+                        output: count_tokens(upstream_model, &answer_text(&parsed)),
+                        estimated: true,
+                    });
+                    (usage, Some(parsed))
                 }
-                (Op::Messages, Op::Chat) => {
-                    Bytes::from(translate::chat_to_messages_response(&parsed).to_string())
+            };
+            let mut body = match (self.op, up, &parsed) {
+                (Op::Chat, Op::Messages, Some(parsed)) => {
+                    Bytes::from(translate::messages_to_chat_response(parsed, unix_now()).to_string())
+                }
+                (Op::Messages, Op::Chat, Some(parsed)) => {
+                    Bytes::from(translate::chat_to_messages_response(parsed).to_string())
                 }
                 _ => body,
             };
+            self.account(usage, price.as_ref(), rec);
             if !rule.response_guardrails.is_empty() {
                 let mut v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                 let changed = rule
@@ -703,26 +812,13 @@ impl Ctx {
         // The gateway asked for a usage chunk the client did not: hide it from the client.
         let strip_usage = upstream_op(target.backend.provider, self.op) == Op::Chat
             && self.op == Op::Chat
-            && self
-                .prompt
-                .get("stream_options")
-                .and_then(|o| o.get("include_usage"))
-                .and_then(Value::as_bool)
-                != Some(true);
+            && !self.prompt.asked_usage;
         let translator = match (self.op, upstream_op(target.backend.provider, self.op)) {
-            (Op::Chat, Op::Messages) => {
-                let asked = self
-                    .prompt
-                    .get("stream_options")
-                    .and_then(|o| o.get("include_usage"))
-                    .and_then(Value::as_bool)
-                    == Some(true);
-                Translator::MessagesToChat(Box::new(MessagesToChatStream::new(
-                    &self.model,
-                    unix_now(),
-                    asked,
-                )))
-            }
+            (Op::Chat, Op::Messages) => Translator::MessagesToChat(Box::new(MessagesToChatStream::new(
+                &self.model,
+                unix_now(),
+                self.prompt.asked_usage,
+            ))),
             (Op::Messages, Op::Chat) => Translator::ChatToMessages(Box::new(ChatToMessagesStream::new(
                 &self.model,
                 self.estimated_input(),
@@ -734,13 +830,14 @@ impl Ctx {
         let mut rec = rec.clone();
         rec.status = 200;
         let guard = (!rule.response_guardrails.is_empty()).then(|| rule.response_guardrails.clone());
+        let mut ctx = self;
         tokio::spawn(async move {
             let kind = match up_op {
                 Op::Messages => StreamKind::Anthropic,
                 Op::Responses => StreamKind::OpenAiResponses,
                 _ => StreamKind::OpenAiChat,
             };
-            let mut relay = Relay::new(self.op, strip_usage, translator, StreamUsage::new(kind, &up_model));
+            let mut relay = Relay::new(ctx.op, strip_usage, translator, StreamUsage::new(kind, &up_model));
             relay.guardrails = guard;
             let end = relay.run(&mut resp.body, first, first_at, &tx, idle, deadline, rec.started).await;
             rec.ttft = relay.ttft;
@@ -754,50 +851,68 @@ impl Ctx {
                     rec.outcome = e.category();
                     rec.error = Some(e.to_string());
                     // The client gets the error as the stream's last event.
-                    let _ = tx.send(e.stream_event(self.front)).await;
+                    let _ = tx.send(e.stream_event(ctx.front)).await;
                 }
             }
             // Dropping the upstream body cancels the upstream request.
             drop(resp);
             // Count the prompt only when the provider reported nothing.
-            let estimate = if relay.meter.reported() { 0 } else { self.estimated_input() };
+            let estimate = if relay.meter.reported() { 0 } else { ctx.estimated_input() };
             let usage = relay.meter.usage(estimate);
-            self.account(usage, price.as_ref(), &mut rec).await;
-            rec.finish(&self.shared.metrics, self.rt.config.telemetry.access_log);
+            ctx.account(usage, price.as_ref(), &mut rec);
+            rec.finish(&ctx.shared.metrics, ctx.rt.config.telemetry.access_log);
         });
         Ok(Served::Streaming(r))
     }
 
     /// Input tokens of the request counted locally, for when the provider reports none.
     fn estimated_input(&self) -> u64 {
-        estimate_request_tokens(&self.model, &Value::Object(self.prompt.clone()))
+        estimate_request_tokens(&self.model, self.prompt.doc())
     }
 
-    /// Charges tokens and cost, and records them.
-    async fn account(&self, usage: Usage, price: Option<&crate::config::AiModelConfig>, rec: &mut Record) {
+    /// Prices `usage` into the record and charges tokens and cost to the limits and budgets the
+    /// request was admitted under (once: it takes them). The answer does not wait for the charge:
+    /// the memory store completes it in place, a Redis round trip goes on in a task of its own,
+    /// which also lands when the client has already gone.
+    fn account(&mut self, usage: Usage, price: Option<&crate::config::AiModelConfig>, rec: &mut Record) {
         let micros = price.and_then(|m| m.price.as_ref()).map_or(0, |p| cost_micro_usd(&usage, p));
         rec.usage = Some(usage);
         rec.cost_micros = micros;
         if !self.charge {
             return;
         }
-        let store = &self.rt.store;
-        let prefix = &self.rt.store_prefix;
-        let r1 = store.charge_tokens(prefix, unix_now(), &self.limits, usage.total()).await;
-        let r2 = store.charge_budgets(prefix, &self.budgets, micros).await;
-        for r in [r1, r2] {
-            if let Err(e) = r {
-                tracing::warn!(gateway = %self.rt.gateway, error = %e, "charging usage failed");
-                self.shared
-                    .metrics
-                    .store_errors
-                    .get_or_create(&crate::gateway::metrics::GatewayLabels {
-                        gateway: self.rt.gateway.clone(),
-                        kind: store.kind().to_string(),
-                    })
-                    .inc();
+        let (rt, shared) = (self.rt.clone(), self.shared.clone());
+        let (limits, budgets) = (std::mem::take(&mut self.limits), std::mem::take(&mut self.budgets));
+        run_soon(async move {
+            let store = &rt.store;
+            let prefix = &rt.store_prefix;
+            let r1 = store.charge_tokens(prefix, unix_now(), &limits, usage.total()).await;
+            let r2 = store.charge_budgets(prefix, &budgets, micros).await;
+            for r in [r1, r2] {
+                if let Err(e) = r {
+                    tracing::warn!(gateway = %rt.gateway, error = %e, "charging usage failed");
+                    shared
+                        .metrics
+                        .store_errors
+                        .get_or_create(&crate::gateway::metrics::GatewayLabels {
+                            gateway: rt.gateway.to_string(),
+                            kind: store.kind().to_string(),
+                        })
+                        .inc();
+                }
             }
-        }
+        });
+    }
+}
+
+/// Runs `fut` as far as it goes now, and the rest in a task of its own: work that completes in
+/// place (the memory store) is done before this returns, work that waits (network) does not hold
+/// up the caller.
+fn run_soon(fut: impl std::future::Future<Output = ()> + Send + 'static) {
+    let mut fut = Box::pin(fut);
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    if fut.as_mut().poll(&mut cx).is_pending() {
+        tokio::spawn(fut);
     }
 }
 
@@ -1059,5 +1174,57 @@ impl hyper::body::Body for ChannelBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
         self.rx.poll_recv(cx).map(|o| o.map(|b| Ok(hyper::body::Frame::data(b))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_head_is_read_without_the_document() {
+        let p = Prompt::parse(Bytes::from_static(
+            br#" {"messages":[{"role":"user","content":"hi"}],"model":"m","stream":true}"#,
+        ))
+        .unwrap();
+        assert!(p.doc.is_none());
+        assert_eq!(p.head.model, Some(json!("m")));
+        assert_eq!(p.head.stream, Some(json!(true)));
+        let shared = p.into_shared();
+        assert!(!shared.asked_usage && shared.stream_options_absent);
+        assert_eq!(shared.doc()["messages"][0]["content"], "hi");
+
+        let p = Prompt::parse(Bytes::from_static(br#"{"model":"m","stream_options":null}"#)).unwrap();
+        assert!(!p.into_shared().stream_options_absent, "an explicit null is not absent");
+        let p =
+            Prompt::parse(Bytes::from_static(br#"{"model":"m","stream_options":{"include_usage":true}}"#))
+                .unwrap();
+        assert!(p.into_shared().asked_usage);
+    }
+
+    #[test]
+    fn only_a_json_object_is_a_request_body() {
+        let message = |b: &'static [u8]| match Prompt::parse(Bytes::from_static(b)) {
+            Err(e) => e.to_string(),
+            Ok(_) => "accepted".into(),
+        };
+        assert!(message(br#"["m", true]"#).contains("could not parse the JSON body"), "{}", message(b"[]"));
+        assert!(message(b"{not json").contains("could not parse the JSON body"));
+        // A repeated key: the last one counts, as in the document.
+        let p = Prompt::parse(Bytes::from_static(br#"{"model":"a","model":"b"}"#)).unwrap();
+        assert_eq!(p.head.model, Some(json!("b")));
+        assert!(p.doc.is_some());
+    }
+
+    #[test]
+    fn a_member_is_appended_without_touching_the_rest() {
+        let m = r#""stream_options":{"include_usage":true}"#;
+        let out = with_member(br#"{"model":"m", "x":{"y":[1]}} "#, m).unwrap();
+        assert_eq!(&out[..], br#"{"model":"m", "x":{"y":[1]},"stream_options":{"include_usage":true}} "#);
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["stream_options"]["include_usage"], true);
+        assert_eq!(&with_member(b"{ }", m).unwrap()[..], br#"{ "stream_options":{"include_usage":true}}"#);
+        assert!(with_member(b"[1]", m).is_none());
     }
 }

@@ -31,6 +31,10 @@ use std::sync::Arc;
 pub struct RuleRt {
     /// The rule.
     pub cfg: AiRuleConfig,
+    /// Its route's name (for records and metrics).
+    pub route: Arc<str>,
+    /// Its name.
+    pub name: Arc<str>,
     /// Targets grouped by priority, ascending: (backend, upstream model override, weight).
     pub groups: Vec<Vec<TargetRt>>,
     /// Request guardrails.
@@ -73,6 +77,8 @@ impl RuleRt {
             Arc::new(Guardrails::new(&cfg.response_guardrails).map_err(|e| format!("{name}: {e}"))?);
         let cache = cfg.cache.as_ref().map(|c| Arc::new(ResponseCache::from_config(c)));
         Ok(RuleRt {
+            route: cfg.route.as_str().into(),
+            name: cfg.name.as_str().into(),
             cfg,
             groups: by_priority.into_values().collect(),
             request_guardrails,

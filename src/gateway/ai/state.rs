@@ -2,6 +2,7 @@
 //! credential headers resolved, rules grouped by priority, the identity verifier and the store.
 
 use super::routing::RuleRt;
+use super::upstream::HttpClient;
 use crate::config::{
     AiBackendConfig, AiModelConfig, Credentials, FailureMode, GatewayConfig, Layer, ProviderKind,
 };
@@ -16,7 +17,7 @@ use std::sync::Arc;
 /// A backend with its headers resolved.
 pub struct BackendRt {
     /// Name.
-    pub name: String,
+    pub name: Arc<str>,
     /// Provider family.
     pub provider: ProviderKind,
     /// Base URL.
@@ -27,6 +28,8 @@ pub struct BackendRt {
     pub models: HashMap<String, AiModelConfig>,
     /// Connect timeout.
     pub connect_timeout_ms: u64,
+    /// The pooled client for that connect timeout (shared with every backend that has it).
+    pub client: HttpClient,
     /// Health key in [`Shared`]: `gateway/backend`.
     pub health_key: String,
 }
@@ -36,7 +39,7 @@ pub struct AiRuntime {
     /// The config.
     pub config: GatewayConfig,
     /// `namespace/name`.
-    pub gateway: String,
+    pub gateway: Arc<str>,
     /// Policy.
     pub policy: PolicyIndex,
     /// Backends by name.
@@ -70,7 +73,8 @@ impl AiRuntime {
         let gateway = format!("{}/{}", config.gateway.namespace, config.gateway.name);
         let mut backends = HashMap::new();
         for b in &ai.backends {
-            backends.insert(b.name.clone(), Arc::new(backend(&gateway, b, credentials)?));
+            let client = shared.clients.get(b.connect_timeout_ms);
+            backends.insert(b.name.clone(), Arc::new(backend(&gateway, b, credentials, client)?));
         }
         let rules =
             ai.rules.iter().map(|r| RuleRt::new(r.clone(), &backends)).collect::<Result<Vec<_>, String>>()?;
@@ -80,7 +84,7 @@ impl AiRuntime {
             policy: PolicyIndex::new(&config.policy),
             store_prefix: format!("cairn:{}:", config.gateway.namespace),
             max_body: config.listener.max_request_bytes,
-            gateway,
+            gateway: gateway.into(),
             backends,
             rules,
             store,
@@ -90,7 +94,12 @@ impl AiRuntime {
     }
 }
 
-fn backend(gateway: &str, b: &AiBackendConfig, credentials: &Credentials) -> Result<BackendRt, String> {
+fn backend(
+    gateway: &str,
+    b: &AiBackendConfig,
+    credentials: &Credentials,
+    client: HttpClient,
+) -> Result<BackendRt, String> {
     let mut headers = Vec::new();
     for h in &b.headers {
         let name = HeaderName::from_bytes(h.name.as_bytes())
@@ -108,12 +117,13 @@ fn backend(gateway: &str, b: &AiBackendConfig, credentials: &Credentials) -> Res
         headers.push((name, value));
     }
     Ok(BackendRt {
-        name: b.name.clone(),
+        name: b.name.as_str().into(),
         provider: b.provider,
         url: b.url.clone(),
         headers,
         models: b.models.iter().map(|m| (m.name.clone(), m.clone())).collect(),
         connect_timeout_ms: b.connect_timeout_ms,
+        client,
         health_key: format!("{gateway}/{}", b.name),
     })
 }

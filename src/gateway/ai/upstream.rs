@@ -83,7 +83,7 @@ pub struct Clients {
 }
 
 impl Clients {
-    /// The client for a connect timeout.
+    /// The client for a connect timeout (resolved once per backend and config version).
     pub fn get(&self, connect_timeout_ms: u64) -> HttpClient {
         let mut map = self.by_timeout.lock().unwrap_or_else(|e| e.into_inner());
         map.entry(connect_timeout_ms).or_insert_with(|| build_client(connect_timeout_ms)).clone()
@@ -174,7 +174,6 @@ const FORWARDED: &[&str] =
 
 /// Sends one attempt. `body` is the final upstream JSON.
 pub async fn send(
-    clients: &Clients,
     backend: &BackendRt,
     op: Op,
     body: Bytes,
@@ -202,8 +201,7 @@ pub async fn send(
     for (name, value) in &backend.headers {
         headers.insert(name.clone(), value.clone());
     }
-    let client = clients.get(backend.connect_timeout_ms);
-    match client.request(req).await {
+    match backend.client.request(req).await {
         Ok(resp) => {
             let (parts, body) = resp.into_parts();
             Ok(UpResponse { status: parts.status, headers: parts.headers, body: UpBody::Hyper(body) })

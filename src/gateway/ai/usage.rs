@@ -108,6 +108,24 @@ pub fn from_anthropic_body(body: &Value) -> Option<Usage> {
     body.get("usage").and_then(from_anthropic_usage)
 }
 
+/// Usage of a whole (non-streamed) answer body: its top-level `usage` object, read as OpenAI's
+/// or (`anthropic`) Anthropic's. Only that object is built; the rest of the body is checked to be
+/// JSON and skipped, so a large answer costs no allocation. `Err` when the body is not JSON.
+pub fn answer_usage(body: &[u8], anthropic: bool) -> Result<Option<Usage>, serde_json::Error> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        #[serde(default)]
+        usage: Option<Value>,
+    }
+    let usage = match serde_json::from_slice::<Head>(body) {
+        Ok(h) => h.usage,
+        // Not an object, or `usage` given twice (the last one counts, as in a parsed document).
+        Err(_) => serde_json::from_slice::<Value>(body)?.get_mut("usage").map(Value::take),
+    };
+    let read = if anthropic { from_anthropic_usage } else { from_openai_usage };
+    Ok(usage.as_ref().and_then(read))
+}
+
 /// The wire family of a stream, for [`StreamUsage`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StreamKind {
@@ -706,6 +724,25 @@ mod tests {
         assert_eq!(micro_usd_per_million(-1.0), 0);
         assert_eq!(micro_usd_per_million(f64::NAN), 0);
         assert_eq!(micro_usd_to_usd(1_500_000), 1.5);
+    }
+
+    #[test]
+    fn usage_of_a_whole_answer_without_building_it() {
+        let body = br#"{"id":"x","choices":[{"message":{"content":"hi \u00e9"}}],"usage":{"prompt_tokens":7,"completion_tokens":2,"prompt_tokens_details":{"cached_tokens":3}}}"#;
+        let want = Usage { input: 7, cached_input: 3, output: 2, estimated: false };
+        assert_eq!(answer_usage(body, false).unwrap(), Some(want));
+        let body =
+            br#"{"usage":{"input_tokens":5,"cache_read_input_tokens":4,"output_tokens":1},"content":[]}"#;
+        let want = Usage { input: 9, cached_input: 4, output: 1, estimated: false };
+        assert_eq!(answer_usage(body, true).unwrap(), Some(want));
+        assert_eq!(answer_usage(br#"{"choices":[]}"#, false).unwrap(), None);
+        assert_eq!(answer_usage(br#"{"usage":null}"#, false).unwrap(), None);
+        // The last of two `usage` keys counts, as in a parsed document; a non-object has none.
+        let twice = br#"{"usage":{"prompt_tokens":1},"usage":{"prompt_tokens":2,"completion_tokens":0}}"#;
+        assert_eq!(answer_usage(twice, false).unwrap().map(|u| u.input), Some(2));
+        assert_eq!(answer_usage(b"[1,2]", false).unwrap(), None);
+        assert!(answer_usage(b"<html>", false).is_err());
+        assert!(answer_usage(br#"{"usage":{}"#, false).is_err());
     }
 
     #[test]
