@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The MCP gateway benchmark: the driver straight to a backend, Cairn (`cairn run -f`) over 1 and
-# over 10 MCPServers, and mcp-proxy (crates.io, pinned) over 1 and over 10 backends, side by side
-# in one run, everything on loopback. Prints markdown tables on stdout; progress on stderr; raw
+# The MCP gateway benchmark: the driver straight to a backend, a bare HTTP proxy (the ceiling),
+# Cairn (`cairn run -f`) over 1 and over 10 MCPServers, and mcp-proxy (crates.io, pinned) over 1
+# and over 10 backends, side by side in one run, everything on loopback. Prints markdown tables on stdout; progress on stderr; raw
 # JSON lines in $OUT/results.jsonl.
 #
 #   benches/mcp.sh                 # the full run (about 6 minutes plus builds)
@@ -23,7 +23,7 @@ mkdir -p "$OUT"
 RESULTS=$OUT/results.jsonl
 : >"$RESULTS"
 
-TARGETS=${TARGETS:-"direct cairn cairn-10 mcp-proxy mcp-proxy-10"}
+TARGETS=${TARGETS:-"direct bare-proxy cairn cairn-10 mcp-proxy mcp-proxy-10"}
 if [[ -n "${QUICK:-}" ]]; then
     SERIAL_S=${SERIAL_S:-2} SETUP_S=${SETUP_S:-2} CLOSED_S=${CLOSED_S:-2} STEP_S=${STEP_S:-1}
 fi
@@ -175,7 +175,9 @@ EOF
 }
 
 # mcp-proxy's config: the same backends, namespaced with the same separator as Cairn's, a bearer
-# token scoped to b0's echo tool, audit logging and metrics on.
+# token scoped to b0's echo tool, audit and metrics on. Log level warn: at info it logs two lines
+# per session, which Cairn does not. (Its audit middleware runs, but the binary's log filter,
+# `tower_mcp=LEVEL,mcp_proxy=LEVEL`, drops the `mcp::audit` events, so it writes no audit lines.)
 mcp_proxy_config() { # port n
     local port=$1 n=$2 i
     cat <<EOF
@@ -197,7 +199,7 @@ allow_tools = ["b0__echo"]
 
 [observability]
 audit = true
-log_level = "info"
+log_level = "warn"
 
 [observability.metrics]
 enabled = true
@@ -211,6 +213,17 @@ for target in $TARGETS; do
     case $target in
     direct)
         run_target direct "http://127.0.0.1:${PORTS[0]}/mcp" echo "" 1
+        ;;
+    bare-proxy)
+        port=$(free_port)
+        "$BENCH" proxy --port "$port" --upstream "http://127.0.0.1:${PORTS[0]}" 2>"$OUT/proxy.log" &
+        pid=$!
+        PIDS+=($pid)
+        wait_mcp "http://127.0.0.1:$port/mcp" 10 || { echo "bare proxy did not start" >&2; exit 1; }
+        sleep 1
+        rss bare-proxy started "$pid"
+        run_target bare-proxy "http://127.0.0.1:$port/mcp" echo "" 1 "$pid"
+        stop "$pid"
         ;;
     cairn | cairn-10)
         n=1
@@ -252,7 +265,7 @@ done
 {
     echo "- load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "- Cairn: \`cairn run -f\`, virtual-key auth, \`defaultAction: Deny\`, an AgentPolicy granting b0's echo tool, audit lines (stdout) to a file per target in $OUT"
-    echo "- mcp-proxy $MCP_PROXY_VERSION (crates.io, \`cargo install --locked\`, default features): bearer auth with a token scoped to b0__echo, \`audit = true\`, metrics on"
+    echo "- mcp-proxy $MCP_PROXY_VERSION (crates.io, \`cargo install --locked\`, default features): bearer auth with a token scoped to b0__echo, \`audit = true\` (no lines written: see benches/mcp.sh), metrics on, log level warn"
     echo
 } >>"$OUT/header.md"
 cat "$OUT/header.md"

@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! mcp_gateway backend --port P [--port P2 ...] [--result-bytes 512]
+//! mcp_gateway proxy --port P --upstream http://127.0.0.1:B   (the AI benchmark's bare proxy)
 //! mcp_gateway drive --label L --url http://127.0.0.1:P/mcp --tool T [--key K] [--pid PID...]
 //!                   [--backends N] SCENARIO ...
 //! mcp_gateway rss   --label L --phase started|after --pid PID...
@@ -19,6 +20,8 @@ mod common;
 
 mod backend;
 mod drive;
+#[path = "../ai_gateway/proxy.rs"]
+mod proxy;
 mod report;
 
 use clap::{Parser, Subcommand};
@@ -44,6 +47,16 @@ enum Cmd {
         result_bytes: usize,
         /// Runtime worker threads (1: a current-thread runtime).
         #[arg(long, default_value_t = 1)]
+        threads: usize,
+    },
+    /// The bare reverse proxy of the AI benchmark (the ceiling: one more HTTP hop, nothing else).
+    Proxy {
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        upstream: String,
+        /// Runtime worker threads (0: one per core, as Cairn).
+        #[arg(long, default_value_t = 0)]
         threads: usize,
     },
     /// Load against one target; prints one JSON line.
@@ -160,6 +173,12 @@ fn main() -> std::process::ExitCode {
         Cmd::Backend { ports, result_bytes, threads } => {
             if let Err(e) = runtime(threads).block_on(backend::run(&ports, result_bytes)) {
                 eprintln!("backend: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+        Cmd::Proxy { port, upstream, threads } => {
+            if let Err(e) = runtime(threads).block_on(proxy::run(port, &upstream)) {
+                eprintln!("proxy: {e}");
                 return std::process::ExitCode::FAILURE;
             }
         }
