@@ -10,7 +10,7 @@
 #   SKIP_BUILD=1 benches/mcp.sh    # use the binaries of the last build
 #
 # Knobs (environment): SERIAL_S (5), SETUP_S (5), CONNS (32), CLOSED_S (5), LADDER_START (2000),
-# STEP_S (3), BOUND_MS (10: the p99 bound of the rate ladder), SESSIONS (1000: sessions opened
+# STEP_S (3), BOUND_MS (50: the p99 bound of the rate ladder), SESSIONS (1000: sessions opened
 # for the memory figure), RESULT_BYTES (512: size of a tool result), OUT.
 # Not a test: nothing here asserts on time. See docs/benchmarks.md.
 set -euo pipefail
@@ -28,7 +28,7 @@ if [[ -n "${QUICK:-}" ]]; then
     SERIAL_S=${SERIAL_S:-2} SETUP_S=${SETUP_S:-2} CLOSED_S=${CLOSED_S:-2} STEP_S=${STEP_S:-1}
 fi
 SERIAL_S=${SERIAL_S:-5} SETUP_S=${SETUP_S:-5} CONNS=${CONNS:-32} CLOSED_S=${CLOSED_S:-5}
-LADDER_START=${LADDER_START:-2000} STEP_S=${STEP_S:-3} BOUND_MS=${BOUND_MS:-10}
+LADDER_START=${LADDER_START:-2000} STEP_S=${STEP_S:-3} BOUND_MS=${BOUND_MS:-50}
 SESSIONS=${SESSIONS:-1000} RESULT_BYTES=${RESULT_BYTES:-512}
 
 # mcp-proxy (joshrotenberg/mcp-proxy): a Rust MCP gateway built on tower-mcp that aggregates

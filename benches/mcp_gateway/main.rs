@@ -137,7 +137,7 @@ enum Scenario {
         max: f64,
         #[arg(long, default_value_t = 3.0)]
         step_s: f64,
-        #[arg(long, default_value_t = 10.0)]
+        #[arg(long, default_value_t = 50.0)]
         p99_bound_ms: f64,
         #[arg(long, default_value_t = 32)]
         sessions: usize,
