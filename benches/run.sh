@@ -43,18 +43,7 @@ UV_VERSION=0.13.8
 CAIRN_KEY=cairn-vk-bench-0123456789abcdef0123
 LITELLM_KEY=sk-bench-litellm-master-key
 
-log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
-
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do
-        kill "$p" 2>/dev/null || true
-    done
-    wait 2>/dev/null || true
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source "$ROOT/benches/lib.sh"
 
 wait_http() { # url, seconds, [auth header]
     local url=$1 secs=$2 auth=${3:-} i
@@ -73,13 +62,9 @@ CAIRN=$CARGO_TARGET_DIR/release/cairn
 if [[ -z "${SKIP_BUILD:-}" ]]; then
     log "building (release) into $CARGO_TARGET_DIR"
     cargo build --release --bin cairn >&2
-    BENCH=$(cargo bench --bench ai_gateway --no-run --message-format=json 2>/dev/null |
-        jq -r 'select(.reason == "compiler-artifact" and .target.name == "ai_gateway" and .executable != null) | .executable' | tail -1)
-else
-    # SKIP_BUILD=1: the binaries of the last build (e.g. while the tree does not compile).
-    BENCH=$(find "$CARGO_TARGET_DIR/release/deps" -maxdepth 1 -type f -executable -name 'ai_gateway-*' -printf '%T@ %p\n' |
-        sort -n | tail -1 | cut -d' ' -f2-)
 fi
+# SKIP_BUILD=1: the binaries of the last build (e.g. while the tree does not compile).
+BENCH=$(bench_binary ai_gateway)
 [[ -x "$BENCH" ]] || { echo "could not find the ai_gateway bench binary" >&2; exit 1; }
 
 if [[ " $TARGETS " == *" litellm "* && ! -x "$LITELLM_VENV/bin/litellm" ]]; then
@@ -96,9 +81,8 @@ fi
 {
     echo "## AI gateway benchmark — $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo
-    echo "- commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src Cargo.toml || echo ' (+ uncommitted changes in src/)')${SKIP_BUILD:+ (binaries of the last build: cairn built $(date -u -r "$CAIRN" '+%H:%M UTC'))}"
-    echo "- machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), Linux $(uname -r)"
-    echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+    commit_line "$CAIRN"
+    machine_lines
     echo "- mock upstream: Rust (benches/ai_gateway/mock.rs), 0 ms latency; streams: $CHUNKS content chunks, ${CHUNK_US} µs apart"
     echo "- everything on loopback and on the same $(nproc) cores (driver, mock, target); targets run one after another"
     echo
@@ -117,20 +101,6 @@ drive() { # label url key pids... -- scenario args
     while [[ $# -gt 0 && $1 != -- ]]; do args+=(--pid "$1"); shift; done
     shift
     "$BENCH" drive "${args[@]}" "$@"
-}
-
-rss() { # label phase pids...
-    local label=$1 phase=$2
-    shift 2
-    local a=()
-    for p in "$@"; do a+=(--pid "$p"); done
-    "$BENCH" rss --label "$label" --phase "$phase" "${a[@]}" >>"$RESULTS"
-}
-
-children() { # pid -> pid and its descendants
-    local p=$1 c
-    echo "$p"
-    for c in $(pgrep -P "$p" || true); do children "$c"; done
 }
 
 # Waits (up to 60 s) until the target answers one request within a second again.
@@ -175,14 +145,6 @@ run_target() { # label url key ladder_start stream_rate pids...
     fi
     log "$label: done (load average $(cut -d' ' -f1-3 /proc/loadavg))"
     echo "{\"kind\":\"load\",\"label\":\"$label\",\"loadavg\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}" >>"$RESULTS"
-}
-
-stop() {
-    local p
-    for p in "$@"; do kill "$p" 2>/dev/null || true; done
-    for p in "$@"; do
-        while kill -0 "$p" 2>/dev/null; do sleep 0.1; done
-    done
 }
 
 for target in $TARGETS; do

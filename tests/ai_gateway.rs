@@ -479,7 +479,7 @@ fn keyed(port: u16, mocks: &MockLlm, policy_models: Value, budgets: Value) -> Ga
 async fn callers_are_identified_by_virtual_key_and_refused_in_their_apis_format() {
     let a = MockLlm::start("a").await;
     let port = free_port();
-    let _gw = Gw::start(keyed(port, &a, json!([{"pattern": "m"}]), json!([]))).await;
+    let _gw = Gw::start(keyed(port, &a, json!([{"id": "p/models/0", "pattern": "m"}]), json!([]))).await;
     let r = chat(port, "m", &[]).await;
     assert_eq!(r.status, 401);
     assert_eq!(r.body["error"]["code"], "invalid_api_key", "{}", r.raw);
@@ -506,7 +506,7 @@ async fn callers_are_identified_by_virtual_key_and_refused_in_their_apis_format(
 async fn policy_and_input_errors_are_403_404_413_400_with_clear_messages() {
     let a = MockLlm::start("a").await;
     let port = free_port();
-    let _gw = Gw::start(keyed(port, &a, json!([{"pattern": "m"}]), json!([]))).await;
+    let _gw = Gw::start(keyed(port, &a, json!([{"id": "p/models/0", "pattern": "m"}]), json!([]))).await;
     let alice = [("authorization", "Bearer sk-alice")];
     let r = chat(port, "other", &alice).await;
     assert_eq!(r.status, 403, "{}", r.raw);
@@ -562,7 +562,7 @@ async fn request_and_token_limits_answer_429_with_retry_after() {
     let _gw = Gw::start(keyed(
         port,
         &a,
-        json!([{"pattern": "m", "limits": {"requestsPerMinute": 2}}, {"pattern": "other", "limits": {"tokensPerMinute": 10}}]),
+        json!([{"id": "p/models/0", "pattern": "m", "limits": {"requestsPerMinute": 2}}, {"id": "p/models/1", "pattern": "other", "limits": {"tokensPerMinute": 10}}]),
         json!([]),
     ))
     .await;
@@ -590,7 +590,7 @@ async fn a_spent_budget_answers_insufficient_quota() {
     let _gw = Gw::start(keyed(
         port,
         &a,
-        json!([{"pattern": "*"}]),
+        json!([{"id": "p/models/0", "pattern": "*"}]),
         json!([{"id": "p/budgets/0", "amountUsd": 0.003, "window": "month", "scope": "perSubject", "action": "block"}]),
     ))
     .await;
@@ -643,8 +643,12 @@ async fn the_echo_backend_answers_through_the_same_path() {
 }
 
 fn redis_config(port: u16, mock: &MockLlm, redis_url: &str, failure_mode: &str, rpm: u64) -> GatewayConfig {
-    let mut cfg =
-        keyed(port, mock, json!([{"pattern": "m", "limits": {"requestsPerMinute": rpm}}]), json!([]));
+    let mut cfg = keyed(
+        port,
+        mock,
+        json!([{"id": "p/models/0", "pattern": "m", "limits": {"requestsPerMinute": rpm}}]),
+        json!([]),
+    );
     cfg.store =
         Some(serde_json::from_value(json!({"redisUrl": redis_url, "failureMode": failure_mode})).unwrap());
     cfg
@@ -965,7 +969,7 @@ async fn jwts_from_a_trusted_issuer_are_verified_against_its_rotating_jwks() {
     let policy = json!({
         "defaultAction": "deny",
         "subjects": [{"name": "bot", "identities": [{"type": "jwt", "issuer": iss, "subject": "bot-123"}]}],
-        "policies": [{"name": "p", "subjects": ["bot"], "models": [{"pattern": "m"}]}]
+        "policies": [{"name": "p", "subjects": ["bot"], "models": [{"id": "p/models/0", "pattern": "m"}]}]
     });
     let auth = json!({"allowAnonymous": false, "virtualKeySalt": SALT, "jwt": [{"issuer": iss, "audiences": ["cairn"],
         "jwksUri": format!("http://127.0.0.1:{jwks_port}/jwks"), "subjectClaim": "sub"}]});
@@ -1044,7 +1048,7 @@ async fn service_account_tokens_verify_against_the_api_servers_jwks() {
     let policy = json!({
         "defaultAction": "deny",
         "subjects": [{"name": "bot", "identities": [{"type": "serviceAccount", "namespace": ns, "name": "default"}]}],
-        "policies": [{"name": "p", "subjects": ["bot"], "models": [{"pattern": "m"}]}]
+        "policies": [{"name": "p", "subjects": ["bot"], "models": [{"id": "p/models/0", "pattern": "m"}]}]
     });
     let auth = json!({"allowAnonymous": false, "virtualKeySalt": SALT, "serviceAccountTokens": {"audiences": ["cairn.dev"]}});
     let cfg = config(

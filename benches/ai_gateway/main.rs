@@ -11,12 +11,16 @@
 //! ai_gateway report results.jsonl
 //! ```
 
+#[path = "../common/mod.rs"]
+mod common;
 mod drive;
 mod mock;
 mod proxy;
 mod report;
 
 use clap::{Parser, Subcommand};
+use common::runtime;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser)]
@@ -135,19 +139,6 @@ enum Scenario {
     },
 }
 
-fn runtime(threads: usize) -> tokio::runtime::Runtime {
-    let rt = if threads == 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()
-    } else {
-        let mut b = tokio::runtime::Builder::new_multi_thread();
-        if threads > 1 {
-            b.worker_threads(threads);
-        }
-        b.enable_all().build()
-    };
-    rt.expect("tokio runtime")
-}
-
 fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
 }
@@ -169,36 +160,40 @@ fn main() -> std::process::ExitCode {
             }
         }
         Cmd::Drive { label, url, key, model, timeout_ms, pids, threads, scenario } => {
-            let t =
-                drive::Target { label, url, key, model, timeout: Duration::from_millis(timeout_ms), pids };
+            let t = common::Target { label, timeout: Duration::from_millis(timeout_ms), pids };
+            let chat = |stream, conns| Arc::new(drive::Chat::new(&url, key.clone(), &model, stream, conns));
             let out = runtime(threads).block_on(async {
                 match scenario {
                     Scenario::Serial { warmup_s, duration_s, stream } => {
-                        drive::serial(&t, secs(warmup_s), secs(duration_s), stream).await
+                        let name = if stream { "serial_stream" } else { "serial" };
+                        common::serial(&*chat(stream, 1), &t, name, secs(warmup_s), secs(duration_s)).await
                     }
                     Scenario::Open { rate, duration_s, stream, max_inflight } => {
-                        drive::open(&t, rate, secs(duration_s), stream, max_inflight).await
+                        let name = if stream { "open_stream" } else { "open" };
+                        let l = chat(stream, max_inflight);
+                        common::open(l, &t, name, rate, secs(duration_s), 1, max_inflight).await
                     }
                     Scenario::Closed { conns, duration_s } => {
-                        drive::closed(&t, conns, secs(duration_s)).await
+                        common::closed(chat(false, conns), &t, conns, secs(duration_s)).await
                     }
                     Scenario::Ladder { start, factor, max, step_s, p99_bound_ms, max_inflight } => {
-                        let l = drive::Ladder {
+                        let l = common::Ladder {
                             start,
                             factor,
                             max,
                             step: secs(step_s),
                             bound: secs(p99_bound_ms / 1000.0),
+                            lanes: 1,
                             max_inflight,
                         };
-                        drive::ladder(&t, &l).await
+                        common::ladder(chat(false, max_inflight), &t, &l).await
                     }
                 }
             });
             println!("{out}");
         }
         Cmd::Rss { label, phase, pids } => {
-            let kib: u64 = pids.iter().filter_map(|p| drive::rss_kib(*p)).sum();
+            let kib = common::rss_sum(&pids);
             println!("{}", serde_json::json!({"kind": "rss", "label": label, "phase": phase, "kib": kib}));
         }
         Cmd::Report { file } => match std::fs::read_to_string(&file) {

@@ -2,111 +2,13 @@
 //! percentile minus the same percentile of `direct` (the driver straight to the mock) in the same
 //! run; a difference of percentiles, not a percentile of differences.
 
-use serde_json::Value;
+use crate::common::report::{Runs, errors, f, mib, ms_or_us, num, ratio, sub, verdict};
 use std::fmt::Write;
 
 const DIRECT: &str = "direct";
 const CAIRN: &str = "cairn";
 const PROXY: &str = "bare-proxy";
 const LITELLM: &str = "litellm";
-
-struct Runs {
-    lines: Vec<Value>,
-    labels: Vec<String>,
-}
-
-impl Runs {
-    fn parse(s: &str) -> Runs {
-        let lines: Vec<Value> = s.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-        let mut labels: Vec<String> = Vec::new();
-        for l in &lines {
-            if let Some(x) = l["label"].as_str()
-                && !labels.iter().any(|y| y == x)
-            {
-                labels.push(x.to_string());
-            }
-        }
-        Runs { lines, labels }
-    }
-    fn runs(&self, label: &str, scenario: &str) -> Vec<&Value> {
-        self.lines
-            .iter()
-            .filter(|l| l["kind"] == "run" && l["label"] == label && l["scenario"] == scenario)
-            .collect()
-    }
-    fn run(&self, label: &str, scenario: &str) -> Option<&Value> {
-        self.runs(label, scenario).pop()
-    }
-    fn rss(&self, label: &str, phase: &str) -> Option<f64> {
-        self.lines
-            .iter()
-            .rfind(|l| l["kind"] == "rss" && l["label"] == label && l["phase"] == phase)
-            .and_then(|l| l["kib"].as_f64())
-            .filter(|k| *k > 0.0)
-    }
-    fn peak(&self, label: &str) -> Option<f64> {
-        self.lines
-            .iter()
-            .filter(|l| l["kind"] == "run" && l["label"] == label)
-            .filter_map(|l| l["rss_peak_kib"].as_f64())
-            .reduce(f64::max)
-    }
-}
-
-fn f(v: &Value) -> Option<f64> {
-    v.as_f64().filter(|x| x.is_finite())
-}
-
-fn num(v: Option<f64>) -> String {
-    match v {
-        None => "–".into(),
-        Some(x) if x.abs() >= 100.0 => format!("{x:.0}"),
-        Some(x) => format!("{x:.1}"),
-    }
-}
-
-fn ms_or_us(v: Option<f64>) -> String {
-    match v {
-        Some(x) if x >= 10_000.0 => format!("{:.1} ms", x / 1000.0),
-        other => num(other).to_string() + if other.is_some() { " µs" } else { "" },
-    }
-}
-
-fn mib(kib: Option<f64>) -> String {
-    kib.map_or("–".into(), |k| format!("{:.1} MiB", k / 1024.0))
-}
-
-fn sub(a: Option<f64>, b: Option<f64>) -> Option<f64> {
-    Some(a? - b?)
-}
-
-fn errors(r: &Value) -> String {
-    let e = &r["errors"];
-    let total = e["total"].as_u64().unwrap_or(0);
-    if total == 0 {
-        return "0".into();
-    }
-    let mut parts = Vec::new();
-    for k in ["status", "timeout", "io", "body"] {
-        let n = e[k].as_u64().unwrap_or(0);
-        if n > 0 {
-            parts.push(if k == "status" {
-                format!("{n} HTTP {}", e["first_status"].as_u64().map_or("?".into(), |s| s.to_string()))
-            } else {
-                format!("{n} {k}")
-            });
-        }
-    }
-    parts.join(", ")
-}
-
-fn verdict(ok: Option<bool>) -> &'static str {
-    match ok {
-        Some(true) => "met",
-        Some(false) => "**missed**",
-        None => "not measured",
-    }
-}
 
 pub fn render(s: &str) -> String {
     let r = Runs::parse(s);
@@ -144,7 +46,7 @@ pub fn render(s: &str) -> String {
         o.push('\n');
     }
 
-    if r.labels.iter().any(|l| r.run(l, "open").is_some()) {
+    if r.any("open") {
         let _ = writeln!(
             o,
             "### Fixed rate, open loop\n\nNon-streaming; latency measured from each request's intended send time (no coordinated omission); at most 512 requests in flight, 5 s timeout. \"driver lag\" is how late the driver's own scheduler started requests (already included in the latencies).\n"
@@ -178,7 +80,7 @@ pub fn render(s: &str) -> String {
     }
 
     let d_stream = r.run(DIRECT, "open_stream");
-    if r.labels.iter().any(|l| r.run(l, "open_stream").is_some()) {
+    if r.any("open_stream") {
         let _ = writeln!(
             o,
             "### Streaming: time to first token\n\nOpen loop of streaming chat completions; TTFT = intended send time → first SSE bytes of the body. Added = target − direct.\n"
@@ -325,7 +227,6 @@ pub fn render(s: &str) -> String {
     });
     let closed = |l: &str| r.run(l, "closed").and_then(|x| f(&x["rps"]));
     let ladder = |l: &str| r.run(l, "ladder").and_then(|x| f(&x["max_rate"]));
-    let ratio = |a: Option<f64>, b: Option<f64>| Some(a? / b?);
     let vs_proxy = ratio(closed(CAIRN), closed(PROXY));
     let vs_proxy_ladder = ratio(ladder(CAIRN), ladder(PROXY));
     // LiteLLM with no passing step: its rate is below the ladder's first step.

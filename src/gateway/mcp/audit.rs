@@ -133,6 +133,21 @@ pub fn digest(arguments: Option<&Value>) -> String {
     hex::encode(Sha256::digest(&bytes))
 }
 
+/// What the audit line keeps of a call's arguments: their digest, and the arguments themselves
+/// when the server asks for them to be logged. Taken when the call arrives, so the arguments
+/// need not be copied to outlive the request that goes on to the server.
+pub struct Arguments {
+    sha256: String,
+    logged: Option<Value>,
+}
+
+impl Arguments {
+    /// The digest of `arguments`, and a copy of them if `log`.
+    pub fn new(arguments: Option<&Value>, log: bool) -> Self {
+        Arguments { sha256: digest(arguments), logged: if log { arguments.cloned() } else { None } }
+    }
+}
+
 /// The audit line, as written.
 #[derive(serde::Serialize)]
 struct AuditLine<'a> {
@@ -143,7 +158,7 @@ struct AuditLine<'a> {
     session: String,
     server: &'a str,
     tool: &'a str,
-    arguments_sha256: String,
+    arguments_sha256: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     arguments: Option<&'a Value>,
     outcome: &'a str,
@@ -165,9 +180,7 @@ pub struct ToolCall<'a> {
     /// Unprefixed tool.
     pub tool: &'a str,
     /// Arguments.
-    pub arguments: Option<&'a Value>,
-    /// Log the arguments themselves.
-    pub log_arguments: bool,
+    pub arguments: &'a Arguments,
 }
 
 impl ToolCall<'_> {
@@ -188,8 +201,8 @@ impl ToolCall<'_> {
             session,
             server: self.server,
             tool: self.tool,
-            arguments_sha256: digest(self.arguments),
-            arguments: if self.log_arguments { self.arguments } else { None },
+            arguments_sha256: &self.arguments.sha256,
+            arguments: self.arguments.logged.as_ref(),
             outcome,
             latency_ms,
         };
@@ -236,8 +249,7 @@ mod tests {
             session: "s",
             server: "gh",
             tool: "search",
-            arguments: Some(&a),
-            log_arguments: false,
+            arguments: &Arguments::new(Some(&a), false),
         }
         .finish("ok", Duration::from_millis(3));
         let mut text = String::new();

@@ -14,7 +14,7 @@
 //! **Failures.** A backend that fails (down, slow, garbage) is left out of lists and counted in
 //! `cairn_mcp_backend_errors_total`; a call to it gets a JSON-RPC error.
 
-use super::audit::ToolCall;
+use super::audit::{Arguments, ToolCall};
 use super::jsonrpc::{
     INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, Message, Notification, RESOURCE_NOT_FOUND, Request,
     Response, RpcError,
@@ -28,7 +28,7 @@ use crate::gateway::store::{Admission, LimitReq};
 use crate::policy::{Decision, TOOL_SEPARATOR, split_tool_name};
 use futures_util::future::join_all;
 use serde_json::{Map, Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -88,7 +88,7 @@ pub enum Outcome {
     /// The response.
     Done(Response),
     /// Messages relayed from a backend, the response last.
-    Stream(mpsc::Receiver<Message>),
+    Stream(Replies),
     /// The backend no longer knows the session: the client must initialize again (`404`).
     SessionGone,
 }
@@ -239,8 +239,11 @@ impl Ctx {
         let Some(s) = self.backends.get(&up.prefix) else {
             return Err(UpstreamError::Connect("the server was unavailable when this session opened".into()));
         };
+        if self.era != Era::Stateless {
+            return up.request(s, req).await;
+        }
         match up.request(s, req.clone()).await {
-            Err(UpstreamError::SessionGone) if self.era == Era::Stateless => {
+            Err(UpstreamError::SessionGone) => {
                 self.rt.state.pool.lock().await.remove(&up.prefix);
                 let fresh = pooled(&self.rt).await;
                 let s = fresh.get(&up.prefix).ok_or(UpstreamError::SessionGone)?;
@@ -504,7 +507,7 @@ impl Ctx {
         }
     }
 
-    async fn call_tool(&self, req: Request) -> Outcome {
+    async fn call_tool(&self, mut req: Request) -> Outcome {
         let Some(name) = req.param_str("name").map(str::to_string) else {
             return err(&req, INVALID_PARAMS, "tools/call needs params.name");
         };
@@ -514,9 +517,12 @@ impl Ctx {
         let Some(i) = self.rt.server_index(prefix) else {
             return err(&req, INVALID_PARAMS, format!("Unknown tool: {name}"));
         };
-        let server = self.rt.servers[i].clone();
+        let server = &self.rt.servers[i];
         let started = Instant::now();
-        let audit = |outcome: &str, args: Option<&Value>| {
+        // What the audit line keeps of the arguments, taken now: the params go on to the server.
+        let args =
+            Arguments::new(req.params.as_ref().and_then(|p| p.get("arguments")), server.audit_arguments);
+        let audit = |outcome: &str| {
             ToolCall {
                 metrics: &self.rt.metrics,
                 gateway: &self.rt.gateway,
@@ -524,19 +530,17 @@ impl Ctx {
                 session: &self.session_id,
                 server: &server.name,
                 tool,
-                arguments: args,
-                log_arguments: server.audit_arguments,
+                arguments: &args,
             }
             .finish(outcome, started.elapsed())
         };
-        let args = req.params.as_ref().and_then(|p| p.get("arguments")).cloned();
         if !self.rt.server_exposes(i, tool) {
-            audit("not_exposed", args.as_ref());
+            audit("not_exposed");
             return err(&req, INVALID_PARAMS, format!("Unknown tool: {name}"));
         }
         let limits: Vec<LimitReq> = match self.rt.policy.check_tool(&self.subject, prefix, tool) {
             Decision::Deny(d) => {
-                audit("forbidden", args.as_ref());
+                audit("forbidden");
                 let e = RpcError::new(INVALID_PARAMS, format!("Tool {name} is not allowed: {d}"))
                     .with_data(json!({"reason": d.reason.category()}));
                 return Outcome::Done(req.error(e));
@@ -555,7 +559,7 @@ impl Ctx {
             match self.rt.store.admit(&self.rt.store_prefix, now, &limits, &[]).await {
                 Ok(Admission::Allowed) => {}
                 Ok(Admission::RateLimited { limit, retry_after, .. }) => {
-                    audit("rate_limited", args.as_ref());
+                    audit("rate_limited");
                     let e = RpcError::new(
                         RATE_LIMITED,
                         format!("Rate limit of {limit} calls per minute reached for {name}; retry in {retry_after}s"),
@@ -567,25 +571,34 @@ impl Ctx {
                 Err(e) => {
                     tracing::warn!(target: "cairn::mcp", gateway = %self.rt.gateway, error = %e, "limits store failed");
                     if self.rt.failure_mode == Some(FailureMode::Closed) {
-                        audit("store_unavailable", args.as_ref());
+                        audit("store_unavailable");
                         return err(&req, INTERNAL_ERROR, "limits store unavailable");
                     }
                 }
             }
         }
-        let mut params = req.params.clone().unwrap_or_else(|| json!({}));
+        let mut params = req.params.take().unwrap_or_else(|| json!({}));
         params["name"] = tool.into();
         match self.forward(i, &req, params).await {
-            Outcome::Stream(mut rx) => {
+            Outcome::Stream(Replies::Ready(messages)) => {
+                // A JSON answer is all in: rewritten and audited here, no relay.
+                let (mut out, outcome) = ready(&server.prefix, messages, call_outcome);
+                if outcome.is_none() {
+                    let e = RpcError::new(INTERNAL_ERROR, "MCP server closed the stream without answering");
+                    out.push_back(Message::Response(Response::error(req.id, e)));
+                }
+                audit(outcome.unwrap_or("backend_error"));
+                Outcome::Stream(Replies::Ready(out))
+            }
+            Outcome::Stream(Replies::Stream(mut rx)) => {
                 // Audit when the response passes.
                 let (tx, out) = mpsc::channel(64);
-                let gateway = self.rt.gateway.clone();
+                let rt = self.rt.clone();
                 let subject = self.subject.clone();
                 let session = self.session_id.clone();
                 let tool = tool.to_string();
-                let prefix = server.prefix.clone();
-                let rt = self.rt.clone();
                 tokio::spawn(async move {
+                    let server = &rt.servers[i];
                     let timeout =
                         tokio::time::sleep(std::time::Duration::from_millis(server.timeout_ms.max(1)));
                     tokio::pin!(timeout);
@@ -600,15 +613,9 @@ impl Ctx {
                         let last = matches!(m, Message::Response(_));
                         if let Message::Response(r) = &m {
                             answered = true;
-                            outcome = match &r.outcome {
-                                Ok(v) if v.get("isError").and_then(Value::as_bool) == Some(true) => {
-                                    "tool_error"
-                                }
-                                Ok(_) => "ok",
-                                Err(_) => "error",
-                            };
+                            outcome = call_outcome(r);
                         }
-                        if tx.send(rewrite_from_backend(&prefix, m)).await.is_err() {
+                        if tx.send(rewrite_from_backend(&server.prefix, m)).await.is_err() {
                             if !answered {
                                 outcome = "client_gone";
                             }
@@ -630,24 +637,23 @@ impl Ctx {
                     }
                     ToolCall {
                         metrics: &rt.metrics,
-                        gateway: &gateway,
+                        gateway: &rt.gateway,
                         subject: &subject,
                         session: &session,
                         server: &server.name,
                         tool: &tool,
-                        arguments: args.as_ref(),
-                        log_arguments: server.audit_arguments,
+                        arguments: &args,
                     }
                     .finish(outcome, started.elapsed());
                 });
-                Outcome::Stream(out)
+                Outcome::Stream(Replies::Stream(out))
             }
             Outcome::Done(r) => {
-                audit("backend_error", args.as_ref());
+                audit("backend_error");
                 Outcome::Done(r)
             }
             Outcome::SessionGone => {
-                audit("session_gone", args.as_ref());
+                audit("session_gone");
                 Outcome::SessionGone
             }
         }
@@ -713,7 +719,15 @@ impl Ctx {
     /// Forwards and rewrites what comes back.
     async fn relay(&self, i: usize, req: &Request, params: Value) -> Outcome {
         match self.forward(i, req, params).await {
-            Outcome::Stream(mut rx) => {
+            Outcome::Stream(Replies::Ready(messages)) => {
+                let (mut out, answered) = ready(&self.rt.servers[i].prefix, messages, |_| ());
+                if answered.is_none() {
+                    let e = RpcError::new(INTERNAL_ERROR, "MCP server did not answer");
+                    out.push_back(Message::Response(Response::error(req.id.clone(), e)));
+                }
+                Outcome::Stream(Replies::Ready(out))
+            }
+            Outcome::Stream(Replies::Stream(mut rx)) => {
                 let prefix = self.rt.servers[i].prefix.clone();
                 let timeout = self.upstream(i).timeout;
                 let id = req.id.clone();
@@ -734,7 +748,7 @@ impl Ctx {
                         let _ = tx.send(Message::Response(Response::error(id, e))).await;
                     }
                 });
-                Outcome::Stream(out)
+                Outcome::Stream(Replies::Stream(out))
             }
             o => o,
         }
@@ -768,6 +782,36 @@ impl Ctx {
             let _ = up.send(s, Message::Response(r)).await;
         }
     }
+}
+
+/// How a tool call ended, from its response.
+fn call_outcome(r: &Response) -> &'static str {
+    match &r.outcome {
+        Ok(v) if v.get("isError").and_then(Value::as_bool) == Some(true) => "tool_error",
+        Ok(_) => "ok",
+        Err(_) => "error",
+    }
+}
+
+/// The messages of an answer that is all in, up to and with its response, rewritten for the
+/// client (what the relay tasks do for streams); `judge` of the response, `None` without one.
+fn ready<T>(
+    prefix: &str,
+    messages: VecDeque<Message>,
+    judge: impl Fn(&Response) -> T,
+) -> (VecDeque<Message>, Option<T>) {
+    let mut out = VecDeque::with_capacity(messages.len() + 1);
+    for m in messages {
+        let verdict = match &m {
+            Message::Response(r) => Some(judge(r)),
+            _ => None,
+        };
+        out.push_back(rewrite_from_backend(prefix, m));
+        if verdict.is_some() {
+            return (out, verdict);
+        }
+    }
+    (out, None)
 }
 
 /// The id a backend's request to the client gets: `cairn:<prefix>:<original id as JSON>`.

@@ -44,7 +44,7 @@ fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
 }
 
-fn json_response(status: StatusCode, v: &Value) -> Response<Body> {
+fn json_response(status: StatusCode, v: &impl serde::Serialize) -> Response<Body> {
     Response::builder()
         .status(status)
         .header(http::header::CONTENT_TYPE, "application/json")
@@ -130,7 +130,7 @@ fn prm(rt: &McpRuntime) -> Response<Body> {
 }
 
 fn sse_event(m: &Message) -> Bytes {
-    encode_named("message", &m.to_value().to_string())
+    encode_named("message", &serde_json::to_string(m).expect("json"))
 }
 
 /// Serves the gateway whose current config is `runtime` on `listener` until `shutdown` (the
@@ -150,14 +150,15 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let path = req.uri().path().to_string();
-    if path == PRM_PATH || path.starts_with(&format!("{PRM_PATH}/")) {
+    let path = req.uri().path();
+    if path.strip_prefix(PRM_PATH).is_some_and(|rest| rest.is_empty() || rest.starts_with('/')) {
         return prm(&rt);
     }
     if !(path == "/mcp" || path == "/" || path == "/mcp/") {
         return plain(StatusCode::NOT_FOUND, "not found: the MCP endpoint is /mcp");
     }
-    let headers = req.headers().clone();
+    let (parts, body) = req.into_parts();
+    let headers = parts.headers;
     let origin = headers.get(http::header::ORIGIN).and_then(|v| v.to_str().ok());
     if !protocol::origin_allowed(&rt.mcp.allowed_origins, origin) {
         return plain(StatusCode::FORBIDDEN, "Forbidden: Origin not allowed");
@@ -166,8 +167,8 @@ where
         Ok(s) => s,
         Err(e) => return unauthorized(&rt, &e),
     };
-    match *req.method() {
-        Method::POST => post(rt, subject, headers, req.into_body()).await,
+    match parts.method {
+        Method::POST => post(rt, subject, headers, body).await,
         Method::GET => get(rt, subject, headers).await,
         Method::DELETE => delete(rt, subject, headers).await,
         _ => Response::builder()
@@ -301,7 +302,8 @@ where
     let ctx = Ctx { rt, subject, era: Era::Session, session_id: sid, backends: state.backends };
     match msg {
         Message::Request(r) => {
-            answer(ctx.handle(r.clone()).await, &r, Era::Session, &headers, Some(replay)).await
+            let id = r.id.clone();
+            answer(ctx.handle(r).await, id, Era::Session, &headers, Some(replay)).await
         }
         Message::Notification(n) => {
             ctx.notify(n).await;
@@ -384,7 +386,8 @@ async fn post_stateless(
         dispatch::pooled(&rt).await
     };
     let ctx = Ctx { rt, subject, era: Era::Stateless, session_id: String::new(), backends };
-    answer(ctx.handle(r.clone()).await, &r, Era::Stateless, &headers, None).await
+    let id = r.id.clone();
+    answer(ctx.handle(r).await, id, Era::Stateless, &headers, None).await
 }
 
 /// Adds `resultType` to a stateless-era response.
@@ -443,7 +446,7 @@ fn primes(version: &str) -> bool {
 /// `Last-Event-ID` to pick up (a disconnect is not a cancellation in that era).
 async fn answer(
     outcome: Outcome,
-    req: &Request,
+    id: Value,
     era: Era,
     headers: &HeaderMap,
     replay: Option<Replay>,
@@ -455,7 +458,7 @@ async fn answer(
     let mut rx = match outcome {
         Outcome::Done(r) => {
             let m = modernize(era, Message::Response(r));
-            return json_response(status_of(&m), &m.to_value());
+            return json_response(status_of(&m), &m);
         }
         Outcome::SessionGone => {
             return plain(StatusCode::NOT_FOUND, "Session not found: initialize a new session");
@@ -463,17 +466,14 @@ async fn answer(
         Outcome::Stream(rx) => rx,
     };
     let lost = || {
-        let m = RpcResponse::error(
-            req.id.clone(),
-            RpcError::new(jsonrpc::INTERNAL_ERROR, "MCP server did not answer"),
-        );
-        json_response(StatusCode::OK, &modernize(era, Message::Response(m)).to_value())
+        let m = RpcResponse::error(id, RpcError::new(jsonrpc::INTERNAL_ERROR, "MCP server did not answer"));
+        json_response(StatusCode::OK, &modernize(era, Message::Response(m)))
     };
     let first = match rx.recv().await {
         None => return lost(),
         Some(m @ Message::Response(_)) => {
             let m = modernize(era, m);
-            return json_response(status_of(&m), &m.to_value());
+            return json_response(status_of(&m), &m);
         }
         Some(m) => m,
     };
@@ -482,7 +482,7 @@ async fn answer(
         while let Some(m) = rx.recv().await {
             if let Message::Response(_) = m {
                 let m = modernize(era, m);
-                return json_response(status_of(&m), &m.to_value());
+                return json_response(status_of(&m), &m);
             }
         }
         return lost();

@@ -252,6 +252,72 @@ impl Response {
     }
 }
 
+/// The wire form written straight from the message, without first copying it into a [`Value`]
+/// as [`Message::to_value`] does (the same JSON, key for key, in the same order).
+impl serde::Serialize for Message {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Message::Request(r) => r.serialize(s),
+            Message::Notification(n) => n.serialize(s),
+            Message::Response(r) => r.serialize(s),
+        }
+    }
+}
+
+impl serde::Serialize for Request {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("jsonrpc", "2.0")?;
+        m.serialize_entry("id", &self.id)?;
+        m.serialize_entry("method", &self.method)?;
+        if let Some(p) = &self.params {
+            m.serialize_entry("params", p)?;
+        }
+        m.end()
+    }
+}
+
+impl serde::Serialize for Notification {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("jsonrpc", "2.0")?;
+        m.serialize_entry("method", &self.method)?;
+        if let Some(p) = &self.params {
+            m.serialize_entry("params", p)?;
+        }
+        m.end()
+    }
+}
+
+impl serde::Serialize for Response {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("jsonrpc", "2.0")?;
+        m.serialize_entry("id", &self.id)?;
+        match &self.outcome {
+            Ok(r) => m.serialize_entry("result", r)?,
+            Err(e) => m.serialize_entry("error", e)?,
+        }
+        m.end()
+    }
+}
+
+impl serde::Serialize for RpcError {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("code", &self.code)?;
+        m.serialize_entry("message", &self.message)?;
+        if let Some(d) = &self.data {
+            m.serialize_entry("data", d)?;
+        }
+        m.end()
+    }
+}
+
 /// What a POST body holds.
 #[derive(Debug)]
 pub enum Body {
@@ -312,6 +378,20 @@ mod tests {
         let v =
             json!({"jsonrpc":"2.0","id":"x","method":"tools/call","params":{"name":"a","future":{"k":1}}});
         assert_eq!(Message::from_value(v.clone()).unwrap().to_value(), v);
+    }
+
+    #[test]
+    fn serializes_as_to_value_does() {
+        for v in [
+            json!({"jsonrpc":"2.0","id":"x","method":"tools/call","params":{"name":"a","future":{"k":1}}}),
+            json!({"jsonrpc":"2.0","id":3,"method":"ping"}),
+            json!({"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":1}}),
+            json!({"jsonrpc":"2.0","id":1,"result":{"z":1,"a":[2]}}),
+            json!({"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"no","data":{"k":1}}}),
+        ] {
+            let m = Message::from_value(v.clone()).unwrap();
+            assert_eq!(serde_json::to_string(&m).unwrap(), m.to_value().to_string(), "{v}");
+        }
     }
 
     #[test]

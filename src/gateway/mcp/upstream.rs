@@ -159,8 +159,26 @@ pub fn resolve_headers(headers: &[HeaderConfig], creds: &Credentials) -> Result<
     Ok(out)
 }
 
-/// Messages of one exchange: notifications and server requests, then the response.
-pub type Replies = mpsc::Receiver<Message>;
+/// Messages of one exchange: notifications and server requests, then the response. A backend
+/// that answered with one JSON body has said everything already: its messages are handed over
+/// as they are, with no channel and no task in between (the common case of a tool call);
+/// an SSE answer (or a stdio child) delivers them as they come.
+pub enum Replies {
+    /// The messages of a JSON body, in order.
+    Ready(std::collections::VecDeque<Message>),
+    /// Messages as they arrive.
+    Stream(mpsc::Receiver<Message>),
+}
+
+impl Replies {
+    /// The next message; `None` once the exchange is over.
+    pub async fn recv(&mut self) -> Option<Message> {
+        match self {
+            Replies::Ready(q) => q.pop_front(),
+            Replies::Stream(rx) => rx.recv().await,
+        }
+    }
+}
 
 impl Upstream {
     /// Runs `initialize` with `params` and sends `notifications/initialized`; returns the result
@@ -270,7 +288,7 @@ impl Upstream {
         match &self.transport {
             Transport::Stdio(s) => {
                 let id = session.id.as_deref().ok_or(UpstreamError::SessionGone)?;
-                s.request(id, req).await.map_err(|e| match e {
+                s.request(id, req).await.map(Replies::Stream).map_err(|e| match e {
                     StdioError::UnknownSession => UpstreamError::SessionGone,
                     e => e.into(),
                 })
@@ -459,7 +477,7 @@ impl Upstream {
             // No session, so nothing for notifications and responses to belong to: the era has
             // none from clients over HTTP (a request is cancelled by closing its stream).
             let Message::Request(r) = &mut msg else {
-                return Ok((HeaderMap::new(), mpsc::channel(1).1));
+                return Ok((HeaderMap::new(), Replies::Ready(Default::default())));
             };
             let params = r.params.get_or_insert_with(|| json!({}));
             if let Some(p) = params.as_object_mut() {
@@ -473,7 +491,7 @@ impl Upstream {
                 modern_headers.push((HEADER_NAME, encode_header_value(v)));
             }
         }
-        let body = serde_json::to_vec(&msg.to_value()).expect("json");
+        let body = serde_json::to_vec(&msg).expect("json");
         let mut b = http::Request::builder()
             .method(Method::POST)
             .uri(url.clone())
@@ -489,18 +507,18 @@ impl Upstream {
             .map_err(|_| UpstreamError::Timeout)?
             .map_err(|e| UpstreamError::Connect(e.to_string()))?;
         let status = resp.status();
-        let (tx, rx) = mpsc::channel(64);
         if status == StatusCode::NOT_FOUND && session.id.is_some() && !initialize {
             return Err(UpstreamError::SessionGone);
         }
-        let is_sse = resp
-            .headers()
+        let (parts, mut body) = resp.into_parts();
+        let headers = parts.headers;
+        let is_sse = headers
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
-        let headers = resp.headers().clone();
+        let none = || Replies::Ready(Default::default());
         if status == StatusCode::ACCEPTED {
-            return Ok((headers, rx));
+            return Ok((headers, none()));
         }
         if !status.is_success() && !is_json(&headers) {
             return Err(UpstreamError::Status(status.as_u16()));
@@ -510,8 +528,8 @@ impl Upstream {
             _ => None,
         };
         let max = self.max_message_bytes;
-        let mut body = resp.into_body();
         if is_sse {
+            let (tx, rx) = mpsc::channel(64);
             tokio::spawn(async move {
                 let mut parser = SseParser::new(max);
                 loop {
@@ -533,6 +551,7 @@ impl Upstream {
                     }
                 }
             });
+            Ok((headers, Replies::Stream(rx)))
         } else {
             let mut buf = Vec::new();
             while let Some(frame) = body.frame().await {
@@ -546,7 +565,7 @@ impl Upstream {
             }
             if buf.iter().all(u8::is_ascii_whitespace) {
                 return if status.is_success() {
-                    Ok((headers, rx))
+                    Ok((headers, none()))
                 } else {
                     Err(UpstreamError::Status(status.as_u16()))
                 };
@@ -557,13 +576,14 @@ impl Upstream {
                 Value::Array(a) => a,
                 v => vec![v],
             };
-            for item in items {
-                let m =
-                    Message::from_value(item).map_err(|_| UpstreamError::Protocol("not JSON-RPC".into()))?;
-                let _ = tx.try_send(m);
-            }
+            let messages = items
+                .into_iter()
+                .map(|item| {
+                    Message::from_value(item).map_err(|_| UpstreamError::Protocol("not JSON-RPC".into()))
+                })
+                .collect::<Result<_, _>>()?;
+            Ok((headers, Replies::Ready(messages)))
         }
-        Ok((headers, rx))
     }
 }
 
