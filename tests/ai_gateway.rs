@@ -455,7 +455,11 @@ async fn a_client_leaving_mid_stream_cancels_upstream_and_is_charged_an_estimate
     );
 }
 
-fn keyed(port: u16, mocks: &MockLlm, policy_models: Value, budgets: Value) -> GatewayConfig {
+fn keyed(port: u16, mocks: &MockLlm, mut policy_models: Value, budgets: Value) -> GatewayConfig {
+    // Grant ids as compile gives them: `<policy>/models/<index>`.
+    for (i, g) in policy_models.as_array_mut().into_iter().flatten().enumerate() {
+        g["id"] = json!(format!("p/models/{i}"));
+    }
     let policy = json!({
         "defaultAction": "deny",
         "subjects": [{"name": "alice", "identities": [{"type": "virtualKey", "hash": hash_virtual_key(SALT, "sk-alice")}]},
@@ -965,7 +969,7 @@ async fn jwts_from_a_trusted_issuer_are_verified_against_its_rotating_jwks() {
     let policy = json!({
         "defaultAction": "deny",
         "subjects": [{"name": "bot", "identities": [{"type": "jwt", "issuer": iss, "subject": "bot-123"}]}],
-        "policies": [{"name": "p", "subjects": ["bot"], "models": [{"pattern": "m"}]}]
+        "policies": [{"name": "p", "subjects": ["bot"], "models": [{"id": "p/models/0", "pattern": "m"}]}]
     });
     let auth = json!({"allowAnonymous": false, "virtualKeySalt": SALT, "jwt": [{"issuer": iss, "audiences": ["cairn"],
         "jwksUri": format!("http://127.0.0.1:{jwks_port}/jwks"), "subjectClaim": "sub"}]});
@@ -1044,7 +1048,7 @@ async fn service_account_tokens_verify_against_the_api_servers_jwks() {
     let policy = json!({
         "defaultAction": "deny",
         "subjects": [{"name": "bot", "identities": [{"type": "serviceAccount", "namespace": ns, "name": "default"}]}],
-        "policies": [{"name": "p", "subjects": ["bot"], "models": [{"pattern": "m"}]}]
+        "policies": [{"name": "p", "subjects": ["bot"], "models": [{"id": "p/models/0", "pattern": "m"}]}]
     });
     let auth = json!({"allowAnonymous": false, "virtualKeySalt": SALT, "serviceAccountTokens": {"audiences": ["cairn.dev"]}});
     let cfg = config(
