@@ -837,6 +837,7 @@ impl Ctx {
             idle,
             deadline,
             timer: None,
+            waiting: false,
             settle: Some(Settle { ctx: self, rec, price }),
         };
         let mut r = Response::new(BodyExt::boxed(body));
@@ -951,8 +952,10 @@ struct Relay {
     finished: bool,
     /// When the request arrived (the time to first token counts from it).
     started: Instant,
-    /// Events of the chunk being relayed (kept to reuse its allocation).
+    /// Events of the chunk being relayed, and whether each reaches the client (both kept to
+    /// reuse their allocations).
     events: Vec<SseEvent>,
+    kept: Vec<bool>,
 }
 
 impl Relay {
@@ -969,6 +972,7 @@ impl Relay {
             finished: false,
             started,
             events: Vec::new(),
+            kept: Vec::new(),
         }
     }
 
@@ -1038,7 +1042,8 @@ impl Relay {
         }
         let queued = out.len();
         if plain {
-            let mut kept = Vec::with_capacity(events.len());
+            let mut kept = std::mem::take(&mut self.kept);
+            kept.clear();
             for ev in &events {
                 kept.push(self.pass(ev));
             }
@@ -1050,8 +1055,8 @@ impl Relay {
                 out.push_back(chunk);
             } else {
                 let mut buf = BytesMut::new();
-                for (ev, keep) in events.iter().zip(kept) {
-                    if keep {
+                for (ev, keep) in events.iter().zip(&kept) {
+                    if *keep {
                         ev.encode_into(&mut buf);
                     }
                 }
@@ -1059,6 +1064,7 @@ impl Relay {
                     out.push_back(buf.freeze());
                 }
             }
+            self.kept = kept;
         } else {
             let mut converted = Vec::new();
             for ev in events.drain(..) {
@@ -1186,6 +1192,8 @@ struct RelayBody {
     /// Wait bound for the next upstream chunk (idle timeout or the request deadline), armed when
     /// a wait begins.
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// A wait for the next upstream chunk is under way (`timer` is armed for it).
+    waiting: bool,
     /// `None` once the stream was charged and logged.
     settle: Option<Settle>,
 }
@@ -1227,7 +1235,7 @@ impl RelayBody {
         let Some(body) = self.upstream.as_mut() else { return Poll::Ready(Ok(None)) };
         match body.poll_next(cx) {
             Poll::Ready(next) => {
-                self.timer = None;
+                self.waiting = false;
                 match next {
                     None => Poll::Ready(Ok(None)),
                     Some(Ok(c)) => Poll::Ready(Ok(Some((c, Instant::now())))),
@@ -1237,10 +1245,19 @@ impl RelayBody {
                 }
             }
             Poll::Pending => {
-                if self.timer.is_none()
-                    && let Some(limit) = min_opt(remaining(self.deadline), self.idle)
-                {
-                    self.timer = Some(Box::pin(tokio::time::sleep(limit)));
+                if !self.waiting {
+                    // A wait begins: arm the bound (one timer per stream, re-armed per wait).
+                    self.waiting = true;
+                    match min_opt(remaining(self.deadline), self.idle) {
+                        None => self.timer = None,
+                        Some(limit) => {
+                            let at = tokio::time::Instant::now() + limit;
+                            match &mut self.timer {
+                                Some(t) => t.as_mut().reset(at),
+                                None => self.timer = Some(Box::pin(tokio::time::sleep_until(at))),
+                            }
+                        }
+                    }
                 }
                 match self.timer.as_mut().map(|t| t.as_mut().poll(cx)) {
                     Some(Poll::Ready(())) => {
