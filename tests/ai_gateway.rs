@@ -455,7 +455,11 @@ async fn a_client_leaving_mid_stream_cancels_upstream_and_is_charged_an_estimate
     );
 }
 
-fn keyed(port: u16, mocks: &MockLlm, policy_models: Value, budgets: Value) -> GatewayConfig {
+fn keyed(port: u16, mocks: &MockLlm, mut policy_models: Value, budgets: Value) -> GatewayConfig {
+    // Grant ids as compile gives them: `<policy>/models/<index>`.
+    for (i, g) in policy_models.as_array_mut().into_iter().flatten().enumerate() {
+        g["id"] = json!(format!("p/models/{i}"));
+    }
     let policy = json!({
         "defaultAction": "deny",
         "subjects": [{"name": "alice", "identities": [{"type": "virtualKey", "hash": hash_virtual_key(SALT, "sk-alice")}]},

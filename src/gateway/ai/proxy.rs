@@ -18,15 +18,15 @@ use crate::gateway::access_log::Record;
 use crate::gateway::state::Shared;
 use crate::gateway::store::{Admission, BudgetReq, LimitReq};
 use crate::policy::{Decision, window_end, window_key};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use serde_json::{Map, Value};
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
 
 /// Request bodies when the config sets no limit.
 const DEFAULT_MAX_BODY: u64 = 10 << 20;
@@ -803,17 +803,11 @@ impl Ctx {
             return Ok(Served::Done(r));
         }
 
-        let (tx, rx) = mpsc::channel::<Bytes>(16);
-        let mut r = Response::new(BodyExt::boxed(ChannelBody { rx }));
-        let h = r.headers_mut();
-        h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-        h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         let idle = rule.cfg.timeouts.idle_ms.map(Duration::from_millis);
+        let up_op = upstream_op(target.backend.provider, self.op);
         // The gateway asked for a usage chunk the client did not: hide it from the client.
-        let strip_usage = upstream_op(target.backend.provider, self.op) == Op::Chat
-            && self.op == Op::Chat
-            && !self.prompt.asked_usage;
-        let translator = match (self.op, upstream_op(target.backend.provider, self.op)) {
+        let strip_usage = up_op == Op::Chat && self.op == Op::Chat && !self.prompt.asked_usage;
+        let translator = match (self.op, up_op) {
             (Op::Chat, Op::Messages) => Translator::MessagesToChat(Box::new(MessagesToChatStream::new(
                 &self.model,
                 unix_now(),
@@ -825,43 +819,31 @@ impl Ctx {
             ))),
             _ => Translator::None,
         };
-        let up_op = upstream_op(target.backend.provider, self.op);
-        let up_model = upstream_model.to_string();
+        let kind = match up_op {
+            Op::Messages => StreamKind::Anthropic,
+            Op::Responses => StreamKind::OpenAiResponses,
+            _ => StreamKind::OpenAiChat,
+        };
         let mut rec = rec.clone();
         rec.status = 200;
-        let guard = (!rule.response_guardrails.is_empty()).then(|| rule.response_guardrails.clone());
-        let mut ctx = self;
-        tokio::spawn(async move {
-            let kind = match up_op {
-                Op::Messages => StreamKind::Anthropic,
-                Op::Responses => StreamKind::OpenAiResponses,
-                _ => StreamKind::OpenAiChat,
-            };
-            let mut relay = Relay::new(ctx.op, strip_usage, translator, StreamUsage::new(kind, &up_model));
-            relay.guardrails = guard;
-            let end = relay.run(&mut resp.body, first, first_at, &tx, idle, deadline, rec.started).await;
-            rec.ttft = relay.ttft;
-            match &end {
-                StreamEnd::Complete => {}
-                StreamEnd::ClientGone => {
-                    rec.outcome = "client_disconnected";
-                    rec.status = 499;
-                }
-                StreamEnd::Broken(e) => {
-                    rec.outcome = e.category();
-                    rec.error = Some(e.to_string());
-                    // The client gets the error as the stream's last event.
-                    let _ = tx.send(e.stream_event(ctx.front)).await;
-                }
-            }
-            // Dropping the upstream body cancels the upstream request.
-            drop(resp);
-            // Count the prompt only when the provider reported nothing.
-            let estimate = if relay.meter.reported() { 0 } else { ctx.estimated_input() };
-            let usage = relay.meter.usage(estimate);
-            ctx.account(usage, price.as_ref(), &mut rec);
-            rec.finish(&ctx.shared.metrics, ctx.rt.config.telemetry.access_log);
-        });
+        let mut relay =
+            Relay::new(self.op, strip_usage, translator, StreamUsage::new(kind, upstream_model), rec.started);
+        relay.guardrails = (!rule.response_guardrails.is_empty()).then(|| rule.response_guardrails.clone());
+        let body = RelayBody {
+            relay,
+            upstream: Some(resp.body),
+            first: first.map(|c| (c, first_at)),
+            out: VecDeque::new(),
+            idle,
+            deadline,
+            timer: None,
+            waiting: false,
+            settle: Some(Settle { ctx: self, rec, price }),
+        };
+        let mut r = Response::new(BodyExt::boxed(body));
+        let h = r.headers_mut();
+        h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         Ok(Served::Streaming(r))
     }
 
@@ -912,7 +894,14 @@ fn run_soon(fut: impl std::future::Future<Output = ()> + Send + 'static) {
     let mut fut = Box::pin(fut);
     let mut cx = Context::from_waker(std::task::Waker::noop());
     if fut.as_mut().poll(&mut cx).is_pending() {
-        tokio::spawn(fut);
+        // A stream's body may be dropped where no runtime runs (at shutdown): the charge is lost
+        // then rather than panicking in a destructor.
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(fut);
+            }
+            Err(_) => tracing::warn!("no runtime to finish charging usage"),
+        }
     }
 }
 
@@ -961,10 +950,16 @@ struct Relay {
     meter: StreamUsage,
     ttft: Option<Duration>,
     finished: bool,
+    /// When the request arrived (the time to first token counts from it).
+    started: Instant,
+    /// Events of the chunk being relayed, and whether each reaches the client (both kept to
+    /// reuse their allocations).
+    events: Vec<SseEvent>,
+    kept: Vec<bool>,
 }
 
 impl Relay {
-    fn new(op: Op, strip_usage: bool, translator: Translator, meter: StreamUsage) -> Self {
+    fn new(op: Op, strip_usage: bool, translator: Translator, meter: StreamUsage, started: Instant) -> Self {
         Relay {
             guardrails: None,
             refused: None,
@@ -975,6 +970,9 @@ impl Relay {
             meter,
             ttft: None,
             finished: false,
+            started,
+            events: Vec::new(),
+            kept: Vec::new(),
         }
     }
 
@@ -1031,87 +1029,99 @@ impl Relay {
             .collect()
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn run(
-        &mut self,
-        body: &mut UpBody,
-        first: Option<Bytes>,
-        first_at: Instant,
-        tx: &mpsc::Sender<Bytes>,
-        idle: Option<Duration>,
-        deadline: Option<Instant>,
-        started: Instant,
-    ) -> StreamEnd {
-        let mut pending = first;
-        let mut at = first_at;
-        loop {
-            let chunk = match pending.take() {
-                Some(c) => c,
-                None => {
-                    let limit = min_opt(remaining(deadline), idle);
-                    let next = tokio::select! {
-                        biased;
-                        _ = tx.closed() => return StreamEnd::ClientGone,
-                        n = within(limit, body.next()) => n,
-                    };
-                    match next {
-                        None => {
-                            return StreamEnd::Broken(AiError::GatewayTimeout(
-                                "upstream stream stalled".into(),
-                            ));
-                        }
-                        Some(None) if self.finished => return StreamEnd::Complete,
-                        Some(None) if matches!(self.translator, Translator::ChatToMessages(_)) => {
-                            for ev in self.finish_translation() {
-                                if tx.send(ev.encode()).await.is_err() {
-                                    return StreamEnd::ClientGone;
-                                }
-                            }
-                            if self.finished {
-                                return StreamEnd::Complete;
-                            }
-                            return StreamEnd::Broken(AiError::BadGateway(
-                                "upstream stream ended before its final event".into(),
-                            ));
-                        }
-                        Some(None) => {
-                            return StreamEnd::Broken(AiError::BadGateway(
-                                "upstream stream ended before its final event".into(),
-                            ));
-                        }
-                        Some(Some(Err(e))) => {
-                            return StreamEnd::Broken(AiError::BadGateway(format!(
-                                "upstream stream broke: {e}"
-                            )));
-                        }
-                        Some(Some(Ok(c))) => {
-                            at = Instant::now();
-                            c
-                        }
+    /// Takes one upstream chunk (arrived at `at`) and queues what the client gets for it in
+    /// `out`. When the events of the chunk reach the client unchanged, the chunk's own bytes are
+    /// forwarded. `Err` ends the stream (malformed stream, refused by a guardrail).
+    fn feed(&mut self, chunk: Bytes, at: Instant, out: &mut VecDeque<Bytes>) -> Result<(), AiError> {
+        let plain = matches!(self.translator, Translator::None) && self.guardrails.is_none();
+        let whole_before = self.parser.at_event_boundary();
+        let mut events = std::mem::take(&mut self.events);
+        events.clear();
+        if let Err(e) = self.parser.push_into(&chunk, &mut events) {
+            return Err(AiError::BadGateway(format!("upstream stream is malformed: {e}")));
+        }
+        let queued = out.len();
+        if plain {
+            let mut kept = std::mem::take(&mut self.kept);
+            kept.clear();
+            for ev in &events {
+                kept.push(self.pass(ev));
+            }
+            if !events.is_empty()
+                && whole_before
+                && self.parser.at_event_boundary()
+                && kept.iter().all(|k| *k)
+            {
+                out.push_back(chunk);
+            } else {
+                let mut buf = BytesMut::new();
+                for (ev, keep) in events.iter().zip(&kept) {
+                    if *keep {
+                        ev.encode_into(&mut buf);
                     }
                 }
-            };
-            let events = match self.parser.push(&chunk) {
-                Ok(ev) => ev,
-                Err(e) => {
-                    return StreamEnd::Broken(AiError::BadGateway(format!(
-                        "upstream stream is malformed: {e}"
-                    )));
+                if !buf.is_empty() {
+                    out.push_back(buf.freeze());
                 }
-            };
-            let out: Vec<SseEvent> = events.into_iter().flat_map(|ev| self.convert(ev)).collect();
-            if let Some(e) = self.refused.take() {
-                return StreamEnd::Broken(e);
             }
-            for ev in out {
-                if self.ttft.is_none() {
-                    self.ttft = Some(at.saturating_duration_since(started));
-                }
-                if tx.send(ev.encode()).await.is_err() {
-                    return StreamEnd::ClientGone;
-                }
+            self.kept = kept;
+        } else {
+            let mut converted = Vec::new();
+            for ev in events.drain(..) {
+                converted.extend(self.convert(ev));
+            }
+            if let Some(e) = self.refused.take() {
+                return Err(e);
+            }
+            let mut buf = BytesMut::new();
+            for ev in &converted {
+                ev.encode_into(&mut buf);
+            }
+            if !buf.is_empty() {
+                out.push_back(buf.freeze());
             }
         }
+        self.events = events;
+        if out.len() > queued && self.ttft.is_none() {
+            self.ttft = Some(at.saturating_duration_since(self.started));
+        }
+        Ok(())
+    }
+
+    /// The upstream body ended: how the stream ends, with the closing events of a translation
+    /// queued in `out`.
+    fn end_of_body(&mut self, out: &mut VecDeque<Bytes>) -> StreamEnd {
+        if self.finished {
+            return StreamEnd::Complete;
+        }
+        if matches!(self.translator, Translator::ChatToMessages(_)) {
+            for ev in self.finish_translation() {
+                out.push_back(ev.encode());
+            }
+            if self.finished {
+                return StreamEnd::Complete;
+            }
+        }
+        StreamEnd::Broken(AiError::BadGateway("upstream stream ended before its final event".into()))
+    }
+
+    /// Whether an event of a stream relayed as it is reaches the client; notes its usage and
+    /// whether it ends the stream. Chat Completions chunks are read with the small typed reader,
+    /// other APIs' events parsed whole.
+    fn pass(&mut self, ev: &SseEvent) -> bool {
+        if ev.is_done() {
+            self.finished = true;
+            return true;
+        }
+        if self.op == Op::Chat && self.meter.kind() == StreamKind::OpenAiChat {
+            let Some(chunk) = self.meter.observe_chat_chunk(&ev.data) else { return true };
+            return !(self.strip_usage && chunk.usage_only);
+        }
+        let parsed = serde_json::from_str::<Value>(&ev.data).ok();
+        if let Some(v) = &parsed {
+            self.meter.observe(ev.event.as_deref(), v);
+        }
+        self.inspect(ev, parsed.as_ref())
     }
 
     /// Notes the end of a stream in the caller's API; `false` hides the event from the client
@@ -1159,27 +1169,150 @@ enum Translator {
     ChatToMessages(Box<ChatToMessagesStream>),
 }
 
-/// A response body fed by the relay task. When the client goes away hyper drops it, the relay
-/// sees the channel close and drops the upstream body, which cancels the upstream request.
-struct ChannelBody {
-    rx: mpsc::Receiver<Bytes>,
+/// What a stream owes once it ends: the request's context and record, to charge and log it.
+struct Settle {
+    ctx: Ctx,
+    rec: Record,
+    price: Option<crate::config::AiModelConfig>,
 }
 
-impl hyper::body::Body for ChannelBody {
+/// The body of a streamed answer: it relays the upstream body as hyper polls it (no task of its
+/// own). When the client goes away hyper drops it; dropping it drops the upstream body, which
+/// cancels the upstream request, and charges the usage seen so far.
+struct RelayBody {
+    relay: Relay,
+    /// `None` once the stream ended (dropping it cancels the upstream request).
+    upstream: Option<UpBody>,
+    /// The first chunk, read while the attempt was still open, and when it arrived.
+    first: Option<(Bytes, Instant)>,
+    /// Bytes for the client not yet handed to hyper.
+    out: VecDeque<Bytes>,
+    idle: Option<Duration>,
+    deadline: Option<Instant>,
+    /// Wait bound for the next upstream chunk (idle timeout or the request deadline), armed when
+    /// a wait begins.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// A wait for the next upstream chunk is under way (`timer` is armed for it).
+    waiting: bool,
+    /// `None` once the stream was charged and logged.
+    settle: Option<Settle>,
+}
+
+impl RelayBody {
+    /// Ends the stream once: stops reading upstream, queues an error event for a broken stream,
+    /// charges the usage and writes the access log.
+    fn end(&mut self, end: StreamEnd) {
+        let Some(Settle { mut ctx, mut rec, price }) = self.settle.take() else { return };
+        // Dropping the upstream body cancels the upstream request.
+        self.upstream = None;
+        self.timer = None;
+        rec.ttft = self.relay.ttft;
+        match end {
+            StreamEnd::Complete => {}
+            StreamEnd::ClientGone => {
+                rec.outcome = "client_disconnected";
+                rec.status = 499;
+            }
+            StreamEnd::Broken(e) => {
+                rec.outcome = e.category();
+                rec.error = Some(e.to_string());
+                // The client gets the error as the stream's last event.
+                self.out.push_back(e.stream_event(ctx.front));
+            }
+        }
+        // Count the prompt only when the provider reported nothing.
+        let estimate = if self.relay.meter.reported() { 0 } else { ctx.estimated_input() };
+        let usage = self.relay.meter.usage(estimate);
+        ctx.account(usage, price.as_ref(), &mut rec);
+        rec.finish(&ctx.shared.metrics, ctx.rt.config.telemetry.access_log);
+    }
+
+    /// The next upstream chunk and when it arrived; `Err` ends the stream.
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<(Bytes, Instant)>, AiError>> {
+        if let Some(first) = self.first.take() {
+            return Poll::Ready(Ok(Some(first)));
+        }
+        let Some(body) = self.upstream.as_mut() else { return Poll::Ready(Ok(None)) };
+        match body.poll_next(cx) {
+            Poll::Ready(next) => {
+                self.waiting = false;
+                match next {
+                    None => Poll::Ready(Ok(None)),
+                    Some(Ok(c)) => Poll::Ready(Ok(Some((c, Instant::now())))),
+                    Some(Err(e)) => {
+                        Poll::Ready(Err(AiError::BadGateway(format!("upstream stream broke: {e}"))))
+                    }
+                }
+            }
+            Poll::Pending => {
+                if !self.waiting {
+                    // A wait begins: arm the bound (one timer per stream, re-armed per wait).
+                    self.waiting = true;
+                    match min_opt(remaining(self.deadline), self.idle) {
+                        None => self.timer = None,
+                        Some(limit) => {
+                            let at = tokio::time::Instant::now() + limit;
+                            match &mut self.timer {
+                                Some(t) => t.as_mut().reset(at),
+                                None => self.timer = Some(Box::pin(tokio::time::sleep_until(at))),
+                            }
+                        }
+                    }
+                }
+                match self.timer.as_mut().map(|t| t.as_mut().poll(cx)) {
+                    Some(Poll::Ready(())) => {
+                        Poll::Ready(Err(AiError::GatewayTimeout("upstream stream stalled".into())))
+                    }
+                    _ => Poll::Pending,
+                }
+            }
+        }
+    }
+}
+
+impl hyper::body::Body for RelayBody {
     type Data = Bytes;
     type Error = std::convert::Infallible;
 
     fn poll_frame(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
-        self.rx.poll_recv(cx).map(|o| o.map(|b| Ok(hyper::body::Frame::data(b))))
+        let this = self.get_mut();
+        loop {
+            if let Some(b) = this.out.pop_front() {
+                return Poll::Ready(Some(Ok(hyper::body::Frame::data(b))));
+            }
+            if this.settle.is_none() {
+                return Poll::Ready(None);
+            }
+            match std::task::ready!(this.poll_chunk(cx)) {
+                Ok(Some((chunk, at))) => {
+                    if let Err(e) = this.relay.feed(chunk, at, &mut this.out) {
+                        this.end(StreamEnd::Broken(e));
+                    }
+                }
+                Ok(None) => {
+                    let end = this.relay.end_of_body(&mut this.out);
+                    this.end(end);
+                }
+                Err(e) => this.end(StreamEnd::Broken(e)),
+            }
+        }
+    }
+}
+
+impl Drop for RelayBody {
+    fn drop(&mut self) {
+        // Still owing the charge: the client went away before the stream ended.
+        self.end(StreamEnd::ClientGone);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gateway::ai::sse::encode_done;
     use serde_json::json;
 
     #[test]
@@ -1226,5 +1359,82 @@ mod tests {
         assert_eq!(v["stream_options"]["include_usage"], true);
         assert_eq!(&with_member(b"{ }", m).unwrap()[..], br#"{ "stream_options":{"include_usage":true}}"#);
         assert!(with_member(b"[1]", m).is_none());
+    }
+
+    fn chat_relay(strip_usage: bool) -> Relay {
+        let meter = StreamUsage::new(StreamKind::OpenAiChat, "gpt-4o");
+        Relay::new(Op::Chat, strip_usage, Translator::None, meter, Instant::now())
+    }
+
+    fn relay_chunks(relay: &mut Relay, chunks: &[&'static [u8]]) -> Vec<Bytes> {
+        let mut out = VecDeque::new();
+        for c in chunks {
+            relay.feed(Bytes::from_static(c), Instant::now(), &mut out).unwrap();
+        }
+        out.into()
+    }
+
+    #[test]
+    fn whole_chat_chunks_are_forwarded_as_they_came() {
+        let mut relay = chat_relay(true);
+        let first: &[u8] = b"data:{\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\r\n\r\n";
+        let done: &[u8] = b": keep-alive\ndata: [DONE]\n\n";
+        let out = relay_chunks(&mut relay, &[first, done]);
+        assert_eq!(out, [Bytes::from_static(first), Bytes::from_static(done)]);
+        assert!(relay.ttft.is_some());
+        assert!(relay.finished, "[DONE] ends a chat stream");
+        assert_eq!(relay.meter.usage(0).output, count_tokens("gpt-4o", "Hi"));
+    }
+
+    #[test]
+    fn the_usage_chunk_the_gateway_asked_for_is_hidden() {
+        let usage: &[u8] =
+            b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1}}\n\n";
+        let chunk: &[u8] = b"data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n";
+        let mut relay = chat_relay(true);
+        let mut mixed = chunk.to_vec();
+        mixed.extend_from_slice(usage);
+        mixed.extend_from_slice(b"data: [DONE]\n\n");
+        let mut out = VecDeque::new();
+        relay.feed(Bytes::from(mixed), Instant::now(), &mut out).unwrap();
+        let expected = [chunk, b"data: [DONE]\n\n".as_slice()].concat();
+        assert_eq!(Vec::from(out), [Bytes::from(expected)]);
+        assert_eq!(relay.meter.usage(0), Usage { input: 3, cached_input: 0, output: 1, estimated: false });
+
+        // A usage-only chunk alone in its piece yields nothing; the client asked for it: it passes.
+        assert!(relay_chunks(&mut chat_relay(true), &[usage]).is_empty());
+        assert_eq!(relay_chunks(&mut chat_relay(false), &[usage]), [Bytes::from_static(usage)]);
+    }
+
+    #[test]
+    fn events_split_across_chunks_are_reassembled() {
+        let mut relay = chat_relay(true);
+        let out = relay_chunks(
+            &mut relay,
+            &[b"data: {\"choices\":[{\"delta\":", b"{\"content\":\"x\"}}]}\n\ndata: [DO", b"NE]\n\n"],
+        );
+        assert_eq!(
+            out,
+            [Bytes::from_static(b"data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}]}\n\n"), encode_done()]
+        );
+        assert!(relay.finished);
+    }
+
+    #[test]
+    fn a_malformed_chat_event_is_passed_on_uncounted() {
+        let mut relay = chat_relay(true);
+        let bad: &[u8] = b"data: {\"choices\":[{\"delta\":{\"content\":\"oops\n\n";
+        assert_eq!(relay_chunks(&mut relay, &[bad]), [Bytes::from_static(bad)]);
+        assert!(!relay.finished);
+        assert_eq!(relay.meter.usage(0).output, 0);
+        // A stream that ends there did not finish.
+        let mut out = VecDeque::new();
+        let StreamEnd::Broken(e) = relay.end_of_body(&mut out) else {
+            panic!("a stream without [DONE] is broken")
+        };
+        assert_eq!(e.to_string(), "upstream stream ended before its final event");
+        // Bytes that are not an event stream end the relay.
+        let e = relay.feed(Bytes::from_static(b"data: \xff\n\n"), Instant::now(), &mut out).unwrap_err();
+        assert!(e.to_string().contains("upstream stream is malformed"), "{e}");
     }
 }

@@ -282,6 +282,17 @@ impl SseParser {
         Ok(out.pop())
     }
 
+    /// Whether the parser holds nothing of an unfinished event: the bytes pushed so far end
+    /// exactly after whole events (a relay may then forward them as they came).
+    pub fn at_event_boundary(&self) -> bool {
+        self.line.is_empty()
+            && !self.has_data
+            && self.event.is_none()
+            && self.id.is_none()
+            && self.retry.is_none()
+            && self.failed.is_none()
+    }
+
     /// Bytes held for the event being read (for tests and metrics).
     pub fn buffered(&self) -> usize {
         self.line.len() + self.data.len()

@@ -8,7 +8,7 @@ use super::state::BackendRt;
 use crate::config::ProviderKind;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -120,16 +120,26 @@ pub enum UpBody {
 impl UpBody {
     /// The next data chunk; `None` at the end.
     pub async fn next(&mut self) -> Option<Result<Bytes, String>> {
+        std::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    /// Polls for the next data chunk (empty chunks and trailers are skipped); `None` at the end.
+    pub fn poll_next(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Bytes, String>>> {
+        use std::task::Poll;
         match self {
-            UpBody::Echo(chunks) => chunks.pop_front().map(Ok),
+            UpBody::Echo(chunks) => Poll::Ready(chunks.pop_front().map(Ok)),
             UpBody::Hyper(body) => loop {
-                match body.frame().await? {
-                    Ok(frame) => match frame.into_data() {
+                match std::task::ready!(hyper::body::Body::poll_frame(std::pin::Pin::new(&mut *body), cx)) {
+                    None => return Poll::Ready(None),
+                    Some(Ok(frame)) => match frame.into_data() {
                         Ok(data) if data.is_empty() => continue,
-                        Ok(data) => return Some(Ok(data)),
+                        Ok(data) => return Poll::Ready(Some(Ok(data))),
                         Err(_) => continue, // trailers
                     },
-                    Err(e) => return Some(Err(e.to_string())),
+                    Some(Err(e)) => return Poll::Ready(Some(Err(e.to_string()))),
                 }
             },
         }

@@ -19,6 +19,7 @@
 
 use crate::config::PriceConfig;
 use serde_json::Value;
+use std::borrow::Cow;
 
 /// Normalised token usage of one request.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -168,6 +169,53 @@ struct AnthropicAcc {
     output: u64,
 }
 
+/// What the stream relay needs to know of one Chat Completions chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChatChunk {
+    /// A usage report with no choices: the extra chunk `stream_options.include_usage` asks for.
+    pub usage_only: bool,
+}
+
+// The fields of a Chat Completions chunk the gateway reads, borrowed from the event's data (a
+// string without escapes costs no allocation); every other field is skipped unparsed.
+#[derive(serde::Deserialize)]
+struct RawChunk<'a> {
+    #[serde(default)]
+    usage: Option<Value>,
+    #[serde(default, borrow)]
+    choices: Option<Vec<RawChoice<'a>>>,
+}
+
+#[derive(serde::Deserialize)]
+struct RawChoice<'a> {
+    #[serde(default, borrow)]
+    delta: Option<RawDelta<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct RawDelta<'a> {
+    #[serde(default, borrow)]
+    content: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    reasoning_content: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    tool_calls: Option<Vec<RawToolCall<'a>>>,
+}
+
+#[derive(serde::Deserialize)]
+struct RawToolCall<'a> {
+    #[serde(default, borrow)]
+    function: Option<RawFunction<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct RawFunction<'a> {
+    #[serde(default, borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    arguments: Option<Cow<'a, str>>,
+}
+
 /// Text kept before counting it, bounding the memory a long stream holds.
 const PENDING_TEXT_LIMIT: usize = 16 * 1024;
 
@@ -268,6 +316,43 @@ impl StreamUsage {
         }
     }
 
+    /// Looks at one Chat Completions chunk given as its raw data, reading only what the gateway
+    /// needs: the usage and the generated text (the text is kept only until a usage report makes
+    /// an estimate needless). Returns what the relay needs to know of the chunk, or `None` when
+    /// the data is not JSON (the chunk is then neither counted nor hidden). Chunks of an unusual
+    /// shape (a field of an unexpected type, a key given twice) are read through a full parse with
+    /// the same result as [`StreamUsage::observe`].
+    pub fn observe_chat_chunk(&mut self, data: &str) -> Option<ChatChunk> {
+        let chunk = match serde_json::from_str::<RawChunk<'_>>(data) {
+            Ok(c) => c,
+            Err(_) => {
+                let v: Value = serde_json::from_str(data).ok()?;
+                self.observe(None, &v);
+                let usage_only = v.get("usage").is_some_and(Value::is_object)
+                    && v.get("choices").and_then(Value::as_array).is_some_and(|c| c.is_empty());
+                return Some(ChatChunk { usage_only });
+            }
+        };
+        let usage_only = chunk.usage.as_ref().is_some_and(Value::is_object)
+            && chunk.choices.as_ref().is_some_and(Vec::is_empty);
+        if let Some(usage) = chunk.usage.as_ref().and_then(from_openai_usage) {
+            self.reported = Some(usage);
+        }
+        if self.reported.is_none() {
+            for delta in chunk.choices.iter().flatten().filter_map(|c| c.delta.as_ref()) {
+                for t in [&delta.content, &delta.reasoning_content].into_iter().flatten() {
+                    self.add_text(t);
+                }
+                for f in delta.tool_calls.iter().flatten().filter_map(|c| c.function.as_ref()) {
+                    for t in [&f.name, &f.arguments].into_iter().flatten() {
+                        self.add_text(t);
+                    }
+                }
+            }
+        }
+        Some(ChatChunk { usage_only })
+    }
+
     fn merge_anthropic(&mut self, usage: &Value) {
         let a = &mut self.anthropic;
         a.seen = true;
@@ -298,6 +383,11 @@ impl StreamUsage {
             self.counted_output += count_tokens(&self.model, &self.pending_text[..cut]);
             self.pending_text.drain(..cut);
         }
+    }
+
+    /// The wire family this collector reads.
+    pub fn kind(&self) -> StreamKind {
+        self.kind
     }
 
     /// Whether the provider reported output usage (so no estimate is needed).
@@ -634,6 +724,61 @@ mod tests {
         assert_eq!(u.input, 42);
         assert_eq!(u.output, count_tokens("gpt-4o", "Hello world, how are you?f{}"));
         assert!(u.estimated);
+    }
+
+    #[test]
+    fn chat_chunk_reader_counts_what_a_full_parse_counts() {
+        let chunks = [
+            r#"{"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":"Hel"},"finish_reason":null}],"usage":null}"#,
+            r#"{"choices":[{"index":0,"delta":{"content":"lo \"w\u00f6rld\"\n","reasoning_content":"hm"}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"t","function":{"name":"f","arguments":"{\"a\":1}"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
+            // Unusual shapes take the full parse: a number as content, `usage` given twice.
+            r#"{"choices":[{"delta":{"content":7}},{"delta":{"content":"x"}}]}"#,
+            r#"{"usage":{"prompt_tokens":1},"usage":null,"choices":[{"delta":{"content":"y"}}]}"#,
+        ];
+        let mut typed = StreamUsage::new(StreamKind::OpenAiChat, "gpt-4o");
+        let mut full = StreamUsage::new(StreamKind::OpenAiChat, "gpt-4o");
+        for c in chunks {
+            assert_eq!(typed.observe_chat_chunk(c), Some(ChatChunk { usage_only: false }), "{c}");
+            full.observe(None, &serde_json::from_str(c).unwrap());
+        }
+        assert_eq!(typed.pending_text, full.pending_text);
+        assert_eq!(typed.pending_text, "Hello \"w\u{f6}rld\"\nhmf{\"a\":1}xy");
+        assert!(!typed.reported());
+        assert_eq!(typed.usage(3), full.usage(3));
+    }
+
+    #[test]
+    fn chat_chunk_reader_spots_the_usage_only_chunk() {
+        let mut s = StreamUsage::new(StreamKind::OpenAiChat, "gpt-4o");
+        let last = r#"{"id":"c","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11,"prompt_tokens_details":{"cached_tokens":4}}}"#;
+        assert_eq!(s.observe_chat_chunk(last), Some(ChatChunk { usage_only: true }));
+        assert_eq!(s.usage(100), Usage { input: 9, cached_input: 4, output: 2, estimated: false });
+        // Usage next to choices, or no usage object at all, is not the extra chunk.
+        let both =
+            r#"{"choices":[{"delta":{"content":"a"}}],"usage":{"prompt_tokens":1,"completion_tokens":1}}"#;
+        assert_eq!(s.observe_chat_chunk(both), Some(ChatChunk { usage_only: false }));
+        assert_eq!(
+            s.observe_chat_chunk(r#"{"choices":[],"usage":null}"#),
+            Some(ChatChunk { usage_only: false })
+        );
+        assert_eq!(
+            s.observe_chat_chunk(r#"{"choices":[],"usage":5}"#),
+            Some(ChatChunk { usage_only: false })
+        );
+        // Text after the report is not kept: no estimate will be made.
+        assert!(s.pending_text.is_empty());
+    }
+
+    #[test]
+    fn chat_chunk_reader_ignores_what_is_not_json() {
+        let mut s = StreamUsage::new(StreamKind::OpenAiChat, "gpt-4o");
+        for bad in ["[DONE]", "", r#"{"choices":[{"delta":{"content":"cut"#, "not json"] {
+            assert_eq!(s.observe_chat_chunk(bad), None, "{bad}");
+        }
+        assert!(!s.reported());
+        assert_eq!(s.usage(5), Usage { input: 5, cached_input: 0, output: 0, estimated: true });
     }
 
     #[test]
