@@ -1,12 +1,18 @@
-//! Serving one gateway on its listener: raw hyper (HTTP/1.1 and h2c), TCP_NODELAY, the current
+//! Serving one gateway (any layer, or the MCP bridge) on its listener: raw hyper (HTTP/1.1 and h2c), TCP_NODELAY, the current
 //! config version loaded per request from an [`ArcSwap`], graceful shutdown.
 
 use crate::gateway::ai::proxy;
 use crate::gateway::ai::state::AiRuntime;
 use crate::gateway::state::Shared;
 use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::combinators::BoxBody;
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::convert::Infallible;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -24,8 +30,19 @@ pub async fn serve_ai(
     listener: TcpListener,
     runtime: Arc<ArcSwap<AiRuntime>>,
     shared: Arc<Shared>,
-    mut shutdown: Shutdown,
+    shutdown: Shutdown,
 ) {
+    serve(listener, move |req| proxy::handle(runtime.load_full(), shared.clone(), req), shutdown).await
+}
+
+/// Serves `handler` on `listener` until `shutdown` (every layer and the MCP bridge): HTTP/1.1
+/// and h2c, TCP_NODELAY; on shutdown it stops accepting and gives open connections [`DRAIN`]
+/// to finish.
+pub async fn serve<H, F>(listener: TcpListener, handler: H, mut shutdown: Shutdown)
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<BoxBody<Bytes, Infallible>>> + Send + 'static,
+{
     let mut conns = JoinSet::new();
     loop {
         while conns.try_join_next().is_some() {}
@@ -43,14 +60,12 @@ pub async fn serve_ai(
             }
         };
         let _ = stream.set_nodelay(true);
-        let runtime = runtime.clone();
-        let shared = shared.clone();
+        let handler = handler.clone();
         let mut stop = shutdown.clone();
         conns.spawn(async move {
             let service = service_fn(move |req| {
-                let rt = runtime.load_full();
-                let shared = shared.clone();
-                async move { Ok::<_, std::convert::Infallible>(proxy::handle(rt, shared, req).await) }
+                let f = handler(req);
+                async move { Ok::<_, Infallible>(f.await) }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             let conn = builder.serve_connection(TokioIo::new(stream), service);

@@ -220,52 +220,13 @@ impl AgentRuntime {
 }
 
 /// Serves the agent gateway whose current config is `runtime` on `listener` until `shutdown`:
-/// the accept loop of [`crate::gateway::server::serve_ai`], with [`handle`] as the service.
+/// [`crate::gateway::server::serve`] with [`handle`] as the service.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     runtime: Arc<arc_swap::ArcSwap<AgentRuntime>>,
     shared: Arc<Shared>,
-    mut shutdown: crate::gateway::server::Shutdown,
+    shutdown: crate::gateway::server::Shutdown,
 ) {
-    use crate::gateway::server::DRAIN;
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    let mut conns = tokio::task::JoinSet::new();
-    loop {
-        while conns.try_join_next().is_some() {}
-        let accepted = tokio::select! {
-            _ = crate::gateway::server::stopped(&mut shutdown) => break,
-            a = listener.accept() => a,
-        };
-        let (stream, _) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let runtime = runtime.clone();
-        let shared = shared.clone();
-        let mut stop = shutdown.clone();
-        conns.spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let rt = runtime.load_full();
-                let shared = shared.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(rt, shared, req).await) }
-            });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = crate::gateway::server::stopped(&mut stop) => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(DRAIN, conn.as_mut()).await;
-                }
-            }
-        });
-    }
-    drop(listener);
-    let _ = tokio::time::timeout(DRAIN, async { while conns.join_next().await.is_some() {} }).await;
+    let serve = move |req| handle(runtime.load_full(), shared.clone(), req);
+    crate::gateway::server::serve(listener, serve, shutdown).await
 }

@@ -14,8 +14,6 @@ use crate::gateway::ai::sse::{encode_comment, encode_named};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited, combinators::BoxBody};
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -217,46 +215,13 @@ async fn post(
     }
 }
 
-/// Serves `handler` on `listener` until `shutdown` resolves (HTTP/1.1 and h2c).
-pub async fn serve_with<H, F>(
-    listener: TcpListener,
-    handler: H,
-    shutdown: impl std::future::Future<Output = ()>,
-) where
-    H: Fn(Request<hyper::body::Incoming>) -> F + Clone + Send + Sync + 'static,
-    F: std::future::Future<Output = Response<Body>> + Send + 'static,
-{
-    tokio::pin!(shutdown);
-    loop {
-        let accepted = tokio::select! {
-            _ = &mut shutdown => return,
-            a = listener.accept() => a,
-        };
-        let Ok((stream, _)) = accepted else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let h = handler.clone();
-        tokio::spawn(async move {
-            let svc = service_fn(move |req| {
-                let f = h(req);
-                async move { Ok::<_, std::convert::Infallible>(f.await) }
-            });
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
-    }
-}
-
 /// Runs the bridge until `shutdown`.
 pub async fn run(
     listener: TcpListener,
     server: Arc<StdioServer>,
-    shutdown: impl std::future::Future<Output = ()>,
+    shutdown: crate::gateway::server::Shutdown,
 ) {
-    serve_with(listener, move |req| handle(server.clone(), req), shutdown).await
+    crate::gateway::server::serve(listener, move |req| handle(server.clone(), req), shutdown).await
 }
 
 /// What `cairn mcp-bridge` was asked to run.
@@ -297,6 +262,6 @@ pub async fn main(opts: BridgeOptions) -> Result<(), String> {
         if opts.shared { "one shared child" } else { "one child per session" },
         opts.command.join(" ")
     );
-    run(listener, server, crate::gateway::server::signal()).await;
+    run(listener, server, crate::gateway::local::shutdown_on_signal()).await;
     Ok(())
 }

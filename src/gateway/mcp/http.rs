@@ -138,10 +138,9 @@ fn sse_event(m: &Message) -> Bytes {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     runtime: Arc<arc_swap::ArcSwap<McpRuntime>>,
-    mut shutdown: crate::gateway::server::Shutdown,
+    shutdown: crate::gateway::server::Shutdown,
 ) {
-    let stop = async move { crate::gateway::server::stopped(&mut shutdown).await };
-    super::bridge::serve_with(listener, move |req| handle(runtime.load_full(), req), stop).await
+    crate::gateway::server::serve(listener, move |req| handle(runtime.load_full(), req), shutdown).await
 }
 
 /// Serves one request.

@@ -352,27 +352,12 @@ impl Upstream {
                 }
                 let (tx, rx) = mpsc::unbounded_channel();
                 let max = self.max_message_bytes;
-                let mut body = resp.into_body();
+                let body = resp.into_body();
                 tokio::spawn(async move {
-                    let mut parser = SseParser::new(max);
-                    loop {
-                        // Nobody listens any more: let go of the backend's stream now, not at
-                        // its next message.
-                        let frame = tokio::select! {
-                            f = body.frame() => match f { Some(f) => f, None => break },
-                            _ = tx.closed() => break,
-                        };
-                        let Ok(frame) = frame else { break };
-                        let Ok(data) = frame.into_data() else { continue };
-                        let Ok(events) = parser.push(&data) else { break };
-                        for ev in events {
-                            if let Some(m) = parse_message(ev.data.as_bytes())
-                                && tx.send(m).is_err()
-                            {
-                                return;
-                            }
-                        }
-                    }
+                    // Nobody listens any more: let go of the backend's stream now, not at its next
+                    // message.
+                    let tx = &tx;
+                    pump_sse(body, max, tx.closed(), |m| std::future::ready(tx.send(m).is_ok())).await;
                 });
                 Ok(Some(rx))
             }
@@ -531,25 +516,14 @@ impl Upstream {
         if is_sse {
             let (tx, rx) = mpsc::channel(64);
             tokio::spawn(async move {
-                let mut parser = SseParser::new(max);
-                loop {
-                    let frame = tokio::select! {
-                        f = body.frame() => match f { Some(f) => f, None => break },
-                        // Nobody waits for the answer any more: close the stream (in the
-                        // 2026-07-28 era that is how a request is cancelled).
-                        _ = tx.closed() => break,
-                    };
-                    let Ok(frame) = frame else { break };
-                    let Ok(data) = frame.into_data() else { continue };
-                    let Ok(events) = parser.push(&data) else { break };
-                    for ev in events {
-                        let Some(m) = parse_message(ev.data.as_bytes()) else { continue };
-                        let last = matches!(&m, Message::Response(r) if Some(&r.id) == want_id.as_ref());
-                        if tx.send(m).await.is_err() || last {
-                            return;
-                        }
-                    }
-                }
+                // Nobody waits for the answer any more: close the stream (in the 2026-07-28 era
+                // that is how a request is cancelled).
+                let (tx, want_id) = (&tx, &want_id);
+                let deliver = |m: Message| async move {
+                    let last = matches!(&m, Message::Response(r) if Some(&r.id) == want_id.as_ref());
+                    tx.send(m).await.is_ok() && !last
+                };
+                pump_sse(body, max, tx.closed(), deliver).await;
             });
             Ok((headers, Replies::Stream(rx)))
         } else {
@@ -591,6 +565,34 @@ fn is_json(h: &HeaderMap) -> bool {
     h.get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"))
+}
+
+/// Reads `body` as SSE and hands each JSON-RPC message in it to `deliver`, until the body ends or
+/// breaks, an event is over `max` bytes, `closed` resolves (nobody listens any more) or `deliver`
+/// says to stop. Events that are not JSON-RPC messages are skipped.
+async fn pump_sse<D: std::future::Future<Output = bool>>(
+    mut body: hyper::body::Incoming,
+    max: usize,
+    closed: impl std::future::Future<Output = ()>,
+    mut deliver: impl FnMut(Message) -> D,
+) {
+    tokio::pin!(closed);
+    let mut parser = SseParser::new(max);
+    loop {
+        let frame = tokio::select! {
+            f = body.frame() => match f { Some(f) => f, None => return },
+            _ = &mut closed => return,
+        };
+        let Ok(frame) = frame else { return };
+        let Ok(data) = frame.into_data() else { continue };
+        let Ok(events) = parser.push(&data) else { return };
+        for ev in events {
+            let Some(m) = parse_message(ev.data.as_bytes()) else { continue };
+            if !deliver(m).await {
+                return;
+            }
+        }
+    }
 }
 
 fn parse_message(data: &[u8]) -> Option<Message> {
