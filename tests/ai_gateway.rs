@@ -107,6 +107,13 @@ impl Gw {
         Gw::start_with(cfg, Credentials::default()).await
     }
 
+    /// A gateway on a free port with one backend `a` at `url` serving model `m` (route `r`).
+    async fn single(url: &str) -> (Gw, u16) {
+        let port = free_port();
+        let rules = vec![rule("r", &["m"], json!([target("a", 0, 1)]))];
+        (Gw::start(config(port, vec![backend("a", url)], rules, None, None)).await, port)
+    }
+
     async fn start_with(cfg: GatewayConfig, credentials: Credentials) -> Gw {
         let shared = Shared::new();
         let mut sup = Supervisor::new(shared.clone(), "127.0.0.1".parse().unwrap());
@@ -379,15 +386,7 @@ async fn streams_are_forwarded_chunk_by_chunk_and_usage_is_captured_but_hidden()
 #[tokio::test]
 async fn a_client_that_asked_for_usage_gets_the_usage_chunk() {
     let a = MockLlm::start("a").await;
-    let port = free_port();
-    let _gw = Gw::start(config(
-        port,
-        vec![backend("a", &a.url)],
-        vec![rule("r", &["m"], json!([target("a", 0, 1)]))],
-        None,
-        None,
-    ))
-    .await;
+    let (_gw, port) = Gw::single(&a.url).await;
     let mut s = Stream::open(port, stream_body("m", true), &[]).await;
     let all = s.rest().await;
     assert!(all.contains(&format!("\"completion_tokens\":{COMPLETION_TOKENS}")), "{all}");
@@ -397,15 +396,7 @@ async fn a_client_that_asked_for_usage_gets_the_usage_chunk() {
 async fn a_broken_upstream_stream_ends_with_an_error_event_and_non_json_is_502() {
     let a = MockLlm::start("a").await;
     a.set(Behavior::BreakAfter(2));
-    let port = free_port();
-    let _gw = Gw::start(config(
-        port,
-        vec![backend("a", &a.url)],
-        vec![rule("r", &["m"], json!([target("a", 0, 1)]))],
-        None,
-        None,
-    ))
-    .await;
+    let (_gw, port) = Gw::single(&a.url).await;
     let mut s = Stream::open(port, stream_body("m", false), &[]).await;
     let all = s.rest().await;
     assert!(all.contains("tok0"), "{all}");
@@ -425,15 +416,7 @@ async fn a_client_leaving_mid_stream_cancels_upstream_and_is_charged_an_estimate
     let a = MockLlm::start("a").await;
     a.set(Behavior::NoUsage);
     let gate = a.gate();
-    let port = free_port();
-    let gw = Gw::start(config(
-        port,
-        vec![backend("a", &a.url)],
-        vec![rule("r", &["m"], json!([target("a", 0, 1)]))],
-        None,
-        None,
-    ))
-    .await;
+    let (gw, port) = Gw::single(&a.url).await;
     let mut s = Stream::open(port, stream_body("m", false), &[]).await;
     s.next().await.unwrap();
     gate.add_permits(1);
@@ -536,15 +519,7 @@ async fn policy_and_input_errors_are_403_404_413_400_with_clear_messages() {
     assert_eq!(ids, ["m"], "only the models alice may use");
     assert_eq!(a.count(), 0, "nothing refused reached the upstream");
 
-    let port = free_port();
-    let _open = Gw::start(config(
-        port,
-        vec![backend("a", &a.url)],
-        vec![rule("r", &["m"], json!([target("a", 0, 1)]))],
-        None,
-        None,
-    ))
-    .await;
+    let (_open, port) = Gw::single(&a.url).await;
     let r = chat(port, "unknown-model", &[]).await;
     assert_eq!((r.status, r.body["error"]["code"].as_str()), (404, Some("model_not_found")), "{}", r.raw);
 }
@@ -1096,15 +1071,7 @@ async fn service_account_tokens_verify_against_the_api_servers_jwks() {
 #[tokio::test]
 async fn responses_and_embeddings_pass_through_with_usage_accounted() {
     let a = MockLlm::start_full("a").await;
-    let port = free_port();
-    let gw = Gw::start(config(
-        port,
-        vec![backend("a", &a.url)],
-        vec![rule("r", &["m"], json!([target("a", 0, 1)]))],
-        None,
-        None,
-    ))
-    .await;
+    let (gw, port) = Gw::single(&a.url).await;
     let r = call(port, "POST", "/v1/responses", &[], r#"{"model":"m","input":"hi"}"#).await;
     assert_eq!((r.status, r.body["object"].as_str()), (200, Some("response")), "{}", r.raw);
     assert_eq!(a.received()[0].path, "/v1/responses");

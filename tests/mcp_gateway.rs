@@ -14,8 +14,7 @@ use cairn::config::{
 use cairn::gateway::mcp::{McpRuntime, handle};
 use cairn::gateway::state::Shared;
 use http_body_util::{BodyExt, Full};
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use mcp_servers::{PagedServer, ToolsServer, serve, serve_modern};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -132,26 +131,20 @@ async fn gateway_with(cfg: GatewayConfig, adjust: impl FnOnce(&mut McpRuntime)) 
     let shared = Shared::new();
     let mut rt = McpRuntime::build(cfg, &creds(), &shared).expect("config builds");
     adjust(&mut rt);
-    let rt = Arc::new(rt);
-    let kept = shared.clone();
+    serve_runtime(Arc::new(rt), shared).await
+}
+
+/// Serves `rt` on a free port with the gateway's own accept loop.
+async fn serve_runtime(rt: Arc<McpRuntime>, shared: Arc<Shared>) -> Gateway {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    // Never told to stop: the task is aborted when the Gateway is dropped.
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
-            let rt = rt.clone();
-            tokio::spawn(async move {
-                let svc = service_fn(move |req| {
-                    let rt = rt.clone();
-                    async move { Ok::<_, std::convert::Infallible>(handle(rt, req).await) }
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
+        let _stop = stop;
+        cairn::gateway::server::serve(listener, move |req| handle(rt.clone(), req), shutdown).await
     });
-    Gateway { url: format!("http://{addr}/mcp"), shared: kept, task }
+    Gateway { url: format!("http://{addr}/mcp"), shared, task }
 }
 
 struct Reply {
@@ -800,24 +793,8 @@ async fn backend_credentials_come_from_the_bundle_never_from_the_client() {
     let shared = Shared::new();
     let mut c = creds();
     c.0.insert("gh-token".into(), "backend-secret".into());
-    let rt = Arc::new(McpRuntime::build(cfg, &c, &shared).unwrap());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
-    let serve_task = tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
-            let rt = rt.clone();
-            tokio::spawn(async move {
-                let svc = service_fn(move |req| {
-                    let rt = rt.clone();
-                    async move { Ok::<_, std::convert::Infallible>(handle(rt, req).await) }
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
+    let gw = serve_runtime(Arc::new(McpRuntime::build(cfg, &c, &shared).unwrap()), shared).await;
+    let url = gw.url.clone();
     let s = Session::open(&url, Some(BOT_KEY)).await;
     let v = s.call(1, "tools/call", json!({"name": "gh__search_code", "arguments": {}})).await;
     assert_eq!(text_of(&v), "found 3 results");
@@ -825,7 +802,6 @@ async fn backend_credentials_come_from_the_bundle_never_from_the_client() {
     assert!(!seen.is_empty());
     assert!(seen.iter().all(|a| a == "Bearer backend-secret"), "{seen:?}");
     task.abort();
-    serve_task.abort();
 }
 
 /// Runs tests/conformance/test_mcp_sdk.py (the official MCP Python SDK client, both eras)

@@ -274,12 +274,7 @@ async fn handle(st: Arc<State>, req: Request<hyper::body::Incoming>) -> Response
             }
         }
     });
-    let body = StreamBody::new(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    }));
-    let mut r = Response::new(BodyExt::boxed(body));
-    r.headers_mut().insert("content-type", "text/event-stream".parse().unwrap());
-    r
+    sse_response(rx)
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -463,13 +458,7 @@ fn sse_body(events: Vec<String>, st: Arc<State>, knobs: Knobs, break_after: Opti
             }
         }
     });
-    let body = StreamBody::new(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    }));
-    let mut r = Response::new(BodyExt::boxed(body));
-    r.headers_mut().insert("content-type", "text/event-stream".parse().unwrap());
-    r.headers_mut().insert("cache-control", "no-cache".parse().unwrap());
-    r
+    sse_response(rx)
 }
 
 fn named(event: &str, data: Value) -> String {
@@ -792,4 +781,15 @@ async fn handle_full(st: Arc<State>, port: u16, req: Request<hyper::body::Incomi
     }
     events.push("data: [DONE]\n\n".to_string());
     sse_body(events, st, knobs, break_after)
+}
+
+/// An SSE response whose body is the frames sent on `rx`.
+fn sse_response(rx: mpsc::Receiver<Result<Frame<Bytes>, Infallible>>) -> Response<Body> {
+    let body = StreamBody::new(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }));
+    let mut r = Response::new(BodyExt::boxed(body));
+    r.headers_mut().insert("content-type", "text/event-stream".parse().unwrap());
+    r.headers_mut().insert("cache-control", "no-cache".parse().unwrap());
+    r
 }
