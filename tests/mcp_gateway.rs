@@ -808,7 +808,7 @@ async fn backend_credentials_come_from_the_bundle_never_from_the_client() {
 /// against a gateway over rmcp servers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_sdk_conformance() {
-    let python = support::python();
+    support::python(); // fails here, before any set-up, when the SDK venv is missing
     let gh = serve(ToolsServer::default).await;
     let fs = serve(ToolsServer::default).await;
     let mut g = server("gh", &gh.url);
@@ -824,32 +824,15 @@ async fn python_sdk_conformance() {
     let mut cfg = config("sdk", vec![g, server("fs", &fs.url)], policy);
     cfg.auth.allow_anonymous = false;
     let gw = gateway(cfg).await;
-    let root = support::repo_root();
-    let out = tokio::time::timeout(
-        Duration::from_secs(300),
-        tokio::process::Command::new(&python)
-            .args([
-                "-m",
-                "pytest",
-                "-q",
-                "-p",
-                "no:cacheprovider",
-                "-rfE",
-                "tests/conformance/test_mcp_sdk.py",
-            ])
-            .current_dir(&root)
-            .env("CAIRN_MCP_URL", &gw.url)
-            .env("CAIRN_MCP_KEY", BOT_KEY)
-            // tests/conformance/conftest.py (shared with the AI SDK suite) wants these set.
-            .env("CAIRN_GATEWAY_URL", &gw.url)
-            .env("CAIRN_GATEWAY_KEY", BOT_KEY)
-            .output(),
-    )
-    .await
-    .expect("pytest finished within 5 minutes")
-    .expect("running pytest");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "pytest failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let env = [
+        ("CAIRN_MCP_URL", gw.url.as_str()),
+        ("CAIRN_MCP_KEY", BOT_KEY),
+        // tests/conformance/conftest.py (shared with the AI SDK suite) wants these set.
+        ("CAIRN_GATEWAY_URL", gw.url.as_str()),
+        ("CAIRN_GATEWAY_KEY", BOT_KEY),
+    ];
+    let stdout =
+        support::pytest(&["tests/conformance/test_mcp_sdk.py"], &env).await.unwrap_or_else(|e| panic!("{e}"));
     assert!(!stdout.contains("skipped"), "{stdout}");
 }
 

@@ -230,7 +230,7 @@ async fn wait_until_serving(port: u16, gw: &mut Gateway) -> bool {
 /// The whole SDK suite (tests/conformance/*.py) against `cairn run`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_python_sdks_against_cairn_run() {
-    let python = support::python();
+    support::python(); // fails here, before any set-up, when the SDK venv is missing
     let openai = MockLlm::start_full("openai").await;
     let anthropic = MockLlm::start_full("anthropic").await;
     let limited = MockLlm::start_full("limited").await;
@@ -274,31 +274,13 @@ async fn official_python_sdks_against_cairn_run() {
         m.clear_received();
     }
 
-    let root = support::repo_root();
-    let out = tokio::time::timeout(
-        Duration::from_secs(300),
-        tokio::process::Command::new(&python)
-            .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfEs"])
-            .args(SUITES)
-            .current_dir(&root)
-            .env("CAIRN_GATEWAY_URL", format!("http://127.0.0.1:{port}"))
-            .env("CAIRN_GATEWAY_KEY", AGENT_KEY)
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("pytest finished within 5 minutes")
-    .expect("running pytest");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let url = format!("http://127.0.0.1:{port}");
+    let result =
+        support::pytest(SUITES, &[("CAIRN_GATEWAY_URL", &url), ("CAIRN_GATEWAY_KEY", AGENT_KEY)]).await;
     drop(gw);
-    assert!(
-        out.status.success(),
-        "pytest failed ({}):\n{stdout}\n{stderr}\n--- cairn stderr ---\n{}",
-        out.status,
-        std::fs::read_to_string(&err_log).unwrap_or_default()
-    );
+    let stdout = result.unwrap_or_else(|e| {
+        panic!("{e}\n--- cairn stderr ---\n{}", std::fs::read_to_string(&err_log).unwrap_or_default())
+    });
     println!("{stdout}");
     assert!(!stdout.contains("skipped"), "no SDK test may be skipped:\n{stdout}");
     assert!(stdout.contains(" passed"), "{stdout}");

@@ -382,6 +382,32 @@ pub fn python() -> PathBuf {
     }
 }
 
+/// Runs pytest (the SDK venv's, [`python`]) on `args` (test files, options) from the repository
+/// root with `env`, for at most 5 minutes; `Ok(stdout)` when it passed, `Err(stdout + stderr)`
+/// otherwise.
+pub async fn pytest(args: &[&str], env: &[(&str, &str)]) -> Result<String, String> {
+    let out = tokio::time::timeout(
+        Duration::from_secs(300),
+        tokio::process::Command::new(python())
+            .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfEs"])
+            .args(args)
+            .current_dir(repo_root())
+            .envs(env.iter().copied())
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("pytest finished within 5 minutes")
+    .expect("running pytest");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if out.status.success() {
+        Ok(stdout)
+    } else {
+        Err(format!("pytest failed ({}):\n{stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
 /// Starts `cairn gateway --layer LAYER` on a compiled config (JSON, listening on `port`) and a
 /// credentials bundle (JSON), both written to `dir`; the caller kills the child.
 pub fn spawn_gateway(layer: &str, dir: &Path, config_json: &str, port: u16, credentials_json: &str) -> Child {
