@@ -160,27 +160,8 @@ async fn handle(st: Arc<State>, req: Request<hyper::body::Incoming>) -> Response
     st.received.lock().unwrap().push(Received { path: path.clone(), headers, body: body.clone() });
     st.count.fetch_add(1, Ordering::SeqCst);
     let behavior = st.behavior.lock().unwrap().clone();
-    match behavior {
-        Behavior::Status(code) => {
-            let mut r = json_resp(
-                code,
-                json!({"error": {"message": format!("mock {} says {code}", st.name), "type": "mock_error", "param": null, "code": null}}),
-            );
-            if code == 429 {
-                r.headers_mut().insert("retry-after", "7".parse().unwrap());
-            }
-            return r;
-        }
-        Behavior::Hang => {
-            std::future::pending::<()>().await;
-            unreachable!()
-        }
-        Behavior::NotJson => {
-            let mut r = Response::new(Full::new(Bytes::from_static(b"<html>oops</html>")).boxed());
-            r.headers_mut().insert("content-type", "text/html".parse().unwrap());
-            return r;
-        }
-        _ => {}
+    if let Some(r) = failure(&st.name, &behavior, false).await {
+        return r;
     }
     let model = body.get("model").and_then(Value::as_str).unwrap_or("mock").to_string();
     let stream = body.get("stream").and_then(Value::as_bool) == Some(true);
@@ -521,35 +502,8 @@ async fn handle_full(st: Arc<State>, port: u16, req: Request<hyper::body::Incomi
         tokio::time::sleep(knobs.latency).await;
     }
     let anthropic = path.ends_with("/messages");
-    match behavior {
-        Behavior::Status(code) => {
-            let msg = format!("mock {} says {code}", st.name);
-            let mut r = if anthropic {
-                json_resp(
-                    code,
-                    json!({"type": "error", "error": {"type": anthropic_error_type_for(code), "message": msg}}),
-                )
-            } else {
-                json_resp(
-                    code,
-                    json!({"error": {"message": msg, "type": "mock_error", "param": null, "code": null}}),
-                )
-            };
-            if code == 429 {
-                r.headers_mut().insert("retry-after", "7".parse().unwrap());
-            }
-            return r;
-        }
-        Behavior::Hang => {
-            std::future::pending::<()>().await;
-            unreachable!()
-        }
-        Behavior::NotJson => {
-            let mut r = Response::new(Full::new(Bytes::from_static(b"<html>oops</html>")).boxed());
-            r.headers_mut().insert("content-type", "text/html".parse().unwrap());
-            return r;
-        }
-        _ => {}
+    if let Some(r) = failure(&st.name, &behavior, anthropic).await {
+        return r;
     }
     let break_after = match behavior {
         Behavior::BreakAfter(n) => Some(n),
@@ -792,4 +746,39 @@ fn sse_response(rx: mpsc::Receiver<Result<Frame<Bytes>, Infallible>>) -> Respons
     r.headers_mut().insert("content-type", "text/event-stream".parse().unwrap());
     r.headers_mut().insert("cache-control", "no-cache".parse().unwrap());
     r
+}
+
+/// The answer of a failure behaviour (an error status, a hang, a body that is not JSON), with
+/// errors in the format of the API asked (`anthropic`: the Messages API); `None` for the others.
+async fn failure(name: &str, behavior: &Behavior, anthropic: bool) -> Option<Response<Body>> {
+    match *behavior {
+        Behavior::Status(code) => {
+            let msg = format!("mock {name} says {code}");
+            let mut r = if anthropic {
+                json_resp(
+                    code,
+                    json!({"type": "error", "error": {"type": anthropic_error_type_for(code), "message": msg}}),
+                )
+            } else {
+                json_resp(
+                    code,
+                    json!({"error": {"message": msg, "type": "mock_error", "param": null, "code": null}}),
+                )
+            };
+            if code == 429 {
+                r.headers_mut().insert("retry-after", "7".parse().unwrap());
+            }
+            Some(r)
+        }
+        Behavior::Hang => {
+            std::future::pending::<()>().await;
+            unreachable!()
+        }
+        Behavior::NotJson => {
+            let mut r = Response::new(Full::new(Bytes::from_static(b"<html>oops</html>")).boxed());
+            r.headers_mut().insert("content-type", "text/html".parse().unwrap());
+            Some(r)
+        }
+        _ => None,
+    }
 }
