@@ -50,6 +50,18 @@ bench_binary() { # name
     fi
 }
 
+# Sets CAIRN (the release cairn binary, built now unless SKIP_BUILD=1: then the last build's, e.g.
+# while the tree does not compile) and BENCH (the executable of bench target $1).
+build_binaries() { # bench-name
+    CAIRN=$CARGO_TARGET_DIR/release/cairn
+    if [[ -z "${SKIP_BUILD:-}" ]]; then
+        log "building (release) into $CARGO_TARGET_DIR"
+        cargo build --release --bin cairn >&2
+    fi
+    BENCH=$(bench_binary "$1")
+    [[ -x "$BENCH" ]] || { echo "could not find the $1 bench binary" >&2; exit 1; }
+}
+
 # "- machine: …" and "- load average at start: …" lines of a report header.
 machine_lines() {
     echo "- machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), Linux $(uname -r)"

@@ -45,13 +45,7 @@ BACKENDS=10
 source "$ROOT/benches/lib.sh"
 
 # --- build -------------------------------------------------------------------------------------
-CAIRN=$CARGO_TARGET_DIR/release/cairn
-if [[ -z "${SKIP_BUILD:-}" ]]; then
-    log "building (release) into $CARGO_TARGET_DIR"
-    cargo build --release --bin cairn >&2
-fi
-BENCH=$(bench_binary mcp_gateway)
-[[ -x "$BENCH" ]] || { echo "could not find the mcp_gateway bench binary" >&2; exit 1; }
+build_binaries mcp_gateway
 
 if [[ " $TARGETS " == *" mcp-proxy"* && ! -x "$MCP_PROXY" ]]; then
     log "installing mcp-proxy $MCP_PROXY_VERSION into $MCP_PROXY_ROOT (once; cached; takes minutes)"

@@ -58,14 +58,7 @@ wait_http() { # url, seconds, [auth header]
 }
 
 # --- build -------------------------------------------------------------------------------------
-CAIRN=$CARGO_TARGET_DIR/release/cairn
-if [[ -z "${SKIP_BUILD:-}" ]]; then
-    log "building (release) into $CARGO_TARGET_DIR"
-    cargo build --release --bin cairn >&2
-fi
-# SKIP_BUILD=1: the binaries of the last build (e.g. while the tree does not compile).
-BENCH=$(bench_binary ai_gateway)
-[[ -x "$BENCH" ]] || { echo "could not find the ai_gateway bench binary" >&2; exit 1; }
+build_binaries ai_gateway
 
 if [[ " $TARGETS " == *" litellm "* && ! -x "$LITELLM_VENV/bin/litellm" ]]; then
     log "installing litellm[proxy]==$LITELLM_VERSION into $LITELLM_VENV (once; cached)"

@@ -58,8 +58,8 @@ enum Cmd {
     },
     /// Load against one target; prints one JSON line.
     Drive {
-        #[arg(long)]
-        label: String,
+        #[command(flatten)]
+        target: common::DriveArgs,
         /// Base URL (the driver posts to {url}/v1/chat/completions).
         #[arg(long)]
         url: String,
@@ -68,27 +68,11 @@ enum Cmd {
         key: Option<String>,
         #[arg(long, default_value = "gpt-4o-mini")]
         model: String,
-        /// Per-request timeout, milliseconds (from the intended send time).
-        #[arg(long, default_value_t = 5000)]
-        timeout_ms: u64,
-        /// Processes whose summed VmRSS is sampled during the run.
-        #[arg(long = "pid")]
-        pids: Vec<u32>,
-        /// Driver runtime threads (1: a current-thread runtime).
-        #[arg(long, default_value_t = 1)]
-        threads: usize,
         #[command(subcommand)]
         scenario: Scenario,
     },
     /// Prints the summed VmRSS of processes as a JSON line.
-    Rss {
-        #[arg(long)]
-        label: String,
-        #[arg(long)]
-        phase: String,
-        #[arg(long = "pid")]
-        pids: Vec<u32>,
-    },
+    Rss(common::RssArgs),
     /// Markdown tables from the JSON lines of a run.
     Report { file: std::path::PathBuf },
 }
@@ -159,10 +143,10 @@ fn main() -> std::process::ExitCode {
                 return std::process::ExitCode::FAILURE;
             }
         }
-        Cmd::Drive { label, url, key, model, timeout_ms, pids, threads, scenario } => {
-            let t = common::Target { label, timeout: Duration::from_millis(timeout_ms), pids };
+        Cmd::Drive { url, key, model, target, scenario } => {
+            let (t, rt) = target.into_target();
             let chat = |stream, conns| Arc::new(drive::Chat::new(&url, key.clone(), &model, stream, conns));
-            let out = runtime(threads).block_on(async {
+            let out = rt.block_on(async {
                 match scenario {
                     Scenario::Serial { warmup_s, duration_s, stream } => {
                         let name = if stream { "serial_stream" } else { "serial" };
@@ -192,17 +176,8 @@ fn main() -> std::process::ExitCode {
             });
             println!("{out}");
         }
-        Cmd::Rss { label, phase, pids } => {
-            let kib = common::rss_sum(&pids);
-            println!("{}", serde_json::json!({"kind": "rss", "label": label, "phase": phase, "kib": kib}));
-        }
-        Cmd::Report { file } => match std::fs::read_to_string(&file) {
-            Ok(s) => print!("{}", report::render(&s)),
-            Err(e) => {
-                eprintln!("report: {}: {e}", file.display());
-                return std::process::ExitCode::FAILURE;
-            }
-        },
+        Cmd::Rss(r) => r.print(),
+        Cmd::Report { file } => return common::report(&file, report::render),
     }
     std::process::ExitCode::SUCCESS
 }

@@ -459,3 +459,64 @@ where
         .pool_max_idle_per_host(max_idle)
         .build(conn)
 }
+
+/// The options every `drive` command takes: which target, its timeout, its processes, and the
+/// driver's threads.
+#[derive(clap::Args)]
+pub struct DriveArgs {
+    #[arg(long)]
+    pub label: String,
+    /// Per-request timeout, milliseconds (from the intended send time).
+    #[arg(long, default_value_t = 5000)]
+    pub timeout_ms: u64,
+    /// Processes whose summed VmRSS and CPU time are sampled during the run.
+    #[arg(long = "pid")]
+    pub pids: Vec<u32>,
+    /// Driver runtime threads (1: a current-thread runtime).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+}
+
+impl DriveArgs {
+    /// The target and the driver's runtime.
+    pub fn into_target(self) -> (Target, tokio::runtime::Runtime) {
+        let t =
+            Target { label: self.label, timeout: Duration::from_millis(self.timeout_ms), pids: self.pids };
+        (t, runtime(self.threads))
+    }
+}
+
+/// The `rss` command: prints the summed VmRSS of processes as a JSON line.
+#[derive(clap::Args)]
+pub struct RssArgs {
+    #[arg(long)]
+    label: String,
+    #[arg(long)]
+    phase: String,
+    #[arg(long = "pid")]
+    pids: Vec<u32>,
+}
+
+impl RssArgs {
+    pub fn print(&self) {
+        let kib = rss_sum(&self.pids);
+        println!(
+            "{}",
+            serde_json::json!({"kind": "rss", "label": self.label, "phase": self.phase, "kib": kib})
+        );
+    }
+}
+
+/// The `report` command: markdown tables from the JSON lines in `file`, made by `render`.
+pub fn report(file: &std::path::Path, render: impl Fn(&str) -> String) -> std::process::ExitCode {
+    match std::fs::read_to_string(file) {
+        Ok(s) => {
+            print!("{}", render(&s));
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("report: {}: {e}", file.display());
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -61,8 +61,8 @@ enum Cmd {
     },
     /// Load against one target; prints one JSON line.
     Drive {
-        #[arg(long)]
-        label: String,
+        #[command(flatten)]
+        target: common::DriveArgs,
         /// The MCP endpoint.
         #[arg(long)]
         url: String,
@@ -75,27 +75,11 @@ enum Cmd {
         /// Backends behind the target (recorded in the results).
         #[arg(long, default_value_t = 1)]
         backends: usize,
-        /// Per-request timeout, milliseconds (from the intended send time).
-        #[arg(long, default_value_t = 5000)]
-        timeout_ms: u64,
-        /// Processes whose summed VmRSS and CPU time are sampled.
-        #[arg(long = "pid")]
-        pids: Vec<u32>,
-        /// Driver runtime threads (1: a current-thread runtime).
-        #[arg(long, default_value_t = 1)]
-        threads: usize,
         #[command(subcommand)]
         scenario: Scenario,
     },
     /// Prints the summed VmRSS of processes as a JSON line.
-    Rss {
-        #[arg(long)]
-        label: String,
-        #[arg(long)]
-        phase: String,
-        #[arg(long = "pid")]
-        pids: Vec<u32>,
-    },
+    Rss(common::RssArgs),
     /// Markdown tables from the JSON lines of a run.
     Report { file: std::path::PathBuf },
 }
@@ -182,9 +166,9 @@ fn main() -> std::process::ExitCode {
                 return std::process::ExitCode::FAILURE;
             }
         }
-        Cmd::Drive { label, url, tool, key, backends, timeout_ms, pids, threads, scenario } => {
-            let t = common::Target { label, timeout: Duration::from_millis(timeout_ms), pids };
-            let out = runtime(threads).block_on(async {
+        Cmd::Drive { url, tool, key, backends, target, scenario } => {
+            let (t, rt) = target.into_target();
+            let out = rt.block_on(async {
                 let client = |conns| drive::Mcp::new(&url, key.as_deref(), &tool, conns);
                 // The sessions of a load scenario are opened first, outside the measurement.
                 let with_sessions = |n: usize, conns: usize| async move {
@@ -242,17 +226,8 @@ fn main() -> std::process::ExitCode {
             });
             println!("{out}");
         }
-        Cmd::Rss { label, phase, pids } => {
-            let kib = common::rss_sum(&pids);
-            println!("{}", serde_json::json!({"kind": "rss", "label": label, "phase": phase, "kib": kib}));
-        }
-        Cmd::Report { file } => match std::fs::read_to_string(&file) {
-            Ok(s) => print!("{}", report::render(&s)),
-            Err(e) => {
-                eprintln!("report: {}: {e}", file.display());
-                return std::process::ExitCode::FAILURE;
-            }
-        },
+        Cmd::Rss(r) => r.print(),
+        Cmd::Report { file } => return common::report(&file, report::render),
     }
     std::process::ExitCode::SUCCESS
 }
