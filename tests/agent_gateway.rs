@@ -775,6 +775,19 @@ async fn malformed_requests_get_a2a_errors() {
     .await
     .2;
     assert_eq!(error_code(&v), -32009);
+    // A field the gateway checks, named twice: refused, not checked against one copy.
+    let v = raw(
+        r#"{"jsonrpc": "2.0", "id": 6, "method": "SendMessage", "params": {"message": {"taskId": "a", "taskId": "b", "parts": []}}}"#,
+        vec![],
+    )
+    .await
+    .2;
+    assert_eq!((error_code(&v), v["id"].clone()), (-32602, json!(6)));
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("'params': duplicate field `taskId`"), "{msg}");
+    let v = raw(r#"{"jsonrpc": "2.0", "id": 6, "id": 7, "method": "GetTask"}"#, vec![]).await.2;
+    assert_eq!(error_code(&v), -32600);
+    assert!(v["error"]["message"].as_str().unwrap().contains("duplicate field `id`"), "{v}");
     let big = format!(
         r#"{{"jsonrpc": "2.0", "id": 5, "method": "SendMessage", "params": {{"x": "{}"}}}}"#,
         "a".repeat(100_000)

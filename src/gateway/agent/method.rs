@@ -1,11 +1,10 @@
 //! What a request asks for: A2A methods under their 1.0 and 0.3 JSON-RPC names and their REST
-//! routes, the `A2A-Version` header, and the few fields of params and results the gateway reads
-//! (task ids, skills, webhook URLs). Bodies are never re-shaped here: the gateway forwards them
-//! as they came.
+//! routes, and the `A2A-Version` header. The few fields of params and results the gateway reads
+//! (task ids, skills, webhook URLs) are in [`super::view`]. Bodies are never re-shaped: the
+//! gateway forwards them as they came.
 
 use super::error::A2aError;
 use http::HeaderMap;
-use serde_json::Value;
 
 /// An A2A operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -221,94 +220,10 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The task a JSON-RPC call on a task names: `taskId` (1.0 push-config methods), else `id`.
-pub fn task_id_param(method: Method, params: &Value) -> Option<String> {
-    let s = |k: &str| params.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
-    match method {
-        Method::CreatePushConfig
-        | Method::GetPushConfig
-        | Method::ListPushConfigs
-        | Method::DeletePushConfig => s("taskId").or_else(|| s("id")),
-        _ => s("id"),
-    }
-}
-
-/// The existing task a message continues (`message.taskId`), if any.
-pub fn message_task_id(params: &Value) -> Option<String> {
-    params.pointer("/message/taskId").and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string)
-}
-
-/// Metadata keys naming the skill a message invokes, in the order they are looked up: in
-/// `message.metadata`, then in the request's `metadata`.
-pub const SKILL_KEYS: &[&str] = &["skillId", "skill_id", "skill"];
-
-/// The skill a message names, if the client names one.
-pub fn skill(params: &Value) -> Option<String> {
-    for base in ["/message/metadata", "/metadata"] {
-        if let Some(meta) = params.pointer(base) {
-            for k in SKILL_KEYS {
-                if let Some(s) = meta.get(*k).and_then(Value::as_str).filter(|s| !s.is_empty()) {
-                    return Some(s.to_string());
-                }
-            }
-        }
-    }
-    None
-}
-
-/// Every push-notification webhook URL a request carries (both generations of field names).
-pub fn webhook_urls(method: Method, params: &Value) -> Vec<String> {
-    let mut configs: Vec<&Value> = Vec::new();
-    match method {
-        Method::SendMessage | Method::SendStreamingMessage => {
-            for p in ["/configuration/taskPushNotificationConfig", "/configuration/pushNotificationConfig"] {
-                configs.extend(params.pointer(p));
-            }
-        }
-        Method::CreatePushConfig => {
-            configs.push(params);
-            for p in ["/pushNotificationConfig", "/config", "/config/pushNotificationConfig"] {
-                configs.extend(params.pointer(p));
-            }
-        }
-        _ => {}
-    }
-    configs
-        .iter()
-        .filter_map(|c| c.get("url"))
-        .map(|u| u.as_str().unwrap_or("<not a string>").to_string())
-        .collect()
-}
-
-/// The task id an answer carries: a 1.0 `task`, `statusUpdate`, `artifactUpdate` or `message`
-/// wrapper, or a 0.3 object with `kind` (`task`: `id`; others: `taskId`). `value` is a
-/// JSON-RPC `result` or a REST body / stream event.
-pub fn task_id_of(value: &Value) -> Option<&str> {
-    fn s(v: Option<&Value>) -> Option<&str> {
-        v.and_then(Value::as_str).filter(|s| !s.is_empty())
-    }
-    if let Some(t) = value.get("task") {
-        return s(t.get("id"));
-    }
-    for k in ["statusUpdate", "artifactUpdate", "message"] {
-        if let Some(e) = value.get(k) {
-            return s(e.get("taskId"));
-        }
-    }
-    match value.get("kind").and_then(Value::as_str) {
-        Some("task") => s(value.get("id")),
-        Some(_) => s(value.get("taskId")),
-        // A bare 1.0 Task (GetTask / CancelTask result).
-        None if value.get("status").is_some() && value.get("contextId").is_some() => s(value.get("id")),
-        None => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use http::{HeaderValue, Method as M};
-    use serde_json::json;
 
     #[test]
     fn both_generations_of_names_map_to_one_method() {
@@ -387,43 +302,5 @@ mod tests {
         assert_eq!(r(M::GET, "/acme/nothing"), None);
         assert_eq!(r(M::GET, "/a/b/message:send"), None, "one tenant segment at most");
         assert_eq!(r(M::POST, "//message:send"), None);
-    }
-
-    #[test]
-    fn fields_the_gateway_reads() {
-        let p = json!({"message": {"taskId": "t9", "metadata": {"skillId": "refund"}}});
-        assert_eq!(message_task_id(&p).as_deref(), Some("t9"));
-        assert_eq!(skill(&p).as_deref(), Some("refund"));
-        assert_eq!(skill(&json!({"message": {}, "metadata": {"skill": "s"}})).as_deref(), Some("s"));
-        assert_eq!(skill(&json!({"message": {}})), None);
-        assert_eq!(task_id_param(Method::GetTask, &json!({"id": "t1"})).as_deref(), Some("t1"));
-        assert_eq!(
-            task_id_param(Method::GetPushConfig, &json!({"taskId": "t1", "id": "c"})).as_deref(),
-            Some("t1")
-        );
-        assert_eq!(
-            task_id_param(Method::GetPushConfig, &json!({"id": "t1", "pushNotificationConfigId": "c"}))
-                .as_deref(),
-            Some("t1")
-        );
-        let send = json!({"configuration": {"taskPushNotificationConfig": {"url": "http://a"}, "pushNotificationConfig": {"url": "http://b"}}});
-        assert_eq!(webhook_urls(Method::SendMessage, &send), vec!["http://a", "http://b"]);
-        let set = json!({"taskId": "t", "pushNotificationConfig": {"url": "http://c"}});
-        assert_eq!(webhook_urls(Method::CreatePushConfig, &set), vec!["http://c"]);
-        assert_eq!(
-            webhook_urls(Method::CreatePushConfig, &json!({"taskId": "t", "url": 5})),
-            vec!["<not a string>"]
-        );
-    }
-
-    #[test]
-    fn task_ids_of_answers() {
-        assert_eq!(task_id_of(&json!({"task": {"id": "a"}})), Some("a"));
-        assert_eq!(task_id_of(&json!({"statusUpdate": {"taskId": "b"}})), Some("b"));
-        assert_eq!(task_id_of(&json!({"artifactUpdate": {"taskId": "c"}})), Some("c"));
-        assert_eq!(task_id_of(&json!({"message": {"messageId": "m"}})), None);
-        assert_eq!(task_id_of(&json!({"kind": "task", "id": "d"})), Some("d"));
-        assert_eq!(task_id_of(&json!({"kind": "status-update", "taskId": "e"})), Some("e"));
-        assert_eq!(task_id_of(&json!({"id": "f", "contextId": "c", "status": {}})), Some("f"));
     }
 }

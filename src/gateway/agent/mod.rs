@@ -25,7 +25,7 @@
 //! 1. The caller is identified (virtual key, JWT, ServiceAccount token; [`crate::gateway::identity`]).
 //! 2. Policy: `SendMessage`/`SendStreamingMessage` are checked with
 //!    [`PolicyIndex::check_agent`] for the skill the message names in its metadata
-//!    ([`method::SKILL_KEYS`]; none named: only grants without a skill list allow it). Calls on a
+//!    ([`view::SKILL_KEYS`]; none named: only grants without a skill list allow it). Calls on a
 //!    task are checked for the skill the task was created with. `ListTasks`, the extended card,
 //!    the card and the directory need any grant on the agent; the cards (served, listed and
 //!    extended) show only the skills the caller may invoke, and are signed once per agent,
@@ -55,6 +55,7 @@ pub mod method;
 pub mod owners;
 pub mod proxy;
 pub mod sign;
+pub mod view;
 
 pub use proxy::handle;
 

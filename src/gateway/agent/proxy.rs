@@ -8,6 +8,7 @@ use super::egress::check_webhook;
 use super::error::{A2aError, Binding, Body, full, json_response};
 use super::method::{self, Method, RestRoute};
 use super::owners::{self, Owner};
+use super::view::{self, CallFacts};
 use crate::config::{A2aAgentConfig, FailureMode};
 use crate::gateway::ai::sse::{SseEvent, SseParser};
 use crate::gateway::state::Shared;
@@ -341,7 +342,8 @@ struct Call {
     binding: Binding,
     method: Method,
     rpc_id: Value,
-    params: Value,
+    /// What the gateway reads of the params (or REST body).
+    facts: CallFacts,
     /// Task named by the path (REST) or params.
     task_id: Option<String>,
     body: Bytes,
@@ -400,7 +402,7 @@ where
                 rest_call(m, task_id, bytes, rest_path, parts.method.clone()).map_err(null)?
             }
         };
-        if call.method.sends() && !call.params.get("message").is_some_and(Value::is_object) {
+        if call.method.sends() && !call.facts.message_is_object {
             let field = if sub.is_some() { "'message'" } else { "'params.message'" };
             return Err(Box::new((
                 A2aError::InvalidParams(format!("{field} must be an object")),
@@ -417,26 +419,25 @@ where
 }
 
 /// A JSON-RPC request: envelope checks (`jsonrpc`, `id`, `method`, `params`), the method and
-/// the task it names. The params are moved out of the parsed body, not copied.
+/// the fields of its params the gateway reads ([`view`]); the body itself is forwarded as it came.
 fn jsonrpc_call(bytes: Bytes) -> Result<Call, CallError> {
-    let v: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| Box::new((A2aError::Parse(e.to_string()), Value::Null)))?;
-    let mut obj = match v {
-        Value::Object(obj) => obj,
-        Value::Array(_) => {
-            return Err(Box::new((
-                A2aError::InvalidRequest("batch requests are not supported by A2A".into()),
-                Value::Null,
-            )));
+    let env = match view::envelope(&bytes) {
+        Ok(env) => env,
+        Err(Some(e)) if e.is_data() => {
+            return Err(Box::new((A2aError::InvalidRequest(e.to_string()), Value::Null)));
         }
-        _ => {
-            return Err(Box::new((
-                A2aError::InvalidRequest("the request must be a JSON object".into()),
-                Value::Null,
-            )));
+        Err(Some(e)) => return Err(Box::new((A2aError::Parse(e.to_string()), Value::Null))),
+        Err(None) => {
+            let batch = bytes.trim_ascii_start().starts_with(b"[");
+            let what = if batch {
+                "batch requests are not supported by A2A"
+            } else {
+                "the request must be a JSON object"
+            };
+            return Err(Box::new((A2aError::InvalidRequest(what.into()), Value::Null)));
         }
     };
-    let id = obj.remove("id").unwrap_or(Value::Null);
+    let id: Value = env.id.and_then(|i| serde_json::from_str(i.get()).ok()).unwrap_or(Value::Null);
     let id_ok = match &id {
         Value::String(_) => true,
         Value::Number(n) => n.is_i64() || n.is_u64(),
@@ -449,22 +450,24 @@ fn jsonrpc_call(bytes: Bytes) -> Result<Call, CallError> {
         )));
     }
     let bad = |e: A2aError| Err(Box::new((e, id.clone())));
-    if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+    if !env.version_ok {
         return bad(A2aError::InvalidRequest("'jsonrpc' must be \"2.0\"".into()));
     }
-    let Some(name) = obj.get("method").and_then(Value::as_str) else {
+    let Some(name) = env.method else {
         return bad(A2aError::InvalidRequest("'method' must be a string".into()));
     };
-    let Some((m, _)) = Method::from_jsonrpc(name) else {
-        return bad(A2aError::MethodNotFound(name.to_string()));
+    let Some((m, _)) = Method::from_jsonrpc(&name) else {
+        return bad(A2aError::MethodNotFound(name));
     };
-    let params = match obj.remove("params") {
-        None | Some(Value::Null) => Value::Object(Default::default()),
-        Some(p @ Value::Object(_)) => p,
-        Some(_) => return bad(A2aError::InvalidParams("'params' must be an object".into())),
+    let params = env.params.map_or("{}", |p| p.get());
+    if !params.starts_with('{') {
+        return bad(A2aError::InvalidParams("'params' must be an object".into()));
+    }
+    let facts = match view::call_facts(m, params.as_bytes()) {
+        Ok(f) => f,
+        Err(e) => return bad(A2aError::InvalidParams(format!("'params': {e}"))),
     };
-    let task_id = if m.on_task() { method::task_id_param(m, &params) } else { None };
-    if m.on_task() && task_id.is_none() {
+    if m.on_task() && facts.task_id.is_none() {
         return bad(A2aError::InvalidParams(
             "the task id is required ('params.id', or 'params.taskId')".into(),
         ));
@@ -473,8 +476,8 @@ fn jsonrpc_call(bytes: Bytes) -> Result<Call, CallError> {
         binding: Binding::JsonRpc,
         method: m,
         rpc_id: id,
-        params,
-        task_id,
+        task_id: facts.task_id.clone(),
+        facts,
         body: bytes,
         rest_path: String::new(),
         http_method: http::Method::POST,
@@ -489,25 +492,28 @@ fn rest_call(
     rest_path: String,
     http_method: http::Method,
 ) -> Result<Call, A2aError> {
-    let params = if bytes.iter().all(u8::is_ascii_whitespace) {
+    let facts = if bytes.iter().all(u8::is_ascii_whitespace) {
         if m.sends() {
             return Err(A2aError::InvalidParams(
                 "the request body must be a JSON object with 'message'".into(),
             ));
         }
-        Value::Object(Default::default())
+        CallFacts::default()
     } else {
-        let v: Value = serde_json::from_slice(&bytes).map_err(|e| A2aError::Parse(e.to_string()))?;
-        if !v.is_object() {
-            return Err(A2aError::InvalidParams("the request body must be a JSON object".into()));
+        match view::call_facts(m, &bytes) {
+            Ok(f) => f,
+            Err(e) if !e.is_data() => return Err(A2aError::Parse(e.to_string())),
+            Err(_) if !bytes.trim_ascii_start().starts_with(b"{") => {
+                return Err(A2aError::InvalidParams("the request body must be a JSON object".into()));
+            }
+            Err(e) => return Err(A2aError::InvalidParams(e.to_string())),
         }
-        v
     };
     Ok(Call {
         binding: Binding::Rest,
         method: m,
         rpc_id: Value::Null,
-        params,
+        facts,
         task_id,
         body: bytes,
         rest_path,
@@ -583,10 +589,10 @@ async fn authorize(
     let subject = audit.subject.clone();
     let mut skill = None;
     let decision = if call.method.sends() {
-        skill = method::skill(&call.params);
-        if let Some(t) = method::message_task_id(&call.params) {
+        skill = call.facts.skill.clone();
+        if let Some(t) = &call.facts.message_task_id {
             audit.task_id = Some(t.clone());
-            let o = owned_by(rt, shared, agent, &t, &subject).await?;
+            let o = owned_by(rt, shared, agent, t, &subject).await?;
             skill = skill.or(o.skill);
         }
         audit.skill = skill.clone();
@@ -649,8 +655,8 @@ async fn authorize(
             }
         }
     }
-    for url in method::webhook_urls(call.method, &call.params) {
-        check_webhook(&url, &rt.layer).await.map_err(A2aError::InvalidParams)?;
+    for url in &call.facts.webhook_urls {
+        check_webhook(url, &rt.layer).await.map_err(A2aError::InvalidParams)?;
     }
     Ok(Owner { subject, skill })
 }
@@ -855,73 +861,84 @@ async fn forward(
             return fail(shared, audit, e, binding, &call.rpc_id);
         }
     };
-    let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
-    let Some(mut v) = parsed else {
+    let rpc = binding == Binding::JsonRpc;
+    let Ok(facts) = view::answer_facts(rpc, &bytes) else {
         let detail = format!("HTTP {} with a body that is not JSON", parts.status.as_u16());
         let e = A2aError::InvalidAgentResponse { agent: agent.name.clone(), detail };
         return fail(shared, audit, e, binding, &call.rpc_id);
     };
     // The answer proper: a JSON-RPC result, or a successful REST body.
-    let answer: Option<&mut Value> = match binding {
-        Binding::JsonRpc => {
-            if v.get("error").is_some() {
-                audit.outcome = "agent_error";
-                audit.error = v.pointer("/error/message").and_then(Value::as_str).map(str::to_string);
-                None
-            } else {
-                v.get_mut("result")
-            }
-        }
-        Binding::Rest if parts.status.is_success() => Some(&mut v),
-        Binding::Rest => {
+    let answered = match (&facts.error, rpc) {
+        (Some(message), true) => {
             audit.outcome = "agent_error";
-            audit.error = v.pointer("/error/message").and_then(Value::as_str).map(str::to_string);
-            None
+            audit.error = message.clone();
+            false
+        }
+        (None, true) => facts.has_result,
+        (_, false) if parts.status.is_success() => true,
+        (message, false) => {
+            audit.outcome = "agent_error";
+            audit.error = message.clone().flatten();
+            false
         }
     };
-    let mut rewritten = false;
-    if let Some(answer) = answer {
+    let mut body = bytes;
+    if answered {
         if call.method.sends()
             && audit.task_id.is_none()
-            && let Some(t) = method::task_id_of(answer)
+            && let Some(t) = facts.task_id
         {
-            let t = t.to_string();
             claim(rt, shared, &agent.name, &t, &owner).await;
             audit.task_id = Some(t);
         }
-        match call.method {
-            Method::ListTasks => {
-                let ids: Vec<String> = answer
-                    .get("tasks")
-                    .or(Some(&*answer))
-                    .and_then(Value::as_array)
-                    .map(|ts| ts.iter().filter_map(|t| t.get("id")?.as_str().map(str::to_string)).collect())
-                    .unwrap_or_default();
-                let checks = ids.iter().map(|t| owned_by(rt, shared, &agent.name, t, &audit.subject));
-                let mut mine = std::collections::HashSet::new();
-                for (t, r) in ids.iter().zip(futures_util::future::join_all(checks).await) {
-                    match r {
-                        Ok(_) => {
-                            mine.insert(t.clone());
-                        }
-                        Err(A2aError::TaskNotFound(_)) => {}
-                        Err(e) => return fail(shared, audit, e, binding, &call.rpc_id),
-                    }
+        if matches!(call.method, Method::ListTasks | Method::GetExtendedAgentCard) {
+            // The two answers the gateway rewrites: only here is the answer built as a document.
+            // (It was read as JSON above; never relay it unfiltered should building it fail.)
+            let mut v = match serde_json::from_slice::<Value>(&body) {
+                Ok(v) => v,
+                Err(e) => {
+                    let detail = format!("the answer cannot be read: {e}");
+                    let e = A2aError::InvalidAgentResponse { agent: agent.name.clone(), detail };
+                    return fail(shared, audit, e, binding, &call.rpc_id);
                 }
-                filter_tasks(answer, |t| mine.contains(t));
-                rewritten = true;
+            };
+            let answer = if rpc { v.get_mut("result") } else { Some(&mut v) };
+            if let Some(answer) = answer {
+                match call.method {
+                    Method::ListTasks => {
+                        let ids: Vec<String> = answer
+                            .get("tasks")
+                            .or(Some(&*answer))
+                            .and_then(Value::as_array)
+                            .map(|ts| {
+                                ts.iter().filter_map(|t| t.get("id")?.as_str().map(str::to_string)).collect()
+                            })
+                            .unwrap_or_default();
+                        let checks = ids.iter().map(|t| owned_by(rt, shared, &agent.name, t, &audit.subject));
+                        let mut mine = std::collections::HashSet::new();
+                        for (t, r) in ids.iter().zip(futures_util::future::join_all(checks).await) {
+                            match r {
+                                Ok(_) => {
+                                    mine.insert(t.clone());
+                                }
+                                Err(A2aError::TaskNotFound(_)) => {}
+                                Err(e) => return fail(shared, audit, e, binding, &call.rpc_id),
+                            }
+                        }
+                        filter_tasks(answer, |t| mine.contains(t));
+                    }
+                    _ if answer.is_object() => {
+                        let base = public_base(headers, &http::Uri::default());
+                        let visible = visible_skills(&rt.policy, &audit.subject, &agent.name, answer);
+                        *answer = publish_card(rt, answer, &agent.name, &base, &visible).1;
+                    }
+                    _ => {}
+                }
+                body = Bytes::from(v.to_string());
             }
-            Method::GetExtendedAgentCard if answer.is_object() => {
-                let base = public_base(headers, &http::Uri::default());
-                let visible = visible_skills(&rt.policy, &audit.subject, &agent.name, answer);
-                *answer = publish_card(rt, answer, &agent.name, &base, &visible).1;
-                rewritten = true;
-            }
-            _ => {}
         }
     }
     audit.finish(shared);
-    let body = if rewritten { Bytes::from(v.to_string()) } else { bytes };
     out.body(full(body)).unwrap_or_else(|_| Response::new(full("")))
 }
 
@@ -1107,26 +1124,16 @@ impl StreamCtx {
         if self.audit.task_id.is_some() && !ev.data.contains("\"error\"") {
             return None;
         }
-        let Ok(v) = serde_json::from_str::<Value>(&ev.data) else { return None };
-        let answer = match self.binding {
-            Binding::JsonRpc => {
-                if v.get("error").is_some() {
-                    self.audit.outcome = "agent_error";
-                    self.audit.error =
-                        v.pointer("/error/message").and_then(Value::as_str).map(str::to_string);
-                    return None;
-                }
-                v.get("result")?
+        let rpc = self.binding == Binding::JsonRpc;
+        let Ok(facts) = view::answer_facts(rpc, ev.data.as_bytes()) else { return None };
+        if let Some(message) = facts.error {
+            self.audit.outcome = "agent_error";
+            if rpc {
+                self.audit.error = message;
             }
-            Binding::Rest => {
-                if v.get("error").is_some() {
-                    self.audit.outcome = "agent_error";
-                    return None;
-                }
-                &v
-            }
-        };
-        let t = method::task_id_of(answer).filter(|_| self.audit.task_id.is_none())?.to_string();
+            return None;
+        }
+        let t = facts.task_id.filter(|_| self.audit.task_id.is_none())?;
         self.audit.task_id = Some(t.clone());
         if !self.claims {
             return None;
