@@ -307,6 +307,21 @@ pub struct Endpoints {
     pub jsonrpc: Option<String>,
     /// HTTP+JSON base URL.
     pub rest: Option<String>,
+    /// The JSON-RPC URL as a request target ([`target`]), parsed once per card version.
+    pub jsonrpc_target: Option<(http::Uri, http::HeaderValue)>,
+}
+
+/// A URL as an upstream request's URI and `Host` header (host, and the port when the URL names
+/// one), so that neither is worked out again per call.
+pub fn target(url: &str) -> Result<(http::Uri, http::HeaderValue), String> {
+    let uri: http::Uri = url.parse().map_err(|e| format!("{e}"))?;
+    let auth = uri.authority().ok_or_else(|| format!("{url} names no host"))?;
+    let host = match auth.as_str().rsplit_once('@') {
+        Some((_, host)) => host,
+        None => auth.as_str(),
+    };
+    let host = http::HeaderValue::from_str(host).map_err(|e| format!("{e}"))?;
+    Ok((uri, host))
 }
 
 fn origin(url: &str) -> Option<(String, String, u16)> {
@@ -345,6 +360,7 @@ pub fn endpoints(card: &Value, base: &str) -> Endpoints {
             consider(i.get("url"), binding_of(i.get("transport")));
         }
     }
+    out.jsonrpc_target = out.jsonrpc.as_deref().and_then(|u| target(u).ok());
     out
 }
 
@@ -522,6 +538,17 @@ mod tests {
         assert_eq!(endpoints(&v1_card(), "http://elsewhere:8000"), Endpoints::default());
         let old = json!({"url": "http://a:1/rpc"});
         assert_eq!(endpoints(&old, "http://a:1").jsonrpc.as_deref(), Some("http://a:1/rpc"));
+        let (uri, host) = endpoints(&old, "http://a:1").jsonrpc_target.unwrap();
+        assert_eq!((uri.to_string().as_str(), host.to_str().unwrap()), ("http://a:1/rpc", "a:1"));
+    }
+
+    #[test]
+    fn request_targets() {
+        let (uri, host) = target("https://user:pw@agent.example/a2a").unwrap();
+        assert_eq!((uri.path(), host.to_str().unwrap()), ("/a2a", "agent.example"));
+        assert_eq!(target("http://10.0.0.1:9000").unwrap().1, "10.0.0.1:9000");
+        assert!(target("/relative").unwrap_err().contains("names no host"));
+        assert!(target("http://bad host/").is_err());
     }
 
     #[test]

@@ -16,6 +16,8 @@
 //! everyone, the safe side).
 
 use crate::gateway::store::{Store, StoreError};
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::time::Duration;
 
 /// Who owns a task, and the skill it was created for (`None`: not known).
@@ -29,19 +31,26 @@ pub struct Owner {
 
 /// The store key of a task: gateway, agent and task id.
 pub fn key(gateway: &str, agent: &str, task: &str) -> String {
-    format!("task-owner:{gateway}:{agent}:{task}")
+    ["task-owner:", gateway, ":", agent, ":", task].concat()
+}
+
+/// An owner as stored: `{"subject": …, "skill": … or null}`.
+#[derive(Serialize, Deserialize)]
+struct Stored<'a> {
+    #[serde(borrow)]
+    subject: Cow<'a, str>,
+    #[serde(default, borrow)]
+    skill: Option<Cow<'a, str>>,
 }
 
 fn encode(o: &Owner) -> String {
-    serde_json::json!({"subject": o.subject, "skill": o.skill}).to_string()
+    let stored = Stored { subject: Cow::Borrowed(&o.subject), skill: o.skill.as_deref().map(Cow::Borrowed) };
+    serde_json::to_string(&stored).unwrap_or_default()
 }
 
 fn decode(s: &str) -> Option<Owner> {
-    let v: serde_json::Value = serde_json::from_str(s).ok()?;
-    Some(Owner {
-        subject: v.get("subject")?.as_str()?.to_string(),
-        skill: v.get("skill").and_then(|s| s.as_str()).map(str::to_string),
-    })
+    let v: Stored = serde_json::from_str(s).ok()?;
+    Some(Owner { subject: v.subject.into_owned(), skill: v.skill.map(Cow::into_owned) })
 }
 
 /// Records `owner` for the task at `key` unless another live owner holds it; returns the owner
@@ -53,7 +62,11 @@ pub async fn claim(
     owner: &Owner,
     ttl: Duration,
 ) -> Result<Owner, StoreError> {
-    let v = store.claim(prefix, key, &encode(owner), ttl).await?;
+    let mine = encode(owner);
+    let v = store.claim(prefix, key, &mine, ttl).await?;
+    if v == mine {
+        return Ok(owner.clone());
+    }
     Ok(decode(&v).unwrap_or_else(|| owner.clone()))
 }
 

@@ -16,7 +16,7 @@ use crate::gateway::store::{Admission, LimitReq, Store, StoreError};
 use crate::policy::{Decision, DenyReason, PolicyIndex};
 use bytes::Bytes;
 use futures_util::FutureExt;
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Frame, Incoming};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -176,41 +176,52 @@ fn random_hex(n: usize) -> String {
     hex::encode(b)
 }
 
-/// A non-zero random id of 8 bytes as hex, for trace and span ids: from the thread's generator
-/// (`rand`), not the system source (a system call per id, twice per request).
-fn trace_hex64() -> String {
-    loop {
+/// Appends a non-zero random id of 8 bytes as lowercase hex (trace and span ids): from the
+/// thread's generator (`rand`), not the system source (a system call per id, twice per request).
+fn push_trace_hex64(out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let v = loop {
         let v: u64 = rand::random();
         if v != 0 {
-            return format!("{v:016x}");
+            break v;
         }
-    }
+    };
+    out.extend((0..16).rev().map(|i| HEX[((v >> (i * 4)) & 0xf) as usize] as char));
 }
 
 /// The outgoing `traceparent` (same trace, new parent id) and the trace id; a new trace when the
 /// request carries none or an invalid one.
 pub fn traceparent(headers: &HeaderMap) -> (String, String) {
     let incoming = headers.get("traceparent").and_then(|v| v.to_str().ok()).map(str::trim);
-    let span = trace_hex64();
-    if let Some(tp) = incoming {
-        let parts: Vec<&str> = tp.split('-').collect();
+    let mut tp = String::with_capacity(55);
+    if let Some(parts) = incoming.map(|tp| tp.split('-').collect::<Vec<&str>>()) {
         let hex = |s: &str, n: usize| {
             s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
         };
+        let zero = |s: &str| s.bytes().all(|b| b == b'0');
         if parts.len() >= 4
             && hex(parts[0], 2)
             && parts[0] != "ff"
             && hex(parts[1], 32)
-            && parts[1] != "0".repeat(32)
+            && !zero(parts[1])
             && hex(parts[2], 16)
-            && parts[2] != "0".repeat(16)
+            && !zero(parts[2])
             && hex(parts[3], 2)
         {
-            return (format!("00-{}-{span}-{}", parts[1], parts[3]), parts[1].to_string());
+            tp.extend(["00-", parts[1], "-"]);
+            push_trace_hex64(&mut tp);
+            tp.extend(["-", parts[3]]);
+            return (tp, parts[1].to_string());
         }
     }
-    let trace = format!("{}{}", trace_hex64(), trace_hex64());
-    (format!("00-{trace}-{span}-01"), trace)
+    tp.push_str("00-");
+    push_trace_hex64(&mut tp);
+    push_trace_hex64(&mut tp);
+    let trace = tp[3..35].to_string();
+    tp.push('-');
+    push_trace_hex64(&mut tp);
+    tp.push_str("-01");
+    (tp, trace)
 }
 
 fn unix_now() -> u64 {
@@ -274,7 +285,9 @@ where
             return A2aError::NotFound(format!("{} {path}", req.method()))
                 .response(Binding::Rest, &Value::Null);
         }
-        return directory(&rt, &shared, req).await;
+        // Boxed, as is `serve_card`: rarer than calls, and large; unboxed they would make every
+        // call's future as large (it is moved into the connection's dispatcher).
+        return Box::pin(directory(&rt, &shared, req)).await;
     }
     let Some(rest) = rest.strip_prefix('/') else {
         return A2aError::NotFound(path.clone()).response(Binding::Rest, &Value::Null);
@@ -283,13 +296,15 @@ where
         Some((n, s)) => (n.to_string(), format!("/{s}")),
         None => (rest.to_string(), String::new()),
     };
-    match sub.as_str() {
-        "" | "/" if req.method() == http::Method::POST => serve_call(&rt, &shared, &name, None, req).await,
+    let rest_route = match sub.as_str() {
+        "" | "/" if req.method() == http::Method::POST => None,
         "/.well-known/agent-card.json" | "/.well-known/agent.json" if is_get => {
-            serve_card(&rt, &shared, &name, req).await
+            return Box::pin(serve_card(&rt, &shared, &name, req)).await;
         }
-        _ => serve_call(&rt, &shared, &name, Some(&sub), req).await,
-    }
+        _ => Some(sub.as_str()),
+    };
+    // One await of `serve_call` (two would each keep room for it in this future).
+    serve_call(&rt, &shared, &name, rest_route, req).await
 }
 
 fn audit_for(
@@ -669,7 +684,8 @@ async fn endpoints(shared: &Shared, agent: &A2aAgentConfig) -> Arc<Endpoints> {
         return e;
     }
     let client = shared.clients.get(CONNECT_TIMEOUT_MS);
-    match shared.agent.cards.get(&client, &agent.name, &url).await {
+    // Boxed: a card fetch is rare and its future large.
+    match Box::pin(shared.agent.cards.get(&client, &agent.name, &url)).await {
         Ok(c) => Arc::new(card::endpoints(&c, &agent.url)),
         Err(_) => Arc::default(),
     }
@@ -735,10 +751,20 @@ const TOKEN_CACHE_ENTRIES: usize = 10_000;
 
 /// Headers passed from the caller to the agent; everything else (credentials, cookies,
 /// hop-by-hop headers) stays at the gateway.
-const FORWARD_HEADERS: &[&str] =
-    &["a2a-version", "a2a-extensions", "accept-language", "tracestate", "user-agent"];
+const FORWARD_HEADERS: [HeaderName; 5] = [
+    HeaderName::from_static("a2a-version"),
+    HeaderName::from_static("a2a-extensions"),
+    header::ACCEPT_LANGUAGE,
+    HeaderName::from_static("tracestate"),
+    header::USER_AGENT,
+];
 /// Headers passed from the agent to the caller besides `content-type`.
-const RETURN_HEADERS: &[&str] = &["a2a-version", "a2a-extensions", "cache-control"];
+const RETURN_HEADERS: [HeaderName; 3] = [
+    HeaderName::from_static("a2a-version"),
+    HeaderName::from_static("a2a-extensions"),
+    header::CACHE_CONTROL,
+];
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 #[allow(clippy::too_many_arguments)]
 async fn forward(
@@ -756,37 +782,60 @@ async fn forward(
         Err(e) => return fail(shared, audit, e, binding, &call.rpc_id),
     };
     let ep = endpoints(shared, agent).await;
-    let url = match binding {
-        Binding::JsonRpc => ep.jsonrpc.clone().unwrap_or_else(|| agent.url.clone()),
-        Binding::Rest => {
-            format!("{}{}", ep.rest.as_deref().unwrap_or(&agent.url).trim_end_matches('/'), call.rest_path)
+    let target = match binding {
+        Binding::JsonRpc => match &ep.jsonrpc_target {
+            Some(t) => Ok(t.clone()),
+            None => card::target(&agent.url),
+        },
+        Binding::Rest => card::target(&format!(
+            "{}{}",
+            ep.rest.as_deref().unwrap_or(&agent.url).trim_end_matches('/'),
+            call.rest_path
+        )),
+    };
+    let (uri, host) = match target {
+        Ok(t) => t,
+        Err(detail) => {
+            let e = A2aError::Unreachable {
+                agent: agent.name.clone(),
+                detail: format!("bad upstream request: {detail}"),
+            };
+            return fail(shared, audit, e, binding, &call.rpc_id);
         }
     };
-    let method = match binding {
+    let mut up = Request::new(Full::new(call.body.clone()));
+    *up.method_mut() = match binding {
         Binding::JsonRpc => http::Method::POST,
         Binding::Rest => call.http_method.clone(),
     };
-    let mut up = Request::builder().method(method).uri(&url);
-    for name in FORWARD_HEADERS {
-        for v in headers.get_all(*name) {
-            up = up.header(*name, v);
+    *up.uri_mut() = uri;
+    let h = up.headers_mut();
+    h.reserve(10);
+    h.insert(header::HOST, host);
+    for name in &FORWARD_HEADERS {
+        for v in headers.get_all(name) {
+            h.append(name.clone(), v.clone());
         }
     }
-    let content_type =
-        headers.get(header::CONTENT_TYPE).cloned().unwrap_or(HeaderValue::from_static("application/json"));
     if !call.body.is_empty() {
-        up = up.header(header::CONTENT_TYPE, content_type);
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .cloned()
+            .unwrap_or(HeaderValue::from_static("application/json"));
+        h.insert(header::CONTENT_TYPE, content_type);
     }
     let accept = match (headers.get(header::ACCEPT), call.method.streams()) {
         (Some(a), _) => a.clone(),
         (None, true) => HeaderValue::from_static("text/event-stream"),
         (None, false) => HeaderValue::from_static("application/json"),
     };
-    up = up.header(header::ACCEPT, accept).header("traceparent", traceparent);
+    h.insert(header::ACCEPT, accept);
+    if let Ok(tp) = HeaderValue::from_str(&traceparent) {
+        h.insert(TRACEPARENT, tp);
+    }
     let token = identity_token(rt, &audit.subject, &agent.name, &owner, audit.task_id.as_deref());
-    up = up.header(rt.token_header.clone(), token);
-    let up = match up.body(Full::new(call.body.clone())) {
-        Ok(r) => r,
+    match HeaderValue::from_str(&token) {
+        Ok(t) => h.insert(rt.token_header.clone(), t),
         Err(e) => {
             let e = A2aError::Unreachable {
                 agent: agent.name.clone(),
@@ -814,7 +863,7 @@ async fn forward(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|c| c.trim_start().to_ascii_lowercase().starts_with("text/event-stream"));
     let mut out = Response::builder().status(parts.status);
-    for name in std::iter::once(header::CONTENT_TYPE.as_str()).chain(RETURN_HEADERS.iter().copied()) {
+    for name in std::iter::once(&header::CONTENT_TYPE).chain(&RETURN_HEADERS) {
         for v in parts.headers.get_all(name) {
             out = out.header(name, v);
         }

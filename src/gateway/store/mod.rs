@@ -124,7 +124,7 @@ fn budget_key(prefix: &str, key: &str) -> String {
 }
 
 fn claim_key(prefix: &str, key: &str) -> String {
-    format!("{prefix}claim:{key}")
+    [prefix, "claim:", key].concat()
 }
 
 /// When a rate-limit counter may go: the end of its window plus a minute of slack.
@@ -132,7 +132,9 @@ fn rl_expiry(now: u64) -> u64 {
     (minute(now) + 2) * WINDOW_SECONDS
 }
 
-/// Memory or Redis, behind one type.
+/// Memory or Redis, behind one type. The Redis futures are boxed: they are large, and unboxed
+/// they would make every request's future (which holds one across an await) as large, memory
+/// store or not; a Redis call is a network round trip, so one allocation is nothing beside it.
 #[derive(Clone)]
 pub enum Store {
     /// Per process.
@@ -163,7 +165,7 @@ impl Store {
         }
         match self {
             Store::Memory(m) => Ok(m.admit(prefix, now, limits, budgets)),
-            Store::Redis(r) => r.admit(prefix, now, limits, budgets).await,
+            Store::Redis(r) => Box::pin(r.admit(prefix, now, limits, budgets)).await,
         }
     }
 
@@ -200,7 +202,7 @@ impl Store {
         let k = budget_key(prefix, key);
         match self {
             Store::Memory(m) => Ok(m.get(&k)),
-            Store::Redis(r) => r.get(&k).await,
+            Store::Redis(r) => Box::pin(r.get(&k)).await,
         }
     }
 
@@ -215,7 +217,7 @@ impl Store {
     ) -> Result<u64, StoreError> {
         match self {
             Store::Memory(m) => Ok(m.append_seq(key, item, max_len.max(1), ttl_secs)),
-            Store::Redis(r) => r.append_seq(key, item, max_len.max(1), ttl_secs).await,
+            Store::Redis(r) => Box::pin(r.append_seq(key, item, max_len.max(1), ttl_secs)).await,
         }
     }
 
@@ -224,7 +226,7 @@ impl Store {
     pub async fn seq_list(&self, key: &str) -> Result<Option<Vec<(u64, String)>>, StoreError> {
         match self {
             Store::Memory(m) => Ok(m.seq_list(key)),
-            Store::Redis(r) => r.seq_list(key).await,
+            Store::Redis(r) => Box::pin(r.seq_list(key)).await,
         }
     }
 
@@ -240,7 +242,7 @@ impl Store {
         let k = claim_key(prefix, key);
         match self {
             Store::Memory(m) => Ok(m.claim(&k, value, ttl)),
-            Store::Redis(r) => r.claim(&k, value, ttl).await,
+            Store::Redis(r) => Box::pin(r.claim(&k, value, ttl)).await,
         }
     }
 
@@ -254,7 +256,7 @@ impl Store {
         let k = claim_key(prefix, key);
         match self {
             Store::Memory(m) => Ok(m.lookup(&k, ttl)),
-            Store::Redis(r) => r.lookup(&k, ttl).await,
+            Store::Redis(r) => Box::pin(r.lookup(&k, ttl)).await,
         }
     }
 
@@ -267,7 +269,7 @@ impl Store {
                 m.add(&keys, amount);
                 Ok(())
             }
-            Store::Redis(r) => r.add(&keys, amount).await,
+            Store::Redis(r) => Box::pin(r.add(&keys, amount)).await,
         }
     }
 }
