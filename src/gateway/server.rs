@@ -64,7 +64,9 @@ where
         let mut stop = shutdown.clone();
         conns.spawn(async move {
             let service = service_fn(move |req| {
-                let f = handler(req);
+                // Boxed: a handler's future is kilobytes, and hyper moves the future it gets
+                // (a copy of all of it per move); a box moves as a pointer.
+                let f = Box::pin(handler(req));
                 async move { Ok::<_, Infallible>(f.await) }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
