@@ -8,7 +8,7 @@ use super::egress::check_webhook;
 use super::error::{A2aError, Binding, Body, full, json_response};
 use super::method::{self, Method, RestRoute};
 use super::owners::{self, Owner};
-use super::view::{self, CallFacts};
+use super::view::{self, CallFacts, Params, ParamsField, RequestError};
 use crate::config::{A2aAgentConfig, FailureMode};
 use crate::gateway::ai::sse::{SseEvent, SseParser};
 use crate::gateway::state::Shared;
@@ -436,14 +436,10 @@ where
 /// A JSON-RPC request: envelope checks (`jsonrpc`, `id`, `method`, `params`), the method and
 /// the fields of its params the gateway reads ([`view`]); the body itself is forwarded as it came.
 fn jsonrpc_call(bytes: Bytes) -> Result<Call, CallError> {
-    let env = match view::envelope(&bytes) {
+    let mut env = match view::request(&bytes) {
         Ok(env) => env,
-        Err(Some(e)) if e.is_data() => {
-            return Err(Box::new((A2aError::InvalidRequest(e.to_string()), Value::Null)));
-        }
-        Err(Some(e)) => return Err(Box::new((A2aError::Parse(e.to_string()), Value::Null))),
-        Err(None) => {
-            let batch = bytes.trim_ascii_start().starts_with(b"[");
+        Err(RequestError::Parse(e)) => return Err(Box::new((A2aError::Parse(e), Value::Null))),
+        Err(RequestError::NotAnObject { batch }) => {
             let what = if batch {
                 "batch requests are not supported by A2A"
             } else {
@@ -451,8 +447,15 @@ fn jsonrpc_call(bytes: Bytes) -> Result<Call, CallError> {
             };
             return Err(Box::new((A2aError::InvalidRequest(what.into()), Value::Null)));
         }
+        Err(RequestError::Envelope(e)) => {
+            return Err(Box::new((A2aError::InvalidRequest(e), Value::Null)));
+        }
+        Err(RequestError::Params(e, id)) => {
+            let id = id.filter(|i| i.is_string() || i.is_i64() || i.is_u64()).unwrap_or(Value::Null);
+            return Err(Box::new((A2aError::InvalidParams(format!("'params': {e}")), id)));
+        }
     };
-    let id: Value = env.id.and_then(|i| serde_json::from_str(i.get()).ok()).unwrap_or(Value::Null);
+    let id: Value = env.id.take().unwrap_or(Value::Null);
     let id_ok = match &id {
         Value::String(_) => true,
         Value::Number(n) => n.is_i64() || n.is_u64(),
@@ -465,22 +468,19 @@ fn jsonrpc_call(bytes: Bytes) -> Result<Call, CallError> {
         )));
     }
     let bad = |e: A2aError| Err(Box::new((e, id.clone())));
-    if !env.version_ok {
+    if !env.version_ok() {
         return bad(A2aError::InvalidRequest("'jsonrpc' must be \"2.0\"".into()));
     }
-    let Some(name) = env.method else {
+    let Some(name) = env.method() else {
         return bad(A2aError::InvalidRequest("'method' must be a string".into()));
     };
     let Some((m, _)) = Method::from_jsonrpc(&name) else {
         return bad(A2aError::MethodNotFound(name));
     };
-    let params = env.params.map_or("{}", |p| p.get());
-    if !params.starts_with('{') {
-        return bad(A2aError::InvalidParams("'params' must be an object".into()));
-    }
-    let facts = match view::call_facts(m, params.as_bytes()) {
-        Ok(f) => f,
-        Err(e) => return bad(A2aError::InvalidParams(format!("'params': {e}"))),
+    let facts = match env.params {
+        ParamsField::Absent | ParamsField::Null => Params::default().facts(m),
+        ParamsField::Object(p) => p.facts(m),
+        ParamsField::Other => return bad(A2aError::InvalidParams("'params' must be an object".into())),
     };
     if m.on_task() && facts.task_id.is_none() {
         return bad(A2aError::InvalidParams(
@@ -515,8 +515,8 @@ fn rest_call(
         }
         CallFacts::default()
     } else {
-        match view::call_facts(m, &bytes) {
-            Ok(f) => f,
+        match view::rest_params(&bytes) {
+            Ok(p) => p.facts(m),
             Err(e) if !e.is_data() => return Err(A2aError::Parse(e.to_string())),
             Err(_) if !bytes.trim_ascii_start().starts_with(b"{") => {
                 return Err(A2aError::InvalidParams("the request body must be a JSON object".into()));

@@ -1,148 +1,214 @@
 //! The few fields of a call and of an agent's answer the gateway reads (the JSON-RPC envelope,
-//! task ids, skills, webhook URLs, errors), read through borrowed views: the gateway never builds
-//! a document of a message to read them, and forwards the bytes as they came.
+//! task ids, skills, webhook URLs, errors), read in one pass through typed views: the gateway
+//! never builds a document of a message to read them, and forwards the bytes as they came.
 //!
-//! A [`View`] is one JSON object level seen through the names the gateway cares about, each kept
-//! as the raw JSON text of its value (`&RawValue`, borrowed from the body); everything else in
-//! the object is skipped without being built. Nested objects are read the same way, one level at
-//! a time. A name that appears twice in an object the gateway reads makes the read fail: which
-//! copy the agent would act on is unknown, so a call is refused rather than authorized against
-//! one of them (see [`call_facts`]).
+//! Each view names only the fields the gateway reads; everything else is skipped without being
+//! built. A field of an unexpected JSON type reads as absent, as a lookup in a document would (a
+//! `message` that is a string has no `taskId`). A name that appears twice in an object the
+//! gateway reads makes the read fail: which copy the agent would act on is unknown, so a call is
+//! refused rather than authorized against one of them.
 
 use super::method::Method;
-use serde::{Deserialize, Deserializer};
-use serde_json::value::RawValue;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use std::fmt;
+use std::marker::PhantomData;
 
-type Raw<'a> = Option<&'a RawValue>;
-
-/// A present field, `null` included (`Option<&RawValue>` alone would read `null` as absent).
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Raw<'de>, D::Error> {
-    <&RawValue>::deserialize(d).map(Some)
+/// Skips the rest of a sequence (an array where the gateway expected something else).
+fn skip_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
+    while seq.next_element::<IgnoredAny>()?.is_some() {}
+    Ok(())
 }
 
-/// One object level, through every name the gateway reads at any level.
-#[derive(Deserialize, Default)]
-struct View<'a> {
-    #[serde(default, borrow, deserialize_with = "present")]
-    jsonrpc: Raw<'a>,
-    #[serde(default, borrow, deserialize_with = "present")]
-    id: Raw<'a>,
-    #[serde(default, borrow, deserialize_with = "present")]
-    method: Raw<'a>,
-    #[serde(default, borrow, deserialize_with = "present")]
-    params: Raw<'a>,
-    #[serde(default, borrow, deserialize_with = "present")]
-    result: Raw<'a>,
-    #[serde(default, borrow, deserialize_with = "present")]
-    error: Raw<'a>,
-    #[serde(default, borrow, deserialize_with = "present")]
-    message: Raw<'a>,
-    #[serde(default, borrow, deserialize_with = "present")]
-    metadata: Raw<'a>,
-    #[serde(default, borrow, deserialize_with = "present")]
-    configuration: Raw<'a>,
-    #[serde(default, borrow, deserialize_with = "present", rename = "taskId")]
-    task_id: Raw<'a>,
-    #[serde(default, borrow, deserialize_with = "present")]
-    url: Raw<'a>,
-    #[serde(default, borrow, deserialize_with = "present", rename = "pushNotificationConfig")]
-    push_config: Raw<'a>,
-    #[serde(default, borrow, deserialize_with = "present", rename = "taskPushNotificationConfig")]
-    task_push_config: Raw<'a>,
-    #[serde(default, borrow, deserialize_with = "present")]
-    config: Raw<'a>,
-    #[serde(default, borrow, deserialize_with = "present", rename = "skillId")]
-    skill_id_camel: Raw<'a>,
-    #[serde(default, borrow, deserialize_with = "present")]
-    skill_id: Raw<'a>,
-    #[serde(default, borrow, deserialize_with = "present")]
-    skill: Raw<'a>,
-    #[serde(default, borrow, deserialize_with = "present")]
-    task: Raw<'a>,
-    #[serde(default, borrow, deserialize_with = "present", rename = "statusUpdate")]
-    status_update: Raw<'a>,
-    #[serde(default, borrow, deserialize_with = "present", rename = "artifactUpdate")]
-    artifact_update: Raw<'a>,
-    #[serde(default, borrow, deserialize_with = "present")]
-    kind: Raw<'a>,
-    #[serde(default, borrow, deserialize_with = "present", rename = "contextId")]
-    context_id: Raw<'a>,
-    #[serde(default, borrow, deserialize_with = "present")]
-    status: Raw<'a>,
+/// A field's value if it is a JSON object (read as `T`); `present` whatever its type.
+#[derive(Debug)]
+struct Obj<T> {
+    present: bool,
+    value: Option<T>,
 }
 
-/// Whether `raw` is a JSON object (its text starts with `{`: a `RawValue` holds no leading
-/// whitespace).
-fn is_object(raw: Raw) -> bool {
-    raw.is_some_and(|r| r.get().starts_with('{'))
-}
-
-/// Reads the top-level object of `body` (a derived struct would also read an array,
-/// positionally, so anything else is refused first: `Ok(None)` for JSON that is not an object).
-fn top(body: &[u8]) -> Result<Option<View<'_>>, serde_json::Error> {
-    if body.trim_ascii_start().starts_with(b"{") {
-        return serde_json::from_slice(body).map(Some);
+impl<T> Default for Obj<T> {
+    fn default() -> Self {
+        Obj { present: false, value: None }
     }
-    serde_json::from_slice::<serde::de::IgnoredAny>(body).map(|_| None)
 }
 
-impl<'a> View<'a> {
-    /// The view of `raw`: empty when it is absent or not an object, an error when the object
-    /// names a field the gateway reads twice.
-    fn of(raw: Raw<'a>) -> Result<View<'a>, serde_json::Error> {
-        match raw {
-            Some(r) if is_object(raw) => serde_json::from_str(r.get()),
-            _ => Ok(View::default()),
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = Obj<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Obj<T>, A::Error> {
+                let value = T::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(Obj { present: true, value: Some(value) })
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Obj<T>, A::Error> {
+                skip_seq(seq)?;
+                Ok(Obj { present: true, value: None })
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Obj<T>, E> {
+                Ok(Obj { present: true, value: None })
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Obj<T>, E> {
+                self.visit_unit()
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Obj<T>, E> {
+                self.visit_unit()
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Obj<T>, E> {
+                self.visit_unit()
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Obj<T>, E> {
+                self.visit_unit()
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Obj<T>, E> {
+                self.visit_unit()
+            }
         }
+        d.deserialize_any(V(PhantomData))
     }
 }
 
-/// The string `raw` holds, if it is a JSON string.
-fn string(raw: Raw) -> Option<String> {
-    let r = raw?.get();
-    if !r.starts_with('"') {
-        return None;
+/// A field's value if it is a JSON string; `None` for any other type.
+#[derive(Debug, Default)]
+struct Str(Option<String>);
+
+impl<'de> Deserialize<'de> for Str {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Str;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Str, E> {
+                Ok(Str(Some(s.to_string())))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<Str, E> {
+                Ok(Str(Some(s)))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Str, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Str(None))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Str, A::Error> {
+                skip_seq(seq)?;
+                Ok(Str(None))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Str, E> {
+                Ok(Str(None))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Str, E> {
+                self.visit_unit()
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Str, E> {
+                self.visit_unit()
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Str, E> {
+                self.visit_unit()
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Str, E> {
+                self.visit_unit()
+            }
+        }
+        d.deserialize_any(V)
     }
-    if !r.contains('\\') {
-        return Some(r[1..r.len() - 1].to_string());
-    }
-    serde_json::from_str(r).ok()
 }
 
-/// The string `raw` holds, if it is a non-empty JSON string.
-fn text(raw: Raw) -> Option<String> {
-    string(raw).filter(|s| !s.is_empty())
+impl Str {
+    /// The string, if it is a non-empty one.
+    fn text(self) -> Option<String> {
+        self.0.filter(|s| !s.is_empty())
+    }
+}
+
+/// A webhook `url`: the string, or `<not a string>` for any other value (`null` included).
+#[derive(Debug, Default)]
+struct Url(Option<String>);
+
+impl<'de> Deserialize<'de> for Url {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = Str::deserialize(d)?;
+        Ok(Url(Some(s.0.unwrap_or_else(|| "<not a string>".into()))))
+    }
 }
 
 /// Metadata keys naming the skill a message invokes, in the order they are looked up: in
 /// `message.metadata`, then in the request's `metadata`.
 pub const SKILL_KEYS: &[&str] = &["skillId", "skill_id", "skill"];
 
-impl View<'_> {
-    /// The skill named under [`SKILL_KEYS`] (in that order), if any.
-    fn skill(&self) -> Option<String> {
-        text(self.skill_id_camel).or_else(|| text(self.skill_id)).or_else(|| text(self.skill))
-    }
+/// An object that may name a skill ([`SKILL_KEYS`]).
+#[derive(Deserialize, Debug, Default)]
+struct SkillMeta {
+    #[serde(default, rename = "skillId")]
+    skill_id_camel: Str,
+    #[serde(default)]
+    skill_id: Str,
+    #[serde(default)]
+    skill: Str,
+}
 
-    /// The task id this answer (a JSON-RPC `result`, a REST body or a stream event) carries: a 1.0
-    /// `task`, `statusUpdate`, `artifactUpdate` or `message` wrapper, or a 0.3 object with `kind`
-    /// (`task`: `id`; others: `taskId`), or a bare 1.0 Task (GetTask / CancelTask result).
-    fn task_id_of_answer(&self) -> Result<Option<String>, serde_json::Error> {
-        if self.task.is_some() {
-            return Ok(text(View::of(self.task)?.id));
-        }
-        for wrapper in [self.status_update, self.artifact_update, self.message] {
-            if wrapper.is_some() {
-                return Ok(text(View::of(wrapper)?.task_id));
-            }
-        }
-        Ok(match string(self.kind).as_deref() {
-            Some("task") => text(self.id),
-            Some(_) => text(self.task_id),
-            None if self.status.is_some() && self.context_id.is_some() => text(self.id),
-            None => None,
-        })
+impl SkillMeta {
+    fn skill(self) -> Option<String> {
+        self.skill_id_camel.text().or_else(|| self.skill_id.text()).or_else(|| self.skill.text())
     }
+}
+
+/// A message: the task it continues and its metadata.
+#[derive(Deserialize, Debug, Default)]
+struct MessageView {
+    #[serde(default, rename = "taskId")]
+    task_id: Str,
+    #[serde(default)]
+    metadata: Obj<SkillMeta>,
+}
+
+/// Something holding a webhook `url`, maybe under `pushNotificationConfig` too.
+#[derive(Deserialize, Debug, Default)]
+struct UrlHolder {
+    #[serde(default)]
+    url: Url,
+    #[serde(default, rename = "pushNotificationConfig")]
+    push_config: Obj<UrlOnly>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+struct UrlOnly {
+    #[serde(default)]
+    url: Url,
+}
+
+/// A send's `configuration`: its push-notification configs under both generations of names.
+#[derive(Deserialize, Debug, Default)]
+struct Configuration {
+    #[serde(default, rename = "taskPushNotificationConfig")]
+    task_push_config: Obj<UrlOnly>,
+    #[serde(default, rename = "pushNotificationConfig")]
+    push_config: Obj<UrlOnly>,
+}
+
+/// A call's params (or a REST body): every field any method's checks read.
+#[derive(Deserialize, Debug, Default)]
+pub struct Params {
+    #[serde(default)]
+    message: Obj<MessageView>,
+    #[serde(default)]
+    metadata: Obj<SkillMeta>,
+    #[serde(default)]
+    configuration: Obj<Configuration>,
+    #[serde(default)]
+    id: Str,
+    #[serde(default, rename = "taskId")]
+    task_id: Str,
+    #[serde(default)]
+    url: Url,
+    #[serde(default, rename = "pushNotificationConfig")]
+    push_config: Obj<UrlOnly>,
+    #[serde(default)]
+    config: Obj<UrlHolder>,
 }
 
 /// What the gateway reads of a call's params.
@@ -163,75 +229,253 @@ pub struct CallFacts {
     pub webhook_urls: Vec<String>,
 }
 
-/// Reads the [`CallFacts`] of `params`, the JSON object of a call to `method`. Fails when the
-/// text is not JSON (a syntax error) or not an object, or when an object the gateway reads names
-/// one of its fields twice (data errors; the message says which).
-pub fn call_facts(method: Method, params: &[u8]) -> Result<CallFacts, serde_json::Error> {
-    let Some(p) = top(params)? else {
-        return Err(serde::de::Error::custom("not a JSON object"));
-    };
-    let mut f = CallFacts::default();
-    let url = |cfg: Raw| -> Result<Option<String>, serde_json::Error> {
-        let u = View::of(cfg)?.url;
-        Ok(u.map(|u| string(Some(u)).unwrap_or_else(|| "<not a string>".into())))
-    };
-    if method.sends() {
-        f.message_is_object = is_object(p.message);
-        let m = View::of(p.message)?;
-        f.message_task_id = text(m.task_id);
-        f.skill = View::of(m.metadata)?.skill();
-        if f.skill.is_none() {
-            f.skill = View::of(p.metadata)?.skill();
+impl Params {
+    /// The facts of these params for a call to `method`.
+    pub fn facts(self, method: Method) -> CallFacts {
+        let mut f = CallFacts::default();
+        let urls = |o: Obj<UrlOnly>| o.value.and_then(|u| u.url.0);
+        if method.sends() {
+            f.message_is_object = self.message.value.is_some();
+            let m = self.message.value.unwrap_or_default();
+            f.message_task_id = m.task_id.text();
+            f.skill = m.metadata.value.and_then(SkillMeta::skill);
+            if f.skill.is_none() {
+                f.skill = self.metadata.value.and_then(SkillMeta::skill);
+            }
+            let c = self.configuration.value.unwrap_or_default();
+            f.webhook_urls.extend(urls(c.task_push_config));
+            f.webhook_urls.extend(urls(c.push_config));
         }
-        let c = View::of(p.configuration)?;
-        for cfg in [c.task_push_config, c.push_config] {
-            f.webhook_urls.extend(url(cfg)?);
+        if method.on_task() {
+            f.task_id = match method {
+                Method::CreatePushConfig
+                | Method::GetPushConfig
+                | Method::ListPushConfigs
+                | Method::DeletePushConfig => self.task_id.text().or_else(|| self.id.text()),
+                _ => self.id.text(),
+            };
         }
-    }
-    if method.on_task() {
-        f.task_id = match method {
-            Method::CreatePushConfig
-            | Method::GetPushConfig
-            | Method::ListPushConfigs
-            | Method::DeletePushConfig => text(p.task_id).or_else(|| text(p.id)),
-            _ => text(p.id),
-        };
-    }
-    if method == Method::CreatePushConfig {
-        f.webhook_urls.extend(p.url.map(|u| string(Some(u)).unwrap_or_else(|| "<not a string>".into())));
-        let config = View::of(p.config)?;
-        for cfg in [p.push_config, p.config, config.push_config] {
-            f.webhook_urls.extend(url(cfg)?);
+        if method == Method::CreatePushConfig {
+            f.webhook_urls.extend(self.url.0);
+            f.webhook_urls.extend(urls(self.push_config));
+            if let Some(config) = self.config.value {
+                f.webhook_urls.extend(config.url.0);
+                f.webhook_urls.extend(urls(config.push_config));
+            }
         }
+        f
     }
-    Ok(f)
 }
 
-/// A JSON-RPC request's envelope, as read by [`envelope`].
-#[derive(Debug)]
-pub struct Envelope<'a> {
+/// Whether `body` is a JSON object (its first non-blank byte is `{`).
+fn is_object(body: &[u8]) -> bool {
+    body.trim_ascii_start().starts_with(b"{")
+}
+
+/// Reads the params of a REST call (`body`, a JSON object). Fails when it is not JSON (a syntax
+/// error) or not an object, or names a field the gateway reads twice (data errors).
+pub fn rest_params(body: &[u8]) -> Result<Params, serde_json::Error> {
+    if !is_object(body) {
+        // A derived struct would also read an array, positionally: refuse anything else first.
+        serde_json::from_slice::<IgnoredAny>(body)?;
+        return Err(de::Error::custom("not a JSON object"));
+    }
+    serde_json::from_slice(body)
+}
+
+/// A JSON-RPC request's `params`.
+// It lives on the stack for one parse; boxing the large variant would be an allocation per call.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Default)]
+pub enum ParamsField {
+    /// Absent.
+    #[default]
+    Absent,
+    /// `null`.
+    Null,
+    /// An object.
+    Object(Params),
+    /// Another JSON type.
+    Other,
+}
+
+/// Marks an error found inside `params`, so that it is answered as invalid params.
+const IN_PARAMS: &str = "'params': ";
+
+impl<'de> Deserialize<'de> for ParamsField {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Obj::<Params>::deserialize(d) {
+            Ok(Obj { value: Some(p), .. }) => Ok(ParamsField::Object(p)),
+            Ok(_) => Ok(ParamsField::Other),
+            Err(e) => Err(de::Error::custom(format_args!("{IN_PARAMS}{e}"))),
+        }
+    }
+}
+
+/// A JSON-RPC request's envelope, as read by [`request`].
+#[derive(Deserialize, Debug)]
+pub struct Envelope {
+    #[serde(default)]
+    jsonrpc: Str,
+    /// `id` (`None` when absent or `null`).
+    #[serde(default)]
+    pub id: Option<serde_json::Value>,
+    #[serde(default)]
+    method: Str,
+    /// `params`.
+    #[serde(default, deserialize_with = "params_field")]
+    pub params: ParamsField,
+}
+
+/// `params` as present: `null` is [`ParamsField::Null`] (an `Option` would read it as absent).
+fn params_field<'de, D: Deserializer<'de>>(d: D) -> Result<ParamsField, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = ParamsField;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<ParamsField, E> {
+            Ok(ParamsField::Null)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<ParamsField, D::Error> {
+            ParamsField::deserialize(d)
+        }
+        fn visit_none<E: de::Error>(self) -> Result<ParamsField, E> {
+            Ok(ParamsField::Null)
+        }
+    }
+    d.deserialize_option(V)
+}
+
+impl Envelope {
     /// `jsonrpc` is the string `"2.0"`.
-    pub version_ok: bool,
-    /// `id` as its JSON text, if present.
-    pub id: Option<&'a RawValue>,
+    pub fn version_ok(&self) -> bool {
+        self.jsonrpc.0.as_deref() == Some("2.0")
+    }
+
     /// `method`, if it is a string.
-    pub method: Option<String>,
-    /// `params` as its JSON text, if present and not `null`.
-    pub params: Option<&'a RawValue>,
+    pub fn method(&mut self) -> Option<String> {
+        self.method.0.take()
+    }
 }
 
-/// Reads the envelope of a JSON-RPC request. `Err(None)` when the body is JSON but not an object
-/// (an array is a batch); `Err(Some(e))` when it is not JSON or names an envelope field twice.
-pub fn envelope(body: &[u8]) -> Result<Envelope<'_>, Option<serde_json::Error>> {
-    let v = top(body).map_err(Some)?.ok_or(None)?;
-    Ok(Envelope {
-        version_ok: v
-            .jsonrpc
-            .is_some_and(|j| j.get() == "\"2.0\"" || string(Some(j)).as_deref() == Some("2.0")),
-        id: v.id,
-        method: string(v.method),
-        params: v.params.filter(|p| p.get() != "null"),
-    })
+/// Why a JSON-RPC request cannot be read.
+#[derive(Debug)]
+pub enum RequestError {
+    /// Not JSON (the parser's message).
+    Parse(String),
+    /// JSON, but not an object (`true`: an array, a batch).
+    NotAnObject { batch: bool },
+    /// An envelope field named twice (the message).
+    Envelope(String),
+    /// A field inside `params` named twice (the message), with the request's `id` when it has a
+    /// valid one.
+    Params(String, Option<serde_json::Value>),
+}
+
+/// Reads a JSON-RPC request in one pass: its envelope and its params' fields.
+pub fn request(body: &[u8]) -> Result<Envelope, RequestError> {
+    let e = match is_object(body) {
+        true => match serde_json::from_slice::<Envelope>(body) {
+            Ok(env) => return Ok(env),
+            Err(e) => e,
+        },
+        false => match serde_json::from_slice::<IgnoredAny>(body) {
+            Ok(_) => {
+                return Err(RequestError::NotAnObject { batch: body.trim_ascii_start().starts_with(b"[") });
+            }
+            Err(e) => e,
+        },
+    };
+    if !e.is_data() {
+        return Err(RequestError::Parse(e.to_string()));
+    }
+    // Error paths from here on. An error inside `params` arrives as a data error (it was
+    // marked), whatever it was: broken JSON there is still a parse error.
+    if let Err(syntax) = serde_json::from_slice::<IgnoredAny>(body) {
+        return Err(RequestError::Parse(syntax.to_string()));
+    }
+    let msg = e.to_string();
+    match msg.strip_prefix(IN_PARAMS) {
+        Some(inner) => {
+            // The position is the marked error's; the inner message ends with its own.
+            let inner = inner.split(" at line ").next().unwrap_or(inner);
+            let id = serde_json::from_slice::<serde_json::Value>(body)
+                .ok()
+                .and_then(|mut v| v.get_mut("id").map(serde_json::Value::take));
+            Err(RequestError::Params(inner.to_string(), id))
+        }
+        None => Err(RequestError::Envelope(msg)),
+    }
+}
+
+/// An agent's answer: a JSON-RPC response, a REST body or a stream event's data. The answer
+/// proper (a JSON-RPC `result`) has the same shape, read with the same type.
+#[derive(Deserialize, Debug, Default)]
+struct Answer {
+    #[serde(default)]
+    error: Obj<ErrorView>,
+    #[serde(default)]
+    result: Obj<Box<Answer>>,
+    #[serde(default)]
+    task: Obj<IdOnly>,
+    #[serde(default, rename = "statusUpdate")]
+    status_update: Obj<TaskIdOnly>,
+    #[serde(default, rename = "artifactUpdate")]
+    artifact_update: Obj<TaskIdOnly>,
+    #[serde(default)]
+    message: Obj<TaskIdOnly>,
+    #[serde(default)]
+    kind: Str,
+    #[serde(default)]
+    id: Str,
+    #[serde(default, rename = "taskId")]
+    task_id: Str,
+    #[serde(default, rename = "contextId")]
+    context_id: Obj<IgnoredAny>,
+    #[serde(default)]
+    status: Obj<IgnoredAny>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+struct ErrorView {
+    #[serde(default)]
+    message: Str,
+}
+
+#[derive(Deserialize, Debug, Default)]
+struct IdOnly {
+    #[serde(default)]
+    id: Str,
+}
+
+#[derive(Deserialize, Debug, Default)]
+struct TaskIdOnly {
+    #[serde(default, rename = "taskId")]
+    task_id: Str,
+}
+
+impl Answer {
+    /// The task id this answer carries: a 1.0 `task`, `statusUpdate`, `artifactUpdate` or
+    /// `message` wrapper, or a 0.3 object with `kind` (`task`: `id`; others: `taskId`), or a bare
+    /// 1.0 Task (GetTask / CancelTask result).
+    fn task_id_of(self) -> Option<String> {
+        if self.task.present {
+            return self.task.value.and_then(|t| t.id.text());
+        }
+        for wrapper in [self.status_update, self.artifact_update, self.message] {
+            if wrapper.present {
+                return wrapper.value.and_then(|w| w.task_id.text());
+            }
+        }
+        match self.kind.0.as_deref() {
+            Some("task") => self.id.text(),
+            Some(_) => self.task_id.text(),
+            None if self.status.present && self.context_id.present => self.id.text(),
+            None => None,
+        }
+    }
 }
 
 /// What the gateway reads of an agent's answer: a JSON-RPC response, a REST body or the data of
@@ -250,19 +494,21 @@ pub struct AnswerFacts {
 /// not JSON. JSON that is not an object, or whose objects name a field the gateway reads twice,
 /// carries no facts: it is relayed as it is, and no task is recorded from it.
 pub fn answer_facts(rpc: bool, body: &[u8]) -> Result<AnswerFacts, serde_json::Error> {
-    let read = || -> Result<AnswerFacts, serde_json::Error> {
-        let Some(v) = top(body)? else { return Ok(AnswerFacts::default()) };
-        let error = match v.error {
-            Some(e) => Some(string(View::of(Some(e))?.message)),
-            None => None,
-        };
-        let task_id = if rpc { View::of(v.result)?.task_id_of_answer()? } else { v.task_id_of_answer()? };
-        Ok(AnswerFacts { error, has_result: v.result.is_some(), task_id })
+    let unread = || serde_json::from_slice::<IgnoredAny>(body).map(|_| AnswerFacts::default());
+    if !is_object(body) {
+        return unread();
+    }
+    let a = match serde_json::from_slice::<Answer>(body) {
+        Ok(a) => a,
+        Err(e) if e.is_data() => return unread(),
+        Err(e) => return Err(e),
     };
-    read().or_else(|e| match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
-        Ok(_) => Ok(AnswerFacts::default()),
-        Err(_) => Err(e),
-    })
+    let mut a = a;
+    let err = std::mem::take(&mut a.error);
+    let error = err.present.then(|| err.value.and_then(|e| e.message.0));
+    let has_result = a.result.present;
+    let task_id = if rpc { a.result.value.and_then(|r| r.task_id_of()) } else { a.task_id_of() };
+    Ok(AnswerFacts { error, has_result, task_id })
 }
 
 #[cfg(test)]
@@ -270,7 +516,7 @@ mod tests {
     use super::*;
 
     fn call(m: Method, params: &str) -> CallFacts {
-        call_facts(m, params.as_bytes()).unwrap()
+        rest_params(params.as_bytes()).unwrap().facts(m)
     }
 
     #[test]
@@ -291,8 +537,11 @@ mod tests {
         assert_eq!(p.skill.as_deref(), Some("a"));
         let p = call(Method::SendMessage, r#"{"message": {"taskId": "", "metadata": "x"}}"#);
         assert_eq!((p.message_task_id, p.skill), (None, None));
+        let p = call(Method::SendMessage, r#"{"message": {"taskId": 5, "metadata": {"skill": ["x"]}}}"#);
+        assert_eq!((p.message_task_id, p.skill), (None, None), "other types read as absent");
         assert!(!call(Method::SendMessage, r#"{"message": null}"#).message_is_object);
         assert!(!call(Method::SendMessage, r#"{"message": "hi"}"#).message_is_object);
+        assert!(!call(Method::SendMessage, r#"{"message": [{"taskId": "t"}]}"#).message_is_object);
         assert!(!call(Method::SendMessage, r#"{}"#).message_is_object);
         let p = call(Method::SendMessage, r#"{"message": {"taskId": "t\u0031"}}"#);
         assert_eq!(p.message_task_id.as_deref(), Some("t1"), "escapes are read");
@@ -333,31 +582,49 @@ mod tests {
 
     #[test]
     fn a_field_named_twice_is_refused_not_guessed() {
-        let e = call_facts(Method::SendMessage, br#"{"message": {"taskId": "mine", "taskId": "yours"}}"#)
-            .unwrap_err();
+        let e = rest_params(br#"{"message": {"taskId": "mine", "taskId": "yours"}}"#).unwrap_err();
         assert!(e.to_string().contains("duplicate field `taskId`"), "{e}");
-        let e = call_facts(Method::GetTask, br#"{"id": "a", "id": "b"}"#).unwrap_err();
+        let e = rest_params(br#"{"id": "a", "id": "b"}"#).unwrap_err();
         assert!(e.to_string().contains("duplicate field `id`"), "{e}");
-        assert!(call_facts(Method::GetTask, b"{").is_err());
+        assert!(rest_params(b"{").unwrap_err().is_eof());
+        assert!(rest_params(b"[1]").unwrap_err().is_data(), "valid JSON, not an object");
+        assert!(rest_params(b"[1").unwrap_err().is_eof());
         // Fields the gateway does not read may repeat: they are the agent's business.
-        assert!(call_facts(Method::SendMessage, br#"{"message": {"parts": [], "parts": []}}"#).is_ok());
+        assert!(rest_params(br#"{"message": {"parts": [], "parts": []}}"#).is_ok());
     }
 
     #[test]
     fn the_envelope() {
-        let e =
-            envelope(br#"{"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {"a": 1}}"#).unwrap();
-        assert!(e.version_ok);
-        assert_eq!(e.id.map(|i| i.get()), Some("1"));
-        assert_eq!(e.method.as_deref(), Some("SendMessage"));
-        assert_eq!(e.params.map(|p| p.get()), Some(r#"{"a": 1}"#));
-        let e = envelope(br#"{"jsonrpc": "1.0", "method": 5, "params": null}"#).unwrap();
-        assert!(!e.version_ok);
-        assert!(e.id.is_none() && e.method.is_none() && e.params.is_none());
-        assert!(matches!(envelope(b"[1]"), Err(None)), "a batch");
-        assert!(matches!(envelope(b" \"x\""), Err(None)));
-        assert!(matches!(envelope(b"{\"a\":"), Err(Some(_))));
-        assert!(matches!(envelope(br#"{"id": 1, "id": 2}"#), Err(Some(_))));
+        let mut e =
+            request(br#"{"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {"message": {"taskId": "t"}}}"#)
+                .unwrap();
+        assert!(e.version_ok());
+        assert_eq!(e.id, Some(serde_json::json!(1)));
+        assert_eq!(e.method().as_deref(), Some("SendMessage"));
+        let ParamsField::Object(p) = e.params else { panic!("{:?}", e.params) };
+        assert_eq!(p.facts(Method::SendMessage).message_task_id.as_deref(), Some("t"));
+        let mut e = request(br#"{"jsonrpc": "1.0", "method": 5, "params": null}"#).unwrap();
+        assert!(!e.version_ok());
+        assert!(e.id.is_none() && e.method().is_none());
+        assert!(matches!(e.params, ParamsField::Null));
+        assert!(matches!(request(br#"{"params": "x"}"#).unwrap().params, ParamsField::Other));
+        assert!(matches!(request(br#"{}"#).unwrap().params, ParamsField::Absent));
+        assert!(matches!(request(b"[1]"), Err(RequestError::NotAnObject { batch: true })));
+        assert!(matches!(request(b" \"x\""), Err(RequestError::NotAnObject { batch: false })));
+        assert!(matches!(request(b"{\"a\":"), Err(RequestError::Parse(_))));
+        assert!(matches!(request(b"[1,"), Err(RequestError::Parse(_))));
+        assert!(
+            matches!(request(br#"{"id": 1, "id": 2}"#), Err(RequestError::Envelope(m)) if m.contains("duplicate field `id`"))
+        );
+        let e = request(br#"{"id": 3, "params": {"message": {"taskId": "a", "taskId": "b"}}}"#);
+        let Err(RequestError::Params(m, id)) = e else { panic!("{e:?}") };
+        assert!(m.starts_with("duplicate field `taskId`"), "{m}");
+        assert_eq!(id, Some(serde_json::json!(3)));
+        let e = request(br#"{"id": 3, "params": {"message": {"taskId": "a" "b"}}}"#);
+        assert!(
+            matches!(e, Err(RequestError::Parse(_))),
+            "broken JSON inside params is a parse error: {e:?}"
+        );
     }
 
     #[test]
@@ -371,8 +638,9 @@ mod tests {
         assert_eq!(t(r#"{"kind": "task", "id": "d"}"#).as_deref(), Some("d"));
         assert_eq!(t(r#"{"kind": "status-update", "taskId": "e"}"#).as_deref(), Some("e"));
         assert_eq!(t(r#"{"id": "f", "contextId": "c", "status": {}}"#).as_deref(), Some("f"));
+        assert_eq!(t(r#"{"id": "f", "contextId": null, "status": null}"#).as_deref(), Some("f"));
         assert_eq!(t(r#"{"id": "f", "status": {}}"#), None);
-        assert_eq!(t(r#"{"task": "x"}"#), None);
+        assert_eq!(t(r#"{"task": "x", "statusUpdate": {"taskId": "b"}}"#), None, "a present task decides");
 
         let r = a(true, r#"{"jsonrpc": "2.0", "id": 1, "result": {"task": {"id": "t"}}}"#);
         assert_eq!(r, AnswerFacts { error: None, has_result: true, task_id: Some("t".into()) });
@@ -381,10 +649,12 @@ mod tests {
         assert_eq!(r.error, Some(Some("no such task".into())));
         assert!(!r.has_result);
         assert_eq!(a(true, r#"{"error": null}"#).error, Some(None), "present, even null");
+        assert!(a(true, r#"{"result": null}"#).has_result);
         assert_eq!(a(false, r#"{"error": {"message": "bad"}, "id": "x"}"#).error, Some(Some("bad".into())));
         // Valid JSON the gateway cannot read carries no facts; broken JSON is an error.
         assert_eq!(a(true, "[1, 2]"), AnswerFacts::default());
         assert_eq!(a(true, r#"{"result": {"task": {"id": "a", "id": "b"}}}"#), AnswerFacts::default());
         assert!(answer_facts(true, b"<html>").is_err());
+        assert!(answer_facts(true, br#"{"result": "#).is_err());
     }
 }
