@@ -85,6 +85,43 @@ where
     let _ = tokio::time::timeout(DRAIN, async { while conns.join_next().await.is_some() {} }).await;
 }
 
+/// Why a request body could not be read whole.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// Over the size bound.
+    #[error("the request body is larger than {0} bytes")]
+    TooLarge(usize),
+    /// The connection failed mid-body (the transport's message).
+    #[error("{0}")]
+    Read(String),
+}
+
+/// Reads a request body whole, at most `max` bytes, in a task of its own rather than in the
+/// connection's. Taking a chunk from hyper's body channel wakes the channel's sender, which is
+/// the connection task itself when the handler runs in it; tokio requeues a task woken while it
+/// runs as if it yielded, and wakes another worker to steal it: a futex wake-up and a thread hop
+/// per request. From a task of its own the wake finds the connection task idle, and the reader's
+/// completion wakes it as an ordinary wake, on this thread (docs/benchmarks.md).
+pub async fn read_body<B>(body: B, max: usize) -> Result<Bytes, BodyError>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    use http_body_util::BodyExt;
+    let read = tokio::spawn(async move {
+        let body = body.map_err(|e| BodyError::Read(e.into().to_string()));
+        match http_body_util::Limited::new(body, max).collect().await {
+            Ok(c) => Ok(c.to_bytes()),
+            Err(e) => Err(match e.downcast::<BodyError>() {
+                Ok(e) => *e,
+                Err(e) if e.is::<http_body_util::LengthLimitError>() => BodyError::TooLarge(max),
+                Err(e) => BodyError::Read(e.to_string()),
+            }),
+        }
+    });
+    read.await.unwrap_or_else(|e| Err(BodyError::Read(e.to_string())))
+}
+
 /// Resolves once shutdown began.
 pub async fn stopped(rx: &mut Shutdown) {
     let _ = rx.wait_for(|s| *s).await;

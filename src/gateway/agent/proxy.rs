@@ -11,6 +11,7 @@ use super::owners::{self, Owner};
 use super::view::{self, CallFacts, Params, ParamsField, RequestError};
 use crate::config::{A2aAgentConfig, FailureMode};
 use crate::gateway::ai::sse::{SseEvent, SseParser};
+use crate::gateway::server::{self, BodyError};
 use crate::gateway::state::Shared;
 use crate::gateway::store::{Admission, LimitReq, Store, StoreError};
 use crate::policy::{Decision, DenyReason, PolicyIndex};
@@ -264,7 +265,7 @@ fn may_use(policy: &PolicyIndex, subject: &str, agent: &str) -> bool {
 pub async fn handle<B>(rt: Arc<AgentRuntime>, shared: Arc<Shared>, req: Request<B>) -> Response<Body>
 where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
-    B::Error: std::fmt::Display,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let path = req.uri().path().to_string();
     let is_get = req.method() == http::Method::GET;
@@ -340,15 +341,14 @@ async fn caller(rt: &AgentRuntime, headers: &HeaderMap) -> Result<String, A2aErr
 async fn read_body<B>(body: B, max: u64) -> Result<Bytes, A2aError>
 where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
-    B::Error: std::fmt::Display,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let body = body.map_err(|e| std::io::Error::other(e.to_string()));
-    match Limited::new(body, max as usize).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            Err(A2aError::PayloadTooLarge(max))
+    match server::read_body(body, usize::try_from(max).unwrap_or(usize::MAX)).await {
+        Ok(b) => Ok(b),
+        Err(BodyError::TooLarge(_)) => Err(A2aError::PayloadTooLarge(max)),
+        Err(BodyError::Read(e)) => {
+            Err(A2aError::InvalidRequest(format!("reading the request body failed: {e}")))
         }
-        Err(e) => Err(A2aError::InvalidRequest(format!("reading the request body failed: {e}"))),
     }
 }
 
@@ -383,7 +383,7 @@ async fn serve_call<B>(
 ) -> Response<Body>
 where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
-    B::Error: std::fmt::Display,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let binding = if sub.is_some() { Binding::Rest } else { Binding::JsonRpc };
     let (parts, body) = req.into_parts();

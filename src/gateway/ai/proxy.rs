@@ -15,12 +15,13 @@ use super::usage::{
 };
 use crate::config::{BudgetAction, FailureMode, FallbackOn};
 use crate::gateway::access_log::Record;
+use crate::gateway::server::{self, BodyError};
 use crate::gateway::state::Shared;
 use crate::gateway::store::{Admission, BudgetReq, LimitReq};
 use crate::policy::{Decision, window_end, window_key};
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use serde_json::{Map, Value};
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -236,10 +237,12 @@ where
     if declared.is_some_and(|n| n > max) {
         return Err(AiError::TooLarge(max));
     }
-    let bytes = match Limited::new(body, usize::try_from(max).unwrap_or(usize::MAX)).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(AiError::TooLarge(max)),
-        Err(e) => return Err(AiError::BadRequest(format!("could not read the request body: {e}"))),
+    let bytes = match server::read_body(body, usize::try_from(max).unwrap_or(usize::MAX)).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge(_)) => return Err(AiError::TooLarge(max)),
+        Err(BodyError::Read(e)) => {
+            return Err(AiError::BadRequest(format!("could not read the request body: {e}")));
+        }
     };
     let mut prompt = Prompt::parse(bytes)?;
     let model = match prompt.head.model.take() {
