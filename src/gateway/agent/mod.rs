@@ -103,6 +103,8 @@ pub struct AgentRuntime {
     pub config: GatewayConfig,
     /// `namespace/name`.
     pub gateway: String,
+    /// The same, shared by the labels and audit records of its calls.
+    pub gateway_label: Arc<str>,
     /// The layer's settings.
     pub layer: AgentLayerConfig,
     /// Published agents by name.
@@ -198,6 +200,7 @@ impl AgentRuntime {
             signed_cards: Mutex::default(),
             max_body: config.listener.max_request_bytes,
             issuer: format!("urn:cairn:agent-gateway:{}:{}", config.gateway.namespace, config.gateway.name),
+            gateway_label: Arc::from(gateway.as_str()),
             gateway,
             layer,
             agents,

@@ -45,15 +45,15 @@ pub const CONNECT_TIMEOUT_MS: u64 = 5_000;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AgentLabels {
     /// Gateway `namespace/name`.
-    pub gateway: String,
+    pub gateway: Arc<str>,
     /// Agent called (empty when unknown).
-    pub agent: String,
+    pub agent: Arc<str>,
     /// A2A 1.0 method name, `card` or `directory`.
-    pub method: String,
+    pub method: &'static str,
     /// Caller.
-    pub subject: String,
+    pub subject: Arc<str>,
     /// Outcome category.
-    pub outcome: String,
+    pub outcome: &'static str,
 }
 
 /// The agent layer's metrics, registered in the process registry by
@@ -95,9 +95,9 @@ impl AgentMetrics {
 #[derive(Clone, Debug)]
 struct Audit {
     started: Instant,
-    gateway: String,
-    subject: String,
-    agent: String,
+    gateway: Arc<str>,
+    subject: Arc<str>,
+    agent: Arc<str>,
     method: &'static str,
     binding: &'static str,
     skill: Option<String>,
@@ -154,9 +154,9 @@ impl Audit {
         let labels = AgentLabels {
             gateway: self.gateway.clone(),
             agent: self.agent.clone(),
-            method: self.method.to_string(),
+            method: self.method,
             subject: self.subject.clone(),
-            outcome: self.outcome.to_string(),
+            outcome: self.outcome,
         };
         shared.metrics.agent.requests.get_or_create(&labels).inc();
         shared.metrics.agent.duration.get_or_create(&labels).observe(latency.as_secs_f64());
@@ -317,9 +317,9 @@ fn audit_for(
 ) -> Audit {
     Audit {
         started: Instant::now(),
-        gateway: rt.gateway.clone(),
-        subject: String::new(),
-        agent: agent.to_string(),
+        gateway: rt.gateway_label.clone(),
+        subject: Arc::from(""),
+        agent: Arc::from(agent),
         method,
         binding: binding.as_str(),
         skill: None,
@@ -391,7 +391,7 @@ where
     let mut audit = audit_for(rt, agent, "unknown", binding, trace_id);
     let result: Result<(&A2aAgentConfig, Call), CallError> = async {
         let null = |e: A2aError| Box::new((e, Value::Null));
-        audit.subject = caller(rt, &parts.headers).await.map_err(null)?;
+        audit.subject = Arc::from(caller(rt, &parts.headers).await.map_err(null)?);
         let agent_cfg =
             rt.agents.get(agent).ok_or_else(|| null(A2aError::UnknownAgent(agent.to_string())))?;
         let call = match sub {
@@ -601,7 +601,7 @@ async fn authorize(
     call: &Call,
     audit: &mut Audit,
 ) -> Result<Owner, A2aError> {
-    let subject = audit.subject.clone();
+    let subject = audit.subject.to_string();
     let mut skill = None;
     let decision = if call.method.sends() {
         skill = call.facts.skill.clone();
@@ -1068,7 +1068,7 @@ async fn serve_card<B>(rt: &AgentRuntime, shared: &Shared, agent: &str, req: Req
         Ok(s) => s,
         Err(e) => return fail(shared, audit, e, Binding::Rest, &Value::Null),
     };
-    audit.subject = subject.clone();
+    audit.subject = Arc::from(subject.as_str());
     let Some(cfg) = rt.agents.get(agent).filter(|_| may_use(&rt.policy, &subject, agent)) else {
         return fail(shared, audit, A2aError::UnknownAgent(agent.to_string()), Binding::Rest, &Value::Null);
     };
@@ -1117,7 +1117,7 @@ async fn directory<B>(rt: &AgentRuntime, shared: &Shared, req: Request<B>) -> Re
         Ok(s) => s,
         Err(e) => return fail(shared, audit, e, Binding::Rest, &Value::Null),
     };
-    audit.subject = subject.clone();
+    audit.subject = Arc::from(subject.as_str());
     let base = public_base(req.headers(), req.uri());
     let client = shared.clients.get(CONNECT_TIMEOUT_MS);
     let mut visible: Vec<&A2aAgentConfig> =
