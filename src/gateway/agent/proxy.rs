@@ -134,9 +134,9 @@ impl Audit {
             let line = json!({
                 "time": crate::gateway::access_log::rfc3339(SystemTime::now()),
                 "kind": "a2a.call",
-                "gateway": self.gateway,
-                "caller": self.subject,
-                "agent": self.agent,
+                "gateway": &*self.gateway,
+                "caller": &*self.subject,
+                "agent": &*self.agent,
                 "method": self.method,
                 "binding": self.binding,
                 "skill": self.skill,
