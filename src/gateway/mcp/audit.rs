@@ -129,8 +129,9 @@ impl McpMetrics {
 
 /// Hex SHA-256 of a JSON value's serialization (`null` when absent).
 pub fn digest(arguments: Option<&Value>) -> String {
-    let bytes = serde_json::to_vec(arguments.unwrap_or(&Value::Null)).expect("json");
-    hex::encode(Sha256::digest(&bytes))
+    let mut h = Sha256::new();
+    serde_json::to_writer(&mut h, arguments.unwrap_or(&Value::Null)).expect("json");
+    hex::encode(h.finalize())
 }
 
 /// What the audit line keeps of a call's arguments: their digest, and the arguments themselves
@@ -146,6 +147,14 @@ impl Arguments {
     pub fn new(arguments: Option<&Value>, log: bool) -> Self {
         Arguments { sha256: digest(arguments), logged: if log { arguments.cloned() } else { None } }
     }
+
+    /// The same from the arguments as sent (JSON read before): the digest is of their
+    /// serialization as a value, as [`Arguments::new`]'s, whatever the spacing or escapes sent.
+    pub fn from_raw(arguments: Option<&serde_json::value::RawValue>, log: bool) -> Self {
+        let value: Option<Value> =
+            arguments.map(|a| serde_json::from_str(a.get()).expect("arguments were read as JSON"));
+        Arguments { sha256: digest(value.as_ref()), logged: if log { value } else { None } }
+    }
 }
 
 /// The audit line, as written.
@@ -155,7 +164,7 @@ struct AuditLine<'a> {
     kind: &'static str,
     gateway: &'a str,
     subject: &'a str,
-    session: String,
+    session: &'a str,
     server: &'a str,
     tool: &'a str,
     arguments_sha256: &'a str,
@@ -173,7 +182,8 @@ pub struct ToolCall<'a> {
     pub gateway: &'a str,
     /// Caller.
     pub subject: &'a str,
-    /// Session id (a digest of it: ids are credentials), empty for stateless calls.
+    /// The session as the audit line names it ([`crate::gateway::mcp::session::OpenSession::digest`]:
+    /// ids are credentials), empty for stateless calls.
     pub session: &'a str,
     /// MCPServer name.
     pub server: &'a str,
@@ -188,17 +198,12 @@ impl ToolCall<'_> {
     pub fn finish(&self, outcome: &str, latency: Duration) {
         let latency_ms = latency.as_secs_f64() * 1000.0;
         let time = crate::gateway::access_log::rfc3339(SystemTime::now());
-        let session = if self.session.is_empty() {
-            String::new()
-        } else {
-            hex::encode(&Sha256::digest(self.session.as_bytes())[..8])
-        };
         let line = AuditLine {
             time,
             kind: "mcp.tool_call",
             gateway: self.gateway,
             subject: self.subject,
-            session,
+            session: self.session,
             server: self.server,
             tool: self.tool,
             arguments_sha256: &self.arguments.sha256,
@@ -206,10 +211,20 @@ impl ToolCall<'_> {
             outcome,
             latency_ms,
         };
-        if let Ok(mut s) = serde_json::to_string(&line) {
-            s.push('\n');
-            let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), s.as_bytes());
+        // Written from a buffer each thread reuses, in one write.
+        thread_local! {
+            static LINE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
+        LINE.with_borrow_mut(|buf| {
+            buf.clear();
+            if serde_json::to_writer(&mut *buf, &line).is_ok() {
+                buf.push(b'\n');
+                let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), buf);
+            }
+            if buf.capacity() > 64 * 1024 {
+                *buf = Vec::new(); // a line with large logged arguments: not kept
+            }
+        });
         let m = self.metrics;
         m.calls
             .get_or_create(&CallLabels {
