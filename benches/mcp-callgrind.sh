@@ -39,7 +39,7 @@ wait_mcp "http://127.0.0.1:${PORTS[0]}/mcp" 10 || { echo "backend did not start"
 count() { # target n
     local target=$1 n=$2 port pid url tool key="" out=$OUT/$1-$2.out
     port=$(free_port)
-    local vg=(valgrind --tool=callgrind --dump-instr=no --callgrind-out-file="$out")
+    local vg=(valgrind --tool=callgrind --dump-instr=no ${VALGRIND_ARGS:-} --callgrind-out-file="$out")
     case $target in
     cairn)
         mkdir -p "$OUT/cairn"

@@ -39,6 +39,62 @@ fn span(whole: &str, part: &str) -> Option<Range<usize>> {
     (end <= whole.len() && whole.get(start..end) == Some(part)).then_some(start..end)
 }
 
+/// Whether `raw` (valid JSON) is exactly what serde_json writes for the value it holds, so a
+/// digest of the value can be taken of `raw` itself: no whitespace between tokens, no escapes,
+/// integers only (up to 18 digits, no `-0`), no key twice in one object (a value keeps the last).
+pub fn is_canonical(raw: &str) -> bool {
+    let b = raw.as_bytes();
+    // The keys of the objects being read: `keys[opened.last()..]` are the innermost one's.
+    let mut opened: Vec<usize> = Vec::new();
+    let mut keys: Vec<&[u8]> = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                let start = i + 1;
+                let Some(len) = b[start..].iter().position(|&c| c == b'"' || c == b'\\') else {
+                    return false;
+                };
+                if b[start + len] == b'\\' {
+                    return false;
+                }
+                i = start + len + 1;
+                if b.get(i) == Some(&b':') {
+                    let key = &b[start..start + len];
+                    let Some(&from) = opened.last() else { return false };
+                    if keys[from..].contains(&key) {
+                        return false;
+                    }
+                    keys.push(key);
+                }
+            }
+            b'{' => {
+                opened.push(keys.len());
+                i += 1;
+            }
+            b'}' => {
+                let Some(from) = opened.pop() else { return false };
+                keys.truncate(from);
+                i += 1;
+            }
+            b'[' | b']' | b',' | b':' => i += 1,
+            b'-' if b.get(i + 1) == Some(&b'0') => return false,
+            b'-' => i += 1,
+            b'0'..=b'9' => {
+                let digits = b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+                if digits > 18 {
+                    return false;
+                }
+                i += digits;
+            }
+            // true, false, null
+            b't' | b'f' | b'n' => i += b[i..].iter().take_while(|c| c.is_ascii_lowercase()).count(),
+            _ => return false,
+        }
+    }
+    true
+}
+
 #[derive(Deserialize)]
 struct RequestView<'a> {
     #[serde(borrow)]
@@ -259,6 +315,39 @@ mod tests {
         };
         r.params.as_mut().unwrap()["name"] = tool.into();
         Request::new(r.id, r.method, r.params).to_value()
+    }
+
+    #[test]
+    fn canonical_is_what_serde_json_writes() {
+        for raw in [
+            r#"{"q":"x","n":1,"deep":{"a":[true,false,null,-12,"é ☃"],"b":{"a":1}},"a":2}"#,
+            r#"{ "q" : "x" }"#,
+            r#"{"q":"a\"b"}"#,
+            r#"{"q":"\u0041"}"#,
+            r#"{"n":1.0}"#,
+            r#"{"n":1e3}"#,
+            r#"{"n":-0}"#,
+            r#"{"n":123456789012345678901234}"#,
+            r#"{"a":1,"a":2}"#,
+            r#"{"o":{"a":1,"b":{"a":2},"a":3}}"#,
+            r#"[1,2,{"a":"b"},[]]"#,
+            r#""text""#,
+            "null",
+            "-7",
+            "{}",
+            "[ ]",
+        ] {
+            let v: Value = serde_json::from_str(raw).unwrap();
+            let written = serde_json::to_string(&v).unwrap();
+            assert!(!is_canonical(raw) || written == raw, "{raw} (written {written})");
+        }
+        // What a client usually sends is taken as it is (escapes are left to the value).
+        for raw in
+            [r#"{"q":"x","n":1,"deep":{"a":[true,false,null,-12,"é ☃"],"b":{"a":1}},"a":2}"#, "-7", "{}"]
+        {
+            assert!(is_canonical(raw), "{raw}");
+        }
+        assert!(!is_canonical(r#"{"q":"a\"b"}"#));
     }
 
     #[test]
