@@ -172,7 +172,9 @@ where
         Err(e) => return unauthorized(&rt, &e),
     };
     match parts.method {
-        Method::POST => post(rt, subject, headers, body).await,
+        // Boxed: the server moves the future it gets a few times per request, and most of the
+        // size of this one would be the POST's.
+        Method::POST => Box::pin(post(rt, subject, headers, body)).await,
         Method::GET => get(rt, subject, headers).await,
         Method::DELETE => delete(rt, subject, headers).await,
         _ => Response::builder()

@@ -16,12 +16,6 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use std::ops::Range;
 
-/// A present field as its raw JSON (`null` included), for `#[serde(default, deserialize_with)]`:
-/// `Option<&RawValue>` alone would read an explicit `null` as absent.
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
-    <&RawValue>::deserialize(d).map(Some)
-}
-
 /// Whether raw JSON is an object (a derived struct would also accept an array).
 fn is_object(raw: &str) -> bool {
     raw.starts_with('{')
@@ -95,6 +89,73 @@ pub fn is_canonical(raw: &str) -> bool {
     true
 }
 
+/// An object read member by member, in the pass that reads the message around it: the members
+/// the views need (each at most once), and where the object starts and ends in the text (from
+/// its first key and its last value: only whitespace stands between them and the braces). Keys
+/// with escapes, and an empty object, make it fail: the general path takes those.
+#[derive(Default)]
+struct Members<'a> {
+    first_key: Option<&'a str>,
+    last_value: Option<&'a RawValue>,
+    /// Params of a call: `name`, `arguments`, `_meta`.
+    name: Option<&'a RawValue>,
+    arguments: Option<&'a RawValue>,
+    meta: Option<&'a RawValue>,
+    /// A result: `isError`, `contents`, `resultType`.
+    is_error: Option<&'a RawValue>,
+    contents: Option<&'a RawValue>,
+    result_type: Option<&'a RawValue>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Members<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Members<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
+                let mut m = Members::default();
+                while let Some(key) = map.next_key::<&'de str>()? {
+                    let value: &'de RawValue = map.next_value()?;
+                    m.first_key.get_or_insert(key);
+                    m.last_value = Some(value);
+                    let slot = match key {
+                        "name" => &mut m.name,
+                        "arguments" => &mut m.arguments,
+                        "_meta" => &mut m.meta,
+                        "isError" => &mut m.is_error,
+                        "contents" => &mut m.contents,
+                        "resultType" => &mut m.result_type,
+                        _ => continue,
+                    };
+                    if slot.replace(value).is_some() {
+                        return Err(serde::de::Error::custom(format_args!("duplicate {key}")));
+                    }
+                }
+                Ok(m)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl Members<'_> {
+    /// Where the object is in `text` (the text it was read from).
+    fn span(&self, text: &str) -> Option<Range<usize>> {
+        let key = span(text, self.first_key?)?;
+        let value = span(text, self.last_value?.get())?;
+        let b = text.as_bytes();
+        let quote = key.start.checked_sub(1)?;
+        let open = b[..quote].iter().rposition(|c| !c.is_ascii_whitespace())?;
+        let close = value.end + b[value.end..].iter().position(|c| !c.is_ascii_whitespace())?;
+        (b[quote] == b'"' && b[open] == b'{' && b[close] == b'}').then_some(open..close + 1)
+    }
+}
+
 #[derive(Deserialize)]
 struct RequestView<'a> {
     #[serde(borrow)]
@@ -104,17 +165,7 @@ struct RequestView<'a> {
     #[serde(borrow)]
     method: &'a str,
     #[serde(borrow)]
-    params: &'a RawValue,
-}
-
-#[derive(Deserialize)]
-struct CallParamsView<'a> {
-    #[serde(borrow)]
-    name: &'a str,
-    #[serde(borrow, default, deserialize_with = "present")]
-    arguments: Option<&'a RawValue>,
-    #[serde(rename = "_meta", default)]
-    meta: Option<IgnoredAny>,
+    params: Members<'a>,
 }
 
 /// A client's `tools/call` in its plain form: `jsonrpc` `"2.0"`, a string or integer `id`, and
@@ -143,31 +194,27 @@ impl<'a> ToolCallRequest<'a> {
             return None;
         }
         let r: RequestView<'a> = serde_json::from_str(body).ok()?;
-        if r.jsonrpc != "2.0" || r.method != "tools/call" || !is_object(r.params.get()) {
+        let p = &r.params;
+        if r.jsonrpc != "2.0" || r.method != "tools/call" || p.meta.is_some() {
             return None;
         }
         let id: Value = serde_json::from_str(r.id.get()).ok()?;
         if !valid_id(&id) {
             return None;
         }
-        let params = r.params.get();
-        let p: CallParamsView<'a> = serde_json::from_str(params).ok()?;
-        if p.meta.is_some() {
+        // The name: a JSON string without escapes, so its text between the quotes is the name.
+        let quoted = p.name?.get();
+        let name = quoted.strip_prefix('"')?.strip_suffix('"')?;
+        if name.contains('\\') {
             return None;
         }
-        // The name's JSON string is the name between quotes (it has no escapes, being borrowed).
-        let name_at = span(body, p.name)?;
-        if name_at.start == 0 || body.as_bytes().get(name_at.end) != Some(&b'"') {
-            return None;
-        }
-        let name_at = name_at.start - 1..name_at.end + 1;
         Some(ToolCallRequest {
             body,
             id,
-            name: p.name,
+            name,
             arguments: p.arguments,
-            params: span(body, params)?,
-            name_at,
+            params: p.span(body)?,
+            name_at: span(body, quoted)?,
         })
     }
 
@@ -205,23 +252,13 @@ struct ResponseView<'a> {
     #[serde(borrow)]
     id: &'a RawValue,
     #[serde(borrow)]
-    result: &'a RawValue,
+    result: Members<'a>,
     #[serde(default)]
     error: Option<IgnoredAny>,
     #[serde(default)]
     method: Option<IgnoredAny>,
     #[serde(default)]
     params: Option<IgnoredAny>,
-}
-
-#[derive(Deserialize)]
-struct ResultView<'a> {
-    #[serde(rename = "isError", borrow, default, deserialize_with = "present")]
-    is_error: Option<&'a RawValue>,
-    #[serde(default)]
-    contents: Option<IgnoredAny>,
-    #[serde(rename = "resultType", default)]
-    result_type: Option<IgnoredAny>,
 }
 
 /// A backend's answer that is one successful response, kept as sent: `jsonrpc` `"2.0"`, a
@@ -253,20 +290,21 @@ impl RawResponse {
             return None;
         }
         let r: ResponseView = serde_json::from_str(text).ok()?;
-        if r.jsonrpc != "2.0" || r.error.is_some() || r.method.is_some() || r.params.is_some() {
+        let v = &r.result;
+        if r.jsonrpc != "2.0"
+            || r.error.is_some()
+            || r.method.is_some()
+            || r.params.is_some()
+            || v.contents.is_some()
+        {
             return None;
         }
         let id: Value = serde_json::from_str(r.id.get()).ok()?;
-        let result = r.result.get();
-        if !valid_id(&id) || !is_object(result) {
-            return None;
-        }
-        let v: ResultView = serde_json::from_str(result).ok()?;
-        if v.contents.is_some() {
+        if !valid_id(&id) {
             return None;
         }
         let is_error = v.is_error.is_some_and(|e| e.get() == "true");
-        Some((id, span(text, result)?, is_error, v.result_type.is_some()))
+        Some((id, v.span(text)?, is_error, v.result_type.is_some()))
     }
 
     /// The response as a message (for the general path).
@@ -409,7 +447,7 @@ mod tests {
     fn a_result_goes_to_the_client_as_sent() {
         for body in [
             r#"{"jsonrpc":"2.0","id":3,"result":{"content":[{"type":"text","text":"hi \u00e9"}],"isError":false}}"#,
-            r#"{ "result" : { } , "id" : "x" , "jsonrpc" : "2.0" , "extra": 1 }"#,
+            r#"{ "result" : { "content" : [ ] ,"isError":false } , "id" : "x" , "jsonrpc" : "2.0" , "extra": 1 }"#,
             r#"{"jsonrpc":"2.0","id":3,"result":{"isError":true,"resultType":"complete"}}"#,
         ] {
             let r = RawResponse::parse(body.as_bytes().to_vec()).unwrap_or_else(|_| panic!("{body}"));
@@ -449,6 +487,8 @@ mod tests {
             r#"[{"jsonrpc":"2.0","id":1,"result":{}}]"#,
             r#"{"id":1,"result":{}}"#,
             r#"{"jsonrpc":"2.0","id":1,"result":{"isError":true,"isError":false}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":{}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":{"is\u0045rror":true}}"#,
         ] {
             assert!(RawResponse::parse(body.as_bytes().to_vec()).is_err(), "{body}");
         }
