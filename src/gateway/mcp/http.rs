@@ -192,7 +192,7 @@ fn open_session(
     subject: &str,
     headers: &HeaderMap,
 ) -> Result<Arc<OpenSession>, Response<Body>> {
-    let id = match protocol::header(headers, HEADER_SESSION_ID) {
+    let id = match protocol::header(headers, &protocol::SESSION_ID) {
         Ok(Some(id)) => id,
         Ok(None) => {
             return Err(plain(StatusCode::BAD_REQUEST, "Bad Request: Mcp-Session-Id header is required"));
@@ -210,7 +210,7 @@ fn open_session(
 /// Checks `MCP-Protocol-Version` on a session-era request: absent means 2025-03-26; present must
 /// be a version the gateway speaks (`400` otherwise).
 fn session_version(headers: &HeaderMap) -> Result<&'static str, Response<Body>> {
-    match protocol::header(headers, HEADER_PROTOCOL_VERSION) {
+    match protocol::header(headers, &protocol::PROTOCOL_VERSION) {
         Ok(None) => Ok(protocol::DEFAULT_VERSION),
         Ok(Some(v)) if let Some(known) = protocol::SESSION_VERSIONS.iter().find(|k| **k == v) => Ok(known),
         Ok(Some(v)) => Err(plain(
@@ -258,7 +258,7 @@ where
         Ok(b) => b,
         Err(r) => return r,
     };
-    let header_version = protocol::header(&headers, HEADER_PROTOCOL_VERSION).ok().flatten();
+    let header_version = protocol::header(&headers, &protocol::PROTOCOL_VERSION).ok().flatten();
     let stateless_header = header_version.is_some_and(|v| v >= STATELESS_VERSION);
     if !stateless_header && let Some(call) = ToolCallRequest::parse(&bytes) {
         // The common case, read without building values (a session-era tools/call; see

@@ -20,8 +20,8 @@
 use super::jsonrpc::{HEADER_MISMATCH, MISSING_CLIENT_CAPABILITY, UNSUPPORTED_PROTOCOL_VERSION};
 use super::jsonrpc::{Message, Notification, Request, Response};
 use super::protocol::{
-    HEADER_METHOD, HEADER_NAME, HEADER_PROTOCOL_VERSION, HEADER_SESSION_ID, META_PROTOCOL_VERSION,
-    META_SERVER_INFO, STATELESS_VERSION, encode_header_value, is_session_version, name_field,
+    HEADER_METHOD, HEADER_NAME, HEADER_SESSION_ID, META_PROTOCOL_VERSION, META_SERVER_INFO, PROTOCOL_VERSION,
+    SESSION_ID, STATELESS_VERSION, encode_header_value, is_session_version, name_field,
 };
 use super::session::BackendSession;
 use super::stdio::{StdioError, StdioServer};
@@ -230,11 +230,6 @@ impl Outgoing {
         }
     }
 }
-
-/// `Mcp-Session-Id` as a header name.
-const SESSION_ID: HeaderName = HeaderName::from_static(HEADER_SESSION_ID);
-/// `MCP-Protocol-Version` as a header name.
-const PROTOCOL_VERSION: HeaderName = HeaderName::from_static(HEADER_PROTOCOL_VERSION);
 
 impl Upstream {
     /// Runs `initialize` with `params` and sends `notifications/initialized`; returns the result
