@@ -78,7 +78,7 @@ pub fn unsupported_version(v: &str) -> RpcError {
 }
 
 /// A header's value as text; `Err` when present but not visible ASCII, or repeated.
-pub fn header<'a, K>(headers: &'a HeaderMap, name: K) -> Result<Option<&'a str>, String>
+pub fn header<K>(headers: &HeaderMap, name: K) -> Result<Option<&str>, String>
 where
     K: AsHeaderName + std::fmt::Display + Copy,
 {
