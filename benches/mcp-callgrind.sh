@@ -5,13 +5,17 @@
 #
 #   benches/mcp-callgrind.sh                 # builds in release, then a few minutes
 #   SKIP_BUILD=1 TARGETS=cairn benches/mcp-callgrind.sh
+#   STRACE=1 SKIP_BUILD=1 benches/mcp-callgrind.sh   # system calls per call instead (strace -f -c)
 #
 # Each target runs twice under `valgrind --tool=callgrind`, once driven with N1 and once with N2
 # sequential tools/call on one session (`mcp_gateway drive … calls --count N`); the instructions
 # per call are (Ir(N2) − Ir(N1)) / (N2 − N1), so start-up, config compilation, the session's
 # set-up and shutdown cancel out. Backends and driver run natively. Knobs: N1 (500), N2 (2500),
-# TARGETS ("cairn bare-proxy"), OUT. The callgrind files stay in $OUT (`callgrind_annotate
-# --inclusive=yes $OUT/cairn-2500.out` shows where the instructions go). Not a test.
+# TARGETS ("cairn bare-proxy"), OUT, VALGRIND_ARGS (e.g. --demangle=no). The callgrind files
+# stay in $OUT (`callgrind_annotate --inclusive=yes $OUT/cairn-2500.out` shows where the
+# instructions go). With STRACE=1 the targets run natively under `strace -f -c` instead and the
+# table gives system calls per call the same way (futex calls are cross-thread wake-ups). Not a
+# test.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -34,12 +38,13 @@ PORTS=("$(free_port)")
 PIDS+=($!)
 wait_mcp "http://127.0.0.1:${PORTS[0]}/mcp" 10 || { echo "backend did not start" >&2; exit 1; }
 
-# Runs target under callgrind with n calls; sets IR to the run's total instructions (its
-# callgrind file is $OUT/target-n.out).
+# Runs target under callgrind (strace with STRACE=1) with n calls; sets IR to the run's total
+# instructions (its callgrind file is $OUT/target-n.out; strace's summary is there with STRACE).
 count() { # target n
     local target=$1 n=$2 port pid url tool key="" out=$OUT/$1-$2.out
     port=$(free_port)
     local vg=(valgrind --tool=callgrind --dump-instr=no ${VALGRIND_ARGS:-} --callgrind-out-file="$out")
+    [[ -n "${STRACE:-}" ]] && vg=(strace -f -c -o "$out")
     case $target in
     cairn)
         mkdir -p "$OUT/cairn"
@@ -62,11 +67,40 @@ count() { # target n
     "$BENCH" "${args[@]}" >"$OUT/$target-$n.json"
     jq -e '.errors.total == 0' "$OUT/$target-$n.json" >/dev/null ||
         { echo "$target: calls failed: $(cat "$OUT/$target-$n.json")" >&2; exit 1; }
-    kill -TERM "$pid"
+    if [[ -n "${STRACE:-}" ]]; then
+        kill -TERM "$(pgrep -P "$pid")" # the target; strace writes its summary when it is gone
+    else
+        kill -TERM "$pid"
+    fi
     wait "$pid" 2>/dev/null || true
     # "totals: <Ir>" (or "summary:") is the whole process's instruction count.
     IR=$(awk '/^(totals|summary):/ {print $2; exit}' "$out")
 }
+
+# strace's summary as "syscall calls" lines.
+syscalls() { # file
+    awk '$1 ~ /^[0-9.]+$/ && $4 ~ /^[0-9]+$/ && $NF != "total" {print $NF, $4}' "$1" | sort
+}
+
+if [[ -n "${STRACE:-}" ]]; then
+    command -v strace >/dev/null || { echo "strace is not installed" >&2; exit 1; }
+    echo "## MCP gateway: system calls per tools/call (strace -f -c) — $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo
+    commit_line "$CAIRN"
+    echo "- N1 = $N1, N2 = $N2 calls; files in $OUT"
+    echo
+    echo "| target | system calls per call (≥ 0.05) |"
+    echo "|---|---|"
+    for target in $TARGETS; do
+        log "$target: $N1 and $N2 calls under strace"
+        count "$target" "$N1"
+        count "$target" "$N2"
+        per=$(join -a1 -a2 -e0 -o0,1.2,2.2 <(syscalls "$OUT/$target-$N1.out") <(syscalls "$OUT/$target-$N2.out") |
+            awk -v d=$((N2 - N1)) '{x = ($3 - $2) / d; if (x >= 0.05) printf "%s %.2f, ", $1, x}' | sed 's/, $//')
+        echo "| $target | $per |"
+    done
+    exit 0
+fi
 
 {
     echo "## MCP gateway: instructions per tools/call (callgrind) — $(date -u '+%Y-%m-%d %H:%M UTC')"
