@@ -21,7 +21,7 @@ use super::jsonrpc::{
 };
 use super::protocol::{self, Era, META_SERVER_INFO, STATELESS_VERSION};
 use super::runtime::McpRuntime;
-use super::session::{BackendSession, OpenSession};
+use super::session::{BackendSession, Backends, OpenSession};
 use super::upstream::{Outgoing, Replies, Upstream, UpstreamError};
 use super::wire::ToolCallRequest;
 use crate::config::FailureMode;
@@ -82,7 +82,7 @@ pub struct Ctx {
     /// The client's session (session era).
     pub session: Option<Arc<OpenSession>>,
     /// Backend sessions by prefix (session era: the sealed ones; stateless: pooled).
-    pub backends: Arc<BTreeMap<String, BackendSession>>,
+    pub backends: Arc<Backends>,
 }
 
 /// A client's `tools/call`: read into a request (the general path), or in its wire form.

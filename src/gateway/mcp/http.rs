@@ -418,7 +418,7 @@ async fn post_stateless(
     } else {
         dispatch::pooled(&rt).await
     };
-    let ctx = Ctx { rt, subject, era: Era::Stateless, session: None, backends: Arc::new(backends) };
+    let ctx = Ctx { rt, subject, era: Era::Stateless, session: None, backends: Arc::new(backends.into()) };
     let id = r.id.clone();
     answer(ctx.handle(r).await, id, Era::Stateless, &headers, None).await
 }
@@ -984,6 +984,9 @@ async fn delete(rt: Arc<McpRuntime>, subject: String, headers: HeaderMap) -> Res
     }))
     .await;
     rt.state.activity.end(state.key, now_secs());
+    if let Ok(Some(id)) = protocol::header(&headers, &protocol::SESSION_ID) {
+        rt.sealer.forget(id);
+    }
     empty(StatusCode::OK)
 }
 

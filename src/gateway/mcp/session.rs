@@ -61,6 +61,40 @@ pub struct SessionState {
     pub backends: BTreeMap<String, BackendSession>,
 }
 
+/// Backend sessions by server prefix, in a slice sorted by prefix: what a request looks up, kept
+/// compact for [`Sealer::open_session`]'s cache (a `BTreeMap` node holds room for 11 entries).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Backends(Box<[(String, BackendSession)]>);
+
+impl Backends {
+    /// The backend session of the server with `prefix`.
+    pub fn get(&self, prefix: &str) -> Option<&BackendSession> {
+        let i = self.0.binary_search_by(|(p, _)| p.as_str().cmp(prefix)).ok()?;
+        Some(&self.0[i].1)
+    }
+
+    /// Whether the server with `prefix` has a backend session.
+    pub fn contains_key(&self, prefix: &str) -> bool {
+        self.get(prefix).is_some()
+    }
+
+    /// How many servers have one.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether none has.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<BTreeMap<String, BackendSession>> for Backends {
+    fn from(m: BTreeMap<String, BackendSession>) -> Self {
+        Backends(m.into_iter().collect())
+    }
+}
+
 /// An opened session id: its state, and what the gateway derives from the id on every request
 /// (both from one SHA-256 of the id).
 #[derive(Debug)]
@@ -74,7 +108,7 @@ pub struct OpenSession {
     /// The state's random part.
     pub nonce: u64,
     /// Backend sessions by server prefix.
-    pub backends: Arc<BTreeMap<String, BackendSession>>,
+    pub backends: Arc<Backends>,
     /// The id's key in [`Activity`].
     pub key: SessionKey,
     /// The id as the audit line names it (ids are bearer secrets): hex of the first 8 bytes of
@@ -92,7 +126,7 @@ impl OpenSession {
             version: state.version,
             opened: state.opened,
             nonce: state.nonce,
-            backends: Arc::new(state.backends),
+            backends: Arc::new(state.backends.into()),
             key: SessionKey(key),
             digest: hex::encode(&d[..8]),
         }
@@ -186,6 +220,13 @@ impl Sealer {
         let s = Arc::new(OpenSession::new(id, self.open(id)?));
         self.opened.lock().unwrap_or_else(|e| e.into_inner()).insert(id, s.clone());
         Some(s)
+    }
+
+    /// Forgets `id` (an ended session: it would only take room).
+    pub fn forget(&self, id: &str) {
+        let mut opened = self.opened.lock().unwrap_or_else(|e| e.into_inner());
+        opened.current.remove(id);
+        opened.previous.remove(id);
     }
 
     /// Any value sealed the same way (opaque, tamper-evident, visible ASCII), such as list
@@ -352,6 +393,11 @@ mod tests {
         assert_eq!((s.subject.as_str(), s.nonce, s.backends.len()), ("bot", 7, 2));
         assert_eq!(s.key, SessionKey::of(&id));
         assert!(Arc::ptr_eq(&s, &a.open_session(&id).unwrap()), "the second open is the cached one");
+        assert_eq!(s.backends.get("gh").and_then(|b| b.id.as_deref()), Some("abc-123"));
+        assert_eq!(s.backends.get("fs").map(|b| b.version.as_str()), Some("2025-03-26"));
+        assert!(!s.backends.contains_key("other"));
+        a.forget(&id);
+        assert!(!Arc::ptr_eq(&s, &a.open_session(&id).unwrap()), "forgotten, opened again");
         // What does not open is not remembered, and is refused every time.
         let mut forged = id.clone().into_bytes();
         let i = forged.len() - 5;
