@@ -502,10 +502,10 @@ impl Upstream {
             h.append(k, v.clone());
         }
         if let Some(id) = &session.id {
-            h.insert(SESSION_ID, HeaderValue::from_str(id).map_err(bad)?);
+            h.append(SESSION_ID, HeaderValue::from_str(id).map_err(bad)?);
         }
         if !session.version.is_empty() {
-            h.insert(PROTOCOL_VERSION, HeaderValue::from_str(&session.version).map_err(bad)?);
+            h.append(PROTOCOL_VERSION, HeaderValue::from_str(&session.version).map_err(bad)?);
         }
         Ok(())
     }

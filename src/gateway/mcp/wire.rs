@@ -9,7 +9,7 @@
 //! it answers: the forwarded request is the client's own JSON with the tool's name unprefixed
 //! where it stood, and the client gets the backend's `result` byte for byte.
 
-use super::jsonrpc::{Message, Response};
+use super::jsonrpc::{Message, Response, valid_id};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::Value;
@@ -19,11 +19,6 @@ use std::ops::Range;
 /// Whether raw JSON is an object (a derived struct would also accept an array).
 fn is_object(raw: &str) -> bool {
     raw.starts_with('{')
-}
-
-/// Whether `id` is a JSON-RPC id: a string or an integer.
-pub fn valid_id(id: &Value) -> bool {
-    id.is_string() || id.is_i64() || id.is_u64()
 }
 
 /// Where `part` (a slice of `whole`) sits in `whole`.
