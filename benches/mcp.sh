@@ -43,6 +43,7 @@ KEY=cairn-vk-bench-0123456789abcdef0123
 BACKENDS=10
 
 source "$ROOT/benches/lib.sh"
+source "$ROOT/benches/mcp_lib.sh"
 
 # --- build -------------------------------------------------------------------------------------
 build_binaries mcp_gateway
@@ -70,20 +71,6 @@ for p in "${PORTS[@]}"; do pargs+=(--port "$p"); done
 "$BENCH" backend "${pargs[@]}" --result-bytes "$RESULT_BYTES" 2>"$OUT/backend.log" &
 PIDS+=($!)
 
-# Waits until `initialize` at url answers 200.
-wait_mcp() { # url seconds [key]
-    local url=$1 secs=$2 key=${3:-} i
-    for ((i = 0; i < secs * 10; i++)); do
-        if curl -fsS -o /dev/null -m 2 -H 'content-type: application/json' \
-            -H 'accept: application/json, text/event-stream' ${key:+-H "authorization: Bearer $key"} \
-            -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"ready","version":"1"}}}' \
-            "$url" 2>/dev/null; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    return 1
-}
 wait_mcp "http://127.0.0.1:${PORTS[0]}/mcp" 10 || { echo "backend did not start" >&2; exit 1; }
 
 drive() { # label url tool key backends pids... -- scenario args
@@ -118,54 +105,6 @@ run_target() { # label url tool key backends pids...
     "${d[@]}" "${pids[@]}" -- ladder --start "$LADDER_START" --step-s "$STEP_S" --p99-bound-ms "$BOUND_MS" >>"$RESULTS"
     log "$label: done (load average $(cut -d' ' -f1-3 /proc/loadavg))"
     echo "{\"kind\":\"load\",\"label\":\"$label\",\"loadavg\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}" >>"$RESULTS"
-}
-
-# Cairn manifests: an MCPGateway over the first n backends, virtual-key auth with default Deny,
-# one Agent whose AgentPolicy grants it b0's echo tool.
-cairn_manifests() { # port n
-    local port=$1 n=$2 i
-    cat <<EOF
-apiVersion: cairn.dev/v1alpha1
-kind: MCPGateway
-metadata: {name: bench}
-spec:
-  listener: {port: $port}
-  defaultAction: Deny
-  auth: {allowAnonymous: false}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: keys}
-stringData: {agent: $KEY}
----
-apiVersion: cairn.dev/v1alpha1
-kind: Agent
-metadata: {name: loadgen}
-spec:
-  identity:
-    virtualKeys: [{secretRef: {name: keys, key: agent}}]
----
-apiVersion: cairn.dev/v1alpha1
-kind: AgentPolicy
-metadata: {name: loadgen}
-spec:
-  subjects: {agents: [loadgen]}
-  tools:
-    - server: b0
-      tools: [echo]
-EOF
-    for ((i = 0; i < n; i++)); do
-        cat <<EOF
----
-apiVersion: cairn.dev/v1alpha1
-kind: MCPServer
-metadata: {name: b$i}
-spec:
-  gatewayRefs: [{name: bench}]
-  prefix: b$i
-  url: http://127.0.0.1:${PORTS[$i]}/mcp
-EOF
-    done
 }
 
 # mcp-proxy's config: the same backends, namespaced with the same separator as Cairn's, a bearer

@@ -1946,3 +1946,117 @@ async fn a_resumption_with_the_store_down_is_503() {
         "{body}"
     );
 }
+
+/// The result a [`json_backend`] answers a `tools/call` with, as it writes it (spaced, so that a
+/// client getting these very bytes shows the gateway passed them on untouched): the params it
+/// got as text, `isError` when the arguments say `fail`, resource `contents` when they say
+/// `contents`.
+fn json_backend_result(params: &Value) -> String {
+    let args = &params["arguments"];
+    let contents =
+        if args["contents"] == true { r#", "contents" : [ {"uri":"file:///a","text":"x"} ]"# } else { "" };
+    format!(
+        r#"{{ "content" : [ {{"type":"text","text":{}}} ] , "isError" : {}{contents} }}"#,
+        serde_json::to_string(&params.to_string()).unwrap(),
+        args["fail"] == true
+    )
+}
+
+/// A session-era MCP server answering every request with one JSON body, as many servers (and the
+/// benchmark's) do; rmcp answers session-era requests with SSE. `server/discover` gets a 400, so
+/// the gateway takes it for a session-era server.
+async fn json_backend() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    let app = axum::Router::new().fallback(|body: Bytes| async move {
+        let json = |headers: &[(&str, &str)], body: String| {
+            let mut r = http::Response::builder().header("content-type", "application/json");
+            for (k, v) in headers {
+                r = r.header(*k, *v);
+            }
+            r.body(axum::body::Body::from(body)).unwrap()
+        };
+        let m: Value = serde_json::from_slice(&body).unwrap_or_default();
+        match (m["method"].as_str(), &m["id"]) {
+            (Some("initialize"), id) => json(
+                &[("mcp-session-id", "json-backend-1")],
+                json!({"jsonrpc": "2.0", "id": id, "result": {"protocolVersion": "2025-11-25",
+                    "capabilities": {"tools": {}}, "serverInfo": {"name": "json", "version": "1"}}})
+                .to_string(),
+            ),
+            (Some("tools/call"), id) => json(
+                &[],
+                format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{}}}"#, json_backend_result(&m["params"])),
+            ),
+            (Some(_), Value::Null) => {
+                http::Response::builder().status(202).body(axum::body::Body::empty()).unwrap()
+            }
+            _ => http::Response::builder().status(400).body(axum::body::Body::from("no")).unwrap(),
+        }
+    });
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, task)
+}
+
+#[tokio::test]
+async fn a_json_answer_reaches_the_client_as_the_server_wrote_it() {
+    let (url, backend) = json_backend().await;
+    let gw = gateway(config("json", vec![server("j", &url)], allow_all())).await;
+    let s = Session::open(&gw.url, None).await;
+
+    // The server gets the client's call with the tool's own name; the client gets the result
+    // byte for byte.
+    let args = json!({"text": "é \"q\" \\", "n": 1, "deep": {"a": [1.5, null]}});
+    let r = s.post(req(1, "tools/call", json!({"name": "j__echo", "arguments": args}))).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let got = json_backend_result(&json!({"name": "echo", "arguments": args}));
+    assert_eq!(r.body, format!(r#"{{"jsonrpc":"2.0","id":1,"result":{got}}}"#));
+    assert_eq!(r.json()["result"]["isError"], false);
+
+    // The same with a string id, and with params the plain path leaves to the general one
+    // (`_meta`): the same answer.
+    let body = r#"{"jsonrpc":"2.0","id":"a\"b","method":"tools/call","params":{"name":"j__echo","_meta":{"progressToken":7}}}"#;
+    let r = send(
+        "POST",
+        &gw.url,
+        &[("mcp-session-id", &s.id), ("mcp-protocol-version", &s.version)],
+        body.into(),
+    )
+    .await;
+    let v = r.json();
+    assert_eq!(v["id"], "a\"b");
+    let seen: Value = serde_json::from_str(text_of(&v)).unwrap();
+    assert_eq!(seen, json!({"name": "echo", "_meta": {"progressToken": 7}}));
+
+    // A tool error is counted as one; resource contents in a result still get the prefix.
+    let v = s.call(2, "tools/call", json!({"name": "j__echo", "arguments": {"fail": true}})).await;
+    assert_eq!(v["result"]["isError"], true);
+    let metrics = gw.shared.metrics.encode();
+    assert!(
+        metrics.contains("cairn_mcp_tool_calls_total{gateway=\"test/json\",server=\"j\",tool=\"echo\",subject=\"anonymous\",outcome=\"tool_error\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("cairn_mcp_tool_calls_total{gateway=\"test/json\",server=\"j\",tool=\"echo\",subject=\"anonymous\",outcome=\"ok\"} 2"),
+        "{metrics}"
+    );
+    let v = s.call(3, "tools/call", json!({"name": "j__echo", "arguments": {"contents": true}})).await;
+    assert_eq!(v["result"]["contents"][0]["uri"], "j+file:///a", "{v}");
+
+    // A 2026-07-28 client gets `resultType` added to the same result.
+    let r = post(
+        &gw.url,
+        &modern_headers("tools/call", Some("j__echo")),
+        modern(4, "tools/call", json!({"name": "j__echo", "arguments": {"n": 2}})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["result"]["resultType"], "complete", "{v}");
+    assert_eq!(v["result"]["isError"], false);
+    let seen: Value = serde_json::from_str(text_of(&v)).unwrap();
+    assert_eq!(seen, json!({"name": "echo", "arguments": {"n": 2}}), "the gateway's _meta is its own");
+    backend.abort();
+}

@@ -7,7 +7,8 @@
 //! mcp_gateway backend --port P [--port P2 ...] [--result-bytes 512]
 //! mcp_gateway proxy --port P --upstream http://127.0.0.1:B   (the AI benchmark's bare proxy)
 //! mcp_gateway drive --label L --url http://127.0.0.1:P/mcp --tool T [--key K] [--pid PID...]
-//!                   [--backends N] SCENARIO ...
+//!                   [--backends N] SCENARIO ...   (serial, closed, open, ladder, setup, sessions,
+//!                                                  calls: a fixed count for instruction counts)
 //! mcp_gateway rss   --label L --phase started|after --pid PID...
 //! mcp_gateway report results.jsonl
 //! ```
@@ -135,6 +136,11 @@ enum Scenario {
         #[arg(long, default_value_t = 5.0)]
         duration_s: f64,
     },
+    /// `count` sequential tools/call on one session, untimed (for instruction counts).
+    Calls {
+        #[arg(long)]
+        count: usize,
+    },
     /// Memory per open session: RSS before and after opening `count` sessions.
     Sessions {
         #[arg(long, default_value_t = 1000)]
@@ -216,6 +222,10 @@ fn main() -> std::process::ExitCode {
                     Scenario::Setup { warmup_s, duration_s } => {
                         drive::setup(&client(1), &t, secs(warmup_s), secs(duration_s)).await
                     }
+                    Scenario::Calls { count } => match with_sessions(1, 1).await {
+                        Ok(m) => drive::calls(&m, &t, count).await,
+                        Err(e) => refused(e),
+                    },
                     Scenario::Sessions { count, conns, settle_ms } => {
                         let mut m = client(conns);
                         drive::sessions(&mut m, &t, count, conns, Duration::from_millis(settle_ms)).await

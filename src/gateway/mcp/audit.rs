@@ -21,6 +21,9 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 /// Labels of a tool call.
@@ -83,7 +86,19 @@ pub struct McpMetrics {
     pub backend_errors: Family<BackendLabels, Counter>,
     /// Sessions opened (session era) or stateless requests served.
     pub sessions: Family<SessionLabels, Counter>,
+    /// The call counter and duration histogram of each label set seen, looked up without
+    /// building the label sets (see [`McpMetrics::count_call`]).
+    resolved: Arc<Mutex<HashMap<Vec<u8>, CallHandles>>>,
 }
+
+/// The metrics of one (gateway, server, tool, subject, outcome).
+struct CallHandles {
+    calls: Counter,
+    duration: Histogram,
+}
+
+/// Most label sets whose handles are kept (more are counted through the families).
+const RESOLVED_MAX: usize = 4096;
 
 fn seconds() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 18))
@@ -111,7 +126,63 @@ impl McpMetrics {
             backend_errors.clone(),
         );
         registry.register("cairn_mcp_sessions", "MCP sessions opened", sessions.clone());
-        McpMetrics { calls, durations, backend_errors, sessions }
+        McpMetrics { calls, durations, backend_errors, sessions, resolved: Default::default() }
+    }
+
+    /// Counts a tool call and observes its duration.
+    pub fn count_call(
+        &self,
+        gateway: &str,
+        server: &str,
+        tool: &str,
+        subject: &str,
+        outcome: &str,
+        secs: f64,
+    ) {
+        // The key of the label set, written into a buffer each thread reuses: each part with its
+        // length before it, so no two label sets share a key.
+        thread_local! {
+            static KEY: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+        }
+        KEY.with_borrow_mut(|key| {
+            key.clear();
+            for part in [gateway, server, tool, subject, outcome] {
+                key.extend_from_slice(&(part.len() as u64).to_le_bytes());
+                key.extend_from_slice(part.as_bytes());
+            }
+            let mut resolved = self.resolved.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(h) = resolved.get(key.as_slice()) {
+                h.calls.inc();
+                h.duration.observe(secs);
+                return;
+            }
+            let h = CallHandles {
+                calls: self
+                    .calls
+                    .get_or_create(&CallLabels {
+                        gateway: gateway.into(),
+                        server: server.into(),
+                        tool: tool.into(),
+                        subject: subject.into(),
+                        outcome: outcome.into(),
+                    })
+                    .clone(),
+                duration: self
+                    .durations
+                    .get_or_create(&DurationLabels {
+                        gateway: gateway.into(),
+                        server: server.into(),
+                        tool: tool.into(),
+                        outcome: outcome.into(),
+                    })
+                    .clone(),
+            };
+            h.calls.inc();
+            h.duration.observe(secs);
+            if resolved.len() < RESOLVED_MAX {
+                resolved.insert(key.clone(), h);
+            }
+        });
     }
 
     /// Counts a backend failure and logs it.
@@ -129,8 +200,16 @@ impl McpMetrics {
 
 /// Hex SHA-256 of a JSON value's serialization (`null` when absent).
 pub fn digest(arguments: Option<&Value>) -> String {
-    let bytes = serde_json::to_vec(arguments.unwrap_or(&Value::Null)).expect("json");
-    hex::encode(Sha256::digest(&bytes))
+    let mut h = Sha256::new();
+    serde_json::to_writer(&mut h, arguments.unwrap_or(&Value::Null)).expect("json");
+    hex64(&h.finalize().into())
+}
+
+/// Lower-case hex of a SHA-256 (`hex::encode` goes char by char, ten times slower).
+fn hex64(sha: &[u8; 32]) -> String {
+    let mut out = [0u8; 64];
+    hex::encode_to_slice(sha, &mut out).expect("64 hex digits for 32 bytes");
+    String::from_utf8(out.to_vec()).expect("hex is ASCII")
 }
 
 /// What the audit line keeps of a call's arguments: their digest, and the arguments themselves
@@ -146,6 +225,22 @@ impl Arguments {
     pub fn new(arguments: Option<&Value>, log: bool) -> Self {
         Arguments { sha256: digest(arguments), logged: if log { arguments.cloned() } else { None } }
     }
+
+    /// The same from the arguments as sent (JSON read before): the digest is of their
+    /// serialization as a value, as [`Arguments::new`]'s, whatever the spacing or escapes sent.
+    pub fn from_raw(arguments: Option<&serde_json::value::RawValue>, log: bool) -> Self {
+        match arguments {
+            // Already the serialization: hashed as it is, no value built.
+            Some(a) if !log && super::wire::is_canonical(a.get()) => {
+                Arguments { sha256: hex64(&Sha256::digest(a.get()).into()), logged: None }
+            }
+            _ => {
+                let value: Option<Value> =
+                    arguments.map(|a| serde_json::from_str(a.get()).expect("arguments were read as JSON"));
+                Arguments { sha256: digest(value.as_ref()), logged: if log { value } else { None } }
+            }
+        }
+    }
 }
 
 /// The audit line, as written.
@@ -155,7 +250,7 @@ struct AuditLine<'a> {
     kind: &'static str,
     gateway: &'a str,
     subject: &'a str,
-    session: String,
+    session: &'a str,
     server: &'a str,
     tool: &'a str,
     arguments_sha256: &'a str,
@@ -173,7 +268,8 @@ pub struct ToolCall<'a> {
     pub gateway: &'a str,
     /// Caller.
     pub subject: &'a str,
-    /// Session id (a digest of it: ids are credentials), empty for stateless calls.
+    /// The session as the audit line names it ([`crate::gateway::mcp::session::OpenSession::digest`]:
+    /// ids are credentials), empty for stateless calls.
     pub session: &'a str,
     /// MCPServer name.
     pub server: &'a str,
@@ -188,17 +284,12 @@ impl ToolCall<'_> {
     pub fn finish(&self, outcome: &str, latency: Duration) {
         let latency_ms = latency.as_secs_f64() * 1000.0;
         let time = crate::gateway::access_log::rfc3339(SystemTime::now());
-        let session = if self.session.is_empty() {
-            String::new()
-        } else {
-            hex::encode(&Sha256::digest(self.session.as_bytes())[..8])
-        };
         let line = AuditLine {
             time,
             kind: "mcp.tool_call",
             gateway: self.gateway,
             subject: self.subject,
-            session,
+            session: self.session,
             server: self.server,
             tool: self.tool,
             arguments_sha256: &self.arguments.sha256,
@@ -206,34 +297,60 @@ impl ToolCall<'_> {
             outcome,
             latency_ms,
         };
-        if let Ok(mut s) = serde_json::to_string(&line) {
-            s.push('\n');
-            let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), s.as_bytes());
+        // Written from a buffer each thread reuses, in one write.
+        thread_local! {
+            static LINE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
         }
-        let m = self.metrics;
-        m.calls
-            .get_or_create(&CallLabels {
-                gateway: self.gateway.into(),
-                server: self.server.into(),
-                tool: self.tool.into(),
-                subject: self.subject.into(),
-                outcome: outcome.into(),
-            })
-            .inc();
-        m.durations
-            .get_or_create(&DurationLabels {
-                gateway: self.gateway.into(),
-                server: self.server.into(),
-                tool: self.tool.into(),
-                outcome: outcome.into(),
-            })
-            .observe(latency.as_secs_f64());
+        LINE.with_borrow_mut(|buf| {
+            buf.clear();
+            if serde_json::to_writer(&mut *buf, &line).is_ok() {
+                buf.push(b'\n');
+                let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), buf);
+            }
+            if buf.capacity() > 64 * 1024 {
+                *buf = Vec::new(); // a line with large logged arguments: not kept
+            }
+        });
+        self.metrics.count_call(
+            self.gateway,
+            self.server,
+            self.tool,
+            self.subject,
+            outcome,
+            latency.as_secs_f64(),
+        );
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arguments_as_sent_digest_as_their_value() {
+        for raw in [
+            r#"{"q":"x","n":1,"deep":{"a":[true,false,null,-12,"é ☃"]}}"#,
+            r#"{ "q" : "x" }"#,
+            r#"{"q":"a\"b\u0041\/"}"#,
+            r#"{"n":1.0,"m":1e3,"k":-0,"big":123456789012345678901234}"#,
+            r#"{"a":1,"a":2}"#,
+            r#"{"o":{"a":1,"b":{"a":2},"a":3}}"#,
+            r#"[1,2,{"a":"b"}]"#,
+            r#""text""#,
+            r#"null"#,
+            "{}",
+        ] {
+            let r: &serde_json::value::RawValue = serde_json::from_str(raw).unwrap();
+            let v: Value = serde_json::from_str(raw).unwrap();
+            for log in [false, true] {
+                let got = Arguments::from_raw(Some(r), log);
+                let want = Arguments::new(Some(&v), log);
+                assert_eq!(got.sha256, want.sha256, "{raw}");
+                assert_eq!(got.logged, want.logged, "{raw}");
+            }
+        }
+        assert_eq!(Arguments::from_raw(None, false).sha256, Arguments::new(None, false).sha256);
+    }
 
     #[test]
     fn digest_is_stable_and_metrics_encode() {
@@ -252,8 +369,15 @@ mod tests {
             arguments: &Arguments::new(Some(&a), false),
         }
         .finish("ok", Duration::from_millis(3));
+        // Counted again through the resolved handles, and a label set that only differs in
+        // where its parts split is a label set of its own.
+        for (server, tool) in [("gh", "search"), ("g", "hsearch")] {
+            metrics.count_call("ns/gw", server, tool, "bot", "ok", 0.001);
+        }
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
-        assert!(text.contains("cairn_mcp_tool_calls_total{gateway=\"ns/gw\",server=\"gh\",tool=\"search\",subject=\"bot\",outcome=\"ok\"}"), "{text}");
+        assert!(text.contains("cairn_mcp_tool_calls_total{gateway=\"ns/gw\",server=\"gh\",tool=\"search\",subject=\"bot\",outcome=\"ok\"} 2"), "{text}");
+        assert!(text.contains("cairn_mcp_tool_calls_total{gateway=\"ns/gw\",server=\"g\",tool=\"hsearch\",subject=\"bot\",outcome=\"ok\"} 1"), "{text}");
+        assert!(text.contains("cairn_mcp_tool_call_duration_seconds_count{gateway=\"ns/gw\",server=\"gh\",tool=\"search\",outcome=\"ok\"} 2"), "{text}");
     }
 }

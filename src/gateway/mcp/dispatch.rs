@@ -21,13 +21,15 @@ use super::jsonrpc::{
 };
 use super::protocol::{self, Era, META_SERVER_INFO, STATELESS_VERSION};
 use super::runtime::McpRuntime;
-use super::session::BackendSession;
-use super::upstream::{Replies, Upstream, UpstreamError};
+use super::session::{BackendSession, Backends, OpenSession};
+use super::upstream::{Outgoing, Replies, Upstream, UpstreamError};
+use super::wire::ToolCallRequest;
 use crate::config::FailureMode;
 use crate::gateway::store::{Admission, LimitReq};
 use crate::policy::{Decision, TOOL_SEPARATOR, split_tool_name};
 use futures_util::future::join_all;
 use serde_json::{Map, Value, json};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -77,10 +79,18 @@ pub struct Ctx {
     pub subject: String,
     /// Era.
     pub era: Era,
-    /// The client's session id (session era).
-    pub session_id: String,
+    /// The client's session (session era).
+    pub session: Option<Arc<OpenSession>>,
     /// Backend sessions by prefix (session era: the sealed ones; stateless: pooled).
-    pub backends: BTreeMap<String, BackendSession>,
+    pub backends: Arc<Backends>,
+}
+
+/// A client's `tools/call`: read into a request (the general path), or in its wire form.
+pub enum ToolCallIn<'a> {
+    /// Read into a request.
+    Request(Request),
+    /// Viewed in its wire form ([`super::wire`]).
+    Wire(ToolCallRequest<'a>),
 }
 
 /// What a request produced: a response now, or a stream of messages ending with one.
@@ -94,7 +104,12 @@ pub enum Outcome {
 }
 
 fn err(req: &Request, code: i64, msg: impl Into<String>) -> Outcome {
-    Outcome::Done(req.error(RpcError::new(code, msg)))
+    fail(&req.id, code, msg)
+}
+
+/// The error answering the request with `id`.
+fn fail(id: &Value, code: i64, msg: impl Into<String>) -> Outcome {
+    Outcome::Done(Response::error(id.clone(), RpcError::new(code, msg)))
 }
 
 fn upstream_error(e: &UpstreamError) -> RpcError {
@@ -234,7 +249,7 @@ impl Ctx {
 
     /// Sends a request to server `i`; for stateless clients a pooled session the backend lost is
     /// opened again once.
-    async fn request(&self, i: usize, req: Request) -> Result<Replies, UpstreamError> {
+    async fn request(&self, i: usize, req: Outgoing) -> Result<Replies, UpstreamError> {
         let up = self.upstream(i);
         let Some(s) = self.backends.get(&up.prefix) else {
             return Err(UpstreamError::Connect("the server was unavailable when this session opened".into()));
@@ -256,7 +271,7 @@ impl Ctx {
     async fn call(&self, i: usize, req: Request) -> Result<Response, UpstreamError> {
         let timeout = self.upstream(i).timeout;
         let fut = async {
-            let mut rx = self.request(i, req).await?;
+            let mut rx = self.request(i, req.into()).await?;
             super::upstream::final_response(&mut rx).await
         };
         tokio::time::timeout(timeout, fut).await.map_err(|_| UpstreamError::Timeout)?
@@ -447,7 +462,7 @@ impl Ctx {
                     .await;
                 Outcome::Done(req.reply(self.list_page(&req, key, field, items, cursor)))
             }
-            "tools/call" => self.call_tool(req).await,
+            "tools/call" => self.call_tool(ToolCallIn::Request(req)).await,
             "prompts/get" => self.get_prompt(req).await,
             "resources/read" | "resources/subscribe" | "resources/unsubscribe" => self.resource(req).await,
             "completion/complete" => self.complete(req).await,
@@ -484,8 +499,9 @@ impl Ctx {
         Outcome::Done(req.reply(result))
     }
 
-    /// Routes `req` to server `i` with `params` (already rewritten); relays what it sends.
-    async fn forward(&self, i: usize, req: &Request, mut params: Value) -> Outcome {
+    /// The request `method` with `params` (already rewritten) to send on for the client's request
+    /// `id`.
+    fn outgoing(&self, id: &Value, method: &str, mut params: Value) -> Request {
         if self.era == Era::Stateless {
             // The backend is spoken to in the session era: per-request protocol metadata is the
             // gateway's to consume.
@@ -496,38 +512,53 @@ impl Ctx {
                 }
             }
         }
-        let up_req = Request::new(req.id.clone(), req.method.clone(), Some(params));
-        match self.request(i, up_req).await {
+        Request::new(id.clone(), method, Some(params))
+    }
+
+    /// Sends `out` (the client's request `id` of `method`) to server `i`; relays what it sends.
+    async fn forward(&self, i: usize, id: &Value, method: &str, out: Outgoing) -> Outcome {
+        match self.request(i, out).await {
             Ok(rx) => Outcome::Stream(rx),
             Err(UpstreamError::SessionGone) => Outcome::SessionGone,
             Err(e) => {
-                self.rt.metrics.backend_error(&self.rt.gateway, &self.rt.servers[i].name, &req.method, &e);
-                Outcome::Done(req.error(upstream_error(&e)))
+                self.rt.metrics.backend_error(&self.rt.gateway, &self.rt.servers[i].name, method, &e);
+                Outcome::Done(Response::error(id.clone(), upstream_error(&e)))
             }
         }
     }
 
-    async fn call_tool(&self, mut req: Request) -> Outcome {
-        let Some(name) = req.param_str("name").map(str::to_string) else {
-            return err(&req, INVALID_PARAMS, "tools/call needs params.name");
+    /// A client's `tools/call`: checked (server, exposure, policy, limits), audited, routed.
+    pub async fn call_tool(&self, call: ToolCallIn<'_>) -> Outcome {
+        let (id, name): (Value, Cow<str>) = match &call {
+            ToolCallIn::Request(req) => match req.param_str("name") {
+                Some(n) => (req.id.clone(), Cow::Owned(n.to_string())),
+                None => return err(req, INVALID_PARAMS, "tools/call needs params.name"),
+            },
+            ToolCallIn::Wire(w) => (w.id.clone(), Cow::Borrowed(w.name)),
         };
+        let id = &id;
         let Some((prefix, tool)) = split_tool_name(&name) else {
-            return err(&req, INVALID_PARAMS, format!("Unknown tool: {name}"));
+            return fail(id, INVALID_PARAMS, format!("Unknown tool: {name}"));
         };
         let Some(i) = self.rt.server_index(prefix) else {
-            return err(&req, INVALID_PARAMS, format!("Unknown tool: {name}"));
+            return fail(id, INVALID_PARAMS, format!("Unknown tool: {name}"));
         };
         let server = &self.rt.servers[i];
         let started = Instant::now();
         // What the audit line keeps of the arguments, taken now: the params go on to the server.
-        let args =
-            Arguments::new(req.params.as_ref().and_then(|p| p.get("arguments")), server.audit_arguments);
+        let args = match &call {
+            ToolCallIn::Request(req) => {
+                Arguments::new(req.params.as_ref().and_then(|p| p.get("arguments")), server.audit_arguments)
+            }
+            ToolCallIn::Wire(w) => Arguments::from_raw(w.arguments, server.audit_arguments),
+        };
+        let session = self.session.as_ref().map_or("", |s| s.digest.as_str());
         let audit = |outcome: &str| {
             ToolCall {
                 metrics: &self.rt.metrics,
                 gateway: &self.rt.gateway,
                 subject: &self.subject,
-                session: &self.session_id,
+                session,
                 server: &server.name,
                 tool,
                 arguments: &args,
@@ -536,14 +567,14 @@ impl Ctx {
         };
         if !self.rt.server_exposes(i, tool) {
             audit("not_exposed");
-            return err(&req, INVALID_PARAMS, format!("Unknown tool: {name}"));
+            return fail(id, INVALID_PARAMS, format!("Unknown tool: {name}"));
         }
         let limits: Vec<LimitReq> = match self.rt.policy.check_tool(&self.subject, prefix, tool) {
             Decision::Deny(d) => {
                 audit("forbidden");
                 let e = RpcError::new(INVALID_PARAMS, format!("Tool {name} is not allowed: {d}"))
                     .with_data(json!({"reason": d.reason.category()}));
-                return Outcome::Done(req.error(e));
+                return Outcome::Done(Response::error(id.clone(), e));
             }
             Decision::Allow(a) => a
                 .limits()
@@ -565,27 +596,46 @@ impl Ctx {
                         format!("Rate limit of {limit} calls per minute reached for {name}; retry in {retry_after}s"),
                     )
                     .with_data(json!({"retryAfterSeconds": retry_after}));
-                    return Outcome::Done(req.error(e));
+                    return Outcome::Done(Response::error(id.clone(), e));
                 }
                 Ok(Admission::OverBudget { .. }) => {}
                 Err(e) => {
                     tracing::warn!(target: "cairn::mcp", gateway = %self.rt.gateway, error = %e, "limits store failed");
                     if self.rt.failure_mode == Some(FailureMode::Closed) {
                         audit("store_unavailable");
-                        return err(&req, INTERNAL_ERROR, "limits store unavailable");
+                        return fail(id, INTERNAL_ERROR, "limits store unavailable");
                     }
                 }
             }
         }
-        let mut params = req.params.take().unwrap_or_else(|| json!({}));
-        params["name"] = tool.into();
-        match self.forward(i, &req, params).await {
+        let wire = self.backends.get(&server.prefix).is_some_and(|s| self.upstream(i).takes_wire(s));
+        let out = match call {
+            // As the client sent it, the name unprefixed.
+            ToolCallIn::Wire(w) if wire => {
+                Outgoing::Wire { id: id.clone(), body: w.forward_body(tool).into() }
+            }
+            call => {
+                let mut params = match call {
+                    ToolCallIn::Request(mut req) => req.params.take(),
+                    ToolCallIn::Wire(w) => w.params_value(),
+                }
+                .unwrap_or_else(|| json!({}));
+                params["name"] = tool.into();
+                Outgoing::ToolCall(self.outgoing(id, "tools/call", params))
+            }
+        };
+        match self.forward(i, id, "tools/call", out).await {
+            Outcome::Stream(Replies::Raw(r)) => {
+                // One successful response, no contents to rewrite: it goes to the client as sent.
+                audit(if r.is_error { "tool_error" } else { "ok" });
+                Outcome::Stream(Replies::Raw(r))
+            }
             Outcome::Stream(Replies::Ready(messages)) => {
                 // A JSON answer is all in: rewritten and audited here, no relay.
                 let (mut out, outcome) = ready(&server.prefix, messages, call_outcome);
                 if outcome.is_none() {
                     let e = RpcError::new(INTERNAL_ERROR, "MCP server closed the stream without answering");
-                    out.push_back(Message::Response(Response::error(req.id, e)));
+                    out.push_back(Message::Response(Response::error(id.clone(), e)));
                 }
                 audit(outcome.unwrap_or("backend_error"));
                 Outcome::Stream(Replies::Ready(out))
@@ -595,8 +645,9 @@ impl Ctx {
                 let (tx, out) = mpsc::channel(64);
                 let rt = self.rt.clone();
                 let subject = self.subject.clone();
-                let session = self.session_id.clone();
+                let session = self.session.clone();
                 let tool = tool.to_string();
+                let id = id.clone();
                 tokio::spawn(async move {
                     let server = &rt.servers[i];
                     let timeout =
@@ -633,13 +684,13 @@ impl Ctx {
                                 "MCP server closed the stream without answering",
                             ),
                         };
-                        let _ = tx.send(Message::Response(Response::error(req.id.clone(), e))).await;
+                        let _ = tx.send(Message::Response(Response::error(id, e))).await;
                     }
                     ToolCall {
                         metrics: &rt.metrics,
                         gateway: &rt.gateway,
                         subject: &subject,
-                        session: &session,
+                        session: session.as_ref().map_or("", |s| s.digest.as_str()),
                         server: &server.name,
                         tool: &tool,
                         arguments: &args,
@@ -718,7 +769,8 @@ impl Ctx {
 
     /// Forwards and rewrites what comes back.
     async fn relay(&self, i: usize, req: &Request, params: Value) -> Outcome {
-        match self.forward(i, req, params).await {
+        let out = Outgoing::Request(self.outgoing(&req.id, &req.method, params));
+        match self.forward(i, &req.id, &req.method, out).await {
             Outcome::Stream(Replies::Ready(messages)) => {
                 let (mut out, answered) = ready(&self.rt.servers[i].prefix, messages, |_| ());
                 if answered.is_none() {

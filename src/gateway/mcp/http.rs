@@ -9,14 +9,16 @@
 // Errors here are the responses to send, made at most once per request.
 #![allow(clippy::result_large_err)]
 
-use super::dispatch::{self, Ctx, Outcome};
+use super::dispatch::{self, Ctx, Outcome, ToolCallIn};
 use super::events::{Recorded, Recorder, ResumeError, StreamKind};
 use super::jsonrpc::{
     self, Body as RpcBody, INVALID_REQUEST, Message, Request, Response as RpcResponse, RpcError,
 };
 use super::protocol::{self, Era, HEADER_PROTOCOL_VERSION, HEADER_SESSION_ID, STATELESS_VERSION};
 use super::runtime::McpRuntime;
-use super::session::SessionState;
+use super::session::{OpenSession, SessionKey, SessionState};
+use super::upstream::Replies;
+use super::wire::ToolCallRequest;
 use crate::gateway::ai::sse::{encode_comment, encode_named};
 use crate::gateway::identity::AuthError;
 use bytes::Bytes;
@@ -45,11 +47,14 @@ fn now_secs() -> u64 {
 }
 
 fn json_response(status: StatusCode, v: &impl serde::Serialize) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(full(serde_json::to_vec(v).expect("json")))
-        .expect("valid response")
+    json_bytes(status, serde_json::to_vec(v).expect("json"))
+}
+
+fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response<Body> {
+    let mut r = Response::new(full(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
 }
 
 fn rpc_error(status: StatusCode, id: Value, e: RpcError) -> Response<Body> {
@@ -167,7 +172,9 @@ where
         Err(e) => return unauthorized(&rt, &e),
     };
     match parts.method {
-        Method::POST => post(rt, subject, headers, body).await,
+        // Boxed: the server moves the future it gets a few times per request, and most of the
+        // size of this one would be the POST's.
+        Method::POST => Box::pin(post(rt, subject, headers, body)).await,
         Method::GET => get(rt, subject, headers).await,
         Method::DELETE => delete(rt, subject, headers).await,
         _ => Response::builder()
@@ -184,28 +191,28 @@ fn open_session(
     rt: &McpRuntime,
     subject: &str,
     headers: &HeaderMap,
-) -> Result<(String, SessionState), Response<Body>> {
-    let id = match protocol::header(headers, HEADER_SESSION_ID) {
-        Ok(Some(id)) => id.to_string(),
+) -> Result<Arc<OpenSession>, Response<Body>> {
+    let id = match protocol::header(headers, &protocol::SESSION_ID) {
+        Ok(Some(id)) => id,
         Ok(None) => {
             return Err(plain(StatusCode::BAD_REQUEST, "Bad Request: Mcp-Session-Id header is required"));
         }
         Err(e) => return Err(plain(StatusCode::BAD_REQUEST, &format!("Bad Request: {e}"))),
     };
     let gone = || plain(StatusCode::NOT_FOUND, "Session not found: initialize a new session");
-    let Some(state) = rt.sealer.open(&id) else { return Err(gone()) };
-    if state.subject != subject || !rt.state.activity.touch(&id, state.opened, now_secs(), rt.idle_secs()) {
+    let Some(s) = rt.sealer.open_session(id) else { return Err(gone()) };
+    if s.subject != subject || !rt.state.activity.touch(s.key, s.opened, now_secs(), rt.idle_secs()) {
         return Err(gone());
     }
-    Ok((id, state))
+    Ok(s)
 }
 
 /// Checks `MCP-Protocol-Version` on a session-era request: absent means 2025-03-26; present must
 /// be a version the gateway speaks (`400` otherwise).
-fn session_version(headers: &HeaderMap) -> Result<String, Response<Body>> {
-    match protocol::header(headers, HEADER_PROTOCOL_VERSION) {
-        Ok(None) => Ok(protocol::DEFAULT_VERSION.to_string()),
-        Ok(Some(v)) if protocol::is_session_version(v) => Ok(v.to_string()),
+fn session_version(headers: &HeaderMap) -> Result<&'static str, Response<Body>> {
+    match protocol::header(headers, &protocol::PROTOCOL_VERSION) {
+        Ok(None) => Ok(protocol::DEFAULT_VERSION),
+        Ok(Some(v)) if let Some(known) = protocol::SESSION_VERSIONS.iter().find(|k| **k == v) => Ok(known),
         Ok(Some(v)) => Err(plain(
             StatusCode::BAD_REQUEST,
             &format!("Bad Request: Unsupported MCP-Protocol-Version: {v}"),
@@ -219,8 +226,15 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    match Limited::new(body, rt.max_body).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
+    // Read in a task of its own, not in the connection's: taking a chunk from hyper's body
+    // channel wakes the channel's sender, which is the connection task itself; a task woken
+    // while it runs is requeued as if it yielded, and tokio then wakes another worker to steal it
+    // (two futex calls and a thread hop per request, `strace -f -c`). From here the wake finds
+    // the connection task idle, and the task runs next on this thread (see docs/benchmarks.md).
+    let max = rt.max_body;
+    let read = tokio::spawn(async move { Limited::new(body, max).collect().await.map(|c| c.to_bytes()) });
+    match read.await.unwrap_or_else(|e| Err(e.into())) {
+        Ok(c) => Ok(c),
         Err(e) => {
             if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
                 Err(rpc_error(
@@ -244,12 +258,23 @@ where
         Ok(b) => b,
         Err(r) => return r,
     };
+    let header_version = protocol::header(&headers, &protocol::PROTOCOL_VERSION).ok().flatten();
+    let stateless_header = header_version.is_some_and(|v| v >= STATELESS_VERSION);
+    if !stateless_header && let Some(call) = ToolCallRequest::parse(&bytes) {
+        // The common case, read without building values (a session-era tools/call; see
+        // `super::wire`): the same checks as below, in the same order.
+        let (ctx, replay) = match session_ctx(rt, subject, &headers, header_version.is_some()) {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
+        let id = call.id.clone();
+        return answer(ctx.call_tool(ToolCallIn::Wire(call)).await, id, Era::Session, &headers, Some(replay))
+            .await;
+    }
     let parsed = match jsonrpc::parse_body(&bytes) {
         Ok(p) => p,
         Err(e) => return json_response(StatusCode::BAD_REQUEST, &e.to_value()),
     };
-    let header_version = protocol::header(&headers, HEADER_PROTOCOL_VERSION).ok().flatten();
-    let stateless_header = header_version.is_some_and(|v| v >= STATELESS_VERSION);
     let single = match parsed {
         RpcBody::Batch(items) => {
             if stateless_header {
@@ -283,22 +308,10 @@ where
     {
         return initialize(rt, subject, r).await;
     }
-    let version = match session_version(&headers) {
-        Ok(v) => v,
+    let (ctx, replay) = match session_ctx(rt, subject, &headers, header_version.is_some()) {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let (sid, state) = match open_session(&rt, &subject, &headers) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    if header_version.is_some() && version != state.version {
-        return plain(
-            StatusCode::BAD_REQUEST,
-            &format!("Bad Request: MCP-Protocol-Version {version} is not the session's {}", state.version),
-        );
-    }
-    let replay = Replay { rt: rt.clone(), nonce: state.nonce, priming: primes(&state.version) };
-    let ctx = Ctx { rt, subject, era: Era::Session, session_id: sid, backends: state.backends };
     match msg {
         Message::Request(r) => {
             let id = r.id.clone();
@@ -315,6 +328,27 @@ where
     }
 }
 
+/// A session-era request after `initialize`: its version checked (`has_version`: it names one)
+/// and its session opened; `Err` is the response to send.
+fn session_ctx(
+    rt: Arc<McpRuntime>,
+    subject: String,
+    headers: &HeaderMap,
+    has_version: bool,
+) -> Result<(Ctx, Replay), Response<Body>> {
+    let version = session_version(headers)?;
+    let s = open_session(&rt, &subject, headers)?;
+    if has_version && version != s.version {
+        return Err(plain(
+            StatusCode::BAD_REQUEST,
+            &format!("Bad Request: MCP-Protocol-Version {version} is not the session's {}", s.version),
+        ));
+    }
+    let replay = Replay { rt: rt.clone(), nonce: s.nonce, priming: primes(&s.version) };
+    let backends = s.backends.clone();
+    Ok((Ctx { rt, subject, era: Era::Session, session: Some(s), backends }, replay))
+}
+
 async fn initialize(rt: Arc<McpRuntime>, subject: String, r: &Request) -> Response<Body> {
     let params = r.params.clone().unwrap_or_else(|| json!({}));
     let version = protocol::negotiate(params.get("protocolVersion").and_then(Value::as_str));
@@ -327,7 +361,7 @@ async fn initialize(rt: Arc<McpRuntime>, subject: String, r: &Request) -> Respon
         backends,
     };
     let sid = rt.sealer.seal(&state);
-    rt.state.activity.touch(&sid, state.opened, state.opened, rt.idle_secs());
+    rt.state.activity.touch(SessionKey::of(&sid), state.opened, state.opened, rt.idle_secs());
     rt.metrics
         .sessions
         .get_or_create(&super::audit::SessionLabels { gateway: rt.gateway.clone(), era: "session".into() })
@@ -384,7 +418,7 @@ async fn post_stateless(
     } else {
         dispatch::pooled(&rt).await
     };
-    let ctx = Ctx { rt, subject, era: Era::Stateless, session_id: String::new(), backends };
+    let ctx = Ctx { rt, subject, era: Era::Stateless, session: None, backends: Arc::new(backends.into()) };
     let id = r.id.clone();
     answer(ctx.handle(r).await, id, Era::Stateless, &headers, None).await
 }
@@ -455,6 +489,10 @@ async fn answer(
         _ => StatusCode::OK,
     };
     let mut rx = match outcome {
+        Outcome::Stream(Replies::Raw(r)) => {
+            // A successful result: 200 in both eras.
+            return json_bytes(StatusCode::OK, r.client_body(era == Era::Stateless));
+        }
         Outcome::Done(r) => {
             let m = modernize(era, Message::Response(r));
             return json_response(status_of(&m), &m);
@@ -543,7 +581,7 @@ async fn batch(
     if items.is_empty() {
         return refuse("an empty batch is not a valid request");
     }
-    let (sid, state) = match open_session(&rt, &subject, &headers) {
+    let s = match open_session(&rt, &subject, &headers) {
         Ok(s) => s,
         Err(_) if !headers.contains_key(HEADER_SESSION_ID) => {
             return refuse(
@@ -552,10 +590,11 @@ async fn batch(
         }
         Err(r) => return r,
     };
-    if state.version != "2025-03-26" {
+    if s.version != "2025-03-26" {
         return refuse("batches are not allowed after protocol version 2025-03-26");
     }
-    let ctx = Ctx { rt, subject, era: Era::Session, session_id: sid, backends: state.backends };
+    let backends = s.backends.clone();
+    let ctx = Ctx { rt, subject, era: Era::Session, session: Some(s), backends };
     let mut out = Vec::new();
     for item in items {
         match Message::from_value(item) {
@@ -619,7 +658,7 @@ async fn get(rt: Arc<McpRuntime>, subject: String, headers: HeaderMap) -> Respon
     if let Err(r) = session_version(&headers) {
         return r;
     }
-    let (_, state) = match open_session(&rt, &subject, &headers) {
+    let state = match open_session(&rt, &subject, &headers) {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -694,7 +733,7 @@ fn replay_request(rec: Recorder, backlog: Vec<(u64, Recorded)>, patience: Durati
 /// send on their own standalone streams, each recorded in `rec` as it goes out.
 async fn standalone(
     rt: Arc<McpRuntime>,
-    state: SessionState,
+    state: Arc<OpenSession>,
     rec: Recorder,
     backlog: Vec<(u64, Recorded)>,
     fresh: bool,
@@ -935,7 +974,7 @@ async fn delete(rt: Arc<McpRuntime>, subject: String, headers: HeaderMap) -> Res
     {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "DELETE is not part of protocol version 2026-07-28");
     }
-    let (sid, state) = match open_session(&rt, &subject, &headers) {
+    let state = match open_session(&rt, &subject, &headers) {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -944,7 +983,10 @@ async fn delete(rt: Arc<McpRuntime>, subject: String, headers: HeaderMap) -> Res
         Some(async move { u.close(&s).await })
     }))
     .await;
-    rt.state.activity.end(&sid, now_secs());
+    rt.state.activity.end(state.key, now_secs());
+    if let Ok(Some(id)) = protocol::header(&headers, &protocol::SESSION_ID) {
+        rt.sealer.forget(id);
+    }
     empty(StatusCode::OK)
 }
 

@@ -115,7 +115,8 @@ pub enum Message {
     Response(Response),
 }
 
-fn valid_id(id: &Value) -> bool {
+/// Whether `id` is a JSON-RPC id: a string or an integer.
+pub fn valid_id(id: &Value) -> bool {
     id.is_string() || id.is_i64() || id.is_u64()
 }
 

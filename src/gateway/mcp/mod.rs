@@ -10,7 +10,8 @@
 //! * [`events`]: SSE event ids and the replay buffer behind `Last-Event-ID` resumption;
 //! * [`upstream`]: backends over streamable HTTP (JSON or SSE answers) or stdio;
 //!   [`stdio`]: child processes (per session or shared, restarted, idle ones reaped);
-//! * [`protocol`] and [`jsonrpc`]: the wire rules; [`audit`]: audit lines and metrics;
+//! * [`protocol`] and [`jsonrpc`]: the wire rules; [`wire`]: the borrowed views that carry a
+//!   plain `tools/call` and its answer through as bytes; [`audit`]: audit lines and metrics;
 //! * [`bridge`]: `cairn mcp-bridge`; [`runtime`]: one config version ready to serve.
 //!
 //! How the eras meet: each HTTP backend's era is detected once (`server/discover`, see
@@ -45,6 +46,7 @@ pub mod runtime;
 pub mod session;
 pub mod stdio;
 pub mod upstream;
+pub mod wire;
 
 pub use http::{handle, serve};
 pub use runtime::McpRuntime;

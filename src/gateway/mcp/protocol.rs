@@ -12,6 +12,7 @@
 use super::jsonrpc::{HEADER_MISMATCH, RpcError, UNSUPPORTED_PROTOCOL_VERSION};
 use base64::Engine;
 use http::HeaderMap;
+use http::header::{AsHeaderName, HeaderName};
 use serde_json::{Value, json};
 
 /// Session-era versions the gateway speaks, oldest first.
@@ -34,6 +35,10 @@ pub const HEADER_METHOD: &str = "mcp-method";
 pub const HEADER_NAME: &str = "mcp-name";
 /// `Last-Event-ID`.
 pub const HEADER_LAST_EVENT_ID: &str = "last-event-id";
+/// [`HEADER_SESSION_ID`] as a header name (looked up without parsing the name each time).
+pub const SESSION_ID: HeaderName = HeaderName::from_static(HEADER_SESSION_ID);
+/// [`HEADER_PROTOCOL_VERSION`] as a header name.
+pub const PROTOCOL_VERSION: HeaderName = HeaderName::from_static(HEADER_PROTOCOL_VERSION);
 /// Key of the per-request protocol version in `_meta` (2026-07-28).
 pub const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 /// Key of the server's identity in a result's `_meta` (2026-07-28).
@@ -73,7 +78,10 @@ pub fn unsupported_version(v: &str) -> RpcError {
 }
 
 /// A header's value as text; `Err` when present but not visible ASCII, or repeated.
-pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, String> {
+pub fn header<K>(headers: &HeaderMap, name: K) -> Result<Option<&str>, String>
+where
+    K: AsHeaderName + std::fmt::Display + Copy,
+{
     let mut all = headers.get_all(name).iter();
     let Some(first) = all.next() else { return Ok(None) };
     if all.next().is_some() {

@@ -20,11 +20,12 @@
 use super::jsonrpc::{HEADER_MISMATCH, MISSING_CLIENT_CAPABILITY, UNSUPPORTED_PROTOCOL_VERSION};
 use super::jsonrpc::{Message, Notification, Request, Response};
 use super::protocol::{
-    HEADER_METHOD, HEADER_NAME, HEADER_PROTOCOL_VERSION, HEADER_SESSION_ID, META_PROTOCOL_VERSION,
-    META_SERVER_INFO, STATELESS_VERSION, encode_header_value, is_session_version, name_field,
+    HEADER_METHOD, HEADER_NAME, HEADER_SESSION_ID, META_PROTOCOL_VERSION, META_SERVER_INFO, PROTOCOL_VERSION,
+    SESSION_ID, STATELESS_VERSION, encode_header_value, is_session_version, name_field,
 };
 use super::session::BackendSession;
 use super::stdio::{StdioError, StdioServer};
+use super::wire::RawResponse;
 use crate::config::{Credentials, HeaderConfig};
 use crate::gateway::ai::sse::SseParser;
 use bytes::Bytes;
@@ -168,6 +169,9 @@ pub enum Replies {
     Ready(std::collections::VecDeque<Message>),
     /// Messages as they arrive.
     Stream(mpsc::Receiver<Message>),
+    /// The answer to a tools/call ([`Outgoing::ToolCall`], [`Outgoing::Wire`]) that was one
+    /// JSON body holding one successful response, as the backend sent it.
+    Raw(RawResponse),
 }
 
 impl Replies {
@@ -176,6 +180,53 @@ impl Replies {
         match self {
             Replies::Ready(q) => q.pop_front(),
             Replies::Stream(rx) => rx.recv().await,
+            Replies::Raw(r) => {
+                let m = r.to_message();
+                *self = Replies::Ready(Default::default());
+                Some(m)
+            }
+        }
+    }
+}
+
+/// A request on its way to a backend.
+#[derive(Clone)]
+pub enum Outgoing {
+    /// A request the gateway built.
+    Request(Request),
+    /// A `tools/call`: a plain successful answer in one JSON body comes back as
+    /// [`Replies::Raw`].
+    ToolCall(Request),
+    /// A `tools/call` in its wire form (`body`, whose id is `id`: see
+    /// [`super::wire::ToolCallRequest::forward_body`]), answered as [`Outgoing::ToolCall`].
+    /// Sent as it is to a session-era HTTP backend session ([`Upstream::takes_wire`]), read
+    /// into a request for any other.
+    Wire {
+        /// The request's id.
+        id: Value,
+        /// The request.
+        body: Bytes,
+    },
+}
+
+impl From<Request> for Outgoing {
+    fn from(r: Request) -> Self {
+        Outgoing::Request(r)
+    }
+}
+
+impl Outgoing {
+    fn into_request(self) -> Result<Request, UpstreamError> {
+        match self {
+            Outgoing::Request(r) | Outgoing::ToolCall(r) => Ok(r),
+            Outgoing::Wire { body, .. } => {
+                let v: Value =
+                    serde_json::from_slice(&body).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+                match Message::from_value(v) {
+                    Ok(Message::Request(r)) => Ok(r),
+                    _ => Err(UpstreamError::Protocol("not a JSON-RPC request".into())),
+                }
+            }
         }
     }
 }
@@ -207,7 +258,8 @@ impl Upstream {
                 }
                 let req = Request::new("cairn-init", "initialize", Some(params));
                 let fresh = BackendSession { id: None, version: String::new() };
-                let (headers, mut rx) = self.http_exchange(&fresh, Message::Request(req), true).await?;
+                let (headers, mut rx) =
+                    self.http_exchange(&fresh, Message::Request(req), true, false).await?;
                 let resp = tokio::time::timeout(self.timeout, final_response(&mut rx))
                     .await
                     .map_err(|_| UpstreamError::Timeout)??;
@@ -231,7 +283,7 @@ impl Upstream {
     async fn discover(&self) -> Result<Option<Value>, UpstreamError> {
         let modern = BackendSession { id: None, version: STATELESS_VERSION.into() };
         let req = Request::new("cairn-discover", "server/discover", Some(json!({})));
-        let mut rx = match self.http_exchange(&modern, Message::Request(req), true).await {
+        let mut rx = match self.http_exchange(&modern, Message::Request(req), true, false).await {
             Ok((_, rx)) => rx,
             Err(UpstreamError::Status(_) | UpstreamError::Protocol(_)) => return Ok(None),
             Err(e) => return Err(e),
@@ -283,17 +335,36 @@ impl Upstream {
         Ok(Some(out))
     }
 
+    /// Whether [`Outgoing::Wire`] goes to `session` as it is.
+    pub fn takes_wire(&self, session: &BackendSession) -> bool {
+        matches!(self.transport, Transport::Http { .. }) && !is_modern(session)
+    }
+
     /// Sends a request; returns the channel its messages arrive on.
-    pub async fn request(&self, session: &BackendSession, req: Request) -> Result<Replies, UpstreamError> {
+    pub async fn request(
+        &self,
+        session: &BackendSession,
+        req: impl Into<Outgoing>,
+    ) -> Result<Replies, UpstreamError> {
+        let out = req.into();
         match &self.transport {
             Transport::Stdio(s) => {
                 let id = session.id.as_deref().ok_or(UpstreamError::SessionGone)?;
-                s.request(id, req).await.map(Replies::Stream).map_err(|e| match e {
+                s.request(id, out.into_request()?).await.map(Replies::Stream).map_err(|e| match e {
                     StdioError::UnknownSession => UpstreamError::SessionGone,
                     e => e.into(),
                 })
             }
-            Transport::Http { .. } => Ok(self.http_exchange(session, Message::Request(req), false).await?.1),
+            Transport::Http { .. } => {
+                let (msg, raw) = match out {
+                    Outgoing::Wire { id, body } if self.takes_wire(session) => {
+                        return Ok(self.http_post(session, body, Vec::new(), Some(id), false, true).await?.1);
+                    }
+                    Outgoing::Request(r) => (r, false),
+                    out @ (Outgoing::ToolCall(_) | Outgoing::Wire { .. }) => (out.into_request()?, true),
+                };
+                Ok(self.http_exchange(session, Message::Request(msg), false, raw).await?.1)
+            }
         }
     }
 
@@ -314,7 +385,7 @@ impl Upstream {
                 Ok(s.send(id, msg).await?)
             }
             Transport::Http { .. } => {
-                let fut = self.http_exchange(session, msg, false);
+                let fut = self.http_exchange(session, msg, false, false);
                 tokio::time::timeout(self.timeout, fut).await.map_err(|_| UpstreamError::Timeout)??;
                 Ok(())
             }
@@ -333,13 +404,10 @@ impl Upstream {
             }
             Transport::Http { .. } if is_modern(session) => self.listen_modern(session).await,
             Transport::Http { url, client } => {
-                let mut b = http::Request::builder()
-                    .method(Method::GET)
-                    .uri(url.clone())
-                    .header(http::header::ACCEPT, "text/event-stream");
-                b = self.common_headers(b, session);
-                let req =
-                    b.body(Full::new(Bytes::new())).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+                let mut req = http::Request::new(Full::new(Bytes::new()));
+                *req.uri_mut() = url.clone();
+                req.headers_mut().insert(http::header::ACCEPT, HeaderValue::from_static("text/event-stream"));
+                self.common_headers(req.headers_mut(), session)?;
                 let resp = tokio::time::timeout(self.timeout, client.request(req))
                     .await
                     .map_err(|_| UpstreamError::Timeout)?
@@ -376,7 +444,7 @@ impl Upstream {
             "toolsListChanged": true, "promptsListChanged": true, "resourcesListChanged": true
         }});
         let req = Request::new("cairn-listen", "subscriptions/listen", Some(all));
-        let (_, mut rx) = self.http_exchange(session, Message::Request(req), false).await?;
+        let (_, mut rx) = self.http_exchange(session, Message::Request(req), false, false).await?;
         match tokio::time::timeout(self.timeout, rx.recv()).await.map_err(|_| UpstreamError::Timeout)? {
             Some(Message::Notification(n)) if n.method == "notifications/subscriptions/acknowledged" => {}
             _ => return Ok(None),
@@ -417,47 +485,43 @@ impl Upstream {
                 if session.id.is_none() {
                     return;
                 }
-                let b = self.common_headers(
-                    http::Request::builder().method(Method::DELETE).uri(url.clone()),
-                    session,
-                );
-                if let Ok(req) = b.body(Full::new(Bytes::new())) {
+                let mut req = http::Request::new(Full::new(Bytes::new()));
+                *req.method_mut() = Method::DELETE;
+                *req.uri_mut() = url.clone();
+                if self.common_headers(req.headers_mut(), session).is_ok() {
                     let _ = tokio::time::timeout(self.timeout, client.request(req)).await;
                 }
             }
         }
     }
 
-    fn common_headers(
-        &self,
-        mut b: http::request::Builder,
-        session: &BackendSession,
-    ) -> http::request::Builder {
+    /// Adds the configured headers and the session's to `h`.
+    fn common_headers(&self, h: &mut HeaderMap, session: &BackendSession) -> Result<(), UpstreamError> {
+        let bad = |e: http::header::InvalidHeaderValue| UpstreamError::Protocol(e.to_string());
         for (k, v) in &self.headers {
-            b = b.header(k, v);
+            h.append(k, v.clone());
         }
         if let Some(id) = &session.id {
-            b = b.header(HEADER_SESSION_ID, id);
+            h.append(SESSION_ID, HeaderValue::from_str(id).map_err(bad)?);
         }
         if !session.version.is_empty() {
-            b = b.header(HEADER_PROTOCOL_VERSION, &session.version);
+            h.append(PROTOCOL_VERSION, HeaderValue::from_str(&session.version).map_err(bad)?);
         }
-        b
+        Ok(())
     }
 
     /// POSTs one message. For a request, the returned channel yields what the backend sends for
-    /// it (from a JSON body or an SSE stream) and closes after the response.
+    /// it (from a JSON body or an SSE stream) and closes after the response; with `raw_answer`,
+    /// a JSON body holding one successful response comes as [`Replies::Raw`].
     async fn http_exchange(
         &self,
         session: &BackendSession,
         msg: Message,
         initialize: bool,
+        raw_answer: bool,
     ) -> Result<(HeaderMap, Replies), UpstreamError> {
-        let Transport::Http { url, client } = &self.transport else {
-            unreachable!("http_exchange on a stdio backend")
-        };
         let mut msg = msg;
-        let mut modern_headers: Vec<(&str, String)> = Vec::new();
+        let mut modern_headers: Vec<(&'static str, String)> = Vec::new();
         if is_modern(session) {
             // No session, so nothing for notifications and responses to belong to: the era has
             // none from clients over HTTP (a request is cancelled by closing its stream).
@@ -476,17 +540,39 @@ impl Upstream {
                 modern_headers.push((HEADER_NAME, encode_header_value(v)));
             }
         }
-        let body = serde_json::to_vec(&msg).expect("json");
-        let mut b = http::Request::builder()
-            .method(Method::POST)
-            .uri(url.clone())
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .header(http::header::ACCEPT, "application/json, text/event-stream");
-        b = self.common_headers(b, session);
-        for (k, v) in modern_headers {
-            b = b.header(k, v);
+        let body = Bytes::from(serde_json::to_vec(&msg).expect("json"));
+        let want_id = match msg {
+            Message::Request(r) => Some(r.id),
+            _ => None,
+        };
+        self.http_post(session, body, modern_headers, want_id, initialize, raw_answer).await
+    }
+
+    /// POSTs one message (`body`; `want_id`: the id of the request it is) with `extra` headers;
+    /// see [`Upstream::http_exchange`].
+    async fn http_post(
+        &self,
+        session: &BackendSession,
+        body: Bytes,
+        extra: Vec<(&'static str, String)>,
+        want_id: Option<Value>,
+        initialize: bool,
+        raw_answer: bool,
+    ) -> Result<(HeaderMap, Replies), UpstreamError> {
+        let Transport::Http { url, client } = &self.transport else {
+            unreachable!("http_exchange on a stdio backend")
+        };
+        let mut req = http::Request::new(Full::new(body));
+        *req.method_mut() = Method::POST;
+        *req.uri_mut() = url.clone();
+        let h = req.headers_mut();
+        h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(http::header::ACCEPT, HeaderValue::from_static("application/json, text/event-stream"));
+        self.common_headers(h, session)?;
+        for (k, v) in extra {
+            let v = HeaderValue::from_str(&v).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+            h.append(HeaderName::from_static(k), v);
         }
-        let req = b.body(Full::new(Bytes::from(body))).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
         let resp = tokio::time::timeout(self.timeout, client.request(req))
             .await
             .map_err(|_| UpstreamError::Timeout)?
@@ -508,10 +594,6 @@ impl Upstream {
         if !status.is_success() && !is_json(&headers) {
             return Err(UpstreamError::Status(status.as_u16()));
         }
-        let want_id = match &msg {
-            Message::Request(r) => Some(r.id.clone()),
-            _ => None,
-        };
         let max = self.max_message_bytes;
         if is_sse {
             let (tx, rx) = mpsc::channel(64);
@@ -527,7 +609,8 @@ impl Upstream {
             });
             Ok((headers, Replies::Stream(rx)))
         } else {
-            let mut buf = Vec::new();
+            let hint = http_body::Body::size_hint(&body).exact().unwrap_or(0);
+            let mut buf = Vec::with_capacity(usize::try_from(hint).unwrap_or(0).min(max));
             while let Some(frame) = body.frame().await {
                 let frame = frame.map_err(|e| UpstreamError::Connect(e.to_string()))?;
                 if let Ok(d) = frame.into_data() {
@@ -543,6 +626,12 @@ impl Upstream {
                 } else {
                     Err(UpstreamError::Status(status.as_u16()))
                 };
+            }
+            if raw_answer && status.is_success() {
+                match RawResponse::parse(buf) {
+                    Ok(r) => return Ok((headers, Replies::Raw(r))),
+                    Err(b) => buf = b,
+                }
             }
             let v: Value =
                 serde_json::from_slice(&buf).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
