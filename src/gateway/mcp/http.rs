@@ -23,7 +23,7 @@ use crate::gateway::ai::sse::{encode_comment, encode_named};
 use crate::gateway::identity::AuthError;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request as HttpRequest, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited, combinators::BoxBody};
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use serde_json::{Value, json};
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -226,25 +226,16 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    // Read in a task of its own, not in the connection's: taking a chunk from hyper's body
-    // channel wakes the channel's sender, which is the connection task itself; a task woken
-    // while it runs is requeued as if it yielded, and tokio then wakes another worker to steal it
-    // (two futex calls and a thread hop per request, `strace -f -c`). From here the wake finds
-    // the connection task idle, and the task runs next on this thread (see docs/benchmarks.md).
-    let max = rt.max_body;
-    let read = tokio::spawn(async move { Limited::new(body, max).collect().await.map(|c| c.to_bytes()) });
-    match read.await.unwrap_or_else(|e| Err(e.into())) {
+    // In a task of its own, not the connection's (see `server::read_body`).
+    match crate::gateway::server::read_body(body, rt.max_body).await {
         Ok(c) => Ok(c),
-        Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                Err(rpc_error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    Value::Null,
-                    RpcError::new(INVALID_REQUEST, format!("message over the {}-byte limit", rt.max_body)),
-                ))
-            } else {
-                Err(plain(StatusCode::BAD_REQUEST, "Bad Request: could not read the body"))
-            }
+        Err(crate::gateway::server::BodyError::TooLarge(_)) => Err(rpc_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Value::Null,
+            RpcError::new(INVALID_REQUEST, format!("message over the {}-byte limit", rt.max_body)),
+        )),
+        Err(crate::gateway::server::BodyError::Read(_)) => {
+            Err(plain(StatusCode::BAD_REQUEST, "Bad Request: could not read the body"))
         }
     }
 }
