@@ -216,13 +216,27 @@ pub fn rfc3339(t: SystemTime) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_millis()
-    )
+    let (h, m, sec, ms) = (rem / 3600, rem % 3600 / 60, rem % 60, u64::from(d.subsec_millis()));
+    if !(0..=9999).contains(&year) {
+        return format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{sec:02}.{ms:03}Z");
+    }
+    // Digits into a fixed buffer: this runs once per request and per audit line, where `format!`
+    // with seven padded fields cost more than the rest of the line.
+    let mut b = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, width: usize, mut v: u64| {
+        for i in (at..at + width).rev() {
+            b[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, year as u64);
+    put(5, 2, month as u64);
+    put(8, 2, day as u64);
+    put(11, 2, h);
+    put(14, 2, m);
+    put(17, 2, sec);
+    put(20, 3, ms);
+    b.iter().map(|&c| c as char).collect()
 }
 
 #[cfg(test)]
@@ -231,5 +245,8 @@ mod tests {
     fn rfc3339_formats_utc() {
         let t = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_795_996_800_123);
         assert_eq!(super::rfc3339(t), "2026-11-30T00:00:00.123Z");
+        let t = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(951_827_696_007);
+        assert_eq!(super::rfc3339(t), "2000-02-29T12:34:56.007Z");
+        assert_eq!(super::rfc3339(std::time::SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
     }
 }
