@@ -66,6 +66,9 @@ build_binaries() { # bench-name
 machine_lines() {
     echo "- machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), Linux $(uname -r)"
     echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+    if [[ "${IDLE_POLL:-}" == 1 ]]; then
+        echo "- idle poll: on (benches/idle-poll.sh: one SCHED_IDLE spinner per CPU, so no vCPU halts between hops)"
+    fi
 }
 
 # "- commit: …" line of a report header ($1: the cairn binary).
