@@ -63,6 +63,14 @@ build_binaries() { # bench-name
 }
 
 # "- machine: …" and "- load average at start: …" lines of a report header.
+# Starts the bare proxy ($BENCH proxy) in front of $1; sets `port` and `pid` (also in PIDS).
+start_bare_proxy() { # upstream
+    port=$(free_port)
+    "$BENCH" proxy --port "$port" --upstream "$1" 2>"$OUT/proxy.log" &
+    pid=$!
+    PIDS+=("$pid")
+}
+
 machine_lines() {
     echo "- machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), Linux $(uname -r)"
     echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -148,10 +148,7 @@ for target in $TARGETS; do
         run_target direct "http://127.0.0.1:${PORTS[0]}/mcp" echo "" 1
         ;;
     bare-proxy)
-        port=$(free_port)
-        "$BENCH" proxy --port "$port" --upstream "http://127.0.0.1:${PORTS[0]}" 2>"$OUT/proxy.log" &
-        pid=$!
-        PIDS+=($pid)
+        start_bare_proxy "http://127.0.0.1:${PORTS[0]}"
         wait_mcp "http://127.0.0.1:$port/mcp" 10 || { echo "bare proxy did not start" >&2; exit 1; }
         sleep 1
         rss bare-proxy started "$pid"

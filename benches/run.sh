@@ -146,10 +146,7 @@ for target in $TARGETS; do
         run_target direct "http://127.0.0.1:$MOCK_PORT" "" 1000 "$STREAM_RATE"
         ;;
     bare-proxy)
-        port=$(free_port)
-        "$BENCH" proxy --port "$port" --upstream "http://127.0.0.1:$MOCK_PORT" 2>"$OUT/proxy.log" &
-        pid=$!
-        PIDS+=($pid)
+        start_bare_proxy "http://127.0.0.1:$MOCK_PORT"
         wait_http "http://127.0.0.1:$port" 10 || { echo "bare proxy did not start" >&2; exit 1; }
         sleep 1
         rss bare-proxy started "$pid"

@@ -46,16 +46,8 @@ enum Cmd {
         #[arg(long, default_value_t = 1)]
         threads: usize,
     },
-    /// The bare reverse proxy (ceiling).
-    Proxy {
-        #[arg(long)]
-        port: u16,
-        #[arg(long)]
-        upstream: String,
-        /// Runtime worker threads (0: one per core, as Cairn).
-        #[arg(long, default_value_t = 0)]
-        threads: usize,
-    },
+    /// The bare reverse proxy (the ceiling: one more HTTP hop, nothing else).
+    Proxy(common::ProxyArgs),
     /// Load against one target; prints one JSON line.
     Drive {
         #[command(flatten)]
@@ -137,12 +129,7 @@ fn main() -> std::process::ExitCode {
                 return std::process::ExitCode::FAILURE;
             }
         }
-        Cmd::Proxy { port, upstream, threads } => {
-            if let Err(e) = runtime(threads).block_on(proxy::run(port, &upstream)) {
-                eprintln!("proxy: {e}");
-                return std::process::ExitCode::FAILURE;
-            }
-        }
+        Cmd::Proxy(p) => return p.serve(|port, up| async move { proxy::run(port, &up).await }),
         Cmd::Drive { url, key, model, target, scenario } => {
             let (t, rt) = target.into_target();
             let chat = |stream, conns| Arc::new(drive::Chat::new(&url, key.clone(), &model, stream, conns));

@@ -486,6 +486,35 @@ impl DriveArgs {
     }
 }
 
+/// The `proxy` command: the bare reverse proxy (`benches/ai_gateway/proxy.rs`), the ceiling:
+/// one more HTTP hop, nothing else.
+#[derive(clap::Args)]
+pub struct ProxyArgs {
+    #[arg(long)]
+    port: u16,
+    #[arg(long)]
+    upstream: String,
+    /// Runtime worker threads (0: one per core, as Cairn).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+impl ProxyArgs {
+    /// Serves `run(port, upstream)` (the proxy) on its runtime until it fails.
+    pub fn serve<F>(&self, run: impl FnOnce(u16, String) -> F) -> std::process::ExitCode
+    where
+        F: std::future::Future<Output = std::io::Result<()>>,
+    {
+        match runtime(self.threads).block_on(run(self.port, self.upstream.clone())) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("proxy: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        }
+    }
+}
+
 /// The `rss` command: prints the summed VmRSS of processes as a JSON line.
 #[derive(clap::Args)]
 pub struct RssArgs {
