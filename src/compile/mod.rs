@@ -22,7 +22,8 @@ mod mcp;
 mod subjects;
 
 use crate::api::{self, Object, ObjectRef};
-use crate::config::{Credentials, GatewayConfig};
+pub use crate::config::CompiledGateway;
+use crate::config::Credentials;
 use std::collections::BTreeMap;
 
 /// Secret data by (namespace, name), then key; values are decoded text.
@@ -113,27 +114,6 @@ impl std::fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let sev = if self.severity == Severity::Warning { "warning: " } else { "" };
         write!(f, "{}: {}: {sev}{}", self.object, self.field, self.message)
-    }
-}
-
-/// A gateway's config and the secrets it needs.
-#[derive(Clone, Debug, PartialEq)]
-pub struct CompiledGateway {
-    /// The config (no secrets in it).
-    pub config: GatewayConfig,
-    /// Credentials referenced by the config.
-    pub credentials: Credentials,
-}
-
-impl CompiledGateway {
-    /// Hash of config and credentials together: stamped on what the operator writes, so pods
-    /// reload exactly when something they use changed.
-    pub fn hash(&self) -> String {
-        use sha2::{Digest, Sha256};
-        let mut h = Sha256::new();
-        h.update(self.config.hash().as_bytes());
-        h.update(self.credentials.digest().as_bytes());
-        hex::encode(h.finalize())
     }
 }
 

@@ -14,6 +14,11 @@
 //! agent gateway's key for caller-identity tokens). The operator generates them once per gateway
 //! and keeps them; local mode generates them at start-up.
 
+mod compiled;
+pub mod packed;
+
+pub use compiled::CompiledGateway;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -820,12 +825,25 @@ pub enum ConfigError {
     /// Not valid JSON for the contract.
     #[error("invalid gateway config: {0}")]
     Parse(#[from] serde_json::Error),
+    /// A credentials bundle that is not a JSON object of strings.
+    #[error("expected a JSON object of credential id to value: {0}")]
+    Credentials(serde_json::Error),
     /// Written by another version of Cairn.
     #[error("gateway config version {found} is not supported (this gateway reads version {CONFIG_VERSION})")]
     Version {
         /// Version found.
         found: u32,
     },
+}
+
+impl ConfigError {
+    /// Low-cardinality name for metrics and events.
+    pub fn category(&self) -> &'static str {
+        match self {
+            ConfigError::Parse(_) | ConfigError::Credentials(_) => "invalid_config",
+            ConfigError::Version { .. } => "version",
+        }
+    }
 }
 
 impl GatewayConfig {

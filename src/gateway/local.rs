@@ -336,10 +336,7 @@ pub fn read_compiled(config: &Path, credentials: Option<&Path>) -> Result<Compil
     let credentials = match credentials {
         Some(p) => {
             let text = std::fs::read_to_string(p).map_err(|e| format!("reading {}: {e}", p.display()))?;
-            let map: BTreeMap<String, String> = serde_json::from_str(&text).map_err(|e| {
-                format!("{}: expected a JSON object of credential id to value: {e}", p.display())
-            })?;
-            Credentials(map)
+            Credentials::from_json(&text).map_err(|e| format!("{}: {e}", p.display()))?
         }
         None => Credentials::default(),
     };
