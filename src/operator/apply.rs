@@ -20,6 +20,15 @@ fn api(ctx: &Context, kind: ChildKind, ns: &str) -> Api<DynamicObject> {
     Api::namespaced_with(ctx.client.clone(), ns, &ar)
 }
 
+/// What tells the operator someone else changed a child: its `resourceVersion`, but a
+/// Deployment's `generation` (its status moves with every pod; its spec is what is written).
+fn version(kind: ChildKind, (rv, generation): &(String, Option<i64>)) -> String {
+    match kind {
+        ChildKind::Deployment => format!("generation {}", generation.unwrap_or_default()),
+        _ => rv.clone(),
+    }
+}
+
 fn body_hash(child: &Child) -> u64 {
     let mut h = DefaultHasher::new();
     child.body.to_string().hash(&mut h);
@@ -27,7 +36,7 @@ fn body_hash(child: &Child) -> u64 {
 }
 
 /// Applies `children` of `owner` in order, then prunes what `owner` controls of the `prunable`
-/// kinds and no longer renders. Returns how many requests wrote.
+/// kinds and no longer renders. Returns how many objects changed.
 pub async fn children(
     ctx: &Context,
     owner: &Owner,
@@ -43,7 +52,7 @@ pub async fn children(
         let last = ctx.applied.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
         if let (Some(last), Some(stored)) = (&last, &stored)
             && last.body == hash
-            && &last.version == stored
+            && last.version == version(child.kind, stored)
         {
             continue;
         }
@@ -55,18 +64,17 @@ pub async fn children(
             .patch(&child.name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&child.body))
             .await
             .map_err(|source| Error::Apply { kind, name: child.name.clone(), source })?;
-        ctx.metrics.wrote(kind, "apply");
-        writes += 1;
-        let version = match child.kind {
-            ChildKind::Deployment => {
-                format!("generation {}", written.metadata.generation.unwrap_or_default())
-            }
-            _ => written.resource_version().unwrap_or_default(),
-        };
-        if last.as_ref().is_none_or(|l| l.version != version) {
-            tracing::debug!(kind, name = %child.name, namespace = ns, %version, "applied");
+        let now = (written.resource_version().unwrap_or_default(), written.metadata.generation);
+        // The API server does not write an apply that changes nothing (after a restart every
+        // child is applied once: the drift check for the time the operator was away).
+        let changed = stored.as_ref().is_none_or(|s| s.0 != now.0);
+        ctx.metrics.wrote(kind, if changed { "apply" } else { "apply_unchanged" });
+        if changed {
+            writes += 1;
+            tracing::debug!(kind, name = %child.name, namespace = ns, version = %now.0, "applied");
         }
-        ctx.applied.lock().unwrap_or_else(|e| e.into_inner()).insert(key, Applied { body: hash, version });
+        let applied = Applied { body: hash, version: version(child.kind, &now) };
+        ctx.applied.lock().unwrap_or_else(|e| e.into_inner()).insert(key, applied);
     }
     for kind in prunable {
         for (name, uid) in ctx.index.owned(*kind, &owner.uid) {

@@ -124,6 +124,7 @@ impl Compiler {
     pub async fn run(self: Arc<Self>) {
         self.index.ready().await;
         self.metrics.set_ready();
+        tracing::info!(namespace = ?self.index.namespace, "caches synced");
         for ns in self.index.namespaces() {
             self.index.changes.mark(&ns);
         }

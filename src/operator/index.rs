@@ -181,6 +181,7 @@ pub struct Index {
     /// What changed.
     pub changes: Arc<Changes>,
     secret_cache: Mutex<HashMap<(String, String), CachedSecret>>,
+    synced: Synced,
     client: Client,
 }
 
@@ -201,10 +202,22 @@ fn slim<K: ResourceExt>(obj: &mut K) {
     obj.annotations_mut().remove(LAST_APPLIED);
 }
 
+/// How many stores hold their first complete list. (Counted here rather than by waiting on the
+/// stores: kube-runtime's `Store::wait_until_ready` wakes only the last of several waiters, and
+/// the controllers already wait on the Cairn stores.)
+type Synced = Arc<tokio::sync::watch::Sender<usize>>;
+/// Stores per scope: eight Cairn kinds, Secret metadata, nine child kinds.
+const STORES: usize = 18;
+
 /// Drives a watch into a store on its own task, counting restarts; `on_event` runs for each
 /// touched object after the store holds it.
-fn drive<K, S>(kind: &'static str, stream: S, metrics: Arc<Metrics>, on_event: impl Fn(&K) + Send + 'static)
-where
+fn drive<K, S>(
+    kind: &'static str,
+    stream: S,
+    metrics: Arc<Metrics>,
+    synced: Synced,
+    on_event: impl Fn(&K) + Send + 'static,
+) where
     K: Resource + Clone + Send + Sync + 'static,
     S: Stream<Item = watcher::Result<watcher::Event<K>>> + Send + 'static,
 {
@@ -212,6 +225,7 @@ where
         let mut stream = std::pin::pin!(stream);
         let mut inits = 0u64;
         while let Some(event) = stream.next().await {
+            tracing::trace!(kind, event = ?event.as_ref().map(std::mem::discriminant), "watch event");
             match event {
                 Ok(watcher::Event::Init) => {
                     inits += 1;
@@ -222,7 +236,12 @@ where
                 Ok(watcher::Event::Apply(o) | watcher::Event::Delete(o) | watcher::Event::InitApply(o)) => {
                     on_event(&o)
                 }
-                Ok(watcher::Event::InitDone) => {}
+                Ok(watcher::Event::InitDone) => {
+                    if inits == 1 {
+                        tracing::debug!(store = kind, "cache synced");
+                        synced.send_modify(|n| *n += 1);
+                    }
+                }
                 Err(e) => {
                     metrics.watch_error(kind);
                     tracing::warn!(kind, error = %e, "watch failed; retrying with backoff");
@@ -239,6 +258,7 @@ fn cairn_store<K>(
     ns: Option<&str>,
     metrics: &Arc<Metrics>,
     changes: &Arc<Changes>,
+    synced: &Synced,
 ) -> Store<K>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
@@ -255,7 +275,7 @@ where
         .modify(slim)
         .reflect(writer);
     let changes = changes.clone();
-    drive(kind, stream, metrics.clone(), move |o: &K| {
+    drive(kind, stream, metrics.clone(), synced.clone(), move |o: &K| {
         changes.mark(o.namespace().as_deref().unwrap_or_default())
     });
     reader
@@ -270,13 +290,18 @@ where
     reflector::store_shared(SHARED_BUFFER)
 }
 
-fn drive_child<K, S>(kind: &'static str, stream: S, writer: Writer<K>, metrics: &Arc<Metrics>)
-where
+fn drive_child<K, S>(
+    kind: &'static str,
+    stream: S,
+    writer: Writer<K>,
+    metrics: &Arc<Metrics>,
+    synced: &Synced,
+) where
     K: Resource<DynamicType = ()> + ResourceExt + Clone + Debug + Send + Sync + 'static,
     S: Stream<Item = watcher::Result<watcher::Event<K>>> + Send + 'static,
 {
     let stream = stream.default_backoff().modify(slim).reflect_shared(writer);
-    drive(kind, stream, metrics.clone(), |_: &K| {});
+    drive(kind, stream, metrics.clone(), synced.clone(), |_: &K| {});
 }
 
 impl Index {
@@ -289,15 +314,16 @@ impl Index {
     ) -> (Arc<Index>, Subscriptions) {
         let ns = namespace.as_deref();
         let changes = Arc::new(Changes::default());
+        let synced: Synced = Arc::new(tokio::sync::watch::channel(0).0);
         let cairn = Cairn {
-            ai_gateways: cairn_store("AIGateway", &client, ns, &metrics, &changes),
-            mcp_gateways: cairn_store("MCPGateway", &client, ns, &metrics, &changes),
-            agent_gateways: cairn_store("AgentGateway", &client, ns, &metrics, &changes),
-            ai_backends: cairn_store("AIBackend", &client, ns, &metrics, &changes),
-            ai_routes: cairn_store("AIRoute", &client, ns, &metrics, &changes),
-            mcp_servers: cairn_store("MCPServer", &client, ns, &metrics, &changes),
-            agents: cairn_store("Agent", &client, ns, &metrics, &changes),
-            agent_policies: cairn_store("AgentPolicy", &client, ns, &metrics, &changes),
+            ai_gateways: cairn_store("AIGateway", &client, ns, &metrics, &changes, &synced),
+            mcp_gateways: cairn_store("MCPGateway", &client, ns, &metrics, &changes, &synced),
+            agent_gateways: cairn_store("AgentGateway", &client, ns, &metrics, &changes, &synced),
+            ai_backends: cairn_store("AIBackend", &client, ns, &metrics, &changes, &synced),
+            ai_routes: cairn_store("AIRoute", &client, ns, &metrics, &changes, &synced),
+            mcp_servers: cairn_store("MCPServer", &client, ns, &metrics, &changes, &synced),
+            agents: cairn_store("Agent", &client, ns, &metrics, &changes, &synced),
+            agent_policies: cairn_store("AgentPolicy", &client, ns, &metrics, &changes, &synced),
         };
 
         let (secrets_meta, writer) = reflector::store();
@@ -306,7 +332,7 @@ impl Index {
             .modify(slim)
             .reflect(writer);
         let c = changes.clone();
-        drive("Secret", stream, metrics.clone(), move |s: &PartialObjectMeta<Secret>| {
+        drive("Secret", stream, metrics.clone(), synced.clone(), move |s: &PartialObjectMeta<Secret>| {
             c.secret_changed(s.namespace().as_deref().unwrap_or_default(), &s.name_any())
         });
 
@@ -352,39 +378,51 @@ impl Index {
             watcher(api::<PartialObjectMeta<ConfigMap>>(&client, ns), wc()),
             cm_w,
             &metrics,
+            &synced,
         );
-        drive_child("Secret(child)", watcher(api::<Secret>(&client, ns), wc()), sec_w, &metrics);
+        drive_child("Secret(child)", watcher(api::<Secret>(&client, ns), wc()), sec_w, &metrics, &synced);
         drive_child(
             "ServiceAccount",
             watcher(api::<PartialObjectMeta<ServiceAccount>>(&client, ns), wc()),
             sa_w,
             &metrics,
+            &synced,
         );
-        drive_child("Role", watcher(api::<PartialObjectMeta<Role>>(&client, ns), wc()), role_w, &metrics);
+        drive_child(
+            "Role",
+            watcher(api::<PartialObjectMeta<Role>>(&client, ns), wc()),
+            role_w,
+            &metrics,
+            &synced,
+        );
         drive_child(
             "RoleBinding",
             watcher(api::<PartialObjectMeta<RoleBinding>>(&client, ns), wc()),
             rb_w,
             &metrics,
+            &synced,
         );
         drive_child(
             "Service",
             watcher(api::<PartialObjectMeta<Service>>(&client, ns), wc()),
             svc_w,
             &metrics,
+            &synced,
         );
-        drive_child("Deployment", watcher(api::<Deployment>(&client, ns), wc()), dep_w, &metrics);
+        drive_child("Deployment", watcher(api::<Deployment>(&client, ns), wc()), dep_w, &metrics, &synced);
         drive_child(
             "PodDisruptionBudget",
             watcher(api::<PartialObjectMeta<PodDisruptionBudget>>(&client, ns), wc()),
             pdb_w,
             &metrics,
+            &synced,
         );
         drive_child(
             "HorizontalPodAutoscaler",
             watcher(api::<PartialObjectMeta<HorizontalPodAutoscaler>>(&client, ns), wc()),
             hpa_w,
             &metrics,
+            &synced,
         );
 
         let children = Children {
@@ -405,6 +443,7 @@ impl Index {
             children,
             changes,
             secret_cache: Mutex::new(HashMap::new()),
+            synced,
             client,
         };
         (Arc::new(index), subscriptions)
@@ -412,30 +451,8 @@ impl Index {
 
     /// Waits until every store holds its first complete list.
     pub async fn ready(&self) {
-        let c = &self.cairn;
-        let h = &self.children;
-        let _ = futures_util::join!(
-            c.ai_gateways.wait_until_ready(),
-            c.mcp_gateways.wait_until_ready(),
-            c.agent_gateways.wait_until_ready(),
-            c.ai_backends.wait_until_ready(),
-            c.ai_routes.wait_until_ready(),
-            c.mcp_servers.wait_until_ready(),
-            c.agents.wait_until_ready(),
-            c.agent_policies.wait_until_ready(),
-            self.secrets_meta.wait_until_ready(),
-        );
-        let _ = futures_util::join!(
-            h.config_maps.wait_until_ready(),
-            h.secrets.wait_until_ready(),
-            h.service_accounts.wait_until_ready(),
-            h.roles.wait_until_ready(),
-            h.role_bindings.wait_until_ready(),
-            h.services.wait_until_ready(),
-            h.deployments.wait_until_ready(),
-            h.pdbs.wait_until_ready(),
-            h.hpas.wait_until_ready(),
-        );
+        let mut rx = self.synced.subscribe();
+        let _ = rx.wait_for(|n| *n >= STORES).await;
     }
 
     /// Every namespace that holds a Cairn object.
@@ -536,16 +553,19 @@ impl<K: Resource> ResourceExtNs for K {
 }
 
 impl Index {
-    /// Version of a child as the index last saw it: its `resourceVersion`, but a Deployment's
-    /// `generation` (its status moves with every pod; the spec is what the operator writes).
-    pub fn child_version(&self, kind: super::render::ChildKind, ns: &str, name: &str) -> Option<String> {
-        fn v<K>(store: &Store<K>, ns: &str, name: &str) -> Option<String>
+    /// `resourceVersion` and `generation` of a child as the index last saw it.
+    pub fn child_version(
+        &self,
+        kind: super::render::ChildKind,
+        ns: &str,
+        name: &str,
+    ) -> Option<(String, Option<i64>)> {
+        fn v<K>(store: &Store<K>, ns: &str, name: &str) -> Option<(String, Option<i64>)>
         where
             K: reflector::Lookup<DynamicType = ()> + Resource + Clone + 'static,
         {
-            store
-                .get(&reflector::ObjectRef::new(name).within(ns))
-                .and_then(|o| o.meta().resource_version.clone())
+            let o = store.get(&reflector::ObjectRef::new(name).within(ns))?;
+            Some((o.meta().resource_version.clone().unwrap_or_default(), o.meta().generation))
         }
         use super::render::ChildKind as C;
         let h = &self.children;
@@ -556,11 +576,7 @@ impl Index {
             C::Role => v(&h.roles, ns, name),
             C::RoleBinding => v(&h.role_bindings, ns, name),
             C::Service => v(&h.services, ns, name),
-            C::Deployment => h
-                .deployments
-                .get(&reflector::ObjectRef::new(name).within(ns))
-                .and_then(|d| d.metadata.generation)
-                .map(|g| format!("generation {g}")),
+            C::Deployment => v(&h.deployments, ns, name),
             C::PodDisruptionBudget => v(&h.pdbs, ns, name),
             C::HorizontalPodAutoscaler => v(&h.hpas, ns, name),
         }

@@ -89,7 +89,8 @@ impl Metrics {
         let writes = Family::<WriteLabels, Counter>::default();
         registry.register(
             "writes",
-            "Requests that write: apply, status, delete (prune), by kind of the written object",
+            "Write requests by kind of the object and operation: apply (the object changed), \
+             apply_unchanged (the API server found nothing to change), status, delete (prune)",
             writes.clone(),
         );
         let leader = Gauge::default();
