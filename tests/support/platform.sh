@@ -355,6 +355,8 @@ usage: tests/support/platform.sh <command> [DIR]
   build      build kube-apiserver, kube-controller-manager, kubectl (v$K8S_VERSION), etcd (v$ETCD_VERSION),
              helm (v$HELM_VERSION) into $CACHE_ROOT (seconds when cached)
   python     create/reuse the venv from tests/support/requirements.txt; prints export CAIRN_TEST_PYTHON=...
+  tools      build/reuse the install tests' tools (kubeconform, helm-unittest, Lua and kstatus judges,
+             Dockerfile parser, CEL cost report, schemas) (tests/support/tools.sh); prints export CAIRN_TEST_TOOLS=...
   up [DIR]   start etcd, kube-apiserver, kube-controller-manager (DIR defaults to target/test-platform);
              prints eval-able exports (KUBECONFIG, CAIRN_TEST_KUBECONFIG, CAIRN_TEST_PLATFORM_BIN, ...)
   env [DIR]  print the exports of a running platform
@@ -367,11 +369,12 @@ EOT
 main() {
   local c="${1:-help}"; shift || true
   # shellcheck disable=SC2034 # read by the EXIT trap
-  case "$c" in up|python|env) EVAL_OUTPUT=1 ;; esac
+  case "$c" in up|python|tools|env) EVAL_OUTPUT=1 ;; esac
   case "$c" in
     deps) cmd_deps ;;
     build) cmd_build ;;
     python) cmd_python ;;
+    tools) "$SUPPORT_DIR/tools.sh" ;;
     up) cmd_up "$@" ;;
     down) cmd_down "$@" ;;
     env) local d="${1:-$DEFAULT_RUN_DIR}"; alive "$d" kube-apiserver || die "platform not running in $d"; print_env "$(cd "$d" && pwd)" ;;
