@@ -1,0 +1,339 @@
+//! GitOps: what Argo CD and Flux (kstatus) make of Cairn's objects.
+//!
+//! - The Argo CD health check (charts/cairn/files/argocd/health.lua) is judged by `argo-health`,
+//!   gopher-lua run the way Argo CD runs a `resource.customizations` health check, on sample
+//!   objects of every kind; the ConfigMap patch users apply carries exactly that script.
+//! - kstatus (sigs.k8s.io/cli-utils, what Flux's health checks and `kubectl wait`-style tools
+//!   compute) reads the conditions the operator writes as intended.
+//!
+//! Needs the tools of tests/support (tests/run provides them).
+
+mod support;
+
+use serde_json::{Value, json};
+use support::{repo_root, tools};
+
+const HEALTH_LUA: &str = "charts/cairn/files/argocd/health.lua";
+const ARGOCD_PATCH: &str = "deploy/argocd/argocd-cm-health.yaml";
+const GATEWAYS: [&str; 3] = ["AIGateway", "MCPGateway", "AgentGateway"];
+
+/// The `argocd-cm` patch, written from the script: one `resource.customizations.health` key per kind.
+fn argocd_patch(script: &str) -> String {
+    let mut out = String::from(
+        "# Generated from charts/cairn/files/argocd/health.lua by tests/gitops.rs (CAIRN_BLESS=1 rewrites it).\n\
+         # Argo CD health checks for Cairn's eight kinds, merged into Argo CD's argocd-cm:\n\
+         #   kubectl apply --server-side --field-manager=cairn-health -n argocd -f argocd-cm-health.yaml\n\
+         # (server-side apply adds these keys and leaves the others in argocd-cm alone).\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-cm\n  namespace: argocd\n  labels:\n    \
+         app.kubernetes.io/name: argocd-cm\n    app.kubernetes.io/part-of: argocd\ndata:\n",
+    );
+    for kind in cairn::api::KINDS {
+        out.push_str(&format!("  resource.customizations.health.cairn.dev_{kind}: |\n"));
+        for line in script.lines() {
+            if line.is_empty() {
+                out.push('\n');
+            } else {
+                out.push_str(&format!("    {line}\n"));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_argocd_patch_carries_the_health_script_for_every_kind() {
+    let script = std::fs::read_to_string(repo_root().join(HEALTH_LUA)).unwrap();
+    let expected = argocd_patch(&script);
+    let path = repo_root().join(ARGOCD_PATCH);
+    if std::env::var_os("CAIRN_BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &expected).unwrap();
+    }
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap_or_default(),
+        expected,
+        "{ARGOCD_PATCH} drifted from {HEALTH_LUA}; run `CAIRN_BLESS=1 cargo test --test gitops`"
+    );
+    // And it parses back to the script, key by key.
+    let doc = support::read_documents(&path).pop().unwrap();
+    for kind in cairn::api::KINDS {
+        assert_eq!(doc["data"][format!("resource.customizations.health.cairn.dev_{kind}")], script.as_str());
+    }
+}
+
+/// The health script as users get it: from the argocd-cm patch.
+fn shipped_script() -> tempfile::NamedTempFile {
+    let doc = support::read_documents(&repo_root().join(ARGOCD_PATCH)).pop().unwrap();
+    let script = doc["data"]["resource.customizations.health.cairn.dev_AIGateway"].as_str().unwrap();
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(&mut f, script.as_bytes()).unwrap();
+    f
+}
+
+fn condition(type_: &str, status: &str, reason: &str, message: &str, generation: i64) -> Value {
+    json!({"type": type_, "status": status, "reason": reason, "message": message,
+           "observedGeneration": generation, "lastTransitionTime": "2026-11-24T10:00:00Z"})
+}
+
+fn object(kind: &str, generation: i64, status: Option<Value>) -> Value {
+    let mut o = json!({"apiVersion": "cairn.dev/v1alpha1", "kind": kind,
+                       "metadata": {"name": "x", "namespace": "ns", "generation": generation}});
+    if let Some(s) = status {
+        o["status"] = s;
+    }
+    o
+}
+
+/// The conditions of an object the operator is done with: all True, Reconciling and Stalled False.
+fn settled(kind: &str, generation: i64) -> Vec<Value> {
+    let mut c = vec![condition("Accepted", "True", "Accepted", "", generation)];
+    if GATEWAYS.contains(&kind) {
+        c.push(condition("Programmed", "True", "Programmed", "", generation));
+        c.push(condition("Ready", "True", "Ready", "2 of 2 replicas ready", generation));
+        c.push(condition("Reconciling", "False", "Reconciled", "", generation));
+        c.push(condition("Stalled", "False", "Reconciled", "", generation));
+    } else {
+        c.push(condition("ResolvedRefs", "True", "ResolvedRefs", "", generation));
+    }
+    c
+}
+
+fn with(conditions: &[Value], replace: Value) -> Vec<Value> {
+    let mut out: Vec<Value> = conditions.iter().filter(|c| c["type"] != replace["type"]).cloned().collect();
+    out.push(replace);
+    out
+}
+
+fn status(conditions: Vec<Value>, generation: i64) -> Option<Value> {
+    Some(json!({"observedGeneration": generation, "conditions": conditions}))
+}
+
+/// Runs one tool over objects (one temp file each); one JSON result per object.
+fn judge(tool: &str, script: Option<&std::path::Path>, objects: &[Value]) -> Vec<Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args: Vec<String> = script.map(|s| s.display().to_string()).into_iter().collect();
+    for (i, o) in objects.iter().enumerate() {
+        let p = dir.path().join(format!("{i}.json"));
+        std::fs::write(&p, o.to_string()).unwrap();
+        args.push(p.display().to_string());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let results = tools::json_lines(&tools::run(tool, &args, b""));
+    assert_eq!(results.len(), objects.len());
+    results
+}
+
+#[test]
+fn argo_cd_judges_every_kind_healthy_progressing_or_degraded_as_its_conditions_say() {
+    let script = shipped_script();
+    let mut cases: Vec<(String, Value, &str, &str)> = Vec::new(); // (what, object, status, message part)
+    for kind in cairn::api::KINDS {
+        let ok = settled(kind, 4);
+        let ready_message = if GATEWAYS.contains(&kind) { "2 of 2 replicas ready" } else { "ResolvedRefs" };
+        cases.push((
+            format!("{kind} settled"),
+            object(kind, 4, status(ok.clone(), 4)),
+            "Healthy",
+            ready_message,
+        ));
+        cases.push((format!("{kind} without status"), object(kind, 1, None), "Progressing", "report status"));
+        cases.push((
+            format!("{kind} with empty conditions"),
+            object(kind, 1, status(vec![], 1)),
+            "Progressing",
+            "report status",
+        ));
+        cases.push((
+            format!("{kind} with generation 5 not yet observed"),
+            object(kind, 5, status(ok.clone(), 4)),
+            "Progressing",
+            "observe generation 5",
+        ));
+        // No status.observedGeneration: the conditions' own (4) are what is stale.
+        let stale = ok.clone();
+        cases.push((
+            format!("{kind} whose conditions describe generation 4 of 5"),
+            object(kind, 5, Some(json!({"conditions": stale}))),
+            "Progressing",
+            "observe generation 5",
+        ));
+        cases.push((
+            format!("{kind} not accepted"),
+            object(
+                kind,
+                4,
+                status(
+                    with(
+                        &ok,
+                        condition("Accepted", "False", "Invalid", "spec.listener.port: must be set", 4),
+                    ),
+                    4,
+                ),
+            ),
+            "Degraded",
+            "Accepted (Invalid): spec.listener.port: must be set",
+        ));
+        cases.push((
+            format!("{kind} reconciling"),
+            object(
+                kind,
+                4,
+                status(with(&ok, condition("Reconciling", "True", "Applying", "applying children", 4)), 4),
+            ),
+            "Progressing",
+            "Reconciling (Applying): applying children",
+        ));
+        cases.push((
+            format!("{kind} stalled"),
+            object(
+                kind,
+                4,
+                status(
+                    with(
+                        &ok,
+                        condition("Stalled", "True", "ConfigTooLarge", "config is 3.1 MiB compressed", 4),
+                    ),
+                    4,
+                ),
+            ),
+            "Degraded",
+            "Stalled (ConfigTooLarge): config is 3.1 MiB compressed",
+        ));
+        if GATEWAYS.contains(&kind) {
+            let no_ready: Vec<Value> = ok.iter().filter(|c| c["type"] != "Ready").cloned().collect();
+            cases.push((
+                format!("{kind} without Ready yet"),
+                object(kind, 4, status(no_ready, 4)),
+                "Progressing",
+                "Waiting for condition Ready",
+            ));
+            cases.push((
+                format!("{kind} with no ready replica"),
+                object(
+                    kind,
+                    4,
+                    status(
+                        with(&ok, condition("Ready", "False", "NoReadyReplicas", "0 of 2 replicas ready", 4)),
+                        4,
+                    ),
+                ),
+                "Degraded",
+                "Ready (NoReadyReplicas): 0 of 2 replicas ready",
+            ));
+        } else {
+            cases.push((
+                format!("{kind} with a missing reference"),
+                object(
+                    kind,
+                    4,
+                    status(with(&ok, condition("ResolvedRefs", "False", "BackendNotFound", "spec.rules[0].backends[0].backendRef: AIBackend missing not found", 4)), 4),
+                ),
+                "Degraded",
+                "ResolvedRefs (BackendNotFound): spec.rules[0].backends[0].backendRef: AIBackend missing not found",
+            ));
+        }
+    }
+    let objects: Vec<Value> = cases.iter().map(|c| c.1.clone()).collect();
+    let results = judge("argo-health", Some(script.path()), &objects);
+    let mut wrong = Vec::new();
+    for ((what, _, status, message), got) in cases.iter().zip(&results) {
+        if got["status"] != *status || !got["message"].as_str().unwrap_or("").contains(message) {
+            wrong.push(format!("{what}: expected {status} with {message:?}, Argo CD says {got}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn a_script_returning_an_unknown_status_is_unknown_to_argo_cd() {
+    // The judge is Argo CD's, not a rubber stamp: a status Argo CD does not know becomes Unknown.
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(&mut f, b"return {status = \"Fine\", message = \"trust me\"}").unwrap();
+    let got = judge("argo-health", Some(f.path()), &[object("AIRoute", 1, None)]);
+    assert_eq!(got[0], json!({"status": "Unknown", "message": "Lua returned an invalid health status"}));
+    // And, as in Argo CD, the string library is not there.
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(&mut f, b"return {status = string.lower(\"Healthy\")}").unwrap();
+    let out = tools::command("argo-health")
+        .arg(f.path())
+        .arg("-")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "string.lower worked: the runner loads more than Argo CD does");
+}
+
+#[test]
+fn kstatus_reads_ready_as_current_reconciling_as_in_progress_and_stalled_as_failed() {
+    let kind = "AIGateway";
+    let ok = settled(kind, 2);
+    let cases = [
+        ("ready", object(kind, 2, status(ok.clone(), 2)), "Current"),
+        (
+            "reconciling",
+            object(
+                kind,
+                2,
+                status(with(&ok, condition("Reconciling", "True", "Applying", "applying", 2)), 2),
+            ),
+            "InProgress",
+        ),
+        (
+            "stalled",
+            object(
+                kind,
+                2,
+                status(with(&ok, condition("Stalled", "True", "ConfigTooLarge", "too large", 2)), 2),
+            ),
+            "Failed",
+        ),
+        // Ready=False alone is not a failure to kstatus (only Stalled is): it waits.
+        (
+            "not ready",
+            object(
+                kind,
+                2,
+                status(with(&ok, condition("Ready", "False", "NoReadyReplicas", "0 of 2", 2)), 2),
+            ),
+            "InProgress",
+        ),
+        ("generation not observed", object(kind, 3, status(ok.clone(), 2)), "InProgress"),
+    ];
+    let objects: Vec<Value> = cases.iter().map(|c| c.1.clone()).collect();
+    let results = judge("kstatus", None, &objects);
+    for ((what, _, expected), got) in cases.iter().zip(&results) {
+        assert_eq!(got["status"], *expected, "{what}: {got}");
+    }
+}
+
+/// The patch is ready to apply as its header says: server-side apply into an existing argocd-cm
+/// adds the eight keys and keeps Argo CD's own settings.
+#[tokio::test]
+async fn the_argocd_patch_merges_into_an_existing_argocd_cm() {
+    let p = support::platform().await;
+    let ns = p.fresh_namespace("argocd-cm").await;
+    p.kubectl_ok(&[
+        "-n",
+        &ns,
+        "create",
+        "configmap",
+        "argocd-cm",
+        "--from-literal=url=https://argocd.example.com",
+    ]);
+    let mut doc = support::read_documents(&repo_root().join(ARGOCD_PATCH)).pop().unwrap();
+    doc["metadata"]["namespace"] = ns.clone().into();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), doc.to_string()).unwrap();
+    let path = file.path().to_str().unwrap();
+    p.kubectl_ok(&["apply", "--server-side", "--field-manager=cairn-health", "-f", path]);
+    let live: Value =
+        serde_json::from_str(&p.kubectl_ok(&["-n", &ns, "get", "configmap", "argocd-cm", "-o", "json"]))
+            .unwrap();
+    assert_eq!(live["data"]["url"], "https://argocd.example.com", "Argo CD's own setting survives");
+    for kind in cairn::api::KINDS {
+        assert_eq!(
+            live["data"][format!("resource.customizations.health.cairn.dev_{kind}")],
+            doc["data"][format!("resource.customizations.health.cairn.dev_{kind}")]
+        );
+    }
+}
