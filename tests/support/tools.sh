@@ -78,7 +78,7 @@ py="${CAIRN_TEST_PYTHON:-python3}"
 step kubernetes-validate "$py" -m pip download --quiet --disable-pip-version-check --no-deps \
   -d "$DIR/src/wheel" "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
 step kubernetes-validate "$py" - "$DIR/src/wheel" "$DIR/k8s-json-schema" "$SCHEMA_DIR_NAME" <<'EOT'
-import glob, os, sys, zipfile
+import glob, json, os, sys, zipfile
 wheel, out, name = sys.argv[1], sys.argv[2], sys.argv[3]
 (path,) = glob.glob(os.path.join(wheel, "*.whl"))
 prefix = f"kubernetes_validate/kubernetes-json-schema/{name}/"
@@ -88,8 +88,13 @@ with zipfile.ZipFile(path) as z:
     for m in members:
         dest = os.path.join(out, name, m[len(prefix):])
         os.makedirs(os.path.dirname(dest), exist_ok=True)
-        with open(dest, "wb") as f:
-            f.write(z.read(m))
+        # Their $id is an https URL and their references point at /api/_definitions.json under
+        # it; without the $id and with relative references, they resolve next to the file, offline.
+        text = z.read(m).decode().replace('"/api/_definitions.json#', '"_definitions.json#')
+        schema = json.loads(text)
+        schema.pop("$id", None)
+        with open(dest, "w") as f:
+            json.dump(schema, f)
 EOT
 rm -rf "$DIR/src/wheel"
 
