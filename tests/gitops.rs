@@ -5,6 +5,8 @@
 //!   objects of every kind; the ConfigMap patch users apply carries exactly that script.
 //! - kstatus (sigs.k8s.io/cli-utils, what Flux's health checks and `kubectl wait`-style tools
 //!   compute) reads the conditions the operator writes as intended.
+//! - deploy/gitops/ (an Argo CD Application, Flux GitRepository + HelmRelease + Kustomization) is
+//!   accepted by those tools' CRDs on the real API server.
 //!
 //! Needs the tools of tests/support (tests/run provides them).
 
@@ -336,4 +338,98 @@ async fn the_argocd_patch_merges_into_an_existing_argocd_cm() {
             doc["data"][format!("resource.customizations.health.cairn.dev_{kind}")]
         );
     }
+}
+
+const GITOPS: [&str; 2] = ["deploy/gitops/argocd-application.yaml", "deploy/gitops/flux.yaml"];
+const GITOPS_CRDS: [&str; 4] = [
+    "application-crd.yaml",
+    "source.toolkit.fluxcd.io_gitrepositories.yaml",
+    "helm.toolkit.fluxcd.io_helmreleases.yaml",
+    "kustomize.toolkit.fluxcd.io_kustomizations.yaml",
+];
+
+/// Server-side dry-run apply of `docs` moved into `ns`, with strict field validation: Ok or the
+/// API server's message.
+fn dry_run(p: &support::Platform, ns: &str, docs: &[Value]) -> Result<(), String> {
+    let list = json!({"apiVersion": "v1", "kind": "List",
+        "items": docs.iter().map(|d| { let mut d = d.clone(); d["metadata"]["namespace"] = ns.into(); d }).collect::<Vec<_>>()});
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), list.to_string()).unwrap();
+    let out = p
+        .kubectl()
+        .args([
+            "apply",
+            "--server-side",
+            "--dry-run=server",
+            "--validate=strict",
+            "--field-manager=cairn-tests",
+            "-f",
+        ])
+        .arg(file.path())
+        .output()
+        .unwrap();
+    if out.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&out.stderr).into_owned()) }
+}
+
+/// The Argo CD Application and the Flux objects are accepted by the CRDs those tools publish,
+/// with strict field validation on a real API server, and point at what exists in this repository.
+#[tokio::test]
+async fn gitops_manifests_are_accepted_by_argo_cd_and_flux_crds() {
+    let p = support::platform().await;
+    for crd in GITOPS_CRDS {
+        let path = tools::crd(crd);
+        p.kubectl_ok(&[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=cairn-tests",
+            "-f",
+            path.to_str().unwrap(),
+        ]);
+        let name =
+            support::read_documents(&path).pop().unwrap()["metadata"]["name"].as_str().unwrap().to_string();
+        p.kubectl_ok(&["wait", "--for=condition=Established", "--timeout=60s", &format!("crd/{name}")]);
+    }
+    let ns = p.fresh_namespace("gitops").await;
+    let mut kinds = Vec::new();
+    for file in GITOPS {
+        let docs = support::read_documents(&repo_root().join(file));
+        kinds.extend(docs.iter().map(|d| d["kind"].as_str().unwrap().to_string()));
+        // Discovery may lag a freshly established CRD by a moment.
+        let mut result = Err(String::new());
+        for _ in 0..20 {
+            result = dry_run(&p, &ns, &docs);
+            if result.as_ref().err().is_none_or(|e| !e.contains("ensure CRDs are installed")) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+        result.unwrap_or_else(|e| panic!("{file} refused: {e}"));
+        for doc in &docs {
+            // What they point at exists here.
+            let path = doc["spec"]["source"]["path"]
+                .as_str()
+                .or(doc["spec"]["chart"]["spec"]["chart"].as_str())
+                .or(doc["spec"]["path"].as_str());
+            if let Some(path) = path {
+                assert!(
+                    repo_root().join(path).is_dir(),
+                    "{file}: {} points at {path}, which is not here",
+                    doc["kind"]
+                );
+            }
+        }
+    }
+    kinds.sort();
+    assert_eq!(kinds, ["Application", "GitRepository", "HelmRelease", "Kustomization"]);
+    let app = support::read_documents(&repo_root().join(GITOPS[0])).pop().unwrap();
+    assert!(
+        app["spec"]["syncPolicy"]["syncOptions"].as_array().unwrap().contains(&json!("ServerSideApply=true"))
+    );
+
+    // The check can fail: a misspelt field is refused by the published schema.
+    let mut bad = app.clone();
+    bad["spec"]["syncPolicy"]["syncOption"] = json!(["ServerSideApply=true"]);
+    let err = dry_run(&p, &ns, &[bad]).expect_err("a misspelt Application field was accepted");
+    assert!(err.contains("syncOption"), "{err}");
 }

@@ -8,7 +8,9 @@
 # DIR/k8s-json-schema/v1.35.0-local-strict: Kubernetes' JSON schemas for kubeconform, from the
 #                PyPI package kubernetes-validate (the wheel is read, nothing is installed)
 # DIR/crds:      published CRDs of the GitOps tools and the Prometheus operator, from their Go
-#                modules: Argo CD's Application, Flux's Kustomization, the ServiceMonitor
+#                modules: Argo CD's Application, Flux's Kustomization and GitRepository, the
+#                ServiceMonitor; and Flux's HelmRelease, whose CRD no module ships: generated from
+#                its published API module by controller-gen, the generator upstream uses
 #
 # The directory name is a hash of this script and tests/support/tools/, so a change rebuilds.
 set -euo pipefail
@@ -19,6 +21,9 @@ KUBERNETES_VALIDATE_VERSION=1.35.0       # its v1.35.0 schemas match the control
 SCHEMA_DIR_NAME=v1.35.0-local-strict
 ARGO_CD_MODULE=github.com/argoproj/argo-cd/v3@v3.5.7                 # newest that Go 1.26 may fetch
 FLUX_KUSTOMIZE_MODULE=github.com/fluxcd/kustomize-controller@v1.9.6  # idem
+FLUX_SOURCE_MODULE=github.com/fluxcd/source-controller@v1.9.6        # idem
+FLUX_HELM_API_MODULE=github.com/fluxcd/helm-controller/api@v1.6.5    # the HelmRelease types
+CONTROLLER_TOOLS_VERSION=v0.23.0
 PROMETHEUS_OPERATOR_MODULE=github.com/prometheus-operator/prometheus-operator@v0.85.0
 OWN_TOOLS=(celcost argo-health kstatus dockerfile-check)
 
@@ -109,6 +114,18 @@ crd_from_module() { # $1 = module@version, $2 = path in the module
 crd_from_module "$ARGO_CD_MODULE" manifests/crds/application-crd.yaml
 crd_from_module "$FLUX_KUSTOMIZE_MODULE" config/crd/bases/kustomize.toolkit.fluxcd.io_kustomizations.yaml
 crd_from_module "$PROMETHEUS_OPERATOR_MODULE" example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml
+crd_from_module "$FLUX_SOURCE_MODULE" config/crd/bases/source.toolkit.fluxcd.io_gitrepositories.yaml
+
+# HelmRelease: controller-gen over a writable copy of the API module (go/packages needs one).
+cg="$DIR/src/controller-gen"; mkdir -p "$cg"
+step controller-gen go -C "$cg" mod init cairn.local/controller-gen
+step controller-gen go -C "$cg" get -tool "sigs.k8s.io/controller-tools/cmd/controller-gen@$CONTROLLER_TOOLS_VERSION"
+step controller-gen go -C "$cg" build -ldflags "-s -w" -o "$DIR/src/controller-gen/controller-gen" sigs.k8s.io/controller-tools/cmd/controller-gen
+api="$DIR/src/helm-controller-api"
+cp -r "$(go mod download -json "$FLUX_HELM_API_MODULE" | jq -r .Dir)" "$api"; chmod -R u+w "$api"
+step helmrelease-crd env -C "$api" "$cg/controller-gen" crd paths=./v2/... "output:crd:dir=$DIR/crds"
+[[ -f "$DIR/crds/helm.toolkit.fluxcd.io_helmreleases.yaml" ]] || die "controller-gen wrote no HelmRelease CRD"
+rm -rf "$api"
 
 touch "$DIR/.ok"
 log "done: $DIR ($(paste -sd' ' "$DIR/timings.txt"))"
