@@ -152,9 +152,11 @@ pub struct Identity {
     pub service_account: Option<ServiceAccountIdentity>,
     /// JWTs from trusted issuers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
     pub jwt: Vec<JwtIdentity>,
     /// Virtual keys from Secrets.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
     pub virtual_keys: Vec<VirtualKey>,
 }
 

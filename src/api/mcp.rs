@@ -142,6 +142,7 @@ pub struct McpDeployment {
     pub args: Vec<String>,
     /// Environment of the server process.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 128))]
     pub env: Vec<EnvVar>,
     /// How the server speaks MCP.
     #[serde(default)]
@@ -254,6 +255,7 @@ pub struct MCPServerSpec {
     pub deployment: Option<McpDeployment>,
     /// Headers sent to the server (its credentials). Callers' own tokens are never passed on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
     pub headers: Vec<HeaderValue>,
     /// Which tools are exposed.
     #[serde(default)]
