@@ -14,5 +14,6 @@ pub mod config;
 pub mod explain;
 pub mod gateway;
 pub mod manifest;
+pub mod operator;
 pub mod policy;
 pub mod workspace;

@@ -52,15 +52,24 @@ pub struct OAuthResource {
     status = "GatewayStatus",
     shortname = "mcpgw",
     category = "cairn",
+    validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$')").message("metadata.name must be a DNS label of at most 40 characters that starts with a letter (the gateway's objects are named <name>-<layer>-gateway-config-<n>)"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
     printcolumn(name = "Address", type_ = "string", json_path = ".status.address"),
-    printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
-    printcolumn(name = "Default", type_ = "string", json_path = ".spec.defaultAction"),
+    printcolumn(name = "Config", type_ = "string", json_path = ".status.configHash"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(name = "Replicas", type_ = "integer", json_path = ".status.replicas", priority = 1),
+    printcolumn(name = "Ready Replicas", type_ = "integer", json_path = ".status.readyReplicas", priority = 1),
     printcolumn(
         name = "Accepted",
         type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Accepted\")].status"
+        json_path = ".status.conditions[?(@.type==\"Accepted\")].status",
+        priority = 1
     ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(name = "Default", type_ = "string", json_path = ".spec.defaultAction", priority = 1)
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!(has(self.replicas) && has(self.autoscaling))").message("set at most one of replicas and autoscaling"))]
@@ -158,6 +167,12 @@ pub struct McpDeployment {
     pub resources: Option<ResourceRequirements>,
 }
 
+/// Name of the Deployment and Service the operator runs for an MCPServer with `deployment`
+/// (the gateways reach it at `http://<this>.<namespace>.svc.<domain>:<port><path>`).
+pub fn deployed_server_name(server: &str) -> String {
+    format!("{server}-mcp-server")
+}
+
 fn port_8080() -> i32 {
     8080
 }
@@ -208,6 +223,7 @@ pub struct McpAudit {
     version = "v1alpha1",
     kind = "MCPServer",
     validation = Rule::new("has(self.spec.prefix) || self.metadata.name.matches('^[a-z0-9-]{1,40}$')").message("metadata.name is not a valid tool prefix (^[a-z0-9-]{1,40}$): set spec.prefix"),
+    validation = Rule::new("!has(self.spec.deployment) || self.metadata.name.matches('^[a-z]([-a-z0-9]{0,50}[a-z0-9])?$')").message("with deployment, metadata.name must be a DNS label of at most 52 characters that starts with a letter (the server's Deployment and Service are named <name>-mcp-server)"),
     doc = "One MCP tool server, remote or run by the operator, behind MCPGateways.",
     namespaced,
     status = "MCPServerStatus",
@@ -261,7 +277,8 @@ fn sixty_s() -> String {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MCPServerStatus {
-    /// `Accepted`, `ResolvedRefs`, `Programmed`, `Ready`.
+    /// `Accepted` and `ResolvedRefs` (as for every attached kind); with `deployment`, also
+    /// `Programmed` (its Deployment and Service are written) and `Ready` (a pod is ready).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
     /// The generation these conditions describe.
@@ -273,4 +290,7 @@ pub struct MCPServerStatus {
     /// Number of exposed tools.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_count: Option<i32>,
+    /// The MCPGateways of `gatewayRefs` and whether each serves the server.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gateways: Vec<GatewayAttachment>,
 }

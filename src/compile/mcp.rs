@@ -112,7 +112,13 @@ fn deployed_endpoint(
 ) -> Option<config::McpEndpoint> {
     match index.mode {
         Mode::Cluster { domain } => Some(config::McpEndpoint::Http {
-            url: format!("http://{}.{}.svc.{domain}:{}{}", obj.name(), obj.namespace(), d.port, d.path),
+            url: format!(
+                "http://{}.{}.svc.{domain}:{}{}",
+                api::deployed_server_name(obj.name()),
+                obj.namespace(),
+                d.port,
+                d.path
+            ),
         }),
         Mode::Local => {
             if d.transport != api::McpTransport::Stdio {
