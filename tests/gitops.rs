@@ -128,7 +128,7 @@ fn judge(tool: &str, script: Option<&std::path::Path>, objects: &[Value]) -> Vec
 #[test]
 fn argo_cd_judges_every_kind_healthy_progressing_or_degraded_as_its_conditions_say() {
     let script = shipped_script();
-    let mut cases: Vec<(String, Value, &str, &str)> = Vec::new(); // (what, object, status, message part)
+    let mut cases: Vec<(String, Value, &str, String)> = Vec::new(); // (what, object, status, message part)
     for kind in cairn::api::KINDS {
         let ok = settled(kind, 4);
         let ready_message = if GATEWAYS.contains(&kind) { "2 of 2 replicas ready" } else { "ResolvedRefs" };
@@ -136,20 +136,25 @@ fn argo_cd_judges_every_kind_healthy_progressing_or_degraded_as_its_conditions_s
             format!("{kind} settled"),
             object(kind, 4, status(ok.clone(), 4)),
             "Healthy",
-            ready_message,
+            ready_message.into(),
         ));
-        cases.push((format!("{kind} without status"), object(kind, 1, None), "Progressing", "report status"));
+        cases.push((
+            format!("{kind} without status"),
+            object(kind, 1, None),
+            "Progressing",
+            "report status".into(),
+        ));
         cases.push((
             format!("{kind} with empty conditions"),
             object(kind, 1, status(vec![], 1)),
             "Progressing",
-            "report status",
+            "report status".into(),
         ));
         cases.push((
             format!("{kind} with generation 5 not yet observed"),
             object(kind, 5, status(ok.clone(), 4)),
             "Progressing",
-            "observe generation 5",
+            "observe generation 5".into(),
         ));
         // No status.observedGeneration: the conditions' own (4) are what is stale.
         let stale = ok.clone();
@@ -157,83 +162,38 @@ fn argo_cd_judges_every_kind_healthy_progressing_or_degraded_as_its_conditions_s
             format!("{kind} whose conditions describe generation 4 of 5"),
             object(kind, 5, Some(json!({"conditions": stale}))),
             "Progressing",
-            "observe generation 5",
+            "observe generation 5".into(),
         ));
-        cases.push((
-            format!("{kind} not accepted"),
-            object(
-                kind,
-                4,
-                status(
-                    with(
-                        &ok,
-                        condition("Accepted", "False", "Invalid", "spec.listener.port: must be set", 4),
-                    ),
-                    4,
-                ),
+        // One condition changed from the settled set: the object and the message Argo CD shows.
+        let one = |type_: &str, state: &str, reason: &str, message: &str| {
+            let conditions = with(&ok, condition(type_, state, reason, message, 4));
+            (object(kind, 4, status(conditions, 4)), format!("{type_} ({reason}): {message}"))
+        };
+        for (what, (o, message), verdict) in [
+            (
+                "not accepted",
+                one("Accepted", "False", "Invalid", "spec.listener.port: must be set"),
+                "Degraded",
             ),
-            "Degraded",
-            "Accepted (Invalid): spec.listener.port: must be set",
-        ));
-        cases.push((
-            format!("{kind} reconciling"),
-            object(
-                kind,
-                4,
-                status(with(&ok, condition("Reconciling", "True", "Applying", "applying children", 4)), 4),
-            ),
-            "Progressing",
-            "Reconciling (Applying): applying children",
-        ));
-        cases.push((
-            format!("{kind} stalled"),
-            object(
-                kind,
-                4,
-                status(
-                    with(
-                        &ok,
-                        condition("Stalled", "True", "ConfigTooLarge", "config is 3.1 MiB compressed", 4),
-                    ),
-                    4,
-                ),
-            ),
-            "Degraded",
-            "Stalled (ConfigTooLarge): config is 3.1 MiB compressed",
-        ));
-        if GATEWAYS.contains(&kind) {
-            let no_ready: Vec<Value> = ok.iter().filter(|c| c["type"] != "Ready").cloned().collect();
+            ("reconciling", one("Reconciling", "True", "Applying", "applying children"), "Progressing"),
+            ("stalled", one("Stalled", "True", "ConfigTooLarge", "config is 3.1 MiB compressed"), "Degraded"),
+        ] {
+            cases.push((format!("{kind} {what}"), o, verdict, message));
+        }
+        let no_ready: Vec<Value> = ok.iter().filter(|c| c["type"] != "Ready").cloned().collect();
+        let more = if GATEWAYS.contains(&kind) {
             cases.push((
                 format!("{kind} without Ready yet"),
                 object(kind, 4, status(no_ready, 4)),
                 "Progressing",
-                "Waiting for condition Ready",
+                "Waiting for condition Ready".into(),
             ));
-            cases.push((
-                format!("{kind} with no ready replica"),
-                object(
-                    kind,
-                    4,
-                    status(
-                        with(&ok, condition("Ready", "False", "NoReadyReplicas", "0 of 2 replicas ready", 4)),
-                        4,
-                    ),
-                ),
-                "Degraded",
-                "Ready (NoReadyReplicas): 0 of 2 replicas ready",
-            ));
+            ("with no ready replica", one("Ready", "False", "NoReadyReplicas", "0 of 2 replicas ready"))
         } else {
-            cases.push((
-                format!("{kind} with a missing reference"),
-                object(
-                    kind,
-                    4,
-                    status(with(&ok, condition("ResolvedRefs", "False", "BackendNotFound", "spec.rules[0].backends[0].backendRef: AIBackend missing not found", 4)), 4),
-                ),
-                "Degraded",
-                "ResolvedRefs (BackendNotFound): spec.rules[0].backends[0].backendRef: AIBackend missing not found",
-            ));
-        }
+            let missing = "spec.rules[0].backends[0].backendRef: AIBackend missing not found";
+            ("with a missing reference", one("ResolvedRefs", "False", "BackendNotFound", missing))
+        };
+        cases.push((format!("{kind} {}", more.0), more.1.0, "Degraded", more.1.1));
     }
     let objects: Vec<Value> = cases.iter().map(|c| c.1.clone()).collect();
     let results = judge("argo-health", Some(script.path()), &objects);
