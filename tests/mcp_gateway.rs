@@ -655,6 +655,75 @@ async fn session_era_wire_errors() {
     assert_eq!(r.json()["result"]["protocolVersion"], "2025-11-25");
 }
 
+/// `Origin` against DNS rebinding, with and without `allowedOrigins`: absent and the gateway's
+/// own host are served; a listed origin is served; any other is 403 with a JSON-RPC error.
+#[tokio::test]
+async fn origin_table_absent_same_host_allowed_foreign() {
+    let gh = serve(ToolsServer::default).await;
+    for allowed in [vec![], vec!["https://app.example.com".to_string()]] {
+        let mut cfg = config("origins", vec![server("gh", &gh.url)], allow_all());
+        cfg.mcp.as_mut().unwrap().allowed_origins = allowed.clone();
+        let gw = gateway(cfg).await;
+        // The client sends `Host: 127.0.0.1:PORT`.
+        let own = gw.url.trim_end_matches("/mcp").to_string();
+        let listed = if allowed.is_empty() { 403 } else { 200 };
+        let cases = [
+            (None, 200),
+            (Some(own.as_str()), 200),
+            (Some("https://app.example.com"), listed),
+            (Some("http://evil.example.com"), 403),
+            (Some("http://127.0.0.1:1"), 403),
+            (Some("null"), 403),
+        ];
+        for (origin, want) in cases {
+            let h: Vec<(&str, &str)> = origin.map(|o| vec![("origin", o)]).unwrap_or_default();
+            let r = post(&gw.url, &h, init_body("2025-11-25")).await;
+            assert_eq!(r.status, want, "Origin {origin:?}, allowedOrigins {allowed:?}: {}", r.body);
+            if want == 403 {
+                let v = r.json();
+                assert_eq!((v["jsonrpc"].clone(), v["id"].clone()), (json!("2.0"), Value::Null), "{v}");
+                assert_eq!(v["error"]["code"], -32600, "{v}");
+                let msg = v["error"]["message"].as_str().unwrap();
+                assert!(
+                    msg.starts_with(&format!("Forbidden: Origin {} is not allowed", origin.unwrap())),
+                    "{msg}"
+                );
+            }
+        }
+    }
+}
+
+/// On a session negotiated at 2025-11-25, a request whose `MCP-Protocol-Version` names another
+/// version the gateway speaks is served (the spec refuses only invalid or unsupported ones, and
+/// clients opening extra streams may send a default); an unknown or malformed one is 400.
+#[tokio::test]
+async fn a_supported_version_header_other_than_the_sessions_is_served() {
+    let gh = serve(ToolsServer::default).await;
+    let gw = gateway(config("versions", vec![server("gh", &gh.url)], allow_all())).await;
+    let s = Session::open_version(&gw.url, None, "2025-11-25").await;
+    for (i, v) in ["2025-03-26", "2025-06-18", "2024-11-05", "2025-11-25"].into_iter().enumerate() {
+        let h = [("mcp-session-id", s.id.as_str()), ("mcp-protocol-version", v)];
+        let r = post(&gw.url, &h, req(i as u64, "tools/list", json!({}))).await;
+        assert_eq!(r.status, 200, "{v}: {}", r.body);
+        assert!(!r.json()["result"]["tools"].as_array().unwrap().is_empty(), "{v}");
+        // The wire path of a plain tools/call, and the standalone stream.
+        let call = req(10 + i as u64, "tools/call", json!({"name": "gh__echo", "arguments": {"text": v}}));
+        let r = post(&gw.url, &h, call).await;
+        assert_eq!((r.status, text_of(&r.json()).to_string()), (200, v.to_string()), "{}", r.body);
+        let resp = request("GET", &gw.url, &h, String::new()).await;
+        assert_eq!(resp.status(), 200, "GET with {v}");
+    }
+    for v in ["2099-01-01", "not-a-version", "2026-07-28x"] {
+        let h = [("mcp-session-id", s.id.as_str()), ("mcp-protocol-version", v)];
+        let r = post(&gw.url, &h, req(1, "tools/list", json!({}))).await;
+        // (A version after 2026-07-28 is refused as that era refuses one: -32022 and the list.)
+        assert_eq!(r.status, 400, "{v}: {}", r.body);
+        assert!(r.body.contains("Unsupported"), "{}", r.body);
+        assert_eq!(request("GET", &gw.url, &h, String::new()).await.status(), 400, "GET with {v}");
+        assert_eq!(request("DELETE", &gw.url, &h, String::new()).await.status(), 400, "DELETE with {v}");
+    }
+}
+
 #[tokio::test]
 async fn progress_is_relayed_on_the_request_stream() {
     let gh = serve(ToolsServer::default).await;

@@ -75,8 +75,11 @@ pub struct MCPGatewaySpec {
     /// unauthenticated requests with `WWW-Authenticate`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth: Option<OAuthResource>,
-    /// Browser origins allowed to call the gateway (`Origin` header). Requests with another
-    /// `Origin` get 403; requests without one are allowed.
+    /// Browser origins allowed to call the gateway besides its own (`Origin` header, e.g.
+    /// `https://app.example.com`; `*` allows any). A request whose `Origin` is neither listed nor
+    /// the gateway's own host (the request's `Host`) gets 403 with a JSON-RPC error, against DNS
+    /// rebinding; requests without `Origin` (SDKs, agents) are not affected. Empty (the default):
+    /// only the gateway's own origin.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_origins: Vec<String>,
 }

@@ -718,7 +718,8 @@ pub struct McpConfig {
     /// OAuth resource-server settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth: Option<OAuthConfig>,
-    /// Allowed `Origin` values; empty allows any.
+    /// `Origin` values allowed besides the gateway's own host (`*`: any); a request with
+    /// another `Origin` is refused, one without is served.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_origins: Vec<String>,
 }
@@ -802,6 +803,10 @@ pub struct AgentLayerConfig {
     pub identity_token_ttl_ms: Millis,
     /// Header carrying the caller-identity token.
     pub identity_token_header: String,
+    /// `Origin` values allowed besides the gateway's own host (`*`: any); a request with
+    /// another `Origin` is refused, one without is served.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_origins: Vec<String>,
 }
 
 /// A published A2A agent.

@@ -1,8 +1,8 @@
 //! The streamable-HTTP front of an MCP gateway: one endpoint (`/mcp`, also `/`) serving both
 //! eras, plus the OAuth Protected Resource Metadata document.
 //!
-//! Order of checks on a request: path; `Origin` (`403` when `allowedOrigins` is set and the
-//! origin is not in it); caller identity (`401`, with `WWW-Authenticate: Bearer
+//! Order of checks on a request: path; `Origin` (`403` with a JSON-RPC error when present and
+//! neither the gateway's own host nor in `allowedOrigins`: [`crate::gateway::origin`]); caller identity (`401`, with `WWW-Authenticate: Bearer
 //! resource_metadata=…` when the gateway is an OAuth resource server); body size (`413`); JSON
 //! (`400` + `-32700`); era and its rules (see [`super::protocol`]); then the method.
 
@@ -161,12 +161,11 @@ where
     if !(path == "/mcp" || path == "/" || path == "/mcp/") {
         return plain(StatusCode::NOT_FOUND, "not found: the MCP endpoint is /mcp");
     }
+    if let Err(e) = crate::gateway::origin::check(&req, &rt.mcp.allowed_origins) {
+        return rpc_error(StatusCode::FORBIDDEN, Value::Null, RpcError::new(INVALID_REQUEST, e.to_string()));
+    }
     let (parts, body) = req.into_parts();
     let headers = parts.headers;
-    let origin = headers.get(http::header::ORIGIN).and_then(|v| v.to_str().ok());
-    if !protocol::origin_allowed(&rt.mcp.allowed_origins, origin) {
-        return plain(StatusCode::FORBIDDEN, "Forbidden: Origin not allowed");
-    }
     let subject = match rt.identity.authenticate(&headers, &rt.policy).await {
         Ok(s) => s,
         Err(e) => return unauthorized(&rt, &e),
@@ -207,12 +206,15 @@ fn open_session(
     Ok(s)
 }
 
-/// Checks `MCP-Protocol-Version` on a session-era request: absent means 2025-03-26; present must
-/// be a version the gateway speaks (`400` otherwise).
-fn session_version(headers: &HeaderMap) -> Result<&'static str, Response<Body>> {
+/// Checks `MCP-Protocol-Version` on a session-era request: absent (taken as 2025-03-26) or a
+/// version the gateway speaks passes; any other value is `400`. The transport spec's rule, word
+/// for word: "If the server receives a request with an invalid or unsupported
+/// MCP-Protocol-Version, it MUST respond with 400 Bad Request." A supported version other than
+/// the session's is not refused: the session keeps the version it negotiated.
+fn session_version(headers: &HeaderMap) -> Result<(), Response<Body>> {
     match protocol::header(headers, &protocol::PROTOCOL_VERSION) {
-        Ok(None) => Ok(protocol::DEFAULT_VERSION),
-        Ok(Some(v)) if let Some(known) = protocol::SESSION_VERSIONS.iter().find(|k| **k == v) => Ok(known),
+        Ok(None) => Ok(()),
+        Ok(Some(v)) if protocol::is_session_version(v) => Ok(()),
         Ok(Some(v)) => Err(plain(
             StatusCode::BAD_REQUEST,
             &format!("Bad Request: Unsupported MCP-Protocol-Version: {v}"),
@@ -254,7 +256,7 @@ where
     if !stateless_header && let Some(call) = ToolCallRequest::parse(&bytes) {
         // The common case, read without building values (a session-era tools/call; see
         // `super::wire`): the same checks as below, in the same order.
-        let (ctx, replay) = match session_ctx(rt, subject, &headers, header_version.is_some()) {
+        let (ctx, replay) = match session_ctx(rt, subject, &headers) {
             Ok(x) => x,
             Err(r) => return r,
         };
@@ -299,7 +301,7 @@ where
     {
         return initialize(rt, subject, r).await;
     }
-    let (ctx, replay) = match session_ctx(rt, subject, &headers, header_version.is_some()) {
+    let (ctx, replay) = match session_ctx(rt, subject, &headers) {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -319,22 +321,18 @@ where
     }
 }
 
-/// A session-era request after `initialize`: its version checked (`has_version`: it names one)
-/// and its session opened; `Err` is the response to send.
+/// A session-era request after `initialize`: its version header checked and its session opened;
+/// `Err` is the response to send.
 fn session_ctx(
     rt: Arc<McpRuntime>,
     subject: String,
     headers: &HeaderMap,
-    has_version: bool,
 ) -> Result<(Ctx, Replay), Response<Body>> {
-    let version = session_version(headers)?;
+    // A supported version other than the session's is served under the session's: the spec
+    // (transports, "Protocol Version Header", 2025-06-18 and 2025-11-25) refuses only "an
+    // invalid or unsupported MCP-Protocol-Version" (see [`session_version`]).
+    session_version(headers)?;
     let s = open_session(&rt, &subject, headers)?;
-    if has_version && version != s.version {
-        return Err(plain(
-            StatusCode::BAD_REQUEST,
-            &format!("Bad Request: MCP-Protocol-Version {version} is not the session's {}", s.version),
-        ));
-    }
     let replay = Replay { rt: rt.clone(), nonce: s.nonce, priming: primes(&s.version) };
     let backends = s.backends.clone();
     Ok((Ctx { rt, subject, era: Era::Session, session: Some(s), backends }, replay))
@@ -632,11 +630,7 @@ fn resume_error(e: &ResumeError) -> Response<Body> {
 /// `GET`: the standalone stream, or with `Last-Event-ID` the rest of the stream that id belongs
 /// to (see [`super::events`]).
 async fn get(rt: Arc<McpRuntime>, subject: String, headers: HeaderMap) -> Response<Body> {
-    if protocol::header(&headers, HEADER_PROTOCOL_VERSION)
-        .ok()
-        .flatten()
-        .is_some_and(|v| v >= STATELESS_VERSION)
-    {
+    if protocol::header(&headers, HEADER_PROTOCOL_VERSION).ok().flatten() == Some(STATELESS_VERSION) {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "GET is not part of protocol version 2026-07-28");
     }
     let accepts_sse = accepts_event_stream(&headers);
@@ -958,12 +952,11 @@ async fn listen(rt: Arc<McpRuntime>, subject: String, r: Request) -> Response<Bo
 }
 
 async fn delete(rt: Arc<McpRuntime>, subject: String, headers: HeaderMap) -> Response<Body> {
-    if protocol::header(&headers, HEADER_PROTOCOL_VERSION)
-        .ok()
-        .flatten()
-        .is_some_and(|v| v >= STATELESS_VERSION)
-    {
+    if protocol::header(&headers, HEADER_PROTOCOL_VERSION).ok().flatten() == Some(STATELESS_VERSION) {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "DELETE is not part of protocol version 2026-07-28");
+    }
+    if let Err(r) = session_version(&headers) {
+        return r;
     }
     let state = match open_session(&rt, &subject, &headers) {
         Ok(s) => s,
