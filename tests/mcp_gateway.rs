@@ -15,7 +15,7 @@ use cairn::gateway::mcp::{McpRuntime, handle};
 use cairn::gateway::state::Shared;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioExecutor;
-use mcp_servers::{PagedServer, ToolsServer, serve, serve_modern};
+use mcp_servers::{ElicitServer, PagedServer, ToolsServer, serve, serve_modern};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -779,6 +779,58 @@ async fn list_changed_reaches_the_standalone_stream() {
     assert_eq!(found, Ok(true), "{seen}");
 }
 
+/// What a backend sends on its standalone stream before the client opens its own is held for
+/// it (the backend's stream is opened when the session starts); what a session ends with,
+/// undelivered, is counted as dropped.
+#[tokio::test]
+async fn standalone_messages_wait_for_the_client_and_undelivered_ones_are_counted() {
+    let gh = serve(ToolsServer::default).await;
+    let gw = gateway(config("early", vec![server("gh", &gh.url)], allow_all())).await;
+    let dropped = |gw: &Gateway| {
+        let m = gw.shared.metrics.encode();
+        m.lines()
+            .find(|l| {
+                l.starts_with(
+                    "cairn_mcp_dropped_messages_total{gateway=\"test/early\",reason=\"session_ended\"}",
+                )
+            })
+            .map(|l| l.rsplit(' ').next().unwrap().to_string())
+    };
+    // The notification comes 200 ms after the call, long before the client listens.
+    let s = Session::open(&gw.url, None).await;
+    assert_eq!(
+        text_of(&s.call(1, "tools/call", json!({"name": "gh__changed", "arguments": {}})).await),
+        "will change"
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let h = [("mcp-session-id", s.id.as_str()), ("mcp-protocol-version", "2025-06-18")];
+    let mut body = request("GET", &gw.url, &h, String::new()).await.into_body();
+    let mut seen = String::new();
+    let found = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(Ok(f)) = body.frame().await {
+            seen.push_str(&String::from_utf8_lossy(&f.into_data().unwrap_or_default()));
+            if seen.contains("notifications/tools/list_changed") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(found, Ok(true), "{seen}");
+    // A second stream while the first is open: one reads the session's messages at a time.
+    assert_eq!(request("GET", &gw.url, &h, String::new()).await.status(), 409);
+    drop(body);
+    assert_eq!(dropped(&gw), None);
+
+    // A session that ends before its client listens: the waiting notification is counted.
+    let s = Session::open(&gw.url, None).await;
+    s.call(1, "tools/call", json!({"name": "gh__changed", "arguments": {}})).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let h = [("mcp-session-id", s.id.as_str()), ("mcp-protocol-version", "2025-06-18")];
+    assert_eq!(send("DELETE", &gw.url, &h, String::new()).await.status, 200);
+    assert_eq!(dropped(&gw).as_deref(), Some("1"), "{}", gw.shared.metrics.encode());
+}
+
 #[tokio::test]
 async fn oauth_protected_resource_metadata_and_401() {
     let gh = serve(ToolsServer::default).await;
@@ -903,6 +955,26 @@ async fn python_sdk_conformance() {
     let stdout =
         support::pytest(&["tests/conformance/test_mcp_sdk.py"], &env).await.unwrap_or_else(|e| panic!("{e}"));
     assert!(!stdout.contains("skipped"), "{stdout}");
+}
+
+/// No server→client request is lost: a backend sends an elicitation request on its standalone
+/// stream the instant a tool starts, while the official MCP Python SDK client opens its own
+/// standalone stream concurrently with the call; 200 sessions in a row, every request answered
+/// (tests/conformance/test_mcp_elicitation.py), nothing counted as dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_server_to_client_request_is_lost() {
+    support::python(); // fails here, before any set-up, when the SDK venv is missing
+    let el = serve(ElicitServer::default).await;
+    let gw = gateway(config("elicit", vec![server("el", &el.url)], allow_all())).await;
+    support::pytest(&["tests/conformance/test_mcp_elicitation.py"], &[("CAIRN_MCP_URL", gw.url.as_str())])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let metrics = gw.shared.metrics.encode();
+    assert!(
+        metrics.contains("cairn_mcp_tool_calls_total{gateway=\"test/elicit\",server=\"el\",tool=\"elicit_now\",subject=\"anonymous\",outcome=\"ok\"} 200"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("cairn_mcp_dropped_messages_total{"), "{metrics}");
 }
 
 /// A stdio MCP server built on the official Python SDK.

@@ -17,6 +17,7 @@ use super::jsonrpc::{
 use super::protocol::{self, Era, HEADER_PROTOCOL_VERSION, HEADER_SESSION_ID, STATELESS_VERSION};
 use super::runtime::McpRuntime;
 use super::session::{OpenSession, SessionKey, SessionState};
+use super::streams::SessionStreams;
 use super::upstream::Replies;
 use super::wire::ToolCallRequest;
 use crate::gateway::ai::sse::{encode_comment, encode_named};
@@ -342,6 +343,10 @@ async fn initialize(rt: Arc<McpRuntime>, subject: String, r: &Request) -> Respon
     let params = r.params.clone().unwrap_or_else(|| json!({}));
     let version = protocol::negotiate(params.get("protocolVersion").and_then(Value::as_str));
     let (result, backends) = dispatch::initialize(&rt, &params, version).await;
+    // Before the client learns the session, so whatever a backend sends on its standalone stream
+    // from the first request on is held for the client's GET (see [`super::streams`]).
+    let listened = rt.upstreams.iter().filter_map(|u| Some((u.clone(), backends.get(&u.prefix)?.clone())));
+    let streams = SessionStreams::open(&rt, listened.collect(), "session_ended").await;
     let state = SessionState {
         subject,
         version: version.to_string(),
@@ -350,7 +355,11 @@ async fn initialize(rt: Arc<McpRuntime>, subject: String, r: &Request) -> Respon
         backends,
     };
     let sid = rt.sealer.seal(&state);
-    rt.state.activity.touch(SessionKey::of(&sid), state.opened, state.opened, rt.idle_secs());
+    let key = SessionKey::of(&sid);
+    rt.state.activity.touch(key, state.opened, state.opened, rt.idle_secs());
+    if streams.any {
+        super::streams::hold(&rt.state, streams, state.nonce, key, state.opened, rt.idle_secs());
+    }
     rt.metrics
         .sessions
         .get_or_create(&super::audit::SessionLabels { gateway: rt.gateway.clone(), era: "session".into() })
@@ -715,7 +724,9 @@ fn replay_request(rec: Recorder, backlog: Vec<(u64, Recorded)>, patience: Durati
 }
 
 /// The standalone stream: `backlog` (replayed events), then the messages the session's backends
-/// send on their own standalone streams, each recorded in `rec` as it goes out.
+/// send on their own standalone streams, each recorded in `rec` as it goes out. They come from
+/// the streams opened when the session started when this replica holds them, else from streams
+/// opened now (see [`super::streams`]).
 async fn standalone(
     rt: Arc<McpRuntime>,
     state: Arc<OpenSession>,
@@ -723,46 +734,31 @@ async fn standalone(
     backlog: Vec<(u64, Recorded)>,
     fresh: bool,
 ) -> Response<Body> {
-    let listens = futures_util::future::join_all(rt.upstreams.iter().filter_map(|u| {
-        let s = state.backends.get(&u.prefix)?.clone();
-        Some(async move { (u.clone(), u.listen(&s).await) })
-    }))
-    .await;
-    let (merged_tx, mut merged) = mpsc::unbounded_channel::<Message>();
-    let mut any = false;
-    for (u, r) in listens {
-        match r {
-            Ok(Some(mut rx)) => {
-                any = true;
-                let tx = merged_tx.clone();
-                let prefix = u.prefix.clone();
-                tokio::spawn(async move {
-                    loop {
-                        let m = tokio::select! {
-                            m = rx.recv() => match m { Some(m) => m, None => return },
-                            // The client left: let go of the backend's stream now.
-                            _ = tx.closed() => return,
-                        };
-                        if tx.send(dispatch::rewrite_from_backend(&prefix, m)).is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-            Ok(None) => {}
-            Err(e) => rt.metrics.backend_error(&rt.gateway, &u.name, "GET", &e),
+    // The streams opened now live as long as this client stream (held by its task); the
+    // session's own live until the session ends (not held here, so that ending them ends this).
+    let (streams, own) = match rt.state.streams.get(state.nonce) {
+        Some(s) => (s, None),
+        None => {
+            let listened =
+                rt.upstreams.iter().filter_map(|u| Some((u.clone(), state.backends.get(&u.prefix)?.clone())));
+            let s = Arc::new(SessionStreams::open(&rt, listened.collect(), "client_gone").await);
+            (s.clone(), Some(s))
         }
-    }
-    drop(merged_tx);
-    if !any && fresh {
+    };
+    if !streams.any && fresh {
         return plain(
             StatusCode::METHOD_NOT_ALLOWED,
             "no MCP server of this gateway offers a standalone stream",
         );
     }
+    let Some((mut inbox, mut ended)) = streams.attach() else {
+        return plain(StatusCode::CONFLICT, "Conflict: the session's standalone stream is already open");
+    };
+    drop(streams);
     let (tx, out) = mpsc::channel::<Bytes>(64);
     let priming = fresh && primes(&state.version);
     tokio::spawn(async move {
+        let _own = own;
         if priming && tx.send(rec.record(Recorded::Priming).await).await.is_err() {
             return;
         }
@@ -775,27 +771,32 @@ async fn standalone(
         tick.tick().await;
         loop {
             let first = tokio::select! {
-                m = merged.recv() => match m { Some(m) => m, None => return },
+                m = inbox.recv() => match m { Some(m) => m, None => return },
                 _ = tick.tick() => {
                     if tx.send(encode_comment("keep-alive")).await.is_err() { return; }
                     continue;
                 }
                 _ = tx.closed() => return,
+                // The session ended.
+                _ = ended.changed() => return,
             };
             // Coalesce: of the messages already waiting, each kind of list_changed goes out once.
             let mut batch = vec![first];
-            while let Ok(m) = merged.try_recv() {
+            while let Some(m) = inbox.try_recv() {
                 batch.push(m);
             }
             let mut seen = std::collections::HashSet::new();
-            for m in batch {
-                if let Message::Notification(n) = &m
-                    && n.method.ends_with("/list_changed")
-                    && !seen.insert(n.method.clone())
-                {
-                    continue;
+            batch.retain(|m| match m {
+                Message::Notification(n) if n.method.ends_with("/list_changed") => {
+                    seen.insert(n.method.clone())
                 }
+                _ => true,
+            });
+            let mut batch = batch.into_iter();
+            while let Some(m) = batch.next() {
                 if tx.send(rec.message(&m).await).await.is_err() {
+                    // The client left: what it did not get goes out on its next stream.
+                    inbox.put_back(std::iter::once(m).chain(batch).collect());
                     return;
                 }
             }
@@ -968,6 +969,7 @@ async fn delete(rt: Arc<McpRuntime>, subject: String, headers: HeaderMap) -> Res
     }))
     .await;
     rt.state.activity.end(state.key, now_secs());
+    rt.state.streams.remove(state.nonce);
     if let Ok(Some(id)) = protocol::header(&headers, &protocol::SESSION_ID) {
         rt.sealer.forget(id);
     }

@@ -22,6 +22,8 @@ use std::time::Duration;
 pub struct GatewayState {
     /// Session use seen by this replica.
     pub activity: Activity,
+    /// The backends' standalone streams of the sessions this replica initialized.
+    pub streams: super::streams::Streams,
     /// Backend sessions serving stateless-era clients, by server prefix.
     pub pool: tokio::sync::Mutex<HashMap<String, BackendSession>>,
     /// stdio servers by name and command.
