@@ -89,12 +89,14 @@ fn bot_policy() -> PolicyConfig {
                 ToolGrantConfig {
                     id: "bots/tools/0".into(),
                     server: "gh".into(),
+                    prefix: "gh".into(),
                     tools: vec!["search_*".into(), "delete_*".into()],
                     limits: None,
                 },
                 ToolGrantConfig {
                     id: "bots/tools/1".into(),
                     server: "gh".into(),
+                    prefix: "gh".into(),
                     tools: vec!["echo".into()],
                     limits: Some(LimitsConfig { requests_per_minute: Some(2), tokens_per_minute: None }),
                 },
@@ -938,6 +940,7 @@ async fn python_sdk_conformance() {
     policy.policies[0].tools.push(ToolGrantConfig {
         id: "bots/tools/2".into(),
         server: "gh".into(),
+        prefix: "gh".into(),
         tools: vec!["fail".into(), "progress".into(), "changed".into()],
         limits: None,
     });
@@ -975,6 +978,49 @@ async fn no_server_to_client_request_is_lost() {
         "{metrics}"
     );
     assert!(!metrics.contains("cairn_mcp_dropped_messages_total{"), "{metrics}");
+}
+
+/// A server with an empty prefix keeps its tools', prompts' and resources' names, beside a
+/// prefixed one, through the official MCP Python SDK client (both eras), and the policy
+/// (`tools: [{server, tools}]`) applies to its unprefixed names
+/// (tests/conformance/test_mcp_unprefixed.py).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unprefixed_server_keeps_its_names() {
+    support::python(); // fails here, before any set-up, when the SDK venv is missing
+    let files = serve(ToolsServer::default).await;
+    let gh = serve(ToolsServer::default).await;
+    let mut policy = bot_policy();
+    policy.policies[0].tools = vec![
+        ToolGrantConfig {
+            id: "bots/tools/0".into(),
+            server: "files".into(),
+            prefix: String::new(),
+            tools: vec!["echo".into(), "search_*".into()],
+            limits: None,
+        },
+        ToolGrantConfig {
+            id: "bots/tools/1".into(),
+            server: "gh".into(),
+            prefix: "gh".into(),
+            tools: vec!["echo".into()],
+            limits: None,
+        },
+    ];
+    let unprefixed = McpServerConfig { prefix: String::new(), ..server("files", &files.url) };
+    let mut cfg = config("unprefixed", vec![server("gh", &gh.url), unprefixed], policy);
+    cfg.auth.allow_anonymous = false;
+    let gw = gateway(cfg).await;
+    let env = [("CAIRN_MCP_URL", gw.url.as_str()), ("CAIRN_MCP_KEY", BOT_KEY)];
+    let stdout = support::pytest(&["tests/conformance/test_mcp_unprefixed.py"], &env)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(stdout.contains("4 passed"), "{stdout}");
+    // The audit and metrics name the server, with the tool's own name.
+    let metrics = gw.shared.metrics.encode();
+    assert!(
+        metrics.contains("cairn_mcp_tool_calls_total{gateway=\"test/unprefixed\",server=\"files\",tool=\"echo\",subject=\"bot\",outcome=\"ok\"} 2"),
+        "{metrics}"
+    );
 }
 
 /// A stdio MCP server built on the official Python SDK.

@@ -356,8 +356,12 @@ pub struct ToolGrantConfig {
     /// Stable id for counters: `<policy>/tools/<index in the AgentPolicy's spec.tools>`, so a grant
     /// that compile leaves out does not shift the counters of the grants after it.
     pub id: String,
-    /// Server prefix (tools appear as `prefix__tool`).
+    /// MCPServer name (unique in the namespace the policy and its gateways share).
     pub server: String,
+    /// The server's tool prefix, for showing names as clients see them (`prefix__tool`, or the
+    /// tool's own name when empty).
+    #[serde(default)]
+    pub prefix: String,
     /// Unprefixed tool-name globs.
     pub tools: Vec<String>,
     /// Limits per subject.
