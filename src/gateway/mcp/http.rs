@@ -2,9 +2,10 @@
 //! eras, plus the OAuth Protected Resource Metadata document.
 //!
 //! Order of checks on a request: path; `Origin` (`403` with a JSON-RPC error when present and
-//! neither the gateway's own host nor in `allowedOrigins`: [`crate::gateway::origin`]); caller identity (`401`, with `WWW-Authenticate: Bearer
-//! resource_metadata=…` when the gateway is an OAuth resource server); body size (`413`); JSON
-//! (`400` + `-32700`); era and its rules (see [`super::protocol`]); then the method.
+//! neither the gateway's own host nor in `allowedOrigins`: [`crate::gateway::origin`]); caller
+//! identity (`401`, with `WWW-Authenticate: Bearer resource_metadata=…` when the gateway is an
+//! OAuth resource server); body size (`413`); JSON (`400` + `-32700`); era and its rules (see
+//! [`super::protocol`]); then the method.
 
 // Errors here are the responses to send, made at most once per request.
 #![allow(clippy::result_large_err)]
