@@ -238,3 +238,55 @@ async fn install_grants_the_operator_what_it_needs_upgrade_and_uninstall_keep_us
     }
     assert_eq!(get_json(&p, &["-n", &watched, "aigateway", &name])["metadata"]["uid"], uid);
 }
+
+/// The chart's opt-in Argo CD health checks reach argocd-cm by the command NOTES.txt prints.
+#[tokio::test]
+async fn the_notes_command_merges_the_charts_argo_cd_health_checks_into_argocd_cm() {
+    let p = platform().await;
+    let system = p.fresh_namespace("cairn-argo").await;
+    let argocd = p.fresh_namespace("argocd").await;
+    p.kubectl_ok(&[
+        "-n",
+        &argocd,
+        "create",
+        "configmap",
+        "argocd-cm",
+        "--from-literal=url=https://argocd.example.com",
+    ]);
+    let release = format!("cairn-{}", &system[system.len() - 4..]);
+    let chart = repo_root().join("charts/cairn");
+    let notes = ok(
+        p.helm()
+            .args(["install", &release, chart.to_str().unwrap(), "-n", &system, "--wait=false"])
+            .args(["--set", "argocd.healthChecks=true", "--set", &format!("argocd.namespace={argocd}")])
+            .output()
+            .unwrap(),
+        "helm install",
+    );
+    // The two lines after the one that says so, run as a user would (kubectl on PATH).
+    let start = notes
+        .lines()
+        .position(|l| l.starts_with("Argo CD health checks"))
+        .expect("NOTES mention the health checks");
+    let command: String = notes.lines().skip(start + 2).take(2).collect::<Vec<_>>().join("\n");
+    assert!(command.trim_start().starts_with("kubectl"), "{command}");
+    let path = format!("{}:{}", p.bin.display(), std::env::var("PATH").unwrap_or_default());
+    let out = std::process::Command::new("bash")
+        .args(["-c", &command])
+        .env("PATH", path)
+        .env("KUBECONFIG", &p.kubeconfig)
+        .output()
+        .unwrap();
+    ok(out, &command);
+    let live = get_json(&p, &["-n", &argocd, "configmap", "argocd-cm"]);
+    assert_eq!(live["data"]["url"], "https://argocd.example.com");
+    let script = std::fs::read_to_string(chart.join("files/argocd/health.lua")).unwrap();
+    for kind in cairn::api::KINDS {
+        assert_eq!(
+            live["data"][format!("resource.customizations.health.cairn.dev_{kind}")],
+            script.as_str(),
+            "{kind}"
+        );
+    }
+    ok(p.helm().args(["uninstall", &release, "-n", &system]).output().unwrap(), "helm uninstall");
+}
