@@ -16,7 +16,8 @@ WORKDIR /src
 COPY . .
 # musl: a static (static-pie) executable that needs nothing from the image.
 RUN cargo build --locked --release --bin cairn --target "$(uname -m)-unknown-linux-musl"
-RUN install -D -m 0755 "target/$(uname -m)-unknown-linux-musl/release/cairn" /out/cairn
+# Stripped for the image (33 MB -> 27 MB on x86_64).
+RUN install -D -s -m 0755 "target/$(uname -m)-unknown-linux-musl/release/cairn" /out/cairn
 
 FROM gcr.io/distroless/static-debian12:nonroot
 ARG VERSION=0.1.0

@@ -89,8 +89,9 @@ fn build_command(report: &Value) -> (String, String) {
     let install = commands(build, "RUN")
         .find(|c| c["args"][0].as_str().is_some_and(|a| a.starts_with("install ")))
         .expect("a RUN that installs the binary");
-    // `install -D -m 0755 "target/<triple>/release/cairn" /out/cairn`: the path under target/.
-    let words = sh(&format!("set -- {}; echo \"$5\"", install["args"][0].as_str().unwrap()));
+    // `install [OPTIONS] "target/<triple>/release/cairn" /out/cairn`: the path under target/.
+    let words =
+        sh(&format!("set -- {}; shift $(($# - 2)); echo \"$1\"", install["args"][0].as_str().unwrap()));
     (cargo[0]["args"][0].as_str().unwrap().to_string(), words.trim().to_string())
 }
 
