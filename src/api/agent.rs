@@ -108,6 +108,13 @@ pub struct AgentGatewaySpec {
     /// Caller-identity tokens minted for callees.
     #[serde(default)]
     pub identity_tokens: IdentityTokens,
+    /// Browser origins allowed to call the gateway besides its own (`Origin` header, e.g.
+    /// `https://app.example.com`; `*` allows any). A request whose `Origin` is neither listed nor
+    /// the gateway's own host (the request's `Host`) gets 403 in the binding's error format,
+    /// against DNS rebinding; requests without `Origin` (SDKs, agents) are not affected. Empty
+    /// (the default): only the gateway's own origin.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_origins: Vec<String>,
 }
 
 /// A ServiceAccount whose projected tokens identify the agent.
@@ -152,9 +159,11 @@ pub struct Identity {
     pub service_account: Option<ServiceAccountIdentity>,
     /// JWTs from trusted issuers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
     pub jwt: Vec<JwtIdentity>,
     /// Virtual keys from Secrets.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
     pub virtual_keys: Vec<VirtualKey>,
 }
 

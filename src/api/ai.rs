@@ -111,7 +111,7 @@ pub enum ModelType {
 #[serde(rename_all = "camelCase")]
 pub struct BackendModel {
     /// The provider's model name, e.g. `gpt-4o-mini`.
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 128))]
     pub name: String,
     /// What the model is used for.
     #[serde(default, rename = "type")]
@@ -178,11 +178,12 @@ pub struct AIBackendSpec {
     pub credentials: Option<Credentials>,
     /// Extra headers sent with every request (e.g. an organisation id).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
     pub headers: Vec<HeaderValue>,
     /// Models this backend serves, with prices. Routes may only send models listed here; an empty
     /// list accepts any model name, unpriced.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 256))]
+    #[schemars(length(max = 128))]
     pub models: Vec<BackendModel>,
     /// Backend-wide timeouts.
     #[serde(default)]
@@ -397,9 +398,11 @@ pub struct Guardrail {
 pub struct Guardrails {
     /// Rules run on request messages before they leave the gateway.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
     pub request: Vec<Guardrail>,
     /// Rules run on responses (non-streaming responses; streamed responses are checked per chunk).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
     pub response: Vec<Guardrail>,
 }
 

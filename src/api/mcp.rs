@@ -84,8 +84,11 @@ pub struct MCPGatewaySpec {
     /// unauthenticated requests with `WWW-Authenticate`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth: Option<OAuthResource>,
-    /// Browser origins allowed to call the gateway (`Origin` header). Requests with another
-    /// `Origin` get 403; requests without one are allowed.
+    /// Browser origins allowed to call the gateway besides its own (`Origin` header, e.g.
+    /// `https://app.example.com`; `*` allows any). A request whose `Origin` is neither listed nor
+    /// the gateway's own host (the request's `Host`) gets 403 with a JSON-RPC error, against DNS
+    /// rebinding; requests without `Origin` (SDKs, agents) are not affected. Empty (the default):
+    /// only the gateway's own origin.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_origins: Vec<String>,
 }
@@ -142,6 +145,7 @@ pub struct McpDeployment {
     pub args: Vec<String>,
     /// Environment of the server process.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 128))]
     pub env: Vec<EnvVar>,
     /// How the server speaks MCP.
     #[serde(default)]
@@ -240,10 +244,13 @@ pub struct MCPServerSpec {
     /// The MCPGateways serving this server's tools.
     #[schemars(length(min = 1, max = 16))]
     pub gateway_refs: Vec<LocalRef>,
-    /// Tools appear as `<prefix>__<tool>`. Default: the object's name, which must then fit the
-    /// same pattern.
+    /// Tools and prompts appear as `<prefix>__<name>` and resource URIs as `<prefix>+<uri>`.
+    /// Default: the object's name, which must then fit the same pattern. Empty (`""`): names
+    /// and URIs pass through unchanged; at most one server of a gateway may do so (a second
+    /// is refused, naming both), and a name of it that reads as another server's prefixed name
+    /// is left out of lists. Policies name servers, not prefixes, so they apply either way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = "^[a-z0-9-]{1,40}$"))]
+    #[schemars(regex(pattern = "^([a-z0-9-]{1,40})?$"))]
     pub prefix: Option<String>,
     /// URL of a remote streamable-HTTP MCP endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -254,6 +261,7 @@ pub struct MCPServerSpec {
     pub deployment: Option<McpDeployment>,
     /// Headers sent to the server (its credentials). Callers' own tokens are never passed on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
     pub headers: Vec<HeaderValue>,
     /// Which tools are exposed.
     #[serde(default)]
@@ -282,7 +290,8 @@ pub struct MCPServerStatus {
     /// The generation these conditions describe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Tools discovered on the server, after the allow/deny filter, with their prefix.
+    /// Tools discovered on the server, after the allow/deny filter, as clients see them (with
+    /// the prefix, if any).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<String>,
     /// Number of exposed tools.

@@ -2,7 +2,7 @@
 //!
 //! [`local`] runs gateways in this process from files (`cairn run`, `cairn gateway`);
 //! [`server`] serves one gateway's listener; [`ai`] is layer 1's request path; [`identity`],
-//! [`store`], [`metrics`] and [`access_log`] are shared by the layers; [`state`] is what a process
+//! [`store`], [`metrics`], [`origin`] and [`access_log`] are shared by the layers; [`state`] is what a process
 //! keeps across config versions; [`admin`] serves `/metrics`, `/healthz` and `/readyz`.
 
 pub mod access_log;
@@ -13,6 +13,7 @@ pub mod identity;
 pub mod local;
 pub mod mcp;
 pub mod metrics;
+pub mod origin;
 pub mod server;
 pub mod state;
 pub mod store;

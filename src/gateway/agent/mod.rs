@@ -22,6 +22,9 @@
 //!
 //! # Per call ([`proxy`])
 //!
+//! Before anything, every request's `Origin` is checked ([`crate::gateway::origin`]): one that
+//! is present and neither the gateway's own host nor in `allowedOrigins` is refused with 403.
+//!
 //! 1. The caller is identified (virtual key, JWT, ServiceAccount token; [`crate::gateway::identity`]).
 //! 2. Policy: `SendMessage`/`SendStreamingMessage` are checked with
 //!    [`PolicyIndex::check_agent`] for the skill the message names in its metadata
@@ -162,6 +165,7 @@ impl AgentRuntime {
             task_ownership_ttl_ms: 86_400_000,
             identity_token_ttl_ms: 300_000,
             identity_token_header: "x-cairn-identity".into(),
+            allowed_origins: vec![],
         });
         let gateway = format!("{}/{}", config.gateway.namespace, config.gateway.name);
         let token_header =

@@ -574,7 +574,9 @@ impl Ctx {
         }
         match last {
             Some(f) => f.into_response(rec),
-            None => Err(AiError::BadGateway(format!(
+            // No target serves the operation: the route cannot do what was asked, and no upstream
+            // failed (a 400, not a 502).
+            None => Err(AiError::Unsupported(format!(
                 "no backend of route {} rule {} can serve {} requests",
                 rule.cfg.route,
                 rule.cfg.name,

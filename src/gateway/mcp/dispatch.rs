@@ -2,9 +2,12 @@
 //! fanned out; lists merged with prefixes; calls routed to the owning server.
 //!
 //! **Names.** Tools and prompts appear as `prefix__name` ([`TOOL_SEPARATOR`]); resource URIs as
-//! `prefix+uri` (a URI scheme may contain `+`, so the rewritten URI is still a URI). Lists are in
-//! server prefix order, then in each backend's own order, every backend page followed; the
-//! gateway answers with one page.
+//! `prefix+uri` (a URI scheme may contain `+`, so the rewritten URI is still a URI). A server
+//! with an empty prefix (at most one per gateway) keeps its names and URIs unchanged; a name of
+//! it that reads as another server's prefixed name (`gh__x` when a server has prefix `gh`) would
+//! route there, so it is left out of lists with a warning rather than shadowed silently. Lists
+//! are in server prefix order (the unprefixed server first), then in each backend's own order,
+//! every backend page followed; the gateway answers with one page.
 //!
 //! **Policy.** A server's allow/deny globs apply to everyone; `PolicyIndex::check_tool` applies
 //! per caller, in lists (tools the caller may not use never appear) and again on every call. A
@@ -26,7 +29,7 @@ use super::upstream::{Outgoing, Replies, Upstream, UpstreamError};
 use super::wire::ToolCallRequest;
 use crate::config::FailureMode;
 use crate::gateway::store::{Admission, LimitReq};
-use crate::policy::{Decision, TOOL_SEPARATOR, split_tool_name};
+use crate::policy::{Decision, client_tool_name};
 use futures_util::future::join_all;
 use serde_json::{Map, Value, json};
 use std::borrow::Cow;
@@ -220,8 +223,7 @@ pub async fn subscribe_resource(
     backends: &BTreeMap<String, BackendSession>,
     uri: &str,
 ) -> bool {
-    let Some((prefix, orig)) = uri.split_once(URI_SEPARATOR) else { return false };
-    let Some(i) = rt.server_index(prefix).filter(|&i| rt.server_visible(subject, i)) else {
+    let Some((i, orig)) = rt.route_uri(uri).filter(|(i, _)| rt.server_visible(subject, *i)) else {
         return false;
     };
     let u = &rt.upstreams[i];
@@ -404,13 +406,14 @@ impl Ctx {
                         |_| true,
                         |i, mut t| {
                             let name = t.get("name")?.as_str()?.to_string();
-                            let prefix = &rt.servers[i].prefix;
+                            let server = &rt.servers[i];
                             if !rt.server_exposes(i, &name)
-                                || !rt.policy.check_tool(&subject, prefix, &name).is_allowed()
+                                || !rt.policy.check_tool(&subject, &server.name, &name).is_allowed()
+                                || !reachable(&rt, i, &name, false)
                             {
                                 return None;
                             }
-                            t["name"] = format!("{prefix}{TOOL_SEPARATOR}{name}").into();
+                            t["name"] = client_tool_name(&server.prefix, &name).into();
                             Some(t)
                         },
                     )
@@ -430,7 +433,10 @@ impl Ctx {
                         |i| rt.server_visible(&self.subject, i),
                         |i, mut p| {
                             let name = p.get("name")?.as_str()?.to_string();
-                            p["name"] = format!("{}{TOOL_SEPARATOR}{name}", rt.servers[i].prefix).into();
+                            if !reachable(&rt, i, &name, false) {
+                                return None;
+                            }
+                            p["name"] = client_tool_name(&rt.servers[i].prefix, &name).into();
                             Some(p)
                         },
                     )
@@ -455,7 +461,10 @@ impl Ctx {
                         |i| rt.server_visible(&self.subject, i),
                         |i, mut r| {
                             let uri = r.get(field)?.as_str()?.to_string();
-                            r[field] = format!("{}{URI_SEPARATOR}{uri}", rt.servers[i].prefix).into();
+                            if !reachable(&rt, i, &uri, true) {
+                                return None;
+                            }
+                            r[field] = client_uri(&rt.servers[i].prefix, &uri).into();
                             Some(r)
                         },
                     )
@@ -537,10 +546,7 @@ impl Ctx {
             ToolCallIn::Wire(w) => (w.id.clone(), Cow::Borrowed(w.name)),
         };
         let id = &id;
-        let Some((prefix, tool)) = split_tool_name(&name) else {
-            return fail(id, INVALID_PARAMS, format!("Unknown tool: {name}"));
-        };
-        let Some(i) = self.rt.server_index(prefix) else {
+        let Some((i, tool)) = self.rt.route_name(&name) else {
             return fail(id, INVALID_PARAMS, format!("Unknown tool: {name}"));
         };
         let server = &self.rt.servers[i];
@@ -569,7 +575,7 @@ impl Ctx {
             audit("not_exposed");
             return fail(id, INVALID_PARAMS, format!("Unknown tool: {name}"));
         }
-        let limits: Vec<LimitReq> = match self.rt.policy.check_tool(&self.subject, prefix, tool) {
+        let limits: Vec<LimitReq> = match self.rt.policy.check_tool(&self.subject, &server.name, tool) {
             Decision::Deny(d) => {
                 audit("forbidden");
                 let e = RpcError::new(INVALID_PARAMS, format!("Tool {name} is not allowed: {d}"))
@@ -714,8 +720,7 @@ impl Ctx {
         let Some(name) = req.param_str("name").map(str::to_string) else {
             return err(&req, INVALID_PARAMS, "prompts/get needs params.name");
         };
-        let Some((i, prompt)) = split_tool_name(&name).and_then(|(p, n)| Some((self.rt.server_index(p)?, n)))
-        else {
+        let Some((i, prompt)) = self.rt.route_name(&name) else {
             return err(&req, INVALID_PARAMS, format!("Unknown prompt: {name}"));
         };
         if !self.rt.server_visible(&self.subject, i) {
@@ -744,8 +749,8 @@ impl Ctx {
             Some("ref/prompt") => params
                 .pointer("/ref/name")
                 .and_then(Value::as_str)
-                .and_then(split_tool_name)
-                .and_then(|(p, n)| Some((self.rt.server_index(p)?, ("name", n.to_string())))),
+                .and_then(|n| self.rt.route_name(n))
+                .map(|(i, n)| (i, ("name", n.to_string()))),
             Some("ref/resource") => params
                 .pointer("/ref/uri")
                 .and_then(Value::as_str)
@@ -760,10 +765,10 @@ impl Ctx {
         self.relay(i, &req, params).await
     }
 
-    /// `prefix+uri` → (server, uri), for servers the caller may see.
+    /// `prefix+uri` (or an unprefixed server's URI) → (server, uri), for servers the caller may
+    /// see.
     fn split_uri(&self, uri: &str) -> Option<(usize, String)> {
-        let (prefix, orig) = uri.split_once(URI_SEPARATOR)?;
-        let i = self.rt.server_index(prefix)?;
+        let (i, orig) = self.rt.route_uri(uri)?;
         self.rt.server_visible(&self.subject, i).then(|| (i, orig.to_string()))
     }
 
@@ -866,6 +871,29 @@ fn ready<T>(
     (out, None)
 }
 
+/// Whether a name (a URI with `uri`) of server `i` reaches server `i` when a client uses it: a
+/// prefixed server's always does; a name of the server without a prefix that reads as another
+/// server's prefixed one does not, and is left out of lists (logged: a shadowed name, never
+/// served by the wrong server).
+fn reachable(rt: &McpRuntime, i: usize, name: &str, uri: bool) -> bool {
+    if !rt.servers[i].prefix.is_empty() {
+        return true;
+    }
+    let routed = if uri { rt.route_uri(name) } else { rt.route_name(name) };
+    if routed.is_some_and(|(j, _)| j == i) {
+        return true;
+    }
+    tracing::warn!(target: "cairn::mcp", gateway = %rt.gateway, server = %rt.servers[i].name, name,
+        "left out: the name of this server without a prefix reads as another server's prefixed name");
+    false
+}
+
+/// The URI clients see for `uri` of a server with `prefix`: `prefix+uri`, or `uri` unchanged when
+/// the prefix is empty.
+pub fn client_uri(prefix: &str, uri: &str) -> String {
+    if prefix.is_empty() { uri.to_string() } else { format!("{prefix}{URI_SEPARATOR}{uri}") }
+}
+
 /// The id a backend's request to the client gets: `cairn:<prefix>:<original id as JSON>`.
 pub fn relayed_id(prefix: &str, id: &Value) -> Value {
     Value::from(format!("cairn:{prefix}:{id}"))
@@ -890,7 +918,7 @@ pub fn rewrite_from_backend(prefix: &str, m: Message) -> Message {
             if n.method == "notifications/resources/updated"
                 && let Some(uri) = n.params.as_ref().and_then(|p| p.get("uri")).and_then(Value::as_str)
             {
-                let u = format!("{prefix}{URI_SEPARATOR}{uri}");
+                let u = client_uri(prefix, uri);
                 n.params.as_mut().expect("params")["uri"] = u.into();
             }
             if n.method == "notifications/cancelled"
@@ -906,7 +934,7 @@ pub fn rewrite_from_backend(prefix: &str, m: Message) -> Message {
             {
                 for c in contents {
                     if let Some(uri) = c.get("uri").and_then(Value::as_str) {
-                        let u = format!("{prefix}{URI_SEPARATOR}{uri}");
+                        let u = client_uri(prefix, uri);
                         c["uri"] = u.into();
                     }
                 }

@@ -12,7 +12,7 @@ use crate::config::{
 use crate::gateway::identity::Identity;
 use crate::gateway::state::Shared;
 use crate::gateway::store::Store;
-use crate::policy::{PolicyIndex, glob_match};
+use crate::policy::{PolicyIndex, glob_match, split_tool_name};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -22,6 +22,8 @@ use std::time::Duration;
 pub struct GatewayState {
     /// Session use seen by this replica.
     pub activity: Activity,
+    /// The backends' standalone streams of the sessions this replica initialized.
+    pub streams: super::streams::Streams,
     /// Backend sessions serving stateless-era clients, by server prefix.
     pub pool: tokio::sync::Mutex<HashMap<String, BackendSession>>,
     /// stdio servers by name and command.
@@ -182,9 +184,34 @@ impl McpRuntime {
         })
     }
 
-    /// The index of the server with `prefix`.
+    /// The index of the server with `prefix` (`""`: the server whose names pass through).
     pub fn server_index(&self, prefix: &str) -> Option<usize> {
         self.by_prefix.get(prefix).copied()
+    }
+
+    /// The server a client-facing tool or prompt name belongs to, and the name the server knows:
+    /// `prefix__name` goes to the server with that prefix; any other name to the gateway's
+    /// server without a prefix, unchanged (compile allows at most one per gateway).
+    pub fn route_name<'a>(&self, name: &'a str) -> Option<(usize, &'a str)> {
+        if let Some((p, n)) = split_tool_name(name)
+            && let Some(i) = self.server_index(p)
+        {
+            return Some((i, n));
+        }
+        self.server_index("").map(|i| (i, name))
+    }
+
+    /// The server a client-facing resource URI belongs to, and the URI the server knows:
+    /// `prefix+uri` goes to the server with that prefix; any other URI to the gateway's server
+    /// without a prefix, unchanged.
+    pub fn route_uri<'a>(&self, uri: &'a str) -> Option<(usize, &'a str)> {
+        if let Some((p, u)) = uri.split_once(super::dispatch::URI_SEPARATOR)
+            && !p.is_empty()
+            && let Some(i) = self.server_index(p)
+        {
+            return Some((i, u));
+        }
+        self.server_index("").map(|i| (i, uri))
     }
 
     /// Whether the server's allow/deny globs expose `tool` (to everyone).
@@ -196,7 +223,7 @@ impl McpRuntime {
     /// Whether `subject` may see a server's prompts and resources: when some policy grants it a
     /// tool of that server, or (for callers no policy names) when the default action allows.
     pub fn server_visible(&self, subject: &str, i: usize) -> bool {
-        let prefix = &self.servers[i].prefix;
+        let name = &self.servers[i].name;
         if !self.policy.is_named(subject) {
             return self.policy.default_action() == DefaultAction::Allow;
         }
@@ -205,7 +232,7 @@ impl McpRuntime {
             .policies
             .iter()
             .filter(|p| p.subjects.iter().any(|s| s == subject))
-            .any(|p| p.tools.iter().any(|t| &t.server == prefix))
+            .any(|p| p.tools.iter().any(|t| &t.server == name))
     }
 
     /// Idle timeout in seconds (at least one).
