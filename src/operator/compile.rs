@@ -191,6 +191,8 @@ impl Compiler {
         let compiled = Arc::new(Compiled::new(output));
         self.cache.write().unwrap_or_else(|e| e.into_inner()).insert(ns.to_string(), compiled.clone());
         self.metrics.compiled(started.elapsed());
+        tracing::debug!(namespace = ns, objects = objects.len(), gateways = compiled.output.gateways.len(),
+                        diagnostics = compiled.output.diagnostics.len(), elapsed = ?started.elapsed(), "compiled");
         self.queue_changed(ns, &objects, &compiled);
         Ok(())
     }

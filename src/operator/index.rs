@@ -38,6 +38,8 @@ use tokio::sync::Notify;
 /// Label selecting the operator's children.
 pub const CHILD_SELECTOR: &str = "app.kubernetes.io/managed-by=cairn-operator";
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+/// Longest wait for one Secret read.
+const SECRET_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Room for events not yet taken by a subscriber of a shared child watch.
 const SHARED_BUFFER: usize = 1024;
 
@@ -516,9 +518,17 @@ impl Index {
         {
             return Ok(Some(data.clone()));
         }
-        let secret = match Api::<Secret>::namespaced(self.client.clone(), ns).get_opt(name).await? {
-            Some(s) => s,
-            None => return Ok(None),
+        // Bounded: the compile stage waits for this read, and a request caught by an API server
+        // that is going away or coming back must not hold it for the client's long read timeout.
+        let api = Api::<Secret>::namespaced(self.client.clone(), ns);
+        let secret = match tokio::time::timeout(SECRET_READ_TIMEOUT, api.get_opt(name)).await {
+            Ok(Ok(Some(s))) => s,
+            Ok(Ok(None)) => return Ok(None),
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                let status = kube::core::Status::failure(&format!("reading Secret {ns}/{name} timed out"), "Timeout");
+                return Err(kube::Error::Api(Box::new(status.with_code(504))));
+            }
         };
         let data: BTreeMap<String, String> = secret
             .data
