@@ -560,3 +560,54 @@ async fn a_ready_pod_makes_the_gateway_ready_and_current() {
     let gw = wait_condition(&p, &ns, "AIGateway", "llm", "Reconciling", "False").await;
     assert_eq!(condition(&gw, "Stalled").unwrap()["status"], "False");
 }
+
+/// Incompressible text (base64 of a SHA-256 chain) of about `n` bytes.
+fn noise(seed: &str, n: usize) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let mut h = sha2::Sha256::digest(seed.as_bytes()).to_vec();
+    let mut out = String::with_capacity(n + 64);
+    while out.len() < n {
+        h = sha2::Sha256::digest(&h).to_vec();
+        out.push_str(&base64::engine::general_purpose::STANDARD_NO_PAD.encode(&h));
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_config_too_large_is_reported_with_its_size_and_the_last_good_config_stays() {
+    let (p, ns) = setup("op-large").await;
+    apply_dir(&p, &ns, &repo_root().join("examples/quickstart")).await;
+    let op = Operator::start(&p, &[&ns], "large", false);
+    op.wait_ready().await;
+    wait_condition(&p, &ns, "AIGateway", "llm", "Programmed", "True").await;
+    let good = config_hash(&p, &ns, "llm-ai-gateway").await.unwrap();
+
+    // Twelve backends with 750 kB of incompressible header each: more than the 8 ConfigMaps of
+    // 768 KiB hold even gzip-compressed.
+    let mut backends = Vec::new();
+    for i in 0..12 {
+        let name = format!("big-{i}");
+        let doc = json!({"apiVersion": "cairn.dev/v1alpha1", "kind": "AIBackend", "metadata": {"name": name},
+            "spec": {"provider": "Echo", "models": [{"name": "echo-1"}],
+                     "headers": [{"name": "X-Pad", "value": noise(&name, 750_000)}]}});
+        p.apply(&ns, &doc, false).await.unwrap();
+        backends.push(json!({"backendRef": {"name": name}, "model": "echo-1"}));
+    }
+    let route = json!({"apiVersion": "cairn.dev/v1alpha1", "kind": "AIRoute", "metadata": {"name": "big"},
+        "spec": {"gatewayRefs": [{"name": "llm"}], "rules": [{"matches": [{"model": "big"}], "backends": backends}]}});
+    p.apply(&ns, &route, false).await.unwrap();
+
+    let gw = wait_condition(&p, &ns, "AIGateway", "llm", "Programmed", "False").await;
+    let c = condition(&gw, "Programmed").unwrap();
+    assert_eq!(c["reason"], "ConfigTooLarge");
+    let m = c["message"].as_str().unwrap();
+    assert!(
+        m.starts_with("the compiled config is ") && m.contains("bytes") && m.contains("gzip-compressed"),
+        "{m}"
+    );
+    assert!(m.ends_with("its pods keep serving the last config written"), "{m}");
+    assert_eq!(condition(&gw, "Stalled").unwrap()["status"], "True");
+    assert_eq!(gw.data["status"]["configHash"], good[..12], "status names the config still served");
+    assert_eq!(config_hash(&p, &ns, "llm-ai-gateway").await.unwrap(), good, "the last good config stays");
+}

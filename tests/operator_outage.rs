@@ -2,9 +2,9 @@
 //! (cargo runs test binaries one after another) because it stops the shared kube-apiserver
 //! (`tests/support/platform.sh apiserver-stop`, then `apiserver-start` with the same flags).
 
-mod support;
 #[path = "support/operator.rs"]
 mod operator;
+mod support;
 
 use operator::{ALL_KINDS, Operator, dynamic, versions, wait_condition};
 use std::process::Command;
@@ -12,7 +12,8 @@ use std::time::Duration;
 use support::{platform, read_documents, repo_root, wait_until};
 
 fn platform_sh(cmd: &str) {
-    let dir = std::env::var("CAIRN_TEST_PLATFORM_DIR").expect("CAIRN_TEST_PLATFORM_DIR (platform.sh up exports it)");
+    let dir = std::env::var("CAIRN_TEST_PLATFORM_DIR")
+        .expect("CAIRN_TEST_PLATFORM_DIR (platform.sh up exports it)");
     let status = Command::new(repo_root().join("tests/support/platform.sh"))
         .args([cmd, &dir])
         .status()
@@ -63,7 +64,8 @@ async fn the_operator_resumes_after_a_20s_api_outage_and_rewrites_nothing_unchan
 
     // And it still works: an edit goes through.
     let cms = dynamic(&p, &ns, "v1", "ConfigMap", "configmaps");
-    let hash = |cm: kube::api::DynamicObject| cm.metadata.annotations.unwrap()["cairn.dev/config-hash"].clone();
+    let hash =
+        |cm: kube::api::DynamicObject| cm.metadata.annotations.unwrap()["cairn.dev/config-hash"].clone();
     let old = hash(cms.get("llm-ai-gateway-config").await.unwrap());
     let route = support::parse_documents(
         "apiVersion: cairn.dev/v1alpha1\nkind: AIRoute\nmetadata: {name: after-outage}\nspec:\n  \

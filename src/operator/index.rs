@@ -526,7 +526,8 @@ impl Index {
             Ok(Ok(None)) => return Ok(None),
             Ok(Err(e)) => return Err(e),
             Err(_) => {
-                let status = kube::core::Status::failure(&format!("reading Secret {ns}/{name} timed out"), "Timeout");
+                let status =
+                    kube::core::Status::failure(&format!("reading Secret {ns}/{name} timed out"), "Timeout");
                 return Err(kube::Error::Api(Box::new(status.with_code(504))));
             }
         };
