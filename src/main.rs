@@ -98,9 +98,12 @@ enum Command {
         /// Cluster DNS domain, for the addresses of deployed MCP servers.
         #[arg(long, default_value = "cluster.local")]
         cluster_domain: String,
-        /// Address of /metrics, /healthz and /readyz.
-        #[arg(long, default_value = "0.0.0.0:8080")]
-        http_address: std::net::SocketAddr,
+        /// Port of /metrics, /healthz and /readyz.
+        #[arg(long, default_value_t = 9090)]
+        admin_port: u16,
+        /// Address to listen on.
+        #[arg(long, default_value = "0.0.0.0")]
+        address: std::net::IpAddr,
         /// Elect one writing replica through a Lease (`--leader-elect=false`: always write).
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         leader_elect: bool,
@@ -211,7 +214,8 @@ fn main() -> Result<ExitCode> {
             gateway_image,
             gateway_image_pull_policy,
             cluster_domain,
-            http_address,
+            admin_port,
+            address,
             leader_elect,
             lease_namespace,
             lease_name,
@@ -225,7 +229,7 @@ fn main() -> Result<ExitCode> {
                     image_pull_policy: gateway_image_pull_policy,
                 },
                 cluster_domain,
-                http_address,
+                http_address: std::net::SocketAddr::new(address, admin_port),
                 leader_elect,
                 lease_namespace: lease_namespace.unwrap_or_else(own_namespace),
                 lease_name,

@@ -37,7 +37,7 @@ impl Operator {
         let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
         cmd.arg("operator")
-            .args(["--http-address", &format!("127.0.0.1:{http}")])
+            .args(["--address", "127.0.0.1", "--admin-port", &http.to_string()])
             .args(["--identity", identity])
             .args(["--gateway-image", "registry.example.com/cairn:test"])
             .args(["--leader-elect", if leader_elect { "true" } else { "false" }])
