@@ -233,6 +233,13 @@ spec:
   rules: [{matches: [{model: gpt-4o-mini}], backends: [{backendRef: {name: openai}}]}]
 ---
 apiVersion: cairn.dev/v1alpha1
+kind: AIGateway
+metadata: {name: shared}
+spec:
+  listener: {port: 8080}
+  store: {redis: {url: "redis://redis:6379", passwordSecretRef: {name: redis-password, key: password}}}
+---
+apiVersion: cairn.dev/v1alpha1
 kind: Agent
 metadata: {name: bot}
 spec: {identity: {serviceAccount: {name: bot}}}
@@ -271,6 +278,13 @@ async fn missing_references_are_named_in_resolved_refs_while_the_rest_keeps_work
     assert!(text.contains("good-model") && !text.contains("lost-model"), "{text}");
     let good = wait_condition(&p, &ns, "AIRoute", "good", "ResolvedRefs", "True").await;
     assert_eq!(good.data["status"]["gateways"], json!([{"name": "llm", "accepted": true}]));
+
+    // A gateway whose own Secret is missing says so, and is not programmed (nothing to serve yet).
+    let shared = wait_condition(&p, &ns, "AIGateway", "shared", "ResolvedRefs", "False").await;
+    let m = condition(&shared, "ResolvedRefs").unwrap()["message"].as_str().unwrap().to_string();
+    assert!(m.contains("spec.store.redis.passwordSecretRef") && m.contains("redis-password"), "{m}");
+    assert_eq!(condition(&shared, "Programmed").unwrap()["status"], "False");
+    assert_eq!(condition(&shared, "Stalled").unwrap()["status"], "True");
 
     // One Warning Event per problem, naming it.
     let events = dynamic(&p, &ns, "events.k8s.io/v1", "Event", "events");

@@ -258,3 +258,52 @@ fn fingerprint(obj: &Object, compiled: &Compiled) -> u64 {
 pub fn kind_label(kind: &str) -> &'static str {
     api::KINDS.iter().find(|k| **k == kind).copied().unwrap_or("Unknown")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::Options;
+
+    const YAML: &str = r#"
+apiVersion: cairn.dev/v1alpha1
+kind: AIGateway
+metadata: {name: a}
+spec: {listener: {port: 8080}}
+---
+apiVersion: cairn.dev/v1alpha1
+kind: AIGateway
+metadata: {name: b}
+spec: {listener: {port: 8080}}
+---
+apiVersion: cairn.dev/v1alpha1
+kind: AIBackend
+metadata: {name: echo}
+spec: {provider: Echo, models: [{name: echo-1}]}
+---
+apiVersion: cairn.dev/v1alpha1
+kind: AIRoute
+metadata: {name: only-a}
+spec:
+  gatewayRefs: [{name: a}]
+  rules: [{matches: [{model: MODEL}], backends: [{backendRef: {name: echo}, model: echo-1}]}]
+"#;
+
+    fn fingerprints(model: &str) -> HashMap<String, u64> {
+        let yaml = YAML.replace("MODEL", model);
+        let m = crate::manifest::load_str("t.yaml", &yaml, &Options::default()).unwrap();
+        let out = crate::workspace::compile_manifests(&m, &Mode::Cluster { domain: "cluster.local".into() });
+        let compiled = Compiled::new(out);
+        m.objects.iter().map(|d| (d.value.name().to_string(), fingerprint(&d.value, &compiled))).collect()
+    }
+
+    #[test]
+    fn a_route_edit_moves_its_gateway_and_itself_and_nothing_else() {
+        let before = fingerprints("gpt-4o");
+        let after = fingerprints("gpt-4.1");
+        assert_ne!(before["a"], after["a"], "the route's gateway is reconciled");
+        assert_eq!(before["b"], after["b"], "the other gateway is not");
+        assert_eq!(before["echo"], after["echo"], "the backend's status does not change");
+        assert_eq!(before["only-a"], after["only-a"], "nor does the route's (same version, same status)");
+        assert_eq!(fingerprints("gpt-4o"), before, "fingerprints are deterministic");
+    }
+}
