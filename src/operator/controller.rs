@@ -302,33 +302,14 @@ fn controller<K: CairnKind>(
 ) -> BoxFuture<'static, ()> {
     let mut c = Controller::for_shared_stream(channel_stream(queue), store);
     if let Some(s) = owns {
-        if let Some(h) = s.config_maps {
-            c = c.owns_shared_stream(h);
+        macro_rules! own {
+            ($($field:ident),*) => {$(
+                if let Some(h) = s.$field {
+                    c = c.owns_shared_stream(h);
+                }
+            )*};
         }
-        if let Some(h) = s.secrets {
-            c = c.owns_shared_stream(h);
-        }
-        if let Some(h) = s.service_accounts {
-            c = c.owns_shared_stream(h);
-        }
-        if let Some(h) = s.roles {
-            c = c.owns_shared_stream(h);
-        }
-        if let Some(h) = s.role_bindings {
-            c = c.owns_shared_stream(h);
-        }
-        if let Some(h) = s.services {
-            c = c.owns_shared_stream(h);
-        }
-        if let Some(h) = s.deployments {
-            c = c.owns_shared_stream(h);
-        }
-        if let Some(h) = s.pdbs {
-            c = c.owns_shared_stream(h);
-        }
-        if let Some(h) = s.hpas {
-            c = c.owns_shared_stream(h);
-        }
+        own!(config_maps, secrets, service_accounts, roles, role_bindings, services, deployments, pdbs, hpas);
     }
     c.reconcile_all_on(ctx.leader.acquired())
         .graceful_shutdown_on(shutdown)

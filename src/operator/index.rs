@@ -563,6 +563,52 @@ impl<K: Resource> ResourceExtNs for K {
     }
 }
 
+/// Runs `$f` on the store of child kind `$kind` (each store has its own type).
+macro_rules! child_store {
+    ($children:expr, $kind:expr, |$store:ident| $f:expr) => {{
+        use super::render::ChildKind as C;
+        let h = &$children;
+        match $kind {
+            C::ConfigMap => {
+                let $store = &h.config_maps;
+                $f
+            }
+            C::Secret => {
+                let $store = &h.secrets;
+                $f
+            }
+            C::ServiceAccount => {
+                let $store = &h.service_accounts;
+                $f
+            }
+            C::Role => {
+                let $store = &h.roles;
+                $f
+            }
+            C::RoleBinding => {
+                let $store = &h.role_bindings;
+                $f
+            }
+            C::Service => {
+                let $store = &h.services;
+                $f
+            }
+            C::Deployment => {
+                let $store = &h.deployments;
+                $f
+            }
+            C::PodDisruptionBudget => {
+                let $store = &h.pdbs;
+                $f
+            }
+            C::HorizontalPodAutoscaler => {
+                let $store = &h.hpas;
+                $f
+            }
+        }
+    }};
+}
+
 impl Index {
     /// `resourceVersion` and `generation` of a child as the index last saw it.
     pub fn child_version(
@@ -578,19 +624,7 @@ impl Index {
             let o = store.get(&reflector::ObjectRef::new(name).within(ns))?;
             Some((o.meta().resource_version.clone().unwrap_or_default(), o.meta().generation))
         }
-        use super::render::ChildKind as C;
-        let h = &self.children;
-        match kind {
-            C::ConfigMap => v(&h.config_maps, ns, name),
-            C::Secret => v(&h.secrets, ns, name),
-            C::ServiceAccount => v(&h.service_accounts, ns, name),
-            C::Role => v(&h.roles, ns, name),
-            C::RoleBinding => v(&h.role_bindings, ns, name),
-            C::Service => v(&h.services, ns, name),
-            C::Deployment => v(&h.deployments, ns, name),
-            C::PodDisruptionBudget => v(&h.pdbs, ns, name),
-            C::HorizontalPodAutoscaler => v(&h.hpas, ns, name),
-        }
+        child_store!(self.children, kind, |store| v(store, ns, name))
     }
 
     /// Children of `kind` that the object with UID `owner` controls: (name, UID).
@@ -614,19 +648,7 @@ impl Index {
                 })
                 .collect()
         }
-        use super::render::ChildKind as C;
-        let h = &self.children;
-        match kind {
-            C::ConfigMap => o(&h.config_maps, owner),
-            C::Secret => o(&h.secrets, owner),
-            C::ServiceAccount => o(&h.service_accounts, owner),
-            C::Role => o(&h.roles, owner),
-            C::RoleBinding => o(&h.role_bindings, owner),
-            C::Service => o(&h.services, owner),
-            C::Deployment => o(&h.deployments, owner),
-            C::PodDisruptionBudget => o(&h.pdbs, owner),
-            C::HorizontalPodAutoscaler => o(&h.hpas, owner),
-        }
+        child_store!(self.children, kind, |store| o(store, owner))
     }
 
     /// The gateway's credentials Secret as the index holds it.
