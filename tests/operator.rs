@@ -625,3 +625,59 @@ async fn a_config_too_large_is_reported_with_its_size_and_the_last_good_config_s
     assert_eq!(gw.data["status"]["configHash"], good[..12], "status names the config still served");
     assert_eq!(config_hash(&p, &ns, "llm-ai-gateway").await.unwrap(), good, "the last good config stays");
 }
+
+#[tokio::test]
+async fn children_no_longer_rendered_are_pruned() {
+    let (p, ns) = setup("op-prune").await;
+    apply_dir(&p, &ns, &repo_root().join("examples/quickstart")).await;
+    let scaled = json!({"apiVersion": "cairn.dev/v1alpha1", "kind": "AIGateway", "metadata": {"name": "llm"},
+        "spec": {"listener": {"port": 8080}, "defaultAction": "Allow", "auth": {"allowAnonymous": true},
+                 "autoscaling": {"minReplicas": 2, "maxReplicas": 4}}});
+    p.apply(&ns, &scaled, false).await.unwrap();
+    // A config of two parts: 1.2 MB of incompressible header on the backend.
+    let big = json!({"apiVersion": "cairn.dev/v1alpha1", "kind": "AIBackend", "metadata": {"name": "echo"},
+        "spec": {"provider": "Echo", "models": [{"name": "echo-1"}],
+                 "headers": [{"name": "X-Pad", "value": noise("prune", 1_200_000)}]}});
+    p.apply(&ns, &big, false).await.unwrap();
+    let op = Operator::start(&p, &[&ns], "prune", false);
+    op.wait_ready().await;
+    wait_condition(&p, &ns, "AIGateway", "llm", "Programmed", "True").await;
+    let hpas = dynamic(&p, &ns, "autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers");
+    let pdbs = dynamic(&p, &ns, "policy/v1", "PodDisruptionBudget", "poddisruptionbudgets");
+    let cms = dynamic(&p, &ns, "v1", "ConfigMap", "configmaps");
+    let roles = dynamic(&p, &ns, "rbac.authorization.k8s.io/v1", "Role", "roles");
+    assert!(hpas.get_opt("llm-ai-gateway").await.unwrap().is_some());
+    assert!(pdbs.get_opt("llm-ai-gateway").await.unwrap().is_some());
+    assert!(cms.get_opt("llm-ai-gateway-config-1").await.unwrap().is_some(), "a second part");
+    let role = roles.get("llm-ai-gateway").await.unwrap();
+    assert_eq!(
+        role.data["rules"][0]["resourceNames"],
+        json!(["llm-ai-gateway-config", "llm-ai-gateway-config-1"])
+    );
+    let d = dynamic(&p, &ns, "apps/v1", "Deployment", "deployments").get("llm-ai-gateway").await.unwrap();
+    let owns_replicas = d.metadata.managed_fields.iter().flatten().any(|m| {
+        m.manager.as_deref() == Some("cairn-operator")
+            && m.fields_v1.as_ref().is_some_and(|f| f.0.pointer("/f:spec/f:replicas").is_some())
+    });
+    assert!(!owns_replicas, "under an HPA the operator leaves replicas alone");
+
+    // Autoscaling off, one replica, the small config again: HPA, PDB and the part go.
+    apply_dir(&p, &ns, &repo_root().join("examples/quickstart")).await;
+    p.apply(
+        &ns,
+        &json!({"apiVersion": "cairn.dev/v1alpha1", "kind": "AIBackend", "metadata": {"name": "echo"},
+        "spec": {"provider": "Echo", "models": [{"name": "echo-1"}]}}),
+        false,
+    )
+    .await
+    .unwrap();
+    wait_until(Duration::from_secs(30), "the HPA, PDB and config part pruned", || async {
+        let gone = hpas.get_opt("llm-ai-gateway").await.ok()?.is_none()
+            && pdbs.get_opt("llm-ai-gateway").await.ok()?.is_none()
+            && cms.get_opt("llm-ai-gateway-config-1").await.ok()?.is_none();
+        gone.then_some(())
+    })
+    .await;
+    let role = roles.get("llm-ai-gateway").await.unwrap();
+    assert_eq!(role.data["rules"][0]["resourceNames"], json!(["llm-ai-gateway-config"]));
+}
