@@ -681,3 +681,54 @@ async fn children_no_longer_rendered_are_pruned() {
     let role = roles.get("llm-ai-gateway").await.unwrap();
     assert_eq!(role.data["rules"][0]["resourceNames"], json!(["llm-ai-gateway-config"]));
 }
+
+#[tokio::test]
+async fn the_gateway_service_account_reads_exactly_its_own_config_and_secret() {
+    use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+    let (p, ns) = setup("op-role").await;
+    apply_dir(&p, &ns, &repo_root().join("examples/mcp-tools")).await;
+    apply_dir(&p, &ns, &repo_root().join("examples/quickstart")).await;
+    let op = Operator::start(&p, &[&ns], "role", false);
+    op.wait_ready().await;
+    wait_condition(&p, &ns, "AIGateway", "llm", "Programmed", "True").await;
+    wait_condition(&p, &ns, "MCPGateway", "tools", "Programmed", "True").await;
+    let token = operator::service_account_token(&p, &ns, "llm-ai-gateway").await;
+    let c = operator::client_with_token(&p, &token).await;
+    let cms: Api<ConfigMap> = Api::namespaced(c.clone(), &ns);
+    let secrets: Api<Secret> = Api::namespaced(c.clone(), &ns);
+
+    // What cluster mode does: list and watch each object by name, create an Event.
+    let own = ListParams::default().fields("metadata.name=llm-ai-gateway-config");
+    assert_eq!(cms.list(&own).await.unwrap().items.len(), 1);
+    let mut w = cms
+        .watch(
+            &kube::api::WatchParams::default().fields("metadata.name=llm-ai-gateway-config").timeout(1),
+            "0",
+        )
+        .await
+        .unwrap()
+        .boxed();
+    use futures_util::StreamExt;
+    assert!(w.next().await.is_some_and(|e| e.is_ok()));
+    assert!(secrets.get("llm-ai-gateway-credentials").await.is_ok());
+    let event = json!({"apiVersion": "v1", "kind": "Event", "metadata": {"generateName": "llm-"},
+        "involvedObject": {"apiVersion": "cairn.dev/v1alpha1", "kind": "AIGateway", "name": "llm", "namespace": ns},
+        "type": "Warning", "reason": "ConfigRefused", "message": "test"});
+    let events: Api<DynamicObject> = Api::namespaced_with(
+        c.clone(),
+        &ns,
+        &kube::api::ApiResource::erase::<k8s_openapi::api::core::v1::Event>(&()),
+    );
+    events.create(&PostParams::default(), &serde_json::from_value(event).unwrap()).await.unwrap();
+
+    // And nothing else: another gateway's config and Secret, a list of everything, a write.
+    let forbidden = |r: Result<_, kube::Error>| matches!(r, Err(kube::Error::Api(s)) if s.code == 403);
+    assert!(forbidden(cms.get("tools-mcp-gateway-config").await.map(|_| ())));
+    assert!(forbidden(secrets.get("tools-mcp-gateway-credentials").await.map(|_| ())));
+    assert!(forbidden(cms.list(&ListParams::default()).await.map(|_| ())));
+    assert!(forbidden(secrets.list(&ListParams::default()).await.map(|_| ())));
+    let patch = json!({"metadata": {"labels": {"x": "y"}}});
+    assert!(forbidden(
+        cms.patch("llm-ai-gateway-config", &PatchParams::default(), &Patch::Merge(&patch)).await.map(|_| ())
+    ));
+}

@@ -203,3 +203,33 @@ pub const ALL_KINDS: &[(&str, &str, &str)] = &[
     ("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
     ("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
 ];
+
+/// A TokenRequest token of ServiceAccount `sa` in `ns` (what its pods would be given).
+pub async fn service_account_token(p: &Platform, ns: &str, sa: &str) -> String {
+    use k8s_openapi::api::authentication::v1::TokenRequest;
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let sas = Api::<ServiceAccount>::namespaced(p.client.clone(), ns);
+    let tr: TokenRequest =
+        serde_json::from_value(serde_json::json!({"spec": {"expirationSeconds": 3600}})).unwrap();
+    let tr = sas.create_token_request(sa, &kube::api::PostParams::default(), &tr).await.unwrap();
+    tr.status.expect("TokenRequest without status").token
+}
+
+/// A kubeconfig file for the test cluster that authenticates with `token`, written to `path`.
+pub fn kubeconfig_with_token(p: &Platform, token: &str, path: &std::path::Path) {
+    let mut kc: serde_json::Value = serde_saphyr::from_str(&std::fs::read_to_string(&p.kubeconfig).unwrap())
+        .expect("the kubeconfig parses");
+    kc["users"][0]["user"] = serde_json::json!({"token": token});
+    std::fs::write(path, serde_json::to_string(&kc).unwrap()).unwrap();
+}
+
+/// A client that authenticates with `token`.
+pub async fn client_with_token(p: &Platform, token: &str) -> kube::Client {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kubeconfig");
+    kubeconfig_with_token(p, token, &path);
+    let kc = kube::config::Kubeconfig::read_from(&path).unwrap();
+    let config =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await.unwrap();
+    kube::Client::try_from(config).unwrap()
+}
