@@ -400,7 +400,8 @@ mod tests {
                 assert!(d >= base * 0.5 && d < base, "attempt {attempt}: {d}");
             }
         }
-        let spread: std::collections::BTreeSet<u128> = (0..20).map(|_| backoff_delay(5).as_micros()).collect();
+        let spread: std::collections::BTreeSet<u128> =
+            (0..20).map(|_| backoff_delay(5).as_micros()).collect();
         assert!(spread.len() > 10, "jittered: {spread:?}");
     }
 }

@@ -11,6 +11,7 @@ use crate::support::{Platform, free_port, wait_until};
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::Value;
+use std::path::Path;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -232,4 +233,85 @@ pub async fn client_with_token(p: &Platform, token: &str) -> kube::Client {
     let config =
         kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await.unwrap();
     kube::Client::try_from(config).unwrap()
+}
+
+/// Applies every document of the YAML files under `dir` into `ns`.
+pub async fn apply_dir(p: &Platform, ns: &str, dir: &Path) -> Vec<Value> {
+    let mut docs = Vec::new();
+    for f in crate::support::yaml_files(dir) {
+        for d in crate::support::read_documents(&f) {
+            p.apply(ns, &d, false).await.unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+            docs.push(d);
+        }
+    }
+    docs
+}
+
+pub async fn apply_yaml(p: &Platform, ns: &str, yaml: &str) {
+    for d in crate::support::parse_documents(yaml, "test") {
+        p.apply(ns, &d, false).await.unwrap_or_else(|e| panic!("{e}: {d}"));
+    }
+}
+
+pub async fn setup(prefix: &str) -> (Platform, String) {
+    let p = crate::support::platform().await;
+    p.install_crds().await;
+    let ns = p.fresh_namespace(prefix).await;
+    (p, ns)
+}
+
+pub fn layer(kind: &str) -> &'static str {
+    match kind {
+        "AIGateway" => "ai",
+        "MCPGateway" => "mcp",
+        _ => "agent",
+    }
+}
+
+/// The main ConfigMap's config hash annotation of a gateway.
+pub async fn config_hash(p: &Platform, ns: &str, base: &str) -> Option<String> {
+    let cm = dynamic(p, ns, "v1", "ConfigMap", "configmaps").get(&format!("{base}-config")).await.ok()?;
+    cm.metadata.annotations?.get("cairn.dev/config-hash").cloned()
+}
+
+/// The credentials bundle in a gateway's Secret.
+pub async fn bundle(p: &Platform, ns: &str, base: &str) -> Option<serde_json::Map<String, Value>> {
+    use base64::Engine;
+    let s =
+        dynamic(p, ns, "v1", "Secret", "secrets").get_opt(&format!("{base}-credentials")).await.ok()??;
+    let b64 = s.data["data"]["credentials.json"].as_str()?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+pub fn controlled_by(o: &DynamicObject, kind: &str, name: &str) -> bool {
+    o.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|r| r.kind == kind && r.name == name && r.controller == Some(true))
+}
+
+pub const QUICKSTART_ROUTE_EDIT: &str = r#"
+apiVersion: cairn.dev/v1alpha1
+kind: AIRoute
+metadata: {name: chat}
+spec:
+  gatewayRefs: [{name: llm}]
+  rules:
+    - matches: [{model: gpt-4.1-mini}]
+      backends: [{backendRef: {name: echo}, model: echo-1}]
+"#;
+
+/// Incompressible text (base64 of a SHA-256 chain) of about `n` bytes.
+pub fn noise(seed: &str, n: usize) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let mut h = sha2::Sha256::digest(seed.as_bytes()).to_vec();
+    let mut out = String::with_capacity(n + 64);
+    while out.len() < n {
+        h = sha2::Sha256::digest(&h).to_vec();
+        out.push_str(&base64::engine::general_purpose::STANDARD_NO_PAD.encode(&h));
+    }
+    out
 }
