@@ -147,14 +147,14 @@ async fn a_config_too_large_is_reported_with_its_size_and_the_last_good_config_s
     wait_condition(&p, &ns, "AIGateway", "llm", "Programmed", "True").await;
     let good = config_hash(&p, &ns, "llm-ai-gateway").await.unwrap();
 
-    // Twelve backends with 750 kB of incompressible header each: more than the 8 ConfigMaps of
-    // 768 KiB hold even gzip-compressed.
+    // Fifteen backends with 800 kB of base64 noise each (about 9 MB gzip-compressed): more than
+    // the 6 MiB that 8 ConfigMaps of 768 KiB hold.
     let mut backends = Vec::new();
-    for i in 0..12 {
+    for i in 0..15 {
         let name = format!("big-{i}");
         let doc = json!({"apiVersion": "cairn.dev/v1alpha1", "kind": "AIBackend", "metadata": {"name": name},
             "spec": {"provider": "Echo", "models": [{"name": "echo-1"}],
-                     "headers": [{"name": "X-Pad", "value": noise(&name, 750_000)}]}});
+                     "headers": [{"name": "X-Pad", "value": noise(&name, 800_000)}]}});
         p.apply(&ns, &doc, false).await.unwrap();
         backends.push(json!({"backendRef": {"name": name}, "model": "echo-1"}));
     }

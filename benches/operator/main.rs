@@ -60,6 +60,9 @@ fn cairn_api(c: &Client, ns: &str, kind: &str) -> Api<DynamicObject> {
 }
 
 async fn apply(c: &Client, ns: &str, doc: &Value) {
+    let mut doc = doc.clone();
+    doc["metadata"]["namespace"] = json!(ns);
+    let doc = &doc;
     let kind = doc["kind"].as_str().unwrap();
     let name = doc["metadata"]["name"].as_str().unwrap();
     let a = match kind {

@@ -237,11 +237,12 @@ impl Compiler {
     }
 }
 
-/// What a reconcile of `obj` would do, hashed: its version, and for a gateway its compiled config
-/// (credentials included) and diagnostics, for another kind its desired status.
+/// What a reconcile of `obj` would do, hashed: its generation (its spec; not its
+/// `resourceVersion`, which the operator's own status writes move), and for a gateway its
+/// compiled config (credentials included) and diagnostics, for another kind its desired status.
 fn fingerprint(obj: &Object, compiled: &Compiled) -> u64 {
     let mut h = DefaultHasher::new();
-    obj.meta().resource_version.hash(&mut h);
+    (obj.meta().uid.as_deref(), obj.meta().generation).hash(&mut h);
     match super::gateway_spec(obj) {
         Some((layer, _)) => {
             compiled.gateway(obj.name(), layer).map(CompiledGateway::hash).hash(&mut h);

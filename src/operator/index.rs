@@ -211,14 +211,26 @@ type Synced = Arc<tokio::sync::watch::Sender<usize>>;
 /// Stores per scope: eight Cairn kinds, Secret metadata, nine child kinds.
 const STORES: usize = 18;
 
+/// What a watch event did, after the store holds it.
+enum Touch<'a, K> {
+    /// A relist starts.
+    Relist,
+    /// An object was created or changed (or listed).
+    Apply(&'a K),
+    /// An object was deleted.
+    Delete(&'a K),
+    /// A relist (not the first list) is complete.
+    Relisted,
+}
+
 /// Drives a watch into a store on its own task, counting restarts; `on_event` runs for each
-/// touched object after the store holds it.
+/// event after the store holds it.
 fn drive<K, S>(
     kind: &'static str,
     stream: S,
     metrics: Arc<Metrics>,
     synced: Synced,
-    on_event: impl Fn(&K) + Send + 'static,
+    mut on_event: impl FnMut(Touch<'_, K>) + Send + 'static,
 ) where
     K: Resource + Clone + Send + Sync + 'static,
     S: Stream<Item = watcher::Result<watcher::Event<K>>> + Send + 'static,
@@ -227,21 +239,22 @@ fn drive<K, S>(
         let mut stream = std::pin::pin!(stream);
         let mut inits = 0u64;
         while let Some(event) = stream.next().await {
-            tracing::trace!(kind, event = ?event.as_ref().map(std::mem::discriminant), "watch event");
             match event {
                 Ok(watcher::Event::Init) => {
                     inits += 1;
                     if inits > 1 {
                         metrics.watch_restart(kind);
                     }
+                    on_event(Touch::Relist);
                 }
-                Ok(watcher::Event::Apply(o) | watcher::Event::Delete(o) | watcher::Event::InitApply(o)) => {
-                    on_event(&o)
-                }
+                Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => on_event(Touch::Apply(&o)),
+                Ok(watcher::Event::Delete(o)) => on_event(Touch::Delete(&o)),
                 Ok(watcher::Event::InitDone) => {
                     if inits == 1 {
                         tracing::debug!(store = kind, "cache synced");
                         synced.send_modify(|n| *n += 1);
+                    } else {
+                        on_event(Touch::Relisted);
                     }
                 }
                 Err(e) => {
@@ -253,7 +266,10 @@ fn drive<K, S>(
     });
 }
 
-/// A Cairn kind: full objects, every event marks its namespace changed.
+/// A Cairn kind: full objects. An event marks its namespace changed when what compile reads of
+/// the object may have changed — its `generation` (the spec), labels (policy selectors) or
+/// existence — and not for the operator's own status writes, which would otherwise recompile the
+/// namespace once per status written.
 fn cairn_store<K>(
     kind: &'static str,
     client: &Client,
@@ -277,8 +293,34 @@ where
         .modify(slim)
         .reflect(writer);
     let changes = changes.clone();
-    drive(kind, stream, metrics.clone(), synced.clone(), move |o: &K| {
-        changes.mark(o.namespace().as_deref().unwrap_or_default())
+    let mut seen: HashMap<(String, String), u64> = HashMap::new();
+    let mut before_relist: BTreeSet<String> = BTreeSet::new();
+    let key = |o: &K| (o.namespace().unwrap_or_default(), o.name_any());
+    drive(kind, stream, metrics.clone(), synced.clone(), move |touch: Touch<'_, K>| match touch {
+        Touch::Relist => {
+            before_relist = seen.keys().map(|(ns, _)| ns.clone()).collect();
+            seen.clear();
+        }
+        Touch::Apply(o) => {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            std::hash::Hash::hash(&(o.meta().generation, &o.meta().labels, o.meta().uid.as_deref()), &mut h);
+            let (k, v) = (key(o), std::hash::Hasher::finish(&h));
+            if seen.insert(k.clone(), v) != Some(v) {
+                changes.mark(&k.0);
+            }
+        }
+        Touch::Delete(o) => {
+            let k = key(o);
+            seen.remove(&k);
+            changes.mark(&k.0);
+        }
+        // Objects deleted while the watch was down leave no Delete: recompile every namespace
+        // that had objects before.
+        Touch::Relisted => {
+            for ns in std::mem::take(&mut before_relist) {
+                changes.mark(&ns);
+            }
+        }
     });
     reader
 }
@@ -303,7 +345,7 @@ fn drive_child<K, S>(
     S: Stream<Item = watcher::Result<watcher::Event<K>>> + Send + 'static,
 {
     let stream = stream.default_backoff().modify(slim).reflect_shared(writer);
-    drive(kind, stream, metrics.clone(), synced.clone(), |_: &K| {});
+    drive(kind, stream, metrics.clone(), synced.clone(), |_: Touch<'_, K>| {});
 }
 
 impl Index {
@@ -334,9 +376,17 @@ impl Index {
             .modify(slim)
             .reflect(writer);
         let c = changes.clone();
-        drive("Secret", stream, metrics.clone(), synced.clone(), move |s: &PartialObjectMeta<Secret>| {
-            c.secret_changed(s.namespace().as_deref().unwrap_or_default(), &s.name_any())
-        });
+        drive(
+            "Secret",
+            stream,
+            metrics.clone(),
+            synced.clone(),
+            move |t: Touch<'_, PartialObjectMeta<Secret>>| {
+                if let Touch::Apply(s) | Touch::Delete(s) = t {
+                    c.secret_changed(s.namespace().as_deref().unwrap_or_default(), &s.name_any())
+                }
+            },
+        );
 
         let wc = || watcher::Config::default().labels(CHILD_SELECTOR);
         let (config_maps, cm_w) = child_writer();
