@@ -1,15 +1,15 @@
 //! The CRDs install on the real API server with nothing to say: no `Warning` response header on
 //! create (where the API server checks the whole schema) or on server-side apply (how users and
-//! Helm install them).
+//! Helm install them); and their CEL rules cost a small part of what the API server allows.
 //!
-//! Needs the control plane of tests/support (tests/run starts it).
+//! Needs the control plane and the tools of tests/support (tests/run provides both).
 
 mod support;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Client;
 use serde_json::Value;
-use support::{FIELD_MANAGER, platform, read_crds};
+use support::{FIELD_MANAGER, platform, read_crds, repo_root, tools, yaml_files};
 
 const CRDS_PATH: &str = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
 
@@ -96,4 +96,53 @@ async fn a_warning_from_the_api_server_is_read_back() {
         warnings.iter().any(|w| w.contains(r#"unrecognized format \"cairn-no-such-format\""#)),
         "expected the unrecognized-format warning, got {warnings:?}"
     );
+}
+
+/// Each rule's estimated cost, as the API server computes it when the CRD is created (celcost runs
+/// apiextensions-apiserver's estimator at the control plane's version), stays under a tenth of the
+/// per-rule limit and each CRD's total under a hundredth of the per-CRD limit: far from the point
+/// where an API server refuses the CRD, including newer ones whose estimates grow.
+#[test]
+fn cel_rules_cost_far_below_the_api_server_limits() {
+    let files: Vec<String> =
+        yaml_files(&repo_root().join("crds")).iter().map(|f| f.display().to_string()).collect();
+    let args: Vec<&str> = files.iter().map(String::as_str).collect();
+    let reports = tools::json_lines(&tools::run("celcost", &args, b""));
+    assert_eq!(reports.len(), cairn::api::KINDS.len(), "one report per CRD");
+    let rules_in_files: usize = files
+        .iter()
+        .map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .filter(|l| l.trim_start().starts_with("- rule:") || l.trim_start().starts_with("rule:"))
+                .count()
+        })
+        .sum();
+    let mut rules_costed = 0;
+    let mut problems = Vec::new();
+    for r in &reports {
+        let crd = r["crd"].as_str().unwrap();
+        let (total, total_limit) = (r["total"].as_u64().unwrap(), r["totalLimit"].as_u64().unwrap());
+        let per_rule_limit = r["perRuleLimit"].as_u64().unwrap();
+        assert!(total_limit > 0 && per_rule_limit > 0, "{r}");
+        if total * 100 > total_limit {
+            problems.push(format!("{crd}: total {total} is over 1% of the CRD limit {total_limit}"));
+        }
+        for rule in r["rules"].as_array().unwrap() {
+            rules_costed += 1;
+            let cost = rule["cost"].as_u64().unwrap();
+            if cost * 10 > per_rule_limit {
+                problems.push(format!(
+                    "{crd}{}: `{}` costs {cost}, over 10% of {per_rule_limit}",
+                    rule["path"], rule["rule"]
+                ));
+            }
+            if let Some(e) = rule.get("error") {
+                problems.push(format!("{crd}{}: `{}` does not compile: {e}", rule["path"], rule["rule"]));
+            }
+        }
+    }
+    assert_eq!(rules_costed, rules_in_files, "celcost must cost every rule in crds/");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

@@ -9,7 +9,7 @@
 # otherwise the step says it skipped them.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-deny="$(tests/support/tools.sh cargo-deny)"
+deny="$(tests/support/cargo-tools.sh cargo-deny)"
 "$deny" --locked check licenses bans sources
 db="${XDG_CACHE_HOME:-$HOME/.cache}/cairn-tools/advisory-dbs/advisory-db-3157b0e258782691"
 if git -C "$db" rev-parse --verify -q HEAD >/dev/null 2>&1; then
