@@ -24,7 +24,8 @@ fuzz_target!(|data: &[u8]| {
     }
     let text = String::from_utf8_lossy(data);
     let mut lines = text.splitn(3, '\n');
-    let (url, cidr, flags) = (lines.next().unwrap_or(""), lines.next().unwrap_or(""), lines.next().unwrap_or(""));
+    let (url, cidr, flags) =
+        (lines.next().unwrap_or(""), lines.next().unwrap_or(""), lines.next().unwrap_or(""));
     let mut policy = EgressPolicy {
         allowed: vec![],
         allow_private_networks: flags.contains('p'),

@@ -20,7 +20,8 @@ fuzz_target!(|data: &[u8]| {
     let parts: Vec<&[u8]> = rest.chunks(rest.len().div_ceil(n).max(1)).collect();
     match unpack(&manifest, &parts) {
         Ok(config) => {
-            let again = GatewayConfig::from_json(&config.to_json()).expect("a config's canonical JSON parses");
+            let again =
+                GatewayConfig::from_json(&config.to_json()).expect("a config's canonical JSON parses");
             assert_eq!(again, config);
         }
         Err(e) => {
