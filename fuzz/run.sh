@@ -31,6 +31,12 @@ for t in $targets; do
   corpus="$dir/corpus/$t"
   artifacts="$dir/artifacts/$t/"
   mkdir -p "$corpus" "$artifacts"
+  # The corpus grows with every run; past a few thousand inputs, loading it would eat a short run's
+  # time, so it is minimised first (libFuzzer's merge keeps one input per coverage feature).
+  if (( $(ls "$corpus" | wc -l) > 2000 )); then
+    cargo +nightly fuzz cmin --sanitizer none --target-dir "$dir" "$t" "$corpus" >"$dir/$t.cmin.log" 2>&1 ||
+      { tail -20 "$dir/$t.cmin.log" >&2; exit 1; }
+  fi
   if [[ -n "${FUZZ_RUNS:-}" ]]; then limit=(-runs="$FUZZ_RUNS"); else limit=(-max_total_time="$seconds"); fi
   log="$dir/$t.log"
   # -timeout: one input taking 10 s is a finding; -rss_limit_mb: so is growing past 2 GiB.
