@@ -44,7 +44,8 @@ for t in $targets; do
       "${limit[@]}" -timeout=10 -rss_limit_mb=2048 -artifact_prefix="$artifacts" -print_final_stats=1 \
       >"$log" 2>&1; then
     tail -40 "$log" >&2
-    for a in "$artifacts"*; do
+    # (cargo-fuzz passes its own -artifact_prefix, fuzz/artifacts/<target>/, before ours.)
+    for a in "$artifacts"* "fuzz/artifacts/$t/"*; do
       [[ -f "$a" ]] || continue
       echo "fuzz: $t: crash input $a (base64):" >&2
       base64 -w0 "$a" >&2; echo >&2
