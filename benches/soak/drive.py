@@ -286,7 +286,10 @@ def drive(a):
     out.write(",".join(cols) + "\n")
     start = time.monotonic()
 
+    last = [0.0]
+
     def sample():
+        last[0] = time.monotonic()
         rss, fds, threads = proc(a.pid)
         row = [f"{time.monotonic() - start:.1f}", str(rss), str(fds), str(threads)]
         for k in layers:
@@ -305,7 +308,8 @@ def drive(a):
         if time.monotonic() >= next_sample:
             sample()
             next_sample += SAMPLE_S
-    sample()
+    if time.monotonic() - last[0] > 1.0:
+        sample()  # the last, partial window
     out.close()
     by_layer = {}
     for k, _, _ in errors:

@@ -26,9 +26,11 @@ ax2.set_ylabel("count")
 ax2.set_ylim(bottom=0)
 ax2.legend(loc="lower right")
 ax2.grid(alpha=0.3)
+# Each row counts the requests of the window since the row before it (10 s, the last one shorter).
+span = [max(1e-9, float(b["t_s"]) - float(a["t_s"])) for a, b in zip(rows, rows[1:])]
 for layer, color in (("ai", "tab:green"), ("mcp", "tab:purple"), ("a2a", "tab:red")):
-    ax3.plot(t[1:], [int(r[f"{layer}_ok"]) / 10 for r in rows[1:]], label=f"{layer} ok/s", color=color)
-    errs = [int(r[f"{layer}_err"]) / 10 for r in rows[1:]]
+    ax3.plot(t[1:], [int(r[f"{layer}_ok"]) / d for r, d in zip(rows[1:], span)], label=f"{layer} ok/s", color=color)
+    errs = [int(r[f"{layer}_err"]) / d for r, d in zip(rows[1:], span)]
     if any(errs):
         ax3.plot(t[1:], errs, label=f"{layer} failed/s", color=color, linestyle="--")
 ax3.set_ylabel("requests/s (10 s windows)")
