@@ -40,7 +40,7 @@ fn gateways<'a>(out: &'a Output, namespace: &str) -> Vec<&'a CompiledGateway> {
     out.gateways.iter().filter(|g| g.config.gateway.namespace == namespace).collect()
 }
 
-fn kind(layer: Layer) -> &'static str {
+pub fn kind(layer: Layer) -> &'static str {
     match layer {
         Layer::Ai => "AIGateway",
         Layer::Mcp => "MCPGateway",
@@ -172,7 +172,7 @@ fn reachable(g: &CompiledGateway, idx: &PolicyIndex, name: &str) -> String {
 }
 
 /// Model names (exact, or globs) that a gateway's rules serve.
-fn served_models(g: &CompiledGateway) -> Vec<String> {
+pub fn served_models(g: &CompiledGateway) -> Vec<String> {
     let mut v: Vec<String> =
         g.config.ai.iter().flat_map(|a| &a.rules).flat_map(|r| &r.matches).map(|m| m.model.clone()).collect();
     v.sort();

@@ -8,6 +8,17 @@ use super::{Diags, Index, Mode, Reason};
 use crate::api::{self, Object};
 use crate::policy::egress::{EgressPolicy, Source, literal_address, parse_cidr};
 
+/// The egress rule of a gateway's `spec.egress` in `mode` (entries of `allowedCIDRs` that are not
+/// ranges are left out: compile reports them on the gateway). The operator fetches what the
+/// gateways would (MCP tool lists, agent cards) under the same rule.
+pub fn egress_policy(spec: &api::Egress, mode: &Mode) -> EgressPolicy {
+    EgressPolicy {
+        allowed: spec.allowed_cidrs.iter().filter_map(|c| parse_cidr(c).ok()).collect(),
+        allow_private_networks: spec.allow_private_networks,
+        allow_loopback: *mode == Mode::Local,
+    }
+}
+
 /// One gateway's egress rule, for checking the URLs of the objects attached to it.
 pub(crate) struct Egress<'a> {
     gateway: &'a Object,
@@ -25,19 +36,12 @@ impl<'a> Egress<'a> {
             Object::AgentGateway(g) => &g.spec.common.egress,
             _ => &api::Egress::default(),
         };
-        let mut allowed = Vec::with_capacity(spec.allowed_cidrs.len());
         for (i, cidr) in spec.allowed_cidrs.iter().enumerate() {
-            match parse_cidr(cidr) {
-                Ok(net) => allowed.push(net),
-                Err(e) => diags.push(gateway, format!("spec.egress.allowedCIDRs[{i}]"), Reason::Invalid, e),
+            if let Err(e) = parse_cidr(cidr) {
+                diags.push(gateway, format!("spec.egress.allowedCIDRs[{i}]"), Reason::Invalid, e);
             }
         }
-        let policy = EgressPolicy {
-            allowed,
-            allow_private_networks: spec.allow_private_networks,
-            allow_loopback: *index.mode == Mode::Local,
-        };
-        Egress { gateway, policy }
+        Egress { gateway, policy: egress_policy(spec, index.mode) }
     }
 
     /// Whether the gateway may use `url`, configured at `field` of `obj`; a diagnostic on `obj`

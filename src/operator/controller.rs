@@ -250,6 +250,7 @@ async fn reconcile_attached<K: CairnKind>(
     ctx: &Context,
 ) -> Result<Action, Error> {
     let mut desired = status::desired_attached(object, compiled);
+    ctx.answers.augment(object, compiled, &mut desired);
     if let Object::MCPServer(server) = object {
         let owner = owner(obj)?;
         let prunable = [ChildKind::Deployment, ChildKind::Service];
@@ -362,11 +363,18 @@ pub async fn run_scope(p: ScopeParams, shutdown: impl Fn() -> Shutdown) {
     let mode = Mode::Cluster { domain: p.cluster_domain.clone() };
     let compiler = Arc::new(Compiler::new(index.clone(), mode, p.metrics.clone(), triggers));
     tokio::spawn(compiler.clone().run());
+    let answers = super::answers::Answers::new(super::answers::Hooks {
+        index: index.clone(),
+        compiler: compiler.clone(),
+        leader: p.leader.clone(),
+        client: p.client.clone(),
+    });
     let ctx = Arc::new(Context {
         client: p.client,
         settings: p.settings,
         index: index.clone(),
         compiler,
+        answers,
         leader: p.leader,
         metrics: p.metrics,
         recorder: p.recorder,

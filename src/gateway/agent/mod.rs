@@ -195,7 +195,7 @@ impl AgentRuntime {
             None => shared.agent.generated_key(&gateway),
         };
         let (store, failure_mode) = shared.store_for(&config, credentials)?;
-        let store_prefix = format!("cairn:{}:", config.gateway.namespace);
+        let store_prefix = crate::gateway::store::namespace_prefix(&config.gateway.namespace);
         Ok(AgentRuntime {
             identity: Identity::new(&config.auth, &shared.jwks),
             policy: PolicyIndex::new(&config.policy),

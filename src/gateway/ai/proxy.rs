@@ -17,8 +17,8 @@ use crate::config::{BudgetAction, FailureMode, FallbackOn};
 use crate::gateway::access_log::Record;
 use crate::gateway::server::{self, BodyError};
 use crate::gateway::state::Shared;
-use crate::gateway::store::{Admission, BudgetReq, LimitReq};
-use crate::policy::{Decision, window_end, window_key};
+use crate::gateway::store::{Admission, BudgetReq, LimitReq, SpendRecord};
+use crate::policy::{Decision, window_end};
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -271,7 +271,7 @@ where
             let budgets: Vec<BudgetReq> = a
                 .budgets()
                 .map(|b| BudgetReq {
-                    key: format!("{}/{}", b.key, window_key(b.budget.window, now)),
+                    key: b.counter(now),
                     limit_micros: (b.budget.amount_usd.max(0.0) * 1e6).round() as u64,
                     block: b.budget.action == BudgetAction::Block,
                     expires_at: window_end(b.budget.window, now),
@@ -870,11 +870,14 @@ impl Ctx {
         }
         let (rt, shared) = (self.rt.clone(), self.shared.clone());
         let (limits, budgets) = (std::mem::take(&mut self.limits), std::mem::take(&mut self.budgets));
+        let (subject, model) = (rec.subject.clone(), rec.model.clone());
         run_soon(async move {
             let store = &rt.store;
             let prefix = &rt.store_prefix;
-            let r1 = store.charge_tokens(prefix, unix_now(), &limits, usage.total()).await;
-            let r2 = store.charge_budgets(prefix, &budgets, micros).await;
+            let now = unix_now();
+            let spend = SpendRecord { gateway: &rt.config.gateway.name, subject: &subject, model: &model };
+            let r1 = store.charge_tokens(prefix, now, &limits, usage.total()).await;
+            let r2 = store.charge_budgets(prefix, &budgets, Some(&spend), now, micros).await;
             for r in [r1, r2] {
                 if let Err(e) = r {
                     tracing::warn!(gateway = %rt.gateway, error = %e, "charging usage failed");

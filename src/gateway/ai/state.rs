@@ -82,7 +82,7 @@ impl AiRuntime {
         Ok(AiRuntime {
             identity: Identity::new(&config.auth, &shared.jwks),
             policy: PolicyIndex::new(&config.policy),
-            store_prefix: format!("cairn:{}:", config.gateway.namespace),
+            store_prefix: crate::gateway::store::namespace_prefix(&config.gateway.namespace),
             max_body: config.listener.max_request_bytes,
             gateway: gateway.into(),
             backends,

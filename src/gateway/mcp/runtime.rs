@@ -168,7 +168,7 @@ impl McpRuntime {
             policy: PolicyIndex::new(&config.policy),
             identity: Identity::new(&config.auth, &shared.jwks),
             sealer: Sealer::new(&secret, &gateway),
-            store_prefix: format!("cairn:{}:", config.gateway.namespace),
+            store_prefix: crate::gateway::store::namespace_prefix(&config.gateway.namespace),
             gateway,
             mcp,
             servers,

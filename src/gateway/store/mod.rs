@@ -24,6 +24,14 @@
 //! In memory, counters are per process (approximate across replicas, lost on restart). In Redis
 //! they are shared and survive gateway restarts.
 //!
+//! **Spend records** ([`Store::charge_budgets`] with a [`SpendRecord`], Redis only) add each
+//! priced call's cost to one hash per calendar window — `<prefix>spend:<window key>` for the day,
+//! the ISO week and the month of the call — under the field `["<gateway>","<subject>","<model>"]`
+//! (a JSON array: names cannot be confused whatever they contain), in the same script that
+//! charges the budgets, so the two always agree. Each hash expires [`SPEND_RETENTION_SECONDS`]
+//! after its window ends. `cairn spend` reads them ([`Store::spend_report`]). The memory store
+//! keeps no spend records: nothing outside the gateway process could read them.
+//!
 //! **Sequenced lists** ([`Store::append_seq`], [`Store::seq_list`]) hold short-lived logs such as
 //! the MCP gateway's SSE replay buffers: each item gets the next number of its list's counter
 //! (atomic, so replicas sharing Redis never hand out one number twice), a list keeps only its
@@ -47,6 +55,40 @@ pub const MAX_SEQ_LISTS: usize = 65_536;
 
 /// Seconds in a rate-limit window.
 pub const WINDOW_SECONDS: u64 = 60;
+
+/// How long a spend hash is kept after its window ends: about 13 months, so this month can be
+/// compared with the same month a year ago.
+pub const SPEND_RETENTION_SECONDS: u64 = 400 * 86_400;
+
+/// Who spent, for the spend records of the shared store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpendRecord<'a> {
+    /// The gateway's name.
+    pub gateway: &'a str,
+    /// The caller (an Agent's name, or [`crate::policy::ANONYMOUS`]).
+    pub subject: &'a str,
+    /// The model the client requested.
+    pub model: &'a str,
+}
+
+/// One line of a spend report: what a subject spent on a model through a gateway in a window.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SpendLine {
+    /// Gateway name.
+    pub gateway: String,
+    /// Caller.
+    pub subject: String,
+    /// Model requested.
+    pub model: String,
+    /// Micro-dollars.
+    pub micros: u64,
+}
+
+/// The key prefix of every counter of the gateways of one namespace (they share budgets, limits
+/// and spend records when they share a store).
+pub fn namespace_prefix(namespace: &str) -> String {
+    format!("cairn:{namespace}:")
+}
 
 /// A request- and token-per-minute limit to enforce.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,6 +165,33 @@ fn budget_key(prefix: &str, key: &str) -> String {
     format!("{prefix}budget:{key}")
 }
 
+/// The spend hash of one window (`window` as [`crate::policy::window_key`] names it).
+fn spend_key(prefix: &str, window: &str) -> String {
+    format!("{prefix}spend:{window}")
+}
+
+/// The field of a spend record in its hash.
+fn spend_field(r: &SpendRecord<'_>) -> String {
+    serde_json::json!([r.gateway, r.subject, r.model]).to_string()
+}
+
+/// A spend hash field read back; `None` for a field this layout did not write.
+fn parse_spend_field(field: &str) -> Option<(String, String, String)> {
+    serde_json::from_str(field).ok()
+}
+
+/// The spend hashes a call at `now` adds to (day, ISO week, month), with their expiry.
+fn spend_keys(prefix: &str, now: u64) -> Vec<(String, u64)> {
+    use crate::config::BudgetWindow;
+    [BudgetWindow::Day, BudgetWindow::Week, BudgetWindow::Month]
+        .into_iter()
+        .map(|w| {
+            let key = spend_key(prefix, &crate::policy::window_key(w, now));
+            (key, crate::policy::window_end(w, now) + SPEND_RETENTION_SECONDS)
+        })
+        .collect()
+}
+
 fn claim_key(prefix: &str, key: &str) -> String {
     [prefix, "claim:", key].concat()
 }
@@ -185,16 +254,24 @@ impl Store {
         self.add(keys, tokens).await
     }
 
-    /// Charges a cost to every budget.
+    /// Charges a cost to every budget and, in Redis, records it as `spend`'s (see the module
+    /// documentation), in one atomic step; `now` picks the spend records' windows.
     pub async fn charge_budgets(
         &self,
         prefix: &str,
         budgets: &[BudgetReq],
+        spend: Option<&SpendRecord<'_>>,
+        now: u64,
         micros: u64,
     ) -> Result<(), StoreError> {
         let keys: Vec<(String, u64)> =
             budgets.iter().map(|b| (budget_key(prefix, &b.key), b.expires_at)).collect();
-        self.add(keys, micros).await
+        match (self, spend) {
+            (Store::Redis(r), Some(spend)) if micros > 0 => {
+                Box::pin(r.charge(&keys, &spend_keys(prefix, now), &spend_field(spend), micros)).await
+            }
+            _ => self.add(keys, micros).await,
+        }
     }
 
     /// The spend recorded for a budget key, in micro-dollars.
@@ -204,6 +281,34 @@ impl Store {
             Store::Memory(m) => Ok(m.get(&k)),
             Store::Redis(r) => Box::pin(r.get(&k)).await,
         }
+    }
+
+    /// The spend recorded for each of `keys` (budget counter keys with their window), in
+    /// micro-dollars, in one round trip; 0 for a counter never charged.
+    pub async fn budget_spends(&self, prefix: &str, keys: &[String]) -> Result<Vec<u64>, StoreError> {
+        let full: Vec<String> = keys.iter().map(|k| budget_key(prefix, k)).collect();
+        match self {
+            Store::Memory(m) => Ok(full.iter().map(|k| m.get(k)).collect()),
+            Store::Redis(r) => Box::pin(r.get_many(&full)).await,
+        }
+    }
+
+    /// The spend records of one window (a [`crate::policy::window_key`]: `2026-12`,
+    /// `2026-W49`, `2026-12-03`), sorted; empty for a memory store, which keeps none.
+    pub async fn spend_report(&self, prefix: &str, window: &str) -> Result<Vec<SpendLine>, StoreError> {
+        let raw = match self {
+            Store::Memory(_) => return Ok(Vec::new()),
+            Store::Redis(r) => Box::pin(r.hash(&spend_key(prefix, window))).await?,
+        };
+        let mut lines: Vec<SpendLine> = raw
+            .into_iter()
+            .filter_map(|(field, micros)| {
+                let (gateway, subject, model) = parse_spend_field(&field)?;
+                Some(SpendLine { gateway, subject, model, micros })
+            })
+            .collect();
+        lines.sort();
+        Ok(lines)
     }
 
     /// Appends `item` to the sequenced list `key` and returns its number (1, 2, … per list);

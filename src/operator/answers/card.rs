@@ -1,0 +1,460 @@
+//! What each Agent's A2A card says, and which of its identities resolve.
+//!
+//! One task per Agent: fetch its card (the agent gateway's fetch, [`crate::gateway::agent::card`]:
+//! at most 1 MiB, a JSON object, within 10 s) from `a2a.url` + `a2a.cardPath` under the egress
+//! rule of the AgentGateway that publishes it — the card URL as a configured URL, every interface
+//! URL the card names on another origin as a URL that arrives at run time — and read its
+//! ServiceAccount; again every [`REFETCH`], after a failure 1 s doubling to 8 s. A card that
+//! cannot be had, is too large, is not a card or points where the rule refuses is reported in
+//! `CardFetched=False`; the last good card stays with the time it was seen.
+//!
+//! Virtual keys resolve when compile found their Secret key (no `RefNotFound` on the field).
+
+use super::{Cache, Hooks, Problem, Tasks, egress, now, retry_delay};
+use crate::api::{self, Agent, AgentCardSummary, CardSkill, IdentityStatus, ObjectRef};
+use crate::compile::Reason;
+use crate::gateway::agent::AgentRuntime;
+use crate::gateway::agent::card::{CardError, Fetched, fetch};
+use crate::gateway::mcp::upstream::{HttpClient, http_client};
+use crate::operator::compile::Compiled;
+use crate::operator::status::Cond;
+use crate::policy::egress::{EgressPolicy, Source};
+use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+use kube::runtime::reflector;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often a card (and the ServiceAccount) is read again.
+pub const REFETCH: Duration = Duration::from_secs(30);
+/// Most skills a status lists.
+pub const MAX_SKILLS: usize = 100;
+
+/// Where a card comes from and under which rule.
+#[derive(Clone, Debug, PartialEq)]
+struct CardSource {
+    gateway: String,
+    url: String,
+    egress: EgressPolicy,
+    allowed_hosts: Vec<String>,
+}
+
+/// What an agent task fetches; a change restarts it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Target {
+    uid: String,
+    /// The card, or why it is not fetched (`None`: the agent serves no A2A).
+    card: Option<Result<CardSource, Problem>>,
+    /// The ServiceAccount (namespace, name).
+    service_account: Option<(String, String)>,
+}
+
+/// What the operator last saw of one agent.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Seen {
+    /// The last good card.
+    pub card: Option<AgentCardSummary>,
+    last_ok: Option<Time>,
+    /// Why the last fetch failed.
+    pub problem: Option<Problem>,
+    /// Whether the ServiceAccount exists (`None`: not known).
+    pub service_account: Option<bool>,
+}
+
+/// Cards and identities of every Agent of a scope.
+pub struct Cards {
+    hooks: Hooks,
+    tasks: Tasks<Target>,
+    seen: Arc<Cache<Seen>>,
+    client: HttpClient,
+}
+
+impl Cards {
+    /// For the agents of `hooks.index`.
+    pub fn new(hooks: Hooks) -> Self {
+        Cards { hooks, tasks: Tasks::new(), seen: Arc::new(Cache::new()), client: http_client() }
+    }
+
+    fn card_source(&self, agent: &Agent, compiled: &Compiled) -> Option<Result<CardSource, Problem>> {
+        let a2a = agent.spec.a2a.as_ref()?;
+        let ns = agent.namespace().unwrap_or_default();
+        let mut refs: Vec<&str> = a2a.gateway_refs.iter().map(|r| r.name.as_str()).collect();
+        refs.sort();
+        for gw in refs {
+            let Some(cg) = compiled.gateway(gw, crate::config::Layer::Agent) else { continue };
+            let Some(c) = cg.config.agent.iter().flat_map(|a| &a.agents).find(|x| x.name == agent.name_any())
+            else {
+                continue;
+            };
+            let key = reflector::ObjectRef::<api::AgentGateway>::new(gw).within(&ns);
+            let spec = self
+                .hooks
+                .index
+                .cairn
+                .agent_gateways
+                .get(&key)
+                .map(|g| g.spec.common.egress.clone())
+                .unwrap_or_default();
+            return Some(Ok(CardSource {
+                gateway: gw.to_string(),
+                url: AgentRuntime::card_url(c),
+                egress: crate::compile::egress_policy(
+                    &spec,
+                    &crate::compile::Mode::Cluster { domain: String::new() },
+                ),
+                allowed_hosts: spec.allowed_hosts.clone(),
+            }));
+        }
+        Some(Err(Problem::new(
+            "NotPublished",
+            "No AgentGateway publishes this agent yet: the operator fetches its card as a gateway that publishes it would",
+        )))
+    }
+
+    /// Adds `card`, `identities` and `CardFetched` to the status of `agent`.
+    pub fn augment(&self, agent: &Agent, compiled: &Compiled, desired: &mut Value) {
+        let ns = agent.namespace().unwrap_or_default();
+        let r = ObjectRef::new("Agent", &ns, &agent.name_any());
+        let target = Target {
+            uid: agent.uid().unwrap_or_default(),
+            card: self.card_source(agent, compiled),
+            service_account: agent
+                .spec
+                .identity
+                .service_account
+                .as_ref()
+                .map(|sa| (sa.namespace.clone().unwrap_or_else(|| ns.clone()), sa.name.clone())),
+        };
+        if target.card.is_none() && target.service_account.is_none() {
+            self.tasks.stop(&r);
+            self.seen.remove(&r);
+        } else {
+            let (hooks, seen, client) = (self.hooks.clone(), self.seen.clone(), self.client.clone());
+            let r2 = r.clone();
+            self.tasks.ensure(&r, target, move |t| run(hooks, seen, client, r2, t.clone()));
+        }
+        let seen = self.seen.get(&r).unwrap_or_default();
+        write(agent, &seen, &compiled.diagnostics(&r), desired);
+    }
+}
+
+/// The status fields of what was seen.
+fn write(agent: &Agent, seen: &Seen, diags: &[&crate::compile::Diagnostic], desired: &mut Value) {
+    let status = desired.as_object_mut().expect("status is an object");
+    let ns = agent.namespace().unwrap_or_default();
+    let id = &agent.spec.identity;
+    let mut ids = Vec::new();
+    if let Some(sa) = &id.service_account {
+        ids.push(IdentityStatus {
+            kind: "ServiceAccount".into(),
+            name: format!("{}/{}", sa.namespace.as_deref().unwrap_or(&ns), sa.name),
+            found: seen.service_account,
+        });
+    }
+    for (i, vk) in id.virtual_keys.iter().enumerate() {
+        let field = format!("spec.identity.virtualKeys[{i}].secretRef");
+        let missing = diags.iter().any(|d| d.field == field && d.reason == Reason::RefNotFound);
+        ids.push(IdentityStatus {
+            kind: "VirtualKey".into(),
+            name: format!("{}/{}", vk.secret_ref.name, vk.secret_ref.key),
+            found: Some(!missing),
+        });
+    }
+    for j in &id.jwt {
+        ids.push(IdentityStatus {
+            kind: "JWT".into(),
+            name: format!("{} sub={}", j.issuer, j.subject),
+            found: None,
+        });
+    }
+    if !ids.is_empty() {
+        status.insert("identities".into(), json!(ids));
+    }
+    if agent.spec.a2a.is_none() {
+        return;
+    }
+    if let Some(c) = &seen.card {
+        status.insert("card".into(), json!(c));
+    }
+    let cond = match (&seen.problem, &seen.card) {
+        (Some(p), _) => Cond::new("CardFetched", false, p.reason, p.message.clone()),
+        (None, Some(c)) => Cond::new(
+            "CardFetched",
+            true,
+            "Fetched",
+            format!("Card {:?} with {} skills", c.name, c.skills.len()),
+        ),
+        (None, None) => return,
+    };
+    if let Some(Value::Array(c)) = status.get_mut("conditions") {
+        c.push(cond.to_json());
+    }
+}
+
+/// The task of one agent.
+async fn run(hooks: Hooks, seen: Arc<Cache<Seen>>, client: HttpClient, r: ObjectRef, t: Target) {
+    let mut failures = 0u32;
+    loop {
+        if !hooks.alive(&r, &t.uid) {
+            if hooks.leader.is_leader() {
+                seen.remove(&r);
+            }
+            return;
+        }
+        let sa = match &t.service_account {
+            Some((ns, name)) => service_account_exists(&hooks.client, ns, name).await,
+            None => None,
+        };
+        let card = match &t.card {
+            None => None,
+            Some(Err(p)) => Some(Err(p.clone())),
+            Some(Ok(src)) => Some(fetch_card(&client, &r.name, src).await),
+        };
+        let failed = matches!(card, Some(Err(_)));
+        let changed = seen.update(&r, |s| {
+            s.service_account = sa;
+            match card {
+                None => {}
+                Some(Ok(mut c)) => {
+                    let at = now();
+                    let same = s
+                        .card
+                        .as_ref()
+                        .is_some_and(|old| AgentCardSummary { seen_at: None, ..old.clone() } == c);
+                    c.seen_at = if same && s.problem.is_none() {
+                        s.card.as_ref().and_then(|o| o.seen_at.clone())
+                    } else {
+                        Some(at.clone())
+                    };
+                    s.card = Some(c);
+                    s.problem = None;
+                    s.last_ok = Some(at);
+                }
+                Some(Err(p)) => {
+                    if s.problem.is_none()
+                        && let Some(c) = s.card.as_mut()
+                    {
+                        c.seen_at = s.last_ok.clone();
+                    }
+                    s.problem = Some(p);
+                }
+            }
+        });
+        if changed {
+            hooks.poke(&r);
+        }
+        let delay = if failed {
+            failures += 1;
+            retry_delay(failures)
+        } else {
+            failures = 0;
+            REFETCH
+        };
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// Whether the ServiceAccount exists; `None` when it cannot be told (no permission, API down).
+async fn service_account_exists(client: &kube::Client, ns: &str, name: &str) -> Option<bool> {
+    let api: kube::Api<ServiceAccount> = kube::Api::namespaced(client.clone(), ns);
+    match tokio::time::timeout(super::FETCH_TIMEOUT, api.get_metadata_opt(name)).await {
+        Ok(Ok(found)) => Some(found.is_some()),
+        Ok(Err(e)) => {
+            tracing::debug!(namespace = ns, name, error = %e, "reading a ServiceAccount failed");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+/// Fetches, checks and summarises one card.
+async fn fetch_card(client: &HttpClient, agent: &str, src: &CardSource) -> Result<AgentCardSummary, Problem> {
+    let refused = |m: String| {
+        Problem::new(
+            "EgressRefused",
+            format!("The egress rule of AgentGateway {:?} refuses {m}", src.gateway),
+        )
+    };
+    egress::check(&src.url, &src.egress, &[], Source::Configured).await.map_err(refused)?;
+    let card = match fetch(client, agent, &src.url, None).await {
+        Ok(Fetched::Card(card, _)) => card,
+        Ok(Fetched::NotModified(_)) => {
+            return Err(Problem::new(
+                "UnexpectedStatus",
+                format!("{} answered 304 to a request without a validator", src.url),
+            ));
+        }
+        Err(e) => {
+            let reason = match e {
+                CardError::Unreachable { .. } => "Unreachable",
+                CardError::Status { .. } => "UnexpectedStatus",
+                CardError::TooLarge { .. } => "CardTooLarge",
+                CardError::Invalid { .. } => "InvalidCard",
+            };
+            return Err(Problem::new(reason, e.to_string()));
+        }
+    };
+    for url in interface_urls(&card) {
+        if same_origin(&url, &src.url) {
+            continue;
+        }
+        egress::check(&url, &src.egress, &src.allowed_hosts, Source::RunTime)
+            .await
+            .map_err(|m| refused(format!("a URL the card names: {m}")))?;
+    }
+    summary(&card).map_err(|m| Problem::new("InvalidCard", format!("the agent card at {}: {m}", src.url)))
+}
+
+/// Every interface URL a card names (A2A 1.0 `supportedInterfaces`, 0.3 `url` and
+/// `additionalInterfaces`).
+fn interface_urls(card: &Value) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut add = |v: Option<&Value>| {
+        if let Some(u) = v.and_then(Value::as_str) {
+            out.push(u.to_string());
+        }
+    };
+    add(card.get("url"));
+    for key in ["supportedInterfaces", "additionalInterfaces"] {
+        for i in card.get(key).and_then(Value::as_array).into_iter().flatten() {
+            add(i.get("url"));
+        }
+    }
+    out
+}
+
+fn same_origin(a: &str, b: &str) -> bool {
+    let origin = |u: &str| url::Url::parse(u).ok().map(|u| u.origin());
+    origin(a).is_some_and(|x| Some(x) == origin(b))
+}
+
+/// The name, version and skills of a card.
+fn summary(card: &Value) -> Result<AgentCardSummary, String> {
+    let name = card.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()).ok_or("it has no name")?;
+    let skills = match card.get("skills") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(list)) => list
+            .iter()
+            .take(MAX_SKILLS)
+            .map(|s| {
+                let id = s.get("id").and_then(Value::as_str).ok_or("a skill has no id")?;
+                Ok(CardSkill {
+                    id: id.to_string(),
+                    name: s.get("name").and_then(Value::as_str).map(str::to_string),
+                })
+            })
+            .collect::<Result<_, &str>>()?,
+        Some(_) => return Err("its skills are not a list".into()),
+    };
+    Ok(AgentCardSummary {
+        name: name.to_string(),
+        version: card.get("version").and_then(Value::as_str).map(str::to_string),
+        skills,
+        seen_at: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_card_gives_its_name_version_and_skills() {
+        let card = json!({"name": "Billing", "version": "1.2.0", "skills": [
+            {"id": "refund-lookup", "name": "Refund lookup"}, {"id": "invoice"}]});
+        let s = summary(&card).unwrap();
+        assert_eq!(s.name, "Billing");
+        assert_eq!(s.version.as_deref(), Some("1.2.0"));
+        assert_eq!(
+            s.skills,
+            vec![
+                CardSkill { id: "refund-lookup".into(), name: Some("Refund lookup".into()) },
+                CardSkill { id: "invoice".into(), name: None }
+            ]
+        );
+        assert_eq!(summary(&json!({"skills": []})).unwrap_err(), "it has no name");
+        assert_eq!(
+            summary(&json!({"name": "x", "skills": [{"name": "y"}]})).unwrap_err(),
+            "a skill has no id"
+        );
+        assert_eq!(summary(&json!({"name": "x", "skills": {}})).unwrap_err(), "its skills are not a list");
+    }
+
+    #[test]
+    fn interface_urls_of_both_a2a_versions_and_origins() {
+        let card = json!({"url": "http://a:1/rpc", "supportedInterfaces": [{"url": "http://10.0.0.5/a2a"}],
+                          "additionalInterfaces": [{"url": "https://b/x"}]});
+        assert_eq!(interface_urls(&card), ["http://a:1/rpc", "http://10.0.0.5/a2a", "https://b/x"]);
+        assert!(same_origin("http://a:1/rpc", "http://a:1/.well-known/agent-card.json"));
+        assert!(!same_origin("http://a:2/rpc", "http://a:1/"));
+        assert!(!same_origin("https://a:1/", "http://a:1/"));
+    }
+
+    #[tokio::test]
+    async fn a_card_pointing_at_a_private_address_is_refused_and_said() {
+        // An agent on loopback (allowed by allowedCIDRs) whose card names a private address.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let body = json!({"name": "evil", "supportedInterfaces": [{"url": "http://10.0.0.5/a2a", "protocolBinding": "JSONRPC"}]});
+        tokio::spawn(serve_once(listener, body.to_string()));
+        let src = CardSource {
+            gateway: "agents".into(),
+            url: format!("http://{addr}/.well-known/agent-card.json"),
+            egress: EgressPolicy { allowed: vec!["127.0.0.1/32".parse().unwrap()], ..Default::default() },
+            allowed_hosts: vec![],
+        };
+        let p = fetch_card(&http_client(), "evil", &src).await.unwrap_err();
+        assert_eq!(p.reason, "EgressRefused");
+        assert!(
+            p.message.starts_with("The egress rule of AgentGateway \"agents\" refuses a URL the card names: http://10.0.0.5/a2a reaches 10.0.0.5 is a private-network address"),
+            "{}",
+            p.message
+        );
+    }
+
+    #[tokio::test]
+    async fn a_card_too_large_is_refused_and_said() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let big = format!("{{\"name\": \"{}\"}}", "x".repeat(crate::gateway::agent::card::MAX_CARD_BYTES));
+        tokio::spawn(serve_once(listener, big));
+        let src = CardSource {
+            gateway: "agents".into(),
+            url: format!("http://{addr}/card"),
+            egress: EgressPolicy { allowed: vec!["127.0.0.1/32".parse().unwrap()], ..Default::default() },
+            allowed_hosts: vec![],
+        };
+        let p = fetch_card(&http_client(), "big", &src).await.unwrap_err();
+        assert_eq!(p.reason, "CardTooLarge");
+        assert_eq!(p.message, format!("the agent card of 'big' at {} is larger than 1048576 bytes", src.url));
+    }
+
+    #[tokio::test]
+    async fn a_card_url_the_rule_refuses_is_not_fetched() {
+        let src = CardSource {
+            gateway: "agents".into(),
+            url: "http://127.0.0.1:9/card".into(),
+            egress: EgressPolicy::default(),
+            allowed_hosts: vec![],
+        };
+        let p = fetch_card(&http_client(), "a", &src).await.unwrap_err();
+        assert_eq!(p.reason, "EgressRefused");
+        assert!(p.message.starts_with("The egress rule of AgentGateway \"agents\" refuses http://127.0.0.1:9/card reaches 127.0.0.1 is a loopback address"), "{}", p.message);
+    }
+
+    /// Answers one HTTP request with `body` as JSON.
+    async fn serve_once(listener: tokio::net::TcpListener, body: String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = sock.read(&mut buf).await;
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        );
+        let _ = sock.write_all(head.as_bytes()).await;
+        let _ = sock.write_all(body.as_bytes()).await;
+    }
+}
