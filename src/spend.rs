@@ -42,6 +42,16 @@ pub enum SpendError {
     /// A store did not answer.
     #[error("{0}")]
     Unavailable(String),
+    /// `--agent` names no Agent the gateways know and nothing was spent under that name.
+    #[error("no Agent named {name:?} in namespace {namespace:?} and no spend recorded for it in {window}")]
+    UnknownAgent {
+        /// The name asked for.
+        name: String,
+        /// The namespace.
+        namespace: String,
+        /// The window.
+        window: String,
+    },
     /// `--window` is not a window.
     #[error(
         "window {0:?} is not a window: use 2026-12 (a month), 2026-W49 (an ISO week) or 2026-12-03 (a day)"
@@ -56,6 +66,7 @@ impl SpendError {
             SpendError::NoSharedStore { .. } => "no_shared_store",
             SpendError::Config { .. } => "store_config",
             SpendError::Unavailable(_) => "store_unavailable",
+            SpendError::UnknownAgent { .. } => "unknown_agent",
             SpendError::BadWindow(_) => "bad_window",
         }
     }
@@ -66,6 +77,7 @@ impl SpendError {
             SpendError::NoSharedStore { .. } => "NoSharedStore",
             SpendError::Config { .. } => "StoreConfigInvalid",
             SpendError::Unavailable(_) => "StoreUnavailable",
+            SpendError::UnknownAgent { .. } => "UnknownAgent",
             SpendError::BadWindow(_) => "BadWindow",
         }
     }
@@ -252,6 +264,128 @@ pub fn budget_counters(output: &Output, ns: &str, now: u64) -> Vec<BudgetCounter
         }
     }
     out
+}
+
+/// What `cairn spend` answers.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// The namespace.
+    pub namespace: String,
+    /// The window (`2026-12`, `2026-W49`, `2026-12-03`).
+    pub window: String,
+    /// The shared stores read, with the AI gateways counting in each.
+    pub stores: Vec<String>,
+    /// AI gateways counting in memory: their spend is not included.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub memory: Vec<String>,
+    /// Spend per gateway, agent and model.
+    pub spend: Vec<ReportLine>,
+    /// The sum of `spend`.
+    #[serde(rename = "totalUSD")]
+    pub total_usd: String,
+    /// The budgets in this window, for the agent if one is asked about.
+    pub budgets: Vec<ReportBudget>,
+}
+
+/// Spend of one agent on one model through one gateway.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportLine {
+    /// The AIGateway.
+    pub gateway: String,
+    /// The Agent (or `anonymous`).
+    pub agent: String,
+    /// The model requested.
+    pub model: String,
+    /// Dollars, exact.
+    #[serde(rename = "usd")]
+    pub usd: String,
+}
+
+/// A budget against its limit.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportBudget {
+    /// The AgentPolicy.
+    pub policy: String,
+    /// Index in its `spec.budgets`.
+    pub budget: usize,
+    /// The subject of a per-subject budget.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Dollars spent.
+    #[serde(rename = "usedUSD")]
+    pub used_usd: String,
+    /// The budget.
+    #[serde(rename = "limitUSD")]
+    pub limit_usd: String,
+}
+
+/// What the namespace's AI gateways recorded in `window` (default: this month), for `agent` if
+/// given, with the budgets whose window that is; `url_override` replaces the stores' URL.
+pub async fn report(
+    output: &Output,
+    ns: &str,
+    agent: Option<&str>,
+    window: Option<&str>,
+    url_override: Option<&str>,
+    now: u64,
+) -> Result<Report, SpendError> {
+    let window = parse_window(window, now)?;
+    let stores = Stores::of(output, ns, &mut Connections::default(), url_override)?;
+    stores.require_shared(ns)?;
+    let lines: Vec<SpendLine> = stores
+        .spend_report(&window)
+        .await?
+        .into_iter()
+        .filter(|l| agent.is_none_or(|a| l.subject == a))
+        .collect();
+    if let Some(a) = agent {
+        let known = ai_gateways(output, ns).any(|g| g.config.policy.subjects.iter().any(|s| s.name == a));
+        if !known && lines.is_empty() {
+            return Err(SpendError::UnknownAgent { name: a.into(), namespace: ns.into(), window });
+        }
+    }
+    let naming: std::collections::BTreeSet<&str> = ai_gateways(output, ns)
+        .flat_map(|g| &g.config.policy.policies)
+        .filter(|p| agent.is_none_or(|a| p.subjects.iter().any(|s| s == a)))
+        .map(|p| p.name.as_str())
+        .collect();
+    let counters: Vec<BudgetCounter> = budget_counters(output, ns, now)
+        .into_iter()
+        .filter(|c| c.window == window && naming.contains(c.policy.as_str()))
+        .filter(|c| agent.is_none() || c.subject.is_none() || c.subject.as_deref() == agent)
+        .collect();
+    let keys: Vec<String> = counters.iter().map(|c| c.key.clone()).collect();
+    let used = stores.budget_spends(&keys).await?;
+    let total: u64 = lines.iter().map(|l| l.micros).sum();
+    Ok(Report {
+        namespace: ns.to_string(),
+        window,
+        stores: stores
+            .redis
+            .iter()
+            .map(|s| format!("{} (AIGateway {})", s.url, s.gateways.join(", ")))
+            .collect(),
+        memory: stores.memory.clone(),
+        spend: lines
+            .into_iter()
+            .map(|l| ReportLine { gateway: l.gateway, agent: l.subject, model: l.model, usd: usd(l.micros) })
+            .collect(),
+        total_usd: usd(total),
+        budgets: counters
+            .into_iter()
+            .zip(used)
+            .map(|(c, u)| ReportBudget {
+                policy: c.policy,
+                budget: c.budget,
+                subject: c.subject,
+                used_usd: usd(u),
+                limit_usd: limit(c.limit_micros),
+            })
+            .collect(),
+    })
 }
 
 /// Dollars as micro-dollars (what the counters hold).

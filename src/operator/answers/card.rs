@@ -297,7 +297,10 @@ async fn fetch_card(client: &HttpClient, agent: &str, src: &CardSource) -> Resul
         }
     };
     for url in interface_urls(&card) {
-        if same_origin(&url, &src.url) {
+        // The gateway uses only http(s) interfaces (gRPC `host:port` entries it drops), and
+        // those on the agent's origin are as trusted as the configured URL.
+        let http = url::Url::parse(&url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+        if !http || same_origin(&url, &src.url) {
             continue;
         }
         egress::check(&url, &src.egress, &src.allowed_hosts, Source::RunTime)

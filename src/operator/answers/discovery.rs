@@ -304,11 +304,15 @@ async fn list(
             }
         }
     };
-    let (items, session) = match tokio::time::timeout(FETCH_TIMEOUT, work).await {
+    // Each exchange has its own timeout (at most FETCH_TIMEOUT); this one bounds the whole
+    // listing (several pages), a little later so that a server that does not answer at all is
+    // reported by the first.
+    let whole = FETCH_TIMEOUT + Duration::from_secs(5);
+    let (items, session) = match tokio::time::timeout(whole, work).await {
         Err(_) => {
             return Err(Problem::new(
                 "Timeout",
-                format!("{} did not list its tools within {}s", t.url, FETCH_TIMEOUT.as_secs()),
+                format!("{} did not list its tools within {}s", t.url, whole.as_secs()),
             ));
         }
         Ok(Err(e)) => return Err(problem(&t.url, &e)),
