@@ -11,6 +11,7 @@
 //! table in [`rbac`].
 
 pub mod apply;
+pub mod args;
 pub mod compile;
 pub mod context;
 pub mod controller;
