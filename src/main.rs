@@ -99,46 +99,8 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1")]
         address: std::net::IpAddr,
     },
-    /// Run the operator: watch the Cairn kinds and keep every gateway's objects and config
-    /// written, and every object's status true. Logs JSON to stderr.
-    Operator {
-        /// Namespace to watch (repeat for more). Default: all namespaces.
-        #[arg(long = "namespace", short = 'n')]
-        namespaces: Vec<String>,
-        /// The Cairn image gateway pods (and MCP bridge init containers) run; its entrypoint is
-        /// `cairn`.
-        #[arg(long, env = "CAIRN_GATEWAY_IMAGE", default_value = concat!("cairn:", env!("CARGO_PKG_VERSION")))]
-        gateway_image: String,
-        /// Pull policy of that image (Always, IfNotPresent, Never). Default: the cluster's.
-        #[arg(long, env = "CAIRN_GATEWAY_IMAGE_PULL_POLICY", value_parser = ["Always", "IfNotPresent", "Never"])]
-        gateway_image_pull_policy: Option<String>,
-        /// Cluster DNS domain, for the addresses of deployed MCP servers.
-        #[arg(long, default_value = "cluster.local")]
-        cluster_domain: String,
-        /// Port of /metrics, /healthz and /readyz.
-        #[arg(long, default_value_t = 9090)]
-        admin_port: u16,
-        /// Address to listen on.
-        #[arg(long, default_value = "0.0.0.0")]
-        address: std::net::IpAddr,
-        /// Elect one writing replica through a Lease (`--leader-elect=false`: always write).
-        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-        leader_elect: bool,
-        /// Namespace of the Lease. Default: the pod's (POD_NAMESPACE, then the in-cluster
-        /// ServiceAccount's namespace), else `default`.
-        #[arg(long)]
-        lease_namespace: Option<String>,
-        /// Name of the Lease.
-        #[arg(long, default_value = "cairn-operator")]
-        lease_name: String,
-        /// This replica's identity in the Lease and in Events. Default: POD_NAME, else
-        /// hostname-pid.
-        #[arg(long, env = "POD_NAME")]
-        identity: Option<String>,
-        /// Log format.
-        #[arg(long, default_value = "json", value_parser = ["json", "text"])]
-        log_format: String,
-    },
+    #[command(flatten)]
+    Operator(cairn::operator::args::Command),
     /// Copy this binary to DEST (what the init container of an MCPServer pod with
     /// `transport: Stdio` runs, so the server's own image needs no Cairn).
     CopyBinary {
@@ -245,34 +207,10 @@ fn main() -> Result<ExitCode> {
             let listen = cairn::gateway::local::Listen { address, admin_port: Some(admin_port) };
             serve(|shutdown| cairn::gateway::local::run(paths, options, listen, shutdown))
         }
-        Command::Operator {
-            namespaces,
-            gateway_image,
-            gateway_image_pull_policy,
-            cluster_domain,
-            admin_port,
-            address,
-            leader_elect,
-            lease_namespace,
-            lease_name,
-            identity,
-            log_format,
-        } => operator(
-            cairn::operator::Options {
-                namespaces,
-                settings: cairn::operator::render::Settings {
-                    image: gateway_image,
-                    image_pull_policy: gateway_image_pull_policy,
-                },
-                cluster_domain,
-                http_address: std::net::SocketAddr::new(address, admin_port),
-                leader_elect,
-                lease_namespace: lease_namespace.unwrap_or_else(own_namespace),
-                lease_name,
-                identity: identity.unwrap_or_else(default_identity),
-            },
-            &log_format,
-        ),
+        Command::Operator(cairn::operator::args::Command::Operator(args)) => {
+            let log_format = args.log_format.clone();
+            operator(args.options(), &log_format)
+        }
         Command::CopyBinary { dest } => copy_binary(&dest),
         Command::McpBridge {
             port,
@@ -504,25 +442,6 @@ fn operator(opts: cairn::operator::Options, log_format: &str) -> Result<ExitCode
             Ok(ExitCode::FAILURE)
         }
     }
-}
-
-/// The pod's namespace: POD_NAMESPACE, then the in-cluster ServiceAccount's, else `default`.
-fn own_namespace() -> String {
-    std::env::var("POD_NAMESPACE")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .or_else(|| {
-            std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-                .ok()
-                .map(|s| s.trim().to_string())
-        })
-        .unwrap_or_else(|| "default".into())
-}
-
-/// hostname-pid.
-fn default_identity() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "cairn".into());
-    format!("{}-{}", host.trim(), std::process::id())
 }
 
 /// `cairn copy-binary DEST`.

@@ -12,6 +12,7 @@
 
 pub mod answers;
 pub mod apply;
+pub mod args;
 pub mod compile;
 pub mod context;
 pub mod controller;
