@@ -415,7 +415,7 @@ async fn an_mcp_servers_tools_follow_it_down_and_back_and_bad_servers_are_named_
     let paged = mcp_servers::serve(|| mcp_servers::PagedServer).await;
     let (hangs, _h) = raw_server(None).await;
     let (garbage, _g) = raw_server(Some(
-        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 8\r\n\r\nnot json",
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 8\r\nconnection: close\r\n\r\nnot json",
     ))
     .await;
     let mut yaml = TOOLS.to_string();
@@ -530,7 +530,20 @@ async fn an_mcp_servers_tools_follow_it_down_and_back_and_bad_servers_are_named_
     assert_eq!(count("ToolsChanged"), 1, "{evs:?}");
     let changed = evs.iter().find(|e| e.1 == "ToolsChanged").unwrap();
     assert_eq!(changed.2, "14 tools: added summarise");
-    drop(op);
+
+    // A restarted operator starts from what status says: the same lists write nothing and send
+    // no Event.
+    let mut op = op;
+    assert!(op.stop());
+    let op2 = Operator::start(&p, &[&ns], "ans-mcp-2", false);
+    op2.wait_ready().await;
+    wait_until(HANG, "the second operator to reconcile the servers", || async {
+        (op2.metric("cairn_operator_reconciles_total", &["MCPServer"]) >= 5.0).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(op2.writes(), 0.0, "writes after restart:\n{}", op2.metrics());
+    assert_eq!(events(&p, &ns, "gh").await.len(), evs.len());
 }
 
 /// Serves `card` (JSON) at every path.

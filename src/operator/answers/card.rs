@@ -127,6 +127,7 @@ impl Cards {
                 .as_ref()
                 .map(|sa| (sa.namespace.clone().unwrap_or_else(|| ns.clone()), sa.name.clone())),
         };
+        self.seed(&r, agent);
         if target.card.is_none() && target.service_account.is_none() {
             self.tasks.stop(&r);
             self.seen.remove(&r);
@@ -137,6 +138,27 @@ impl Cards {
         }
         let seen = self.seen.get(&r).unwrap_or_default();
         write(agent, &seen, &compiled.diagnostics(&r), desired);
+    }
+
+    /// Starts from what a stored status says (after a restart or a new leader), so that an
+    /// agent whose card did not change changes nothing.
+    fn seed(&self, r: &ObjectRef, agent: &Agent) {
+        let Some(st) = &agent.status else { return };
+        if self.seen.get(r).is_some() {
+            return;
+        }
+        self.seen.update(r, |s| {
+            *s = Seen {
+                card: st.card.clone(),
+                last_ok: None,
+                problem: Problem::stored(&st.conditions, "CardFetched"),
+                service_account: st
+                    .identities
+                    .iter()
+                    .find(|i| i.kind == "ServiceAccount")
+                    .and_then(|i| i.found),
+            }
+        });
     }
 }
 
@@ -179,7 +201,7 @@ fn write(agent: &Agent, seen: &Seen, diags: &[&crate::compile::Diagnostic], desi
         status.insert("card".into(), json!(c));
     }
     let cond = match (&seen.problem, &seen.card) {
-        (Some(p), _) => Cond::new("CardFetched", false, p.reason, p.message.clone()),
+        (Some(p), _) => Cond::new("CardFetched", false, &p.reason, p.message.clone()),
         (None, Some(c)) => Cond::new(
             "CardFetched",
             true,
@@ -213,6 +235,12 @@ async fn run(hooks: Hooks, seen: Arc<Cache<Seen>>, client: HttpClient, r: Object
             Some(Ok(src)) => Some(fetch_card(&client, &r.name, src).await),
         };
         let failed = matches!(card, Some(Err(_)));
+        if failed && failures == 0 && seen.get(&r).is_some_and(|s| s.problem.is_none() && s.card.is_some()) {
+            // Once more before saying so: a kept-alive connection the agent closed is no outage.
+            failures = 1;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
         let changed = seen.update(&r, |s| {
             s.service_account = sa;
             match card {
@@ -247,7 +275,7 @@ async fn run(hooks: Hooks, seen: Arc<Cache<Seen>>, client: HttpClient, r: Object
         }
         let delay = if failed {
             failures += 1;
-            retry_delay(failures)
+            retry_delay(failures - 1)
         } else {
             failures = 0;
             REFETCH

@@ -8,8 +8,8 @@
 //! stream (session era: `GET`; 2026-07-28: `subscriptions/listen`) for
 //! `notifications/tools/list_changed`, and list again when it comes, when the stream ends, or
 //! after [`RELIST`] at the latest (every [`POLL`] for a server without a stream). A failure
-//! (unreachable, [`FETCH_TIMEOUT`](super::FETCH_TIMEOUT) passed, garbage) is retried after 1 s
-//! doubling to 8 s; meanwhile the status keeps the last list with the time it was seen and
+//! (unreachable, [`FETCH_TIMEOUT`](super::FETCH_TIMEOUT) passed, garbage) right after a success is
+//! tried once more at once, then reported and retried after 1 s doubling to 8 s; meanwhile the status keeps the last list with the time it was seen and
 //! `Discovered=False` names what went wrong.
 
 use super::{Cache, FETCH_TIMEOUT, Hooks, Problem, Tasks, egress, now, retry_delay};
@@ -34,6 +34,8 @@ use std::time::Duration;
 pub const RELIST: Duration = Duration::from_secs(300);
 /// How often a server without a standalone stream is listed.
 pub const POLL: Duration = Duration::from_secs(15);
+/// The wait before a failure right after a success is tried again (and only then reported).
+const CONFIRM: Duration = Duration::from_millis(200);
 /// Most tools a status lists (`toolsOmitted` counts the rest).
 pub const MAX_TOOLS: usize = 500;
 /// Most pages of `tools/list` followed.
@@ -67,6 +69,21 @@ pub struct Seen {
     last_ok: Option<Time>,
     /// Why the last try failed.
     pub problem: Option<Problem>,
+}
+
+impl Seen {
+    /// What a stored status says was seen.
+    fn stored(st: &crate::api::MCPServerStatus) -> Self {
+        let mut tools: Vec<String> = st.tools.iter().map(|t| t.name.clone()).collect();
+        tools.sort();
+        Seen {
+            tools: st.tool_count.is_some().then_some(tools),
+            protocol: st.protocol_version.clone(),
+            seen_at: st.tools_seen_at.clone(),
+            last_ok: None,
+            problem: Problem::stored(&st.conditions, "Discovered"),
+        }
+    }
 }
 
 /// Discovery of every MCPServer of a scope.
@@ -141,6 +158,13 @@ impl Discovery {
     /// status of `server`.
     pub fn augment(&self, server: &MCPServer, compiled: &Compiled, desired: &mut Value) {
         let r = ObjectRef::new("MCPServer", &server.namespace().unwrap_or_default(), &server.name_any());
+        if self.seen.get(&r).is_none()
+            && let Some(st) = &server.status
+        {
+            // After a restart (or a new leader), start from what status says, so that a server
+            // that still lists the same tools changes nothing.
+            self.seen.update(&r, |s| *s = Seen::stored(st));
+        }
         match self.target(server, compiled) {
             Ok(t) => {
                 let (hooks, seen, client) = (self.hooks.clone(), self.seen.clone(), self.client.clone());
@@ -189,7 +213,7 @@ fn write(server: &MCPServer, seen: &Seen, desired: &mut Value) {
         status.insert("protocolVersion".into(), json!(v));
     }
     let cond = match (&seen.problem, &seen.tools) {
-        (Some(p), _) => Cond::new("Discovered", false, p.reason, p.message.clone()),
+        (Some(p), _) => Cond::new("Discovered", false, &p.reason, p.message.clone()),
         (None, Some(tools)) => {
             Cond::new("Discovered", true, "ToolsListed", format!("The server lists {} tools", tools.len()))
         }
@@ -240,7 +264,13 @@ async fn run(hooks: Hooks, seen: Arc<Cache<Seen>>, client: HttpClient, r: Object
             }
             Err(p) => {
                 failures += 1;
-                tracing::debug!(server = %r.name, namespace = %r.namespace, reason = p.reason, error = %p.message, "tool discovery failed");
+                tracing::debug!(server = %r.name, namespace = %r.namespace, reason = %p.reason, error = %p.message, "tool discovery failed");
+                if failures == 1 && seen.get(&r).is_some_and(|s| s.problem.is_none() && s.tools.is_some()) {
+                    // Once more before saying so: a kept-alive connection the server closed is no
+                    // outage.
+                    tokio::time::sleep(CONFIRM).await;
+                    continue;
+                }
                 let changed = seen.update(&r, |s| {
                     if s.problem.is_none() && s.last_ok.is_some() {
                         s.seen_at = s.last_ok.clone();

@@ -125,14 +125,24 @@ fn now() -> Time {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
     /// PascalCase reason.
-    pub reason: &'static str,
+    pub reason: String,
     /// What went wrong.
     pub message: String,
 }
 
 impl Problem {
-    fn new(reason: &'static str, message: impl Into<String>) -> Self {
-        Problem { reason, message: message.into() }
+    fn new(reason: &str, message: impl Into<String>) -> Self {
+        Problem { reason: reason.into(), message: message.into() }
+    }
+
+    /// The problem a stored condition of `type_` reports, if it is `False` (after a restart,
+    /// what the status says until the first fetch).
+    fn stored(
+        conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+        type_: &str,
+    ) -> Option<Self> {
+        let c = conditions.iter().find(|c| c.type_ == type_ && c.status == "False")?;
+        Some(Problem::new(&c.reason, c.message.clone()))
     }
 }
 

@@ -75,9 +75,34 @@ impl SpendWatch {
             let task = ObjectRef::new("Namespace", &ns, "");
             let ns2 = ns.clone();
             self.tasks.ensure(&task, (), move |_| run(hooks, seen, ns2));
-            self.seen.get(&r).map(|s| write(&s, desired))
+            match self.seen.get(&r) {
+                Some(s) => Some(write(&s, desired)),
+                None => {
+                    keep_stored(policy, desired);
+                    None
+                }
+            }
         };
         if let (Some(c), Some(Value::Array(list))) = (cond, desired.get_mut("conditions")) {
+            list.push(c.to_json());
+        }
+    }
+}
+
+/// Until the store is first read (after a restart, or a new leader), the spend status stays as
+/// it was: a read that finds the same figures then changes nothing.
+fn keep_stored(policy: &AgentPolicy, desired: &mut Value) {
+    let Some(st) = &policy.status else { return };
+    let Ok(Value::Object(stored)) = serde_json::to_value(st) else { return };
+    let status = desired.as_object_mut().expect("status is an object");
+    for f in ["spend", "spendOmitted", "spendSummary"] {
+        if let Some(v) = stored.get(f) {
+            status.insert(f.into(), v.clone());
+        }
+    }
+    if let Some(c) = st.conditions.iter().find(|c| c.type_ == "SpendKnown") {
+        let c = Cond::new("SpendKnown", c.status == "True", &c.reason, c.message.clone());
+        if let Some(Value::Array(list)) = status.get_mut("conditions") {
             list.push(c.to_json());
         }
     }
@@ -129,7 +154,7 @@ fn write(s: &PolicySpend, desired: &mut Value) -> Cond {
         status.insert("spendSummary".into(), json!(summary));
     }
     match &s.problem {
-        Some(p) => Cond::new("SpendKnown", false, p.reason, p.message.clone()),
+        Some(p) => Cond::new("SpendKnown", false, &p.reason, p.message.clone()),
         None => {
             let mut m = format!("Read from {}", s.stores.join(", "));
             if !s.memory.is_empty() {
@@ -187,7 +212,7 @@ async fn run(hooks: Hooks, seen: Arc<Cache<PolicySpend>>, ns: String) {
             Err(e) => (None, Some(Problem::new(e.reason(), format!("Spend is unknown: {e}")))),
         };
         if let Some(p) = &problem {
-            tracing::debug!(namespace = %ns, reason = p.reason, error = %p.message, "reading spend failed");
+            tracing::debug!(namespace = %ns, reason = %p.reason, error = %p.message, "reading spend failed");
         }
         let mut now_known = Vec::new();
         for (policy, list) in &by_policy {
