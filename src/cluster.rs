@@ -157,3 +157,21 @@ pub async fn compile(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kind_the_cluster_does_not_know_points_at_the_crds() {
+        let status =
+            kube::core::Status::failure("the server could not find the requested resource", "NotFound")
+                .with_code(404);
+        assert_eq!(
+            detail(&kube::Error::Api(Box::new(status))),
+            "not found: are the Cairn CRDs installed (kubectl apply -f crds/)?"
+        );
+        let e = ClusterError::List { kind: "AIGateway".into(), namespace: "x".into(), detail: "d".into() };
+        assert_eq!(e.to_string(), "listing AIGateway in namespace \"x\": d");
+    }
+}

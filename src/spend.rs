@@ -462,6 +462,57 @@ mod tests {
         }
     }
 
+    fn output(gateways: &[(&str, &str)]) -> Output {
+        let yaml: String = gateways
+            .iter()
+            .map(|(name, url)| {
+                format!(
+                    "---\napiVersion: cairn.dev/v1alpha1\nkind: AIGateway\nmetadata: {{name: {name}}}\nspec: {{listener: {{port: 8080}}, store: {{redis: {{url: \"{url}\"}}}}}}\n"
+                )
+            })
+            .collect();
+        let m = crate::manifest::load_str("t.yaml", &yaml, &Default::default()).unwrap();
+        crate::workspace::compile_manifests(
+            &m,
+            &crate::compile::Mode::Cluster { domain: "cluster.local".into() },
+        )
+    }
+
+    #[test]
+    fn a_store_url_that_is_not_one_names_the_gateway() {
+        let out = output(&[("llm", "redis://127.0.0.1:99999")]);
+        let e =
+            Stores::of(&out, "default", &mut Connections::default(), None).err().expect("an unusable URL");
+        assert_eq!(e.reason(), "StoreConfigInvalid");
+        assert!(e.to_string().starts_with("AIGateway \"llm\": redis URL \"redis://127.0.0.1:99999\""), "{e}");
+    }
+
+    #[tokio::test]
+    async fn gateways_naming_the_same_store_count_once_and_a_store_down_is_unavailable() {
+        let mut c = Connections::default();
+        let out = output(&[
+            ("a", "redis://127.0.0.1:1"),
+            ("b", "redis://127.0.0.1:1"),
+            ("c", "redis://127.0.0.1:2"),
+        ]);
+        let st = Stores::of(&out, "default", &mut c, None).unwrap();
+        let urls: Vec<(&str, Vec<String>)> =
+            st.redis.iter().map(|s| (s.url.as_str(), s.gateways.clone())).collect();
+        assert_eq!(
+            urls,
+            [
+                ("redis://127.0.0.1:1", vec!["a".to_string(), "b".into()]),
+                ("redis://127.0.0.1:2", vec!["c".into()])
+            ]
+        );
+        assert_eq!(st.prefix, "cairn:default:");
+        let over = Stores::of(&out, "default", &mut c, Some("redis://127.0.0.1:3")).unwrap();
+        assert_eq!(over.redis.len(), 1, "one URL for all");
+        let e = st.budget_spends(&["k".into()]).await.unwrap_err();
+        assert_eq!(e.reason(), "StoreUnavailable");
+        assert!(e.to_string().starts_with("redis redis://127.0.0.1:1: "), "{e}");
+    }
+
     #[test]
     fn no_shared_store_says_which_gateways_count_in_memory() {
         let none = Stores { memory: vec!["llm".into()], ..Default::default() };

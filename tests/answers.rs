@@ -423,6 +423,8 @@ async fn an_mcp_servers_tools_follow_it_down_and_back_and_bad_servers_are_named_
     yaml += &server("modern", &modern.url, "");
     yaml += &server("hangs", &hangs, "");
     yaml += &server("garbage", &garbage, "");
+    yaml += &server("orphan", &garbage, "")
+        .replace("gatewayRefs: [{name: tools}]", "gatewayRefs: [{name: nowhere}]");
     apply_yaml(&p, &ns, &yaml).await;
     let op = Operator::start(&p, &[&ns], "ans-mcp", false);
     let t = Instant::now();
@@ -463,6 +465,14 @@ async fn an_mcp_servers_tools_follow_it_down_and_back_and_bad_servers_are_named_
     let c = condition(&g, "Discovered").unwrap();
     assert_eq!(c["reason"], "InvalidResponse", "{c}");
     assert!(c["message"].as_str().unwrap().contains("invalid answer"), "{c}");
+
+    let o = wait_condition(&p, &ns, "MCPServer", "orphan", "Discovered", "False").await;
+    let c = condition(&o, "Discovered").unwrap();
+    assert_eq!(c["reason"], "NotServed", "{c}");
+    assert_eq!(
+        c["message"],
+        "No MCPGateway serves this server yet: the operator lists its tools as a gateway that serves it reaches it"
+    );
 
     // Another server added while the bad ones are retried is listed as quickly: one slow server
     // delays no other.
@@ -595,6 +605,16 @@ metadata: {name: echo-sa}
     yaml += &a2a("echo", &agent.url);
     yaml += &a2a("huge", &huge.url);
     yaml += &a2a("sneaky", &private);
+    let missing = a2a_agents::TestAgent::start().await;
+    *missing.state.card_mode.lock().unwrap() = a2a_agents::CardMode::Status(404);
+    yaml += &a2a("missing", &missing.url);
+    let invalid = a2a_agents::TestAgent::start().await;
+    *invalid.state.card_mode.lock().unwrap() = a2a_agents::CardMode::Invalid;
+    yaml += &a2a("invalid", &invalid.url);
+    yaml +=
+        &a2a("lonely", &agent.url).replace("gatewayRefs: [{name: agents}]", "gatewayRefs: [{name: nowhere}]");
+    // Budgets where no AIGateway counts them.
+    yaml += "---\napiVersion: cairn.dev/v1alpha1\nkind: AgentPolicy\nmetadata: {name: thrifty}\nspec:\n  subjects: {agents: [echo]}\n  budgets: [{amountUSD: 5, window: Day}]\n";
     apply_yaml(&p, &ns, &yaml).await;
     let op = Operator::start(&p, &[&ns], "ans-card", false);
     let t = Instant::now();
@@ -644,6 +664,26 @@ metadata: {name: echo-sa}
         "{m}"
     );
     assert!(s.data["status"].get("card").is_none());
+
+    // Each other way a card can fail is named.
+    for (name, reason, says) in [
+        ("missing", "UnexpectedStatus", format!("the agent card of 'missing' at {}/.well-known/agent-card.json answered HTTP 404", missing.url)),
+        ("invalid", "InvalidCard", format!("the agent card of 'invalid' at {}/.well-known/agent-card.json is not a valid JSON object", invalid.url)),
+        ("lonely", "NotPublished", "No AgentGateway publishes this agent yet: the operator fetches its card as a gateway that publishes it would".to_string()),
+    ] {
+        let o = wait_condition(&p, &ns, "Agent", name, "CardFetched", "False").await;
+        let c = condition(&o, "CardFetched").unwrap();
+        assert_eq!(c["reason"], reason, "{c}");
+        assert!(c["message"].as_str().unwrap().starts_with(&says), "{c}");
+    }
+    let pol = wait_condition(&p, &ns, "AgentPolicy", "thrifty", "SpendKnown", "False").await;
+    let c = condition(&pol, "SpendKnown").unwrap();
+    assert_eq!(c["reason"], "NotEnforced");
+    assert_eq!(
+        c["message"],
+        "No AIGateway of the namespace enforces this policy's budgets, so nothing is counted against them"
+    );
+    assert_eq!(condition(&pol, "Ready").unwrap()["reason"], "Enforced", "the AgentGateway enforces the rest");
     drop(op);
 }
 
