@@ -10,7 +10,7 @@
 //!
 //! Virtual keys resolve when compile found their Secret key (no `RefNotFound` on the field).
 
-use super::{Cache, Hooks, Problem, Tasks, egress, now, retry_delay};
+use super::{Cache, Hooks, Problem, Tasks, egress, now, push, retry_delay};
 use crate::api::{self, Agent, AgentCardSummary, CardSkill, IdentityStatus, ObjectRef};
 use crate::compile::Reason;
 use crate::gateway::agent::AgentRuntime;
@@ -210,19 +210,14 @@ fn write(agent: &Agent, seen: &Seen, diags: &[&crate::compile::Diagnostic], desi
         ),
         (None, None) => return,
     };
-    if let Some(Value::Array(c)) = status.get_mut("conditions") {
-        c.push(cond.to_json());
-    }
+    push(desired, cond);
 }
 
 /// The task of one agent.
 async fn run(hooks: Hooks, seen: Arc<Cache<Seen>>, client: HttpClient, r: ObjectRef, t: Target) {
     let mut failures = 0u32;
     loop {
-        if !hooks.alive(&r, &t.uid) {
-            if hooks.leader.is_leader() {
-                seen.remove(&r);
-            }
+        if hooks.ended(&r, &t.uid, &seen) {
             return;
         }
         let sa = match &t.service_account {

@@ -12,7 +12,7 @@
 //! tried once more at once, then reported and retried after 1 s doubling to 8 s; meanwhile the status keeps the last list with the time it was seen and
 //! `Discovered=False` names what went wrong.
 
-use super::{Cache, FETCH_TIMEOUT, Hooks, Problem, Tasks, egress, now, retry_delay};
+use super::{Cache, FETCH_TIMEOUT, Hooks, Problem, Tasks, egress, now, push, retry_delay};
 use crate::api::{DiscoveredTool, MCPServer, ObjectRef};
 use crate::gateway::mcp::jsonrpc::{Message, Request};
 use crate::gateway::mcp::protocol::LATEST_SESSION_VERSION;
@@ -219,20 +219,14 @@ fn write(server: &MCPServer, seen: &Seen, desired: &mut Value) {
         }
         (None, None) => return,
     };
-    if let Some(Value::Array(c)) = status.get_mut("conditions") {
-        c.push(cond.to_json());
-    }
+    push(desired, cond);
 }
 
 /// The discovery loop of one server.
 async fn run(hooks: Hooks, seen: Arc<Cache<Seen>>, client: HttpClient, r: ObjectRef, t: Target) {
     let mut failures = 0u32;
     loop {
-        if !hooks.alive(&r, &t.uid) {
-            if !hooks.leader.is_leader() {
-                return;
-            }
-            seen.remove(&r);
+        if hooks.ended(&r, &t.uid, &seen) {
             return;
         }
         let up = upstream(&t, &client);

@@ -73,6 +73,18 @@ impl Hooks {
             }
     }
 
+    /// Whether the task of `r` should end: the object is gone (then its cached answer goes too)
+    /// or this replica no longer leads (the answer stays for when it leads again).
+    fn ended<V: Clone + PartialEq>(&self, r: &ObjectRef, uid: &str, cache: &Cache<V>) -> bool {
+        if self.alive(r, uid) {
+            return false;
+        }
+        if self.leader.is_leader() {
+            cache.remove(r);
+        }
+        true
+    }
+
     /// Queues the object's reconcile (its answer changed).
     fn poke(&self, r: &ObjectRef) {
         self.compiler.queue(r);
@@ -105,6 +117,13 @@ impl Answers {
             Object::AgentPolicy(p) => self.spend.augment(p, compiled, desired),
             _ => {}
         }
+    }
+}
+
+/// Appends a condition to a desired status.
+fn push(desired: &mut Value, cond: super::status::Cond) {
+    if let Some(Value::Array(list)) = desired.get_mut("conditions") {
+        list.push(cond.to_json());
     }
 }
 

@@ -10,7 +10,7 @@
 //! [`MAX_SPEND_SUBJECTS`] that spent most; `spendOmitted` counts the others and sums what they
 //! spent. `spendSummary` is the budget nearest its limit (`12.40/50 USD`).
 
-use super::{Cache, FETCH_TIMEOUT, Hooks, Problem, Tasks};
+use super::{Cache, FETCH_TIMEOUT, Hooks, Problem, Tasks, push};
 use crate::api::{AgentPolicy, BudgetSpend, ObjectRef, SpendOmitted};
 use crate::operator::compile::Compiled;
 use crate::operator::status::Cond;
@@ -83,8 +83,8 @@ impl SpendWatch {
                 }
             }
         };
-        if let (Some(c), Some(Value::Array(list))) = (cond, desired.get_mut("conditions")) {
-            list.push(c.to_json());
+        if let Some(c) = cond {
+            push(desired, c);
         }
     }
 }
@@ -101,10 +101,7 @@ fn keep_stored(policy: &AgentPolicy, desired: &mut Value) {
         }
     }
     if let Some(c) = st.conditions.iter().find(|c| c.type_ == "SpendKnown") {
-        let c = Cond::new("SpendKnown", c.status == "True", &c.reason, c.message.clone());
-        if let Some(Value::Array(list)) = status.get_mut("conditions") {
-            list.push(c.to_json());
-        }
+        push(desired, Cond::new("SpendKnown", c.status == "True", &c.reason, c.message.clone()));
     }
 }
 
