@@ -172,8 +172,14 @@ impl Discovery {
                 self.tasks.ensure(&r, t, move |t| run(hooks, seen, client, r2, t.clone()));
             }
             Err(p) => {
+                // No task, so nothing to forget the entry when the server goes: status keeps the
+                // last list, and the next reconcile starts from it again.
                 self.tasks.stop(&r);
-                self.seen.update(&r, |s| s.problem = Some(p));
+                let mut seen = self.seen.get(&r).unwrap_or_default();
+                self.seen.remove(&r);
+                seen.problem = Some(p);
+                write(server, &seen, desired);
+                return;
             }
         }
         let Some(seen) = self.seen.get(&r) else { return };
