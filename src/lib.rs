@@ -15,4 +15,5 @@ pub mod explain;
 pub mod gateway;
 pub mod manifest;
 pub mod policy;
+pub mod serve;
 pub mod workspace;

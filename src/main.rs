@@ -155,13 +155,14 @@ fn main() -> Result<ExitCode> {
                 "mcp" => cairn::config::Layer::Mcp,
                 _ => cairn::config::Layer::Agent,
             };
-            let listen = cairn::gateway::local::Listen { address, admin_port: Some(admin_port) };
-            serve(|shutdown| cairn::gateway::local::gateway(layer, config, credentials, listen, shutdown))
+            let listen = cairn::serve::Listen { address, admin_port: Some(admin_port) };
+            let source = cairn::serve::Source::Files { config, credentials };
+            serve(|shutdown| cairn::serve::gateway(layer, source, listen, shutdown))
         }
         Command::Run { paths, namespace, admin_port, address } => {
             let options = Options::default().with_namespace(namespace);
-            let listen = cairn::gateway::local::Listen { address, admin_port: Some(admin_port) };
-            serve(|shutdown| cairn::gateway::local::run(paths, options, listen, shutdown))
+            let listen = cairn::serve::Listen { address, admin_port: Some(admin_port) };
+            serve(|shutdown| cairn::serve::run(paths, options, listen, shutdown))
         }
         Command::McpBridge {
             port,
@@ -185,7 +186,7 @@ fn main() -> Result<ExitCode> {
 fn serve<F, Fut>(f: F) -> Result<ExitCode>
 where
     F: FnOnce(cairn::gateway::server::Shutdown) -> Fut,
-    Fut: std::future::Future<Output = Result<(), String>>,
+    Fut: std::future::Future<Output = Result<(), cairn::serve::ServeError>>,
 {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -197,7 +198,7 @@ where
     let rt =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     let result = rt.block_on(async {
-        let shutdown = cairn::gateway::local::shutdown_on_signal();
+        let shutdown = cairn::gateway::supervisor::shutdown_on_signal();
         f(shutdown).await
     });
     match result {

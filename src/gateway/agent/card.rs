@@ -30,6 +30,7 @@
 
 use super::sign::{Signer, canonical_json};
 use crate::config::AuthConfig;
+use crate::gateway::http_client::{HttpClient, error_chain};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use serde_json::{Map, Value, json};
@@ -46,12 +47,6 @@ pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_FRESH: Duration = Duration::from_secs(30);
 /// Upper bound on the freshness an agent may ask for.
 pub const MAX_FRESH: Duration = Duration::from_secs(300);
-
-/// The HTTP client used towards agents.
-pub type HttpClient = hyper_util::client::legacy::Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    Full<Bytes>,
->;
 
 /// Why a card is not available.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -274,19 +269,27 @@ async fn fetch(
     Ok(Fetched::Card(card, parts.headers))
 }
 
-/// An error and its sources, for messages.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        cur = c.source();
-    }
-    s
+/// The gateway's public base URL as the caller reached it.
+pub fn public_base(headers: &http::HeaderMap, uri: &http::Uri) -> String {
+    let first = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(|v| v.trim().to_string())
+    };
+    let proto = first("x-forwarded-proto")
+        .filter(|p| p == "http" || p == "https")
+        .or_else(|| uri.scheme_str().map(str::to_string))
+        .unwrap_or_else(|| "http".into());
+    let valid =
+        |h: &String| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic() && b != b'/' && b != b'@');
+    let host = first("x-forwarded-host")
+        .filter(valid)
+        .or_else(|| first("host").filter(valid))
+        .or_else(|| uri.authority().map(|a| a.to_string()).filter(valid))
+        .unwrap_or_else(|| "localhost".into());
+    format!("{proto}://{host}")
 }
 
 /// Binding names as cards spell them.
@@ -599,5 +602,18 @@ mod tests {
         assert_eq!(max_age(&h), MAX_FRESH);
         h.insert(http::header::CACHE_CONTROL, "no-cache".parse().unwrap());
         assert_eq!(max_age(&h), Duration::ZERO);
+    }
+
+    #[test]
+    fn public_base_prefers_forwarded_headers() {
+        use http::{HeaderMap, HeaderValue};
+        let mut h = HeaderMap::new();
+        h.insert("host", HeaderValue::from_static("gw:8080"));
+        assert_eq!(public_base(&h, &http::Uri::default()), "http://gw:8080");
+        h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        h.insert("x-forwarded-host", HeaderValue::from_static("agents.example.com"));
+        assert_eq!(public_base(&h, &http::Uri::default()), "https://agents.example.com");
+        h.insert("x-forwarded-host", HeaderValue::from_static("evil/x"));
+        assert_eq!(public_base(&h, &http::Uri::default()), "https://gw:8080");
     }
 }

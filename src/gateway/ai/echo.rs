@@ -9,7 +9,8 @@
 //! * embeddings: one vector per input, derived from a hash of the text (`dimensions`, default 8).
 //! * usage: real token counts of the prompt and the answer ([`super::usage::count_tokens`]).
 
-use super::upstream::{Op, UpBody, UpResponse};
+use super::exchange::{UpBody, UpResponse};
+use super::op::Op;
 use super::usage::{count_tokens, estimate_request_tokens};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};

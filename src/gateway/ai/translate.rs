@@ -51,8 +51,8 @@
 //!   `cache_creation_input_tokens` counts as ordinary prompt tokens on the OpenAI side and an
 //!   OpenAI response never reports cache writes.
 
-use super::sse::SseEvent;
 use super::usage::{Usage, from_anthropic_usage, from_openai_usage};
+use crate::gateway::sse::SseEvent;
 use serde_json::{Map, Value, json};
 
 /// `max_tokens` sent to Anthropic when an OpenAI request has none (Anthropic requires it).

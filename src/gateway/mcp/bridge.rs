@@ -7,10 +7,10 @@
 //! Messages over the size cap are refused (`413`) on the way in and dropped on the way out.
 
 use super::http::{Body, ChanBody, accepts_event_stream};
-use super::jsonrpc::{self, INVALID_REQUEST, Message, Response as RpcResponse, RpcError};
 use super::protocol::{self, HEADER_PROTOCOL_VERSION, HEADER_SESSION_ID};
 use super::stdio::{StdioError, StdioServer, to_rpc_error};
-use crate::gateway::ai::sse::{encode_comment, encode_named};
+use crate::gateway::jsonrpc::{self, INVALID_REQUEST, Message, Response as RpcResponse, RpcError};
+use crate::gateway::sse::{encode_comment, encode_named};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited, combinators::BoxBody};
@@ -262,6 +262,6 @@ pub async fn main(opts: BridgeOptions) -> Result<(), String> {
         if opts.shared { "one shared child" } else { "one child per session" },
         opts.command.join(" ")
     );
-    run(listener, server, crate::gateway::local::shutdown_on_signal()).await;
+    run(listener, server, crate::gateway::supervisor::shutdown_on_signal()).await;
     Ok(())
 }

@@ -15,18 +15,17 @@
 //! `cairn_mcp_backend_errors_total`; a call to it gets a JSON-RPC error.
 
 use super::audit::{Arguments, ToolCall};
-use super::jsonrpc::{
-    INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, Message, Notification, RESOURCE_NOT_FOUND, Request,
-    Response, RpcError,
-};
 use super::protocol::{self, Era, META_SERVER_INFO, STATELESS_VERSION};
 use super::runtime::McpRuntime;
 use super::session::{BackendSession, Backends, OpenSession};
 use super::upstream::{Outgoing, Replies, Upstream, UpstreamError};
 use super::wire::ToolCallRequest;
-use crate::config::FailureMode;
-use crate::gateway::store::{Admission, LimitReq};
-use crate::policy::{Decision, TOOL_SEPARATOR, split_tool_name};
+use crate::gateway::admission::{self, Refusal};
+use crate::gateway::jsonrpc::{
+    INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, Message, Notification, RATE_LIMITED,
+    RESOURCE_NOT_FOUND, Request, Response, RpcError,
+};
+use crate::policy::{TOOL_SEPARATOR, Target, split_tool_name};
 use futures_util::future::join_all;
 use serde_json::{Map, Value, json};
 use std::borrow::Cow;
@@ -38,12 +37,6 @@ use tokio::sync::mpsc;
 
 /// Most pages read from one backend for one list.
 const MAX_PAGES: usize = 1000;
-/// Items per page of the gateway's own lists (`tools/list`, `prompts/list`, `resources/list`,
-/// `resources/templates/list`), unless [`McpRuntime::page_size`] says otherwise. Large enough
-/// that a gateway over a few servers answers in one page (so clients that never follow
-/// `nextCursor` still see everything in the common case), small enough to bound one answer
-/// (tool schemas run to kilobytes each).
-pub const PAGE_SIZE: usize = 100;
 
 /// Where the next page of a list starts: sealed into the opaque `nextCursor` (so it is
 /// tamper-evident and bound to the gateway) with the method it belongs to.
@@ -60,8 +53,6 @@ struct ListCursor {
     #[serde(rename = "lk")]
     after: String,
 }
-/// JSON-RPC code for a rate-limited call.
-pub const RATE_LIMITED: i64 = -32029;
 /// Separator between a server prefix and a resource URI.
 pub const URI_SEPARATOR: char = '+';
 
@@ -476,7 +467,9 @@ impl Ctx {
                 join_all(futs).await;
                 Outcome::Done(req.reply(json!({})))
             }
-            "initialize" => err(&req, super::jsonrpc::INVALID_REQUEST, "the session is already initialized"),
+            "initialize" => {
+                err(&req, crate::gateway::jsonrpc::INVALID_REQUEST, "the session is already initialized")
+            }
             m => err(&req, METHOD_NOT_FOUND, format!("Method not found: {m}")),
         }
     }
@@ -569,43 +562,31 @@ impl Ctx {
             audit("not_exposed");
             return fail(id, INVALID_PARAMS, format!("Unknown tool: {name}"));
         }
-        let limits: Vec<LimitReq> = match self.rt.policy.check_tool(&self.subject, prefix, tool) {
-            Decision::Deny(d) => {
+        let target = Target::Tool { prefix, tool };
+        match admission::admit(&self.subject, target, &self.rt.policy, &self.rt.store).await {
+            Ok(_) => {}
+            Err(Refusal::Forbidden(d)) => {
                 audit("forbidden");
                 let e = RpcError::new(INVALID_PARAMS, format!("Tool {name} is not allowed: {d}"))
                     .with_data(json!({"reason": d.reason.category()}));
                 return Outcome::Done(Response::error(id.clone(), e));
             }
-            Decision::Allow(a) => a
-                .limits()
-                .filter(|l| l.limits.requests_per_minute.is_some())
-                .map(|l| LimitReq { key: l.key.to_string(), rpm: l.limits.requests_per_minute, tpm: None })
-                .collect(),
-        };
-        if !limits.is_empty() {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_secs();
-            match self.rt.store.admit(&self.rt.store_prefix, now, &limits, &[]).await {
-                Ok(Admission::Allowed) => {}
-                Ok(Admission::RateLimited { limit, retry_after, .. }) => {
-                    audit("rate_limited");
-                    let e = RpcError::new(
-                        RATE_LIMITED,
-                        format!("Rate limit of {limit} calls per minute reached for {name}; retry in {retry_after}s"),
-                    )
-                    .with_data(json!({"retryAfterSeconds": retry_after}));
-                    return Outcome::Done(Response::error(id.clone(), e));
-                }
-                Ok(Admission::OverBudget { .. }) => {}
-                Err(e) => {
-                    tracing::warn!(target: "cairn::mcp", gateway = %self.rt.gateway, error = %e, "limits store failed");
-                    if self.rt.failure_mode == Some(FailureMode::Closed) {
-                        audit("store_unavailable");
-                        return fail(id, INTERNAL_ERROR, "limits store unavailable");
-                    }
-                }
+            Err(Refusal::RateLimited { limit, retry_after, .. }) => {
+                audit("rate_limited");
+                let e = RpcError::new(
+                    RATE_LIMITED,
+                    format!(
+                        "Rate limit of {limit} calls per minute reached for {name}; retry in {retry_after}s"
+                    ),
+                )
+                .with_data(json!({"retryAfterSeconds": retry_after}));
+                return Outcome::Done(Response::error(id.clone(), e));
+            }
+            // Tool calls carry no budget.
+            Err(Refusal::OverBudget { .. }) => {}
+            Err(Refusal::StoreUnavailable(_)) => {
+                audit("store_unavailable");
+                return fail(id, INTERNAL_ERROR, "limits store unavailable");
             }
         }
         let wire = self.backends.get(&server.prefix).is_some_and(|s| self.upstream(i).takes_wire(s));

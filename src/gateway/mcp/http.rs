@@ -11,16 +11,16 @@
 
 use super::dispatch::{self, Ctx, Outcome, ToolCallIn};
 use super::events::{Recorded, Recorder, ResumeError, StreamKind};
-use super::jsonrpc::{
-    self, Body as RpcBody, INVALID_REQUEST, Message, Request, Response as RpcResponse, RpcError,
-};
 use super::protocol::{self, Era, HEADER_PROTOCOL_VERSION, HEADER_SESSION_ID, STATELESS_VERSION};
 use super::runtime::McpRuntime;
 use super::session::{OpenSession, SessionKey, SessionState};
 use super::upstream::Replies;
 use super::wire::ToolCallRequest;
-use crate::gateway::ai::sse::{encode_comment, encode_named};
 use crate::gateway::identity::AuthError;
+use crate::gateway::jsonrpc::{
+    self, Body as RpcBody, INVALID_REQUEST, Message, Request, Response as RpcResponse, RpcError,
+};
+use crate::gateway::sse::{encode_comment, encode_named};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request as HttpRequest, Response, StatusCode};
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
@@ -136,16 +136,6 @@ fn prm(rt: &McpRuntime) -> Response<Body> {
 
 fn sse_event(m: &Message) -> Bytes {
     encode_named("message", &serde_json::to_string(m).expect("json"))
-}
-
-/// Serves the gateway whose current config is `runtime` on `listener` until `shutdown` (the
-/// hook `cairn run` and `cairn gateway --layer mcp` use, like `server::serve_ai`).
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    runtime: Arc<arc_swap::ArcSwap<McpRuntime>>,
-    shutdown: crate::gateway::server::Shutdown,
-) {
-    crate::gateway::server::serve(listener, move |req| handle(runtime.load_full(), req), shutdown).await
 }
 
 /// Serves one request.

@@ -9,7 +9,7 @@
 //!   the body. A mismatch is `400` with [`HEADER_MISMATCH`]; an unknown version `400` with
 //!   [`UNSUPPORTED_PROTOCOL_VERSION`]; an unknown method `404` with `-32601`.
 
-use super::jsonrpc::{HEADER_MISMATCH, RpcError, UNSUPPORTED_PROTOCOL_VERSION};
+use crate::gateway::jsonrpc::{HEADER_MISMATCH, RpcError, UNSUPPORTED_PROTOCOL_VERSION};
 use base64::Engine;
 use http::HeaderMap;
 use http::header::{AsHeaderName, HeaderName};
@@ -156,7 +156,7 @@ pub fn check_stateless_headers(
         }
         None => {
             return Err(RpcError::new(
-                super::jsonrpc::INVALID_PARAMS,
+                crate::gateway::jsonrpc::INVALID_PARAMS,
                 format!("request _meta is missing {META_PROTOCOL_VERSION}"),
             ));
         }
@@ -202,7 +202,7 @@ pub fn valid_session_id(id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gateway::mcp::jsonrpc::INVALID_PARAMS;
+    use crate::gateway::jsonrpc::INVALID_PARAMS;
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

@@ -9,7 +9,7 @@
 //! it answers: the forwarded request is the client's own JSON with the tool's name unprefixed
 //! where it stood, and the client gets the backend's `result` byte for byte.
 
-use super::jsonrpc::{Message, Response, valid_id};
+use crate::gateway::jsonrpc::{Message, Response, valid_id};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::Value;
@@ -335,8 +335,8 @@ impl RawResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gateway::jsonrpc::Request;
     use crate::gateway::mcp::dispatch::rewrite_from_backend;
-    use crate::gateway::mcp::jsonrpc::Request;
     use serde_json::json;
 
     /// What the general path sends on for a tools/call: the request rebuilt with the name
