@@ -167,6 +167,7 @@ async fn start_gateway(upstream: &str) -> (String, tokio::sync::watch::Sender<bo
             task_ownership_ttl_ms: 3_600_000,
             identity_token_ttl_ms: 300_000,
             identity_token_header: "x-cairn-caller".into(),
+            allowed_origins: vec![],
         }),
     };
     let core = Core::new(Env::from_process());

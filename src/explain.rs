@@ -9,7 +9,8 @@ use std::fmt::Write as _;
 /// What `who-can` asks about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Subject<'a> {
-    /// A prefixed tool name, `prefix__tool`.
+    /// A tool name as clients see it: `prefix__tool`, or the tool's own name on a server whose
+    /// names pass through.
     Tool(&'a str),
     /// A model name as clients request it.
     Model(&'a str),
@@ -33,9 +34,6 @@ pub enum ExplainError {
     /// The namespace has no gateway.
     #[error("namespace {0:?} has no AIGateway, MCPGateway or AgentGateway that compiled")]
     NoGateways(String),
-    /// A tool name without a prefix.
-    #[error("{0:?} is not a gateway tool name: use <prefix>__<tool>, e.g. github__search_code")]
-    BadToolName(String),
 }
 
 fn gateways<'a>(out: &'a Output, namespace: &str) -> Vec<&'a CompiledGateway> {
@@ -157,7 +155,7 @@ fn reachable(g: &CompiledGateway, idx: &PolicyIndex, name: &str) -> String {
             idx.effective(name)
                 .tools
                 .into_iter()
-                .filter(|t| servers.iter().any(|s| s.prefix == t.server))
+                .filter(|t| servers.iter().any(|s| s.name == t.server))
                 .map(|t| t.tool)
                 .collect()
         }
@@ -189,10 +187,8 @@ pub fn who_can(out: &Output, namespace: &str, what: Subject<'_>) -> Result<Strin
         return Err(ExplainError::NoGateways(namespace.into()));
     }
     let (layer, label, target) = match what {
-        Subject::Tool(t) => {
-            let (prefix, tool) = split_tool_name(t).ok_or_else(|| ExplainError::BadToolName(t.into()))?;
-            (Layer::Mcp, format!("tool {t}"), Target::Tool { prefix, tool })
-        }
+        // Which server a tool name belongs to depends on the gateway's servers: see the loop.
+        Subject::Tool(t) => (Layer::Mcp, format!("tool {t}"), Target::Tool { server: "", tool: t }),
         Subject::Model(m) => (Layer::Ai, format!("model {m}"), Target::Model(m)),
         Subject::Agent(a, skill) => (
             Layer::Agent,
@@ -208,6 +204,16 @@ pub fn who_can(out: &Output, namespace: &str, what: Subject<'_>) -> Result<Strin
     for g in gws.iter().filter(|g| g.config.gateway.layer == layer) {
         any_gateway = true;
         let head = format!("  {} {}: ", kind(layer), g.config.gateway.name);
+        let target = match what {
+            Subject::Tool(t) => match tool_target(g, t) {
+                Ok(target) => target,
+                Err(why) => {
+                    let _ = writeln!(s, "{head}nobody: {why}");
+                    continue;
+                }
+            },
+            _ => target,
+        };
         if let Some(why) = not_served(g, target) {
             let _ = writeln!(s, "{head}nobody: {why}");
             continue;
@@ -239,13 +245,32 @@ pub fn who_can(out: &Output, namespace: &str, what: Subject<'_>) -> Result<Strin
     Ok(s)
 }
 
+/// The server and tool a client-facing tool name names on an MCP gateway, as the gateway routes
+/// it: `prefix__tool` to the server with that prefix, any other name to the server whose names
+/// pass through; `Err` says why no server serves it.
+fn tool_target<'a>(g: &'a CompiledGateway, name: &'a str) -> Result<Target<'a>, String> {
+    let servers = g.config.mcp.as_ref().map(|m| m.servers.as_slice()).unwrap_or_default();
+    let with_prefix = |p: &str| servers.iter().find(|s| s.prefix == p);
+    if let Some((p, tool)) = split_tool_name(name)
+        && let Some(s) = with_prefix(p)
+    {
+        return Ok(Target::Tool { server: &s.name, tool });
+    }
+    match with_prefix("") {
+        Some(s) => Ok(Target::Tool { server: &s.name, tool: name }),
+        None => Err(format!(
+            "no MCPServer on this gateway serves {name:?}: use <prefix>__<tool> (no server here passes names through unprefixed)"
+        )),
+    }
+}
+
 /// Why a gateway does not serve the target at all, whatever the policy says.
 fn not_served(g: &CompiledGateway, target: Target<'_>) -> Option<String> {
     match target {
-        Target::Tool { prefix, tool } => {
+        Target::Tool { server, tool } => {
             let servers = g.config.mcp.as_ref().map(|m| m.servers.as_slice()).unwrap_or_default();
-            let Some(server) = servers.iter().find(|s| s.prefix == prefix) else {
-                return Some(format!("no MCPServer with prefix {prefix:?} on this gateway"));
+            let Some(server) = servers.iter().find(|s| s.name == server) else {
+                return Some(format!("no MCPServer {server:?} on this gateway"));
             };
             if !server.allow.iter().any(|p| glob_match(p, tool))
                 || server.deny.iter().any(|p| glob_match(p, tool))

@@ -14,6 +14,7 @@ pub mod config;
 pub mod explain;
 pub mod gateway;
 pub mod manifest;
+pub mod operator;
 pub mod policy;
 pub mod serve;
 pub mod workspace;

@@ -102,6 +102,7 @@ fn config(agents: Vec<A2aAgentConfig>) -> GatewayConfig {
             task_ownership_ttl_ms: 3_600_000,
             identity_token_ttl_ms: 60_000,
             identity_token_header: TOKEN_HEADER.into(),
+            allowed_origins: vec![],
         }),
     }
 }
@@ -738,6 +739,44 @@ async fn rest_binding() {
     let (s, _, v) =
         json_of(send("GET", &format!("{base}/nothing/here"), Some("alice"), &[], None).await).await;
     assert_eq!((s, v["error"]["status"].as_str()), (StatusCode::NOT_FOUND, Some("NOT_FOUND")));
+}
+
+/// `Origin` against DNS rebinding, on both bindings and the cards: absent, the gateway's own host
+/// and listed origins are served; any other is 403 in the binding's error format.
+#[tokio::test]
+async fn origin_table_absent_same_host_allowed_foreign() {
+    let a = TestAgent::start().await;
+    for allowed in [vec![], vec!["https://app.example.com".to_string()]] {
+        let mut cfg = config(vec![agent_cfg("echo", &a.url)]);
+        cfg.agent.as_mut().unwrap().allowed_origins = allowed.clone();
+        let gw = serve_config(cfg).await;
+        let listed = if allowed.is_empty() { 403 } else { 200 };
+        let cases = [
+            (None, 200),
+            (Some(gw.url.as_str()), 200),
+            (Some("https://app.example.com"), listed),
+            (Some("http://evil.example.com"), 403),
+        ];
+        let body =
+            json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": msg("hi")}).to_string();
+        for (origin, want) in cases {
+            let mut h = vec![("a2a-version", "1.0")];
+            h.extend(origin.map(|o| ("origin", o)));
+            let url = format!("{}/agents/echo", gw.url);
+            let (s, _, v) = json_of(send("POST", &url, Some("alice"), &h, Some(body.clone())).await).await;
+            assert_eq!(s.as_u16(), want, "JSON-RPC, Origin {origin:?}, allowedOrigins {allowed:?}: {v}");
+            let card = format!("{}/agents/echo/.well-known/agent-card.json", gw.url);
+            let (cs, _, cv) = json_of(send("GET", &card, Some("alice"), &h, None).await).await;
+            assert_eq!(cs.as_u16(), want, "card, Origin {origin:?}: {cv}");
+            if want == 403 {
+                let o = origin.unwrap();
+                assert_eq!(v["jsonrpc"], "2.0", "{v}");
+                let m = v["error"]["message"].as_str().unwrap();
+                assert!(m.starts_with(&format!("Forbidden: Origin {o} is not allowed")), "{m}");
+                assert_eq!(cv["error"]["status"], "PERMISSION_DENIED", "{cv}");
+            }
+        }
+    }
 }
 
 #[tokio::test]

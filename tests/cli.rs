@@ -236,6 +236,61 @@ fn explain_who_can_answers_per_gateway() {
     );
 }
 
+/// A server whose names pass through (`prefix: ""`): it validates, the policy grants its tools by
+/// their own names, and `explain` shows and routes them as clients see them.
+#[test]
+fn explain_and_validate_an_unprefixed_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = r#"apiVersion: cairn.dev/v1alpha1
+kind: MCPGateway
+metadata: {name: tools}
+spec: {listener: {port: 8081}, defaultAction: Deny}
+---
+apiVersion: cairn.dev/v1alpha1
+kind: MCPServer
+metadata: {name: files}
+spec: {gatewayRefs: [{name: tools}], prefix: "", url: "https://mcp.example.com/files"}
+---
+apiVersion: cairn.dev/v1alpha1
+kind: MCPServer
+metadata: {name: github}
+spec: {gatewayRefs: [{name: tools}], url: "https://mcp.example.com/github"}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: bot-key}
+stringData: {key: cairn-vk-bot-0123456789abcdef}
+---
+apiVersion: cairn.dev/v1alpha1
+kind: Agent
+metadata: {name: bot}
+spec: {identity: {virtualKeys: [{secretRef: {name: bot-key, key: key}}]}}
+---
+apiVersion: cairn.dev/v1alpha1
+kind: AgentPolicy
+metadata: {name: readers}
+spec:
+  subjects: {agents: [bot]}
+  tools: [{server: files, tools: ["read_*"]}, {server: github, tools: ["search_*"]}]
+"#;
+    let path = dir.path().join("tools.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let f = path.to_str().unwrap();
+    let out = cairn(&["validate", "-f", f]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let (stdout, _) = text(&cairn(&["explain", "-f", f, "agent", "bot"]));
+    assert!(stdout.contains("MCPGateway tools: read_*, github__search_*"), "{stdout}");
+    let (stdout, _) = text(&cairn(&["explain", "-f", f, "who-can", "tool", "read_file"]));
+    assert!(stdout.contains("MCPGateway tools: bot (via readers)"), "{stdout}");
+    let (stdout, _) = text(&cairn(&["explain", "-f", f, "who-can", "tool", "github__search_code"]));
+    assert!(stdout.contains("MCPGateway tools: bot (via readers)"), "{stdout}");
+    // The files server's write_file is not granted; github's read_file is not github__read_file.
+    for tool in ["write_file", "github__read_file"] {
+        let (stdout, _) = text(&cairn(&["explain", "-f", f, "who-can", "tool", tool]));
+        assert!(stdout.contains("MCPGateway tools: nobody"), "{tool}: {stdout}");
+    }
+}
+
 #[test]
 fn explain_errors_name_what_is_wrong() {
     let out = cairn(&["explain", "-f", "examples/platform", "-n", "platform", "agent", "ghost"]);
@@ -248,10 +303,10 @@ fn explain_errors_name_what_is_wrong() {
         "{stderr}"
     );
     let out = cairn(&["explain", "-f", "examples/platform", "-n", "platform", "who-can", "tool", "search"]);
-    let (_, stderr) = text(&out);
+    let (stdout, _) = text(&out);
     assert!(
-        stderr.contains(r#"error: "search" is not a gateway tool name: use <prefix>__<tool>"#),
-        "{stderr}"
+        stdout.contains(r#"MCPGateway tools: nobody: no MCPServer on this gateway serves "search": use <prefix>__<tool> (no server here passes names through unprefixed)"#),
+        "{stdout}"
     );
     let out = cairn(&["explain", "-f", "examples/platform", "-n", "elsewhere", "agent", "x"]);
     let (_, stderr) = text(&out);

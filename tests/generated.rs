@@ -58,7 +58,8 @@ fn every_crd_documents_every_field() {
             for (k, p) in props {
                 *seen += 1;
                 let here = format!("{path}.{k}");
-                let is_meta = path.is_empty() && matches!(k.as_str(), "apiVersion" | "kind" | "metadata");
+                // The walk starts at the kind's name: the root's fields are one level below it.
+                let is_meta = !path.contains('.') && matches!(k.as_str(), "apiVersion" | "kind" | "metadata");
                 if !is_meta && p.get("description").and_then(|d| d.as_str()).is_none_or(str::is_empty) {
                     missing.push(here.clone());
                 }

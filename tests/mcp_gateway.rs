@@ -17,7 +17,7 @@ use cairn::gateway::layer::Layer as _;
 use cairn::gateway::mcp::{McpLayer, McpRuntime, handle};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioExecutor;
-use mcp_servers::{PagedServer, ToolsServer, serve, serve_modern};
+use mcp_servers::{ElicitServer, PagedServer, ToolsServer, serve, serve_modern};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -91,12 +91,14 @@ fn bot_policy() -> PolicyConfig {
                 ToolGrantConfig {
                     id: "bots/tools/0".into(),
                     server: "gh".into(),
+                    prefix: "gh".into(),
                     tools: vec!["search_*".into(), "delete_*".into()],
                     limits: None,
                 },
                 ToolGrantConfig {
                     id: "bots/tools/1".into(),
                     server: "gh".into(),
+                    prefix: "gh".into(),
                     tools: vec!["echo".into()],
                     limits: Some(LimitsConfig { requests_per_minute: Some(2), tokens_per_minute: None }),
                 },
@@ -662,6 +664,75 @@ async fn session_era_wire_errors() {
     assert_eq!(r.json()["result"]["protocolVersion"], "2025-11-25");
 }
 
+/// `Origin` against DNS rebinding, with and without `allowedOrigins`: absent and the gateway's
+/// own host are served; a listed origin is served; any other is 403 with a JSON-RPC error.
+#[tokio::test]
+async fn origin_table_absent_same_host_allowed_foreign() {
+    let gh = serve(ToolsServer::default).await;
+    for allowed in [vec![], vec!["https://app.example.com".to_string()]] {
+        let mut cfg = config("origins", vec![server("gh", &gh.url)], allow_all());
+        cfg.mcp.as_mut().unwrap().allowed_origins = allowed.clone();
+        let gw = gateway(cfg).await;
+        // The client sends `Host: 127.0.0.1:PORT`.
+        let own = gw.url.trim_end_matches("/mcp").to_string();
+        let listed = if allowed.is_empty() { 403 } else { 200 };
+        let cases = [
+            (None, 200),
+            (Some(own.as_str()), 200),
+            (Some("https://app.example.com"), listed),
+            (Some("http://evil.example.com"), 403),
+            (Some("http://127.0.0.1:1"), 403),
+            (Some("null"), 403),
+        ];
+        for (origin, want) in cases {
+            let h: Vec<(&str, &str)> = origin.map(|o| vec![("origin", o)]).unwrap_or_default();
+            let r = post(&gw.url, &h, init_body("2025-11-25")).await;
+            assert_eq!(r.status, want, "Origin {origin:?}, allowedOrigins {allowed:?}: {}", r.body);
+            if want == 403 {
+                let v = r.json();
+                assert_eq!((v["jsonrpc"].clone(), v["id"].clone()), (json!("2.0"), Value::Null), "{v}");
+                assert_eq!(v["error"]["code"], -32600, "{v}");
+                let msg = v["error"]["message"].as_str().unwrap();
+                assert!(
+                    msg.starts_with(&format!("Forbidden: Origin {} is not allowed", origin.unwrap())),
+                    "{msg}"
+                );
+            }
+        }
+    }
+}
+
+/// On a session negotiated at 2025-11-25, a request whose `MCP-Protocol-Version` names another
+/// version the gateway speaks is served (the spec refuses only invalid or unsupported ones, and
+/// clients opening extra streams may send a default); an unknown or malformed one is 400.
+#[tokio::test]
+async fn a_supported_version_header_other_than_the_sessions_is_served() {
+    let gh = serve(ToolsServer::default).await;
+    let gw = gateway(config("versions", vec![server("gh", &gh.url)], allow_all())).await;
+    let s = Session::open_version(&gw.url, None, "2025-11-25").await;
+    for (i, v) in ["2025-03-26", "2025-06-18", "2024-11-05", "2025-11-25"].into_iter().enumerate() {
+        let h = [("mcp-session-id", s.id.as_str()), ("mcp-protocol-version", v)];
+        let r = post(&gw.url, &h, req(i as u64, "tools/list", json!({}))).await;
+        assert_eq!(r.status, 200, "{v}: {}", r.body);
+        assert!(!r.json()["result"]["tools"].as_array().unwrap().is_empty(), "{v}");
+        // The wire path of a plain tools/call, and the standalone stream.
+        let call = req(10 + i as u64, "tools/call", json!({"name": "gh__echo", "arguments": {"text": v}}));
+        let r = post(&gw.url, &h, call).await;
+        assert_eq!((r.status, text_of(&r.json()).to_string()), (200, v.to_string()), "{}", r.body);
+        let resp = request("GET", &gw.url, &h, String::new()).await;
+        assert_eq!(resp.status(), 200, "GET with {v}");
+    }
+    for v in ["2099-01-01", "not-a-version", "2026-07-28x"] {
+        let h = [("mcp-session-id", s.id.as_str()), ("mcp-protocol-version", v)];
+        let r = post(&gw.url, &h, req(1, "tools/list", json!({}))).await;
+        // (A version after 2026-07-28 is refused as that era refuses one: -32022 and the list.)
+        assert_eq!(r.status, 400, "{v}: {}", r.body);
+        assert!(r.body.contains("Unsupported"), "{}", r.body);
+        assert_eq!(request("GET", &gw.url, &h, String::new()).await.status(), 400, "GET with {v}");
+        assert_eq!(request("DELETE", &gw.url, &h, String::new()).await.status(), 400, "DELETE with {v}");
+    }
+}
+
 #[tokio::test]
 async fn progress_is_relayed_on_the_request_stream() {
     let gh = serve(ToolsServer::default).await;
@@ -715,6 +786,58 @@ async fn list_changed_reaches_the_standalone_stream() {
     })
     .await;
     assert_eq!(found, Ok(true), "{seen}");
+}
+
+/// What a backend sends on its standalone stream before the client opens its own is held for
+/// it (the backend's stream is opened when the session starts); what a session ends with,
+/// undelivered, is counted as dropped.
+#[tokio::test]
+async fn standalone_messages_wait_for_the_client_and_undelivered_ones_are_counted() {
+    let gh = serve(ToolsServer::default).await;
+    let gw = gateway(config("early", vec![server("gh", &gh.url)], allow_all())).await;
+    let dropped = |gw: &Gateway| {
+        let m = gw.core.metrics.encode();
+        m.lines()
+            .find(|l| {
+                l.starts_with(
+                    "cairn_mcp_dropped_messages_total{gateway=\"test/early\",reason=\"session_ended\"}",
+                )
+            })
+            .map(|l| l.rsplit(' ').next().unwrap().to_string())
+    };
+    // The notification comes 200 ms after the call, long before the client listens.
+    let s = Session::open(&gw.url, None).await;
+    assert_eq!(
+        text_of(&s.call(1, "tools/call", json!({"name": "gh__changed", "arguments": {}})).await),
+        "will change"
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let h = [("mcp-session-id", s.id.as_str()), ("mcp-protocol-version", "2025-06-18")];
+    let mut body = request("GET", &gw.url, &h, String::new()).await.into_body();
+    let mut seen = String::new();
+    let found = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(Ok(f)) = body.frame().await {
+            seen.push_str(&String::from_utf8_lossy(&f.into_data().unwrap_or_default()));
+            if seen.contains("notifications/tools/list_changed") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(found, Ok(true), "{seen}");
+    // A second stream while the first is open: one reads the session's messages at a time.
+    assert_eq!(request("GET", &gw.url, &h, String::new()).await.status(), 409);
+    drop(body);
+    assert_eq!(dropped(&gw), None);
+
+    // A session that ends before its client listens: the waiting notification is counted.
+    let s = Session::open(&gw.url, None).await;
+    s.call(1, "tools/call", json!({"name": "gh__changed", "arguments": {}})).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let h = [("mcp-session-id", s.id.as_str()), ("mcp-protocol-version", "2025-06-18")];
+    assert_eq!(send("DELETE", &gw.url, &h, String::new()).await.status, 200);
+    assert_eq!(dropped(&gw).as_deref(), Some("1"), "{}", gw.core.metrics.encode());
 }
 
 #[tokio::test]
@@ -824,6 +947,7 @@ async fn python_sdk_conformance() {
     policy.policies[0].tools.push(ToolGrantConfig {
         id: "bots/tools/2".into(),
         server: "gh".into(),
+        prefix: "gh".into(),
         tools: vec!["fail".into(), "progress".into(), "changed".into()],
         limits: None,
     });
@@ -841,6 +965,69 @@ async fn python_sdk_conformance() {
     let stdout =
         support::pytest(&["tests/conformance/test_mcp_sdk.py"], &env).await.unwrap_or_else(|e| panic!("{e}"));
     assert!(!stdout.contains("skipped"), "{stdout}");
+}
+
+/// No server→client request is lost: a backend sends an elicitation request on its standalone
+/// stream the instant a tool starts, while the official MCP Python SDK client opens its own
+/// standalone stream concurrently with the call; 200 sessions in a row, every request answered
+/// (tests/conformance/test_mcp_elicitation.py), nothing counted as dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_server_to_client_request_is_lost() {
+    support::python(); // fails here, before any set-up, when the SDK venv is missing
+    let el = serve(ElicitServer::default).await;
+    let gw = gateway(config("elicit", vec![server("el", &el.url)], allow_all())).await;
+    support::pytest(&["tests/conformance/test_mcp_elicitation.py"], &[("CAIRN_MCP_URL", gw.url.as_str())])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let metrics = gw.core.metrics.encode();
+    assert!(
+        metrics.contains("cairn_mcp_tool_calls_total{gateway=\"test/elicit\",server=\"el\",tool=\"elicit_now\",subject=\"anonymous\",outcome=\"ok\"} 200"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("cairn_mcp_dropped_messages_total{"), "{metrics}");
+}
+
+/// A server with an empty prefix keeps its tools', prompts' and resources' names, beside a
+/// prefixed one, through the official MCP Python SDK client (both eras), and the policy
+/// (`tools: [{server, tools}]`) applies to its unprefixed names
+/// (tests/conformance/test_mcp_unprefixed.py).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unprefixed_server_keeps_its_names() {
+    support::python(); // fails here, before any set-up, when the SDK venv is missing
+    let files = serve(ToolsServer::default).await;
+    let gh = serve(ToolsServer::default).await;
+    let mut policy = bot_policy();
+    policy.policies[0].tools = vec![
+        ToolGrantConfig {
+            id: "bots/tools/0".into(),
+            server: "files".into(),
+            prefix: String::new(),
+            tools: vec!["echo".into(), "search_*".into()],
+            limits: None,
+        },
+        ToolGrantConfig {
+            id: "bots/tools/1".into(),
+            server: "gh".into(),
+            prefix: "gh".into(),
+            tools: vec!["echo".into()],
+            limits: None,
+        },
+    ];
+    let unprefixed = McpServerConfig { prefix: String::new(), ..server("files", &files.url) };
+    let mut cfg = config("unprefixed", vec![server("gh", &gh.url), unprefixed], policy);
+    cfg.auth.allow_anonymous = false;
+    let gw = gateway(cfg).await;
+    let env = [("CAIRN_MCP_URL", gw.url.as_str()), ("CAIRN_MCP_KEY", BOT_KEY)];
+    let stdout = support::pytest(&["tests/conformance/test_mcp_unprefixed.py"], &env)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(stdout.contains("4 passed"), "{stdout}");
+    // The audit and metrics name the server, with the tool's own name.
+    let metrics = gw.core.metrics.encode();
+    assert!(
+        metrics.contains("cairn_mcp_tool_calls_total{gateway=\"test/unprefixed\",server=\"files\",tool=\"echo\",subject=\"bot\",outcome=\"ok\"} 2"),
+        "{metrics}"
+    );
 }
 
 /// A stdio MCP server built on the official Python SDK.

@@ -72,6 +72,7 @@ spec:
     - match: "guarded*"
     - match: cached
     - match: leaky
+    - match: echo-1
 ---
 apiVersion: cairn.dev/v1alpha1
 kind: AIBackend
@@ -133,6 +134,13 @@ spec:
   url: {leaky}/v1
 ---
 apiVersion: cairn.dev/v1alpha1
+kind: AIBackend
+metadata: {{name: echo}}
+spec:
+  provider: Echo
+  models: [{{name: echo-1}}]
+---
+apiVersion: cairn.dev/v1alpha1
 kind: AIRoute
 metadata: {{name: sdk}}
 spec:
@@ -185,6 +193,9 @@ spec:
       matches: [{{model: cached}}]
       backends: [{{backendRef: {{name: openai}}, model: gpt-4o-mini}}]
       cache: {{exact: {{ttl: 10m}}}}
+    - name: echo
+      matches: [{{model: echo-1}}]
+      backends: [{{backendRef: {{name: echo}}}}]
     - name: leaky
       matches: [{{model: leaky}}]
       backends: [{{backendRef: {{name: leaky}}}}]

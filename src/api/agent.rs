@@ -74,15 +74,24 @@ fn identity_header() -> String {
     status = "GatewayStatus",
     shortname = "agw",
     category = "cairn",
+    validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$')").message("metadata.name must be a DNS label of at most 40 characters that starts with a letter (the gateway's objects are named <name>-<layer>-gateway-config-<n>)"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
     printcolumn(name = "Address", type_ = "string", json_path = ".status.address"),
-    printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
-    printcolumn(name = "Default", type_ = "string", json_path = ".spec.defaultAction"),
+    printcolumn(name = "Config", type_ = "string", json_path = ".status.configHash"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(name = "Replicas", type_ = "integer", json_path = ".status.replicas", priority = 1),
+    printcolumn(name = "Ready Replicas", type_ = "integer", json_path = ".status.readyReplicas", priority = 1),
     printcolumn(
         name = "Accepted",
         type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Accepted\")].status"
+        json_path = ".status.conditions[?(@.type==\"Accepted\")].status",
+        priority = 1
     ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(name = "Default", type_ = "string", json_path = ".spec.defaultAction", priority = 1)
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!(has(self.replicas) && has(self.autoscaling))").message("set at most one of replicas and autoscaling"))]
@@ -99,6 +108,13 @@ pub struct AgentGatewaySpec {
     /// Caller-identity tokens minted for callees.
     #[serde(default)]
     pub identity_tokens: IdentityTokens,
+    /// Browser origins allowed to call the gateway besides its own (`Origin` header, e.g.
+    /// `https://app.example.com`; `*` allows any). A request whose `Origin` is neither listed nor
+    /// the gateway's own host (the request's `Host`) gets 403 in the binding's error format,
+    /// against DNS rebinding; requests without `Origin` (SDKs, agents) are not affected. Empty
+    /// (the default): only the gateway's own origin.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_origins: Vec<String>,
 }
 
 /// A ServiceAccount whose projected tokens identify the agent.
@@ -143,9 +159,11 @@ pub struct Identity {
     pub service_account: Option<ServiceAccountIdentity>,
     /// JWTs from trusted issuers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
     pub jwt: Vec<JwtIdentity>,
     /// Virtual keys from Secrets.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
     pub virtual_keys: Vec<VirtualKey>,
 }
 
@@ -218,4 +236,7 @@ pub struct AgentStatus {
     /// AgentPolicies that name this agent.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<String>,
+    /// The AgentGateways of `a2a.gatewayRefs` and whether each serves the agent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gateways: Vec<GatewayAttachment>,
 }

@@ -16,15 +16,24 @@ use serde::{Deserialize, Serialize};
     status = "GatewayStatus",
     shortname = "aigw",
     category = "cairn",
+    validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$')").message("metadata.name must be a DNS label of at most 40 characters that starts with a letter (the gateway's objects are named <name>-<layer>-gateway-config-<n>)"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
     printcolumn(name = "Address", type_ = "string", json_path = ".status.address"),
-    printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
-    printcolumn(name = "Default", type_ = "string", json_path = ".spec.defaultAction"),
+    printcolumn(name = "Config", type_ = "string", json_path = ".status.configHash"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(name = "Replicas", type_ = "integer", json_path = ".status.replicas", priority = 1),
+    printcolumn(name = "Ready Replicas", type_ = "integer", json_path = ".status.readyReplicas", priority = 1),
     printcolumn(
         name = "Accepted",
         type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Accepted\")].status"
+        json_path = ".status.conditions[?(@.type==\"Accepted\")].status",
+        priority = 1
     ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(name = "Default", type_ = "string", json_path = ".spec.defaultAction", priority = 1)
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!(has(self.replicas) && has(self.autoscaling))").message("set at most one of replicas and autoscaling"))]
@@ -102,7 +111,7 @@ pub enum ModelType {
 #[serde(rename_all = "camelCase")]
 pub struct BackendModel {
     /// The provider's model name, e.g. `gpt-4o-mini`.
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 128))]
     pub name: String,
     /// What the model is used for.
     #[serde(default, rename = "type")]
@@ -169,11 +178,12 @@ pub struct AIBackendSpec {
     pub credentials: Option<Credentials>,
     /// Extra headers sent with every request (e.g. an organisation id).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
     pub headers: Vec<HeaderValue>,
     /// Models this backend serves, with prices. Routes may only send models listed here; an empty
     /// list accepts any model name, unpriced.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 256))]
+    #[schemars(length(max = 128))]
     pub models: Vec<BackendModel>,
     /// Backend-wide timeouts.
     #[serde(default)]
@@ -388,9 +398,11 @@ pub struct Guardrail {
 pub struct Guardrails {
     /// Rules run on request messages before they leave the gateway.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
     pub request: Vec<Guardrail>,
     /// Rules run on responses (non-streaming responses; streamed responses are checked per chunk).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
     pub response: Vec<Guardrail>,
 }
 

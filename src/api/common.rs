@@ -1,6 +1,6 @@
 //! Types shared by several kinds: references, durations, conditions, gateway fleet settings.
 
-use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::api::core::v1::{Affinity, ResourceRequirements, Toleration, TopologySpreadConstraint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::KubeSchema;
 use schemars::JsonSchema;
@@ -254,7 +254,8 @@ fn yes() -> bool {
     true
 }
 
-/// Pod-level settings of the gateway Deployment.
+/// Pod-level settings of the gateway Deployment. Changing any of them rolls the pods; a config
+/// change never does.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PodSettings {
@@ -264,6 +265,27 @@ pub struct PodSettings {
     /// Node labels the pods must match.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub node_selector: BTreeMap<String, String>,
+    /// Taints the pods tolerate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    /// Node and pod affinity and anti-affinity of the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    /// How the pods spread across zones or nodes. A constraint without `labelSelector` selects
+    /// this gateway's own pods.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
+    /// PriorityClass of the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub priority_class_name: Option<String>,
+    /// Secrets holding credentials for pulling the Cairn image.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<LocalRef>,
+    /// Labels added to the pods. The labels Cairn sets itself (`app.kubernetes.io/*`,
+    /// `cairn.dev/gateway`) take precedence.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
     /// Annotations put on the pods.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
@@ -314,7 +336,11 @@ fn default_max_request_bytes() -> i64 {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GatewayStatus {
-    /// `Accepted`, `ResolvedRefs`, `Programmed`, `Ready`.
+    /// `Accepted` (the gateway's own spec compiles), `ResolvedRefs` (the Secrets it names
+    /// exist), `Programmed` (its config and child objects are written), `Ready` (at least one
+    /// pod is ready), and the kstatus pair `Reconciling` (work in flight: a rollout, a config
+    /// being written) and `Stalled` (no progress without a change to the spec). Each carries the
+    /// generation it describes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// The generation these conditions describe.
@@ -323,10 +349,14 @@ pub struct GatewayStatus {
     /// In-cluster address of the gateway, `http://name.namespace.svc:port`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
+    /// Pods of the gateway's Deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
     /// Pods ready to serve.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_replicas: Option<i32>,
-    /// Hash of the compiled configuration last written for the gateway.
+    /// The first 12 hex digits of the config's SHA-256 last written for the gateway (the full
+    /// hash is the `cairn.dev/config-hash` annotation of its ConfigMaps).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_hash: Option<String>,
     /// Objects attached to this gateway (routes, backends, servers or agents) by kind.
@@ -334,16 +364,34 @@ pub struct GatewayStatus {
     pub attached: BTreeMap<String, i32>,
 }
 
-/// Status of kinds that only carry conditions.
+/// Whether one gateway serves an object attached to it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayAttachment {
+    /// Name of the gateway, in the object's namespace.
+    pub name: String,
+    /// Whether the gateway's compiled config includes the object.
+    pub accepted: bool,
+    /// Why it does not, when it does not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Status of AIBackends and AIRoutes.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BasicStatus {
-    /// `Accepted`, `ResolvedRefs`, `Programmed`, `Ready`.
+    /// `Accepted` (the object is valid beside the others) and `ResolvedRefs` (every object and
+    /// Secret it names exists), with the field and the missing object in the message.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// The generation these conditions describe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// The gateways the object is attached to (an AIRoute's `gatewayRefs`; for an AIBackend, the
+    /// AIGateways whose routes use it) and whether each serves it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gateways: Vec<GatewayAttachment>,
 }
 
 /// Request and token limits for one subject, counted per minute in a sliding window.

@@ -52,15 +52,24 @@ pub struct OAuthResource {
     status = "GatewayStatus",
     shortname = "mcpgw",
     category = "cairn",
+    validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$')").message("metadata.name must be a DNS label of at most 40 characters that starts with a letter (the gateway's objects are named <name>-<layer>-gateway-config-<n>)"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
     printcolumn(name = "Address", type_ = "string", json_path = ".status.address"),
-    printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
-    printcolumn(name = "Default", type_ = "string", json_path = ".spec.defaultAction"),
+    printcolumn(name = "Config", type_ = "string", json_path = ".status.configHash"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(name = "Replicas", type_ = "integer", json_path = ".status.replicas", priority = 1),
+    printcolumn(name = "Ready Replicas", type_ = "integer", json_path = ".status.readyReplicas", priority = 1),
     printcolumn(
         name = "Accepted",
         type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Accepted\")].status"
+        json_path = ".status.conditions[?(@.type==\"Accepted\")].status",
+        priority = 1
     ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(name = "Default", type_ = "string", json_path = ".spec.defaultAction", priority = 1)
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!(has(self.replicas) && has(self.autoscaling))").message("set at most one of replicas and autoscaling"))]
@@ -75,8 +84,11 @@ pub struct MCPGatewaySpec {
     /// unauthenticated requests with `WWW-Authenticate`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth: Option<OAuthResource>,
-    /// Browser origins allowed to call the gateway (`Origin` header). Requests with another
-    /// `Origin` get 403; requests without one are allowed.
+    /// Browser origins allowed to call the gateway besides its own (`Origin` header, e.g.
+    /// `https://app.example.com`; `*` allows any). A request whose `Origin` is neither listed nor
+    /// the gateway's own host (the request's `Host`) gets 403 with a JSON-RPC error, against DNS
+    /// rebinding; requests without `Origin` (SDKs, agents) are not affected. Empty (the default):
+    /// only the gateway's own origin.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_origins: Vec<String>,
 }
@@ -133,6 +145,7 @@ pub struct McpDeployment {
     pub args: Vec<String>,
     /// Environment of the server process.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 128))]
     pub env: Vec<EnvVar>,
     /// How the server speaks MCP.
     #[serde(default)]
@@ -155,6 +168,12 @@ pub struct McpDeployment {
     /// CPU and memory of the server container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
+}
+
+/// Name of the Deployment and Service the operator runs for an MCPServer with `deployment`
+/// (the gateways reach it at `http://<this>.<namespace>.svc.<domain>:<port><path>`).
+pub fn deployed_server_name(server: &str) -> String {
+    format!("{server}-mcp-server")
 }
 
 fn port_8080() -> i32 {
@@ -207,6 +226,7 @@ pub struct McpAudit {
     version = "v1alpha1",
     kind = "MCPServer",
     validation = Rule::new("has(self.spec.prefix) || self.metadata.name.matches('^[a-z0-9-]{1,40}$')").message("metadata.name is not a valid tool prefix (^[a-z0-9-]{1,40}$): set spec.prefix"),
+    validation = Rule::new("!has(self.spec.deployment) || self.metadata.name.matches('^[a-z]([-a-z0-9]{0,50}[a-z0-9])?$')").message("with deployment, metadata.name must be a DNS label of at most 52 characters that starts with a letter (the server's Deployment and Service are named <name>-mcp-server)"),
     doc = "One MCP tool server, remote or run by the operator, behind MCPGateways.",
     namespaced,
     status = "MCPServerStatus",
@@ -224,10 +244,13 @@ pub struct MCPServerSpec {
     /// The MCPGateways serving this server's tools.
     #[schemars(length(min = 1, max = 16))]
     pub gateway_refs: Vec<LocalRef>,
-    /// Tools appear as `<prefix>__<tool>`. Default: the object's name, which must then fit the
-    /// same pattern.
+    /// Tools and prompts appear as `<prefix>__<name>` and resource URIs as `<prefix>+<uri>`.
+    /// Default: the object's name, which must then fit the same pattern. Empty (`""`): names
+    /// and URIs pass through unchanged; at most one server of a gateway may do so (a second
+    /// is refused, naming both), and a name of it that reads as another server's prefixed name
+    /// is left out of lists. Policies name servers, not prefixes, so they apply either way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = "^[a-z0-9-]{1,40}$"))]
+    #[schemars(regex(pattern = "^([a-z0-9-]{1,40})?$"))]
     pub prefix: Option<String>,
     /// URL of a remote streamable-HTTP MCP endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -238,6 +261,7 @@ pub struct MCPServerSpec {
     pub deployment: Option<McpDeployment>,
     /// Headers sent to the server (its credentials). Callers' own tokens are never passed on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
     pub headers: Vec<HeaderValue>,
     /// Which tools are exposed.
     #[serde(default)]
@@ -259,16 +283,21 @@ fn sixty_s() -> String {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MCPServerStatus {
-    /// `Accepted`, `ResolvedRefs`, `Programmed`, `Ready`.
+    /// `Accepted` and `ResolvedRefs` (as for every attached kind); with `deployment`, also
+    /// `Programmed` (its Deployment and Service are written) and `Ready` (a pod is ready).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
     /// The generation these conditions describe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Tools discovered on the server, after the allow/deny filter, with their prefix.
+    /// Tools discovered on the server, after the allow/deny filter, as clients see them (with
+    /// the prefix, if any).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<String>,
     /// Number of exposed tools.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_count: Option<i32>,
+    /// The MCPGateways of `gatewayRefs` and whether each serves the server.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gateways: Vec<GatewayAttachment>,
 }

@@ -30,7 +30,7 @@ pub const KINDS: [&str; 8] =
 
 /// The CustomResourceDefinitions of all kinds, generated from the types.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![
+    let mut crds = vec![
         AIGateway::crd(),
         AIBackend::crd(),
         AIRoute::crd(),
@@ -39,7 +39,52 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         AgentGateway::crd(),
         Agent::crd(),
         AgentPolicy::crd(),
-    ]
+    ];
+    crds.iter_mut().for_each(bound_object_meta);
+    crds
+}
+
+/// The longest `metadata.name` the API server accepts (a DNS subdomain).
+const MAX_NAME_LENGTH: i64 = 253;
+
+/// Declares `apiVersion`, `kind` and a `metadata` whose `name` and `generateName` are bounded.
+///
+/// The API server bounds names anyway, but the CEL cost estimator only knows what the schema says:
+/// without this, a rule reading `self.metadata.name` (the MCPServer prefix rule) is costed for a
+/// name as long as a whole request. These are the only metadata fields a CRD schema may restrict,
+/// and all four must be typed for the estimator to use them. (`metadata` itself may carry nothing
+/// else, not even a description.)
+fn bound_object_meta(crd: &mut CustomResourceDefinition) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaProps;
+    let string = |description: &str, max_length| JSONSchemaProps {
+        type_: Some("string".into()),
+        description: Some(description.into()),
+        max_length,
+        ..Default::default()
+    };
+    let metadata = JSONSchemaProps {
+        type_: Some("object".into()),
+        properties: Some(
+            [
+                ("name", string("Name of the object, unique in its namespace.", Some(MAX_NAME_LENGTH))),
+                ("generateName", string("Prefix of a name the server generates.", Some(MAX_NAME_LENGTH))),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        ),
+        ..Default::default()
+    };
+    for version in &mut crd.spec.versions {
+        let root = version.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut());
+        let properties = root.and_then(|r| r.properties.as_mut()).expect("kube-derive writes a root schema");
+        properties.insert(
+            "apiVersion".into(),
+            string("Versioned schema of this object: `cairn.dev/v1alpha1`.", None),
+        );
+        properties.insert("kind".into(), string("The kind of this object.", None));
+        properties.insert("metadata".into(), metadata.clone());
+    }
 }
 
 /// One object of any Cairn kind.

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 pub struct Subjects {
     /// Agents (in the policy's namespace) by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 256))]
+    #[schemars(length(max = 256), inner(length(min = 1, max = 253)))]
     pub agents: Vec<String>,
     /// Agents (in the policy's namespace) by label.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -48,6 +48,7 @@ pub(crate) fn fill(
         task_ownership_ttl_ms: task_ttl,
         identity_token_ttl_ms: token_ttl,
         identity_token_header: spec.identity_tokens.header.clone(),
+        allowed_origins: spec.allowed_origins.clone(),
     });
     CompiledGateway { config: cfg, credentials: creds }
 }

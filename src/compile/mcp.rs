@@ -5,14 +5,14 @@ use crate::api::{self, Object};
 use crate::config::{self, Credentials, GatewayConfig};
 use std::collections::BTreeMap;
 
-/// The tool prefix of a server: `spec.prefix`, or the object's name.
+/// The tool prefix of a server: `spec.prefix`, or the object's name; empty when its names pass
+/// through unprefixed.
 pub(crate) fn prefix(obj: &Object, s: &api::MCPServer) -> String {
     s.spec.prefix.clone().unwrap_or_else(|| obj.name().to_string())
 }
 
 fn valid_prefix(p: &str) -> bool {
-    (1..=40).contains(&p.len())
-        && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    p.len() <= 40 && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 pub(crate) fn fill(
@@ -36,7 +36,22 @@ pub(crate) fn fill(
                 obj,
                 "spec.prefix",
                 Reason::Invalid,
-                format!("tool prefix {prefix:?} must match ^[a-z0-9-]{{1,40}}$; set spec.prefix"),
+                format!("tool prefix {prefix:?} must match ^([a-z0-9-]{{1,40}})?$; set spec.prefix"),
+            );
+            continue;
+        }
+        if let Some(taken) = by_prefix.get(&prefix).filter(|_| prefix.is_empty()) {
+            // Whose names would a client's unprefixed name reach? Only one server can say.
+            diags.push(
+                obj,
+                "spec.prefix",
+                Reason::Conflict,
+                format!(
+                    "MCPServer {:?} and MCPServer {:?} both keep their tool, prompt and resource names unprefixed (prefix \"\") on MCPGateway {:?}: a name both serve would reach only one of them; set spec.prefix on one",
+                    obj.name(),
+                    taken.name,
+                    gw.name()
+                ),
             );
             continue;
         }
@@ -112,7 +127,13 @@ fn deployed_endpoint(
 ) -> Option<config::McpEndpoint> {
     match index.mode {
         Mode::Cluster { domain } => Some(config::McpEndpoint::Http {
-            url: format!("http://{}.{}.svc.{domain}:{}{}", obj.name(), obj.namespace(), d.port, d.path),
+            url: format!(
+                "http://{}.{}.svc.{domain}:{}{}",
+                api::deployed_server_name(obj.name()),
+                obj.namespace(),
+                d.port,
+                d.path
+            ),
         }),
         Mode::Local => {
             if d.transport != api::McpTransport::Stdio {

@@ -171,7 +171,8 @@ fn resolve_policy(
         match index.get("MCPServer", ns, &t.server) {
             Some(Object::MCPServer(s)) => tools.push(ToolGrantConfig {
                 id: format!("{}/tools/{i}", obj.name()),
-                server: s.spec.prefix.clone().unwrap_or_else(|| t.server.clone()),
+                server: t.server.clone(),
+                prefix: s.spec.prefix.clone().unwrap_or_else(|| t.server.clone()),
                 tools: t.tools.clone(),
                 limits: limits(&t.limits),
             }),
@@ -238,7 +239,10 @@ fn resolve_policy(
     let grants = api::EffectiveGrants {
         subjects: subjects.clone(),
         models: models.iter().map(|m| m.pattern.clone()).collect(),
-        tools: tools.iter().flat_map(|t| t.tools.iter().map(move |g| format!("{}__{g}", t.server))).collect(),
+        tools: tools
+            .iter()
+            .flat_map(|t| t.tools.iter().map(move |g| crate::policy::client_tool_name(&t.prefix, g)))
+            .collect(),
         agents: agents.iter().map(|a| a.agent.clone()).collect(),
     };
     (PolicyRules { name: obj.name().to_string(), subjects, models, tools, agents, budgets }, grants)

@@ -229,7 +229,7 @@ fn deployed_servers_are_reached_by_service_in_a_cluster_and_run_locally_in_local
     let files = &gateway(&out, "tools").config.mcp.as_ref().unwrap().servers[0];
     assert_eq!(
         files.endpoint,
-        McpEndpoint::Http { url: "http://files.default.svc.cluster.local:8080/mcp".into() }
+        McpEndpoint::Http { url: "http://files-mcp-server.default.svc.cluster.local:8080/mcp".into() }
     );
     let out = local(MCP);
     let files = &gateway(&out, "tools").config.mcp.as_ref().unwrap().servers[0];

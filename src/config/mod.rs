@@ -356,8 +356,12 @@ pub struct ToolGrantConfig {
     /// Stable id for counters: `<policy>/tools/<index in the AgentPolicy's spec.tools>`, so a grant
     /// that compile leaves out does not shift the counters of the grants after it.
     pub id: String,
-    /// Server prefix (tools appear as `prefix__tool`).
+    /// MCPServer name (unique in the namespace the policy and its gateways share).
     pub server: String,
+    /// The server's tool prefix, for showing names as clients see them (`prefix__tool`, or the
+    /// tool's own name when empty).
+    #[serde(default)]
+    pub prefix: String,
     /// Unprefixed tool-name globs.
     pub tools: Vec<String>,
     /// Limits per subject.
@@ -721,7 +725,8 @@ pub struct McpConfig {
     /// OAuth resource-server settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth: Option<OAuthConfig>,
-    /// Allowed `Origin` values; empty allows any.
+    /// `Origin` values allowed besides the gateway's own host (`*`: any); a request with
+    /// another `Origin` is refused, one without is served.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_origins: Vec<String>,
 }
@@ -824,10 +829,15 @@ pub struct AgentLayerConfig {
     pub identity_token_ttl_ms: Millis,
     /// Header carrying the caller-identity token.
     pub identity_token_header: String,
+    /// `Origin` values allowed besides the gateway's own host (`*`: any); a request with
+    /// another `Origin` is refused, one without is served.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for AgentLayerConfig {
-    /// No agents, public webhooks only, the default lifetimes and header.
+    /// No agents, public webhooks only, the default lifetimes and header, only same-origin
+    /// browsers.
     fn default() -> Self {
         AgentLayerConfig {
             agents: vec![],
@@ -836,6 +846,7 @@ impl Default for AgentLayerConfig {
             task_ownership_ttl_ms: DEFAULT_TASK_OWNERSHIP_TTL_MS,
             identity_token_ttl_ms: DEFAULT_IDENTITY_TOKEN_TTL_MS,
             identity_token_header: DEFAULT_IDENTITY_TOKEN_HEADER.into(),
+            allowed_origins: vec![],
         }
     }
 }

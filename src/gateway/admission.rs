@@ -222,7 +222,7 @@ mod tests {
         }
 
         // A tool call counts requests only, and carries no budget.
-        let t = check("bot", Target::Tool { prefix: "gh", tool: "search" }, &policy).unwrap();
+        let t = check("bot", Target::Tool { server: "gh", tool: "search" }, &policy).unwrap();
         assert!(t.budgets.is_empty());
         assert_eq!(t.limits.iter().map(|l| (l.rpm, l.tpm)).collect::<Vec<_>>(), [(Some(1), None)]);
 

@@ -5,8 +5,8 @@
 //! [`supervisor`] (the config holder: start, swap atomically, stop), [`source`] (configs from
 //! files or the Kubernetes API), [`server`] (the listener), [`admin`] (`/metrics`, `/healthz`,
 //! `/readyz`, `/config`), [`admission`] (policy, limits and budgets, one path), [`identity`]
-//! (who is calling), [`store`] (counters in memory or Redis), [`sse`] and [`jsonrpc`] (the wire
-//! pieces two layers share), [`http_client`], [`response`], [`metrics`], [`log`] and [`clock`].
+//! (who is calling), [`origin`] (the `Origin` check), [`store`] (counters in memory or Redis),
+//! [`sse`] and [`jsonrpc`] (the wire pieces two layers share), [`http_client`], [`response`], [`metrics`], [`log`] and [`clock`].
 //!
 //! The layers use the core and never each other: [`ai`] (LLM calls), [`mcp`] (tool servers),
 //! [`agent`] (A2A). The gateway sees only [`crate::config`] and [`crate::policy`]; a test
@@ -25,6 +25,7 @@ pub mod layer;
 pub mod log;
 pub mod mcp;
 pub mod metrics;
+pub mod origin;
 pub mod response;
 pub mod server;
 pub mod source;

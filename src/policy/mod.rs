@@ -63,6 +63,12 @@ pub const ANONYMOUS: &str = "anonymous";
 /// What separates a server's prefix from the tool name in the names MCP clients see.
 pub const TOOL_SEPARATOR: &str = "__";
 
+/// The name MCP clients see for `name` (a tool or prompt) of a server with `prefix`:
+/// `prefix__name`, or `name` unchanged when the prefix is empty (names pass through).
+pub fn client_tool_name(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() { name.to_string() } else { format!("{prefix}{TOOL_SEPARATOR}{name}") }
+}
+
 /// Splits a client-facing tool name `prefix__tool` into prefix and unprefixed tool name, at the
 /// first separator (prefixes never contain `_`). `None` if there is no separator or either side
 /// is empty.
@@ -114,10 +120,10 @@ impl<'a> Credential<'a> {
 pub enum Target<'a> {
     /// A model, by the name the client requested.
     Model(&'a str),
-    /// A tool: server prefix and unprefixed tool name.
+    /// A tool: its MCPServer and its own (unprefixed) name.
     Tool {
-        /// Server prefix.
-        prefix: &'a str,
+        /// MCPServer name.
+        server: &'a str,
         /// Tool name without the prefix.
         tool: &'a str,
     },
@@ -134,7 +140,7 @@ impl fmt::Display for Target<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Target::Model(m) => write!(f, "model '{m}'"),
-            Target::Tool { prefix, tool } => write!(f, "tool '{prefix}{TOOL_SEPARATOR}{tool}'"),
+            Target::Tool { server, tool } => write!(f, "tool '{tool}' of MCPServer '{server}'"),
             Target::Agent { agent, .. } => write!(f, "agent '{agent}'"),
         }
     }
@@ -498,9 +504,9 @@ impl PolicyIndex {
         self.check(subject, Target::Model(model))
     }
 
-    /// May `subject` call tool `tool` (unprefixed) of the server with prefix `prefix`?
-    pub fn check_tool<'a>(&'a self, subject: &'a str, prefix: &'a str, tool: &'a str) -> Decision<'a> {
-        self.check(subject, Target::Tool { prefix, tool })
+    /// May `subject` call tool `tool` (unprefixed) of the MCPServer named `server`?
+    pub fn check_tool<'a>(&'a self, subject: &'a str, server: &'a str, tool: &'a str) -> Decision<'a> {
+        self.check(subject, Target::Tool { server, tool })
     }
 
     /// May `subject` call peer agent `agent`, invoking `skill` (`None`: not known)?
@@ -555,9 +561,9 @@ impl PolicyIndex {
         let policy = &self.config.policies[e.policy];
         match target {
             Target::Model(model) => glob_match(&policy.models[e.index].pattern, model),
-            Target::Tool { prefix, tool } => {
+            Target::Tool { server, tool } => {
                 let g = &policy.tools[e.index];
-                g.server == prefix && g.tools.iter().any(|t| glob_match(t, tool))
+                g.server == server && g.tools.iter().any(|t| glob_match(t, tool))
             }
             Target::Agent { agent, skill } => {
                 let g = &policy.agents[e.index];
@@ -615,13 +621,13 @@ impl PolicyIndex {
             let g = &policies[e.policy].tools[e.index];
             for t in &g.tools {
                 out.tools.push(EffectiveTool {
-                    tool: format!("{}{TOOL_SEPARATOR}{t}", g.server),
+                    tool: client_tool_name(&g.prefix, t),
                     server: g.server.clone(),
                     policy: policies[e.policy].name.clone(),
                 });
             }
             let names: Vec<String> =
-                g.tools.iter().map(|t| format!("'{}{TOOL_SEPARATOR}{t}'", g.server)).collect();
+                g.tools.iter().map(|t| format!("'{}'", client_tool_name(&g.prefix, t))).collect();
             out.limits.extend(limit(e, format!("tools {}", names.join(", ")), &g.limits));
         }
         for e in &rules.agents {
@@ -694,9 +700,10 @@ pub struct EffectiveModel {
 #[derive(Serialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct EffectiveTool {
-    /// `prefix__glob`, as clients see tool names.
+    /// `prefix__glob` (or the glob alone for a server whose names pass through), as clients see
+    /// tool names.
     pub tool: String,
-    /// Server prefix.
+    /// MCPServer name.
     pub server: String,
     /// Granting policy.
     pub policy: String,

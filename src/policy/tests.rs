@@ -19,7 +19,7 @@ fn model(pattern: &str, l: Option<LimitsConfig>) -> ModelGrantConfig {
 
 fn tool(server: &str, tools: &[&str], l: Option<LimitsConfig>) -> ToolGrantConfig {
     let tools = tools.iter().map(|t| t.to_string()).collect();
-    ToolGrantConfig { id: String::new(), server: server.into(), tools, limits: l }
+    ToolGrantConfig { id: String::new(), server: server.into(), prefix: server.into(), tools, limits: l }
 }
 
 fn agent(name: &str, skills: &[&str], l: Option<LimitsConfig>) -> AgentGrantConfig {
@@ -279,7 +279,7 @@ fn a_named_subject_gets_nothing_beyond_its_grants() {
     let d = ix.check_tool("support-bot", "github", "delete_repo");
     assert_eq!(
         deny_message(&d),
-        "agent 'support-bot' is not granted tool 'github__delete_repo' by any AgentPolicy"
+        "agent 'support-bot' is not granted tool 'delete_repo' of MCPServer 'github' by any AgentPolicy"
     );
     // A tool glob of one server does not grant the same name on another server.
     assert!(!ix.check_tool("support-bot", "gitlab", "search_code").is_allowed());
@@ -519,7 +519,7 @@ fn who_can_lists_the_subjects_a_check_allows() {
     let ix = index(DefaultAction::Deny);
     assert_eq!(ix.who_can(Target::Model("gpt-4o")), ["support-bot", "triage"]);
     assert_eq!(ix.who_can(Target::Model("claude-3")), ["support-bot"]);
-    assert_eq!(ix.who_can(Target::Tool { prefix: "files", tool: "read_a" }), ["support-bot"]);
+    assert_eq!(ix.who_can(Target::Tool { server: "files", tool: "read_a" }), ["support-bot"]);
     let invoice = Target::Agent { agent: "billing-agent", skill: Some("invoice-1") };
     assert_eq!(ix.who_can(invoice), ["support-bot"]);
     assert!(ix.who_can(Target::Model("o3")).is_empty());

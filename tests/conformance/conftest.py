@@ -26,6 +26,7 @@ RATE_LIMITED_MODEL = "rate-limited"  # the upstream answers 429 (OpenAI-compatib
 RATE_LIMITED_CLAUDE = "rate-limited-claude"  # the upstream answers 429 (Anthropic)
 BAD_REQUEST_MODEL = "bad-request"  # the upstream answers 400 (OpenAI-compatible)
 BAD_REQUEST_CLAUDE = "bad-request-claude"  # the upstream answers 400 (Anthropic)
+ECHO_MODEL = "echo-1"  # the built-in Echo backend: answers "echo: <last user text>"
 STREAM_TEXT = "tok0 tok1 tok2 tok3 "
 PROMPT_TOKENS = 11
 COMPLETION_TOKENS = 7

@@ -32,8 +32,10 @@ from mcp.shared.exceptions import MCPError  # noqa: E402
 MODES = ["legacy", "auto"]
 
 
-def client(mode, key=MCP_KEY, **kw):
+def client(mode, key=MCP_KEY, origin=None, **kw):
     headers = {"Authorization": f"Bearer {key}"} if key else {}
+    if origin:
+        headers["Origin"] = origin
     http = create_mcp_http_client(headers=headers)
     return Client(streamable_http_client(MCP_URL, http_client=http), mode=mode, **kw)
 
@@ -145,6 +147,20 @@ def test_without_credentials_the_gateway_answers_401():
     with pytest.raises(BaseException) as e:
         run(go)
     assert "401" in repr(e.value) or "Unauthorized" in repr(e.value) or "auth" in repr(e.value).lower(), repr(e.value)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_browser_origin_other_than_the_gateways_own_is_refused(mode):
+    own = MCP_URL.rsplit("/mcp", 1)[0]
+
+    async def go(origin):
+        async with client(mode, origin=origin) as c:
+            return [t.name for t in (await c.list_tools()).tools]
+
+    assert "gh__echo" in run(lambda: go(own))
+    with pytest.raises(BaseException) as e:
+        run(lambda: go("http://evil.example.com"))
+    assert "403" in repr(e.value) or "Forbidden" in repr(e.value), repr(e.value)
 
 
 def test_list_changed_reaches_the_client_in_the_session_era():

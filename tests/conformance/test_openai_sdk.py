@@ -9,6 +9,8 @@ from conftest import (
     require_gateway,
     BAD_REQUEST_MODEL,
     COMPLETION_TOKENS,
+    ANTHROPIC_MODEL,
+    ECHO_MODEL,
     EMBEDDING_MODEL,
     FORBIDDEN_MODEL,
     KEY,
@@ -126,6 +128,44 @@ def test_responses_api_passes_through():
     events = list(client().responses.create(model=OPENAI_MODEL, input="hello", stream=True))
     assert events[-1].type == "response.completed"
     assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == STREAM_TEXT
+
+
+def test_responses_api_on_the_echo_backend():
+    r = client().responses.create(model=ECHO_MODEL, input="hello there")
+    assert r.status == "completed"
+    assert r.output_text == "echo: hello there"
+    assert r.usage.output_tokens > 0 and r.usage.input_tokens > 0
+    assert r.usage.total_tokens == r.usage.input_tokens + r.usage.output_tokens
+    r = client().responses.create(
+        model=ECHO_MODEL, input=[{"role": "user", "content": [{"type": "input_text", "text": "as parts"}]}]
+    )
+    assert r.output_text == "echo: as parts"
+
+
+def test_responses_api_stream_on_the_echo_backend():
+    events = list(client().responses.create(model=ECHO_MODEL, input="hello there", stream=True))
+    types = [e.type for e in events]
+    assert types[0] == "response.created" and types[-1] == "response.completed", types
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == "echo: hello there"
+    assert events[-1].response.output_text == "echo: hello there"
+    assert events[-1].response.usage.output_tokens > 0
+    # The SDK's accumulating helper reads the same events.
+    with client().responses.stream(model=ECHO_MODEL, input="streamed helper") as stream:
+        deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert "".join(deltas) == "echo: streamed helper"
+    assert final.output_text == "echo: streamed helper"
+
+
+def test_an_operation_no_backend_of_the_route_serves_is_a_400():
+    # The route of ANTHROPIC_MODEL has only an Anthropic backend, which has no Responses API:
+    # nothing failed upstream, so it is a client error in OpenAI's format, not a 502.
+    with pytest.raises(openai.BadRequestError) as e:
+        client().responses.create(model=ANTHROPIC_MODEL, input="hello")
+    assert e.value.status_code == 400
+    assert e.value.code == "unsupported_operation"
+    assert "can serve responses requests" in e.value.message
 
 
 def test_unknown_key_is_authentication_error():

@@ -8,7 +8,10 @@ set -euo pipefail
 P="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/platform.sh"
 "$P" deps >&2 || { echo false; exit 1; }
 "$P" build >&2 || { echo false; exit 1; }
-"$P" python || exit 1
+py_exports="$("$P" python)" || exit 1
+printf '%s\n' "$py_exports"
+eval "$py_exports"   # the tools read the kubernetes-validate wheel with the venv's pip
+CAIRN_TEST_PYTHON="$CAIRN_TEST_PYTHON" "$P" tools || exit 1
 # `up` picks free loopback ports just before binding them; on a busy machine another process can
 # take one in between, so a failed start is retried on fresh ports.
 for attempt in 1 2 3; do

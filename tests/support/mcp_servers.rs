@@ -409,3 +409,46 @@ impl ServerHandler for PagedServer {
         Ok(text(format!("paged {}", request.name)))
     }
 }
+
+/// A server whose one tool, `elicit_now`, sends an elicitation request to the client the instant
+/// it starts, on the session's standalone stream (from a task of its own, so rmcp does not tie
+/// the request to the call's stream), and answers `elicited: <action> <content>` with the
+/// client's answer.
+#[derive(Clone, Default)]
+pub struct ElicitServer;
+
+impl ServerHandler for ElicitServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+    }
+
+    async fn list_tools(
+        &self,
+        _: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let tools =
+            [tool("elicit_now", "Asks the user (elicitation, standalone stream), answers with the reply")];
+        Ok(serde_json::from_value(json!({ "tools": tools })).unwrap())
+    }
+
+    async fn call_tool(
+        &self,
+        _: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let params: rmcp::model::ElicitRequestParams = serde_json::from_value(json!({
+            "mode": "form",
+            "message": "Go on?",
+            "requestedSchema": {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+        }))
+        .unwrap();
+        let peer = context.peer.clone();
+        let answer = tokio::spawn(async move { peer.create_elicitation(params).await })
+            .await
+            .map_err(|e| ErrorData::internal_error(format!("elicitation task failed: {e}"), None))?
+            .map_err(|e| ErrorData::internal_error(format!("elicitation failed: {e}"), None))?;
+        let v = serde_json::to_value(&answer).unwrap();
+        Ok(text(format!("elicited: {} {}", v["action"].as_str().unwrap_or_default(), v["content"])))
+    }
+}

@@ -340,6 +340,7 @@ cmd_deps() {
   command -v python3 >/dev/null || missing+=(python3)
   python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
   command -v setsid >/dev/null || missing+=(util-linux)
+  command -v musl-gcc >/dev/null || missing+=(musl-tools)   # the image's static binary (tests/image.rs)
   command -v go >/dev/null || log "warning: go is not installed; 'build' needs Go >= 1.26 and the Go module proxy"
   (( ${#missing[@]} )) || { log "system packages present"; return 0; }
   [[ $(id -u) == 0 ]] || sudo=sudo
@@ -351,10 +352,12 @@ cmd_deps() {
 usage() {
   cat <<EOT
 usage: tests/support/platform.sh <command> [DIR]
-  deps       apt-get install what is missing (redis-server, openssl, jq, curl, python3-venv)
+  deps       apt-get install what is missing (redis-server, openssl, jq, curl, python3-venv, musl-tools)
   build      build kube-apiserver, kube-controller-manager, kubectl (v$K8S_VERSION), etcd (v$ETCD_VERSION),
              helm (v$HELM_VERSION) into $CACHE_ROOT (seconds when cached)
   python     create/reuse the venv from tests/support/requirements.txt; prints export CAIRN_TEST_PYTHON=...
+  tools      build/reuse the install tests' tools (kubeconform, helm-unittest, Lua and kstatus judges,
+             Dockerfile parser, CEL cost report, schemas) (tests/support/tools.sh); prints export CAIRN_TEST_TOOLS=...
   up [DIR]   start etcd, kube-apiserver, kube-controller-manager (DIR defaults to target/test-platform);
              prints eval-able exports (KUBECONFIG, CAIRN_TEST_KUBECONFIG, CAIRN_TEST_PLATFORM_BIN, ...)
   env [DIR]  print the exports of a running platform
@@ -367,11 +370,12 @@ EOT
 main() {
   local c="${1:-help}"; shift || true
   # shellcheck disable=SC2034 # read by the EXIT trap
-  case "$c" in up|python|env) EVAL_OUTPUT=1 ;; esac
+  case "$c" in up|python|tools|env) EVAL_OUTPUT=1 ;; esac
   case "$c" in
     deps) cmd_deps ;;
     build) cmd_build ;;
     python) cmd_python ;;
+    tools) "$SUPPORT_DIR/tools.sh" ;;
     up) cmd_up "$@" ;;
     down) cmd_down "$@" ;;
     env) local d="${1:-$DEFAULT_RUN_DIR}"; alive "$d" kube-apiserver || die "platform not running in $d"; print_env "$(cd "$d" && pwd)" ;;

@@ -143,6 +143,7 @@ mod tests {
             task_ownership_ttl_ms: 60_000,
             identity_token_ttl_ms: 60_000,
             identity_token_header: "x-cairn-identity".into(),
+            allowed_origins: vec![],
         }
     }
 

@@ -28,6 +28,14 @@ where
 {
     let path = req.uri().path().to_string();
     let is_get = req.method() == http::Method::GET;
+    if let Err(e) = crate::gateway::origin::check(&req, &rt.layer.allowed_origins) {
+        // In the binding the request speaks: JSON-RPC is a POST to the agent's own path.
+        let agent_path =
+            path.strip_prefix("/agents/").is_some_and(|n| !n.trim_end_matches('/').contains('/'));
+        let binding =
+            if req.method() == http::Method::POST && agent_path { Binding::JsonRpc } else { Binding::Rest };
+        return A2aError::Forbidden(e.to_string()).response(binding, &Value::Null);
+    }
     if path == "/.well-known/jwks.json" {
         if !is_get {
             return A2aError::NotFound(format!("{} {path}", req.method()))

@@ -22,6 +22,9 @@
 //!
 //! # Per call ([`front`] → [`call`] → [`authorize`] → [`forward`] → [`audit`])
 //!
+//! Before anything, every request's `Origin` is checked ([`crate::gateway::origin`]): one that
+//! is present and neither the gateway's own host nor in `allowedOrigins` is refused with 403.
+//!
 //! 1. The caller is identified (virtual key, JWT, ServiceAccount token; [`crate::gateway::identity`]).
 //! 2. Policy: `SendMessage`/`SendStreamingMessage` are checked with
 //!    [`PolicyIndex::check_agent`] for the skill the message names in its metadata

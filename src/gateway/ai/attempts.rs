@@ -188,7 +188,9 @@ impl Ctx {
         }
         match last {
             Some(f) => Err(f),
-            None => Err(Failure::Gateway(AiError::BadGateway(format!(
+            // No target serves the operation: the route cannot do what was asked, and no upstream
+            // failed (a 400, not a 502).
+            None => Err(Failure::Gateway(AiError::Unsupported(format!(
                 "no backend of route {} rule {} can serve {} requests",
                 rule.cfg.route,
                 rule.cfg.name,

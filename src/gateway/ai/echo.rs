@@ -6,6 +6,10 @@
 //! * chat completions: the answer is `echo: <text of the last user message>`; with `stream: true`
 //!   it arrives as one SSE chunk per word, then the usage chunk when `stream_options.include_usage`
 //!   is set, then `[DONE]`.
+//! * responses (`/v1/responses`): a `response` whose one output message says
+//!   `echo: <text of the last user input>`; with `stream: true` the Responses API's events
+//!   (`response.created` … one `response.output_text.delta` per word … `response.completed`
+//!   carrying the usage).
 //! * embeddings: one vector per input, derived from a hash of the text (`dimensions`, default 8).
 //! * usage: real token counts of the prompt and the answer ([`super::usage::count_tokens`]).
 
@@ -48,13 +52,117 @@ pub fn respond(op: Op, body: &[u8]) -> UpResponse {
                 }))
             }
         }
-        Op::Responses | Op::Messages => {
+        Op::Responses => {
+            let answer = format!("echo: {}", last_input_text(&req));
+            let input_tokens = estimate_request_tokens(&model, &Value::Object(req.clone()));
+            let output_tokens = count_tokens(&model, &answer);
+            let usage = json!({
+                "input_tokens": input_tokens,
+                "input_tokens_details": {"cached_tokens": 0},
+                "output_tokens": output_tokens,
+                "output_tokens_details": {"reasoning_tokens": 0},
+                "total_tokens": input_tokens + output_tokens,
+            });
+            let resp_id = format!("resp_{}", &id[5..]);
+            if req.get("stream").and_then(Value::as_bool) == Some(true) {
+                responses_stream(&resp_id, &model, &answer, usage)
+            } else {
+                json_response(response_object(&resp_id, &model, "completed", Some(&answer), usage))
+            }
+        }
+        // Never reached: messages go to OpenAI-type backends as chat (`upstream::upstream_op`).
+        Op::Messages => {
             let e = json!({"error": {"message": format!("the Echo backend does not serve {}", op.as_str()),
                                      "type": "invalid_request_error", "param": null, "code": null}});
             let mut r = json_response(e);
             r.status = StatusCode::BAD_REQUEST;
             r
         }
+    }
+}
+
+/// A Responses API `response` object; `answer` `None` while it is in progress (no output yet).
+fn response_object(id: &str, model: &str, status: &str, answer: Option<&str>, usage: Value) -> Value {
+    let output: Vec<Value> = answer.map(|a| message_item(id, "completed", Some(a))).into_iter().collect();
+    json!({
+        "id": id, "object": "response", "created_at": 0, "status": status, "model": model,
+        "output": output, "usage": if answer.is_some() { usage } else { Value::Null },
+        "error": null, "incomplete_details": null, "instructions": null, "metadata": {},
+        "parallel_tool_calls": true, "temperature": 1.0, "top_p": 1.0, "tool_choice": "auto",
+        "tools": [], "text": {"format": {"type": "text"}},
+    })
+}
+
+/// The assistant message output item, its text part done when `text` is given.
+fn message_item(resp_id: &str, status: &str, text: Option<&str>) -> Value {
+    let content: Vec<Value> = text.map(output_text).into_iter().collect();
+    json!({"type": "message", "id": format!("msg_{}", &resp_id[5..]), "status": status,
+           "role": "assistant", "content": content})
+}
+
+fn output_text(text: &str) -> Value {
+    json!({"type": "output_text", "text": text, "annotations": [], "logprobs": []})
+}
+
+/// A streamed Responses answer: the events the API sends for one text message (created,
+/// in_progress, output item and content part added, one text delta per word, the done events,
+/// completed with the usage), each with its `sequence_number`.
+fn responses_stream(id: &str, model: &str, answer: &str, usage: Value) -> UpResponse {
+    let item_id = format!("msg_{}", &id[5..]);
+    let mut events = vec![
+        json!({"type": "response.created", "response": response_object(id, model, "in_progress", None, Value::Null)}),
+        json!({"type": "response.in_progress", "response": response_object(id, model, "in_progress", None, Value::Null)}),
+        json!({"type": "response.output_item.added", "output_index": 0, "item": message_item(id, "in_progress", None)}),
+        json!({"type": "response.content_part.added", "item_id": item_id, "output_index": 0, "content_index": 0,
+               "part": output_text("")}),
+    ];
+    for (i, word) in answer.split(' ').enumerate() {
+        let delta = if i == 0 { word.to_string() } else { format!(" {word}") };
+        events.push(json!({"type": "response.output_text.delta", "item_id": item_id, "output_index": 0,
+                           "content_index": 0, "delta": delta, "logprobs": []}));
+    }
+    events.extend([
+        json!({"type": "response.output_text.done", "item_id": item_id, "output_index": 0, "content_index": 0,
+               "text": answer, "logprobs": []}),
+        json!({"type": "response.content_part.done", "item_id": item_id, "output_index": 0, "content_index": 0,
+               "part": output_text(answer)}),
+        json!({"type": "response.output_item.done", "output_index": 0, "item": message_item(id, "completed", Some(answer))}),
+        json!({"type": "response.completed", "response": response_object(id, model, "completed", Some(answer), usage)}),
+    ]);
+    let chunks = events
+        .into_iter()
+        .enumerate()
+        .map(|(n, mut e)| {
+            e["sequence_number"] = n.into();
+            let ty = e["type"].as_str().unwrap_or_default().to_string();
+            Bytes::from(format!("event: {ty}\ndata: {e}\n\n"))
+        })
+        .collect();
+    let mut headers = HeaderMap::new();
+    headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    UpResponse { status: StatusCode::OK, headers, body: UpBody::Echo(chunks) }
+}
+
+/// Text of the last user input of a Responses request: `input` as a string, or the last user
+/// message of an `input` list (string content or `input_text` parts).
+fn last_input_text(req: &serde_json::Map<String, Value>) -> String {
+    match req.get("input") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .rev()
+            .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+            .map(|m| match m.get("content") {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Array(parts)) => parts
+                    .iter()
+                    .filter_map(|p| p.get("text").and_then(Value::as_str))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                _ => String::new(),
+            })
+            .unwrap_or_default(),
+        _ => String::new(),
     }
 }
 

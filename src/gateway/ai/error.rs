@@ -29,6 +29,9 @@ pub enum AiError {
     /// A guardrail refused the request or the response (400).
     #[error("{0}")]
     Guardrail(String),
+    /// No backend of the route serves the operation asked for (400): nothing failed upstream.
+    #[error("{0}")]
+    Unsupported(String),
     /// Missing `model` (400).
     #[error("you must provide a model parameter")]
     MissingModel,
@@ -74,7 +77,10 @@ impl AiError {
     pub fn status(&self) -> StatusCode {
         match self {
             AiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            AiError::BadRequest(_) | AiError::MissingModel | AiError::Guardrail(_) => StatusCode::BAD_REQUEST,
+            AiError::BadRequest(_)
+            | AiError::MissingModel
+            | AiError::Guardrail(_)
+            | AiError::Unsupported(_) => StatusCode::BAD_REQUEST,
             AiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AiError::Forbidden(_) => StatusCode::FORBIDDEN,
             AiError::ModelNotFound(_) | AiError::UnknownPath(_) => StatusCode::NOT_FOUND,
@@ -92,6 +98,7 @@ impl AiError {
             AiError::Unauthorized(_) => "unauthorized",
             AiError::BadRequest(_) | AiError::MissingModel => "bad_request",
             AiError::Guardrail(_) => "guardrail",
+            AiError::Unsupported(_) => "unsupported_operation",
             AiError::TooLarge(_) => "too_large",
             AiError::Forbidden(_) => "forbidden",
             AiError::ModelNotFound(_) => "model_not_found",
@@ -111,6 +118,7 @@ impl AiError {
             AiError::BadRequest(_) => ("invalid_request_error", None),
             AiError::MissingModel => ("invalid_request_error", Some("missing_model")),
             AiError::Guardrail(_) => ("invalid_request_error", Some("guardrail_violation")),
+            AiError::Unsupported(_) => ("invalid_request_error", Some("unsupported_operation")),
             AiError::TooLarge(_) => ("invalid_request_error", Some("request_too_large")),
             AiError::Forbidden(_) => ("permission_error", Some("model_not_allowed")),
             AiError::ModelNotFound(_) => ("invalid_request_error", Some("model_not_found")),
@@ -131,7 +139,8 @@ impl AiError {
             AiError::BadRequest(_)
             | AiError::MissingModel
             | AiError::MethodNotAllowed(_)
-            | AiError::Guardrail(_) => "invalid_request_error",
+            | AiError::Guardrail(_)
+            | AiError::Unsupported(_) => "invalid_request_error",
             AiError::TooLarge(_) => "request_too_large",
             AiError::Forbidden(_) => "permission_error",
             AiError::ModelNotFound(_) | AiError::UnknownPath(_) => "not_found_error",

@@ -41,12 +41,12 @@ pub fn openai_family(p: ProviderKind) -> bool {
 }
 
 /// Whether `backend` can serve `op`: chat and messages on both API families (translated when
-/// they differ), embeddings and responses on OpenAI-type backends only. Bedrock is not served yet.
+/// they differ), embeddings and responses on OpenAI-type backends (Echo included) only. Bedrock
+/// is not served yet.
 pub fn serves(backend: ProviderKind, op: Op) -> bool {
     match op {
         Op::Chat | Op::Messages => openai_family(backend) || backend == ProviderKind::Anthropic,
-        Op::Embeddings => openai_family(backend),
-        Op::Responses => openai_family(backend) && backend != ProviderKind::Echo,
+        Op::Embeddings | Op::Responses => openai_family(backend),
     }
 }
 

@@ -13,6 +13,12 @@
 //! | `cairn_mcp_tool_call_duration_seconds` | histogram | gateway, server, tool, outcome |
 //! | `cairn_mcp_backend_errors_total` | counter | gateway, server, operation |
 //! | `cairn_mcp_sessions_total` | counter | gateway, era |
+//! | `cairn_mcp_dropped_messages_total` | counter | gateway, reason |
+//!
+//! A dropped message is one a backend sent on its standalone stream (a server→client request
+//! or notification) that never reached the client: `session_ended` (the session was deleted or
+//! expired before the client listened), `buffer_full` (more waiting than a session buffers; see
+//! [`super::streams`]).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -74,6 +80,15 @@ pub struct SessionLabels {
     pub era: String,
 }
 
+/// Labels of dropped messages.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DroppedLabels {
+    /// Gateway.
+    pub gateway: String,
+    /// `session_ended` or `buffer_full`.
+    pub reason: String,
+}
+
 /// The MCP layer's metrics, registered in the process's registry when the layer is created;
 /// clones share the counters.
 #[derive(Clone)]
@@ -86,6 +101,8 @@ pub struct McpMetrics {
     pub backend_errors: Family<BackendLabels, Counter>,
     /// Sessions opened (session era) or stateless requests served.
     pub sessions: Family<SessionLabels, Counter>,
+    /// Server→client messages that never reached the client.
+    pub dropped: Family<DroppedLabels, Counter>,
     /// The call counter and duration histogram of each label set seen, looked up without
     /// building the label sets (see [`McpMetrics::count_call`]).
     resolved: Arc<Mutex<HashMap<Vec<u8>, CallHandles>>>,
@@ -126,7 +143,13 @@ impl McpMetrics {
             backend_errors.clone(),
         );
         registry.register("cairn_mcp_sessions", "MCP sessions opened", sessions.clone());
-        McpMetrics { calls, durations, backend_errors, sessions, resolved: Default::default() }
+        let dropped = Family::<DroppedLabels, Counter>::default();
+        registry.register(
+            "cairn_mcp_dropped_messages",
+            "Server-to-client MCP messages (requests, notifications) that never reached the client",
+            dropped.clone(),
+        );
+        McpMetrics { calls, durations, backend_errors, sessions, dropped, resolved: Default::default() }
     }
 
     /// Counts a tool call and observes its duration.
@@ -183,6 +206,17 @@ impl McpMetrics {
                 resolved.insert(key.clone(), h);
             }
         });
+    }
+
+    /// Counts `n` server→client messages dropped for `reason`, and logs it.
+    pub fn dropped(&self, gateway: &str, reason: &str, n: u64) {
+        if n == 0 {
+            return;
+        }
+        tracing::warn!(target: "cairn::mcp", gateway, reason, n, "MCP server-to-client messages dropped");
+        self.dropped
+            .get_or_create(&DroppedLabels { gateway: gateway.into(), reason: reason.into() })
+            .inc_by(n);
     }
 
     /// Counts a backend failure and logs it.

@@ -2,9 +2,12 @@
 //! fanned out; lists merged with prefixes; calls routed to the owning server.
 //!
 //! **Names.** Tools and prompts appear as `prefix__name` ([`TOOL_SEPARATOR`]); resource URIs as
-//! `prefix+uri` (a URI scheme may contain `+`, so the rewritten URI is still a URI). Lists are in
-//! server prefix order, then in each backend's own order, every backend page followed; the
-//! gateway answers with one page.
+//! `prefix+uri` (a URI scheme may contain `+`, so the rewritten URI is still a URI). A server
+//! with an empty prefix (at most one per gateway) keeps its names and URIs unchanged; a name of
+//! it that reads as another server's prefixed name (`gh__x` when a server has prefix `gh`) would
+//! route there, so it is left out of lists with a warning rather than shadowed silently. Lists
+//! are in server prefix order (the unprefixed server first), then in each backend's own order,
+//! every backend page followed; the gateway answers with one page.
 //!
 //! **Policy.** A server's allow/deny globs apply to everyone; `PolicyIndex::check_tool` applies
 //! per caller, in lists (tools the caller may not use never appear) and again on every call. A
@@ -15,6 +18,7 @@
 //! `cairn_mcp_backend_errors_total`; a call to it gets a JSON-RPC error.
 
 use super::audit::{Arguments, ToolCall};
+use super::names::{client_uri, parse_relayed_id, rewrite_from_backend};
 use super::protocol::{self, Era, META_SERVER_INFO, STATELESS_VERSION};
 use super::runtime::McpRuntime;
 use super::session::{BackendSession, Backends, OpenSession};
@@ -25,7 +29,7 @@ use crate::gateway::jsonrpc::{
     INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, Message, Notification, RATE_LIMITED,
     RESOURCE_NOT_FOUND, Request, Response, RpcError,
 };
-use crate::policy::{TOOL_SEPARATOR, Target, split_tool_name};
+use crate::policy::{Target, client_tool_name};
 use futures_util::future::join_all;
 use serde_json::{Map, Value, json};
 use std::borrow::Cow;
@@ -53,8 +57,6 @@ struct ListCursor {
     #[serde(rename = "lk")]
     after: String,
 }
-/// Separator between a server prefix and a resource URI.
-pub const URI_SEPARATOR: char = '+';
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -211,8 +213,7 @@ pub async fn subscribe_resource(
     backends: &BTreeMap<String, BackendSession>,
     uri: &str,
 ) -> bool {
-    let Some((prefix, orig)) = uri.split_once(URI_SEPARATOR) else { return false };
-    let Some(i) = rt.server_index(prefix).filter(|&i| rt.server_visible(subject, i)) else {
+    let Some((i, orig)) = rt.route_uri(uri).filter(|(i, _)| rt.server_visible(subject, *i)) else {
         return false;
     };
     let u = &rt.upstreams[i];
@@ -395,13 +396,14 @@ impl Ctx {
                         |_| true,
                         |i, mut t| {
                             let name = t.get("name")?.as_str()?.to_string();
-                            let prefix = &rt.servers[i].prefix;
+                            let server = &rt.servers[i];
                             if !rt.server_exposes(i, &name)
-                                || !rt.policy.check_tool(&subject, prefix, &name).is_allowed()
+                                || !rt.policy.check_tool(&subject, &server.name, &name).is_allowed()
+                                || !reachable(&rt, i, &name, false)
                             {
                                 return None;
                             }
-                            t["name"] = format!("{prefix}{TOOL_SEPARATOR}{name}").into();
+                            t["name"] = client_tool_name(&server.prefix, &name).into();
                             Some(t)
                         },
                     )
@@ -421,7 +423,10 @@ impl Ctx {
                         |i| rt.server_visible(&self.subject, i),
                         |i, mut p| {
                             let name = p.get("name")?.as_str()?.to_string();
-                            p["name"] = format!("{}{TOOL_SEPARATOR}{name}", rt.servers[i].prefix).into();
+                            if !reachable(&rt, i, &name, false) {
+                                return None;
+                            }
+                            p["name"] = client_tool_name(&rt.servers[i].prefix, &name).into();
                             Some(p)
                         },
                     )
@@ -446,7 +451,10 @@ impl Ctx {
                         |i| rt.server_visible(&self.subject, i),
                         |i, mut r| {
                             let uri = r.get(field)?.as_str()?.to_string();
-                            r[field] = format!("{}{URI_SEPARATOR}{uri}", rt.servers[i].prefix).into();
+                            if !reachable(&rt, i, &uri, true) {
+                                return None;
+                            }
+                            r[field] = client_uri(&rt.servers[i].prefix, &uri).into();
                             Some(r)
                         },
                     )
@@ -530,10 +538,7 @@ impl Ctx {
             ToolCallIn::Wire(w) => (w.id.clone(), Cow::Borrowed(w.name)),
         };
         let id = &id;
-        let Some((prefix, tool)) = split_tool_name(&name) else {
-            return fail(id, INVALID_PARAMS, format!("Unknown tool: {name}"));
-        };
-        let Some(i) = self.rt.server_index(prefix) else {
+        let Some((i, tool)) = self.rt.route_name(&name) else {
             return fail(id, INVALID_PARAMS, format!("Unknown tool: {name}"));
         };
         let server = &self.rt.servers[i];
@@ -562,7 +567,7 @@ impl Ctx {
             audit("not_exposed");
             return fail(id, INVALID_PARAMS, format!("Unknown tool: {name}"));
         }
-        let target = Target::Tool { prefix, tool };
+        let target = Target::Tool { server: &server.name, tool };
         match admission::admit(&self.subject, target, &self.rt.policy, &self.rt.store).await {
             Ok(_) => {}
             Err(Refusal::Forbidden(d)) => {
@@ -695,8 +700,7 @@ impl Ctx {
         let Some(name) = req.param_str("name").map(str::to_string) else {
             return err(&req, INVALID_PARAMS, "prompts/get needs params.name");
         };
-        let Some((i, prompt)) = split_tool_name(&name).and_then(|(p, n)| Some((self.rt.server_index(p)?, n)))
-        else {
+        let Some((i, prompt)) = self.rt.route_name(&name) else {
             return err(&req, INVALID_PARAMS, format!("Unknown prompt: {name}"));
         };
         if !self.rt.server_visible(&self.subject, i) {
@@ -725,8 +729,8 @@ impl Ctx {
             Some("ref/prompt") => params
                 .pointer("/ref/name")
                 .and_then(Value::as_str)
-                .and_then(split_tool_name)
-                .and_then(|(p, n)| Some((self.rt.server_index(p)?, ("name", n.to_string())))),
+                .and_then(|n| self.rt.route_name(n))
+                .map(|(i, n)| (i, ("name", n.to_string()))),
             Some("ref/resource") => params
                 .pointer("/ref/uri")
                 .and_then(Value::as_str)
@@ -741,10 +745,10 @@ impl Ctx {
         self.relay(i, &req, params).await
     }
 
-    /// `prefix+uri` → (server, uri), for servers the caller may see.
+    /// `prefix+uri` (or an unprefixed server's URI) → (server, uri), for servers the caller may
+    /// see.
     fn split_uri(&self, uri: &str) -> Option<(usize, String)> {
-        let (prefix, orig) = uri.split_once(URI_SEPARATOR)?;
-        let i = self.rt.server_index(prefix)?;
+        let (i, orig) = self.rt.route_uri(uri)?;
         self.rt.server_visible(&self.subject, i).then(|| (i, orig.to_string()))
     }
 
@@ -847,87 +851,26 @@ fn ready<T>(
     (out, None)
 }
 
-/// The id a backend's request to the client gets: `cairn:<prefix>:<original id as JSON>`.
-pub fn relayed_id(prefix: &str, id: &Value) -> Value {
-    Value::from(format!("cairn:{prefix}:{id}"))
-}
-
-/// The server prefix and original id of a relayed request id.
-pub fn parse_relayed_id(id: &str) -> Option<(&str, Value)> {
-    let rest = id.strip_prefix("cairn:")?;
-    let (prefix, orig) = rest.split_once(':')?;
-    Some((prefix, serde_json::from_str(orig).ok()?))
-}
-
-/// Rewrites what a backend sends towards the client: its requests get routable ids, resource
-/// URIs get the server prefix.
-pub fn rewrite_from_backend(prefix: &str, m: Message) -> Message {
-    match m {
-        Message::Request(mut r) => {
-            r.id = relayed_id(prefix, &r.id);
-            Message::Request(r)
-        }
-        Message::Notification(mut n) => {
-            if n.method == "notifications/resources/updated"
-                && let Some(uri) = n.params.as_ref().and_then(|p| p.get("uri")).and_then(Value::as_str)
-            {
-                let u = format!("{prefix}{URI_SEPARATOR}{uri}");
-                n.params.as_mut().expect("params")["uri"] = u.into();
-            }
-            if n.method == "notifications/cancelled"
-                && let Some(id) = n.params.as_ref().and_then(|p| p.get("requestId")).cloned()
-            {
-                n.params.as_mut().expect("params")["requestId"] = relayed_id(prefix, &id);
-            }
-            Message::Notification(n)
-        }
-        Message::Response(mut r) => {
-            if let Ok(v) = &mut r.outcome
-                && let Some(contents) = v.get_mut("contents").and_then(Value::as_array_mut)
-            {
-                for c in contents {
-                    if let Some(uri) = c.get("uri").and_then(Value::as_str) {
-                        let u = format!("{prefix}{URI_SEPARATOR}{uri}");
-                        c["uri"] = u.into();
-                    }
-                }
-            }
-            Message::Response(r)
-        }
+/// Whether a name (a URI with `uri`) of server `i` reaches server `i` when a client uses it: a
+/// prefixed server's always does; a name of the server without a prefix that reads as another
+/// server's prefixed one does not, and is left out of lists (logged: a shadowed name, never
+/// served by the wrong server).
+fn reachable(rt: &McpRuntime, i: usize, name: &str, uri: bool) -> bool {
+    if !rt.servers[i].prefix.is_empty() {
+        return true;
     }
+    let routed = if uri { rt.route_uri(name) } else { rt.route_name(name) };
+    if routed.is_some_and(|(j, _)| j == i) {
+        return true;
+    }
+    tracing::warn!(target: "cairn::mcp", gateway = %rt.gateway, server = %rt.servers[i].name, name,
+        "left out: the name of this server without a prefix reads as another server's prefixed name");
+    false
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn relayed_ids_round_trip() {
-        for id in [json!(3), json!("abc"), json!("a:b")] {
-            let r = relayed_id("gh", &id);
-            assert_eq!(parse_relayed_id(r.as_str().unwrap()), Some(("gh", id)));
-        }
-        assert_eq!(parse_relayed_id("other"), None);
-    }
-
-    #[test]
-    fn rewrites_uris_and_requests() {
-        let m = rewrite_from_backend(
-            "fs",
-            Message::Response(Response {
-                id: json!(1),
-                outcome: Ok(json!({"contents": [{"uri": "file:///a", "text": "x"}]})),
-            }),
-        );
-        let Message::Response(r) = m else { panic!() };
-        assert_eq!(r.outcome.unwrap()["contents"][0]["uri"], "fs+file:///a");
-        let Message::Request(q) =
-            rewrite_from_backend("fs", Message::Request(Request::new(7, "roots/list", None)))
-        else {
-            panic!()
-        };
-        assert_eq!(q.id, json!("cairn:fs:7"));
-    }
 
     #[test]
     fn merges_capabilities_and_instructions() {

@@ -1,10 +1,11 @@
 //! The streamable-HTTP front of an MCP gateway: one endpoint (`/mcp`, also `/`) serving both
 //! eras, plus the OAuth Protected Resource Metadata document.
 //!
-//! Order of checks on a request: path; `Origin` (`403` when `allowedOrigins` is set and the
-//! origin is not in it); caller identity (`401`, with `WWW-Authenticate: Bearer
-//! resource_metadata=…` when the gateway is an OAuth resource server); body size (`413`); JSON
-//! (`400` + `-32700`); era and its rules (see [`super::protocol`]); then the method.
+//! Order of checks on a request: path; `Origin` (`403` with a JSON-RPC error when present and
+//! neither the gateway's own host nor in `allowedOrigins`: [`crate::gateway::origin`]); caller
+//! identity (`401`, with `WWW-Authenticate: Bearer resource_metadata=…` when the gateway is an
+//! OAuth resource server); body size (`413`); JSON (`400` + `-32700`); era and its rules (see
+//! [`super::protocol`]); then the method.
 
 // Errors here are the responses to send, made at most once per request.
 #![allow(clippy::result_large_err)]
@@ -14,6 +15,7 @@ use super::events::{Recorded, Recorder, ResumeError, StreamKind};
 use super::protocol::{self, Era, HEADER_PROTOCOL_VERSION, HEADER_SESSION_ID, STATELESS_VERSION};
 use super::runtime::McpRuntime;
 use super::session::{OpenSession, SessionKey, SessionState};
+use super::streams::SessionStreams;
 use super::upstream::Replies;
 use super::wire::ToolCallRequest;
 use crate::gateway::identity::AuthError;
@@ -151,12 +153,11 @@ where
     if !(path == "/mcp" || path == "/" || path == "/mcp/") {
         return plain(StatusCode::NOT_FOUND, "not found: the MCP endpoint is /mcp");
     }
+    if let Err(e) = crate::gateway::origin::check(&req, &rt.mcp.allowed_origins) {
+        return rpc_error(StatusCode::FORBIDDEN, Value::Null, RpcError::new(INVALID_REQUEST, e.to_string()));
+    }
     let (parts, body) = req.into_parts();
     let headers = parts.headers;
-    let origin = headers.get(http::header::ORIGIN).and_then(|v| v.to_str().ok());
-    if !protocol::origin_allowed(&rt.mcp.allowed_origins, origin) {
-        return plain(StatusCode::FORBIDDEN, "Forbidden: Origin not allowed");
-    }
     let subject = match rt.identity.authenticate(&headers, &rt.policy).await {
         Ok(s) => s,
         Err(e) => return unauthorized(&rt, &e),
@@ -197,12 +198,15 @@ fn open_session(
     Ok(s)
 }
 
-/// Checks `MCP-Protocol-Version` on a session-era request: absent means 2025-03-26; present must
-/// be a version the gateway speaks (`400` otherwise).
-fn session_version(headers: &HeaderMap) -> Result<&'static str, Response<Body>> {
+/// Checks `MCP-Protocol-Version` on a session-era request: absent (taken as 2025-03-26) or a
+/// version the gateway speaks passes; any other value is `400`. The transport spec's rule, word
+/// for word: "If the server receives a request with an invalid or unsupported
+/// MCP-Protocol-Version, it MUST respond with 400 Bad Request." A supported version other than
+/// the session's is not refused: the session keeps the version it negotiated.
+fn session_version(headers: &HeaderMap) -> Result<(), Response<Body>> {
     match protocol::header(headers, &protocol::PROTOCOL_VERSION) {
-        Ok(None) => Ok(protocol::DEFAULT_VERSION),
-        Ok(Some(v)) if let Some(known) = protocol::SESSION_VERSIONS.iter().find(|k| **k == v) => Ok(known),
+        Ok(None) => Ok(()),
+        Ok(Some(v)) if protocol::is_session_version(v) => Ok(()),
         Ok(Some(v)) => Err(plain(
             StatusCode::BAD_REQUEST,
             &format!("Bad Request: Unsupported MCP-Protocol-Version: {v}"),
@@ -244,7 +248,7 @@ where
     if !stateless_header && let Some(call) = ToolCallRequest::parse(&bytes) {
         // The common case, read without building values (a session-era tools/call; see
         // `super::wire`): the same checks as below, in the same order.
-        let (ctx, replay) = match session_ctx(rt, subject, &headers, header_version.is_some()) {
+        let (ctx, replay) = match session_ctx(rt, subject, &headers) {
             Ok(x) => x,
             Err(r) => return r,
         };
@@ -289,7 +293,7 @@ where
     {
         return initialize(rt, subject, r).await;
     }
-    let (ctx, replay) = match session_ctx(rt, subject, &headers, header_version.is_some()) {
+    let (ctx, replay) = match session_ctx(rt, subject, &headers) {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -309,22 +313,18 @@ where
     }
 }
 
-/// A session-era request after `initialize`: its version checked (`has_version`: it names one)
-/// and its session opened; `Err` is the response to send.
+/// A session-era request after `initialize`: its version header checked and its session opened;
+/// `Err` is the response to send.
 fn session_ctx(
     rt: Arc<McpRuntime>,
     subject: String,
     headers: &HeaderMap,
-    has_version: bool,
 ) -> Result<(Ctx, Replay), Response<Body>> {
-    let version = session_version(headers)?;
+    // A supported version other than the session's is served under the session's: the spec
+    // (transports, "Protocol Version Header", 2025-06-18 and 2025-11-25) refuses only "an
+    // invalid or unsupported MCP-Protocol-Version" (see [`session_version`]).
+    session_version(headers)?;
     let s = open_session(&rt, &subject, headers)?;
-    if has_version && version != s.version {
-        return Err(plain(
-            StatusCode::BAD_REQUEST,
-            &format!("Bad Request: MCP-Protocol-Version {version} is not the session's {}", s.version),
-        ));
-    }
     let replay = Replay { rt: rt.clone(), nonce: s.nonce, priming: primes(&s.version) };
     let backends = s.backends.clone();
     Ok((Ctx { rt, subject, era: Era::Session, session: Some(s), backends }, replay))
@@ -334,6 +334,10 @@ async fn initialize(rt: Arc<McpRuntime>, subject: String, r: &Request) -> Respon
     let params = r.params.clone().unwrap_or_else(|| json!({}));
     let version = protocol::negotiate(params.get("protocolVersion").and_then(Value::as_str));
     let (result, backends) = dispatch::initialize(&rt, &params, version).await;
+    // Before the client learns the session, so whatever a backend sends on its standalone stream
+    // from the first request on is held for the client's GET (see [`super::streams`]).
+    let listened = rt.upstreams.iter().filter_map(|u| Some((u.clone(), backends.get(&u.prefix)?.clone())));
+    let streams = SessionStreams::open(&rt.metrics, &rt.gateway, listened.collect(), "session_ended").await;
     let state = SessionState {
         subject,
         version: version.to_string(),
@@ -342,7 +346,11 @@ async fn initialize(rt: Arc<McpRuntime>, subject: String, r: &Request) -> Respon
         backends,
     };
     let sid = rt.sealer.seal(&state);
-    rt.state.activity.touch(SessionKey::of(&sid), state.opened, state.opened, rt.idle_secs());
+    let key = SessionKey::of(&sid);
+    rt.state.activity.touch(key, state.opened, state.opened, rt.idle_secs());
+    if streams.any {
+        super::runtime::hold(&rt.state, streams, state.nonce, key, state.opened, rt.idle_secs());
+    }
     rt.metrics
         .sessions
         .get_or_create(&super::audit::SessionLabels { gateway: rt.gateway.clone(), era: "session".into() })
@@ -622,11 +630,7 @@ fn resume_error(e: &ResumeError) -> Response<Body> {
 /// `GET`: the standalone stream, or with `Last-Event-ID` the rest of the stream that id belongs
 /// to (see [`super::events`]).
 async fn get(rt: Arc<McpRuntime>, subject: String, headers: HeaderMap) -> Response<Body> {
-    if protocol::header(&headers, HEADER_PROTOCOL_VERSION)
-        .ok()
-        .flatten()
-        .is_some_and(|v| v >= STATELESS_VERSION)
-    {
+    if protocol::header(&headers, HEADER_PROTOCOL_VERSION).ok().flatten() == Some(STATELESS_VERSION) {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "GET is not part of protocol version 2026-07-28");
     }
     let accepts_sse = accepts_event_stream(&headers);
@@ -711,7 +715,9 @@ fn replay_request(rec: Recorder, backlog: Vec<(u64, Recorded)>, patience: Durati
 }
 
 /// The standalone stream: `backlog` (replayed events), then the messages the session's backends
-/// send on their own standalone streams, each recorded in `rec` as it goes out.
+/// send on their own standalone streams, each recorded in `rec` as it goes out. They come from
+/// the streams opened when the session started when this replica holds them, else from streams
+/// opened now (see [`super::streams`]).
 async fn standalone(
     rt: Arc<McpRuntime>,
     state: Arc<OpenSession>,
@@ -719,46 +725,33 @@ async fn standalone(
     backlog: Vec<(u64, Recorded)>,
     fresh: bool,
 ) -> Response<Body> {
-    let listens = futures_util::future::join_all(rt.upstreams.iter().filter_map(|u| {
-        let s = state.backends.get(&u.prefix)?.clone();
-        Some(async move { (u.clone(), u.listen(&s).await) })
-    }))
-    .await;
-    let (merged_tx, mut merged) = mpsc::unbounded_channel::<Message>();
-    let mut any = false;
-    for (u, r) in listens {
-        match r {
-            Ok(Some(mut rx)) => {
-                any = true;
-                let tx = merged_tx.clone();
-                let prefix = u.prefix.clone();
-                tokio::spawn(async move {
-                    loop {
-                        let m = tokio::select! {
-                            m = rx.recv() => match m { Some(m) => m, None => return },
-                            // The client left: let go of the backend's stream now.
-                            _ = tx.closed() => return,
-                        };
-                        if tx.send(dispatch::rewrite_from_backend(&prefix, m)).is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-            Ok(None) => {}
-            Err(e) => rt.metrics.backend_error(&rt.gateway, &u.name, "GET", &e),
+    // The streams opened now live as long as this client stream (held by its task); the
+    // session's own live until the session ends (not held here, so that ending them ends this).
+    let (streams, own) = match rt.state.streams.get(state.nonce) {
+        Some(s) => (s, None),
+        None => {
+            let listened =
+                rt.upstreams.iter().filter_map(|u| Some((u.clone(), state.backends.get(&u.prefix)?.clone())));
+            let s = Arc::new(
+                SessionStreams::open(&rt.metrics, &rt.gateway, listened.collect(), "client_gone").await,
+            );
+            (s.clone(), Some(s))
         }
-    }
-    drop(merged_tx);
-    if !any && fresh {
+    };
+    if !streams.any && fresh {
         return plain(
             StatusCode::METHOD_NOT_ALLOWED,
             "no MCP server of this gateway offers a standalone stream",
         );
     }
+    let Some((mut inbox, mut ended)) = streams.attach() else {
+        return plain(StatusCode::CONFLICT, "Conflict: the session's standalone stream is already open");
+    };
+    drop(streams);
     let (tx, out) = mpsc::channel::<Bytes>(64);
     let priming = fresh && primes(&state.version);
     tokio::spawn(async move {
+        let _own = own;
         if priming && tx.send(rec.record(Recorded::Priming).await).await.is_err() {
             return;
         }
@@ -771,27 +764,32 @@ async fn standalone(
         tick.tick().await;
         loop {
             let first = tokio::select! {
-                m = merged.recv() => match m { Some(m) => m, None => return },
+                m = inbox.recv() => match m { Some(m) => m, None => return },
                 _ = tick.tick() => {
                     if tx.send(encode_comment("keep-alive")).await.is_err() { return; }
                     continue;
                 }
                 _ = tx.closed() => return,
+                // The session ended.
+                _ = ended.changed() => return,
             };
             // Coalesce: of the messages already waiting, each kind of list_changed goes out once.
             let mut batch = vec![first];
-            while let Ok(m) = merged.try_recv() {
+            while let Some(m) = inbox.try_recv() {
                 batch.push(m);
             }
             let mut seen = std::collections::HashSet::new();
-            for m in batch {
-                if let Message::Notification(n) = &m
-                    && n.method.ends_with("/list_changed")
-                    && !seen.insert(n.method.clone())
-                {
-                    continue;
+            batch.retain(|m| match m {
+                Message::Notification(n) if n.method.ends_with("/list_changed") => {
+                    seen.insert(n.method.clone())
                 }
+                _ => true,
+            });
+            let mut batch = batch.into_iter();
+            while let Some(m) = batch.next() {
                 if tx.send(rec.message(&m).await).await.is_err() {
+                    // The client left: what it did not get goes out on its next stream.
+                    inbox.put_back(std::iter::once(m).chain(batch).collect());
                     return;
                 }
             }
@@ -852,7 +850,7 @@ async fn listen(rt: Arc<McpRuntime>, subject: String, r: Request) -> Response<Bo
                 let prefix = u.prefix.clone();
                 tokio::spawn(async move {
                     while let Some(m) = rx.recv().await {
-                        if tx.send(dispatch::rewrite_from_backend(&prefix, m)).is_err() {
+                        if tx.send(super::names::rewrite_from_backend(&prefix, m)).is_err() {
                             return;
                         }
                     }
@@ -948,12 +946,11 @@ async fn listen(rt: Arc<McpRuntime>, subject: String, r: Request) -> Response<Bo
 }
 
 async fn delete(rt: Arc<McpRuntime>, subject: String, headers: HeaderMap) -> Response<Body> {
-    if protocol::header(&headers, HEADER_PROTOCOL_VERSION)
-        .ok()
-        .flatten()
-        .is_some_and(|v| v >= STATELESS_VERSION)
-    {
+    if protocol::header(&headers, HEADER_PROTOCOL_VERSION).ok().flatten() == Some(STATELESS_VERSION) {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "DELETE is not part of protocol version 2026-07-28");
+    }
+    if let Err(r) = session_version(&headers) {
+        return r;
     }
     let state = match open_session(&rt, &subject, &headers) {
         Ok(s) => s,
@@ -965,6 +962,7 @@ async fn delete(rt: Arc<McpRuntime>, subject: String, headers: HeaderMap) -> Res
     }))
     .await;
     rt.state.activity.end(state.key, now_secs());
+    rt.state.streams.remove(state.nonce);
     if let Ok(Some(id)) = protocol::header(&headers, &protocol::SESSION_ID) {
         rt.sealer.forget(id);
     }

@@ -8,6 +8,8 @@
 //! * [`session`]: sealed session ids (ChaCha20-Poly1305 under the bundle's `SESSION_KEY`), so any
 //!   replica serves any session;
 //! * [`events`]: SSE event ids and the replay buffer behind `Last-Event-ID` resumption;
+//! * [`streams`]: the backends' standalone streams of a session, opened when it starts and
+//!   buffered until the client listens, so no server→client message is lost;
 //! * [`upstream`]: backends over streamable HTTP (JSON or SSE answers) or stdio;
 //!   [`stdio`]: child processes (per session or shared, restarted, idle ones reaped);
 //! * [`protocol`] and the gateway's [`crate::gateway::jsonrpc`]: the wire rules; [`wire`]: the borrowed views that carry a
@@ -42,10 +44,12 @@ pub mod dispatch;
 pub mod events;
 pub mod http;
 pub mod layer;
+pub mod names;
 pub mod protocol;
 pub mod runtime;
 pub mod session;
 pub mod stdio;
+pub mod streams;
 pub mod upstream;
 pub mod wire;
 

@@ -186,14 +186,6 @@ pub fn check_stateless_headers(
     Ok(())
 }
 
-/// Whether `origin` is allowed: every origin when the list is empty, else an exact
-/// (case-insensitive) entry or `*`.
-pub fn origin_allowed(allowed: &[String], origin: Option<&str>) -> bool {
-    let Some(origin) = origin else { return true };
-    allowed.is_empty()
-        || allowed.iter().any(|a| a == "*" || a.trim_end_matches('/').eq_ignore_ascii_case(origin))
-}
-
 /// Whether a session id has only visible ASCII (0x21–0x7E), as the spec requires.
 pub fn valid_session_id(id: &str) -> bool {
     !id.is_empty() && id.bytes().all(|b| (0x21..=0x7e).contains(&b))
@@ -299,14 +291,5 @@ mod tests {
         // tools/list needs no Mcp-Name.
         let list = headers(&[("MCP-Protocol-Version", STATELESS_VERSION), ("Mcp-Method", "tools/list")]);
         check_stateless_headers(&list, "tools/list", Some(&meta())).unwrap();
-    }
-
-    #[test]
-    fn origins() {
-        assert!(origin_allowed(&[], Some("https://evil.example")));
-        let allowed = vec!["https://app.example.com".to_string()];
-        assert!(origin_allowed(&allowed, None));
-        assert!(origin_allowed(&allowed, Some("https://app.example.com")));
-        assert!(!origin_allowed(&allowed, Some("https://evil.example")));
     }
 }

@@ -3,7 +3,7 @@
 //! sessions for stateless clients, stdio children).
 
 use super::audit::McpMetrics;
-use super::session::{Activity, BackendSession, Sealer};
+use super::session::{Activity, BackendSession, Sealer, SessionKey};
 use super::stdio::{DEFAULT_MAX_MESSAGE_BYTES, StdioCommand, StdioServer};
 use super::upstream::{Transport, Upstream, resolve_headers};
 use crate::config::DefaultAction;
@@ -12,7 +12,7 @@ use crate::gateway::core::Core;
 use crate::gateway::identity::Identity;
 use crate::gateway::layer::BuildError;
 use crate::gateway::store::StoreHandle;
-use crate::policy::{PolicyIndex, glob_match};
+use crate::policy::{PolicyIndex, glob_match, split_tool_name};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -29,6 +29,8 @@ pub const PAGE_SIZE: usize = 100;
 pub struct GatewayState {
     /// Session use seen by this replica.
     pub activity: Activity,
+    /// The backends' standalone streams of the sessions this replica initialized.
+    pub streams: super::streams::Streams,
     /// Backend sessions serving stateless-era clients, by server prefix.
     pub pool: tokio::sync::Mutex<HashMap<String, BackendSession>>,
     /// stdio servers by name and command.
@@ -46,6 +48,35 @@ impl GatewayStates {
     pub fn of(&self, gateway: &str) -> Arc<GatewayState> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).entry(gateway.to_string()).or_default().clone()
     }
+}
+
+/// Holds `streams` for the session (`nonce`, `key`, opened at `opened`) until it ends: `DELETE`
+/// removes them, and a watchdog removes them once the session is idle longer than `idle_secs`
+/// as this replica sees it.
+pub fn hold(
+    state: &Arc<GatewayState>,
+    streams: super::streams::SessionStreams,
+    nonce: u64,
+    key: SessionKey,
+    opened: u64,
+    idle_secs: u64,
+) {
+    state.streams.insert(nonce, streams);
+    let state = state.clone();
+    let every = Duration::from_secs((idle_secs / 4).clamp(1, 60));
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            if state.streams.get(nonce).is_none() {
+                return;
+            }
+            let now = crate::gateway::clock::unix_now();
+            if !state.activity.live(key, opened, now, idle_secs) {
+                state.streams.remove(nonce);
+                return;
+            }
+        }
+    });
 }
 
 /// A served MCP gateway config.
@@ -175,9 +206,34 @@ impl McpRuntime {
         })
     }
 
-    /// The index of the server with `prefix`.
+    /// The index of the server with `prefix` (`""`: the server whose names pass through).
     pub fn server_index(&self, prefix: &str) -> Option<usize> {
         self.by_prefix.get(prefix).copied()
+    }
+
+    /// The server a client-facing tool or prompt name belongs to, and the name the server knows:
+    /// `prefix__name` goes to the server with that prefix; any other name to the gateway's
+    /// server without a prefix, unchanged (compile allows at most one per gateway).
+    pub fn route_name<'a>(&self, name: &'a str) -> Option<(usize, &'a str)> {
+        if let Some((p, n)) = split_tool_name(name)
+            && let Some(i) = self.server_index(p)
+        {
+            return Some((i, n));
+        }
+        self.server_index("").map(|i| (i, name))
+    }
+
+    /// The server a client-facing resource URI belongs to, and the URI the server knows:
+    /// `prefix+uri` goes to the server with that prefix; any other URI to the gateway's server
+    /// without a prefix, unchanged.
+    pub fn route_uri<'a>(&self, uri: &'a str) -> Option<(usize, &'a str)> {
+        if let Some((p, u)) = uri.split_once(super::names::URI_SEPARATOR)
+            && !p.is_empty()
+            && let Some(i) = self.server_index(p)
+        {
+            return Some((i, u));
+        }
+        self.server_index("").map(|i| (i, uri))
     }
 
     /// Whether the server's allow/deny globs expose `tool` (to everyone).
@@ -189,7 +245,7 @@ impl McpRuntime {
     /// Whether `subject` may see a server's prompts and resources: when some policy grants it a
     /// tool of that server, or (for callers no policy names) when the default action allows.
     pub fn server_visible(&self, subject: &str, i: usize) -> bool {
-        let prefix = &self.servers[i].prefix;
+        let name = &self.servers[i].name;
         if !self.policy.is_named(subject) {
             return self.policy.default_action() == DefaultAction::Allow;
         }
@@ -198,7 +254,7 @@ impl McpRuntime {
             .policies
             .iter()
             .filter(|p| p.subjects.iter().any(|s| s == subject))
-            .any(|p| p.tools.iter().any(|t| &t.server == prefix))
+            .any(|p| p.tools.iter().any(|t| &t.server == name))
     }
 
     /// Idle timeout in seconds (at least one).

@@ -308,6 +308,14 @@ impl Activity {
         true
     }
 
+    /// Whether a session opened at `opened` is still live at `now` (as [`Activity::touch`] would
+    /// answer), without recording a use.
+    pub fn live(&self, k: SessionKey, opened: u64, now: u64, idle_secs: u64) -> bool {
+        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let last = g.last_seen.get(&k).copied().unwrap_or(opened).max(opened);
+        !g.ended.contains_key(&k) && now.saturating_sub(last) <= idle_secs
+    }
+
     /// Records that a session ended (DELETE).
     pub fn end(&self, k: SessionKey, now: u64) {
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());

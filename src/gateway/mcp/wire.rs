@@ -258,7 +258,7 @@ struct ResponseView<'a> {
 
 /// A backend's answer that is one successful response, kept as sent: `jsonrpc` `"2.0"`, a
 /// string or integer `id`, and a `result` object without `contents` (the one field of a result
-/// the gateway rewrites, see [`super::dispatch::rewrite_from_backend`]).
+/// the gateway rewrites, see [`super::names::rewrite_from_backend`]).
 #[derive(Debug)]
 pub struct RawResponse {
     body: Vec<u8>,
@@ -336,7 +336,7 @@ impl RawResponse {
 mod tests {
     use super::*;
     use crate::gateway::jsonrpc::Request;
-    use crate::gateway::mcp::dispatch::rewrite_from_backend;
+    use crate::gateway::mcp::names::rewrite_from_backend;
     use serde_json::json;
 
     /// What the general path sends on for a tools/call: the request rebuilt with the name
