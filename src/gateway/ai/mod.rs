@@ -12,7 +12,7 @@
 //! Beside them: [`prompt`] (the request body), [`answer`] (what a request ends with), [`error`]
 //! (every error in the caller's format), [`routing`], [`backend`], [`op`], [`exchange`],
 //! [`health`], [`cache`], [`guardrails`] and [`pii`], [`translate`] (OpenAI ⇄ Anthropic),
-//! [`usage`] (tokens and cost), [`echo`] (the offline backend) and [`metrics`].
+//! [`usage`] (tokens and cost; [`meter`] for streams, [`tokens`] counted locally), [`echo`] (the offline backend) and [`metrics`].
 
 pub mod account;
 pub mod answer;
@@ -27,6 +27,7 @@ pub mod front;
 pub mod guardrails;
 pub mod health;
 pub mod layer;
+pub mod meter;
 pub mod metrics;
 pub mod op;
 pub mod pii;
@@ -35,6 +36,7 @@ pub mod record;
 pub mod relay;
 pub mod routing;
 pub mod runtime;
+pub mod tokens;
 pub mod translate;
 pub mod upstream;
 pub mod usage;

@@ -3,7 +3,7 @@
 //! only who, what, where it went, how it ended, tokens, cost and timings.
 
 use super::metrics::{AiMetrics, CostLabels, RequestLabels, TimingLabels, TokenLabels};
-use super::usage::Usage;
+use super::usage::{Usage, micro_usd_to_usd};
 use crate::gateway::clock::rfc3339;
 use serde::Serialize;
 use std::sync::Arc;
@@ -152,7 +152,7 @@ impl Record {
                             model: model.clone(),
                             subject,
                         })
-                        .inc_by(self.cost_micros as f64 / 1e6);
+                        .inc_by(micro_usd_to_usd(self.cost_micros));
                 }
                 if let Some(ttft) = self.ttft {
                     let timing = TimingLabels { gateway, route, backend, model };
@@ -191,7 +191,7 @@ impl Record {
             cached_input_tokens: self.usage.map(|u| u.cached_input),
             output_tokens: self.usage.map(|u| u.output),
             tokens_estimated: self.usage.is_some_and(|u| u.estimated),
-            cost_usd: self.cost_micros as f64 / 1e6,
+            cost_usd: micro_usd_to_usd(self.cost_micros),
             duration_ms: elapsed.as_secs_f64() * 1e3,
             ttft_ms: self.ttft.map(|d| d.as_secs_f64() * 1e3),
         };

@@ -10,10 +10,10 @@ use super::attempts::{Ctx, min_opt, remaining};
 use super::error::AiError;
 use super::exchange::UpBody;
 use super::guardrails::{Direction, Guardrails};
+use super::meter::{StreamKind, StreamUsage};
 use super::op::Op;
 use super::record::Record;
 use super::translate::{ChatToMessagesStream, MessagesToChatStream};
-use super::usage::{StreamKind, StreamUsage};
 use crate::config::AiModelConfig;
 use crate::gateway::sse::{SseEvent, SseParser};
 use bytes::{Bytes, BytesMut};
@@ -438,8 +438,9 @@ impl Drop for RelayBody {
 
 #[cfg(test)]
 mod tests {
-    use super::super::usage::{Usage, count_tokens};
     use super::*;
+    use crate::gateway::ai::tokens::count_tokens;
+    use crate::gateway::ai::usage::Usage;
     use crate::gateway::sse::encode_done;
 
     fn chat_relay(strip_usage: bool) -> Relay {
