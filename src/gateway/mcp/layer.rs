@@ -1,9 +1,9 @@
 //! The MCP layer as the core serves it: what it keeps for the process (per-gateway session
 //! state, stdio children and pooled backend sessions; its metrics), how it builds a config
-//! version, and its request path ([`super::http::handle`]).
+//! version, and its request path ([`super::front::handle`]).
 
 use super::audit::McpMetrics;
-use super::http::handle as front;
+use super::front::handle as front;
 use super::runtime::{GatewayStates, McpRuntime};
 use crate::config::{CompiledGateway, Layer as Kind};
 use crate::gateway::core::Core;

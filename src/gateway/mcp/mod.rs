@@ -38,21 +38,31 @@
 //! stream closes only when nobody waits) and resource subscriptions (2026-07-28 has no
 //! `resources/subscribe`; updates would come from `resourceSubscriptions` on its listen stream).
 
+pub mod answer;
 pub mod audit;
 pub mod bridge;
+pub mod call;
+pub mod ctx;
 pub mod dispatch;
 pub mod events;
-pub mod http;
+pub mod fanout;
+pub mod front;
 pub mod layer;
+pub mod lists;
 pub mod names;
+pub mod oauth;
 pub mod protocol;
+pub mod reply;
 pub mod runtime;
 pub mod session;
+pub mod session_era;
+pub mod standalone;
+pub mod stateless;
 pub mod stdio;
 pub mod streams;
 pub mod upstream;
 pub mod wire;
 
-pub use http::handle;
+pub use front::handle;
 pub use layer::McpLayer;
 pub use runtime::McpRuntime;
