@@ -171,7 +171,7 @@ fn deployed_endpoint(
                                 obj,
                                 format!("spec.deployment.env[{i}].valueFrom.secretRef"),
                                 Reason::RefNotFound,
-                                msg,
+                                msg.to_string(),
                             );
                             return None;
                         }

@@ -100,7 +100,7 @@ pub(super) async fn authorize(
         });
     }
     for url in &call.facts.webhook_urls {
-        check_webhook(url, &rt.layer).await.map_err(A2aError::InvalidParams)?;
+        check_webhook(url, &rt.layer).await.map_err(|e| A2aError::InvalidParams(e.to_string()))?;
     }
     Ok(Owner { subject, skill })
 }

@@ -316,15 +316,29 @@ pub struct Endpoints {
 
 /// A URL as an upstream request's URI and `Host` header (host, and the port when the URL names
 /// one), so that neither is worked out again per call.
-pub fn target(url: &str) -> Result<(http::Uri, http::HeaderValue), String> {
-    let uri: http::Uri = url.parse().map_err(|e| format!("{e}"))?;
-    let auth = uri.authority().ok_or_else(|| format!("{url} names no host"))?;
+pub fn target(url: &str) -> Result<(http::Uri, http::HeaderValue), TargetError> {
+    let uri: http::Uri = url.parse()?;
+    let auth = uri.authority().ok_or_else(|| TargetError::NoHost(url.to_string()))?;
     let host = match auth.as_str().rsplit_once('@') {
         Some((_, host)) => host,
         None => auth.as_str(),
     };
-    let host = http::HeaderValue::from_str(host).map_err(|e| format!("{e}"))?;
+    let host = http::HeaderValue::from_str(host)?;
     Ok((uri, host))
+}
+
+/// A URL that cannot be an upstream request's target.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// Not a URI.
+    #[error("{0}")]
+    Uri(#[from] http::uri::InvalidUri),
+    /// No host.
+    #[error("{0} names no host")]
+    NoHost(String),
+    /// A host that cannot be a `Host` header.
+    #[error("{0}")]
+    Host(#[from] http::header::InvalidHeaderValue),
 }
 
 fn origin(url: &str) -> Option<(String, String, u16)> {
@@ -550,7 +564,7 @@ mod tests {
         let (uri, host) = target("https://user:pw@agent.example/a2a").unwrap();
         assert_eq!((uri.path(), host.to_str().unwrap()), ("/a2a", "agent.example"));
         assert_eq!(target("http://10.0.0.1:9000").unwrap().1, "10.0.0.1:9000");
-        assert!(target("/relative").unwrap_err().contains("names no host"));
+        assert!(target("/relative").unwrap_err().to_string().contains("names no host"));
         assert!(target("http://bad host/").is_err());
     }
 
