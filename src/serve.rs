@@ -13,6 +13,7 @@ use crate::gateway::layer::Layers;
 use crate::gateway::mcp::McpLayer;
 use crate::gateway::server::Shutdown;
 use crate::gateway::source::file::{self, FileError, POLL_INTERVAL, fingerprint};
+use crate::gateway::source::kube::{self as cluster, Cluster, ClusterError};
 use crate::gateway::supervisor::Supervisor;
 use crate::manifest::Options;
 use crate::workspace::Workspace;
@@ -40,6 +41,26 @@ pub enum Source {
         /// The credentials bundle.
         credentials: Option<PathBuf>,
     },
+    /// The gateway's ConfigMaps and Secret, watched through the Kubernetes API (the client from
+    /// the in-cluster config in a pod, `KUBECONFIG` outside one).
+    Cluster(Cluster),
+}
+
+/// The namespace of `cairn gateway`'s objects: `--namespace`, else `POD_NAMESPACE` (set by the
+/// Deployment from the downward API), else the pod's ServiceAccount namespace file.
+pub fn cluster_namespace(flag: Option<String>) -> Result<String, ServeError> {
+    const SA_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+    flag.filter(|n| !n.is_empty())
+        .or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|n| !n.is_empty()))
+        .or_else(|| {
+            std::fs::read_to_string(SA_NAMESPACE).ok().map(|n| n.trim().to_string()).filter(|n| !n.is_empty())
+        })
+        .ok_or(ServeError::NoNamespace)
+}
+
+/// This process as Events name their reporter: the pod's name (`HOSTNAME`).
+pub fn instance_name() -> String {
+    std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "cairn-gateway".to_string())
 }
 
 /// Why a serving command stopped with an error.
@@ -56,6 +77,12 @@ pub enum ServeError {
     /// Configs from files.
     #[error(transparent)]
     File(#[from] FileError),
+    /// Configs from the API.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    /// Cluster mode without a namespace.
+    #[error("no namespace: pass --namespace, or set POD_NAMESPACE, or run in a pod")]
+    NoNamespace,
 }
 
 /// The three layers, for a process whose core is `core`.
@@ -154,6 +181,12 @@ pub async fn gateway(
                 .await
                 .map_err(ServeError::from)
         }
+        Source::Cluster(c) => match kube::Client::try_default().await {
+            Ok(client) => {
+                cluster::follow(&mut sup, &core, layer, c, client, shutdown).await.map_err(ServeError::from)
+            }
+            Err(e) => Err(ClusterError::Client(e).into()),
+        },
     };
     core.status.set_ready(false);
     sup.shutdown().await;

@@ -1,8 +1,9 @@
 //! The config holder of a process: serves exactly the compiled gateways it is given, each on its
 //! listener port, and on every new set starts new gateways, swaps changed configs in atomically
 //! and stops removed gateways. A gateway whose new config cannot be built keeps serving its
-//! previous one. Each outcome is counted (`cairn_config_reloads_total`), logged once, and the
-//! config in service is published for the admin port and `cairn_config_info`.
+//! previous one. Each outcome is counted (`cairn_config_reloads_total`: `ok` for a new config
+//! swapped in, `refused` for one that could not be built), logged once, and the config in
+//! service is published for the admin port and `cairn_config_info`.
 //!
 //! Config sources feed it: files ([`crate::gateway::source::file`], `cairn run`'s manifests
 //! through `crate::serve`) or the Kubernetes API ([`crate::gateway::source::kube`]).
@@ -141,6 +142,9 @@ impl Supervisor {
                 Applied::Serving
             }
             Err(e) => {
+                if matches!(e, ServeError::Build(_)) {
+                    reload(&self.core, &InService::of(gw, port).gateway, "refused");
+                }
                 tracing::error!(gateway = %id, error = %e, "cannot serve");
                 Applied::Refused(e)
             }

@@ -4,3 +4,4 @@
 //! in or keeps the last good one.
 
 pub mod file;
+pub mod kube;
