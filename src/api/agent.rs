@@ -5,18 +5,6 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// Where push-notification webhooks may point (protection against SSRF).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Egress {
-    /// Allow loopback, link-local and private address ranges. Off by default.
-    #[serde(default)]
-    pub allow_private_networks: bool,
-    /// Host names (or `*.suffix` globs) webhooks may use; empty allows any public host.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub allowed_hosts: Vec<String>,
-}
-
 /// Task bookkeeping.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -99,9 +87,6 @@ pub struct AgentGatewaySpec {
     /// Settings shared by every gateway kind.
     #[serde(flatten)]
     pub common: GatewayCommon,
-    /// Where push-notification webhooks may point.
-    #[serde(default)]
-    pub egress: Egress,
     /// Task ownership bookkeeping.
     #[serde(default)]
     pub tasks: Tasks,

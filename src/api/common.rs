@@ -322,10 +322,45 @@ pub struct GatewayCommon {
     /// Pod-level settings.
     #[serde(default)]
     pub pod: PodSettings,
+    /// Which addresses the gateway may connect to (against server-side request forgery).
+    #[serde(default)]
+    pub egress: Egress,
     /// Largest request body accepted, in bytes; larger bodies get 413.
     #[serde(default = "default_max_request_bytes")]
     #[schemars(range(min = 1024, max = 104857600))]
     pub max_request_bytes: i64,
+}
+
+/// Which addresses a gateway may connect to: one rule for the URLs of its configuration
+/// (AIBackend, MCPServer and Agent URLs) and for URLs that arrive at run time (push-notification
+/// webhooks, URLs from agent cards or OAuth metadata).
+///
+/// Configured URLs may reach public and private networks (where in-cluster servers live); never,
+/// unless `allowedCIDRs` lists them, link-local addresses (`169.254.0.0/16`, `fe80::/10`), cloud
+/// metadata endpoints (`169.254.169.254`, `fd00:ec2::254`, `100.100.100.200`), multicast and
+/// reserved ranges, nor, in a cluster, loopback (a pod's loopback is the pod itself; local mode
+/// allows it). URLs that arrive at run time may reach only public addresses, unless
+/// `allowPrivateNetworks` or `allowedCIDRs` say otherwise. An address literal in a URL is checked
+/// when the configuration compiles, in every spelling (`2852039166`, `[::ffff:169.254.169.254]`);
+/// what a host name resolves to is checked when the gateway connects.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Egress {
+    /// Address ranges the gateway may reach whatever the rule above says, in CIDR notation
+    /// (`169.254.169.254/32`, `fe80::/10`) or as single addresses. Applies to configured URLs and
+    /// to URLs that arrive at run time.
+    #[serde(rename = "allowedCIDRs", default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(max = 64)))]
+    pub allowed_cidrs: Vec<String>,
+    /// URLs that arrive at run time (push-notification webhooks) may reach loopback and private
+    /// networks. Off by default. Link-local and metadata addresses need `allowedCIDRs`.
+    #[serde(default)]
+    pub allow_private_networks: bool,
+    /// Host names (or `*.suffix` globs) that URLs arriving at run time may use; empty allows any
+    /// host whose addresses the rule allows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(max = 253)))]
+    pub allowed_hosts: Vec<String>,
 }
 
 fn default_max_request_bytes() -> i64 {

@@ -1,5 +1,6 @@
 //! Layer 3: A2A agents published on an AgentGateway.
 
+use super::egress::Egress;
 use super::{CompiledGateway, Diags, Index, attached, duration};
 use crate::api::{self, Object};
 use crate::config::{self, Credentials, GatewayConfig};
@@ -12,11 +13,12 @@ pub(crate) fn fill(
     creds: Credentials,
     diags: &mut Diags,
 ) -> CompiledGateway {
+    let egress = Egress::of(index, gw, diags);
     let mut agents = Vec::new();
     for obj in index.in_namespace(gw.namespace()) {
         let Object::Agent(agent) = obj else { continue };
         let Some(a2a) = &agent.spec.a2a else { continue };
-        if !attached(&a2a.gateway_refs, gw) {
+        if !attached(&a2a.gateway_refs, gw) || !egress.allows(obj, "spec.a2a.url", &a2a.url, diags) {
             continue;
         }
         agents.push(config::A2aAgentConfig {
@@ -43,8 +45,8 @@ pub(crate) fn fill(
     );
     cfg.agent = Some(config::AgentLayerConfig {
         agents,
-        allow_private_networks: spec.egress.allow_private_networks,
-        allowed_webhook_hosts: spec.egress.allowed_hosts.clone(),
+        allow_private_networks: spec.common.egress.allow_private_networks,
+        allowed_webhook_hosts: spec.common.egress.allowed_hosts.clone(),
         task_ownership_ttl_ms: task_ttl,
         identity_token_ttl_ms: token_ttl,
         identity_token_header: spec.identity_tokens.header.clone(),

@@ -1,5 +1,6 @@
 //! Layer 1: routes and backends attached to an AIGateway.
 
+use super::egress::Egress;
 use super::{CompiledGateway, Diags, Index, Reason, attached, duration, headers};
 use crate::api::{self, Object};
 use crate::config::{self, Credentials, GatewayConfig};
@@ -32,6 +33,7 @@ fn backend(
     index: &Index<'_>,
     obj: &Object,
     b: &api::AIBackend,
+    egress: &Egress<'_>,
     creds: &mut Credentials,
     diags: &mut Diags,
 ) -> Option<config::AiBackendConfig> {
@@ -50,6 +52,11 @@ fn backend(
             return None;
         }
     };
+    if let Some(written) = &spec.url
+        && !egress.allows(obj, "spec.url", written, diags)
+    {
+        return None;
+    }
     let mut hdrs = Vec::new();
     if let Some(c) = &spec.credentials {
         let credential = match index.secret(obj.namespace(), &c.secret_ref, creds) {
@@ -110,6 +117,7 @@ pub(crate) fn fill(
     diags: &mut Diags,
 ) -> CompiledGateway {
     let ns = gw.namespace();
+    let egress = Egress::of(index, gw, diags);
     // Backends compiled so far: name → Some(config) or None when unusable.
     let mut backends: BTreeMap<String, Option<config::AiBackendConfig>> = BTreeMap::new();
     let mut rules = Vec::new();
@@ -149,7 +157,7 @@ pub(crate) fn fill(
                 let bobj = index.get("AIBackend", ns, &t.backend_ref.name).expect("looked up above");
                 let compiled = backends
                     .entry(t.backend_ref.name.clone())
-                    .or_insert_with(|| backend(index, bobj, b, &mut creds, diags));
+                    .or_insert_with(|| backend(index, bobj, b, &egress, &mut creds, diags));
                 let Some(compiled) = compiled else {
                     diags.push(
                         obj,

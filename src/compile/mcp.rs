@@ -1,5 +1,6 @@
 //! Layer 2: MCP servers attached to an MCPGateway.
 
+use super::egress::Egress;
 use super::{CompiledGateway, Diags, Index, Mode, Reason, attached, duration, headers};
 use crate::api::{self, Object};
 use crate::config::{self, Credentials, GatewayConfig};
@@ -24,6 +25,7 @@ pub(crate) fn fill(
     diags: &mut Diags,
 ) -> CompiledGateway {
     let ns = gw.namespace();
+    let egress = Egress::of(index, gw, diags);
     let mut by_prefix: BTreeMap<String, config::McpServerConfig> = BTreeMap::new();
     for obj in index.in_namespace(ns) {
         let Object::MCPServer(server) = obj else { continue };
@@ -68,7 +70,7 @@ pub(crate) fn fill(
             );
             continue;
         }
-        if let Some(c) = server_config(index, obj, server, prefix.clone(), &mut creds, diags) {
+        if let Some(c) = server_config(index, obj, server, &egress, prefix.clone(), &mut creds, diags) {
             by_prefix.insert(prefix, c);
         }
     }
@@ -91,13 +93,17 @@ fn server_config(
     index: &Index<'_>,
     obj: &Object,
     server: &api::MCPServer,
+    egress: &Egress<'_>,
     prefix: String,
     creds: &mut Credentials,
     diags: &mut Diags,
 ) -> Option<config::McpServerConfig> {
     let spec = &server.spec;
     let endpoint = match (&spec.url, &spec.deployment) {
-        (Some(url), None) => config::McpEndpoint::Http { url: url.clone() },
+        (Some(url), None) if egress.allows(obj, "spec.url", url, diags) => {
+            config::McpEndpoint::Http { url: url.clone() }
+        }
+        (Some(_), None) => return None,
         (None, Some(d)) => deployed_endpoint(index, obj, d, creds, diags)?,
         _ => {
             diags.push(obj, "spec", Reason::Invalid, "set exactly one of url and deployment");

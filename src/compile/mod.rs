@@ -17,6 +17,7 @@
 
 mod agent;
 mod ai;
+mod egress;
 mod gateway;
 mod mcp;
 mod subjects;

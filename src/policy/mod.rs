@@ -44,6 +44,7 @@
 //! the globs. A call whose skill is unknown (the gateway could not tell which skill it invokes) is
 //! allowed only by a grant without a skill list.
 
+pub mod egress;
 pub mod glob;
 pub mod window;
 
