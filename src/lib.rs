@@ -17,5 +17,6 @@ pub mod gateway;
 pub mod manifest;
 pub mod operator;
 pub mod policy;
+pub mod serve;
 pub mod spend;
 pub mod workspace;

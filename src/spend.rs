@@ -12,10 +12,10 @@
 //! nothing outside can read: [`Stores::memory`] names them so that an answer can say so.
 
 use crate::compile::Output;
-use crate::config::{BudgetScope, BudgetWindow, CompiledGateway, Layer};
-use crate::gateway::store::{RedisStore, SpendLine, Store, namespace_prefix};
+use crate::config::{BudgetScope, BudgetWindow, CompiledGateway, Layer, StoreConfig};
+use crate::gateway::store::{SpendLine, Store, namespace_prefix, redis_password};
 use crate::policy;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Why spend cannot be read.
@@ -104,21 +104,21 @@ pub struct Stores {
     pub memory: Vec<String>,
 }
 
-/// Redis connections by URL and password, kept between reads.
+/// Redis connections by URL and password, kept between reads (the gateways' own registry of
+/// stores, so the same URL and password is one connection).
 #[derive(Default)]
-pub struct Connections(HashMap<String, Store>);
+pub struct Connections(crate::gateway::store::Stores);
 
 impl Connections {
-    fn get(&mut self, url: &str, password: Option<&str>) -> Result<Store, String> {
-        use sha2::Digest;
-        let digest = hex::encode(sha2::Sha256::digest(password.unwrap_or_default().as_bytes()));
-        let key = format!("{url}\0{digest}");
-        if let Some(s) = self.0.get(&key) {
-            return Ok(s.clone());
-        }
-        let s = Store::Redis(Arc::new(RedisStore::new(url, password).map_err(|e| e.0)?));
-        self.0.insert(key, s.clone());
-        Ok(s)
+    fn get(
+        &mut self,
+        gateway: &str,
+        cfg: &StoreConfig,
+        url: &str,
+        password: Option<&str>,
+    ) -> Result<Store, String> {
+        let cfg = StoreConfig { redis_url: url.to_string(), ..cfg.clone() };
+        self.0.store(gateway, Some(&cfg), password).map(|(s, _)| s).map_err(|e| e.0)
     }
 }
 
@@ -145,11 +145,11 @@ impl Stores {
                 out.memory.push(name);
                 continue;
             };
-            let password = crate::gateway::state::redis_password(&g.config, &g.credentials)
-                .map_err(|detail| SpendError::Config { gateway: name.clone(), detail })?;
+            let password = redis_password(&g.config, &g.credentials)
+                .map_err(|e| SpendError::Config { gateway: name.clone(), detail: e.to_string() })?;
             let url = url_override.unwrap_or(&cfg.redis_url);
             let store = connections
-                .get(url, password)
+                .get(&name, cfg, url, password)
                 .map_err(|detail| SpendError::Config { gateway: name.clone(), detail })?;
             match out.redis.iter_mut().find(|s| s.url == url && same_store(&s.store, &store)) {
                 Some(s) => s.gateways.push(name),

@@ -417,6 +417,29 @@ fn an_agent_may_not_take_the_anonymous_subject_name() {
     assert!(subjects.iter().all(|s| s.name != "anonymous"));
 }
 
+/// The gateways' defaults are stated once, in `config`: a gateway spec that sets nothing
+/// compiles (through the API's schema defaults) to exactly them.
+#[test]
+fn spec_defaults_compile_to_the_config_defaults() {
+    let out = local(
+        r#"
+apiVersion: cairn.dev/v1alpha1
+kind: AgentGateway
+metadata: {name: agents}
+spec: {listener: {port: 8082}}
+---
+apiVersion: cairn.dev/v1alpha1
+kind: MCPGateway
+metadata: {name: tools}
+spec: {listener: {port: 8081}}
+"#,
+    );
+    assert_eq!(messages(&out), Vec::<String>::new());
+    assert_eq!(gateway(&out, "agents").config.agent, Some(crate::config::AgentLayerConfig::default()));
+    let mcp = gateway(&out, "tools").config.mcp.clone().unwrap();
+    assert_eq!(mcp.session_idle_timeout_ms, crate::config::McpConfig::default().session_idle_timeout_ms);
+}
+
 #[test]
 fn every_secret_looked_up_is_named_whether_found_or_not() {
     let yaml = format!(

@@ -368,6 +368,8 @@ pub async fn run_scope(p: ScopeParams, shutdown: impl Fn() -> Shutdown) {
         compiler: compiler.clone(),
         leader: p.leader.clone(),
         client: p.client.clone(),
+        http: crate::gateway::http_client::HttpClients::default()
+            .get(super::answers::CONNECT_TIMEOUT.as_millis() as u64),
     });
     let ctx = Arc::new(Context {
         client: p.client,

@@ -15,7 +15,7 @@ use crate::api::{self, Agent, AgentCardSummary, CardSkill, IdentityStatus, Objec
 use crate::compile::Reason;
 use crate::gateway::agent::AgentRuntime;
 use crate::gateway::agent::card::{CardError, Fetched, fetch};
-use crate::gateway::mcp::upstream::{HttpClient, http_client};
+use crate::gateway::http_client::HttpClient;
 use crate::operator::compile::Compiled;
 use crate::operator::status::Cond;
 use crate::policy::egress::{EgressPolicy, Source};
@@ -74,7 +74,8 @@ pub struct Cards {
 impl Cards {
     /// For the agents of `hooks.index`.
     pub fn new(hooks: Hooks) -> Self {
-        Cards { hooks, tasks: Tasks::new(), seen: Arc::new(Cache::new()), client: http_client() }
+        let client = hooks.http.clone();
+        Cards { hooks, tasks: Tasks::new(), seen: Arc::new(Cache::new()), client }
     }
 
     fn card_source(&self, agent: &Agent, compiled: &Compiled) -> Option<Result<CardSource, Problem>> {
@@ -431,7 +432,7 @@ mod tests {
             egress: EgressPolicy { allowed: vec!["127.0.0.1/32".parse().unwrap()], ..Default::default() },
             allowed_hosts: vec![],
         };
-        let p = fetch_card(&http_client(), "evil", &src).await.unwrap_err();
+        let p = fetch_card(&client(), "evil", &src).await.unwrap_err();
         assert_eq!(p.reason, "EgressRefused");
         assert!(
             p.message.starts_with("The egress rule of AgentGateway \"agents\" refuses a URL the card names: http://10.0.0.5/a2a reaches 10.0.0.5 is a private-network address"),
@@ -452,7 +453,7 @@ mod tests {
             egress: EgressPolicy { allowed: vec!["127.0.0.1/32".parse().unwrap()], ..Default::default() },
             allowed_hosts: vec![],
         };
-        let p = fetch_card(&http_client(), "big", &src).await.unwrap_err();
+        let p = fetch_card(&client(), "big", &src).await.unwrap_err();
         assert_eq!(p.reason, "CardTooLarge");
         assert_eq!(p.message, format!("the agent card of 'big' at {} is larger than 1048576 bytes", src.url));
     }
@@ -465,9 +466,13 @@ mod tests {
             egress: EgressPolicy::default(),
             allowed_hosts: vec![],
         };
-        let p = fetch_card(&http_client(), "a", &src).await.unwrap_err();
+        let p = fetch_card(&client(), "a", &src).await.unwrap_err();
         assert_eq!(p.reason, "EgressRefused");
         assert!(p.message.starts_with("The egress rule of AgentGateway \"agents\" refuses http://127.0.0.1:9/card reaches 127.0.0.1 is a loopback address"), "{}", p.message);
+    }
+
+    fn client() -> HttpClient {
+        crate::gateway::http_client::HttpClients::default().get(1000)
     }
 
     /// Answers one HTTP request with `body` as JSON.

@@ -14,11 +14,10 @@
 
 use super::{Cache, FETCH_TIMEOUT, Hooks, Problem, Tasks, egress, now, push, retry_delay};
 use crate::api::{DiscoveredTool, MCPServer, ObjectRef};
-use crate::gateway::mcp::jsonrpc::{Message, Request};
+use crate::gateway::http_client::HttpClient;
+use crate::gateway::jsonrpc::{Message, Request};
 use crate::gateway::mcp::protocol::LATEST_SESSION_VERSION;
-use crate::gateway::mcp::upstream::{
-    HttpClient, Transport, Upstream, UpstreamError, collect_pages, http_client, resolve_headers,
-};
+use crate::gateway::mcp::upstream::{Transport, Upstream, UpstreamError, collect_pages, resolve_headers};
 use crate::operator::compile::Compiled;
 use crate::operator::status::Cond;
 use crate::policy::egress::{EgressPolicy, Source};
@@ -97,7 +96,8 @@ pub struct Discovery {
 impl Discovery {
     /// Discovery for the servers of `hooks.index`.
     pub fn new(hooks: Hooks) -> Self {
-        Discovery { hooks, tasks: Tasks::new(), seen: Arc::new(Cache::new()), client: http_client() }
+        let client = hooks.http.clone();
+        Discovery { hooks, tasks: Tasks::new(), seen: Arc::new(Cache::new()), client }
     }
 
     /// The target of `server`: the first MCPGateway (by name) whose compiled config serves it,
@@ -121,8 +121,8 @@ impl Discovery {
                     ));
                 }
             };
-            let headers = resolve_headers(&s.headers, &cg.credentials)
-                .map_err(|e| Problem::new("InvalidHeaders", e))?;
+            let headers = resolve_headers(&s.headers, &cg.credentials, format!("MCP server '{name}'"))
+                .map_err(|e| Problem::new("InvalidHeaders", e.to_string()))?;
             let headers = headers
                 .iter()
                 .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))

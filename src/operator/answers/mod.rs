@@ -33,6 +33,8 @@ use std::time::Duration;
 
 /// Longest wait for one discovery, card fetch or store read.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait to connect to an MCP server or an agent.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Retry delay after the first failure; it doubles up to [`MAX_RETRY`].
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 /// Longest wait between two tries at something that is down, so that it is seen back within
@@ -50,6 +52,8 @@ pub struct Hooks {
     pub leader: Leadership,
     /// API client (ServiceAccount reads).
     pub client: kube::Client,
+    /// The HTTP client of MCP servers and agent cards (the gateways' client, one pool).
+    pub http: crate::gateway::http_client::HttpClient,
 }
 
 impl Hooks {
