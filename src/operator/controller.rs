@@ -250,7 +250,7 @@ async fn reconcile_attached<K: CairnKind>(
     ctx: &Context,
 ) -> Result<Action, Error> {
     let mut desired = status::desired_attached(object, compiled);
-    ctx.answers.augment(object, compiled, &mut desired);
+    ctx.answers.augment(object, &compiled.output, &mut desired);
     if let Object::MCPServer(server) = object {
         let owner = owner(obj)?;
         let prunable = [ChildKind::Deployment, ChildKind::Service];
@@ -363,9 +363,15 @@ pub async fn run_scope(p: ScopeParams, shutdown: impl Fn() -> Shutdown) {
     let mode = Mode::Cluster { domain: p.cluster_domain.clone() };
     let compiler = Arc::new(Compiler::new(index.clone(), mode, p.metrics.clone(), triggers));
     tokio::spawn(compiler.clone().run());
+    let (latest, queue) = (compiler.clone(), compiler.clone());
     let answers = super::answers::Answers::new(super::answers::Hooks {
         index: index.clone(),
-        compiler: compiler.clone(),
+        with_compile: Arc::new(move |ns, f| {
+            if let Some(c) = latest.get(ns) {
+                f(&c.output);
+            }
+        }),
+        queue: Arc::new(move |r| queue.queue(r)),
         leader: p.leader.clone(),
         client: p.client.clone(),
         http: crate::gateway::http_client::HttpClients::default()

@@ -29,53 +29,9 @@ use kube::{Api, Resource, ResourceExt};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
-/// Longest condition message the API accepts.
-const MAX_MESSAGE: usize = 32 * 1024;
+pub mod cond;
 
-/// A condition before it is stamped with generation and time.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Cond {
-    /// Type, e.g. `Accepted`.
-    pub type_: &'static str,
-    /// `True` or `False`.
-    pub ok: bool,
-    /// PascalCase reason.
-    pub reason: String,
-    /// For a person.
-    pub message: String,
-}
-
-impl Cond {
-    /// A condition; a message past the API's limit is cut.
-    pub fn new(type_: &'static str, ok: bool, reason: &str, message: impl Into<String>) -> Self {
-        let mut message = message.into();
-        if message.len() > MAX_MESSAGE {
-            let mut cut = MAX_MESSAGE - 3;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
-            message.push_str("...");
-        }
-        Cond { type_, ok, reason: reason.into(), message }
-    }
-
-    /// Whether this condition reports a problem (kstatus reads `Stalled=True` and
-    /// `Reconciling=True` as not healthy; the Gateway-API conditions the other way round).
-    fn is_bad(&self) -> bool {
-        match self.type_ {
-            "Stalled" => self.ok,
-            "Reconciling" | "Ready" => false,
-            _ => !self.ok,
-        }
-    }
-
-    /// As it appears in status (before [`stamp`]).
-    pub fn to_json(&self) -> Value {
-        json!({"type": self.type_, "status": if self.ok { "True" } else { "False" },
-               "reason": self.reason, "message": self.message})
-    }
-}
+pub use cond::Cond;
 
 fn join(diags: &[&Diagnostic]) -> String {
     diags.iter().map(|d| format!("{}: {}", d.field, d.message)).collect::<Vec<_>>().join("; ")
@@ -485,7 +441,7 @@ where
         .map_err(|source| Error::Status { kind, name: name.clone(), source })?;
     ctx.metrics.wrote(kind, "status");
     publish_problems(ctx, obj, &old, &conditions_of(&desired)).await;
-    super::answers::events::publish(ctx, obj, kind, &stored, &desired).await;
+    super::answers::events::publish(&ctx.recorder, obj, kind, &stored, &desired).await;
     Ok(true)
 }
 

@@ -12,12 +12,12 @@
 
 use super::{Cache, Hooks, Problem, Tasks, egress, now, push, retry_delay};
 use crate::api::{self, Agent, AgentCardSummary, CardSkill, IdentityStatus, ObjectRef};
+use crate::compile::Output;
 use crate::compile::Reason;
 use crate::gateway::agent::AgentRuntime;
 use crate::gateway::agent::card::{CardError, Fetched, fetch};
 use crate::gateway::http_client::HttpClient;
-use crate::operator::compile::Compiled;
-use crate::operator::status::Cond;
+use crate::operator::status::cond::Cond;
 use crate::policy::egress::{EgressPolicy, Source};
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -78,13 +78,13 @@ impl Cards {
         Cards { hooks, tasks: Tasks::new(), seen: Arc::new(Cache::new()), client }
     }
 
-    fn card_source(&self, agent: &Agent, compiled: &Compiled) -> Option<Result<CardSource, Problem>> {
+    fn card_source(&self, agent: &Agent, compiled: &Output) -> Option<Result<CardSource, Problem>> {
         let a2a = agent.spec.a2a.as_ref()?;
         let ns = agent.namespace().unwrap_or_default();
         let mut refs: Vec<&str> = a2a.gateway_refs.iter().map(|r| r.name.as_str()).collect();
         refs.sort();
         for gw in refs {
-            let Some(cg) = compiled.gateway(gw, crate::config::Layer::Agent) else { continue };
+            let Some(cg) = compiled.gateway(&ns, gw, crate::config::Layer::Agent) else { continue };
             let Some(c) = cg.config.agent.iter().flat_map(|a| &a.agents).find(|x| x.name == agent.name_any())
             else {
                 continue;
@@ -115,7 +115,7 @@ impl Cards {
     }
 
     /// Adds `card`, `identities` and `CardFetched` to the status of `agent`.
-    pub fn augment(&self, agent: &Agent, compiled: &Compiled, desired: &mut Value) {
+    pub fn augment(&self, agent: &Agent, compiled: &Output, desired: &mut Value) {
         let ns = agent.namespace().unwrap_or_default();
         let r = ObjectRef::new("Agent", &ns, &agent.name_any());
         let target = Target {
@@ -138,7 +138,8 @@ impl Cards {
             self.tasks.ensure(&r, target, move |t| run(hooks, seen, client, r2, t.clone()));
         }
         let seen = self.seen.get(&r).unwrap_or_default();
-        write(agent, &seen, &compiled.diagnostics(&r), desired);
+        let diags: Vec<&crate::compile::Diagnostic> = compiled.diagnostics_for(&r).collect();
+        write(agent, &seen, &diags, desired);
     }
 
     /// Starts from what a stored status says (after a restart or a new leader), so that an

@@ -14,12 +14,12 @@
 
 use super::{Cache, FETCH_TIMEOUT, Hooks, Problem, Tasks, egress, now, push, retry_delay};
 use crate::api::{DiscoveredTool, MCPServer, ObjectRef};
+use crate::compile::Output;
 use crate::gateway::http_client::HttpClient;
 use crate::gateway::jsonrpc::{Message, Request};
 use crate::gateway::mcp::protocol::LATEST_SESSION_VERSION;
 use crate::gateway::mcp::upstream::{Transport, Upstream, UpstreamError, collect_pages, resolve_headers};
-use crate::operator::compile::Compiled;
-use crate::operator::status::Cond;
+use crate::operator::status::cond::Cond;
 use crate::policy::egress::{EgressPolicy, Source};
 use crate::policy::{client_tool_name, glob_match};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -102,13 +102,13 @@ impl Discovery {
 
     /// The target of `server`: the first MCPGateway (by name) whose compiled config serves it,
     /// or why there is none.
-    fn target(&self, server: &MCPServer, compiled: &Compiled) -> Result<Target, Problem> {
+    fn target(&self, server: &MCPServer, compiled: &Output) -> Result<Target, Problem> {
         let name = server.name_any();
         let ns = server.namespace().unwrap_or_default();
         let mut refs: Vec<&str> = server.spec.gateway_refs.iter().map(|r| r.name.as_str()).collect();
         refs.sort();
         for gw in refs {
-            let Some(cg) = compiled.gateway(gw, crate::config::Layer::Mcp) else { continue };
+            let Some(cg) = compiled.gateway(&ns, gw, crate::config::Layer::Mcp) else { continue };
             let Some(s) = cg.config.mcp.iter().flat_map(|m| &m.servers).find(|s| s.name == name) else {
                 continue;
             };
@@ -156,7 +156,7 @@ impl Discovery {
 
     /// Adds `tools`, `toolCount`, `toolsSeenAt`, `protocolVersion` and `Discovered` to the
     /// status of `server`.
-    pub fn augment(&self, server: &MCPServer, compiled: &Compiled, desired: &mut Value) {
+    pub fn augment(&self, server: &MCPServer, compiled: &Output, desired: &mut Value) {
         let r = ObjectRef::new("MCPServer", &server.namespace().unwrap_or_default(), &server.name_any());
         if self.seen.get(&r).is_none()
             && let Some(st) = &server.status

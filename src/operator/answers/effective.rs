@@ -4,11 +4,11 @@
 //! with their skills — and whether any gateway enforces it. Subjects are listed up to
 //! [`MAX_SUBJECTS`] and counted.
 
-use super::super::status::Cond;
 use crate::api::{EffectiveGrants, GatewayGrants, ObjectRef, PeerGrant};
 use crate::compile::{CompiledGateway, Output};
 use crate::config::{Layer, PolicyRules};
 use crate::explain::{kind, served_models};
+use crate::operator::status::cond::Cond;
 use crate::policy::{client_tool_name, glob_match};
 use serde_json::{Map, Value, json};
 

@@ -9,10 +9,9 @@
 //! - AgentPolicy: Warning `BudgetAlmostSpent` when a budget's spend crosses 80 % and
 //!   `BudgetSpent` when it crosses 100 % in a window; `SpendKnown` when the store answers again.
 
-use super::super::context::Context;
 use crate::spend::micros_of;
 use kube::Resource;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::{Event, EventType, Recorder};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -159,7 +158,7 @@ pub fn transitions(kind: &str, old: &Value, new: &Value) -> Vec<Note> {
 
 /// Publishes the Events of the change from `old` to `new` on `obj`.
 pub async fn publish<K: Resource<DynamicType = ()>>(
-    ctx: &Context,
+    recorder: &Recorder,
     obj: &K,
     kind: &str,
     old: &Value,
@@ -173,7 +172,7 @@ pub async fn publish<K: Resource<DynamicType = ()>>(
             action: "Observe".into(),
             secondary: None,
         };
-        if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+        if let Err(e) = recorder.publish(&event, &obj.object_ref(&())).await {
             tracing::warn!(error = %e, "publishing an Event failed");
         }
     }

@@ -19,10 +19,11 @@ mod egress;
 pub mod events;
 pub mod spend;
 
-use super::compile::{Compiled, Compiler};
 use super::index::Index;
 use super::leader::Leadership;
+use super::status::cond::Cond;
 use crate::api::{Object, ObjectRef};
+use crate::compile::Output;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::reflector;
 use serde_json::Value;
@@ -46,8 +47,10 @@ const MAX_RETRY: Duration = Duration::from_secs(8);
 pub struct Hooks {
     /// The watched objects.
     pub index: Arc<Index>,
-    /// The compile stage (latest compiles; queueing reconciles).
-    pub compiler: Arc<Compiler>,
+    /// Runs the function on the latest compile of a namespace, if there is one.
+    pub with_compile: Arc<dyn Fn(&str, &mut dyn FnMut(&Output)) + Send + Sync>,
+    /// Queues an object's reconcile.
+    pub queue: Arc<dyn Fn(&ObjectRef) + Send + Sync>,
     /// Whether this replica writes.
     pub leader: Leadership,
     /// API client (ServiceAccount reads).
@@ -91,7 +94,7 @@ impl Hooks {
 
     /// Queues the object's reconcile (its answer changed).
     fn poke(&self, r: &ObjectRef) {
-        self.compiler.queue(r);
+        (self.queue)(r);
     }
 }
 
@@ -114,7 +117,7 @@ impl Answers {
 
     /// Adds what is known from outside the cluster to `desired` (the status the compile gives
     /// `object`), and makes sure a task keeps it current.
-    pub fn augment(&self, object: &Object, compiled: &Compiled, desired: &mut Value) {
+    pub fn augment(&self, object: &Object, compiled: &Output, desired: &mut Value) {
         match object {
             Object::MCPServer(s) => self.discovery.augment(s, compiled, desired),
             Object::Agent(a) => self.cards.augment(a, compiled, desired),
@@ -125,7 +128,7 @@ impl Answers {
 }
 
 /// Appends a condition to a desired status.
-fn push(desired: &mut Value, cond: super::status::Cond) {
+fn push(desired: &mut Value, cond: Cond) {
     if let Some(Value::Array(list)) = desired.get_mut("conditions") {
         list.push(cond.to_json());
     }

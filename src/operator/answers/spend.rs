@@ -12,8 +12,8 @@
 
 use super::{Cache, FETCH_TIMEOUT, Hooks, Problem, Tasks, push};
 use crate::api::{AgentPolicy, BudgetSpend, ObjectRef, SpendOmitted};
-use crate::operator::compile::Compiled;
-use crate::operator::status::Cond;
+use crate::compile::Output;
+use crate::operator::status::cond::Cond;
 use crate::spend::{BudgetCounter, Connections, SpendError, Stores, budget_counters, limit, usd};
 use kube::ResourceExt;
 use serde_json::{Value, json};
@@ -57,13 +57,13 @@ impl SpendWatch {
     }
 
     /// Adds `spend`, `spendOmitted`, `spendSummary` and `SpendKnown` to the status of `policy`.
-    pub fn augment(&self, policy: &AgentPolicy, compiled: &Compiled, desired: &mut Value) {
+    pub fn augment(&self, policy: &AgentPolicy, compiled: &Output, desired: &mut Value) {
         if policy.spec.budgets.is_empty() {
             return;
         }
         let ns = policy.namespace().unwrap_or_default();
         let r = ObjectRef::new("AgentPolicy", &ns, &policy.name_any());
-        let cond = if budget_counters(&compiled.output, &ns, unix_now()).iter().all(|c| c.policy != r.name) {
+        let cond = if budget_counters(compiled, &ns, unix_now()).iter().all(|c| c.policy != r.name) {
             Some(Cond::new(
                 "SpendKnown",
                 false,
@@ -174,36 +174,38 @@ async fn run(hooks: Hooks, seen: Arc<Cache<PolicySpend>>, ns: String) {
         if !hooks.leader.is_leader() {
             return;
         }
-        let compiled = hooks.compiler.get(&ns);
         let mut by_policy: BTreeMap<String, Vec<BudgetCounter>> = BTreeMap::new();
-        for c in compiled.as_ref().map(|c| budget_counters(&c.output, &ns, unix_now())).unwrap_or_default() {
-            by_policy.entry(c.policy.clone()).or_default().push(c);
-        }
-        let (read, urls, memory) =
-            match compiled.as_ref().map(|c| Stores::of(&c.output, &ns, &mut connections, None)) {
-                None => (Ok(Vec::new()), Vec::new(), Vec::new()),
-                Some(Err(e)) => (Err(e), Vec::new(), Vec::new()),
-                Some(Ok(st)) => {
-                    let keys: Vec<String> = by_policy.values().flatten().map(|c| c.key.clone()).collect();
-                    let read = match st.require_shared(&ns) {
-                        Err(e) => Err(e),
-                        Ok(()) => tokio::time::timeout(FETCH_TIMEOUT, st.budget_spends(&keys))
-                            .await
-                            .unwrap_or_else(|_| {
-                                Err(SpendError::Unavailable(format!(
-                                    "the shared store did not answer within {}s",
-                                    FETCH_TIMEOUT.as_secs()
-                                )))
-                            }),
-                    };
-                    let urls = st
-                        .redis
-                        .iter()
-                        .map(|s| format!("{} (AIGateway {})", s.url, s.gateways.join(", ")))
-                        .collect();
-                    (read, urls, st.memory.clone())
-                }
-            };
+        let mut stores = None;
+        (hooks.with_compile)(&ns, &mut |out| {
+            for c in budget_counters(out, &ns, unix_now()) {
+                by_policy.entry(c.policy.clone()).or_default().push(c);
+            }
+            stores = Some(Stores::of(out, &ns, &mut connections, None));
+        });
+        let (read, urls, memory) = match stores {
+            None => (Ok(Vec::new()), Vec::new(), Vec::new()),
+            Some(Err(e)) => (Err(e), Vec::new(), Vec::new()),
+            Some(Ok(st)) => {
+                let keys: Vec<String> = by_policy.values().flatten().map(|c| c.key.clone()).collect();
+                let read = match st.require_shared(&ns) {
+                    Err(e) => Err(e),
+                    Ok(()) => tokio::time::timeout(FETCH_TIMEOUT, st.budget_spends(&keys))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(SpendError::Unavailable(format!(
+                                "the shared store did not answer within {}s",
+                                FETCH_TIMEOUT.as_secs()
+                            )))
+                        }),
+                };
+                let urls = st
+                    .redis
+                    .iter()
+                    .map(|s| format!("{} (AIGateway {})", s.url, s.gateways.join(", ")))
+                    .collect();
+                (read, urls, st.memory.clone())
+            }
+        };
         let (mut values, problem) = match read {
             Ok(v) => (Some(v.into_iter()), None),
             Err(e) => (None, Some(Problem::new(e.reason(), format!("Spend is unknown: {e}")))),
