@@ -42,13 +42,17 @@ const FIRST_RETRY: Duration = Duration::from_secs(1);
 /// seconds.
 const MAX_RETRY: Duration = Duration::from_secs(8);
 
+/// Runs a function on the latest compile of a namespace, if there is one (how the answers read
+/// the compile stage without importing it).
+pub type WithCompile = Arc<dyn Fn(&str, &mut dyn FnMut(&Output)) + Send + Sync>;
+
 /// What the answer tasks need from the rest of the operator.
 #[derive(Clone)]
 pub struct Hooks {
     /// The watched objects.
     pub index: Arc<Index>,
     /// Runs the function on the latest compile of a namespace, if there is one.
-    pub with_compile: Arc<dyn Fn(&str, &mut dyn FnMut(&Output)) + Send + Sync>,
+    pub with_compile: WithCompile,
     /// Queues an object's reconcile.
     pub queue: Arc<dyn Fn(&ObjectRef) + Send + Sync>,
     /// Whether this replica writes.
