@@ -2,7 +2,7 @@
 //! its per-event overhead on `SendStreamingMessage`, side by side with a direct connection to the
 //! same upstream and with a bare hyper proxy (the second hop alone, `benches/ai_gateway/proxy.rs`)
 //! in one run. Everything runs in this process on loopback: a minimal A2A upstream (raw hyper),
-//! the gateway (`cairn::gateway::agent::serve` with a virtual-key caller, a policy grant, task
+//! the gateway (`cairn::gateway::layer::serve::<AgentLayer>` with a virtual-key caller, a policy grant, task
 //! ownership, identity tokens and the audit line), the bare proxy, and a sequential client.
 //!
 //! Not a test (`harness = false`), nothing asserts on time:
@@ -28,8 +28,9 @@ mod proxy;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use cairn::config::*;
-use cairn::gateway::agent::{self, AgentRuntime};
-use cairn::gateway::state::Shared;
+use cairn::gateway::agent::AgentLayer;
+use cairn::gateway::core::{Core, Env};
+use cairn::gateway::layer::Layer as _;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
 use hyper::{Request, Response};
@@ -169,12 +170,17 @@ async fn start_gateway(upstream: &str) -> (String, tokio::sync::watch::Sender<bo
             allowed_origins: vec![],
         }),
     };
-    let shared = Shared::new();
-    let rt = AgentRuntime::build(cfg, &Credentials::default(), &shared).expect("config");
+    let core = Core::new(Env::from_process());
+    let gw = CompiledGateway { config: cfg, credentials: Credentials::default() };
+    let rt = AgentLayer::new(&core).build(&gw).expect("config");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/agents/bench", listener.local_addr().unwrap());
     let (stop, rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(agent::serve(listener, Arc::new(ArcSwap::from_pointee(rt)), shared, rx));
+    tokio::spawn(cairn::gateway::layer::serve::<AgentLayer>(
+        listener,
+        Arc::new(ArcSwap::from_pointee(rt)),
+        rx,
+    ));
     (url, stop)
 }
 
@@ -237,7 +243,7 @@ async fn streams(client: &Client, url: &str, n: usize) -> Vec<u64> {
     for _ in 0..n {
         let resp = client.request(request(url, "SendStreamingMessage")).await.expect("answer");
         let mut body = resp.into_body();
-        let mut parser = cairn::gateway::ai::sse::SseParser::default();
+        let mut parser = cairn::gateway::sse::SseParser::default();
         while let Some(frame) = body.frame().await {
             let Ok(data) = frame.expect("intact").into_data() else { continue };
             let at = now_ns();

@@ -11,7 +11,8 @@
 # sequential tools/call on one session (`mcp_gateway drive … calls --count N`); the instructions
 # per call are (Ir(N2) − Ir(N1)) / (N2 − N1), so start-up, config compilation, the session's
 # set-up and shutdown cancel out. Backends and driver run natively. Knobs: N1 (500), N2 (2500),
-# TARGETS ("cairn bare-proxy"), OUT, VALGRIND_ARGS (e.g. --demangle=no). The callgrind files
+# TARGETS ("cairn bare-proxy"), OUT, VALGRIND_ARGS (e.g. --demangle=no), CAIRN (another cairn
+# binary to measure, e.g. a build of an older commit). The callgrind files
 # stay in $OUT (`callgrind_annotate --inclusive=yes $OUT/cairn-2500.out` shows where the
 # instructions go). With STRACE=1 the targets run natively under `strace -f -c` instead and the
 # table gives system calls per call the same way (futex calls are cross-thread wake-ups). Not a
@@ -26,11 +27,13 @@ mkdir -p "$OUT"
 N1=${N1:-500} N2=${N2:-2500}
 TARGETS=${TARGETS:-"cairn bare-proxy"}
 KEY=cairn-vk-bench-0123456789abcdef0123
+MEASURED=${CAIRN:-}
 
 source "$ROOT/benches/lib.sh"
 source "$ROOT/benches/mcp_lib.sh"
 
 build_binaries mcp_gateway
+CAIRN=${MEASURED:-$CAIRN}
 command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1; }
 
 PORTS=("$(free_port)")

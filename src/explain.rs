@@ -248,7 +248,7 @@ pub fn who_can(out: &Output, namespace: &str, what: Subject<'_>) -> Result<Strin
 /// The server and tool a client-facing tool name names on an MCP gateway, as the gateway routes
 /// it: `prefix__tool` to the server with that prefix, any other name to the server whose names
 /// pass through; `Err` says why no server serves it.
-fn tool_target<'a>(g: &'a CompiledGateway, name: &'a str) -> Result<Target<'a>, String> {
+fn tool_target<'a>(g: &'a CompiledGateway, name: &'a str) -> Result<Target<'a>, Unrouted> {
     let servers = g.config.mcp.as_ref().map(|m| m.servers.as_slice()).unwrap_or_default();
     let with_prefix = |p: &str| servers.iter().find(|s| s.prefix == p);
     if let Some((p, tool)) = split_tool_name(name)
@@ -258,11 +258,16 @@ fn tool_target<'a>(g: &'a CompiledGateway, name: &'a str) -> Result<Target<'a>, 
     }
     match with_prefix("") {
         Some(s) => Ok(Target::Tool { server: &s.name, tool: name }),
-        None => Err(format!(
-            "no MCPServer on this gateway serves {name:?}: use <prefix>__<tool> (no server here passes names through unprefixed)"
-        )),
+        None => Err(Unrouted(name.to_string())),
     }
 }
+
+/// A tool name no MCPServer of a gateway serves.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "no MCPServer on this gateway serves {0:?}: use <prefix>__<tool> (no server here passes names through unprefixed)"
+)]
+struct Unrouted(String);
 
 /// Why a gateway does not serve the target at all, whatever the policy says.
 fn not_served(g: &CompiledGateway, target: Target<'_>) -> Option<String> {

@@ -16,4 +16,5 @@ pub mod gateway;
 pub mod manifest;
 pub mod operator;
 pub mod policy;
+pub mod serve;
 pub mod workspace;

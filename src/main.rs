@@ -48,16 +48,28 @@ enum Command {
         #[command(subcommand)]
         question: Question,
     },
-    /// Serve one compiled gateway config (what gateway pods run), reloading when a file changes.
+    /// Serve one gateway (what gateway pods run): its config from the Kubernetes API
+    /// (`--config-map`, `--secret`; cluster mode) or from files (`--config`, `--credentials`),
+    /// reloading when it changes and keeping the last good config when a new one is bad.
     Gateway {
-        /// The layer: ai (mcp and agent arrive with their layers).
+        /// The layer.
         #[arg(long, value_parser = ["ai", "mcp", "agent"])]
         layer: String,
-        /// Compiled config (JSON, as the operator writes it into the gateway's ConfigMap).
+        /// Cluster mode: the gateway's main ConfigMap (`<name>-<layer>-gateway-config`).
+        #[arg(long, requires = "secret", conflicts_with_all = ["config", "credentials"], required_unless_present = "config")]
+        config_map: Option<String>,
+        /// Cluster mode: the gateway's credentials Secret.
+        #[arg(long, requires = "config_map")]
+        secret: Option<String>,
+        /// Cluster mode: the namespace of those objects (default: POD_NAMESPACE, then the pod's
+        /// ServiceAccount namespace).
+        #[arg(long, requires = "config_map")]
+        namespace: Option<String>,
+        /// File mode: the compiled config (JSON, as the operator writes it into the ConfigMap).
         #[arg(long)]
-        config: PathBuf,
-        /// Credentials bundle: a JSON object of credential id to value.
-        #[arg(long)]
+        config: Option<PathBuf>,
+        /// File mode: the credentials bundle, a JSON object of credential id to value.
+        #[arg(long, requires = "config")]
         credentials: Option<PathBuf>,
         /// Port of /metrics, /healthz and /readyz.
         #[arg(long, default_value_t = 9090)]
@@ -157,19 +169,48 @@ fn main() -> Result<ExitCode> {
         Command::Crds { out } => crds(out),
         Command::Validate { paths, namespace } => validate(&paths, &namespace),
         Command::Explain { paths, namespace, question } => explain(&paths, &namespace, question),
-        Command::Gateway { layer, config, credentials, admin_port, address } => {
+        Command::Gateway {
+            layer,
+            config_map,
+            secret,
+            namespace,
+            config,
+            credentials,
+            admin_port,
+            address,
+        } => {
             let layer = match layer.as_str() {
                 "ai" => cairn::config::Layer::Ai,
                 "mcp" => cairn::config::Layer::Mcp,
                 _ => cairn::config::Layer::Agent,
             };
-            let listen = cairn::gateway::local::Listen { address, admin_port: Some(admin_port) };
-            serve(|shutdown| cairn::gateway::local::gateway(layer, config, credentials, listen, shutdown))
+            let listen = cairn::serve::Listen { address, admin_port: Some(admin_port) };
+            let source = match (config_map, config) {
+                (Some(config_map), _) => {
+                    let namespace = match cairn::serve::cluster_namespace(namespace) {
+                        Ok(n) => n,
+                        Err(e) => {
+                            eprintln!("error: {e}");
+                            return Ok(ExitCode::FAILURE);
+                        }
+                    };
+                    cairn::serve::Source::Cluster(cairn::gateway::source::kube::Cluster {
+                        namespace,
+                        config_map,
+                        secret: secret.unwrap_or_default(),
+                        instance: cairn::serve::instance_name(),
+                    })
+                }
+                (None, Some(config)) => cairn::serve::Source::Files { config, credentials },
+                // clap requires one of them.
+                (None, None) => unreachable!("clap requires --config-map or --config"),
+            };
+            serve(|shutdown| cairn::serve::gateway(layer, source, listen, shutdown))
         }
         Command::Run { paths, namespace, admin_port, address } => {
             let options = Options::default().with_namespace(namespace);
-            let listen = cairn::gateway::local::Listen { address, admin_port: Some(admin_port) };
-            serve(|shutdown| cairn::gateway::local::run(paths, options, listen, shutdown))
+            let listen = cairn::serve::Listen { address, admin_port: Some(admin_port) };
+            serve(|shutdown| cairn::serve::run(paths, options, listen, shutdown))
         }
         Command::Operator(cairn::operator::args::Command::Operator(args)) => {
             let log_format = args.log_format.clone();
@@ -198,7 +239,7 @@ fn main() -> Result<ExitCode> {
 fn serve<F, Fut>(f: F) -> Result<ExitCode>
 where
     F: FnOnce(cairn::gateway::server::Shutdown) -> Fut,
-    Fut: std::future::Future<Output = Result<(), String>>,
+    Fut: std::future::Future<Output = Result<(), cairn::serve::ServeError>>,
 {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -210,7 +251,7 @@ where
     let rt =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     let result = rt.block_on(async {
-        let shutdown = cairn::gateway::local::shutdown_on_signal();
+        let shutdown = cairn::gateway::supervisor::shutdown_on_signal();
         f(shutdown).await
     });
     match result {

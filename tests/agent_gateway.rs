@@ -13,9 +13,10 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use cairn::config::*;
-use cairn::gateway::agent::{self, AgentRuntime};
-use cairn::gateway::ai::sse::SseParser;
-use cairn::gateway::state::Shared;
+use cairn::gateway::agent::AgentLayer;
+use cairn::gateway::core::{Core, Env};
+use cairn::gateway::layer::Layer as _;
+use cairn::gateway::sse::SseParser;
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -117,7 +118,7 @@ fn agent_cfg(name: &str, url: &str) -> A2aAgentConfig {
 
 struct Gateway {
     url: String,
-    shared: Arc<Shared>,
+    core: Arc<Core>,
     stop: tokio::sync::watch::Sender<bool>,
 }
 
@@ -132,13 +133,15 @@ async fn gateway(agents: Vec<A2aAgentConfig>) -> Gateway {
 }
 
 async fn serve_config(cfg: GatewayConfig) -> Gateway {
-    let shared = Shared::new();
-    let rt = AgentRuntime::build(cfg, &Credentials::default(), &shared).expect("config builds");
+    let core = Core::new(Env::from_process());
+    let gw = CompiledGateway { config: cfg, credentials: Credentials::default() };
+    let rt = AgentLayer::new(&core).build(&gw).expect("config builds");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (stop, rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(agent::serve(listener, Arc::new(ArcSwap::from_pointee(rt)), shared.clone(), rx));
-    Gateway { url, shared, stop }
+    let current = Arc::new(ArcSwap::from_pointee(rt));
+    tokio::spawn(cairn::gateway::layer::serve::<AgentLayer>(listener, current, rx));
+    Gateway { url, core, stop }
 }
 
 /// Starts the echo agent and a gateway publishing it as `echo`.
@@ -378,7 +381,7 @@ async fn policy_by_agent_and_skill() {
     // Refused calls never reached the agent: only dave's two allowed calls did.
     assert_eq!(agent.seen().iter().filter(|s| s.method == "POST").count(), 2);
     // Metrics count calls by agent, method and outcome.
-    let text = gw.shared.metrics.encode();
+    let text = gw.core.metrics.encode();
     assert!(text.contains("cairn_agent_requests_total{gateway=\"test/agents\",agent=\"echo\",method=\"SendMessage\",subject=\"eve\",outcome=\"forbidden\"} 1"), "{text}");
 }
 
@@ -773,6 +776,13 @@ async fn origin_table_absent_same_host_allowed_foreign() {
                 assert_eq!(cv["error"]["status"], "PERMISSION_DENIED", "{cv}");
             }
         }
+        // DNS rebinding: Origin equal to a public Host is not the gateway's own.
+        let port = gw.url.rsplit(':').next().unwrap();
+        let (evil, host) = (format!("http://evil.example:{port}"), format!("evil.example:{port}"));
+        let h = [("a2a-version", "1.0"), ("origin", evil.as_str()), ("host", host.as_str())];
+        let url = format!("{}/agents/echo", gw.url);
+        let (s, _, v) = json_of(send("POST", &url, Some("alice"), &h, Some(body.clone())).await).await;
+        assert_eq!(s.as_u16(), 403, "rebinding: {v}");
     }
 }
 

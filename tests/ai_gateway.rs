@@ -9,8 +9,8 @@ mod support;
 use bytes::Bytes;
 use cairn::compile::CompiledGateway;
 use cairn::config::{Credentials, GatewayConfig, hash_virtual_key};
-use cairn::gateway::local::Supervisor;
-use cairn::gateway::state::Shared;
+use cairn::gateway::core::{Core, Env};
+use cairn::gateway::supervisor::{Applied, Supervisor};
 use http_body_util::{BodyExt, Full};
 use mock_llm::{Behavior, COMPLETION_TOKENS, MockLlm, PROMPT_TOKENS, STREAM_CHUNKS};
 use serde_json::{Value, json};
@@ -97,7 +97,7 @@ fn config(
 }
 
 struct Gw {
-    shared: Arc<Shared>,
+    core: Arc<Core>,
     /// Keeps the gateway's listener task company for the test's lifetime.
     _sup: Supervisor,
 }
@@ -115,14 +115,15 @@ impl Gw {
     }
 
     async fn start_with(cfg: GatewayConfig, credentials: Credentials) -> Gw {
-        let shared = Shared::new();
-        let mut sup = Supervisor::new(shared.clone(), "127.0.0.1".parse().unwrap());
-        assert!(sup.apply(&[CompiledGateway { config: cfg, credentials }]).await);
-        Gw { shared, _sup: sup }
+        let core = Core::new(Env::from_process());
+        let mut sup =
+            Supervisor::new(core.clone(), cairn::serve::layers(&core), "127.0.0.1".parse().unwrap());
+        assert!(sup.apply_all(&[CompiledGateway { config: cfg, credentials }]).await);
+        Gw { core, _sup: sup }
     }
 
     fn metrics(&self) -> String {
-        self.shared.metrics.encode()
+        self.core.metrics.encode()
     }
 }
 
@@ -1156,9 +1157,16 @@ async fn provider_keys_come_from_the_credentials_bundle() {
     assert_eq!(chat(port, "m", &[]).await.status, 200);
     assert_eq!(a.received()[0].header("authorization"), Some("Bearer sk-provider"));
     // A config whose credential is missing is refused (the previous config, if any, keeps serving).
-    let mut sup = Supervisor::new(Shared::new(), "127.0.0.1".parse().unwrap());
+    let core = Core::new(Env::from_process());
+    let mut sup = Supervisor::new(core.clone(), cairn::serve::layers(&core), "127.0.0.1".parse().unwrap());
     let mut b = backend("a", &a.url);
     b["headers"] = json!([{"name": "Authorization", "credential": {"id": "missing"}}]);
     let cfg = config(free_port(), vec![b], vec![rule("r", &["m"], json!([target("a", 0, 1)]))], None, None);
-    assert!(!sup.apply(&[CompiledGateway { config: cfg, credentials: Credentials::default() }]).await);
+    let applied = sup.apply(&[CompiledGateway { config: cfg, credentials: Credentials::default() }]).await;
+    match &applied[..] {
+        [(_, Applied::Refused(e))] => {
+            assert_eq!(e.to_string(), "backend a: credential \"missing\" is missing")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
 }

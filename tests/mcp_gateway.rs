@@ -6,16 +6,18 @@ mod mcp_servers;
 mod support;
 
 use bytes::Bytes;
+use cairn::config::CompiledGateway;
 use cairn::config::{
     AuthConfig, Credentials, DefaultAction, GatewayConfig, GatewayId, IdentityConfig, Layer, LimitsConfig,
     ListenerConfig, McpConfig, McpEndpoint, McpServerConfig, OAuthConfig, PolicyConfig, PolicyRules,
     SESSION_KEY, SubjectConfig, TelemetryConfig, ToolGrantConfig, hash_virtual_key,
 };
-use cairn::gateway::mcp::{McpRuntime, handle};
-use cairn::gateway::state::Shared;
+use cairn::gateway::core::{Core, Env};
+use cairn::gateway::layer::Layer as _;
+use cairn::gateway::mcp::{McpLayer, McpRuntime, handle};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioExecutor;
-use mcp_servers::{ElicitServer, PagedServer, ToolsServer, serve, serve_modern};
+use mcp_servers::{ElicitServer, NamedToolsServer, PagedServer, ToolsServer, serve, serve_modern};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -114,7 +116,7 @@ fn creds() -> Credentials {
 /// A gateway serving `cfg` on a free port.
 struct Gateway {
     url: String,
-    shared: Arc<Shared>,
+    core: Arc<Core>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -130,14 +132,19 @@ async fn gateway(cfg: GatewayConfig) -> Gateway {
 
 /// A gateway serving `cfg`, its runtime adjusted by `adjust` first.
 async fn gateway_with(cfg: GatewayConfig, adjust: impl FnOnce(&mut McpRuntime)) -> Gateway {
-    let shared = Shared::new();
-    let mut rt = McpRuntime::build(cfg, &creds(), &shared).expect("config builds");
+    let core = Core::new(Env::from_process());
+    let mut rt = build(&core, cfg, creds()).expect("config builds");
     adjust(&mut rt);
-    serve_runtime(Arc::new(rt), shared).await
+    serve_runtime(Arc::new(rt), core).await
+}
+
+/// A runtime of `cfg` with `credentials`, by the MCP layer of `core`.
+fn build(core: &Arc<Core>, config: GatewayConfig, credentials: Credentials) -> Result<McpRuntime, String> {
+    McpLayer::new(core).build(&CompiledGateway { config, credentials }).map_err(|e| e.to_string())
 }
 
 /// Serves `rt` on a free port with the gateway's own accept loop.
-async fn serve_runtime(rt: Arc<McpRuntime>, shared: Arc<Shared>) -> Gateway {
+async fn serve_runtime(rt: Arc<McpRuntime>, core: Arc<Core>) -> Gateway {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     // Never told to stop: the task is aborted when the Gateway is dropped.
@@ -146,7 +153,7 @@ async fn serve_runtime(rt: Arc<McpRuntime>, shared: Arc<Shared>) -> Gateway {
         let _stop = stop;
         cairn::gateway::server::serve(listener, move |req| handle(rt.clone(), req), shutdown).await
     });
-    Gateway { url: format!("http://{addr}/mcp"), shared, task }
+    Gateway { url: format!("http://{addr}/mcp"), core, task }
 }
 
 struct Reply {
@@ -471,7 +478,7 @@ async fn a_broken_backend_is_left_out() {
     assert!(names.iter().all(|n| n.starts_with("gh__")));
     let v = s.call(1, "tools/call", json!({"name": "dead__echo", "arguments": {}})).await;
     assert!(v["error"]["code"].is_i64(), "{v}");
-    let metrics = gw.shared.metrics.encode();
+    let metrics = gw.core.metrics.encode();
     assert!(
         metrics.contains(
             "cairn_mcp_backend_errors_total{gateway=\"test/broken\",server=\"dead\",operation=\"initialize\"}"
@@ -692,6 +699,15 @@ async fn origin_table_absent_same_host_allowed_foreign() {
                 );
             }
         }
+        // DNS rebinding: a page at evil.example re-resolved to the gateway sends an Origin equal
+        // to the Host it asks for; a public name is no proof of being the gateway's own.
+        let port = own.rsplit(':').next().unwrap();
+        let (evil, host) = (format!("http://evil.example:{port}"), format!("evil.example:{port}"));
+        let r = post(&gw.url, &[("origin", &evil), ("host", &host)], init_body("2025-11-25")).await;
+        assert_eq!(r.status, 403, "rebinding: {}", r.body);
+        let local = (format!("http://localhost:{port}"), format!("localhost:{port}"));
+        let r = post(&gw.url, &[("origin", &local.0), ("host", &local.1)], init_body("2025-11-25")).await;
+        assert_eq!(r.status, 200, "localhost is the gateway's own: {}", r.body);
     }
 }
 
@@ -789,7 +805,7 @@ async fn standalone_messages_wait_for_the_client_and_undelivered_ones_are_counte
     let gh = serve(ToolsServer::default).await;
     let gw = gateway(config("early", vec![server("gh", &gh.url)], allow_all())).await;
     let dropped = |gw: &Gateway| {
-        let m = gw.shared.metrics.encode();
+        let m = gw.core.metrics.encode();
         m.lines()
             .find(|l| {
                 l.starts_with(
@@ -830,7 +846,7 @@ async fn standalone_messages_wait_for_the_client_and_undelivered_ones_are_counte
     tokio::time::sleep(Duration::from_millis(600)).await;
     let h = [("mcp-session-id", s.id.as_str()), ("mcp-protocol-version", "2025-06-18")];
     assert_eq!(send("DELETE", &gw.url, &h, String::new()).await.status, 200);
-    assert_eq!(dropped(&gw).as_deref(), Some("1"), "{}", gw.shared.metrics.encode());
+    assert_eq!(dropped(&gw).as_deref(), Some("1"), "{}", gw.core.metrics.encode());
 }
 
 #[tokio::test]
@@ -913,10 +929,10 @@ async fn backend_credentials_come_from_the_bundle_never_from_the_client() {
         prefix: "Bearer ".into(),
     }];
     let cfg = config("creds", vec![g], bot_policy());
-    let shared = Shared::new();
+    let core = Core::new(Env::from_process());
     let mut c = creds();
     c.0.insert("gh-token".into(), "backend-secret".into());
-    let gw = serve_runtime(Arc::new(McpRuntime::build(cfg, &c, &shared).unwrap()), shared).await;
+    let gw = serve_runtime(Arc::new(build(&core, cfg, c).unwrap()), core).await;
     let url = gw.url.clone();
     let s = Session::open(&url, Some(BOT_KEY)).await;
     let v = s.call(1, "tools/call", json!({"name": "gh__search_code", "arguments": {}})).await;
@@ -972,7 +988,7 @@ async fn no_server_to_client_request_is_lost() {
     support::pytest(&["tests/conformance/test_mcp_elicitation.py"], &[("CAIRN_MCP_URL", gw.url.as_str())])
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let metrics = gw.shared.metrics.encode();
+    let metrics = gw.core.metrics.encode();
     assert!(
         metrics.contains("cairn_mcp_tool_calls_total{gateway=\"test/elicit\",server=\"el\",tool=\"elicit_now\",subject=\"anonymous\",outcome=\"ok\"} 200"),
         "{metrics}"
@@ -1016,11 +1032,33 @@ async fn an_unprefixed_server_keeps_its_names() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(stdout.contains("4 passed"), "{stdout}");
     // The audit and metrics name the server, with the tool's own name.
-    let metrics = gw.shared.metrics.encode();
+    let metrics = gw.core.metrics.encode();
     assert!(
         metrics.contains("cairn_mcp_tool_calls_total{gateway=\"test/unprefixed\",server=\"files\",tool=\"echo\",subject=\"bot\",outcome=\"ok\"} 2"),
         "{metrics}"
     );
+}
+
+/// A name of the unprefixed server that reads as another server's prefixed name (`gh__echo`
+/// beside a server with prefix `gh`) would route to that other server: it is left out of lists
+/// (never shadowed, never served by the wrong server), while its other names, `__` included,
+/// are listed and served by it.
+#[tokio::test]
+async fn an_unprefixed_name_that_reads_as_another_servers_is_left_out() {
+    let gh = serve(ToolsServer::default).await;
+    let own = serve(|| NamedToolsServer(vec!["gh__echo", "zz__own", "plain"])).await;
+    let unprefixed = McpServerConfig { prefix: String::new(), ..server("files", &own.url) };
+    let gw = gateway(config("shadow", vec![server("gh", &gh.url), unprefixed], allow_all())).await;
+    let s = Session::open(&gw.url, None).await;
+    let names = s.tool_names().await;
+    assert_eq!(names.iter().filter(|n| *n == "gh__echo").count(), 1, "listed once: {names:?}");
+    assert!(names.contains(&"zz__own".to_string()) && names.contains(&"plain".to_string()), "{names:?}");
+    let v = s.call(1, "tools/call", json!({"name": "gh__echo", "arguments": {"text": "hi"}})).await;
+    assert_eq!(text_of(&v), "hi", "gh__echo is gh's echo");
+    let v = s.call(2, "tools/call", json!({"name": "zz__own", "arguments": {}})).await;
+    assert_eq!(text_of(&v), "named zz__own", "no server has prefix zz: the unprefixed one serves it");
+    let v = s.call(3, "tools/call", json!({"name": "plain", "arguments": {}})).await;
+    assert_eq!(text_of(&v), "named plain");
 }
 
 /// A stdio MCP server built on the official Python SDK.
@@ -2042,7 +2080,7 @@ async fn a_modern_only_backend_is_spoken_to_statelessly() {
     assert_eq!(changed["method"], "notifications/tools/list_changed", "{changed}");
     assert!(changed.pointer("/params/_meta/io.modelcontextprotocol~1subscriptionId").is_none(), "{changed}");
     // Nothing failed on the way.
-    let metrics = gw.shared.metrics.encode();
+    let metrics = gw.core.metrics.encode();
     assert!(!metrics.contains("cairn_mcp_backend_errors_total{gateway=\"test/modern\""), "{metrics}");
 }
 
@@ -2051,7 +2089,8 @@ async fn a_modern_only_backend_is_spoken_to_statelessly() {
 /// without a modern error falls back to `initialize`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn era_detection_tells_modern_refusals_from_session_era_backends() {
-    use cairn::gateway::mcp::upstream::{Transport, Upstream, http_client};
+    use cairn::gateway::http_client::HttpClients;
+    use cairn::gateway::mcp::upstream::{Transport, Upstream};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/mcp", listener.local_addr().unwrap());
     let refusing = tokio::spawn(async move {
@@ -2065,7 +2104,7 @@ async fn era_detection_tells_modern_refusals_from_session_era_backends() {
     let upstream = |url: &str| Upstream {
         name: "x".into(),
         prefix: "x".into(),
-        transport: Transport::Http { url: url.parse().unwrap(), client: http_client() },
+        transport: Transport::Http { url: url.parse().unwrap(), client: HttpClients::default().get(0) },
         headers: Default::default(),
         timeout: Duration::from_secs(5),
         max_message_bytes: 1 << 20,
@@ -2220,7 +2259,7 @@ async fn a_json_answer_reaches_the_client_as_the_server_wrote_it() {
     // A tool error is counted as one; resource contents in a result still get the prefix.
     let v = s.call(2, "tools/call", json!({"name": "j__echo", "arguments": {"fail": true}})).await;
     assert_eq!(v["result"]["isError"], true);
-    let metrics = gw.shared.metrics.encode();
+    let metrics = gw.core.metrics.encode();
     assert!(
         metrics.contains("cairn_mcp_tool_calls_total{gateway=\"test/json\",server=\"j\",tool=\"echo\",subject=\"anonymous\",outcome=\"tool_error\"} 1"),
         "{metrics}"

@@ -11,9 +11,10 @@ mod mock_llm;
 mod support;
 
 use bytes::Bytes;
-use cairn::gateway::ai::sse::{SseEvent, SseParser};
+use cairn::gateway::ai::meter::{StreamKind, StreamUsage};
 use cairn::gateway::ai::translate::{ChatToMessagesStream, MessagesToChatStream};
-use cairn::gateway::ai::usage::{StreamKind, StreamUsage, Usage};
+use cairn::gateway::ai::usage::Usage;
+use cairn::gateway::sse::{SseEvent, SseParser};
 use http_body_util::{BodyExt, Full};
 use mock_llm::{Behavior, COMPLETION_TOKENS, MockLlm, PROMPT_TOKENS};
 use serde_json::{Value, json};

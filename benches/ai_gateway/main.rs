@@ -7,6 +7,7 @@
 //! ai_gateway mock  --port P [--chunks 16 --chunk-interval-us 1000]
 //! ai_gateway proxy --port P --upstream http://127.0.0.1:M
 //! ai_gateway drive --label L --url http://127.0.0.1:P [--key K] [--pid PID...] SCENARIO ...
+//!                  (serial, open, closed, ladder; calls: a fixed count for instruction counts)
 //! ai_gateway rss   --label L --phase idle|after --pid PID...
 //! ai_gateway report results.jsonl
 //! ```
@@ -98,6 +99,13 @@ enum Scenario {
         #[arg(long, default_value_t = 5.0)]
         duration_s: f64,
     },
+    /// `count` sequential requests on one connection, untimed (for instruction counts).
+    Calls {
+        #[arg(long)]
+        count: usize,
+        #[arg(long)]
+        stream: bool,
+    },
     /// Rising open-loop rates until p99 exceeds the bound.
     Ladder {
         #[arg(long, default_value_t = 1000.0)]
@@ -144,6 +152,7 @@ fn main() -> std::process::ExitCode {
                         let l = chat(stream, max_inflight);
                         common::open(l, &t, name, rate, secs(duration_s), 1, max_inflight).await
                     }
+                    Scenario::Calls { count, stream } => common::calls(&*chat(stream, 1), &t, count).await,
                     Scenario::Closed { conns, duration_s } => {
                         common::closed(chat(false, conns), &t, conns, secs(duration_s)).await
                     }

@@ -270,6 +270,22 @@ pub async fn serial<L: Load>(
     Value::Object(m)
 }
 
+/// `count` sequential requests on lane 0, untimed: the load of an instruction count
+/// (benches/mcp-callgrind.sh, benches/ai-callgrind.sh), where only what the target does counts.
+pub async fn calls<L: Load>(l: &L, t: &Target, count: usize) -> Value {
+    let mut o = base(t, "calls");
+    o.insert("kind".into(), json!("calls"));
+    let mut errors = Errors::default();
+    for _ in 0..count {
+        if let Err(e) = l.once(0, Instant::now()).await {
+            errors.add(&e);
+        }
+    }
+    o.insert("count".into(), json!(count));
+    o.insert("errors".into(), errors.json());
+    Value::Object(o)
+}
+
 /// `conns` connections (lanes `0..conns`), closed loop.
 pub async fn closed<L: Load>(l: Arc<L>, t: &Target, conns: usize, duration: Duration) -> Value {
     let st = Arc::new(Mutex::new(Stats::new()));

@@ -216,23 +216,6 @@ pub async fn setup(m: &Mcp, t: &Target, warmup: Duration, duration: Duration) ->
     Value::Object(o)
 }
 
-/// A fixed number of sequential `tools/call` on one session, untimed: the load under which
-/// `benches/mcp-callgrind.sh` counts a target's instructions per call (valgrind makes every
-/// timing meaningless, and a fixed count makes two runs comparable).
-pub async fn calls(m: &Mcp, t: &Target, count: usize) -> Value {
-    let mut o = base(t, "calls");
-    o.insert("kind".into(), json!("calls"));
-    let mut errors = common::Errors::default();
-    for _ in 0..count {
-        if let Err(e) = m.once(0, Instant::now()).await {
-            errors.add(&e);
-        }
-    }
-    o.insert("count".into(), json!(count));
-    o.insert("errors".into(), errors.json());
-    Value::Object(o)
-}
-
 /// Memory per open session: the targets' summed VmRSS before and after opening `count` sessions
 /// (`conc` at a time, each used by one `tools/call`), then the sessions are ended. A warm-up of
 /// `count / 10` sessions opened, used and ended first, so that connection buffers and one-time

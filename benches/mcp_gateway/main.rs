@@ -210,7 +210,7 @@ fn main() -> std::process::ExitCode {
                         drive::setup(&client(1), &t, secs(warmup_s), secs(duration_s)).await
                     }
                     Scenario::Calls { count } => match with_sessions(1, 1).await {
-                        Ok(m) => drive::calls(&m, &t, count).await,
+                        Ok(m) => common::calls(&*m, &t, count).await,
                         Err(e) => refused(e),
                     },
                     Scenario::Sessions { count, conns, settle_ms } => {

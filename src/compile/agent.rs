@@ -31,8 +31,18 @@ pub(crate) fn fill(
     let ms = |field: &str, v: &str, default: u64, diags: &mut Diags| {
         duration(gw, field, v, diags).unwrap_or(default)
     };
-    let task_ttl = ms("spec.tasks.ownershipTtl", &spec.tasks.ownership_ttl, 86_400_000, diags);
-    let token_ttl = ms("spec.identityTokens.ttl", &spec.identity_tokens.ttl, 300_000, diags);
+    let task_ttl = ms(
+        "spec.tasks.ownershipTtl",
+        &spec.tasks.ownership_ttl,
+        config::DEFAULT_TASK_OWNERSHIP_TTL_MS,
+        diags,
+    );
+    let token_ttl = ms(
+        "spec.identityTokens.ttl",
+        &spec.identity_tokens.ttl,
+        config::DEFAULT_IDENTITY_TOKEN_TTL_MS,
+        diags,
+    );
     cfg.agent = Some(config::AgentLayerConfig {
         agents,
         allow_private_networks: spec.common.egress.allow_private_networks,

@@ -62,7 +62,7 @@ fn backend(
         let credential = match index.secret(obj.namespace(), &c.secret_ref, creds) {
             Ok(r) => r,
             Err(e) => {
-                diags.push(obj, "spec.credentials.secretRef", Reason::RefNotFound, e);
+                diags.push(obj, "spec.credentials.secretRef", Reason::RefNotFound, e.to_string());
                 return None;
             }
         };

@@ -41,7 +41,7 @@ pub(crate) fn build(
             Some(r) => match index.secret(ns, r, &mut creds) {
                 Ok(c) => Some(c),
                 Err(e) => {
-                    diags.push(obj, "spec.store.redis.passwordSecretRef", Reason::RefNotFound, e);
+                    diags.push(obj, "spec.store.redis.passwordSecretRef", Reason::RefNotFound, e.to_string());
                     ok = false;
                     return None;
                 }

@@ -74,8 +74,8 @@ pub(crate) fn fill(
             by_prefix.insert(prefix, c);
         }
     }
-    let idle =
-        duration(gw, "spec.sessions.idleTimeout", &spec.sessions.idle_timeout, diags).unwrap_or(30 * 60_000);
+    let idle = duration(gw, "spec.sessions.idleTimeout", &spec.sessions.idle_timeout, diags)
+        .unwrap_or(config::DEFAULT_SESSION_IDLE_TIMEOUT_MS);
     cfg.mcp = Some(config::McpConfig {
         servers: by_prefix.into_values().collect(),
         session_idle_timeout_ms: idle,
@@ -177,7 +177,7 @@ fn deployed_endpoint(
                                 obj,
                                 format!("spec.deployment.env[{i}].valueFrom.secretRef"),
                                 Reason::RefNotFound,
-                                msg,
+                                msg.to_string(),
                             );
                             return None;
                         }

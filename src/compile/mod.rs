@@ -238,29 +238,54 @@ impl<'a> Index<'a> {
         ["AIGateway", "MCPGateway", "AgentGateway"].into_iter().find(|k| self.get(k, ns, name).is_some())
     }
 
-    /// Looks a Secret key up, recording it in the bundle; `Err` is the message for a diagnostic.
+    /// Looks a Secret key up, recording it in the bundle; `Err` is the diagnostic's reason.
     pub(crate) fn secret(
         &self,
         ns: &str,
         r: &api::SecretKeyRef,
         bundle: &mut Credentials,
-    ) -> Result<crate::config::CredentialRef, String> {
+    ) -> Result<crate::config::CredentialRef, SecretRefError> {
         let value = self.secret_value(ns, r)?;
         let id = format!("secret/{ns}/{}/{}", r.name, r.key);
         bundle.0.insert(id.clone(), value.to_string());
         Ok(crate::config::CredentialRef { id })
     }
 
-    pub(crate) fn secret_value(&self, ns: &str, r: &api::SecretKeyRef) -> Result<&'a str, String> {
+    /// The value of a Secret key (the Secret is recorded as named, found or not).
+    pub(crate) fn secret_value(&self, ns: &str, r: &api::SecretKeyRef) -> Result<&'a str, SecretRefError> {
         self.secrets_named.borrow_mut().insert((ns.to_string(), r.name.clone()));
         let Some(data) = self.secrets.get(&(ns.to_string(), r.name.clone())) else {
-            return Err(format!("Secret {:?} not found in namespace {ns:?}", r.name));
+            return Err(SecretRefError::NoSecret { name: r.name.clone(), namespace: ns.to_string() });
         };
-        data.get(&r.key).map(String::as_str).ok_or_else(|| {
-            let keys: Vec<&str> = data.keys().map(String::as_str).collect();
-            format!("Secret {:?} has no key {:?} (it has: {})", r.name, r.key, keys.join(", "))
+        data.get(&r.key).map(String::as_str).ok_or_else(|| SecretRefError::NoKey {
+            name: r.name.clone(),
+            key: r.key.clone(),
+            keys: data.keys().map(String::as_str).collect::<Vec<_>>().join(", "),
         })
     }
+}
+
+/// A Secret reference that resolves to nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum SecretRefError {
+    /// No such Secret.
+    #[error("Secret {name:?} not found in namespace {namespace:?}")]
+    NoSecret {
+        /// Its name.
+        name: String,
+        /// Where it was looked for.
+        namespace: String,
+    },
+    /// The Secret lacks the key.
+    #[error("Secret {name:?} has no key {key:?} (it has: {keys})")]
+    NoKey {
+        /// The Secret.
+        name: String,
+        /// The key.
+        key: String,
+        /// The keys it has, comma-separated.
+        keys: String,
+    },
 }
 
 /// Compiles every gateway found in the input.
@@ -343,7 +368,12 @@ pub(crate) fn headers(
             Some(v) => match index.secret(obj.namespace(), &v.secret_ref, bundle) {
                 Ok(c) => Some(c),
                 Err(e) => {
-                    diags.push(obj, format!("{field}[{i}].valueFrom.secretRef"), Reason::RefNotFound, e);
+                    diags.push(
+                        obj,
+                        format!("{field}[{i}].valueFrom.secretRef"),
+                        Reason::RefNotFound,
+                        e.to_string(),
+                    );
                     ok = false;
                     None
                 }

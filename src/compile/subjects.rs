@@ -66,7 +66,7 @@ pub(crate) fn resolve(index: &Index<'_>, diags: &mut Diags) -> Resolved {
         for (i, vk) in identity.virtual_keys.iter().enumerate() {
             let field = format!("spec.identity.virtualKeys[{i}].secretRef");
             match index.secret_value(&ns, &vk.secret_ref) {
-                Err(e) => diags.push(obj, field, Reason::RefNotFound, e),
+                Err(e) => diags.push(obj, field, Reason::RefNotFound, e.to_string()),
                 Ok(key) if key.trim().chars().count() < MIN_VIRTUAL_KEY_LEN => diags.push(
                     obj,
                     field,
@@ -151,7 +151,7 @@ fn resolve_policy(
                     }
                 }
             }
-            Err(e) => diags.push(obj, "spec.subjects.selector", Reason::Invalid, e),
+            Err(e) => diags.push(obj, "spec.subjects.selector", Reason::Invalid, e.to_string()),
         }
     }
 
@@ -250,25 +250,50 @@ fn resolve_policy(
 
 type LabelMatcher = Box<dyn Fn(&BTreeMap<String, String>) -> bool>;
 
+/// A label selector that cannot be evaluated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum SelectorError {
+    /// `In`/`NotIn` without values.
+    #[error("matchExpressions[{index}]: operator {operator} needs values")]
+    NeedsValues {
+        /// Index of the expression.
+        index: usize,
+        /// Its operator.
+        operator: String,
+    },
+    /// `Exists`/`DoesNotExist` with values.
+    #[error("matchExpressions[{index}]: operator {operator} takes no values")]
+    TakesNoValues {
+        /// Index of the expression.
+        index: usize,
+        /// Its operator.
+        operator: String,
+    },
+    /// Another operator.
+    #[error("matchExpressions[{index}]: unknown operator {operator:?} (In, NotIn, Exists, DoesNotExist)")]
+    UnknownOperator {
+        /// Index of the expression.
+        index: usize,
+        /// Its operator.
+        operator: String,
+    },
+}
+
 /// A matcher for a Kubernetes label selector (matchLabels and matchExpressions, ANDed).
-pub(crate) fn selector_matcher(sel: &LabelSelector) -> Result<LabelMatcher, String> {
+pub(crate) fn selector_matcher(sel: &LabelSelector) -> Result<LabelMatcher, SelectorError> {
     let labels = sel.match_labels.clone().unwrap_or_default();
     let mut exprs = Vec::new();
     for (i, e) in sel.match_expressions.iter().flatten().enumerate() {
         let values: BTreeSet<String> = e.values.iter().flatten().cloned().collect();
         match e.operator.as_str() {
             "In" | "NotIn" if values.is_empty() => {
-                return Err(format!("matchExpressions[{i}]: operator {} needs values", e.operator));
+                return Err(SelectorError::NeedsValues { index: i, operator: e.operator.clone() });
             }
             "Exists" | "DoesNotExist" if !values.is_empty() => {
-                return Err(format!("matchExpressions[{i}]: operator {} takes no values", e.operator));
+                return Err(SelectorError::TakesNoValues { index: i, operator: e.operator.clone() });
             }
             "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
-            other => {
-                return Err(format!(
-                    "matchExpressions[{i}]: unknown operator {other:?} (In, NotIn, Exists, DoesNotExist)"
-                ));
-            }
+            other => return Err(SelectorError::UnknownOperator { index: i, operator: other.to_string() }),
         }
         exprs.push((e.key.clone(), e.operator.clone(), values));
     }

@@ -427,3 +427,26 @@ fn every_secret_looked_up_is_named_whether_found_or_not() {
     let named: Vec<(&str, &str)> = out.secrets_named.iter().map(|(n, s)| (n.as_str(), s.as_str())).collect();
     assert_eq!(named, vec![("default", "keys"), ("default", "missing")]);
 }
+
+/// The gateways' defaults are stated once, in `config`: a gateway spec that sets nothing
+/// compiles (through the API's schema defaults) to exactly them.
+#[test]
+fn spec_defaults_compile_to_the_config_defaults() {
+    let out = local(
+        r#"
+apiVersion: cairn.dev/v1alpha1
+kind: AgentGateway
+metadata: {name: agents}
+spec: {listener: {port: 8082}}
+---
+apiVersion: cairn.dev/v1alpha1
+kind: MCPGateway
+metadata: {name: tools}
+spec: {listener: {port: 8081}}
+"#,
+    );
+    assert_eq!(messages(&out), Vec::<String>::new());
+    assert_eq!(gateway(&out, "agents").config.agent, Some(crate::config::AgentLayerConfig::default()));
+    let mcp = gateway(&out, "tools").config.mcp.clone().unwrap();
+    assert_eq!(mcp.session_idle_timeout_ms, crate::config::McpConfig::default().session_idle_timeout_ms);
+}

@@ -711,6 +711,9 @@ pub struct AiRuleConfig {
     pub response_guardrails: Vec<GuardrailConfig>,
 }
 
+/// Idle session expiry of an MCP gateway when its spec names none (the API's default, `30m`).
+pub const DEFAULT_SESSION_IDLE_TIMEOUT_MS: Millis = 30 * 60_000;
+
 /// Layer 2.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -726,6 +729,18 @@ pub struct McpConfig {
     /// another `Origin` is refused, one without is served.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_origins: Vec<String>,
+}
+
+impl Default for McpConfig {
+    /// No servers, the default idle expiry.
+    fn default() -> Self {
+        McpConfig {
+            servers: vec![],
+            session_idle_timeout_ms: DEFAULT_SESSION_IDLE_TIMEOUT_MS,
+            oauth: None,
+            allowed_origins: vec![],
+        }
+    }
 }
 
 /// OAuth protected-resource settings.
@@ -790,6 +805,13 @@ pub struct McpServerConfig {
     pub audit_arguments: bool,
 }
 
+/// How long an agent gateway remembers a task's owner when its spec names no time (`24h`).
+pub const DEFAULT_TASK_OWNERSHIP_TTL_MS: Millis = 86_400_000;
+/// Lifetime of caller-identity tokens when the spec names none (`5m`).
+pub const DEFAULT_IDENTITY_TOKEN_TTL_MS: Millis = 300_000;
+/// Header of caller-identity tokens when the spec names none.
+pub const DEFAULT_IDENTITY_TOKEN_HEADER: &str = "X-Cairn-Caller";
+
 /// Layer 3.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -811,6 +833,22 @@ pub struct AgentLayerConfig {
     /// another `Origin` is refused, one without is served.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_origins: Vec<String>,
+}
+
+impl Default for AgentLayerConfig {
+    /// No agents, public webhooks only, the default lifetimes and header, only same-origin
+    /// browsers.
+    fn default() -> Self {
+        AgentLayerConfig {
+            agents: vec![],
+            allow_private_networks: false,
+            allowed_webhook_hosts: vec![],
+            task_ownership_ttl_ms: DEFAULT_TASK_OWNERSHIP_TTL_MS,
+            identity_token_ttl_ms: DEFAULT_IDENTITY_TOKEN_TTL_MS,
+            identity_token_header: DEFAULT_IDENTITY_TOKEN_HEADER.into(),
+            allowed_origins: vec![],
+        }
+    }
 }
 
 /// A published A2A agent.

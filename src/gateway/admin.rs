@@ -1,30 +1,23 @@
-//! The admin port: `/metrics` (OpenMetrics text), `/healthz` (the process is up) and `/readyz`
-//! (every gateway of the process is listening with a config).
+//! The admin port: `/metrics` (OpenMetrics text), `/healthz` (the process is up), `/readyz`
+//! (every gateway of the process serves a complete, valid config) and `/config` (the config each
+//! gateway serves: its hash, the credentials digest, layer and port, as JSON).
 
+use crate::gateway::core::Core;
 use crate::gateway::server::Shutdown;
-use crate::gateway::state::Shared;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 
-/// What the admin endpoints read.
-#[derive(Clone)]
-pub struct Admin {
-    /// Process state (metrics).
-    pub shared: Arc<Shared>,
-    /// Set once every gateway listens.
-    pub ready: Arc<AtomicBool>,
-}
-
-async fn metrics(State(a): State<Admin>) -> impl IntoResponse {
+async fn metrics(State(core): State<Arc<Core>>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
-        a.shared.metrics.encode(),
+        core.metrics.encode(),
     )
 }
 
@@ -32,25 +25,42 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn readyz(State(a): State<Admin>) -> (StatusCode, &'static str) {
-    if a.ready.load(Ordering::Acquire) {
+async fn readyz(State(core): State<Arc<Core>>) -> (StatusCode, &'static str) {
+    if core.status.is_ready() {
         (StatusCode::OK, "ready\n")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
     }
 }
 
+async fn config(State(core): State<Arc<Core>>) -> impl IntoResponse {
+    let body = serde_json::json!({"ready": core.status.is_ready(), "gateways": core.status.configs()});
+    ([(header::CONTENT_TYPE, "application/json")], body.to_string())
+}
+
 /// Serves the admin endpoints until shutdown.
-pub async fn serve(listener: TcpListener, admin: Admin, mut shutdown: Shutdown) {
+pub async fn serve(listener: TcpListener, core: Arc<Core>, mut shutdown: Shutdown) {
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(admin);
+        .route("/config", get(config))
+        .with_state(core);
     let stop = async move {
         let _ = shutdown.wait_for(|s| *s).await;
     };
     if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
         tracing::error!(error = %e, "admin server failed");
     }
+}
+
+/// Binds the admin port on `address` and serves it in a task until shutdown.
+pub async fn start(
+    address: SocketAddr,
+    core: Arc<Core>,
+    shutdown: Shutdown,
+) -> std::io::Result<JoinHandle<()>> {
+    let listener = TcpListener::bind(address).await?;
+    tracing::info!(%address, "admin endpoints (/metrics /healthz /readyz /config)");
+    Ok(tokio::spawn(serve(listener, core, shutdown)))
 }

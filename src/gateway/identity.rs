@@ -13,9 +13,11 @@
 //! `KUBERNETES_SERVICE_HOST`/`_PORT`), authenticating with the pod's own token and trusting the
 //! cluster CA (`/var/run/secrets/kubernetes.io/serviceaccount/{token,ca.crt}`).
 //! `CAIRN_SA_ISSUER`, `CAIRN_SA_JWKS_URI`, `CAIRN_SA_TOKEN_FILE` and `CAIRN_SA_CA_FILE` override
-//! these for gateways running outside the cluster.
+//! these for gateways running outside the cluster. The environment is read once, at start-up
+//! ([`ServiceAccountEnv::from_vars`], called by `Env::from_process` of the core).
 
 use crate::config::{AuthConfig, JwtIssuerConfig};
+use crate::gateway::http_client::{self, HttpClient, error_chain};
 use crate::policy::{ANONYMOUS, Credential, PolicyIndex};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -28,12 +30,6 @@ use std::time::{Duration, Instant};
 
 /// Shortest time between two fetches of one JWKS.
 pub const REFRESH_INTERVAL: Duration = Duration::from_secs(10);
-
-/// An HTTP client for JWKS and discovery.
-pub type HttpClient = hyper_util::client::legacy::Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    Full<Bytes>,
->;
 
 /// Why a caller is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -72,8 +68,9 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// Builds the verifier for a config, reusing cached JWKS from `cache`.
-    pub fn new(auth: &AuthConfig, cache: &JwksCache) -> Identity {
+    /// Builds the verifier for a config, reusing cached JWKS from `cache`; `sa_env` is where
+    /// ServiceAccount tokens are checked.
+    pub fn new(auth: &AuthConfig, cache: &JwksCache, sa_env: &ServiceAccountEnv) -> Identity {
         let issuers = auth
             .jwt
             .iter()
@@ -86,7 +83,7 @@ impl Identity {
             })
             .collect();
         let sa = auth.service_account_tokens.as_ref().map(|s| {
-            let env = ServiceAccountEnv::from_env();
+            let env = sa_env.clone();
             SaSource {
                 issuer: env.issuer.clone().unwrap_or_else(|| env.api_server.clone()),
                 jwks: cache.get(
@@ -220,9 +217,9 @@ enum Source {
     Discovery(String),
 }
 
-/// How to reach the Kubernetes API server from this process.
+/// How to reach the Kubernetes API server from this process, to verify ServiceAccount tokens.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct ServiceAccountEnv {
+pub struct ServiceAccountEnv {
     api_server: String,
     issuer: Option<String>,
     jwks_uri: Option<String>,
@@ -231,9 +228,11 @@ struct ServiceAccountEnv {
 }
 
 impl ServiceAccountEnv {
-    fn from_env() -> Self {
+    /// From environment variables as `var` reads them (`KUBERNETES_SERVICE_HOST`/`_PORT`,
+    /// `CAIRN_SA_ISSUER`, `CAIRN_SA_JWKS_URI`, `CAIRN_SA_TOKEN_FILE`, `CAIRN_SA_CA_FILE`).
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
         const SA_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let var = |k: &str| var(k).filter(|v| !v.is_empty());
         let api_server = match (var("KUBERNETES_SERVICE_HOST"), var("KUBERNETES_SERVICE_PORT")) {
             (Some(h), Some(p)) if h.contains(':') => format!("https://[{h}]:{p}"),
             (Some(h), Some(p)) => format!("https://{h}:{p}"),
@@ -252,22 +251,55 @@ impl ServiceAccountEnv {
 type JwksKey = (Source, Option<ServiceAccountEnv>);
 
 /// JWKS caches by source, shared by every config version of a process.
-#[derive(Default)]
 pub struct JwksCache {
     by_source: Mutex<HashMap<JwksKey, Arc<Jwks>>>,
+    /// The process's client (issuers on the web PKI).
+    client: HttpClient,
 }
 
 impl JwksCache {
+    /// An empty cache fetching with `client`.
+    pub fn new(client: HttpClient) -> Self {
+        JwksCache { by_source: Mutex::default(), client }
+    }
+
     fn get(&self, source: Source, sa: Option<ServiceAccountEnv>) -> Arc<Jwks> {
         let mut map = self.by_source.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry((source.clone(), sa.clone())).or_insert_with(|| Arc::new(Jwks::new(source, sa))).clone()
+        map.entry((source.clone(), sa.clone()))
+            .or_insert_with(|| Arc::new(Jwks::new(source, sa, self.client.clone())))
+            .clone()
     }
+}
+
+/// Why a JWKS could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum JwksError {
+    /// The cluster CA or the ServiceAccount token file cannot be used.
+    #[error("cluster CA {file}: {detail}")]
+    ClusterCa {
+        /// The CA file.
+        file: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A request failed (network, status, timeout).
+    #[error("{uri}: {detail}")]
+    Fetch {
+        /// What was fetched.
+        uri: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The discovery document names no `jwks_uri`.
+    #[error("discovery document has no jwks_uri")]
+    NoJwksUri,
 }
 
 /// One JWKS: keys by id, refreshed on an unknown id.
 struct Jwks {
     source: Source,
     sa: Option<ServiceAccountEnv>,
+    client: HttpClient,
     keys: ArcSwap<HashMap<String, DecodingKey>>,
     fetches: tokio::sync::Mutex<Fetches>,
 }
@@ -287,8 +319,8 @@ struct Fetches {
 const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Jwks {
-    fn new(source: Source, sa: Option<ServiceAccountEnv>) -> Self {
-        Jwks { source, sa, keys: ArcSwap::from_pointee(HashMap::new()), fetches: Default::default() }
+    fn new(source: Source, sa: Option<ServiceAccountEnv>, client: HttpClient) -> Self {
+        Jwks { source, sa, client, keys: ArcSwap::from_pointee(HashMap::new()), fetches: Default::default() }
     }
 
     fn lookup(&self, kid: &str) -> Option<DecodingKey> {
@@ -337,14 +369,14 @@ impl Jwks {
         self.lookup(kid).ok_or_else(|| AuthError::InvalidToken(format!("unknown signing key id '{kid}'")))
     }
 
-    async fn fetch(&self) -> Result<HashMap<String, DecodingKey>, String> {
+    async fn fetch(&self) -> Result<HashMap<String, DecodingKey>, JwksError> {
         let (client, bearer) = match &self.sa {
             Some(env) => {
                 let client = ca_client(&env.ca_file)?;
                 let token = std::fs::read_to_string(&env.token_file).ok().map(|t| t.trim().to_string());
                 (client, token)
             }
-            None => (default_client(), None),
+            None => (self.client.clone(), None),
         };
         let uri = match &self.source {
             Source::Uri(u) => u.clone(),
@@ -355,14 +387,12 @@ impl Jwks {
                     bearer.as_deref(),
                 )
                 .await?;
-                doc.get("jwks_uri")
-                    .and_then(|v| v.as_str())
-                    .ok_or("discovery document has no jwks_uri")?
-                    .to_string()
+                doc.get("jwks_uri").and_then(|v| v.as_str()).ok_or(JwksError::NoJwksUri)?.to_string()
             }
         };
         let doc = get_json(&client, &uri, bearer.as_deref()).await?;
-        let set: JwkSet = serde_json::from_value(doc).map_err(|e| format!("{uri}: not a JWK set: {e}"))?;
+        let set: JwkSet = serde_json::from_value(doc)
+            .map_err(|e| JwksError::Fetch { uri: uri.clone(), detail: format!("not a JWK set: {e}") })?;
         let mut keys = HashMap::new();
         for jwk in &set.keys {
             if let Ok(k) = DecodingKey::from_jwk(jwk) {
@@ -373,58 +403,42 @@ impl Jwks {
     }
 }
 
-fn default_client() -> HttpClient {
-    let https =
-        hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots().https_or_http().enable_http1().build();
-    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(https)
-}
-
-fn ca_client(ca_file: &str) -> Result<HttpClient, String> {
-    let pem = std::fs::read(ca_file).map_err(|e| format!("reading cluster CA {ca_file}: {e}"))?;
+/// A client trusting only the cluster CA in `ca_file` (read on every fetch: it may be rotated).
+fn ca_client(ca_file: &str) -> Result<HttpClient, JwksError> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let bad = |detail: String| JwksError::ClusterCa { file: ca_file.to_string(), detail };
+    let pem = std::fs::read(ca_file).map_err(|e| bad(format!("cannot be read: {e}")))?;
     let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile_certs(&pem)? {
-        roots.add(cert).map_err(|e| format!("cluster CA {ca_file}: {e}"))?;
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        roots.add(cert.map_err(|e| bad(e.to_string()))?).map_err(|e| bad(e.to_string()))?;
     }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .build();
-    Ok(hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(https))
+    http_client::with_roots(roots).map_err(|e| bad(e.to_string()))
 }
 
-/// DER certificates of a PEM bundle.
-fn rustls_pemfile_certs(pem: &[u8]) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
-    use rustls::pki_types::pem::PemObject;
-    rustls::pki_types::CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("cluster CA: {e}"))
-}
-
-async fn get_json(client: &HttpClient, uri: &str, bearer: Option<&str>) -> Result<serde_json::Value, String> {
+async fn get_json(
+    client: &HttpClient,
+    uri: &str,
+    bearer: Option<&str>,
+) -> Result<serde_json::Value, JwksError> {
+    let fail = |detail: String| JwksError::Fetch { uri: uri.to_string(), detail };
     let mut req =
         http::Request::get(uri).header(http::header::ACCEPT, "application/json, application/jwk-set+json");
     if let Some(t) = bearer {
         req = req.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
     }
-    let req = req.body(Full::new(Bytes::new())).map_err(|e| format!("{uri}: {e}"))?;
+    let req = req.body(Full::new(Bytes::new())).map_err(|e| fail(e.to_string()))?;
     let resp = tokio::time::timeout(Duration::from_secs(10), client.request(req))
         .await
-        .map_err(|_| format!("{uri}: timed out"))?
-        .map_err(|e| format!("{uri}: {e}"))?;
+        .map_err(|_| fail("timed out".into()))?
+        .map_err(|e| fail(error_chain(&e)))?;
     let status = resp.status();
     let body = http_body_util::Limited::new(resp.into_body(), 1 << 20)
         .collect()
         .await
-        .map_err(|e| format!("{uri}: {e}"))?
+        .map_err(|e| fail(e.to_string()))?
         .to_bytes();
     if !status.is_success() {
-        return Err(format!("{uri}: HTTP {status}"));
+        return Err(fail(format!("HTTP {status}")));
     }
-    serde_json::from_slice(&body).map_err(|e| format!("{uri}: {e}"))
+    serde_json::from_slice(&body).map_err(|e| fail(e.to_string()))
 }

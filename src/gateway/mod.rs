@@ -1,19 +1,34 @@
-//! The gateway data planes.
+//! The gateway data planes: one core and three layers as peers (docs/architecture.md).
 //!
-//! [`local`] runs gateways in this process from files (`cairn run`, `cairn gateway`);
-//! [`server`] serves one gateway's listener; [`ai`] is layer 1's request path; [`identity`],
-//! [`store`], [`metrics`], [`origin`] and [`access_log`] are shared by the layers; [`state`] is what a process
-//! keeps across config versions; [`admin`] serves `/metrics`, `/healthz` and `/readyz`.
+//! The core serves any layer and names none: [`core`] (what a process shares: metrics, the HTTP
+//! client, JWKS, stores, the environment, status), [`layer`] (the trait a layer implements),
+//! [`supervisor`] (the config holder: start, swap atomically, stop), [`source`] (configs from
+//! files or the Kubernetes API), [`server`] (the listener), [`admin`] (`/metrics`, `/healthz`,
+//! `/readyz`, `/config`), [`admission`] (policy, limits and budgets, one path), [`identity`]
+//! (who is calling), [`origin`] (the `Origin` check), [`store`] (counters in memory or Redis),
+//! [`sse`] and [`jsonrpc`] (the wire pieces two layers share), [`http_client`], [`response`], [`metrics`], [`log`] and [`clock`].
+//!
+//! The layers use the core and never each other: [`ai`] (LLM calls), [`mcp`] (tool servers),
+//! [`agent`] (A2A). The gateway sees only [`crate::config`] and [`crate::policy`]; a test
+//! (`tests/architecture.rs`) keeps it so.
 
-pub mod access_log;
 pub mod admin;
+pub mod admission;
 pub mod agent;
 pub mod ai;
+pub mod clock;
+pub mod core;
+pub mod http_client;
 pub mod identity;
-pub mod local;
+pub mod jsonrpc;
+pub mod layer;
+pub mod log;
 pub mod mcp;
 pub mod metrics;
 pub mod origin;
+pub mod response;
 pub mod server;
-pub mod state;
+pub mod source;
+pub mod sse;
 pub mod store;
+pub mod supervisor;

@@ -1,19 +1,14 @@
-//! Serving one gateway (any layer, or the MCP bridge) on its listener: raw hyper (HTTP/1.1 and h2c), TCP_NODELAY, the current
-//! config version loaded per request from an [`ArcSwap`], graceful shutdown.
+//! The listener: serving one gateway (any layer, or the MCP bridge) on its port with raw hyper
+//! (HTTP/1.1 and h2c), TCP_NODELAY, graceful shutdown; and reading a request body whole.
 
-use crate::gateway::ai::proxy;
-use crate::gateway::ai::state::AiRuntime;
-use crate::gateway::state::Shared;
-use arc_swap::ArcSwap;
+use crate::gateway::response::Body;
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::combinators::BoxBody;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -25,23 +20,13 @@ pub const DRAIN: Duration = Duration::from_secs(10);
 /// A shutdown signal: `true` once shutdown began.
 pub type Shutdown = watch::Receiver<bool>;
 
-/// Serves the AI gateway whose current config is `runtime` on `listener` until `shutdown`.
-pub async fn serve_ai(
-    listener: TcpListener,
-    runtime: Arc<ArcSwap<AiRuntime>>,
-    shared: Arc<Shared>,
-    shutdown: Shutdown,
-) {
-    serve(listener, move |req| proxy::handle(runtime.load_full(), shared.clone(), req), shutdown).await
-}
-
 /// Serves `handler` on `listener` until `shutdown` (every layer and the MCP bridge): HTTP/1.1
 /// and h2c, TCP_NODELAY; on shutdown it stops accepting and gives open connections [`DRAIN`]
 /// to finish.
 pub async fn serve<H, F>(listener: TcpListener, handler: H, mut shutdown: Shutdown)
 where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = Response<BoxBody<Bytes, Infallible>>> + Send + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
 {
     let mut conns = JoinSet::new();
     loop {

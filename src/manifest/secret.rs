@@ -94,7 +94,7 @@ pub(crate) fn read(
                     Ok(expanded) => {
                         data.insert(key.clone(), expanded.into_bytes());
                     }
-                    Err(var) => problems.push((path, format!("environment variable {var} is not set"))),
+                    Err(unset) => problems.push((path, unset.to_string())),
                 },
                 None => problems.push((path, "must be a string".into())),
             }
@@ -145,9 +145,14 @@ fn offset(e: &base64::DecodeError) -> usize {
     }
 }
 
+/// An environment variable a manifest names that is not set.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("environment variable {0} is not set")]
+pub(crate) struct UnsetVar(pub String);
+
 /// Expands `${NAME}` from `env`; `$${` is a literal `${`. A `$` followed by anything else is
 /// kept as written. `Err` names the first variable that is not set.
-pub(crate) fn expand_env(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+pub(crate) fn expand_env(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, UnsetVar> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(i) = rest.find('$') {
@@ -161,7 +166,7 @@ pub(crate) fn expand_env(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Resul
             && is_var_name(&tail[..end])
         {
             let name = &tail[..end];
-            out.push_str(&env(name).ok_or_else(|| name.to_owned())?);
+            out.push_str(&env(name).ok_or_else(|| UnsetVar(name.to_owned()))?);
             rest = &tail[end + 1..];
         } else {
             out.push('$');
@@ -191,7 +196,9 @@ mod tests {
     fn env_vars_expand_and_missing_ones_are_named() {
         assert_eq!(expand_env("Bearer ${KEY}", &env).unwrap(), "Bearer sk-123");
         assert_eq!(expand_env("$${KEY} $HOME $ ${not valid}", &env).unwrap(), "${KEY} $HOME $ ${not valid}");
-        assert_eq!(expand_env("${NOPE}", &env).unwrap_err(), "NOPE");
+        let unset = expand_env("${NOPE}", &env).unwrap_err();
+        assert_eq!(unset.0, "NOPE");
+        assert_eq!(unset.to_string(), "environment variable NOPE is not set");
     }
 
     #[test]

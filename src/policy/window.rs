@@ -83,7 +83,7 @@ fn iso_week(days: i64) -> (i64, i64) {
 
 /// Year, month (1–12) and day (1–31) of a day count since 1970-01-01 (proleptic Gregorian;
 /// H. Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

@@ -101,6 +101,32 @@ impl Platform {
         String::from_utf8(out.stdout).expect("kubectl output is UTF-8")
     }
 
+    /// A kubeconfig, written into `dir`, that authenticates as ServiceAccount `sa` of `ns` with a
+    /// TokenRequest token (valid for an hour): a process run with it (`KUBECONFIG=…`) has exactly
+    /// the permissions of that ServiceAccount, as a pod running under it would. The cluster and
+    /// its CA are the admin kubeconfig's.
+    pub fn service_account_kubeconfig(&self, ns: &str, sa: &str, dir: &Path) -> PathBuf {
+        let token = self.kubectl_ok(&["-n", ns, "create", "token", sa, "--duration", "1h"]);
+        let admin: Value = serde_saphyr::from_str(&std::fs::read_to_string(&self.kubeconfig).unwrap())
+            .expect("the admin kubeconfig is YAML");
+        let cluster = &admin["clusters"][0]["cluster"];
+        let kubeconfig = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "test", "cluster": {
+                "server": cluster["server"],
+                "certificate-authority-data": cluster["certificate-authority-data"],
+            }}],
+            "users": [{"name": format!("{ns}-{sa}"), "user": {"token": token.trim()}}],
+            "contexts": [{"name": "sa", "context": {"cluster": "test", "user": format!("{ns}-{sa}"), "namespace": ns}}],
+            "current-context": "sa",
+        });
+        let path = dir.join(format!("kubeconfig-{ns}-{sa}"));
+        // JSON is YAML: kube and kubectl read it as a kubeconfig.
+        std::fs::write(&path, kubeconfig.to_string()).unwrap();
+        path
+    }
+
     /// Creates a namespace with a unique name starting with `prefix` and returns its name.
     pub async fn fresh_namespace(&self, prefix: &str) -> String {
         static COUNTER: AtomicU32 = AtomicU32::new(0);

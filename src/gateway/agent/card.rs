@@ -30,6 +30,7 @@
 
 use super::sign::{Signer, canonical_json};
 use crate::config::AuthConfig;
+use crate::gateway::http_client::{HttpClient, error_chain};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use serde_json::{Map, Value, json};
@@ -46,12 +47,6 @@ pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_FRESH: Duration = Duration::from_secs(30);
 /// Upper bound on the freshness an agent may ask for.
 pub const MAX_FRESH: Duration = Duration::from_secs(300);
-
-/// The HTTP client used towards agents.
-pub type HttpClient = hyper_util::client::legacy::Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    Full<Bytes>,
->;
 
 /// Why a card is not available.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -274,19 +269,27 @@ async fn fetch(
     Ok(Fetched::Card(card, parts.headers))
 }
 
-/// An error and its sources, for messages.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        cur = c.source();
-    }
-    s
+/// The gateway's public base URL as the caller reached it.
+pub fn public_base(headers: &http::HeaderMap, uri: &http::Uri) -> String {
+    let first = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(|v| v.trim().to_string())
+    };
+    let proto = first("x-forwarded-proto")
+        .filter(|p| p == "http" || p == "https")
+        .or_else(|| uri.scheme_str().map(str::to_string))
+        .unwrap_or_else(|| "http".into());
+    let valid =
+        |h: &String| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic() && b != b'/' && b != b'@');
+    let host = first("x-forwarded-host")
+        .filter(valid)
+        .or_else(|| first("host").filter(valid))
+        .or_else(|| uri.authority().map(|a| a.to_string()).filter(valid))
+        .unwrap_or_else(|| "localhost".into());
+    format!("{proto}://{host}")
 }
 
 /// Binding names as cards spell them.
@@ -313,15 +316,29 @@ pub struct Endpoints {
 
 /// A URL as an upstream request's URI and `Host` header (host, and the port when the URL names
 /// one), so that neither is worked out again per call.
-pub fn target(url: &str) -> Result<(http::Uri, http::HeaderValue), String> {
-    let uri: http::Uri = url.parse().map_err(|e| format!("{e}"))?;
-    let auth = uri.authority().ok_or_else(|| format!("{url} names no host"))?;
+pub fn target(url: &str) -> Result<(http::Uri, http::HeaderValue), TargetError> {
+    let uri: http::Uri = url.parse()?;
+    let auth = uri.authority().ok_or_else(|| TargetError::NoHost(url.to_string()))?;
     let host = match auth.as_str().rsplit_once('@') {
         Some((_, host)) => host,
         None => auth.as_str(),
     };
-    let host = http::HeaderValue::from_str(host).map_err(|e| format!("{e}"))?;
+    let host = http::HeaderValue::from_str(host)?;
     Ok((uri, host))
+}
+
+/// A URL that cannot be an upstream request's target.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// Not a URI.
+    #[error("{0}")]
+    Uri(#[from] http::uri::InvalidUri),
+    /// No host.
+    #[error("{0} names no host")]
+    NoHost(String),
+    /// A host that cannot be a `Host` header.
+    #[error("{0}")]
+    Host(#[from] http::header::InvalidHeaderValue),
 }
 
 fn origin(url: &str) -> Option<(String, String, u16)> {
@@ -547,7 +564,7 @@ mod tests {
         let (uri, host) = target("https://user:pw@agent.example/a2a").unwrap();
         assert_eq!((uri.path(), host.to_str().unwrap()), ("/a2a", "agent.example"));
         assert_eq!(target("http://10.0.0.1:9000").unwrap().1, "10.0.0.1:9000");
-        assert!(target("/relative").unwrap_err().contains("names no host"));
+        assert!(target("/relative").unwrap_err().to_string().contains("names no host"));
         assert!(target("http://bad host/").is_err());
     }
 
@@ -599,5 +616,18 @@ mod tests {
         assert_eq!(max_age(&h), MAX_FRESH);
         h.insert(http::header::CACHE_CONTROL, "no-cache".parse().unwrap());
         assert_eq!(max_age(&h), Duration::ZERO);
+    }
+
+    #[test]
+    fn public_base_prefers_forwarded_headers() {
+        use http::{HeaderMap, HeaderValue};
+        let mut h = HeaderMap::new();
+        h.insert("host", HeaderValue::from_static("gw:8080"));
+        assert_eq!(public_base(&h, &http::Uri::default()), "http://gw:8080");
+        h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        h.insert("x-forwarded-host", HeaderValue::from_static("agents.example.com"));
+        assert_eq!(public_base(&h, &http::Uri::default()), "https://agents.example.com");
+        h.insert("x-forwarded-host", HeaderValue::from_static("evil/x"));
+        assert_eq!(public_base(&h, &http::Uri::default()), "https://gw:8080");
     }
 }

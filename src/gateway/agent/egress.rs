@@ -87,24 +87,60 @@ fn refused_v6(ip: Ipv6Addr, allow_private: bool) -> Option<&'static str> {
     None
 }
 
+/// Why a push-notification webhook URL is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookRefused {
+    /// Not a URL.
+    #[error("push notification URL {0:?} is not a URL")]
+    NotAUrl(String),
+    /// Not http(s).
+    #[error("push notification URL {0:?} must be http or https")]
+    Scheme(String),
+    /// No host.
+    #[error("push notification URL {0:?} has no host")]
+    NoHost(String),
+    /// A host outside `allowedWebhookHosts`.
+    #[error("push notification host '{0}' is not among the gateway's allowed webhook hosts")]
+    HostNotAllowed(String),
+    /// The name did not resolve in time.
+    #[error("push notification host '{0}' did not resolve in time")]
+    ResolveTimeout(String),
+    /// The name does not resolve.
+    #[error("push notification host '{host}' does not resolve: {reason}")]
+    Unresolvable {
+        /// The host.
+        host: String,
+        /// The resolver's answer.
+        reason: String,
+    },
+    /// The name resolves to nothing.
+    #[error("push notification host '{0}' resolves to no address")]
+    NoAddress(String),
+    /// An address the egress rule refuses.
+    #[error("push notification URL {url:?} points to {why} ({ip}), which this gateway does not allow")]
+    Address {
+        /// The URL.
+        url: String,
+        /// What kind of address.
+        why: &'static str,
+        /// The address.
+        ip: IpAddr,
+    },
+}
+
 /// Checks one webhook URL; the error says why it is refused.
-pub async fn check_webhook(url: &str, cfg: &AgentLayerConfig) -> Result<(), String> {
-    let uri: http::Uri = url.parse().map_err(|_| format!("push notification URL {url:?} is not a URL"))?;
+pub async fn check_webhook(url: &str, cfg: &AgentLayerConfig) -> Result<(), WebhookRefused> {
+    let uri: http::Uri = url.parse().map_err(|_| WebhookRefused::NotAUrl(url.to_string()))?;
     let scheme = uri.scheme_str().unwrap_or_default();
     if scheme != "http" && scheme != "https" {
-        return Err(format!("push notification URL {url:?} must be http or https"));
+        return Err(WebhookRefused::Scheme(url.to_string()));
     }
-    let host = uri
-        .host()
-        .filter(|h| !h.is_empty())
-        .ok_or_else(|| format!("push notification URL {url:?} has no host"))?;
+    let host = uri.host().filter(|h| !h.is_empty()).ok_or_else(|| WebhookRefused::NoHost(url.to_string()))?;
     let bare = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
     if !cfg.allowed_webhook_hosts.is_empty()
         && !cfg.allowed_webhook_hosts.iter().any(|g| glob_match(g, &bare))
     {
-        return Err(format!(
-            "push notification host '{bare}' is not among the gateway's allowed webhook hosts"
-        ));
+        return Err(WebhookRefused::HostNotAllowed(bare));
     }
     let port = uri.port_u16().unwrap_or(if scheme == "https" { 443 } else { 80 });
     let addrs: Vec<IpAddr> = match bare.parse::<IpAddr>() {
@@ -113,19 +149,20 @@ pub async fn check_webhook(url: &str, cfg: &AgentLayerConfig) -> Result<(), Stri
             let resolved =
                 tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((bare.as_str(), port)))
                     .await
-                    .map_err(|_| format!("push notification host '{bare}' did not resolve in time"))?
-                    .map_err(|e| format!("push notification host '{bare}' does not resolve: {e}"))?;
+                    .map_err(|_| WebhookRefused::ResolveTimeout(bare.clone()))?
+                    .map_err(|e| WebhookRefused::Unresolvable {
+                        host: bare.clone(),
+                        reason: e.to_string(),
+                    })?;
             resolved.map(|a| a.ip()).collect()
         }
     };
     if addrs.is_empty() {
-        return Err(format!("push notification host '{bare}' resolves to no address"));
+        return Err(WebhookRefused::NoAddress(bare));
     }
     for ip in addrs {
         if let Some(why) = refused_address(ip, cfg.allow_private_networks) {
-            return Err(format!(
-                "push notification URL {url:?} points to {why} ({ip}), which this gateway does not allow"
-            ));
+            return Err(WebhookRefused::Address { url: url.to_string(), why, ip });
         }
     }
     Ok(())
@@ -195,7 +232,7 @@ mod tests {
         }
         let listed = cfg(false, &["*.example.com"]);
         let e = check_webhook("https://8.8.8.8/hook", &listed).await.unwrap_err();
-        assert!(e.contains("allowed webhook hosts"), "{e}");
+        assert!(e.to_string().contains("allowed webhook hosts"), "{e}");
         let private = cfg(true, &[]);
         assert!(check_webhook("http://localhost:8080/hook", &private).await.is_ok());
         assert!(check_webhook("http://169.254.169.254/", &private).await.is_err());

@@ -13,41 +13,11 @@
 //! domain `cairn.dev` name the condition. On the REST binding every error is A2A's
 //! `{"error":{"code","status","message","details"}}` envelope.
 
+use crate::gateway::jsonrpc as code;
+use crate::gateway::response::Body;
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use serde_json::{Value, json};
-use std::convert::Infallible;
-
-/// Response body type of the gateway.
-pub type Body = BoxBody<Bytes, Infallible>;
-
-/// A whole body.
-pub fn full(b: impl Into<Bytes>) -> Body {
-    Full::new(b.into()).boxed()
-}
-
-/// A2A and JSON-RPC error codes.
-pub mod code {
-    /// Not JSON.
-    pub const PARSE_ERROR: i64 = -32700;
-    /// Not a JSON-RPC request.
-    pub const INVALID_REQUEST: i64 = -32600;
-    /// Unknown method.
-    pub const METHOD_NOT_FOUND: i64 = -32601;
-    /// Bad parameters.
-    pub const INVALID_PARAMS: i64 = -32602;
-    /// Internal error.
-    pub const INTERNAL_ERROR: i64 = -32603;
-    /// JSON-RPC's implementation-defined server error: gateway conditions.
-    pub const SERVER_ERROR: i64 = -32000;
-    /// A2A TaskNotFoundError.
-    pub const TASK_NOT_FOUND: i64 = -32001;
-    /// A2A InvalidAgentResponseError.
-    pub const INVALID_AGENT_RESPONSE: i64 = -32006;
-    /// A2A VersionNotSupportedError.
-    pub const VERSION_NOT_SUPPORTED: i64 = -32009;
-}
 
 /// Which binding the caller speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -313,12 +283,9 @@ impl A2aError {
     }
 }
 
-/// A JSON response.
+/// A JSON response of a document.
 pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
-    let mut resp = Response::new(full(body.to_string()));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    resp
+    crate::gateway::response::json(status, body.to_string())
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@
 //! agent unchanged, as is `A2A-Version` (an absent header means 0.3; a version other than 0.3 or
 //! 1.x is refused with VersionNotSupported). Streams are relayed frame by frame as they arrive.
 //!
-//! # Per call ([`proxy`])
+//! # Per call ([`front`] → [`call`] → [`authorize`] → [`forward`] → [`audit`])
 //!
 //! Before anything, every request's `Origin` is checked ([`crate::gateway::origin`]): one that
 //! is present and neither the gateway's own host nor in `allowedOrigins` is refused with 403.
@@ -51,190 +51,27 @@
 //!    like the other layers' lines; and the metrics `cairn_agent_requests_total` and
 //!    `cairn_agent_request_duration_seconds`.
 
+pub mod audit;
+pub mod authorize;
+pub mod call;
 pub mod card;
+pub mod directory;
 pub mod egress;
 pub mod error;
+pub mod forward;
+pub mod front;
+pub mod layer;
 pub mod method;
+pub mod metrics;
 pub mod owners;
-pub mod proxy;
+pub mod runtime;
+pub mod shared;
 pub mod sign;
+pub mod stream;
+pub mod token;
+pub mod trace;
 pub mod view;
 
-pub use proxy::handle;
-
-use crate::config::{
-    A2aAgentConfig, AgentLayerConfig, Credentials, FailureMode, GatewayConfig, Layer, SIGNING_KEY,
-};
-use crate::gateway::identity::Identity;
-use crate::gateway::state::Shared;
-use crate::gateway::store::Store;
-use crate::policy::PolicyIndex;
-use card::CardCache;
-use sign::Signer;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
-/// What the agent layer keeps across config versions: the card cache and the keys generated for
-/// gateways whose credentials carry none (task owners live in the gateway's store).
-#[derive(Default)]
-pub struct AgentShared {
-    /// Agent cards.
-    pub cards: CardCache,
-    generated: Mutex<HashMap<String, Arc<Signer>>>,
-}
-
-impl AgentShared {
-    /// The key this process generated for `gateway` (the same one for every config version).
-    pub fn generated_key(&self, gateway: &str) -> Arc<Signer> {
-        let mut map = self.generated.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry(gateway.to_string())
-            .or_insert_with(|| {
-                tracing::warn!(
-                    gateway,
-                    "no signing key in the credentials ({SIGNING_KEY}): generated one for this process; \
-                     identity tokens and card signatures verify only against this process's JWKS"
-                );
-                Arc::new(Signer::generate())
-            })
-            .clone()
-    }
-}
-
-/// One config version of an agent gateway, ready to serve.
-pub struct AgentRuntime {
-    /// The config.
-    pub config: GatewayConfig,
-    /// `namespace/name`.
-    pub gateway: String,
-    /// The same, shared by the labels and audit records of its calls.
-    pub gateway_label: Arc<str>,
-    /// The layer's settings.
-    pub layer: AgentLayerConfig,
-    /// Published agents by name.
-    pub agents: HashMap<String, A2aAgentConfig>,
-    /// Policy.
-    pub policy: PolicyIndex,
-    /// Caller identification.
-    pub identity: Identity,
-    /// Limits and task owners.
-    pub store: Store,
-    /// `None` for the memory store.
-    pub failure_mode: Option<FailureMode>,
-    /// Key prefix in the store: `cairn:<namespace>:`.
-    pub store_prefix: String,
-    /// Largest request body.
-    pub max_body: u64,
-    /// The gateway's signing key.
-    pub signer: Arc<Signer>,
-    /// `iss` of identity tokens.
-    pub issuer: String,
-    /// Header carrying the identity token.
-    pub token_header: http::HeaderName,
-    /// Identity tokens by (caller, agent, task, skill), with their expiry, for reuse.
-    pub tokens: Mutex<HashMap<TokenKey, (String, u64)>>,
-    /// Signed cards by (agent, public base, indices of the visible skills), with the agent's
-    /// card they were made from, and their ETag.
-    pub signed_cards: Mutex<HashMap<SignedCardKey, SignedCard>>,
-}
-
-/// Agent, public base URL, indices of the skills shown.
-pub type SignedCardKey = (String, String, Vec<usize>);
-/// The agent's card a signed card was made from, and the signed card with its ETag.
-pub type SignedCard = (Arc<serde_json::Value>, Arc<(String, serde_json::Value)>);
-
-/// Most signed cards kept per config version.
-pub const SIGNED_CARD_ENTRIES: usize = 1024;
-
-/// What an identity token says: caller, agent, task, skill.
-pub type TokenKey = (String, String, Option<String>, Option<String>);
-
-impl AgentRuntime {
-    /// Builds a runtime; an error names what is wrong and the previous config stays in service.
-    pub fn build(
-        config: GatewayConfig,
-        credentials: &Credentials,
-        shared: &Shared,
-    ) -> Result<AgentRuntime, String> {
-        if config.gateway.layer != Layer::Agent {
-            return Err(format!("gateway {} is not an agent gateway", config.gateway));
-        }
-        let layer = config.agent.clone().unwrap_or(AgentLayerConfig {
-            agents: vec![],
-            allow_private_networks: false,
-            allowed_webhook_hosts: vec![],
-            task_ownership_ttl_ms: 86_400_000,
-            identity_token_ttl_ms: 300_000,
-            identity_token_header: "x-cairn-identity".into(),
-            allowed_origins: vec![],
-        });
-        let gateway = format!("{}/{}", config.gateway.namespace, config.gateway.name);
-        let token_header =
-            http::HeaderName::from_bytes(layer.identity_token_header.to_ascii_lowercase().as_bytes())
-                .map_err(|_| {
-                    format!(
-                        "identityTokenHeader {:?} is not a valid header name",
-                        layer.identity_token_header
-                    )
-                })?;
-        if token_header == http::header::AUTHORIZATION {
-            return Err("identityTokenHeader must not be Authorization".into());
-        }
-        let mut agents = HashMap::new();
-        for a in &layer.agents {
-            let uri: http::Uri =
-                a.url.parse().map_err(|_| format!("agent {}: url {:?} is not a URL", a.name, a.url))?;
-            if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
-                return Err(format!("agent {}: url {:?} must be an http(s) URL", a.name, a.url));
-            }
-            agents.insert(a.name.clone(), a.clone());
-        }
-        let signer = match credentials.0.get(SIGNING_KEY) {
-            Some(pem) => {
-                Arc::new(Signer::from_pem(pem).map_err(|e| format!("credential {SIGNING_KEY}: {e}"))?)
-            }
-            None => shared.agent.generated_key(&gateway),
-        };
-        let (store, failure_mode) = shared.store_for(&config, credentials)?;
-        let store_prefix = format!("cairn:{}:", config.gateway.namespace);
-        Ok(AgentRuntime {
-            identity: Identity::new(&config.auth, &shared.jwks),
-            policy: PolicyIndex::new(&config.policy),
-            store_prefix,
-            tokens: Mutex::default(),
-            signed_cards: Mutex::default(),
-            max_body: config.listener.max_request_bytes,
-            issuer: format!("urn:cairn:agent-gateway:{}:{}", config.gateway.namespace, config.gateway.name),
-            gateway_label: Arc::from(gateway.as_str()),
-            gateway,
-            layer,
-            agents,
-            store,
-            failure_mode,
-            signer,
-            token_header,
-            config,
-        })
-    }
-
-    /// The URL of an agent's card at the agent.
-    pub fn card_url(agent: &A2aAgentConfig) -> String {
-        let path = if agent.card_path.starts_with('/') {
-            agent.card_path.clone()
-        } else {
-            format!("/{}", agent.card_path)
-        };
-        format!("{}{}", agent.url.trim_end_matches('/'), path)
-    }
-}
-
-/// Serves the agent gateway whose current config is `runtime` on `listener` until `shutdown`:
-/// [`crate::gateway::server::serve`] with [`handle`] as the service.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    runtime: Arc<arc_swap::ArcSwap<AgentRuntime>>,
-    shared: Arc<Shared>,
-    shutdown: crate::gateway::server::Shutdown,
-) {
-    let serve = move |req| handle(runtime.load_full(), shared.clone(), req);
-    crate::gateway::server::serve(listener, serve, shutdown).await
-}
+pub use front::handle;
+pub use layer::AgentLayer;
+pub use runtime::AgentRuntime;

@@ -34,24 +34,38 @@ fn b64(b: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(b)
 }
 
+/// Why a signing key cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// SEC1 form, not PKCS#8.
+    #[error(
+        "the signing key is a SEC1 'EC PRIVATE KEY'; convert it to PKCS#8 ('openssl pkcs8 -topk8 -nocrypt')"
+    )]
+    Sec1,
+    /// Not PEM/base64.
+    #[error("the signing key is not PEM: {0}")]
+    NotPem(base64::DecodeError),
+    /// Not a PKCS#8 P-256 key.
+    #[error("the signing key is not a PKCS#8 P-256 private key: {0}")]
+    NotPkcs8(String),
+}
+
 impl Signer {
     /// A signer from a PKCS#8 PEM (or base64 DER) P-256 private key.
-    pub fn from_pem(text: &str) -> Result<Signer, String> {
+    pub fn from_pem(text: &str) -> Result<Signer, KeyError> {
         let body: String =
             text.lines().map(str::trim).filter(|l| !l.starts_with("-----") && !l.is_empty()).collect();
         if text.contains("BEGIN EC PRIVATE KEY") {
-            return Err("the signing key is a SEC1 'EC PRIVATE KEY'; convert it to PKCS#8 \
-                        ('openssl pkcs8 -topk8 -nocrypt')"
-                .into());
+            return Err(KeyError::Sec1);
         }
-        let der = STANDARD.decode(body.as_bytes()).map_err(|e| format!("the signing key is not PEM: {e}"))?;
+        let der = STANDARD.decode(body.as_bytes()).map_err(KeyError::NotPem)?;
         Self::from_pkcs8(&der, false)
     }
 
-    fn from_pkcs8(der: &[u8], generated: bool) -> Result<Signer, String> {
+    fn from_pkcs8(der: &[u8], generated: bool) -> Result<Signer, KeyError> {
         let rng = SystemRandom::new();
         let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der, &rng)
-            .map_err(|e| format!("the signing key is not a PKCS#8 P-256 private key: {e}"))?;
+            .map_err(|e| KeyError::NotPkcs8(e.to_string()))?;
         let public = pair.public_key().as_ref();
         // Uncompressed point: 0x04 || x || y.
         let (x, y) = (b64(&public[1..33]), b64(&public[33..65]));
@@ -195,6 +209,7 @@ mod tests {
         assert!(
             Signer::from_pem("-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----")
                 .unwrap_err()
+                .to_string()
                 .contains("PKCS#8")
         );
     }

@@ -11,10 +11,11 @@
 //!   (`response.created` … one `response.output_text.delta` per word … `response.completed`
 //!   carrying the usage).
 //! * embeddings: one vector per input, derived from a hash of the text (`dimensions`, default 8).
-//! * usage: real token counts of the prompt and the answer ([`super::usage::count_tokens`]).
+//! * usage: real token counts of the prompt and the answer ([`super::tokens::count_tokens`]).
 
-use super::upstream::{Op, UpBody, UpResponse};
-use super::usage::{count_tokens, estimate_request_tokens};
+use super::exchange::{UpBody, UpResponse};
+use super::op::Op;
+use super::tokens::{count_tokens, estimate_request_tokens};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::{Value, json};

@@ -3,18 +3,10 @@
 //! `{"type":"error","error":{"type","message"}}`. This is the one place that maps errors to
 //! statuses and bodies.
 
+use crate::gateway::admission::Refusal;
+use crate::gateway::response::{Body, json};
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
-use http_body_util::{BodyExt, Full, combinators::BoxBody};
-use std::convert::Infallible;
-
-/// Response body type of the gateway.
-pub type Body = BoxBody<Bytes, Infallible>;
-
-/// A whole body.
-pub fn full(b: impl Into<Bytes>) -> Body {
-    Full::new(b.into()).boxed()
-}
 
 /// Which API the caller speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -173,9 +165,7 @@ impl AiError {
 
     /// The whole response.
     pub fn response(&self, front: Front) -> Response<Body> {
-        let mut resp = Response::new(full(self.body(front).to_string()));
-        *resp.status_mut() = self.status();
-        resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let mut resp = json(self.status(), self.body(front).to_string());
         if let AiError::RateLimited { retry_after, .. } = self
             && let Ok(v) = HeaderValue::from_str(&retry_after.to_string())
         {
@@ -191,8 +181,28 @@ impl AiError {
     pub fn stream_event(&self, front: Front) -> Bytes {
         let body = self.body(front).to_string();
         match front {
-            Front::OpenAi => super::sse::encode_data(&body),
-            Front::Anthropic => super::sse::encode_named("error", &body),
+            Front::OpenAi => crate::gateway::sse::encode_data(&body),
+            Front::Anthropic => crate::gateway::sse::encode_named("error", &body),
+        }
+    }
+}
+
+impl From<Refusal<'_>> for AiError {
+    fn from(r: Refusal<'_>) -> AiError {
+        match r {
+            Refusal::Forbidden(d) => AiError::Forbidden(d.to_string()),
+            Refusal::RateLimited { key, what, limit, retry_after } => AiError::RateLimited {
+                message: format!(
+                    "Rate limit reached for {what} per minute (limit {limit}, counter {key}); try again in {retry_after}s."
+                ),
+                retry_after,
+            },
+            Refusal::OverBudget { key } => AiError::OverBudget(format!(
+                "You exceeded your current quota: budget {key} is spent for this window."
+            )),
+            Refusal::StoreUnavailable(e) => AiError::StoreUnavailable(format!(
+                "{e}; this gateway fails closed, so requests are refused until the store is back"
+            )),
         }
     }
 }

@@ -16,12 +16,13 @@
 //! (falling back is not a retry and needs no budget). Any other outcome — a success, or the
 //! caller's own 4xx — is final and returned as it is.
 
+use super::backend::BackendRt;
 use super::cache::ResponseCache;
 use super::guardrails::Guardrails;
-use super::state::BackendRt;
-use super::upstream::{Op, serves};
+use super::health::Health;
+use super::op::{Op, serves};
 use crate::config::{AiRuleConfig, FallbackOn};
-use crate::gateway::state::Shared;
+use crate::gateway::layer::BuildError;
 use crate::policy::{glob_match, is_glob};
 use http::HeaderMap;
 use std::collections::HashMap;
@@ -58,11 +59,12 @@ pub struct TargetRt {
 
 impl RuleRt {
     /// Resolves a rule's targets against the config's backends.
-    pub fn new(cfg: AiRuleConfig, backends: &HashMap<String, Arc<BackendRt>>) -> Result<RuleRt, String> {
+    pub fn new(cfg: AiRuleConfig, backends: &HashMap<String, Arc<BackendRt>>) -> Result<RuleRt, BuildError> {
+        let name = format!("rule {}/{}", cfg.route, cfg.name);
         let mut by_priority: std::collections::BTreeMap<u32, Vec<TargetRt>> = Default::default();
         for t in &cfg.targets {
             let backend = backends.get(&t.backend).ok_or_else(|| {
-                format!("rule {}/{}: backend {:?} is not in the config", cfg.route, cfg.name, t.backend)
+                BuildError::invalid(&name, format!("backend {:?} is not in the config", t.backend))
             })?;
             by_priority.entry(t.priority).or_default().push(TargetRt {
                 backend: backend.clone(),
@@ -70,11 +72,12 @@ impl RuleRt {
                 weight: t.weight,
             });
         }
-        let name = format!("rule {}/{}", cfg.route, cfg.name);
-        let request_guardrails =
-            Guardrails::new(&cfg.request_guardrails).map_err(|e| format!("{name}: {e}"))?;
-        let response_guardrails =
-            Arc::new(Guardrails::new(&cfg.response_guardrails).map_err(|e| format!("{name}: {e}"))?);
+        let request_guardrails = Guardrails::new(&cfg.request_guardrails)
+            .map_err(|e| BuildError::invalid(&name, e.to_string()))?;
+        let response_guardrails = Arc::new(
+            Guardrails::new(&cfg.response_guardrails)
+                .map_err(|e| BuildError::invalid(&name, e.to_string()))?,
+        );
         let cache = cfg.cache.as_ref().map(|c| Arc::new(ResponseCache::from_config(c)));
         Ok(RuleRt {
             route: cfg.route.as_str().into(),
@@ -133,11 +136,11 @@ pub fn exact_models(rule: &RuleRt) -> impl Iterator<Item = &str> {
 
 /// The attempt order of one priority group, for one request: weighted random without
 /// replacement, ejected targets last (and only when every target of the rule is ejected).
-pub fn order_group(group: &[TargetRt], op: Op, shared: &Shared, all_ejected: bool) -> Vec<TargetRt> {
+pub fn order_group(group: &[TargetRt], op: Op, health: &Health, all_ejected: bool) -> Vec<TargetRt> {
     let mut pool: Vec<&TargetRt> = group
         .iter()
         .filter(|t| serves(t.backend.provider, op))
-        .filter(|t| all_ejected || !shared.is_ejected(&t.backend.health_key))
+        .filter(|t| all_ejected || !health.is_ejected(&t.backend.health_key))
         .filter(|t| t.weight > 0)
         .collect();
     let mut out = Vec::with_capacity(pool.len());
@@ -158,10 +161,10 @@ pub fn order_group(group: &[TargetRt], op: Op, shared: &Shared, all_ejected: boo
 }
 
 /// Whether every target of the rule that can serve `op` is ejected.
-pub fn all_ejected(rule: &RuleRt, op: Op, shared: &Shared) -> bool {
+pub fn all_ejected(rule: &RuleRt, op: Op, health: &Health) -> bool {
     rule.groups
         .iter()
         .flatten()
         .filter(|t| serves(t.backend.provider, op))
-        .all(|t| shared.is_ejected(&t.backend.health_key))
+        .all(|t| health.is_ejected(&t.backend.health_key))
 }

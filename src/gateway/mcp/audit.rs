@@ -89,8 +89,8 @@ pub struct DroppedLabels {
     pub reason: String,
 }
 
-/// The MCP layer's metrics, registered in the process's registry (`Shared::metrics`); clones
-/// share the counters.
+/// The MCP layer's metrics, registered in the process's registry when the layer is created;
+/// clones share the counters.
 #[derive(Clone)]
 pub struct McpMetrics {
     /// Tool calls.
@@ -317,7 +317,7 @@ impl ToolCall<'_> {
     /// Writes the audit line and counts the call.
     pub fn finish(&self, outcome: &str, latency: Duration) {
         let latency_ms = latency.as_secs_f64() * 1000.0;
-        let time = crate::gateway::access_log::rfc3339(SystemTime::now());
+        let time = crate::gateway::clock::rfc3339(SystemTime::now());
         let line = AuditLine {
             time,
             kind: "mcp.tool_call",
@@ -331,20 +331,7 @@ impl ToolCall<'_> {
             outcome,
             latency_ms,
         };
-        // Written from a buffer each thread reuses, in one write.
-        thread_local! {
-            static LINE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-        }
-        LINE.with_borrow_mut(|buf| {
-            buf.clear();
-            if serde_json::to_writer(&mut *buf, &line).is_ok() {
-                buf.push(b'\n');
-                let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), buf);
-            }
-            if buf.capacity() > 64 * 1024 {
-                *buf = Vec::new(); // a line with large logged arguments: not kept
-            }
-        });
+        crate::gateway::log::write_line(&line);
         self.metrics.count_call(
             self.gateway,
             self.server,

@@ -6,48 +6,20 @@
 //! only from the bridge's own command line: no header, body or path can choose or change it.
 //! Messages over the size cap are refused (`413`) on the way in and dropped on the way out.
 
-use super::http::{Body, ChanBody, accepts_event_stream};
-use super::jsonrpc::{self, INVALID_REQUEST, Message, Response as RpcResponse, RpcError};
 use super::protocol::{self, HEADER_PROTOCOL_VERSION, HEADER_SESSION_ID};
+use super::reply::{accepts_event_stream, json_response, plain, sse_event as event, sse_response as sse};
 use super::stdio::{StdioError, StdioServer, to_rpc_error};
-use crate::gateway::ai::sse::{encode_comment, encode_named};
+use crate::gateway::jsonrpc::{self, INVALID_REQUEST, Message, Response as RpcResponse, RpcError};
+use crate::gateway::response::Body;
+use crate::gateway::sse::encode_comment;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited, combinators::BoxBody};
+use http_body_util::{BodyExt, Limited};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-
-fn full(b: impl Into<Bytes>) -> Body {
-    Full::new(b.into()).boxed()
-}
-
-fn json_response(status: StatusCode, v: &Value) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(full(serde_json::to_vec(v).expect("json")))
-        .expect("valid response")
-}
-
-fn plain(status: StatusCode, text: &str) -> Response<Body> {
-    Response::builder().status(status).body(full(text.to_string())).expect("valid response")
-}
-
-fn sse(rx: mpsc::Receiver<Bytes>) -> Response<Body> {
-    Response::builder()
-        .status(StatusCode::OK)
-        .header(http::header::CONTENT_TYPE, "text/event-stream")
-        .header(http::header::CACHE_CONTROL, "no-cache")
-        .body(BoxBody::new(ChanBody(rx)))
-        .expect("valid response")
-}
-
-fn event(m: &Message) -> Bytes {
-    encode_named("message", &m.to_value().to_string())
-}
 
 fn stdio_status(e: &StdioError) -> StatusCode {
     match e {
@@ -241,10 +213,28 @@ pub struct BridgeOptions {
     pub command: Vec<String>,
 }
 
+/// Why `cairn mcp-bridge` cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeError {
+    /// No command was given.
+    #[error("mcp-bridge needs the server's command after `--`")]
+    NoCommand,
+    /// The port cannot be bound.
+    #[error("cannot listen on {address}:{port}: {source}")]
+    Listen {
+        /// Address.
+        address: std::net::IpAddr,
+        /// Port.
+        port: u16,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
 /// `cairn mcp-bridge`: serves until SIGINT or SIGTERM.
-pub async fn main(opts: BridgeOptions) -> Result<(), String> {
+pub async fn main(opts: BridgeOptions) -> Result<(), BridgeError> {
     if opts.command.is_empty() {
-        return Err("mcp-bridge needs the server's command after `--`".into());
+        return Err(BridgeError::NoCommand);
     }
     let server = StdioServer::new(super::stdio::StdioCommand {
         command: opts.command.clone(),
@@ -253,15 +243,18 @@ pub async fn main(opts: BridgeOptions) -> Result<(), String> {
         max_message_bytes: opts.max_message_bytes,
     });
     StdioServer::reap_in_background(&server, opts.session_idle_timeout);
-    let listener = TcpListener::bind((opts.address, opts.port))
-        .await
-        .map_err(|e| format!("cannot listen on {}:{}: {e}", opts.address, opts.port))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    eprintln!(
+    let (address, port) = (opts.address, opts.port);
+    let listener = TcpListener::bind((address, port)).await.map_err(|source| BridgeError::Listen {
+        address,
+        port,
+        source,
+    })?;
+    let addr = listener.local_addr().map_err(|source| BridgeError::Listen { address, port, source })?;
+    tracing::info!(
         "mcp-bridge listening on http://{addr}/mcp ({}): {}",
         if opts.shared { "one shared child" } else { "one child per session" },
         opts.command.join(" ")
     );
-    run(listener, server, crate::gateway::local::shutdown_on_signal()).await;
+    run(listener, server, crate::gateway::supervisor::shutdown_on_signal()).await;
     Ok(())
 }

@@ -18,9 +18,9 @@
 //! `400` naming the id and what to do (open a new stream without it), rather than silently
 //! starting a new stream the client would take for a resumed one.
 
-use super::jsonrpc::Message;
 use super::runtime::McpRuntime;
-use crate::gateway::ai::sse::SseEvent;
+use crate::gateway::jsonrpc::Message;
+use crate::gateway::sse::SseEvent;
 use crate::gateway::store::{Store, StoreError};
 use bytes::Bytes;
 
@@ -116,8 +116,8 @@ pub struct Recorder {
 
 impl Recorder {
     fn with_stream(rt: &McpRuntime, nonce: u64, stream: String, kind: StreamKind) -> Recorder {
-        let key = format!("{}mcp:{}:sse:{nonce:016x}:{stream}", rt.store_prefix, rt.config.gateway.name);
-        Recorder { store: rt.store.clone(), key, stream, kind }
+        let key = format!("{}mcp:{}:sse:{nonce:016x}:{stream}", rt.store.prefix, rt.config.gateway.name);
+        Recorder { store: rt.store.store.clone(), key, stream, kind }
     }
 
     /// A new stream of the session with `nonce`.

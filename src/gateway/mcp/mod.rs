@@ -2,7 +2,7 @@
 //! protocol eras, per-caller tool access, audit, and the stdio bridge.
 //!
 //! * [`http`]: the front (checks, eras, sessions, SSE, `subscriptions/listen`) and Protected
-//!   Resource Metadata; [`http::serve`] is what `cairn run` / `cairn gateway --layer mcp` mount;
+//!   Resource Metadata;
 //! * [`dispatch`]: the methods — fan-out, merged lists with prefixes, routed calls, policy and
 //!   rate limits, server→client requests routed back by rewritten ids;
 //! * [`session`]: sealed session ids (ChaCha20-Poly1305 under the bundle's `SESSION_KEY`), so any
@@ -12,9 +12,10 @@
 //!   buffered until the client listens, so no server→client message is lost;
 //! * [`upstream`]: backends over streamable HTTP (JSON or SSE answers) or stdio;
 //!   [`stdio`]: child processes (per session or shared, restarted, idle ones reaped);
-//! * [`protocol`] and [`jsonrpc`]: the wire rules; [`wire`]: the borrowed views that carry a
+//! * [`protocol`] and the gateway's [`crate::gateway::jsonrpc`]: the wire rules; [`wire`]: the borrowed views that carry a
 //!   plain `tools/call` and its answer through as bytes; [`audit`]: audit lines and metrics;
-//! * [`bridge`]: `cairn mcp-bridge`; [`runtime`]: one config version ready to serve.
+//! * [`bridge`]: `cairn mcp-bridge`; [`runtime`]: one config version ready to serve; [`layer`]:
+//!   what the core serves.
 //!
 //! How the eras meet: each HTTP backend's era is detected once (`server/discover`, see
 //! [`upstream`]); session-era and dual-era backends are spoken to in the session era, backends
@@ -29,7 +30,7 @@
 //! first, so `GET` with `Last-Event-ID` resumes a stream on any replica ([`events`]).
 //!
 //! Lists: every backend page is followed, the merged list is served in pages of
-//! [`dispatch::PAGE_SIZE`] under sealed cursors (each page fetches the backends' lists again).
+//! [`runtime::PAGE_SIZE`] under sealed cursors (each page fetches the backends' lists again).
 //!
 //! Not done yet: a shared (Redis) record of session activity, so idle expiry is per replica;
 //! towards modern backends, `Mcp-Param-*` headers for tool parameters marked `x-mcp-header`,
@@ -37,19 +38,31 @@
 //! stream closes only when nobody waits) and resource subscriptions (2026-07-28 has no
 //! `resources/subscribe`; updates would come from `resourceSubscriptions` on its listen stream).
 
+pub mod answer;
 pub mod audit;
 pub mod bridge;
+pub mod call;
+pub mod ctx;
 pub mod dispatch;
 pub mod events;
-pub mod http;
-pub mod jsonrpc;
+pub mod fanout;
+pub mod front;
+pub mod layer;
+pub mod lists;
+pub mod names;
+pub mod oauth;
 pub mod protocol;
+pub mod reply;
 pub mod runtime;
 pub mod session;
+pub mod session_era;
+pub mod standalone;
+pub mod stateless;
 pub mod stdio;
 pub mod streams;
 pub mod upstream;
 pub mod wire;
 
-pub use http::{handle, serve};
+pub use front::handle;
+pub use layer::McpLayer;
 pub use runtime::McpRuntime;

@@ -9,7 +9,7 @@
 //!   the body. A mismatch is `400` with [`HEADER_MISMATCH`]; an unknown version `400` with
 //!   [`UNSUPPORTED_PROTOCOL_VERSION`]; an unknown method `404` with `-32601`.
 
-use super::jsonrpc::{HEADER_MISMATCH, RpcError, UNSUPPORTED_PROTOCOL_VERSION};
+use crate::gateway::jsonrpc::{HEADER_MISMATCH, RpcError, UNSUPPORTED_PROTOCOL_VERSION};
 use base64::Engine;
 use http::HeaderMap;
 use http::header::{AsHeaderName, HeaderName};
@@ -78,27 +78,42 @@ pub fn unsupported_version(v: &str) -> RpcError {
 }
 
 /// A header's value as text; `Err` when present but not visible ASCII, or repeated.
-pub fn header<K>(headers: &HeaderMap, name: K) -> Result<Option<&str>, String>
+pub fn header<K>(headers: &HeaderMap, name: K) -> Result<Option<&str>, HeaderError>
 where
     K: AsHeaderName + std::fmt::Display + Copy,
 {
     let mut all = headers.get_all(name).iter();
     let Some(first) = all.next() else { return Ok(None) };
     if all.next().is_some() {
-        return Err(format!("header {name} is repeated"));
+        return Err(HeaderError::Repeated(name.to_string()));
     }
-    first.to_str().map(Some).map_err(|_| format!("header {name} is not visible ASCII"))
+    first.to_str().map(Some).map_err(|_| HeaderError::NotAscii(name.to_string()))
+}
+
+/// A protocol header that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    /// Given more than once.
+    #[error("header {0} is repeated")]
+    Repeated(String),
+    /// Not visible ASCII.
+    #[error("header {0} is not visible ASCII")]
+    NotAscii(String),
+    /// `=?base64?…?=` with bad base64.
+    #[error("bad base64 header value: {0}")]
+    Base64(#[from] base64::DecodeError),
+    /// `=?base64?…?=` that is not UTF-8 text.
+    #[error("base64 header value is not UTF-8")]
+    NotUtf8,
 }
 
 /// Decodes a stateless-era header value: plain, or `=?base64?…?=` for values outside the safe
 /// ASCII set.
-pub fn decode_header_value(v: &str) -> Result<String, String> {
+pub fn decode_header_value(v: &str) -> Result<String, HeaderError> {
     match v.strip_prefix("=?base64?").and_then(|r| r.strip_suffix("?=")) {
         Some(b64) => {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .map_err(|e| format!("bad base64 header value: {e}"))?;
-            String::from_utf8(bytes).map_err(|_| "base64 header value is not UTF-8".to_string())
+            let bytes = base64::engine::general_purpose::STANDARD.decode(b64)?;
+            String::from_utf8(bytes).map_err(|_| HeaderError::NotUtf8)
         }
         None => Ok(v.to_string()),
     }
@@ -140,7 +155,8 @@ pub fn check_stateless_headers(
     params: Option<&Value>,
 ) -> Result<(), RpcError> {
     let mismatch = |m: String| RpcError::new(HEADER_MISMATCH, m);
-    let version = header(headers, HEADER_PROTOCOL_VERSION).map_err(mismatch)?;
+    let unreadable = |e: HeaderError| RpcError::new(HEADER_MISMATCH, e.to_string());
+    let version = header(headers, HEADER_PROTOCOL_VERSION).map_err(unreadable)?;
     let Some(version) = version else {
         return Err(mismatch("missing MCP-Protocol-Version header".into()));
     };
@@ -156,13 +172,13 @@ pub fn check_stateless_headers(
         }
         None => {
             return Err(RpcError::new(
-                super::jsonrpc::INVALID_PARAMS,
+                crate::gateway::jsonrpc::INVALID_PARAMS,
                 format!("request _meta is missing {META_PROTOCOL_VERSION}"),
             ));
         }
     }
-    let m = header(headers, HEADER_METHOD).map_err(mismatch)?;
-    match m.map(decode_header_value).transpose().map_err(mismatch)? {
+    let m = header(headers, HEADER_METHOD).map_err(unreadable)?;
+    match m.map(decode_header_value).transpose().map_err(unreadable)? {
         Some(m) if m == method => {}
         Some(m) => {
             return Err(mismatch(format!("Mcp-Method header `{m}` does not match body method `{method}`")));
@@ -171,8 +187,8 @@ pub fn check_stateless_headers(
     }
     if let Some(field) = name_field(method) {
         let body = params.and_then(|p| p.get(field)).and_then(Value::as_str);
-        let h = header(headers, HEADER_NAME).map_err(mismatch)?;
-        match (h.map(decode_header_value).transpose().map_err(mismatch)?, body) {
+        let h = header(headers, HEADER_NAME).map_err(unreadable)?;
+        match (h.map(decode_header_value).transpose().map_err(unreadable)?, body) {
             (Some(h), Some(b)) if h == b => {}
             (None, _) => return Err(mismatch("missing Mcp-Name header".into())),
             (Some(h), b) => {
@@ -194,7 +210,7 @@ pub fn valid_session_id(id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gateway::mcp::jsonrpc::INVALID_PARAMS;
+    use crate::gateway::jsonrpc::INVALID_PARAMS;
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

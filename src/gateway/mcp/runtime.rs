@@ -2,20 +2,27 @@
 //! process keeps for the gateway across config versions (session activity, pooled backend
 //! sessions for stateless clients, stdio children).
 
-use super::session::{Activity, BackendSession, Sealer};
+use super::audit::McpMetrics;
+use super::session::{Activity, BackendSession, Sealer, SessionKey};
 use super::stdio::{DEFAULT_MAX_MESSAGE_BYTES, StdioCommand, StdioServer};
-use super::upstream::{HttpClient, Transport, Upstream, http_client, resolve_headers};
+use super::upstream::{Transport, Upstream, resolve_headers};
 use crate::config::DefaultAction;
-use crate::config::{
-    Credentials, FailureMode, GatewayConfig, Layer, McpConfig, McpEndpoint, McpServerConfig, SESSION_KEY,
-};
+use crate::config::{CompiledGateway, GatewayConfig, McpConfig, McpEndpoint, McpServerConfig, SESSION_KEY};
+use crate::gateway::core::Core;
 use crate::gateway::identity::Identity;
-use crate::gateway::state::Shared;
-use crate::gateway::store::Store;
+use crate::gateway::layer::BuildError;
+use crate::gateway::store::StoreHandle;
 use crate::policy::{PolicyIndex, glob_match, split_tool_name};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+
+/// Items per page of the gateway's own lists (`tools/list`, `prompts/list`, `resources/list`,
+/// `resources/templates/list`), unless [`McpRuntime::page_size`] says otherwise. Large enough
+/// that a gateway over a few servers answers in one page (so clients that never follow
+/// `nextCursor` still see everything in the common case), small enough to bound one answer
+/// (tool schemas run to kilobytes each).
+pub const PAGE_SIZE: usize = 100;
 
 /// What the process keeps per MCP gateway across config versions.
 #[derive(Default)]
@@ -32,14 +39,44 @@ pub struct GatewayState {
     local_secret: OnceLock<String>,
 }
 
-fn process_states() -> &'static Mutex<HashMap<String, Arc<GatewayState>>> {
-    static S: OnceLock<Mutex<HashMap<String, Arc<GatewayState>>>> = OnceLock::new();
-    S.get_or_init(Default::default)
+/// What the process keeps per MCP gateway, by gateway.
+#[derive(Default)]
+pub struct GatewayStates(Mutex<HashMap<String, Arc<GatewayState>>>);
+
+impl GatewayStates {
+    /// The state of `gateway` (`namespace/name`), made on first use.
+    pub fn of(&self, gateway: &str) -> Arc<GatewayState> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).entry(gateway.to_string()).or_default().clone()
+    }
 }
 
-fn http() -> HttpClient {
-    static C: OnceLock<HttpClient> = OnceLock::new();
-    C.get_or_init(http_client).clone()
+/// Holds `streams` for the session (`nonce`, `key`, opened at `opened`) until it ends: `DELETE`
+/// removes them, and a watchdog removes them once the session is idle longer than `idle_secs`
+/// as this replica sees it.
+pub fn hold(
+    state: &Arc<GatewayState>,
+    streams: super::streams::SessionStreams,
+    nonce: u64,
+    key: SessionKey,
+    opened: u64,
+    idle_secs: u64,
+) {
+    state.streams.insert(nonce, streams);
+    let state = state.clone();
+    let every = Duration::from_secs((idle_secs / 4).clamp(1, 60));
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            if state.streams.get(nonce).is_none() {
+                return;
+            }
+            let now = crate::gateway::clock::unix_now();
+            if !state.activity.live(key, opened, now, idle_secs) {
+                state.streams.remove(nonce);
+                return;
+            }
+        }
+    });
 }
 
 /// A served MCP gateway config.
@@ -61,45 +98,30 @@ pub struct McpRuntime {
     pub identity: Identity,
     /// Session ids.
     pub sealer: Sealer,
-    /// Limits.
-    pub store: Store,
-    /// `None` for the memory store.
-    pub failure_mode: Option<FailureMode>,
-    /// Key prefix in the store.
-    pub store_prefix: String,
+    /// Limits and replay buffers.
+    pub store: StoreHandle,
     /// Largest request body.
     pub max_body: usize,
     /// Kept across config versions.
     pub state: Arc<GatewayState>,
     /// Metrics (in the process's registry).
-    pub metrics: super::audit::McpMetrics,
-    /// Items per page of the gateway's own lists ([`super::dispatch::PAGE_SIZE`]).
+    pub metrics: McpMetrics,
+    /// Items per page of the gateway's own lists ([`PAGE_SIZE`]).
     pub page_size: usize,
 }
 
 impl McpRuntime {
     /// Builds a runtime; an error names what is wrong (the previous config stays in service).
     pub fn build(
-        config: GatewayConfig,
-        credentials: &Credentials,
-        shared: &Shared,
-    ) -> Result<McpRuntime, String> {
-        if config.gateway.layer != Layer::Mcp {
-            return Err(format!("gateway {} is not an MCP gateway", config.gateway));
-        }
+        gw: &CompiledGateway,
+        core: &Core,
+        states: &GatewayStates,
+        metrics: &McpMetrics,
+    ) -> Result<McpRuntime, BuildError> {
+        let (config, credentials) = (gw.config.clone(), &gw.credentials);
         let gateway = format!("{}/{}", config.gateway.namespace, config.gateway.name);
-        let mcp = config.mcp.clone().unwrap_or(McpConfig {
-            servers: vec![],
-            session_idle_timeout_ms: 3_600_000,
-            oauth: None,
-            allowed_origins: vec![],
-        });
-        let state = process_states()
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(gateway.clone())
-            .or_default()
-            .clone();
+        let mcp = config.mcp.clone().unwrap_or_default();
+        let state = states.of(&gateway);
         let secret = match credentials.0.get(SESSION_KEY) {
             Some(k) => k.clone(),
             None => state.local_secret.get_or_init(Sealer::random_secret).clone(),
@@ -111,18 +133,21 @@ impl McpRuntime {
         let mut by_prefix = HashMap::new();
         let mut live_stdio = Vec::new();
         for (i, s) in servers.iter().enumerate() {
-            let headers = resolve_headers(&s.headers, credentials)
-                .map_err(|e| format!("MCP server '{}': {e}", s.name))?;
+            let owner = || format!("MCP server '{}'", s.name);
+            let headers = resolve_headers(&s.headers, credentials, owner())?;
             let transport = match &s.endpoint {
                 McpEndpoint::Http { url } => Transport::Http {
-                    url: url.parse().map_err(|e| format!("MCP server '{}': url {url:?}: {e}", s.name))?,
-                    client: http(),
+                    url: url
+                        .parse()
+                        .map_err(|e| BuildError::invalid(owner(), format!("url {url:?}: {e}")))?,
+                    client: core.http.get(0),
                 },
                 McpEndpoint::Stdio { command, env, secret_env, per_session } => {
                     let mut env = env.clone();
                     for (k, r) in secret_env {
-                        let v = credentials.get(r).ok_or_else(|| {
-                            format!("MCP server '{}': credential '{}' is missing", s.name, r.id)
+                        let v = credentials.get(r).ok_or_else(|| BuildError::MissingCredential {
+                            owner: owner(),
+                            id: r.id.clone(),
                         })?;
                         env.insert(k.clone(), v.to_string());
                     }
@@ -163,23 +188,20 @@ impl McpRuntime {
             by_prefix.insert(s.prefix.clone(), i);
         }
         state.stdio.lock().unwrap_or_else(|e| e.into_inner()).retain(|k, _| live_stdio.contains(k));
-        let (store, failure_mode) = shared.store_for(&config, credentials)?;
         Ok(McpRuntime {
             policy: PolicyIndex::new(&config.policy),
-            identity: Identity::new(&config.auth, &shared.jwks),
+            identity: Identity::new(&config.auth, &core.jwks, &core.env.service_account),
             sealer: Sealer::new(&secret, &gateway),
-            store_prefix: format!("cairn:{}:", config.gateway.namespace),
+            store: core.store_for(&config, credentials)?,
             gateway,
             mcp,
             servers,
             upstreams,
             by_prefix,
-            store,
-            failure_mode,
             max_body,
             state,
-            metrics: shared.metrics.mcp.clone(),
-            page_size: super::dispatch::PAGE_SIZE,
+            metrics: metrics.clone(),
+            page_size: PAGE_SIZE,
             config,
         })
     }
@@ -205,7 +227,7 @@ impl McpRuntime {
     /// `prefix+uri` goes to the server with that prefix; any other URI to the gateway's server
     /// without a prefix, unchanged.
     pub fn route_uri<'a>(&self, uri: &'a str) -> Option<(usize, &'a str)> {
-        if let Some((p, u)) = uri.split_once(super::dispatch::URI_SEPARATOR)
+        if let Some((p, u)) = uri.split_once(super::names::URI_SEPARATOR)
             && !p.is_empty()
             && let Some(i) = self.server_index(p)
         {

@@ -8,7 +8,9 @@
 //! and re-initialized with the parameters its session was opened with. Lines longer than the
 //! message cap are dropped (both ways).
 
-use super::jsonrpc::{INTERNAL_ERROR, METHOD_NOT_FOUND, Message, Notification, Request, Response, RpcError};
+use crate::gateway::jsonrpc::{
+    INTERNAL_ERROR, METHOD_NOT_FOUND, Message, Notification, Request, Response, RpcError,
+};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -20,14 +20,12 @@
 //! send requests on their standalone streams.
 
 use super::audit::McpMetrics;
-use super::dispatch::rewrite_from_backend;
-use super::jsonrpc::Message;
-use super::runtime::{GatewayState, McpRuntime};
-use super::session::{BackendSession, SessionKey};
+use super::names::rewrite_from_backend;
+use super::session::BackendSession;
 use super::upstream::Upstream;
+use crate::gateway::jsonrpc::Message;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{OwnedMutexGuard, mpsc, watch};
 
 /// Most messages a session buffers while no client stream reads them.
@@ -88,7 +86,8 @@ impl SessionStreams {
     /// Opens the standalone streams of `backends` (concurrently) and starts buffering what they
     /// send; what is left unread when the streams go is counted as dropped for `left_behind`.
     pub async fn open(
-        rt: &McpRuntime,
+        metrics: &McpMetrics,
+        gateway: &str,
         backends: Vec<(Arc<Upstream>, BackendSession)>,
         left_behind: &'static str,
     ) -> SessionStreams {
@@ -109,19 +108,19 @@ impl SessionStreams {
                         from,
                         tx.clone(),
                         ended.clone(),
-                        rt.metrics.clone(),
-                        rt.gateway.clone(),
+                        metrics.clone(),
+                        gateway.to_string(),
                     ));
                 }
                 Ok(None) => {}
-                Err(e) => rt.metrics.backend_error(&rt.gateway, &u.name, "GET", &e),
+                Err(e) => metrics.backend_error(gateway, &u.name, "GET", &e),
             }
         }
         let inbox = Inbox {
             rx,
             held: VecDeque::new(),
-            metrics: rt.metrics.clone(),
-            gateway: rt.gateway.clone(),
+            metrics: metrics.clone(),
+            gateway: gateway.to_string(),
             left_behind,
         };
         SessionStreams { any, inbox: Arc::new(tokio::sync::Mutex::new(inbox)), _alive: alive, ended }
@@ -168,6 +167,11 @@ impl Streams {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Holds `streams` for the session with `nonce`.
+    pub fn insert(&self, nonce: u64, streams: SessionStreams) {
+        self.map().insert(nonce, Arc::new(streams));
+    }
+
     /// The streams of the session with `nonce`, if this replica holds them.
     pub fn get(&self, nonce: u64) -> Option<Arc<SessionStreams>> {
         self.map().get(&nonce).cloned()
@@ -189,33 +193,4 @@ impl Streams {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-}
-
-/// Holds `streams` for the session (`nonce`, `key`, opened at `opened`) until it ends: `DELETE`
-/// removes them, and a watchdog removes them once the session is idle longer than `idle_secs`
-/// as this replica sees it.
-pub fn hold(
-    state: &Arc<GatewayState>,
-    streams: SessionStreams,
-    nonce: u64,
-    key: SessionKey,
-    opened: u64,
-    idle_secs: u64,
-) {
-    state.streams.map().insert(nonce, Arc::new(streams));
-    let state = state.clone();
-    let every = Duration::from_secs((idle_secs / 4).clamp(1, 60));
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(every).await;
-            if state.streams.get(nonce).is_none() {
-                return;
-            }
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-            if !state.activity.live(key, opened, now, idle_secs) {
-                state.streams.remove(nonce);
-                return;
-            }
-        }
-    });
 }

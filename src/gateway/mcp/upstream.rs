@@ -17,8 +17,6 @@
 //! notifications are not sent (the era has none from clients over HTTP), and its standalone
 //! stream is a `subscriptions/listen` stream. stdio children speak the session era.
 
-use super::jsonrpc::{HEADER_MISMATCH, MISSING_CLIENT_CAPABILITY, UNSUPPORTED_PROTOCOL_VERSION};
-use super::jsonrpc::{Message, Notification, Request, Response};
 use super::protocol::{
     HEADER_METHOD, HEADER_NAME, HEADER_SESSION_ID, META_PROTOCOL_VERSION, META_SERVER_INFO, PROTOCOL_VERSION,
     SESSION_ID, STATELESS_VERSION, encode_header_value, is_session_version, name_field,
@@ -27,7 +25,11 @@ use super::session::BackendSession;
 use super::stdio::{StdioError, StdioServer};
 use super::wire::RawResponse;
 use crate::config::{Credentials, HeaderConfig};
-use crate::gateway::ai::sse::SseParser;
+use crate::gateway::http_client::HttpClient;
+use crate::gateway::jsonrpc::{HEADER_MISMATCH, MISSING_CLIENT_CAPABILITY, UNSUPPORTED_PROTOCOL_VERSION};
+use crate::gateway::jsonrpc::{Message, Notification, Request, Response};
+use crate::gateway::layer::BuildError;
+use crate::gateway::sse::SseParser;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -35,27 +37,6 @@ use serde_json::{Value, json};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::mpsc;
-
-/// HTTP client for backends.
-pub type HttpClient = hyper_util::client::legacy::Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    Full<Bytes>,
->;
-
-/// A client for backends (HTTP/1 and 2, TLS with the web PKI roots).
-pub fn http_client() -> HttpClient {
-    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_webpki_roots()
-        .https_or_http()
-        .enable_all_versions()
-        .wrap_connector(http);
-    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .build(https)
-}
 
 /// Why a backend exchange failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -119,7 +100,7 @@ pub fn is_modern(session: &BackendSession) -> bool {
 
 /// Whether an unsupported-version error's `data.supported` names session-era versions and not
 /// 2026-07-28.
-fn names_only_session_versions(e: &super::jsonrpc::RpcError) -> bool {
+fn names_only_session_versions(e: &crate::gateway::jsonrpc::RpcError) -> bool {
     let supported: Vec<&str> = e
         .data
         .as_ref()
@@ -140,21 +121,26 @@ fn request_meta() -> Value {
 }
 
 /// Resolves configured headers against the credentials bundle; an unresolvable header is an error
-/// (the config names a credential the bundle lacks).
-pub fn resolve_headers(headers: &[HeaderConfig], creds: &Credentials) -> Result<HeaderMap, String> {
+/// of `owner` (the config names a credential the bundle lacks, or a header that cannot be sent).
+pub fn resolve_headers(
+    headers: &[HeaderConfig],
+    creds: &Credentials,
+    owner: String,
+) -> Result<HeaderMap, BuildError> {
     let mut out = HeaderMap::new();
     for h in headers {
         let value = match (&h.value, &h.credential) {
             (Some(v), _) => v.clone(),
-            (None, Some(c)) => {
-                creds.get(c).ok_or_else(|| format!("credential '{}' is missing", c.id))?.to_string()
-            }
+            (None, Some(c)) => creds
+                .get(c)
+                .ok_or_else(|| BuildError::MissingCredential { owner: owner.clone(), id: c.id.clone() })?
+                .to_string(),
             (None, None) => String::new(),
         };
-        let name =
-            HeaderName::from_bytes(h.name.as_bytes()).map_err(|e| format!("header '{}': {e}", h.name))?;
-        let value = HeaderValue::from_str(&format!("{}{value}", h.prefix))
-            .map_err(|e| format!("header '{}': {e}", h.name))?;
+        let bad =
+            |e: &dyn std::fmt::Display| BuildError::invalid(&owner, format!("header '{}': {e}", h.name));
+        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|e| bad(&e))?;
+        let value = HeaderValue::from_str(&format!("{}{value}", h.prefix)).map_err(|e| bad(&e))?;
         out.append(name, value);
     }
     Ok(out)

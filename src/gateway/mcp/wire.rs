@@ -9,7 +9,7 @@
 //! it answers: the forwarded request is the client's own JSON with the tool's name unprefixed
 //! where it stood, and the client gets the backend's `result` byte for byte.
 
-use super::jsonrpc::{Message, Response, valid_id};
+use crate::gateway::jsonrpc::{Message, Response, valid_id};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::Value;
@@ -258,7 +258,7 @@ struct ResponseView<'a> {
 
 /// A backend's answer that is one successful response, kept as sent: `jsonrpc` `"2.0"`, a
 /// string or integer `id`, and a `result` object without `contents` (the one field of a result
-/// the gateway rewrites, see [`super::dispatch::rewrite_from_backend`]).
+/// the gateway rewrites, see [`super::names::rewrite_from_backend`]).
 #[derive(Debug)]
 pub struct RawResponse {
     body: Vec<u8>,
@@ -335,8 +335,8 @@ impl RawResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gateway::mcp::dispatch::rewrite_from_backend;
-    use crate::gateway::mcp::jsonrpc::Request;
+    use crate::gateway::jsonrpc::Request;
+    use crate::gateway::mcp::names::rewrite_from_backend;
     use serde_json::json;
 
     /// What the general path sends on for a tools/call: the request rebuilt with the name

@@ -1,6 +1,9 @@
 //! Counters in process memory: one lock around a map, so every admission is atomic.
 
-use super::{Admission, BudgetReq, LimitReq, budget_key, retry_after, rl_expiry, rpm_key, tpm_key};
+use super::keys::{
+    Admission, BudgetReq, LimitReq, MAX_SEQ_LISTS, budget_key, retry_after, rl_expiry, rpm_key, tpm_key,
+};
+use crate::gateway::clock::unix_now;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -56,10 +59,6 @@ impl Inner {
             self.counters.retain(|_, (_, exp)| *exp > now);
         }
     }
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 impl MemoryStore {
@@ -137,9 +136,9 @@ impl MemoryStore {
         if lists.get(key).is_some_and(|l| l.expires <= now) {
             lists.remove(key);
         }
-        if !lists.contains_key(key) && lists.len() >= super::MAX_SEQ_LISTS {
+        if !lists.contains_key(key) && lists.len() >= MAX_SEQ_LISTS {
             lists.retain(|_, l| l.expires > now);
-            if lists.len() >= super::MAX_SEQ_LISTS
+            if lists.len() >= MAX_SEQ_LISTS
                 && let Some(k) = lists.iter().min_by_key(|(_, l)| l.expires).map(|(k, _)| k.clone())
             {
                 lists.remove(&k);

@@ -34,103 +34,20 @@
 //! exists, and both refresh the TTL. In Redis one script each (`SET NX PX`, `PEXPIRE`), under
 //! `<prefix>claim:<key>`.
 
+mod handle;
+mod keys;
 mod memory;
 mod redis;
 
+pub use handle::{StoreHandle, StoreSetupError, Stores};
+pub use keys::{
+    Admission, BudgetReq, LimitReq, MAX_SEQ_LISTS, StoreError, WINDOW_SECONDS, minute, retry_after,
+};
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
 
+use keys::{budget_key, claim_key, rl_expiry, tpm_key};
 use std::sync::Arc;
-
-/// Most sequenced lists the memory store holds at once.
-pub const MAX_SEQ_LISTS: usize = 65_536;
-
-/// Seconds in a rate-limit window.
-pub const WINDOW_SECONDS: u64 = 60;
-
-/// A request- and token-per-minute limit to enforce.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LimitReq {
-    /// Counter key (the policy's limit key).
-    pub key: String,
-    /// Requests per minute.
-    pub rpm: Option<u64>,
-    /// Tokens per minute.
-    pub tpm: Option<u64>,
-}
-
-/// A budget to check or charge.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BudgetReq {
-    /// Counter key including the window (`<budget key>/<window key>`).
-    pub key: String,
-    /// Amount in micro-dollars.
-    pub limit_micros: u64,
-    /// Whether an exhausted budget refuses calls (`Block`), or only reports.
-    pub block: bool,
-    /// Unix seconds at which the window ends (the counter expires then).
-    pub expires_at: u64,
-}
-
-/// The answer to an admission.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Admission {
-    /// Proceed (the request was counted).
-    Allowed,
-    /// A request or token limit is exhausted for the current window.
-    RateLimited {
-        /// The limit key.
-        key: String,
-        /// `requests` or `tokens`.
-        what: &'static str,
-        /// The limit.
-        limit: u64,
-        /// Seconds until the window ends.
-        retry_after: u64,
-    },
-    /// A blocking budget is spent.
-    OverBudget {
-        /// The budget key.
-        key: String,
-    },
-}
-
-/// The store could not answer.
-#[derive(Debug, thiserror::Error)]
-#[error("limits store unavailable: {0}")]
-pub struct StoreError(pub String);
-
-/// Rate-limit window of a unix time.
-pub fn minute(now: u64) -> u64 {
-    now / WINDOW_SECONDS
-}
-
-/// Seconds until the current window ends (at least 1).
-pub fn retry_after(now: u64) -> u64 {
-    (WINDOW_SECONDS - now % WINDOW_SECONDS).max(1)
-}
-
-/// Counter names: `<prefix>rl:<key>:<minute>:r|t` and `<prefix>budget:<key>`.
-fn rpm_key(prefix: &str, key: &str, now: u64) -> String {
-    format!("{prefix}rl:{key}:{}:r", minute(now))
-}
-
-fn tpm_key(prefix: &str, key: &str, now: u64) -> String {
-    format!("{prefix}rl:{key}:{}:t", minute(now))
-}
-
-fn budget_key(prefix: &str, key: &str) -> String {
-    format!("{prefix}budget:{key}")
-}
-
-fn claim_key(prefix: &str, key: &str) -> String {
-    [prefix, "claim:", key].concat()
-}
-
-/// When a rate-limit counter may go: the end of its window plus a minute of slack.
-fn rl_expiry(now: u64) -> u64 {
-    (minute(now) + 2) * WINDOW_SECONDS
-}
 
 /// Memory or Redis, behind one type. The Redis futures are boxed: they are large, and unboxed
 /// they would make every request's future (which holds one across an await) as large, memory

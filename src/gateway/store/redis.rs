@@ -1,7 +1,7 @@
 //! Counters in Redis, shared by every replica. Each admission and each charge is one Lua script,
 //! so it is atomic: two gateway processes sharing one Redis enforce one limit exactly.
 
-use super::{
+use super::keys::{
     Admission, BudgetReq, LimitReq, StoreError, budget_key, retry_after, rl_expiry, rpm_key, tpm_key,
 };
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};

@@ -1,5 +1,11 @@
+//! Golden tests of the translations, one or more per row of the mapping table in
+//! [`super`] and per lossy conversion it lists. Over 600 lines because the mapping is: kept in
+//! one file so that the table and its tests read side by side.
+
 use super::*;
-use serde_json::json;
+use crate::gateway::ai::usage::{Usage, from_anthropic_usage, from_openai_usage};
+use crate::gateway::sse::SseEvent;
+use serde_json::{Value, json};
 
 fn parse(events: &[SseEvent]) -> Vec<(Option<String>, Value)> {
     events

@@ -1,10 +1,11 @@
-//! One JSON line per request on stdout, and the request's metrics. Never prompt or answer bodies,
-//! never keys: only who, what, where it went, how it ended, tokens, cost and timings.
+//! What is known about an AI request when it ends: its access-log line (one JSON line on stdout,
+//! when `telemetry.accessLog` is on) and its metrics. Never prompt or answer bodies, never keys:
+//! only who, what, where it went, how it ended, tokens, cost and timings.
 
-use crate::gateway::ai::usage::Usage;
-use crate::gateway::metrics::{CostLabels, Metrics, RequestLabels, TimingLabels, TokenLabels};
+use super::metrics::{AiMetrics, CostLabels, RequestLabels, TimingLabels, TokenLabels};
+use super::usage::{Usage, micro_usd_to_usd};
+use crate::gateway::clock::rfc3339;
 use serde::Serialize;
-use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -109,7 +110,7 @@ impl Record {
     }
 
     /// Emits metrics and, when enabled, the access log line.
-    pub fn finish(&self, metrics: &Metrics, access_log: bool) {
+    pub fn finish(&self, metrics: &AiMetrics, access_log: bool) {
         let elapsed = self.started.elapsed();
         if !self.op.is_empty() && self.op != "models" {
             let labels = RequestLabels {
@@ -151,7 +152,7 @@ impl Record {
                             model: model.clone(),
                             subject,
                         })
-                        .inc_by(self.cost_micros as f64 / 1e6);
+                        .inc_by(micro_usd_to_usd(self.cost_micros));
                 }
                 if let Some(ttft) = self.ttft {
                     let timing = TimingLabels { gateway, route, backend, model };
@@ -190,63 +191,10 @@ impl Record {
             cached_input_tokens: self.usage.map(|u| u.cached_input),
             output_tokens: self.usage.map(|u| u.output),
             tokens_estimated: self.usage.is_some_and(|u| u.estimated),
-            cost_usd: self.cost_micros as f64 / 1e6,
+            cost_usd: micro_usd_to_usd(self.cost_micros),
             duration_ms: elapsed.as_secs_f64() * 1e3,
             ttft_ms: self.ttft.map(|d| d.as_secs_f64() * 1e3),
         };
-        if let Ok(mut s) = serde_json::to_string(&line) {
-            s.push('\n');
-            let _ = std::io::stdout().lock().write_all(s.as_bytes());
-        }
-    }
-}
-
-/// `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC).
-pub fn rfc3339(t: SystemTime) -> String {
-    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since the epoch (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let (h, m, sec, ms) = (rem / 3600, rem % 3600 / 60, rem % 60, u64::from(d.subsec_millis()));
-    if !(0..=9999).contains(&year) {
-        return format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{sec:02}.{ms:03}Z");
-    }
-    // Digits into a fixed buffer: this runs once per request and per audit line, where `format!`
-    // with seven padded fields cost more than the rest of the line.
-    let mut b = *b"0000-00-00T00:00:00.000Z";
-    let mut put = |at: usize, width: usize, mut v: u64| {
-        for i in (at..at + width).rev() {
-            b[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-    };
-    put(0, 4, year as u64);
-    put(5, 2, month as u64);
-    put(8, 2, day as u64);
-    put(11, 2, h);
-    put(14, 2, m);
-    put(17, 2, sec);
-    put(20, 3, ms);
-    b.iter().map(|&c| c as char).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn rfc3339_formats_utc() {
-        let t = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_795_996_800_123);
-        assert_eq!(super::rfc3339(t), "2026-11-30T00:00:00.123Z");
-        let t = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(951_827_696_007);
-        assert_eq!(super::rfc3339(t), "2000-02-29T12:34:56.007Z");
-        assert_eq!(super::rfc3339(std::time::SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        crate::gateway::log::write_line(&line);
     }
 }

@@ -1,10 +1,16 @@
-//! JSON-RPC 2.0 messages as MCP uses them, kept as JSON values so that a gateway passes on every
-//! field it does not know (newer revisions add fields freely).
+//! JSON-RPC 2.0, shared by the two layers that speak it: the error codes of the specification and
+//! of the protocols built on it (MCP, A2A), in one table, and the messages (request,
+//! notification, response, error) kept as JSON values so that a gateway passes on every field it
+//! does not know (newer revisions add fields freely). The MCP layer carries its messages in these
+//! types; the agent layer reads requests through borrowed views of its own (`agent::view`) and
+//! answers errors with these codes.
 
 // Errors here are the responses to send, made at most once per request.
 #![allow(clippy::result_large_err)]
 
 use serde_json::{Map, Value, json};
+
+// The specification's codes.
 
 /// Invalid JSON.
 pub const PARSE_ERROR: i64 = -32700;
@@ -16,6 +22,12 @@ pub const METHOD_NOT_FOUND: i64 = -32601;
 pub const INVALID_PARAMS: i64 = -32602;
 /// Gateway or backend failure.
 pub const INTERNAL_ERROR: i64 = -32603;
+/// The implementation-defined server error (A2A: gateway conditions such as an unknown agent or
+/// a policy refusal, with the reason in the error's details).
+pub const SERVER_ERROR: i64 = -32000;
+
+// MCP's codes.
+
 /// MCP: resource not found.
 pub const RESOURCE_NOT_FOUND: i64 = -32002;
 /// MCP 2026-07-28: an `Mcp-*` header disagrees with the body (or is missing).
@@ -24,6 +36,17 @@ pub const HEADER_MISMATCH: i64 = -32020;
 pub const MISSING_CLIENT_CAPABILITY: i64 = -32021;
 /// MCP 2026-07-28: unsupported protocol version (`data.supported` lists ours).
 pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
+/// Cairn's MCP gateway: a rate limit of the caller's grant is reached (`data.retryAfterSeconds`).
+pub const RATE_LIMITED: i64 = -32029;
+
+// A2A's codes (A2A 1.0 §5.4).
+
+/// A2A TaskNotFoundError.
+pub const TASK_NOT_FOUND: i64 = -32001;
+/// A2A InvalidAgentResponseError.
+pub const INVALID_AGENT_RESPONSE: i64 = -32006;
+/// A2A VersionNotSupportedError.
+pub const VERSION_NOT_SUPPORTED: i64 = -32009;
 
 /// A JSON-RPC error object.
 #[derive(Clone, Debug, PartialEq)]

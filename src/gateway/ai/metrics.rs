@@ -1,0 +1,174 @@
+//! The AI layer's Prometheus metrics, registered in the process's registry when the layer is
+//! created. Names follow the OpenTelemetry GenAI semantic conventions as exported to Prometheus
+//! (dots become underscores, the unit becomes a suffix):
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `gen_ai_client_token_usage` | histogram (tokens) | gateway, route, backend, model, subject, `gen_ai_token_type` (`input`, `output`, `cached_input`), estimated |
+//! | `gen_ai_server_request_duration_seconds` | histogram | gateway, route, backend, model, subject, outcome |
+//! | `gen_ai_server_time_to_first_token_seconds` | histogram | gateway, route, backend, model |
+//! | `gen_ai_server_time_per_output_token_seconds` | histogram | gateway, route, backend, model |
+//! | `cairn_ai_requests_total` | counter | gateway, route, backend, model, subject, outcome |
+//! | `cairn_ai_cost_usd_total` | counter | gateway, route, backend, model, subject |
+//! | `cairn_ai_upstream_attempts_total` | counter | gateway, backend, result |
+//!
+//! `outcome` is a low-cardinality category (`ok`, `unauthorized`, `forbidden`, `rate_limited`,
+//! `over_budget`, `upstream_error`, …); `subject` is the Agent name (bounded by the config).
+//! Label values are shared strings (`Arc<str>`, `&'static str`): building a label set per request
+//! copies no string.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+/// Labels of a served request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// Gateway `namespace/name`.
+    pub gateway: Arc<str>,
+    /// AIRoute name (empty when no route was chosen).
+    pub route: Arc<str>,
+    /// Backend that answered (empty when none did).
+    pub backend: Arc<str>,
+    /// Model the client requested.
+    pub model: Arc<str>,
+    /// Caller.
+    pub subject: Arc<str>,
+    /// Outcome category.
+    pub outcome: &'static str,
+}
+
+/// Labels of token counts.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    /// Gateway.
+    pub gateway: Arc<str>,
+    /// Route.
+    pub route: Arc<str>,
+    /// Backend.
+    pub backend: Arc<str>,
+    /// Model requested.
+    pub model: Arc<str>,
+    /// Caller.
+    pub subject: Arc<str>,
+    /// `input`, `output` or `cached_input`.
+    pub gen_ai_token_type: &'static str,
+    /// `true` when counted locally because the provider reported no usage.
+    pub estimated: &'static str,
+}
+
+/// Labels of cost.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CostLabels {
+    /// Gateway.
+    pub gateway: Arc<str>,
+    /// Route.
+    pub route: Arc<str>,
+    /// Backend.
+    pub backend: Arc<str>,
+    /// Model requested.
+    pub model: Arc<str>,
+    /// Caller.
+    pub subject: Arc<str>,
+}
+
+/// Labels of timing per backend.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TimingLabels {
+    /// Gateway.
+    pub gateway: Arc<str>,
+    /// Route.
+    pub route: Arc<str>,
+    /// Backend.
+    pub backend: Arc<str>,
+    /// Model requested.
+    pub model: Arc<str>,
+}
+
+/// Labels of one upstream attempt.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AttemptLabels {
+    /// Gateway.
+    pub gateway: Arc<str>,
+    /// Backend.
+    pub backend: Arc<str>,
+    /// `ok`, `rate_limited`, `server_error`, `client_error`, `connect_error`, `timeout`, `ejected`.
+    pub result: &'static str,
+}
+
+type Hist<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn seconds_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 18))
+}
+
+fn token_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(1.0, 4.0, 12))
+}
+
+fn fast_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+}
+
+/// The AI layer's families (clones share the series).
+#[derive(Clone)]
+pub struct AiMetrics {
+    /// Tokens per request.
+    pub tokens: Hist<TokenLabels>,
+    /// Request duration.
+    pub duration: Hist<RequestLabels>,
+    /// Time to first token (streams).
+    pub ttft: Hist<TimingLabels>,
+    /// Time per output token after the first.
+    pub tpot: Hist<TimingLabels>,
+    /// Requests.
+    pub requests: Family<RequestLabels, Counter>,
+    /// Cost.
+    pub cost: Family<CostLabels, Counter<f64, AtomicU64>>,
+    /// Upstream attempts.
+    pub attempts: Family<AttemptLabels, Counter>,
+}
+
+impl AiMetrics {
+    /// Creates and registers the families.
+    pub fn new(registry: &mut Registry) -> Self {
+        let tokens = Hist::<TokenLabels>::new_with_constructor(token_histogram as fn() -> Histogram);
+        let duration = Hist::<RequestLabels>::new_with_constructor(seconds_histogram as fn() -> Histogram);
+        let ttft = Hist::<TimingLabels>::new_with_constructor(seconds_histogram as fn() -> Histogram);
+        let tpot = Hist::<TimingLabels>::new_with_constructor(fast_histogram as fn() -> Histogram);
+        let requests = Family::<RequestLabels, Counter>::default();
+        let cost = Family::<CostLabels, Counter<f64, AtomicU64>>::default();
+        let attempts = Family::<AttemptLabels, Counter>::default();
+        registry.register(
+            "gen_ai_client_token_usage",
+            "Tokens used per request, by token type",
+            tokens.clone(),
+        );
+        registry.register_with_unit(
+            "gen_ai_server_request_duration",
+            "Time from receiving a request to its last byte",
+            Unit::Seconds,
+            duration.clone(),
+        );
+        registry.register_with_unit(
+            "gen_ai_server_time_to_first_token",
+            "Time from receiving a streaming request to its first content chunk",
+            Unit::Seconds,
+            ttft.clone(),
+        );
+        registry.register_with_unit(
+            "gen_ai_server_time_per_output_token",
+            "Time per output token after the first",
+            Unit::Seconds,
+            tpot.clone(),
+        );
+        registry.register("cairn_ai_requests", "AI gateway requests, by outcome", requests.clone());
+        registry.register("cairn_ai_cost_usd", "Spend in USD priced from backend prices", cost.clone());
+        registry.register("cairn_ai_upstream_attempts", "Upstream attempts, by result", attempts.clone());
+        AiMetrics { tokens, duration, ttft, tpot, requests, cost, attempts }
+    }
+}
