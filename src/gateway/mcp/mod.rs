@@ -1,10 +1,15 @@
 //! Layer 2: the MCP gateway — one streamable-HTTP endpoint (`/mcp`) over many MCP servers, both
 //! protocol eras, per-caller tool access, audit, and the stdio bridge.
 //!
-//! * [`http`]: the front (checks, eras, sessions, SSE, `subscriptions/listen`) and Protected
-//!   Resource Metadata;
-//! * [`dispatch`]: the methods — fan-out, merged lists with prefixes, routed calls, policy and
-//!   rate limits, server→client requests routed back by rewritten ids;
+//! * [`front`]: the endpoint (path, `Origin`, caller, body, era), routing a request to its era:
+//!   [`session_era`] (`initialize`, session checks, batches, `DELETE`), [`standalone`] (`GET`:
+//!   the standalone stream, `Last-Event-ID` replay) or [`stateless`] (2026-07-28,
+//!   `subscriptions/listen`); [`oauth`]: Protected Resource Metadata and the 401;
+//! * [`ctx`] (a request's context, reaching a server), [`dispatch`] (the methods), [`fanout`]
+//!   (`initialize` fanned out, pooled sessions), [`lists`] (merged, paged lists with prefixes),
+//!   [`call`] (`tools/call`: policy and rate limits, audit, routing), [`names`] (prefixes, and
+//!   server→client requests routed back by rewritten ids); [`answer`] and [`reply`]: the answer
+//!   as JSON or SSE;
 //! * [`session`]: sealed session ids (ChaCha20-Poly1305 under the bundle's `SESSION_KEY`), so any
 //!   replica serves any session;
 //! * [`events`]: SSE event ids and the replay buffer behind `Last-Event-ID` resumption;
