@@ -15,7 +15,8 @@
 //! * [`events`]: SSE event ids and the replay buffer behind `Last-Event-ID` resumption;
 //! * [`streams`]: the backends' standalone streams of a session, opened when it starts and
 //!   buffered until the client listens, so no server→client message is lost;
-//! * [`upstream`]: backends over streamable HTTP (JSON or SSE answers) or stdio;
+//! * [`upstream`]: backends over streamable HTTP or stdio, both eras; [`http_backend`]: one POST
+//!   and its answer (JSON or SSE); [`replies`]: what an exchange gives, or why it failed;
 //!   [`stdio`]: child processes (per session or shared, restarted, idle ones reaped);
 //! * [`protocol`] and the gateway's [`crate::gateway::jsonrpc`]: the wire rules; [`wire`]: the borrowed views that carry a
 //!   plain `tools/call` and its answer through as bytes; [`audit`]: audit lines and metrics;
@@ -52,11 +53,13 @@ pub mod dispatch;
 pub mod events;
 pub mod fanout;
 pub mod front;
+pub mod http_backend;
 pub mod layer;
 pub mod lists;
 pub mod names;
 pub mod oauth;
 pub mod protocol;
+pub mod replies;
 pub mod reply;
 pub mod runtime;
 pub mod session;
