@@ -3,7 +3,8 @@
 //! what it writes and the status it reports. The operator runs as a child process
 //! (`target/debug/cairn operator`) watching only the test's namespaces; where readiness matters the
 //! test plays the kubelet and marks Pods Ready through their status subresource. Rendered content
-//! itself is snapshot-tested in the render unit tests. Its lifecycle (restart, leader election,
+//! itself is snapshot-tested in the render unit tests. A child the API server refuses stalls its
+//! gateway with the server's reason and holds back no other gateway. Its lifecycle (restart, leader election,
 //! drift, pruning, a config too large) is in tests/operator_lifecycle.rs, an API outage in
 //! tests/operator_outage.rs.
 
@@ -432,4 +433,68 @@ async fn the_gateway_service_account_reads_exactly_its_own_config_and_secret() {
     assert!(forbidden(
         cms.patch("llm-ai-gateway-config", &PatchParams::default(), &Patch::Merge(&patch)).await.map(|_| ())
     ));
+}
+
+/// Two gateways side by side; the API server refuses one's Deployment (a node selector key that
+/// is no label key: the CRD takes any string there, the Deployment's validation does not).
+const REFUSED: &str = r#"
+apiVersion: cairn.dev/v1alpha1
+kind: AIGateway
+metadata: {name: picky}
+spec:
+  listener: {port: 8080}
+  pod: {nodeSelector: {"not a label key!": x}}
+---
+apiVersion: cairn.dev/v1alpha1
+kind: AIGateway
+metadata: {name: fine}
+spec:
+  listener: {port: 8080}
+"#;
+
+#[tokio::test]
+async fn a_child_the_api_server_refuses_is_reported_and_holds_back_no_other_gateway() {
+    let (p, ns) = setup("op-refused").await;
+    apply_yaml(&p, &ns, REFUSED).await;
+    let op = Operator::start(&p, &[&ns], "refused", false);
+    op.wait_ready().await;
+
+    wait_condition(&p, &ns, "AIGateway", "fine", "Programmed", "True").await;
+    let picky = wait_condition(&p, &ns, "AIGateway", "picky", "Programmed", "False").await;
+    let accepted = condition(&picky, "Accepted").unwrap();
+    assert_eq!((&accepted["status"], &accepted["reason"]), (&json!("False"), &json!("Invalid")));
+    let m = accepted["message"].as_str().unwrap();
+    assert!(
+        m.starts_with("the API server refuses Deployment picky-ai-gateway: ") && m.contains("nodeSelector"),
+        "{m}"
+    );
+    let programmed = condition(&picky, "Programmed").unwrap();
+    assert_eq!(programmed["reason"], "Invalid");
+    assert_eq!(programmed["message"], format!("{m}; its pods keep serving the last config written"));
+    assert_eq!(condition(&picky, "Stalled").unwrap()["status"], "True");
+    let events = dynamic(&p, &ns, "events.k8s.io/v1", "Event", "events");
+    let mine = wait_until(Duration::from_secs(30), "an Event on picky", || async {
+        let l = events.list(&ListParams::default()).await.ok()?;
+        let mine: Vec<DynamicObject> =
+            l.items.into_iter().filter(|e| e.data["regarding"]["name"] == "picky").collect();
+        (!mine.is_empty()).then_some(mine)
+    })
+    .await;
+    assert!(
+        mine.iter().all(|e| e.data["type"] == "Warning")
+            && mine.iter().any(|e| e.data["note"].as_str().is_some_and(|n| n.contains("refuses Deployment"))),
+        "{mine:?}"
+    );
+
+    // Fixing the spec programs it.
+    apply_yaml(
+        &p,
+        &ns,
+        "apiVersion: cairn.dev/v1alpha1\nkind: AIGateway\nmetadata: {name: picky}\n\
+         spec: {listener: {port: 8080}, pod: {nodeSelector: {disktype: ssd}}}\n",
+    )
+    .await;
+    wait_condition(&p, &ns, "AIGateway", "picky", "Programmed", "True").await;
+    let d = dynamic(&p, &ns, "apps/v1", "Deployment", "deployments").get("picky-ai-gateway").await.unwrap();
+    assert_eq!(d.data["spec"]["template"]["spec"]["nodeSelector"], json!({"disktype": "ssd"}));
 }

@@ -15,33 +15,33 @@
 //! Every event of a Cairn kind, and of a Secret that a compiled config named, marks its
 //! namespace changed ([`Changes`]) after the store holds it; the compile stage
 //! (`operator::compile`) takes it from there.
+//!
+//! The watches themselves (driving, slimming, restart counting, what marks a namespace) are in
+//! `index/watch.rs`; lookups of the children by kind in `index/children.rs`.
+
+mod children;
+mod watch;
 
 use super::metrics::Metrics;
 use crate::api::{AIBackend, AIGateway, AIRoute, Agent, AgentGateway, AgentPolicy, MCPGateway, MCPServer};
-use futures_util::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::core::PartialObjectMeta;
-use kube::runtime::reflector::store::Writer;
 use kube::runtime::reflector::{self, ReflectHandle, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
-use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
+use watch::{STORES, Synced, Touch, api, cairn_store, child_writer, drive, drive_child, slim};
 
 /// Label selecting the operator's children.
 pub const CHILD_SELECTOR: &str = "app.kubernetes.io/managed-by=cairn-operator";
-const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 /// Longest wait for one Secret read.
 const SECRET_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-/// Room for events not yet taken by a subscriber of a shared child watch.
-const SHARED_BUFFER: usize = 1024;
 
 /// Namespaces whose inputs changed since the compile stage last looked, and the Secrets each
 /// namespace's last compile named.
@@ -185,167 +185,6 @@ pub struct Index {
     secret_cache: Mutex<HashMap<(String, String), CachedSecret>>,
     synced: Synced,
     client: Client,
-}
-
-fn api<K>(client: &Client, ns: Option<&str>) -> Api<K>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
-    K::DynamicType: Default,
-{
-    match ns {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
-}
-
-/// Drops what the operator never reads and the API server repeats on every object.
-fn slim<K: ResourceExt>(obj: &mut K) {
-    obj.managed_fields_mut().clear();
-    obj.annotations_mut().remove(LAST_APPLIED);
-}
-
-/// How many stores hold their first complete list. (Counted here rather than by waiting on the
-/// stores: kube-runtime's `Store::wait_until_ready` wakes only the last of several waiters, and
-/// the controllers already wait on the Cairn stores.)
-type Synced = Arc<tokio::sync::watch::Sender<usize>>;
-/// Stores per scope: eight Cairn kinds, Secret metadata, nine child kinds.
-const STORES: usize = 18;
-
-/// What a watch event did, after the store holds it.
-enum Touch<'a, K> {
-    /// A relist starts.
-    Relist,
-    /// An object was created or changed (or listed).
-    Apply(&'a K),
-    /// An object was deleted.
-    Delete(&'a K),
-    /// A relist (not the first list) is complete.
-    Relisted,
-}
-
-/// Drives a watch into a store on its own task, counting restarts; `on_event` runs for each
-/// event after the store holds it.
-fn drive<K, S>(
-    kind: &'static str,
-    stream: S,
-    metrics: Arc<Metrics>,
-    synced: Synced,
-    mut on_event: impl FnMut(Touch<'_, K>) + Send + 'static,
-) where
-    K: Resource + Clone + Send + Sync + 'static,
-    S: Stream<Item = watcher::Result<watcher::Event<K>>> + Send + 'static,
-{
-    tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        let mut inits = 0u64;
-        while let Some(event) = stream.next().await {
-            match event {
-                Ok(watcher::Event::Init) => {
-                    inits += 1;
-                    if inits > 1 {
-                        metrics.watch_restart(kind);
-                    }
-                    on_event(Touch::Relist);
-                }
-                Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => on_event(Touch::Apply(&o)),
-                Ok(watcher::Event::Delete(o)) => on_event(Touch::Delete(&o)),
-                Ok(watcher::Event::InitDone) => {
-                    if inits == 1 {
-                        tracing::debug!(store = kind, "cache synced");
-                        synced.send_modify(|n| *n += 1);
-                    } else {
-                        on_event(Touch::Relisted);
-                    }
-                }
-                Err(e) => {
-                    metrics.watch_error(kind);
-                    tracing::warn!(kind, error = %e, "watch failed; retrying with backoff");
-                }
-            }
-        }
-    });
-}
-
-/// A Cairn kind: full objects. An event marks its namespace changed when what compile reads of
-/// the object may have changed — its `generation` (the spec), labels (policy selectors) or
-/// existence — and not for the operator's own status writes, which would otherwise recompile the
-/// namespace once per status written.
-fn cairn_store<K>(
-    kind: &'static str,
-    client: &Client,
-    ns: Option<&str>,
-    metrics: &Arc<Metrics>,
-    changes: &Arc<Changes>,
-    synced: &Synced,
-) -> Store<K>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    let (reader, writer) = reflector::store();
-    let stream = watcher(api::<K>(client, ns), watcher::Config::default())
-        .default_backoff()
-        .modify(slim)
-        .reflect(writer);
-    let changes = changes.clone();
-    let mut seen: HashMap<(String, String), u64> = HashMap::new();
-    let mut before_relist: BTreeSet<String> = BTreeSet::new();
-    let key = |o: &K| (o.namespace().unwrap_or_default(), o.name_any());
-    drive(kind, stream, metrics.clone(), synced.clone(), move |touch: Touch<'_, K>| match touch {
-        Touch::Relist => {
-            before_relist = seen.keys().map(|(ns, _)| ns.clone()).collect();
-            seen.clear();
-        }
-        Touch::Apply(o) => {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            std::hash::Hash::hash(&(o.meta().generation, &o.meta().labels, o.meta().uid.as_deref()), &mut h);
-            let (k, v) = (key(o), std::hash::Hasher::finish(&h));
-            if seen.insert(k.clone(), v) != Some(v) {
-                changes.mark(&k.0);
-            }
-        }
-        Touch::Delete(o) => {
-            let k = key(o);
-            seen.remove(&k);
-            changes.mark(&k.0);
-        }
-        // Objects deleted while the watch was down leave no Delete: recompile every namespace
-        // that had objects before.
-        Touch::Relisted => {
-            for ns in std::mem::take(&mut before_relist) {
-                changes.mark(&ns);
-            }
-        }
-    });
-    reader
-}
-
-/// A child kind, shared between the controllers that own it.
-fn child_writer<K>() -> (Store<K>, Writer<K>)
-where
-    K: kube::runtime::reflector::Lookup + Clone + 'static,
-    K::DynamicType: Eq + std::hash::Hash + Clone + Default,
-{
-    reflector::store_shared(SHARED_BUFFER)
-}
-
-fn drive_child<K, S>(
-    kind: &'static str,
-    stream: S,
-    writer: Writer<K>,
-    metrics: &Arc<Metrics>,
-    synced: &Synced,
-) where
-    K: Resource<DynamicType = ()> + ResourceExt + Clone + Debug + Send + Sync + 'static,
-    S: Stream<Item = watcher::Result<watcher::Event<K>>> + Send + 'static,
-{
-    let stream = stream.default_backoff().modify(slim).reflect_shared(writer);
-    drive(kind, stream, metrics.clone(), synced.clone(), |_: Touch<'_, K>| {});
 }
 
 impl Index {
@@ -610,104 +449,5 @@ trait ResourceExtNs {
 impl<K: Resource> ResourceExtNs for K {
     fn ns(&self) -> &str {
         self.meta().namespace.as_deref().unwrap_or_default()
-    }
-}
-
-/// Runs `$f` on the store of child kind `$kind` (each store has its own type).
-macro_rules! child_store {
-    ($children:expr, $kind:expr, |$store:ident| $f:expr) => {{
-        use super::render::ChildKind as C;
-        let h = &$children;
-        match $kind {
-            C::ConfigMap => {
-                let $store = &h.config_maps;
-                $f
-            }
-            C::Secret => {
-                let $store = &h.secrets;
-                $f
-            }
-            C::ServiceAccount => {
-                let $store = &h.service_accounts;
-                $f
-            }
-            C::Role => {
-                let $store = &h.roles;
-                $f
-            }
-            C::RoleBinding => {
-                let $store = &h.role_bindings;
-                $f
-            }
-            C::Service => {
-                let $store = &h.services;
-                $f
-            }
-            C::Deployment => {
-                let $store = &h.deployments;
-                $f
-            }
-            C::PodDisruptionBudget => {
-                let $store = &h.pdbs;
-                $f
-            }
-            C::HorizontalPodAutoscaler => {
-                let $store = &h.hpas;
-                $f
-            }
-        }
-    }};
-}
-
-impl Index {
-    /// `resourceVersion` and `generation` of a child as the index last saw it.
-    pub fn child_version(
-        &self,
-        kind: super::render::ChildKind,
-        ns: &str,
-        name: &str,
-    ) -> Option<(String, Option<i64>)> {
-        fn v<K>(store: &Store<K>, ns: &str, name: &str) -> Option<(String, Option<i64>)>
-        where
-            K: reflector::Lookup<DynamicType = ()> + Resource + Clone + 'static,
-        {
-            let o = store.get(&reflector::ObjectRef::new(name).within(ns))?;
-            Some((o.meta().resource_version.clone().unwrap_or_default(), o.meta().generation))
-        }
-        child_store!(self.children, kind, |store| v(store, ns, name))
-    }
-
-    /// Children of `kind` that the object with UID `owner` controls: (name, UID).
-    pub fn owned(&self, kind: super::render::ChildKind, owner: &str) -> Vec<(String, String)> {
-        fn o<K>(store: &Store<K>, owner: &str) -> Vec<(String, String)>
-        where
-            K: reflector::Lookup<DynamicType = ()> + Resource + Clone + 'static,
-        {
-            store
-                .state()
-                .iter()
-                .filter(|c| {
-                    c.meta()
-                        .owner_references
-                        .iter()
-                        .flatten()
-                        .any(|r| r.uid == owner && r.controller == Some(true))
-                })
-                .map(|c| {
-                    (c.meta().name.clone().unwrap_or_default(), c.meta().uid.clone().unwrap_or_default())
-                })
-                .collect()
-        }
-        child_store!(self.children, kind, |store| o(store, owner))
-    }
-
-    /// The gateway's credentials Secret as the index holds it.
-    pub fn child_secret(&self, ns: &str, name: &str) -> Option<Arc<Secret>> {
-        self.children.secrets.get(&reflector::ObjectRef::new(name).within(ns))
-    }
-
-    /// A child Deployment as the index holds it.
-    pub fn child_deployment(&self, ns: &str, name: &str) -> Option<Arc<Deployment>> {
-        self.children.deployments.get(&reflector::ObjectRef::new(name).within(ns))
     }
 }

@@ -32,26 +32,37 @@ impl Operator {
     /// of them when `leader_elect`.
     pub fn start(p: &Platform, namespaces: &[&str], identity: &str, leader_elect: bool) -> Operator {
         let http = free_port();
+        let mut args: Vec<String> = vec!["operator".into()];
+        let mut add = |a: &[&str]| args.extend(a.iter().map(|s| s.to_string()));
+        add(&["--address", "127.0.0.1", "--admin-port", &http.to_string()]);
+        add(&["--identity", identity]);
+        add(&["--gateway-image", "registry.example.com/cairn:test"]);
+        add(&["--leader-elect", if leader_elect { "true" } else { "false" }]);
+        add(&["--lease-namespace", namespaces[0]]);
+        for ns in namespaces {
+            add(&["--namespace", ns]);
+        }
+        let log_filter = std::env::var("CAIRN_OPERATOR_LOG").unwrap_or_else(|_| "info,cairn=debug".into());
+        Operator::spawn(&p.kubeconfig, &args, &[("RUST_LOG".into(), log_filter)], identity, http)
+    }
+
+    /// Runs `cairn` with exactly `args` and `env` (plus KUBECONFIG), as a pod would; `http` is
+    /// the admin port those args choose, `identity` names the log file.
+    pub fn spawn(
+        kubeconfig: &Path,
+        args: &[String],
+        env: &[(String, String)],
+        identity: &str,
+        http: u16,
+    ) -> Operator {
         let dir = crate::support::repo_root().join("target/operator-logs");
         std::fs::create_dir_all(&dir).unwrap();
         let log = dir.join(format!("{identity}.log"));
         let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
-        cmd.arg("operator")
-            .args(["--address", "127.0.0.1", "--admin-port", &http.to_string()])
-            .args(["--identity", identity])
-            .args(["--gateway-image", "registry.example.com/cairn:test"])
-            .args(["--leader-elect", if leader_elect { "true" } else { "false" }])
-            .args(["--lease-namespace", namespaces[0]]);
-        for ns in namespaces {
-            cmd.args(["--namespace", ns]);
-        }
-        let child = cmd
-            .env("KUBECONFIG", &p.kubeconfig)
-            .env(
-                "RUST_LOG",
-                std::env::var("CAIRN_OPERATOR_LOG").unwrap_or_else(|_| "info,cairn=debug".into()),
-            )
+        let child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .env("KUBECONFIG", kubeconfig)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(out)
