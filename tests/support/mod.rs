@@ -15,6 +15,8 @@
 // part of it; without this, the unused parts warn (and fail `clippy -D warnings`).
 #![allow(dead_code)]
 
+pub mod hosts;
+pub mod logs;
 pub mod tools;
 
 use std::path::{Path, PathBuf};
