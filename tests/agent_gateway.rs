@@ -726,6 +726,65 @@ async fn webhook_urls_are_judged_in_every_spelling_and_by_what_their_name_resolv
     assert_eq!(a.seen().len(), before, "refused before reaching the agent");
 }
 
+/// A call nested 10,000 deep never reaches the agent, on either binding: the gateway's condition
+/// in A2A's error forms (JSON-RPC error, REST error envelope). Headers over the limits: 431.
+#[tokio::test]
+async fn request_size_limits_are_answered_in_a2a_error_form() {
+    let (agent, gw) = setup().await;
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let depth =
+        "the request body nests JSON arrays and objects deeper than the 64 levels this gateway accepts";
+    let mut params = msg("deep");
+    params["metadata"] = json!({"x": "PLACEHOLDER"});
+    let rpc_body = json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": params})
+        .to_string()
+        .replace("\"PLACEHOLDER\"", &deep);
+    let before = agent.seen().len();
+    let url = format!("{}/agents/echo", gw.url);
+    let (s, _, v) =
+        json_of(send("POST", &url, Some("alice"), &[("a2a-version", "1.0")], Some(rpc_body.clone())).await)
+            .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["error"]["message"], depth, "{v}");
+    assert_eq!(v["error"]["code"], -32000, "a condition of the gateway: {v}");
+    assert_eq!(v["error"]["data"][0]["reason"], "JSON_TOO_DEEP", "{v}");
+    let rest_body = json!({"message": msg("deep")["message"], "metadata": {"x": "PLACEHOLDER"}})
+        .to_string()
+        .replace("\"PLACEHOLDER\"", &deep);
+    let (s, _, v) = json_of(
+        send(
+            "POST",
+            &format!("{url}/message:send"),
+            Some("alice"),
+            &[("a2a-version", "1.0")],
+            Some(rest_body),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["error"]["status"], "INVALID_ARGUMENT", "{v}");
+    assert_eq!(v["error"]["message"], depth, "{v}");
+    assert_eq!(agent.seen().len(), before, "nothing too deep reached the agent");
+
+    let many: Vec<(String, String)> = (0..101).map(|i| (format!("x-h{i}"), "v".to_string())).collect();
+    let many: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let body = json!({"jsonrpc": "2.0", "id": 7, "method": "SendMessage", "params": msg("hi")}).to_string();
+    let (s, _, v) = json_of(send("POST", &url, Some("alice"), &many, Some(body)).await).await;
+    assert_eq!(s, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "{v}");
+    assert_eq!(v["error"]["data"][0]["reason"], "REQUEST_HEADERS_TOO_LARGE", "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("header fields, more than the 100"), "{v}");
+    let big = "a".repeat(70_000);
+    let (s, _, v) = json_of(
+        send("GET", &format!("{url}/.well-known/agent-card.json"), Some("alice"), &[("x-big", &big)], None)
+            .await,
+    )
+    .await;
+    assert_eq!(s, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "{v}");
+    assert_eq!(v["error"]["status"], "RESOURCE_EXHAUSTED", "the REST envelope: {v}");
+    assert_eq!(agent.seen().len(), before);
+}
+
 #[tokio::test]
 async fn a2a_0_3_method_names() {
     let (agent, gw) = setup().await;

@@ -213,6 +213,72 @@ async fn backends_whose_name_resolves_to_metadata_or_link_local_are_refused_at_c
     assert_eq!(ok.count(), 1, "the allowed name (loopback, local mode) is reached");
 }
 
+/// A body nested 10,000 deep, or one level past the limit, never reaches the upstream: 400 in
+/// the caller's format (OpenAI and Anthropic); the limit itself passes. Too many or too large
+/// headers: 431, in the caller's format too.
+#[tokio::test]
+async fn request_size_limits_are_answered_in_the_callers_format() {
+    let up = MockLlm::start("up").await;
+    let port = free_port();
+    let mut cfg = config(
+        port,
+        vec![backend("a", &up.url)],
+        vec![rule("r", &["m"], json!([target("a", 0, 1)]))],
+        None,
+        None,
+    );
+    cfg.listener.max_request_bytes = 1 << 20;
+    let _gw = Gw::start(cfg).await;
+    // `{"model":…,"messages":[{…}],"x":` nests the value of `x` one level down.
+    let body = |levels: usize| {
+        format!(
+            r#"{{"model":"m","max_tokens":5,"messages":[{{"role":"user","content":"hi"}}],"x":{}{}}}"#,
+            "[".repeat(levels),
+            "]".repeat(levels)
+        )
+    };
+    let depth =
+        "the request body nests JSON arrays and objects deeper than the 64 levels this gateway accepts";
+    for levels in [10_000, 64] {
+        let r = call(port, "POST", "/v1/chat/completions", &[], &body(levels)).await;
+        assert_eq!(r.status, 400, "{levels}: {}", r.raw);
+        assert_eq!(
+            r.body,
+            json!({"error": {"message": depth, "type": "invalid_request_error", "param": null, "code": "json_too_deep"}})
+        );
+        let r = call(port, "POST", "/v1/messages", &[], &body(levels)).await;
+        assert_eq!(r.status, 400, "{}", r.raw);
+        assert_eq!(
+            r.body,
+            json!({"type": "error", "error": {"type": "invalid_request_error", "message": depth}})
+        );
+    }
+    assert_eq!(up.count(), 0, "nothing too deep reached the upstream");
+    let r = call(port, "POST", "/v1/chat/completions", &[], &body(63)).await;
+    assert_eq!(r.status, 200, "64 levels in all is the limit, accepted: {}", r.raw);
+    assert_eq!(up.count(), 1);
+
+    let many: Vec<(String, String)> = (0..101).map(|i| (format!("x-h{i}"), "v".to_string())).collect();
+    let many: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let r = call(port, "POST", "/v1/chat/completions", &many, &body(1)).await;
+    assert_eq!(r.status, 431, "{}", r.raw);
+    assert_eq!(r.body["error"]["code"], "headers_too_large", "{}", r.raw);
+    assert!(r.body["error"]["message"].as_str().unwrap().starts_with("the request has 10"), "{}", r.raw);
+    let big = "a".repeat(70_000);
+    let r = call(port, "POST", "/v1/messages", &[("x-big", &big)], &body(1)).await;
+    assert_eq!(r.status, 431, "{}", r.raw);
+    assert_eq!(r.body["error"]["type"], "invalid_request_error", "{}", r.raw);
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("bytes, more than the 65536 this gateway accepts"),
+        "{}",
+        r.raw
+    );
+    assert_eq!(up.count(), 1);
+}
+
 #[tokio::test]
 async fn weights_split_traffic_within_a_priority_group() {
     let (a, b) = (MockLlm::start("a").await, MockLlm::start("b").await);

@@ -523,6 +523,39 @@ async fn a_server_whose_name_resolves_to_the_metadata_address_is_refused_at_conn
     );
 }
 
+/// A message nested 10,000 deep is refused before it is read (nothing reaches a server), and
+/// headers over the limits get 431: JSON-RPC errors, as every refusal of the endpoint.
+#[tokio::test]
+async fn request_size_limits_are_answered_as_json_rpc_errors() {
+    let gh = serve(ToolsServer::default).await;
+    let gw = gateway(config("limits", vec![server("gh", &gh.url)], allow_all())).await;
+    let s = Session::open(&gw.url, None).await;
+    let deep = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"gh__echo","arguments":{{"text":{}{}}}}}}}"#,
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+    let depth =
+        "the request body nests JSON arrays and objects deeper than the 64 levels this gateway accepts";
+    let r = send("POST", &gw.url, &[("mcp-session-id", &s.id), ("mcp-protocol-version", "2025-06-18")], deep)
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(
+        serde_json::from_str::<Value>(&r.body).unwrap(),
+        json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": depth}})
+    );
+    let many: Vec<(String, String)> = (0..101).map(|i| (format!("x-h{i}"), "v".to_string())).collect();
+    let many: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let r = post(&gw.url, &many, init_body("2025-06-18")).await;
+    assert_eq!(r.status, 431, "{}", r.body);
+    let v: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["error"]["code"], -32600, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("header fields, more than the 100"), "{v}");
+    // The session still works.
+    let v = s.call(2, "tools/call", json!({"name": "gh__echo", "arguments": {"text": "ok"}})).await;
+    assert_eq!(text_of(&v), "ok");
+}
+
 #[tokio::test]
 async fn one_session_served_by_two_gateways_alternately() {
     let gh = serve(ToolsServer::default).await;
