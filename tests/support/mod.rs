@@ -340,33 +340,76 @@ pub struct Redis {
     /// `redis://127.0.0.1:PORT`
     pub url: String,
     child: Child,
-    _dir: tempfile::TempDir,
+    persistent: bool,
+    dir: tempfile::TempDir,
 }
 
 impl Redis {
     /// Starts Debian's `redis-server` (install: `tests/support/platform.sh deps`) and waits until
     /// it answers PING.
     pub fn start() -> Redis {
+        Redis::start_with(false)
+    }
+
+    /// As [`Redis::start`], with every write in an append-only file synced before it is
+    /// acknowledged, so a [`Redis::kill`]ed server [`Redis::restart`]s with all its data.
+    pub fn start_persistent() -> Redis {
+        Redis::start_with(true)
+    }
+
+    fn start_with(persistent: bool) -> Redis {
         let dir = tempfile::tempdir().expect("temp dir for redis");
         let port = free_port();
-        let child = Command::new("redis-server")
+        let child = Redis::spawn(port, persistent, dir.path());
+        let redis = Redis { port, url: format!("redis://127.0.0.1:{port}"), child, persistent, dir };
+        redis.wait_ready();
+        redis
+    }
+
+    fn spawn(port: u16, persistent: bool, dir: &Path) -> Child {
+        let aof: &[&str] = if persistent {
+            &["--appendonly", "yes", "--appendfsync", "always"]
+        } else {
+            &["--appendonly", "no"]
+        };
+        Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
-            .args(["--appendonly", "no", "--protected-mode", "no", "--dir"])
-            .arg(dir.path())
+            .args(aof)
+            .args(["--protected-mode", "no", "--dir"])
+            .arg(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| {
                 panic!("cannot start redis-server ({e}); install it with tests/support/platform.sh deps")
-            });
-        let redis = Redis { port, url: format!("redis://127.0.0.1:{port}"), child, _dir: dir };
+            })
+    }
+
+    fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while redis.ping().is_err() {
-            assert!(Instant::now() < deadline, "redis-server on port {port} did not answer PING");
+        while self.ping().is_err() {
+            assert!(Instant::now() < deadline, "redis-server on port {} did not answer PING", self.port);
             std::thread::sleep(Duration::from_millis(50));
         }
-        redis
+    }
+
+    /// Kills the server (SIGKILL: no shutdown, no last save).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same port and directory, and waits until it answers.
+    pub fn restart(&mut self) {
+        self.child = Redis::spawn(self.port, self.persistent, self.dir.path());
+        self.wait_ready();
+    }
+
+    /// A command's answer, through the `redis` crate.
+    pub fn query<T: redis::FromRedisValue>(&self, cmd: &mut redis::Cmd) -> T {
+        let mut c = redis::Client::open(self.url.as_str()).unwrap().get_connection().expect("redis answers");
+        cmd.query(&mut c).expect("redis command")
     }
 
     /// Sends PING over RESP; Ok if the answer is +PONG.
@@ -439,7 +482,8 @@ pub async fn pytest(args: &[&str], env: &[(&str, &str)]) -> Result<String, Strin
 }
 
 /// Starts `cairn gateway --layer LAYER` on a compiled config (JSON, listening on `port`) and a
-/// credentials bundle (JSON), both written to `dir`; the caller kills the child.
+/// credentials bundle (JSON), both written to `dir`; its stdout (the access log) and stderr go to
+/// `dir/gateway-PORT.out` and `.err`. The caller kills the child.
 pub fn spawn_gateway(layer: &str, dir: &Path, config_json: &str, port: u16, credentials_json: &str) -> Child {
     let path = dir.join(format!("config-{port}.json"));
     std::fs::write(&path, config_json).unwrap();
@@ -452,8 +496,8 @@ pub fn spawn_gateway(layer: &str, dir: &Path, config_json: &str, port: u16, cred
         .arg(&path)
         .arg("--credentials")
         .arg(&creds)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(std::fs::File::create(dir.join(format!("gateway-{port}.out"))).expect("stdout file"))
+        .stderr(std::fs::File::create(dir.join(format!("gateway-{port}.err"))).expect("stderr file"))
         .spawn()
         .expect("cairn gateway starts")
 }
