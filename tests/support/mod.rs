@@ -341,6 +341,7 @@ pub struct Redis {
     pub url: String,
     child: Child,
     persistent: bool,
+    extra: Vec<String>,
     dir: tempfile::TempDir,
 }
 
@@ -348,25 +349,31 @@ impl Redis {
     /// Starts Debian's `redis-server` (install: `tests/support/platform.sh deps`) and waits until
     /// it answers PING.
     pub fn start() -> Redis {
-        Redis::start_with(false)
+        Redis::start_with(false, &[])
     }
 
     /// As [`Redis::start`], with every write in an append-only file synced before it is
     /// acknowledged, so a [`Redis::kill`]ed server [`Redis::restart`]s with all its data.
     pub fn start_persistent() -> Redis {
-        Redis::start_with(true)
+        Redis::start_with(true, &[])
     }
 
-    fn start_with(persistent: bool) -> Redis {
+    /// As [`Redis::start`], refusing clients that do not authenticate with `password`.
+    pub fn start_with_password(password: &str) -> Redis {
+        Redis::start_with(false, &["--requirepass", password])
+    }
+
+    fn start_with(persistent: bool, extra: &[&str]) -> Redis {
         let dir = tempfile::tempdir().expect("temp dir for redis");
         let port = free_port();
-        let child = Redis::spawn(port, persistent, dir.path());
-        let redis = Redis { port, url: format!("redis://127.0.0.1:{port}"), child, persistent, dir };
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let child = Redis::spawn(port, persistent, dir.path(), &extra);
+        let redis = Redis { port, url: format!("redis://127.0.0.1:{port}"), child, persistent, extra, dir };
         redis.wait_ready();
         redis
     }
 
-    fn spawn(port: u16, persistent: bool, dir: &Path) -> Child {
+    fn spawn(port: u16, persistent: bool, dir: &Path, extra: &[String]) -> Child {
         let aof: &[&str] = if persistent {
             &["--appendonly", "yes", "--appendfsync", "always"]
         } else {
@@ -375,7 +382,9 @@ impl Redis {
         Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
             .args(aof)
-            .args(["--protected-mode", "no", "--dir"])
+            .args(["--protected-mode", "no"])
+            .args(extra)
+            .arg("--dir")
             .arg(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -386,9 +395,14 @@ impl Redis {
             })
     }
 
+    /// Waits until the server answers PING (or refuses it for want of the password: it is up).
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while self.ping().is_err() {
+        let up = || match self.ping() {
+            Ok(()) => true,
+            Err(e) => e.to_string().contains("-NOAUTH"),
+        };
+        while !up() {
             assert!(Instant::now() < deadline, "redis-server on port {} did not answer PING", self.port);
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -402,7 +416,7 @@ impl Redis {
 
     /// Starts the server again on the same port and directory, and waits until it answers.
     pub fn restart(&mut self) {
-        self.child = Redis::spawn(self.port, self.persistent, self.dir.path());
+        self.child = Redis::spawn(self.port, self.persistent, self.dir.path(), &self.extra);
         self.wait_ready();
     }
 
@@ -423,7 +437,7 @@ impl Redis {
         if &buf == b"+PONG\r\n" {
             Ok(())
         } else {
-            Err(std::io::Error::other(format!("unexpected reply {buf:?}")))
+            Err(std::io::Error::other(format!("unexpected reply {:?}", String::from_utf8_lossy(&buf))))
         }
     }
 }
@@ -485,19 +499,29 @@ pub async fn pytest(args: &[&str], env: &[(&str, &str)]) -> Result<String, Strin
 /// credentials bundle (JSON), both written to `dir`; its stdout (the access log) and stderr go to
 /// `dir/gateway-PORT.out` and `.err`. The caller kills the child.
 pub fn spawn_gateway(layer: &str, dir: &Path, config_json: &str, port: u16, credentials_json: &str) -> Child {
+    gateway_command(layer, dir, config_json, port, credentials_json).spawn().expect("cairn gateway starts")
+}
+
+/// The command [`spawn_gateway`] runs, for a caller that sets more (the environment).
+pub fn gateway_command(
+    layer: &str,
+    dir: &Path,
+    config_json: &str,
+    port: u16,
+    credentials_json: &str,
+) -> Command {
     let path = dir.join(format!("config-{port}.json"));
     std::fs::write(&path, config_json).unwrap();
     let creds = dir.join(format!("credentials-{port}.json"));
     std::fs::write(&creds, credentials_json).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(["gateway", "--layer", layer, "--address", "127.0.0.1", "--admin-port"])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    cmd.args(["gateway", "--layer", layer, "--address", "127.0.0.1", "--admin-port"])
         .arg(free_port().to_string())
         .arg("--config")
         .arg(&path)
         .arg("--credentials")
         .arg(&creds)
         .stdout(std::fs::File::create(dir.join(format!("gateway-{port}.out"))).expect("stdout file"))
-        .stderr(std::fs::File::create(dir.join(format!("gateway-{port}.err"))).expect("stderr file"))
-        .spawn()
-        .expect("cairn gateway starts")
+        .stderr(std::fs::File::create(dir.join(format!("gateway-{port}.err"))).expect("stderr file"));
+    cmd
 }
