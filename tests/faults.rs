@@ -272,7 +272,10 @@ async fn upstream_faults_fall_back_or_give_one_clean_error_and_the_budget_agrees
     .await;
     let failed: Vec<&Value> = lines.iter().filter(|l| l["status"] != 200 && l["stream"] == false).collect();
     assert_eq!(failed.len(), 4, "{lines:#?}");
-    assert!(failed.iter().all(|l| l["cost_usd"] == 0.0), "a call that produced nothing costs nothing: {failed:#?}");
+    assert!(
+        failed.iter().all(|l| l["cost_usd"] == 0.0),
+        "a call that produced nothing costs nothing: {failed:#?}"
+    );
 }
 
 /// Sends `chat(model)` every 10 ms until `stop`; the statuses and bodies, in order.
