@@ -5,7 +5,7 @@
 
 use super::replies::{Replies, UpstreamError};
 use super::wire::RawResponse;
-use crate::gateway::http_client::HttpClient;
+use crate::gateway::http_client::{HttpClient, failure};
 use crate::gateway::jsonrpc::Message;
 use crate::gateway::sse::SseParser;
 use bytes::Bytes;
@@ -48,7 +48,7 @@ pub async fn post(
     let resp = tokio::time::timeout(to.timeout, to.client.request(req))
         .await
         .map_err(|_| UpstreamError::Timeout)?
-        .map_err(|e| UpstreamError::Connect(e.to_string()))?;
+        .map_err(|e| UpstreamError::Connect(failure(&e, &to.url.to_string())))?;
     let status = resp.status();
     if status == StatusCode::NOT_FOUND && to.in_session {
         return Err(UpstreamError::SessionGone);

@@ -27,7 +27,7 @@ use super::replies::{Replies, UpstreamError, final_response};
 use super::session::BackendSession;
 use super::stdio::{StdioError, StdioServer};
 use crate::config::{Credentials, HeaderConfig};
-use crate::gateway::http_client::HttpClient;
+use crate::gateway::http_client::{HttpClient, failure};
 use crate::gateway::jsonrpc::{HEADER_MISMATCH, MISSING_CLIENT_CAPABILITY, UNSUPPORTED_PROTOCOL_VERSION};
 use crate::gateway::jsonrpc::{Message, Notification, Request, Response};
 use crate::gateway::layer::BuildError;
@@ -346,7 +346,7 @@ impl Upstream {
                 let resp = tokio::time::timeout(self.timeout, client.request(req))
                     .await
                     .map_err(|_| UpstreamError::Timeout)?
-                    .map_err(|e| UpstreamError::Connect(e.to_string()))?;
+                    .map_err(|e| UpstreamError::Connect(failure(&e, &url.to_string())))?;
                 match resp.status() {
                     StatusCode::OK => {}
                     StatusCode::METHOD_NOT_ALLOWED => return Ok(None),
