@@ -251,7 +251,7 @@ impl<'a> Index<'a> {
         Ok(crate::config::CredentialRef { id })
     }
 
-    /// The value of a Secret key (the Secret is recorded as named, found or not).
+    /// The value of a Secret key.
     pub(crate) fn secret_value(&self, ns: &str, r: &api::SecretKeyRef) -> Result<&'a str, SecretRefError> {
         self.secrets_named.borrow_mut().insert((ns.to_string(), r.name.clone()));
         let Some(data) = self.secrets.get(&(ns.to_string(), r.name.clone())) else {
