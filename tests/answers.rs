@@ -660,7 +660,7 @@ metadata: {name: echo-sa}
     assert_eq!(c["reason"], "EgressRefused", "{c}");
     let m = c["message"].as_str().unwrap();
     assert!(
-        m.starts_with("The egress rule of AgentGateway \"agents\" refuses a URL the card names: http://10.0.0.5/a2a reaches 10.0.0.5 is a private-network address"),
+        m.starts_with("AgentGateway \"agents\" refuses a URL the card names: URL \"http://10.0.0.5/a2a\" reaches 10.0.0.5, a private-network address"),
         "{m}"
     );
     assert!(s.data["status"].get("card").is_none());

@@ -6,23 +6,15 @@
 
 use super::{Diags, Index, Mode, Reason};
 use crate::api::{self, Object};
+use crate::config;
 use crate::policy::egress::{EgressPolicy, Source, literal_address, parse_cidr};
-
-/// The egress rule of a gateway's `spec.egress` in `mode` (entries of `allowedCIDRs` that are not
-/// ranges are left out: compile reports them on the gateway). The operator fetches what the
-/// gateways would (MCP tool lists, agent cards) under the same rule.
-pub fn egress_policy(spec: &api::Egress, mode: &Mode) -> EgressPolicy {
-    EgressPolicy {
-        allowed: spec.allowed_cidrs.iter().filter_map(|c| parse_cidr(c).ok()).collect(),
-        allow_private_networks: spec.allow_private_networks,
-        allow_loopback: *mode == Mode::Local,
-    }
-}
 
 /// One gateway's egress rule, for checking the URLs of the objects attached to it.
 pub(crate) struct Egress<'a> {
     gateway: &'a Object,
     policy: EgressPolicy,
+    /// `spec.egress.allowedHosts`, for the gateway's config.
+    allowed_hosts: Vec<String>,
 }
 
 impl<'a> Egress<'a> {
@@ -36,12 +28,30 @@ impl<'a> Egress<'a> {
             Object::AgentGateway(g) => &g.spec.common.egress,
             _ => &api::Egress::default(),
         };
+        let mut allowed = Vec::with_capacity(spec.allowed_cidrs.len());
         for (i, cidr) in spec.allowed_cidrs.iter().enumerate() {
-            if let Err(e) = parse_cidr(cidr) {
-                diags.push(gateway, format!("spec.egress.allowedCIDRs[{i}]"), Reason::Invalid, e);
+            match parse_cidr(cidr) {
+                Ok(net) => allowed.push(net),
+                Err(e) => diags.push(gateway, format!("spec.egress.allowedCIDRs[{i}]"), Reason::Invalid, e),
             }
         }
-        Egress { gateway, policy: egress_policy(spec, index.mode) }
+        let policy = EgressPolicy {
+            allowed,
+            allow_private_networks: spec.allow_private_networks,
+            allow_loopback: *index.mode == Mode::Local,
+        };
+        Egress { gateway, policy, allowed_hosts: spec.allowed_hosts.clone() }
+    }
+
+    /// The rule as the gateway's config states it, for what it judges at connect time and at
+    /// run time (the `allowedCIDRs` entries that are ranges, normalised).
+    pub(crate) fn config(&self) -> config::EgressConfig {
+        config::EgressConfig {
+            allowed_cidrs: self.policy.allowed.iter().map(ToString::to_string).collect(),
+            allow_private_networks: self.policy.allow_private_networks,
+            allow_loopback: self.policy.allow_loopback,
+            allowed_hosts: self.allowed_hosts.clone(),
+        }
     }
 
     /// Whether the gateway may use `url`, configured at `field` of `obj`; a diagnostic on `obj`

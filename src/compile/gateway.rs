@@ -157,6 +157,7 @@ pub(crate) fn build(
             access_log: common.telemetry.access_log,
         },
         policy,
+        egress: Default::default(),
         ai: None,
         mcp: None,
         agent: None,

@@ -18,7 +18,6 @@
 mod agent;
 mod ai;
 mod egress;
-pub use egress::egress_policy;
 mod gateway;
 mod mcp;
 mod subjects;

@@ -6,7 +6,7 @@
 //! | part | what it is |
 //! |---|---|
 //! | [`Core::metrics`] | the one Prometheus registry, with the core's families |
-//! | [`Core::http`] | the one HTTP client (a pool per connect timeout) |
+//! | [`Core::http`] | the one HTTP client (a pool per connect timeout and egress rule) |
 //! | [`Core::jwks`] | JWKS caches of trusted issuers, across config versions |
 //! | [`Core::stores`] | the limits stores (memory per gateway, Redis per URL) |
 //! | [`Core::env`] | the process environment, read once at start-up |
@@ -18,6 +18,7 @@
 //! [`crate::gateway::clock`] and the access/audit writer [`crate::gateway::log`].
 
 use crate::config::{CompiledGateway, Credentials, GatewayConfig};
+use crate::gateway::egress::Resolve;
 use crate::gateway::http_client::HttpClients;
 use crate::gateway::identity::{JwksCache, ServiceAccountEnv};
 use crate::gateway::metrics::Metrics;
@@ -59,10 +60,19 @@ pub struct Core {
 impl Core {
     /// A core for a process whose environment is `env`.
     pub fn new(env: Env) -> Arc<Core> {
-        let http = HttpClients::default();
+        Core::with_http(env, HttpClients::default())
+    }
+
+    /// A core whose clients resolve host names with `resolver` instead of the system's (tests
+    /// make a name resolve where they need it).
+    pub fn with_resolver(env: Env, resolver: Arc<dyn Resolve>) -> Arc<Core> {
+        Core::with_http(env, HttpClients::with_resolver(resolver))
+    }
+
+    fn with_http(env: Env, http: HttpClients) -> Arc<Core> {
         Arc::new(Core {
             metrics: Metrics::new(),
-            jwks: JwksCache::new(http.get(0)),
+            jwks: JwksCache::new(http.unrestricted(0)),
             http,
             stores: Stores::default(),
             env,

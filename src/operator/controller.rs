@@ -374,8 +374,7 @@ pub async fn run_scope(p: ScopeParams, shutdown: impl Fn() -> Shutdown) {
         queue: Arc::new(move |r| queue.queue(r)),
         leader: p.leader.clone(),
         client: p.client.clone(),
-        http: crate::gateway::http_client::HttpClients::default()
-            .get(super::answers::CONNECT_TIMEOUT.as_millis() as u64),
+        clients: Arc::new(crate::gateway::http_client::HttpClients::default()),
     });
     let ctx = Arc::new(Context {
         client: p.client,

@@ -176,7 +176,7 @@ pub enum Source {
 }
 
 /// One gateway's egress rule.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct EgressPolicy {
     /// Ranges allowed whatever their class (`spec.egress.allowedCIDRs`).
     pub allowed: Vec<IpNet>,
@@ -233,6 +233,23 @@ impl fmt::Display for Refusal {
 }
 
 impl EgressPolicy {
+    /// The rule a compiled config states; the error names the `allowedCIDRs` entry that is not
+    /// a range (the compile step reports those and leaves them out, so only a hand-written config
+    /// has one).
+    pub fn from_config(c: &crate::config::EgressConfig) -> Result<EgressPolicy, String> {
+        let allowed = c
+            .allowed_cidrs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| parse_cidr(s).map_err(|e| format!("allowedCIDRs[{i}]: {e}")))
+            .collect::<Result<_, _>>()?;
+        Ok(EgressPolicy {
+            allowed,
+            allow_private_networks: c.allow_private_networks,
+            allow_loopback: c.allow_loopback,
+        })
+    }
+
     /// Whether the gateway may connect to `ip` for a URL from `source`.
     pub fn check(&self, ip: IpAddr, source: Source) -> Result<(), Refusal> {
         let class = classify(ip);

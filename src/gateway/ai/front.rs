@@ -15,9 +15,9 @@ use super::record::Record;
 use super::routing::{exact_models, find_rule};
 use super::runtime::AiRuntime;
 use super::usage::Usage;
-use crate::gateway::admission;
 use crate::gateway::response::{Body, json};
 use crate::gateway::server::{self, BodyError};
+use crate::gateway::{admission, limits};
 use crate::policy::Target;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
@@ -79,6 +79,7 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let (parts, body) = req.into_parts();
+    limits::check_headers(&parts.headers)?;
     let op = op_of(&parts.method, parts.uri.path())?;
     rec.op = op.map_or("models", Op::as_str);
     let subject = rt
@@ -105,6 +106,7 @@ where
             return Err(AiError::BadRequest(format!("could not read the request body: {e}")));
         }
     };
+    limits::check_json_depth(&bytes)?;
     let mut prompt = Prompt::parse(bytes)?;
     let model = match prompt.head.model.take() {
         Some(Value::String(m)) if !m.is_empty() => m,

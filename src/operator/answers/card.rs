@@ -10,19 +10,19 @@
 //!
 //! Virtual keys resolve when compile found their Secret key (no `RefNotFound` on the field).
 
-use super::{Cache, Hooks, Problem, Tasks, egress, now, push, retry_delay};
-use crate::api::{self, Agent, AgentCardSummary, CardSkill, IdentityStatus, ObjectRef};
+use super::{CONNECT_TIMEOUT, Cache, Hooks, Problem, Tasks, now, push, retry_delay};
+use crate::api::{Agent, AgentCardSummary, CardSkill, IdentityStatus, ObjectRef};
 use crate::compile::Output;
 use crate::compile::Reason;
 use crate::gateway::agent::AgentRuntime;
 use crate::gateway::agent::card::{CardError, Fetched, fetch};
+use crate::gateway::egress::{Resolve, check_run_time_url};
 use crate::gateway::http_client::HttpClient;
 use crate::operator::status::cond::Cond;
-use crate::policy::egress::{EgressPolicy, Source};
+use crate::policy::egress::EgressPolicy;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
-use kube::runtime::reflector;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,14 +68,12 @@ pub struct Cards {
     hooks: Hooks,
     tasks: Tasks<Target>,
     seen: Arc<Cache<Seen>>,
-    client: HttpClient,
 }
 
 impl Cards {
     /// For the agents of `hooks.index`.
     pub fn new(hooks: Hooks) -> Self {
-        let client = hooks.http.clone();
-        Cards { hooks, tasks: Tasks::new(), seen: Arc::new(Cache::new()), client }
+        Cards { hooks, tasks: Tasks::new(), seen: Arc::new(Cache::new()) }
     }
 
     fn card_source(&self, agent: &Agent, compiled: &Output) -> Option<Result<CardSource, Problem>> {
@@ -89,23 +87,15 @@ impl Cards {
             else {
                 continue;
             };
-            let key = reflector::ObjectRef::<api::AgentGateway>::new(gw).within(&ns);
-            let spec = self
-                .hooks
-                .index
-                .cairn
-                .agent_gateways
-                .get(&key)
-                .map(|g| g.spec.common.egress.clone())
-                .unwrap_or_default();
+            let egress = match crate::gateway::egress::policy_of(&cg.config) {
+                Ok(e) => e,
+                Err(e) => return Some(Err(Problem::new("InvalidEgress", e.to_string()))),
+            };
             return Some(Ok(CardSource {
                 gateway: gw.to_string(),
                 url: AgentRuntime::card_url(c),
-                egress: crate::compile::egress_policy(
-                    &spec,
-                    &crate::compile::Mode::Cluster { domain: String::new() },
-                ),
-                allowed_hosts: spec.allowed_hosts.clone(),
+                egress,
+                allowed_hosts: cg.config.egress.allowed_hosts.clone(),
             }));
         }
         Some(Err(Problem::new(
@@ -133,9 +123,9 @@ impl Cards {
             self.tasks.stop(&r);
             self.seen.remove(&r);
         } else {
-            let (hooks, seen, client) = (self.hooks.clone(), self.seen.clone(), self.client.clone());
+            let (hooks, seen) = (self.hooks.clone(), self.seen.clone());
             let r2 = r.clone();
-            self.tasks.ensure(&r, target, move |t| run(hooks, seen, client, r2, t.clone()));
+            self.tasks.ensure(&r, target, move |t| run(hooks, seen, r2, t.clone()));
         }
         let seen = self.seen.get(&r).unwrap_or_default();
         let diags: Vec<&crate::compile::Diagnostic> = compiled.diagnostics_for(&r).collect();
@@ -216,7 +206,15 @@ fn write(agent: &Agent, seen: &Seen, diags: &[&crate::compile::Diagnostic], desi
 }
 
 /// The task of one agent.
-async fn run(hooks: Hooks, seen: Arc<Cache<Seen>>, client: HttpClient, r: ObjectRef, t: Target) {
+async fn run(hooks: Hooks, seen: Arc<Cache<Seen>>, r: ObjectRef, t: Target) {
+    // The gateway's own client under the publishing gateway's egress rule, judged where it
+    // connects.
+    let connect = CONNECT_TIMEOUT.as_millis() as u64;
+    let client = match &t.card {
+        Some(Ok(src)) => hooks.clients.for_gateway(connect, &src.egress),
+        _ => hooks.clients.for_gateway(connect, &EgressPolicy::default()),
+    };
+    let resolver = hooks.clients.resolver_arc();
     let mut failures = 0u32;
     loop {
         if hooks.ended(&r, &t.uid, &seen) {
@@ -229,7 +227,7 @@ async fn run(hooks: Hooks, seen: Arc<Cache<Seen>>, client: HttpClient, r: Object
         let card = match &t.card {
             None => None,
             Some(Err(p)) => Some(Err(p.clone())),
-            Some(Ok(src)) => Some(fetch_card(&client, &r.name, src).await),
+            Some(Ok(src)) => Some(fetch_card(&client, &*resolver, &r.name, src).await),
         };
         let failed = matches!(card, Some(Err(_)));
         if failed && failures == 0 && seen.get(&r).is_some_and(|s| s.problem.is_none() && s.card.is_some()) {
@@ -295,14 +293,12 @@ async fn service_account_exists(client: &kube::Client, ns: &str, name: &str) -> 
 }
 
 /// Fetches, checks and summarises one card.
-async fn fetch_card(client: &HttpClient, agent: &str, src: &CardSource) -> Result<AgentCardSummary, Problem> {
-    let refused = |m: String| {
-        Problem::new(
-            "EgressRefused",
-            format!("The egress rule of AgentGateway {:?} refuses {m}", src.gateway),
-        )
-    };
-    egress::check(&src.url, &src.egress, &[], Source::Configured).await.map_err(refused)?;
+async fn fetch_card(
+    client: &HttpClient,
+    resolver: &dyn Resolve,
+    agent: &str,
+    src: &CardSource,
+) -> Result<AgentCardSummary, Problem> {
     let card = match fetch(client, agent, &src.url, None).await {
         Ok(Fetched::Card(card, _)) => card,
         Ok(Fetched::NotModified(_)) => {
@@ -312,6 +308,11 @@ async fn fetch_card(client: &HttpClient, agent: &str, src: &CardSource) -> Resul
             ));
         }
         Err(e) => {
+            if let CardError::Unreachable { detail, .. } = &e
+                && detail.contains("egress rule refuses")
+            {
+                return Err(Problem::new("EgressRefused", format!("AgentGateway {:?}: {e}", src.gateway)));
+            }
             let reason = match e {
                 CardError::Unreachable { .. } => "Unreachable",
                 CardError::Status { .. } => "UnexpectedStatus",
@@ -328,9 +329,12 @@ async fn fetch_card(client: &HttpClient, agent: &str, src: &CardSource) -> Resul
         if !http || same_origin(&url, &src.url) {
             continue;
         }
-        egress::check(&url, &src.egress, &src.allowed_hosts, Source::RunTime)
-            .await
-            .map_err(|m| refused(format!("a URL the card names: {m}")))?;
+        check_run_time_url(&url, &src.egress, &src.allowed_hosts, resolver).await.map_err(|e| {
+            Problem::new(
+                "EgressRefused",
+                format!("AgentGateway {:?} refuses a URL the card names: {e}", src.gateway),
+            )
+        })?;
     }
     summary(&card).map_err(|m| Problem::new("InvalidCard", format!("the agent card at {}: {m}", src.url)))
 }
@@ -387,6 +391,7 @@ fn summary(card: &Value) -> Result<AgentCardSummary, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gateway::egress::SystemResolver;
 
     #[test]
     fn a_card_gives_its_name_version_and_skills() {
@@ -433,10 +438,10 @@ mod tests {
             egress: EgressPolicy { allowed: vec!["127.0.0.1/32".parse().unwrap()], ..Default::default() },
             allowed_hosts: vec![],
         };
-        let p = fetch_card(&client(), "evil", &src).await.unwrap_err();
+        let p = fetch_card(&client(&src), &SystemResolver, "evil", &src).await.unwrap_err();
         assert_eq!(p.reason, "EgressRefused");
         assert!(
-            p.message.starts_with("The egress rule of AgentGateway \"agents\" refuses a URL the card names: http://10.0.0.5/a2a reaches 10.0.0.5 is a private-network address"),
+            p.message.starts_with("AgentGateway \"agents\" refuses a URL the card names: URL \"http://10.0.0.5/a2a\" reaches 10.0.0.5, a private-network address: URLs that arrive at run time"),
             "{}",
             p.message
         );
@@ -454,7 +459,7 @@ mod tests {
             egress: EgressPolicy { allowed: vec!["127.0.0.1/32".parse().unwrap()], ..Default::default() },
             allowed_hosts: vec![],
         };
-        let p = fetch_card(&client(), "big", &src).await.unwrap_err();
+        let p = fetch_card(&client(&src), &SystemResolver, "big", &src).await.unwrap_err();
         assert_eq!(p.reason, "CardTooLarge");
         assert_eq!(p.message, format!("the agent card of 'big' at {} is larger than 1048576 bytes", src.url));
     }
@@ -467,13 +472,18 @@ mod tests {
             egress: EgressPolicy::default(),
             allowed_hosts: vec![],
         };
-        let p = fetch_card(&client(), "a", &src).await.unwrap_err();
+        let p = fetch_card(&client(&src), &SystemResolver, "a", &src).await.unwrap_err();
         assert_eq!(p.reason, "EgressRefused");
-        assert!(p.message.starts_with("The egress rule of AgentGateway \"agents\" refuses http://127.0.0.1:9/card reaches 127.0.0.1 is a loopback address"), "{}", p.message);
+        assert!(p.message.starts_with("AgentGateway \"agents\": the agent card of 'a' at http://127.0.0.1:9/card could not be fetched from"), "{}", p.message);
+        assert!(
+            p.message.contains("the gateway's egress rule refuses 127.0.0.1, a loopback address"),
+            "{}",
+            p.message
+        );
     }
 
-    fn client() -> HttpClient {
-        crate::gateway::http_client::HttpClients::default().get(1000)
+    fn client(src: &CardSource) -> HttpClient {
+        crate::gateway::http_client::HttpClients::default().for_gateway(1000, &src.egress)
     }
 
     /// Answers one HTTP request with `body` as JSON.

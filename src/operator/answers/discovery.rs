@@ -12,19 +12,19 @@
 //! tried once more at once, then reported and retried after 1 s doubling to 8 s; meanwhile the status keeps the last list with the time it was seen and
 //! `Discovered=False` names what went wrong.
 
-use super::{Cache, FETCH_TIMEOUT, Hooks, Problem, Tasks, egress, now, push, retry_delay};
+use super::{CONNECT_TIMEOUT, Cache, FETCH_TIMEOUT, Hooks, Problem, Tasks, now, push, retry_delay};
 use crate::api::{DiscoveredTool, MCPServer, ObjectRef};
 use crate::compile::Output;
 use crate::gateway::http_client::HttpClient;
 use crate::gateway::jsonrpc::{Message, Request};
 use crate::gateway::mcp::protocol::LATEST_SESSION_VERSION;
-use crate::gateway::mcp::upstream::{Transport, Upstream, UpstreamError, collect_pages, resolve_headers};
+use crate::gateway::mcp::replies::UpstreamError;
+use crate::gateway::mcp::upstream::{Transport, Upstream, collect_pages, resolve_headers};
 use crate::operator::status::cond::Cond;
-use crate::policy::egress::{EgressPolicy, Source};
+use crate::policy::egress::EgressPolicy;
 use crate::policy::{client_tool_name, glob_match};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
-use kube::runtime::reflector;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,14 +90,12 @@ pub struct Discovery {
     hooks: Hooks,
     tasks: Tasks<Target>,
     seen: Arc<Cache<Seen>>,
-    client: HttpClient,
 }
 
 impl Discovery {
     /// Discovery for the servers of `hooks.index`.
     pub fn new(hooks: Hooks) -> Self {
-        let client = hooks.http.clone();
-        Discovery { hooks, tasks: Tasks::new(), seen: Arc::new(Cache::new()), client }
+        Discovery { hooks, tasks: Tasks::new(), seen: Arc::new(Cache::new()) }
     }
 
     /// The target of `server`: the first MCPGateway (by name) whose compiled config serves it,
@@ -127,25 +125,15 @@ impl Discovery {
                 .iter()
                 .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
                 .collect();
-            let key = reflector::ObjectRef::<crate::api::MCPGateway>::new(gw).within(&ns);
-            let spec = self
-                .hooks
-                .index
-                .cairn
-                .mcp_gateways
-                .get(&key)
-                .map(|g| g.spec.common.egress.clone())
-                .unwrap_or_default();
+            let egress = crate::gateway::egress::policy_of(&cg.config)
+                .map_err(|e| Problem::new("InvalidEgress", e.to_string()))?;
             return Ok(Target {
                 uid: server.uid().unwrap_or_default(),
                 gateway: gw.to_string(),
                 url,
                 headers,
                 timeout: Duration::from_millis(s.timeout_ms.max(1)).min(FETCH_TIMEOUT),
-                egress: crate::compile::egress_policy(
-                    &spec,
-                    &crate::compile::Mode::Cluster { domain: String::new() },
-                ),
+                egress,
             });
         }
         Err(Problem::new(
@@ -167,9 +155,9 @@ impl Discovery {
         }
         match self.target(server, compiled) {
             Ok(t) => {
-                let (hooks, seen, client) = (self.hooks.clone(), self.seen.clone(), self.client.clone());
+                let (hooks, seen) = (self.hooks.clone(), self.seen.clone());
                 let r2 = r.clone();
-                self.tasks.ensure(&r, t, move |t| run(hooks, seen, client, r2, t.clone()));
+                self.tasks.ensure(&r, t, move |t| run(hooks, seen, r2, t.clone()));
             }
             Err(p) => {
                 // No task, so nothing to forget the entry when the server goes: status keeps the
@@ -229,7 +217,9 @@ fn write(server: &MCPServer, seen: &Seen, desired: &mut Value) {
 }
 
 /// The discovery loop of one server.
-async fn run(hooks: Hooks, seen: Arc<Cache<Seen>>, client: HttpClient, r: ObjectRef, t: Target) {
+async fn run(hooks: Hooks, seen: Arc<Cache<Seen>>, r: ObjectRef, t: Target) {
+    // The gateway's own client under its egress rule, judged where it connects.
+    let client = hooks.clients.for_gateway(CONNECT_TIMEOUT.as_millis() as u64, &t.egress);
     let mut failures = 0u32;
     loop {
         if hooks.ended(&r, &t.uid, &seen) {
@@ -312,9 +302,6 @@ async fn list(
     up: &Upstream,
     t: &Target,
 ) -> Result<(Vec<String>, String, crate::gateway::mcp::session::BackendSession), Problem> {
-    egress::check(&t.url, &t.egress, &[], Source::Configured).await.map_err(|m| {
-        Problem::new("EgressRefused", format!("The egress rule of MCPGateway {:?} refuses {m}", t.gateway))
-    })?;
     let params = json!({
         "protocolVersion": LATEST_SESSION_VERSION,
         "capabilities": {},
@@ -345,7 +332,7 @@ async fn list(
                 format!("{} did not list its tools within {}s", t.url, whole.as_secs()),
             ));
         }
-        Ok(Err(e)) => return Err(problem(&t.url, &e)),
+        Ok(Err(e)) => return Err(problem(t, &e)),
         Ok(Ok(x)) => x,
     };
     let mut names = Vec::with_capacity(items.len());
@@ -368,7 +355,13 @@ async fn list(
     Ok((names, version, session))
 }
 
-fn problem(url: &str, e: &UpstreamError) -> Problem {
+fn problem(t: &Target, e: &UpstreamError) -> Problem {
+    if let UpstreamError::Connect(m) = e
+        && m.contains("egress rule refuses")
+    {
+        return Problem::new("EgressRefused", format!("MCPGateway {:?}: {m}", t.gateway));
+    }
+    let url = &t.url;
     let reason = match e {
         UpstreamError::Connect(_) => "Unreachable",
         UpstreamError::Timeout => "Timeout",
@@ -469,15 +462,47 @@ mod tests {
         assert_eq!(s["toolCount"], 100);
     }
 
+    fn target(url: &str) -> Target {
+        Target {
+            uid: String::new(),
+            gateway: "tools".into(),
+            url: url.into(),
+            headers: vec![],
+            timeout: Duration::from_secs(2),
+            egress: EgressPolicy::default(),
+        }
+    }
+
     #[test]
     fn upstream_errors_name_the_url_and_what_went_wrong() {
-        let p = problem("http://x/mcp", &UpstreamError::Protocol("expected value at line 1 column 1".into()));
+        let t = target("http://x/mcp");
+        let p = problem(&t, &UpstreamError::Protocol("expected value at line 1 column 1".into()));
         assert_eq!(p.reason, "InvalidResponse");
         assert_eq!(
             p.message,
             "http://x/mcp: MCP server sent an invalid answer: expected value at line 1 column 1"
         );
-        assert_eq!(problem("u", &UpstreamError::Status(500)).message, "u: MCP server answered HTTP 500");
-        assert_eq!(problem("u", &UpstreamError::Timeout).reason, "Timeout");
+        assert_eq!(
+            problem(&t, &UpstreamError::Status(500)).message,
+            "http://x/mcp: MCP server answered HTTP 500"
+        );
+        assert_eq!(problem(&t, &UpstreamError::Timeout).reason, "Timeout");
+    }
+
+    #[tokio::test]
+    async fn a_server_the_egress_rule_refuses_is_not_reached_and_said() {
+        // 127.0.0.1 in a cluster, not in allowedCIDRs: the gateway's client refuses to connect
+        // (a name resolving there is refused the same way, where it connects).
+        let t = target("http://127.0.0.1:9/mcp");
+        let client = crate::gateway::http_client::HttpClients::default().for_gateway(1000, &t.egress);
+        let up = upstream(&t, &client).unwrap();
+        let p = list(&up, &t).await.unwrap_err();
+        assert_eq!(p.reason, "EgressRefused", "{p:?}");
+        assert!(p.message.starts_with("MCPGateway \"tools\": "), "{}", p.message);
+        assert!(
+            p.message.contains("the gateway's egress rule refuses 127.0.0.1, a loopback address"),
+            "{}",
+            p.message
+        );
     }
 }

@@ -15,7 +15,6 @@
 pub mod card;
 pub mod discovery;
 pub mod effective;
-mod egress;
 pub mod events;
 pub mod spend;
 
@@ -59,8 +58,9 @@ pub struct Hooks {
     pub leader: Leadership,
     /// API client (ServiceAccount reads).
     pub client: kube::Client,
-    /// The HTTP client of MCP servers and agent cards (the gateways' client, one pool).
-    pub http: crate::gateway::http_client::HttpClient,
+    /// The gateways' HTTP clients (one per egress rule, judged where they connect), for MCP
+    /// servers and agent cards.
+    pub clients: Arc<crate::gateway::http_client::HttpClients>,
 }
 
 impl Hooks {
