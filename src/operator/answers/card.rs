@@ -474,7 +474,11 @@ mod tests {
         };
         let p = fetch_card(&client(&src), &SystemResolver, "a", &src).await.unwrap_err();
         assert_eq!(p.reason, "EgressRefused");
-        assert!(p.message.starts_with("AgentGateway \"agents\": the agent card of 'a' at http://127.0.0.1:9/card could not be fetched from"), "{}", p.message);
+        assert!(
+            p.message.starts_with("AgentGateway \"agents\": the agent card of 'a' could not be fetched from http://127.0.0.1:9/card: "),
+            "{}",
+            p.message
+        );
         assert!(
             p.message.contains("the gateway's egress rule refuses 127.0.0.1, a loopback address"),
             "{}",
