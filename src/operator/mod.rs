@@ -13,6 +13,7 @@
 pub mod answers;
 pub mod apply;
 pub mod args;
+pub mod backoff;
 pub mod compile;
 pub mod context;
 pub mod controller;
