@@ -944,6 +944,13 @@ async fn origin_table_absent_same_host_allowed_foreign() {
                 assert_eq!(cv["error"]["status"], "PERMISSION_DENIED", "{cv}");
             }
         }
+        // DNS rebinding: Origin equal to a public Host is not the gateway's own.
+        let port = gw.url.rsplit(':').next().unwrap();
+        let (evil, host) = (format!("http://evil.example:{port}"), format!("evil.example:{port}"));
+        let h = [("a2a-version", "1.0"), ("origin", evil.as_str()), ("host", host.as_str())];
+        let url = format!("{}/agents/echo", gw.url);
+        let (s, _, v) = json_of(send("POST", &url, Some("alice"), &h, Some(body.clone())).await).await;
+        assert_eq!(s.as_u16(), 403, "rebinding: {v}");
     }
 }
 

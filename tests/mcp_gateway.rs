@@ -17,7 +17,7 @@ use cairn::gateway::layer::Layer as _;
 use cairn::gateway::mcp::{McpLayer, McpRuntime, handle};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioExecutor;
-use mcp_servers::{ElicitServer, PagedServer, ToolsServer, serve, serve_modern};
+use mcp_servers::{ElicitServer, NamedToolsServer, PagedServer, ToolsServer, serve, serve_modern};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -767,6 +767,15 @@ async fn origin_table_absent_same_host_allowed_foreign() {
                 );
             }
         }
+        // DNS rebinding: a page at evil.example re-resolved to the gateway sends an Origin equal
+        // to the Host it asks for; a public name is no proof of being the gateway's own.
+        let port = own.rsplit(':').next().unwrap();
+        let (evil, host) = (format!("http://evil.example:{port}"), format!("evil.example:{port}"));
+        let r = post(&gw.url, &[("origin", &evil), ("host", &host)], init_body("2025-11-25")).await;
+        assert_eq!(r.status, 403, "rebinding: {}", r.body);
+        let local = (format!("http://localhost:{port}"), format!("localhost:{port}"));
+        let r = post(&gw.url, &[("origin", &local.0), ("host", &local.1)], init_body("2025-11-25")).await;
+        assert_eq!(r.status, 200, "localhost is the gateway's own: {}", r.body);
     }
 }
 
@@ -1096,6 +1105,28 @@ async fn an_unprefixed_server_keeps_its_names() {
         metrics.contains("cairn_mcp_tool_calls_total{gateway=\"test/unprefixed\",server=\"files\",tool=\"echo\",subject=\"bot\",outcome=\"ok\"} 2"),
         "{metrics}"
     );
+}
+
+/// A name of the unprefixed server that reads as another server's prefixed name (`gh__echo`
+/// beside a server with prefix `gh`) would route to that other server: it is left out of lists
+/// (never shadowed, never served by the wrong server), while its other names, `__` included,
+/// are listed and served by it.
+#[tokio::test]
+async fn an_unprefixed_name_that_reads_as_another_servers_is_left_out() {
+    let gh = serve(ToolsServer::default).await;
+    let own = serve(|| NamedToolsServer(vec!["gh__echo", "zz__own", "plain"])).await;
+    let unprefixed = McpServerConfig { prefix: String::new(), ..server("files", &own.url) };
+    let gw = gateway(config("shadow", vec![server("gh", &gh.url), unprefixed], allow_all())).await;
+    let s = Session::open(&gw.url, None).await;
+    let names = s.tool_names().await;
+    assert_eq!(names.iter().filter(|n| *n == "gh__echo").count(), 1, "listed once: {names:?}");
+    assert!(names.contains(&"zz__own".to_string()) && names.contains(&"plain".to_string()), "{names:?}");
+    let v = s.call(1, "tools/call", json!({"name": "gh__echo", "arguments": {"text": "hi"}})).await;
+    assert_eq!(text_of(&v), "hi", "gh__echo is gh's echo");
+    let v = s.call(2, "tools/call", json!({"name": "zz__own", "arguments": {}})).await;
+    assert_eq!(text_of(&v), "named zz__own", "no server has prefix zz: the unprefixed one serves it");
+    let v = s.call(3, "tools/call", json!({"name": "plain", "arguments": {}})).await;
+    assert_eq!(text_of(&v), "named plain");
 }
 
 /// A stdio MCP server built on the official Python SDK.

@@ -13,6 +13,11 @@
 //! [`SESSION_KEY`] (the MCP gateway's AEAD key for sealed session ids) and [`SIGNING_KEY`] (the
 //! agent gateway's key for caller-identity tokens). The operator generates them once per gateway
 //! and keeps them; local mode generates them at start-up.
+//!
+//! Over 600 lines on purpose: the whole contract in one file, type by type in the order of the
+//! document (gateway, auth, policy, then each layer's part), so the file reads as the schema
+//! does; how it travels ([`packed`]) and what the compile step hands over ([`compiled`]) are
+//! apart.
 
 mod compiled;
 pub mod packed;

@@ -291,7 +291,7 @@ impl A2aError {
             Binding::JsonRpc => self.jsonrpc_body(id),
             Binding::Rest => self.rest_body(),
         };
-        Bytes::from(format!("data: {body}\n\n"))
+        crate::gateway::sse::encode_data(&body.to_string())
     }
 }
 

@@ -4,10 +4,10 @@
 
 use super::metrics::{AiMetrics, CostLabels, RequestLabels, TimingLabels, TokenLabels};
 use super::usage::{Usage, micro_usd_to_usd};
-use crate::gateway::clock::rfc3339;
+use crate::gateway::clock::rfc3339_now;
 use serde::Serialize;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// What is known about a request when it ends.
 #[derive(Debug, Clone)]
@@ -171,7 +171,7 @@ impl Record {
 
     fn write(&self, elapsed: Duration) {
         let line = Line {
-            ts: rfc3339(SystemTime::now()),
+            ts: rfc3339_now(),
             gateway: &self.gateway,
             method: self.method.as_str(),
             path: &self.path,

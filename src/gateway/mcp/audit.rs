@@ -30,7 +30,7 @@ use sha2::{Digest, Sha256};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 /// Labels of a tool call.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -317,7 +317,7 @@ impl ToolCall<'_> {
     /// Writes the audit line and counts the call.
     pub fn finish(&self, outcome: &str, latency: Duration) {
         let latency_ms = latency.as_secs_f64() * 1000.0;
-        let time = crate::gateway::clock::rfc3339(SystemTime::now());
+        let time = crate::gateway::clock::rfc3339_now();
         let line = AuditLine {
             time,
             kind: "mcp.tool_call",
