@@ -15,8 +15,6 @@ mod mcp_servers;
 mod operator;
 mod support;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
 use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
 use operator::{Operator, apply_yaml, cairn, condition, dynamic, setup, wait_condition};
 use serde_json::{Value, json};
@@ -68,67 +66,67 @@ async fn events(p: &Platform, ns: &str, name: &str) -> Vec<(String, String, Stri
         .collect()
 }
 
-/// A gateway process serving the config the operator wrote into `base`-config, with the
-/// credentials of `base`-credentials (what a gateway pod of `layer` runs).
-async fn gateway_from_cluster(
+/// A gateway's pod: `cairn gateway` in cluster mode as the gateway's own ServiceAccount, reading
+/// the ConfigMap and Secret the operator wrote, started once the config names `knows`; killed on
+/// drop.
+struct GatewayPod(Child);
+
+impl Drop for GatewayPod {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs the pod of the `layer` gateway `base` (`<name>-<layer>-gateway`) listening on `port`.
+async fn gateway_pod(
     p: &Platform,
     ns: &str,
     base: &str,
     layer: &str,
+    port: u16,
     dir: &std::path::Path,
     knows: &str,
-) -> (Child, u16) {
-    let cm = wait_until(HANG, &format!("the gateway's ConfigMap with {knows}"), || async {
+) -> GatewayPod {
+    wait_until(HANG, &format!("the gateway's ConfigMap with {knows}"), || async {
         let cm = dynamic(p, ns, "v1", "ConfigMap", "configmaps").get(&format!("{base}-config")).await.ok()?;
-        cm.data["data"]["config.json"].as_str()?.contains(knows).then_some(cm)
+        cm.data["data"]["config.json"].as_str()?.contains(knows).then_some(())
     })
     .await;
-    let mut config: Value =
-        serde_json::from_str(cm.data["data"]["config.json"].as_str().expect("a small config is text"))
-            .unwrap();
-    let port = free_port();
-    config["listener"]["port"] = json!(port);
-    let creds = wait_until(HANG, "the gateway's credentials", || operator::bundle(p, ns, base)).await;
-    let child =
-        support::spawn_gateway(layer, dir, &config.to_string(), port, &Value::Object(creds).to_string());
+    let err = std::fs::File::create(dir.join(format!("{base}.err"))).unwrap();
+    let child = support::cluster_gateway_command(p, ns, base, layer, free_port(), dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(err)
+        .spawn()
+        .expect("cairn gateway starts");
+    let pod = GatewayPod(child);
     wait_until(HANG, "the gateway listening", || async {
         std::net::TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
     })
     .await;
-    (child, port)
-}
-
-/// POSTs JSON; returns the status and the JSON answer.
-async fn post(url: &str, key: &str, body: Value) -> (u16, Value) {
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Full<Bytes>>();
-    let req = http::Request::post(url)
-        .header("content-type", "application/json")
-        .header("authorization", format!("Bearer {key}"))
-        .body(Full::new(Bytes::from(body.to_string())))
-        .unwrap();
-    let resp = client.request(req).await.expect("the gateway answers");
-    let status = resp.status().as_u16();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    pod
 }
 
 async fn chat(port: u16, key: &str, model: &str) -> (u16, Value) {
     let body = json!({"model": model, "messages": [{"role": "user", "content": "how much does this cost"}]});
-    post(&format!("http://127.0.0.1:{port}/v1/chat/completions"), key, body).await
+    let url = format!("http://127.0.0.1:{port}/v1/chat/completions");
+    let auth = format!("Bearer {key}");
+    let r = support::http::request("POST", &url, &[("authorization", &auth)], body.to_string()).await;
+    (r.status, r.body)
 }
 
 const BOT_KEY: &str = "cairn-vk-bot-0123456789abcdef";
 
 /// An AI gateway with two Echo models (priced so that costs are whole micro-dollars: $0.001 per
 /// input token, $0.002 per output token), a policy granting one of them to agents labelled
-/// `team: support`, with budgets; `STORE` is replaced by the gateway's store.
+/// `team: support`, with budgets; `STORE` is replaced by the gateway's store, `PORT` by its
+/// listener's port.
 const AI: &str = r#"
 apiVersion: cairn.dev/v1alpha1
 kind: AIGateway
 metadata: {name: llm}
 spec:
-  listener: {port: 8080}
+  listener: {port: PORT}
   defaultAction: Deny
   STORE
 ---
@@ -168,6 +166,11 @@ spec:
     - {amountUSD: 0.1, window: Month, scope: Shared, action: Report}
 "#;
 
+/// [`AI`] with `store` and listening on `port`.
+fn ai(store: &str, port: u16) -> String {
+    AI.replace("STORE", store).replace("PORT", &port.to_string())
+}
+
 const BOT: &str = r#"
 apiVersion: cairn.dev/v1alpha1
 kind: Agent
@@ -183,12 +186,37 @@ async fn subjects(p: &Platform, ns: &str) -> Option<Value> {
 #[tokio::test]
 async fn a_label_selected_agent_follows_its_label_and_the_grants_are_what_the_gateway_enforces() {
     let (p, ns) = setup("ans-label").await;
-    apply_yaml(&p, &ns, &AI.replace("STORE", "")).await;
+    let port = free_port();
+    apply_yaml(&p, &ns, &ai("", port)).await;
     let op = Operator::start(&p, &[&ns], "ans-label", false);
     op.wait_ready().await;
     let pol = wait_condition(&p, &ns, "AgentPolicy", "support", "Ready", "True").await;
     assert_eq!(condition(&pol, "Ready").unwrap()["message"], "Enforced by AIGateway llm");
     assert_eq!(pol.data["status"]["effective"]["subjectCount"], 0);
+
+    // kubectl shows what a person needs first: for gateways READY, ADDRESS, CONFIG, AGE; for
+    // routes GATEWAYS, ACCEPTED.
+    let gw = wait_until(HANG, "the gateway's config hash", || async {
+        let g = get(&p, &ns, "AIGateway", "llm").await?;
+        g.data["status"]["configHash"].as_str().map(str::to_string)
+    })
+    .await;
+    let table = p.kubectl_ok(&["get", "aigateways,airoutes", "-n", &ns]);
+    eprintln!("{table}");
+    let mut tables = table.split("\n\n");
+    let gateways = tables.next().unwrap();
+    let header: Vec<&str> = gateways.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "READY", "ADDRESS", "CONFIG", "AGE"], "{table}");
+    let row: Vec<&str> = gateways.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(
+        row[..4],
+        ["aigateway.cairn.dev/llm", "False", &format!("http://llm-ai-gateway.{ns}.svc:{port}"), &gw]
+    );
+    let routes = tables.next().unwrap();
+    let header: Vec<&str> = routes.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "GATEWAYS", "ACCEPTED", "AGE"], "{table}");
+    let row: Vec<&str> = routes.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(row[..3], ["airoute.cairn.dev/chat", "llm", "True"], "{table}");
 
     let t = Instant::now();
     apply_yaml(&p, &ns, BOT).await;
@@ -203,7 +231,7 @@ async fn a_label_selected_agent_follows_its_label_and_the_grants_are_what_the_ga
 
     // What status says is granted is what a gateway running the operator's config enforces.
     let dir = tempfile::tempdir().unwrap();
-    let (mut gw, port) = gateway_from_cluster(&p, &ns, "llm-ai-gateway", "ai", dir.path(), "\"bot\"").await;
+    let gw = gateway_pod(&p, &ns, "llm-ai-gateway", "ai", port, dir.path(), "\"bot\"").await;
     let (allowed, body) = wait_until(HANG, "the gateway to know bot", || async {
         let r = chat(port, BOT_KEY, "echo-1").await;
         (r.0 != 401).then_some(r)
@@ -212,8 +240,7 @@ async fn a_label_selected_agent_follows_its_label_and_the_grants_are_what_the_ga
     assert_eq!(allowed, 200, "{body}");
     let (refused, body) = chat(port, BOT_KEY, "echo-2").await;
     assert_eq!(refused, 403, "echo-2 is served but not granted: {body}");
-    let _ = gw.kill();
-    let _ = gw.wait();
+    drop(gw);
 
     let t = Instant::now();
     let agents = cairn(&p, &ns, "Agent");
@@ -241,7 +268,8 @@ async fn spend_in_status_and_in_cairn_spend_is_what_the_requests_cost_to_the_mic
     let (p, ns) = setup("ans-spend").await;
     let redis = support::Redis::start();
     let store = format!("store: {{redis: {{url: \"{}\"}}}}", redis.url);
-    let yaml = format!("{}---{BOT}", AI.replace("STORE", &store));
+    let port = free_port();
+    let yaml = format!("{}---{BOT}", ai(&store, port));
     apply_yaml(&p, &ns, &yaml).await;
     let op = Operator::start(&p, &[&ns], "ans-spend", false);
     op.wait_ready().await;
@@ -254,7 +282,7 @@ async fn spend_in_status_and_in_cairn_spend_is_what_the_requests_cost_to_the_mic
     assert_eq!(pol.data["status"]["spend"][0]["usedUSD"], "0.00");
 
     let dir = tempfile::tempdir().unwrap();
-    let (mut gw, port) = gateway_from_cluster(&p, &ns, "llm-ai-gateway", "ai", dir.path(), "\"bot\"").await;
+    let gw = gateway_pod(&p, &ns, "llm-ai-gateway", "ai", port, dir.path(), "\"bot\"").await;
     let mut cost = 0u64;
     let t = Instant::now();
     for _ in 0..5 {
@@ -263,8 +291,7 @@ async fn spend_in_status_and_in_cairn_spend_is_what_the_requests_cost_to_the_mic
         let u = &body["usage"];
         cost += u["prompt_tokens"].as_u64().unwrap() * 1000 + u["completion_tokens"].as_u64().unwrap() * 2000;
     }
-    let _ = gw.kill();
-    let _ = gw.wait();
+    drop(gw);
     let used = cairn::spend::usd(cost);
     eprintln!("5 requests cost {used} USD");
     let pol = answer("requests → status.spend", t, || async {
@@ -331,7 +358,7 @@ async fn spend_in_status_and_in_cairn_spend_is_what_the_requests_cost_to_the_mic
     let out = cairn_cli(&["spend", "-n", &ns, "--window", "2026-13"], &p.kubeconfig);
     assert!(text(&out).1.contains("error: window \"2026-13\" is not a window: use 2026-12 (a month), 2026-W49 (an ISO week) or 2026-12-03 (a day)"), "{:?}", text(&out));
     let memory = dir.path().join("memory.yaml");
-    std::fs::write(&memory, format!("{}---{BOT}", AI.replace("STORE", ""))).unwrap();
+    std::fs::write(&memory, format!("{}---{BOT}", ai("", port))).unwrap();
     let out = cairn_cli(&["spend", "-f", memory.to_str().unwrap(), "-n", "team"], &p.kubeconfig);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).1.contains(
@@ -530,7 +557,8 @@ async fn an_mcp_servers_tools_follow_it_down_and_back_and_bad_servers_are_named_
     // Events on the changes only: discovered once, down once, back once, changed once.
     let evs = wait_until(HANG, "the server's Events", || async {
         let e = events(&p, &ns, "gh").await;
-        e.iter().any(|e| e.1 == "ToolsChanged").then_some(e)
+        let has = |reason: &str| e.iter().any(|e| e.1 == reason);
+        (has("ToolsChanged") && has("ServerBack")).then_some(e)
     })
     .await;
     let count = |reason: &str| evs.iter().filter(|e| e.1 == reason).count();

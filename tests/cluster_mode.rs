@@ -195,20 +195,20 @@ impl Cluster {
 
     /// `cairn gateway` in cluster mode as the gateway's ServiceAccount.
     fn spawn(&self) -> Gateway {
-        let kubeconfig = self.p.service_account_kubeconfig(&self.ns, &self.n.base, self.dir.path());
         let admin = support::free_port();
         let err = self.dir.path().join(format!("gateway-{admin}.err"));
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
-            .args(["gateway", "--layer", self.n.layer, "--namespace", &self.ns])
-            .args(["--config-map", &self.n.config_map(), "--secret", &self.n.secret()])
-            .args(["--address", "127.0.0.1", "--admin-port", &admin.to_string()])
-            .env("KUBECONFIG", &kubeconfig)
-            .env_remove("POD_NAMESPACE")
-            .env_remove("KUBERNETES_SERVICE_HOST")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(&err).unwrap())
-            .spawn()
-            .expect("starting cairn gateway");
+        let child = support::cluster_gateway_command(
+            &self.p,
+            &self.ns,
+            &self.n.base,
+            self.n.layer,
+            admin,
+            self.dir.path(),
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .expect("starting cairn gateway");
         Gateway { child, admin, err }
     }
 

@@ -240,3 +240,86 @@ async fn run(hooks: Hooks, seen: Arc<Cache<PolicySpend>>, ns: String) {
         tokio::time::sleep(SPEND_INTERVAL).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counter(budget: usize, subject: Option<&str>, limit_micros: u64) -> BudgetCounter {
+        BudgetCounter {
+            policy: "p".into(),
+            budget,
+            subject: subject.map(str::to_string),
+            window: "2026-12".into(),
+            key: format!("k{budget}{subject:?}"),
+            limit_micros,
+        }
+    }
+
+    fn status(s: &PolicySpend) -> (Value, Cond) {
+        let mut desired = json!({"conditions": []});
+        let cond = write(s, &mut desired);
+        (desired, cond)
+    }
+
+    #[test]
+    fn a_per_subject_budget_lists_the_subjects_that_spent_most_and_counts_the_rest() {
+        // Budget 0: $50 per subject, 14 subjects spending 1..=14 dollars; budget 1: $100 shared.
+        let mut counters: Vec<_> = (1..=14u64)
+            .map(|i| (counter(0, Some(&format!("a{i:02}")), 50_000_000), Some(i * 1_000_000)))
+            .collect();
+        counters.push((counter(1, None, 100_000_000), Some(105_000_000)));
+        let s = PolicySpend {
+            counters,
+            stores: vec!["redis://r:6379 (AIGateway llm)".into()],
+            ..Default::default()
+        };
+        let (st, cond) = status(&s);
+        let spend = st["spend"].as_array().unwrap();
+        let subjects: Vec<&str> = spend.iter().filter_map(|e| e["subject"].as_str()).collect();
+        assert_eq!(subjects, ["a14", "a13", "a12", "a11", "a10", "a09", "a08", "a07", "a06", "a05"]);
+        assert_eq!(
+            spend[0],
+            json!({"budget": 0, "window": "2026-12", "subject": "a14", "usedUSD": "14.00", "limitUSD": "50"})
+        );
+        assert_eq!(
+            spend[10],
+            json!({"budget": 1, "window": "2026-12", "usedUSD": "105.00", "limitUSD": "100"})
+        );
+        // a01..a04 spent 1 + 2 + 3 + 4 dollars.
+        assert_eq!(st["spendOmitted"], json!([{"budget": 0, "subjects": 4, "usedUSD": "10.00"}]));
+        assert_eq!(st["spendSummary"], "105.00/100 USD", "the budget nearest (past) its limit");
+        assert_eq!(cond.to_json()["message"], "Read from redis://r:6379 (AIGateway llm)");
+    }
+
+    #[test]
+    fn a_store_that_does_not_answer_makes_every_figure_unknown_with_the_reason() {
+        let counters = (0..12).map(|i| (counter(0, Some(&format!("a{i:02}")), 5_000_000), None)).collect();
+        let problem =
+            Some(Problem::new("StoreUnavailable", "Spend is unknown: redis redis://r:6379: refused"));
+        let s = PolicySpend { counters, problem, ..Default::default() };
+        let (st, cond) = status(&s);
+        assert!(st["spend"].as_array().unwrap().iter().all(|e| e["usedUSD"] == "unknown"));
+        assert_eq!(st["spendOmitted"], json!([{"budget": 0, "subjects": 2, "usedUSD": "unknown"}]));
+        assert_eq!(st["spendSummary"], "unknown/5 USD");
+        let c = cond.to_json();
+        assert_eq!((c["status"].as_str(), c["reason"].as_str()), (Some("False"), Some("StoreUnavailable")));
+        assert_eq!(c["message"], "Spend is unknown: redis redis://r:6379: refused");
+    }
+
+    #[test]
+    fn gateways_counting_in_memory_are_named_as_not_included() {
+        let s = PolicySpend {
+            counters: vec![(counter(0, None, 1_000_000), Some(0))],
+            stores: vec!["redis://r:6379 (AIGateway llm)".into()],
+            memory: vec!["edge".into()],
+            ..Default::default()
+        };
+        let (st, cond) = status(&s);
+        assert_eq!(st["spendSummary"], "0.00/1 USD");
+        assert_eq!(
+            cond.to_json()["message"],
+            "Read from redis://r:6379 (AIGateway llm); AIGateway edge counts in memory, which is not included"
+        );
+    }
+}
