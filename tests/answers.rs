@@ -9,6 +9,8 @@
 
 #[path = "support/a2a_agents.rs"]
 mod a2a_agents;
+#[path = "support/clients.rs"]
+mod clients;
 #[path = "support/mcp_servers.rs"]
 mod mcp_servers;
 #[path = "support/operator.rs"]
@@ -186,12 +188,21 @@ async fn subjects(p: &Platform, ns: &str) -> Option<Value> {
 #[tokio::test]
 async fn a_label_selected_agent_follows_its_label_and_the_grants_are_what_the_gateway_enforces() {
     let (p, ns) = setup("ans-label").await;
-    let port = free_port();
-    apply_yaml(&p, &ns, &ai("", port)).await;
+    let (port, mcp_port) = (free_port(), free_port());
+    let gh = mcp_servers::serve(mcp_servers::ToolsServer::default).await;
+    // The policy grants gh's search tools too; the MCP gateway denies what no policy grants.
+    let mut yaml = ai("", port).replace(
+        "models: [{match: echo-1}]",
+        "models: [{match: echo-1}]\n  tools: [{server: gh, tools: [\"search_*\"]}]",
+    );
+    yaml += "---";
+    yaml += &TOOLS.replace("port: 8081}", &format!("port: {mcp_port}}}\n  defaultAction: Deny"));
+    yaml += &server("gh", &gh.url, ", prefix: github");
+    apply_yaml(&p, &ns, &yaml).await;
     let op = Operator::start(&p, &[&ns], "ans-label", false);
     op.wait_ready().await;
     let pol = wait_condition(&p, &ns, "AgentPolicy", "support", "Ready", "True").await;
-    assert_eq!(condition(&pol, "Ready").unwrap()["message"], "Enforced by AIGateway llm");
+    assert_eq!(condition(&pol, "Ready").unwrap()["message"], "Enforced by AIGateway llm, MCPGateway tools");
     assert_eq!(pol.data["status"]["effective"]["subjectCount"], 0);
 
     // kubectl shows what a person needs first: for gateways READY, ADDRESS, CONFIG, AGE; for
@@ -227,7 +238,13 @@ async fn a_label_selected_agent_follows_its_label_and_the_grants_are_what_the_ga
     let pol = get(&p, &ns, "AgentPolicy", "support").await.unwrap();
     let eff = &pol.data["status"]["effective"];
     assert_eq!(eff["subjectCount"], 1);
-    assert_eq!(eff["gateways"], json!([{"kind": "AIGateway", "name": "llm", "models": ["echo-1"]}]));
+    assert_eq!(
+        eff["gateways"],
+        json!([
+            {"kind": "AIGateway", "name": "llm", "models": ["echo-1"]},
+            {"kind": "MCPGateway", "name": "tools", "tools": ["github__search_*"]},
+        ])
+    );
 
     // What status says is granted is what a gateway running the operator's config enforces.
     let dir = tempfile::tempdir().unwrap();
@@ -240,6 +257,20 @@ async fn a_label_selected_agent_follows_its_label_and_the_grants_are_what_the_ga
     assert_eq!(allowed, 200, "{body}");
     let (refused, body) = chat(port, BOT_KEY, "echo-2").await;
     assert_eq!(refused, 403, "echo-2 is served but not granted: {body}");
+    drop(gw);
+    let gw = gateway_pod(&p, &ns, "tools-mcp-gateway", "mcp", mcp_port, dir.path(), "\"bot\"").await;
+    let listed = wait_until(HANG, "the MCP gateway to list bot's tools", || async {
+        let t = clients::mcp_tools_as(mcp_port, Some(BOT_KEY)).await;
+        (!t.is_empty()).then_some(t)
+    })
+    .await;
+    assert_eq!(listed, ["github__search_code"], "what github__search_* grants of the server's tools");
+    let server_tools = wait_until(HANG, "gh's tools in status", || async {
+        let o = get(&p, &ns, "MCPServer", "gh").await?;
+        (o.data["status"]["toolCount"].as_i64()? > 0).then(|| tool_names(&o))
+    })
+    .await;
+    assert!(server_tools.len() > 1 && server_tools.contains(&"search_code".to_string()), "{server_tools:?}");
     drop(gw);
 
     let t = Instant::now();
@@ -340,6 +371,23 @@ async fn spend_in_status_and_in_cairn_spend_is_what_the_requests_cost_to_the_mic
     std::fs::write(&file, &yaml).unwrap();
     let files = spend_json(&["spend", "-f", file.to_str().unwrap(), "-n", &ns, "-o", "json"], &p);
     assert_eq!(files, cluster, "files and cluster answer alike");
+    // A store only the cluster can reach is read through a port-forward with --store-url.
+    let inside = dir.path().join("inside.yaml");
+    std::fs::write(&inside, yaml.replace(&redis.url, "redis://redis.team.svc.cluster.local:6379")).unwrap();
+    let inside = inside.to_str().unwrap();
+    let forwarded =
+        spend_json(&["spend", "-f", inside, "-n", &ns, "--store-url", &redis.url, "-o", "json"], &p);
+    assert_eq!(forwarded, cluster, "through --store-url as from the store's own URL");
+    let out = cairn_cli(
+        &["spend", "-f", inside, "-n", &ns, "--store-url", "redis://127.0.0.1:99999"],
+        &p.kubeconfig,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).1.starts_with("error: AIGateway \"llm\": redis URL \"redis://127.0.0.1:99999\""),
+        "{:?}",
+        text(&out)
+    );
     let by_agent = spend_json(&["spend", "-n", &ns, "--agent", "bot", "-o", "json"], &p);
     assert_eq!(by_agent["totalUSD"], json!(used));
     let window = cluster["window"].as_str().unwrap().to_string();
@@ -811,4 +859,32 @@ async fn cairn_explain_on_the_cluster_answers_as_on_the_same_manifests_as_files(
         )),
         "{stderr}"
     );
+
+    // One who may read the Cairn objects but no Secret gets the answer, and a warning per Secret
+    // the compile names.
+    let role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "cairn-reader"},
+        "rules": [{"apiGroups": ["cairn.dev"], "resources": ["*"], "verbs": ["list"]}]});
+    let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "cairn-reader"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "cairn-reader"},
+        "subjects": [{"kind": "ServiceAccount", "name": "nobody", "namespace": nobody}]});
+    for d in [role, binding] {
+        p.apply(&ns, &d, false).await.unwrap();
+    }
+    let out = wait_until(HANG, "the reader's Role in force", || async {
+        let out = cairn_cli(&["explain", "-n", &ns, "who-can", "tool", "github__search_code"], &kc);
+        out.status.success().then_some(out)
+    })
+    .await;
+    let (stdout, stderr) = text(&out);
+    assert!(!stdout.is_empty());
+    let denied = |secret: &str| {
+        format!(
+            "warning: cannot read Secret {ns}/{secret}: secrets \"{secret}\" is forbidden: User \"system:serviceaccount:{nobody}:nobody\" cannot get resource \"secrets\""
+        )
+    };
+    for secret in ["redis", "support-bot-key"] {
+        assert!(stderr.contains(&denied(secret)), "{stderr}");
+    }
 }
