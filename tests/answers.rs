@@ -710,26 +710,21 @@ metadata: {name: echo-sa}
     assert!(card["seenAt"].is_string());
     assert_eq!(condition(&echo, "CardFetched").unwrap()["status"], "True");
     assert_eq!(echo.data["status"]["gateways"], json!([{"name": "agents", "accepted": true}]));
-    assert_eq!(
-        echo.data["status"]["identities"],
+    // Each identity of the agent, found or not: its ServiceAccount and its virtual key's Secret.
+    let identities = |name: &str, found: bool| {
         json!([
-            {"kind": "ServiceAccount", "name": format!("{ns}/echo-sa"), "found": true},
-            {"kind": "VirtualKey", "name": "keys/echo", "found": true},
+            {"kind": "ServiceAccount", "name": format!("{ns}/{name}-sa"), "found": found},
+            {"kind": "VirtualKey", "name": format!("keys/{name}"), "found": found},
         ])
-    );
+    };
+    assert_eq!(echo.data["status"]["identities"], identities("echo", true));
 
     let big = wait_condition(&p, &ns, "Agent", "huge", "CardFetched", "False").await;
     let c = condition(&big, "CardFetched").unwrap();
     assert_eq!(c["reason"], "CardTooLarge", "{c}");
     assert!(c["message"].as_str().unwrap().contains("is larger than 1048576 bytes"), "{c}");
     assert!(big.data["status"].get("card").is_none());
-    assert_eq!(
-        big.data["status"]["identities"],
-        json!([
-            {"kind": "ServiceAccount", "name": format!("{ns}/huge-sa"), "found": false},
-            {"kind": "VirtualKey", "name": "keys/huge", "found": false},
-        ])
-    );
+    assert_eq!(big.data["status"]["identities"], identities("huge", false));
 
     let s = wait_condition(&p, &ns, "Agent", "sneaky", "CardFetched", "False").await;
     let c = condition(&s, "CardFetched").unwrap();

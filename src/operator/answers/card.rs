@@ -428,16 +428,8 @@ mod tests {
     #[tokio::test]
     async fn a_card_pointing_at_a_private_address_is_refused_and_said() {
         // An agent on loopback (allowed by allowedCIDRs) whose card names a private address.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let body = json!({"name": "evil", "supportedInterfaces": [{"url": "http://10.0.0.5/a2a", "protocolBinding": "JSONRPC"}]});
-        tokio::spawn(serve_once(listener, body.to_string()));
-        let src = CardSource {
-            gateway: "agents".into(),
-            url: format!("http://{addr}/.well-known/agent-card.json"),
-            egress: EgressPolicy { allowed: vec!["127.0.0.1/32".parse().unwrap()], ..Default::default() },
-            allowed_hosts: vec![],
-        };
+        let src = served_once("/.well-known/agent-card.json", body.to_string()).await;
         let p = fetch_card(&client(&src), &SystemResolver, "evil", &src).await.unwrap_err();
         assert_eq!(p.reason, "EgressRefused");
         assert!(
@@ -449,16 +441,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_card_too_large_is_refused_and_said() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let big = format!("{{\"name\": \"{}\"}}", "x".repeat(crate::gateway::agent::card::MAX_CARD_BYTES));
-        tokio::spawn(serve_once(listener, big));
-        let src = CardSource {
-            gateway: "agents".into(),
-            url: format!("http://{addr}/card"),
-            egress: EgressPolicy { allowed: vec!["127.0.0.1/32".parse().unwrap()], ..Default::default() },
-            allowed_hosts: vec![],
-        };
+        let src = served_once("/card", big).await;
         let p = fetch_card(&client(&src), &SystemResolver, "big", &src).await.unwrap_err();
         assert_eq!(p.reason, "CardTooLarge");
         assert_eq!(p.message, format!("the agent card of 'big' at {} is larger than 1048576 bytes", src.url));
@@ -488,6 +472,20 @@ mod tests {
 
     fn client(src: &CardSource) -> HttpClient {
         crate::gateway::http_client::HttpClients::default().for_gateway(1000, &src.egress)
+    }
+
+    /// The card at `path` of a loopback server that answers one request with `body` as JSON,
+    /// fetched as AgentGateway `agents` whose egress rule allows loopback.
+    async fn served_once(path: &str, body: String) -> CardSource {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}{path}", listener.local_addr().unwrap());
+        tokio::spawn(serve_once(listener, body));
+        CardSource {
+            gateway: "agents".into(),
+            url,
+            egress: EgressPolicy { allowed: vec!["127.0.0.1/32".parse().unwrap()], ..Default::default() },
+            allowed_hosts: vec![],
+        }
     }
 
     /// Answers one HTTP request with `body` as JSON.

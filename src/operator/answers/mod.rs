@@ -141,8 +141,7 @@ fn push(desired: &mut Value, cond: Cond) {
 /// The delay before try `attempt` (1, 2, …) after failures: 1 s doubling to 8 s, times a random
 /// factor in [0.75, 1).
 fn retry_delay(attempt: u32) -> Duration {
-    let d = FIRST_RETRY.saturating_mul(1 << attempt.saturating_sub(1).min(8)).min(MAX_RETRY);
-    d.mul_f64(rand::random_range(0.75..1.0))
+    super::backoff::doubling(FIRST_RETRY, MAX_RETRY, attempt, 0.75)
 }
 
 /// Now, to the second (as status shows times).
