@@ -823,6 +823,12 @@ async fn cairn_explain_on_the_cluster_answers_as_on_the_same_manifests_as_files(
     let (stdout, _) = text(&cairn_cli(&["explain", "-n", &ns, "agent", "support-bot"], &p.kubeconfig));
     assert!(stdout.contains("budget:     $50.00 per Month, PerSubject, Block (support)"), "{stdout}");
 
+    // --context names the kubeconfig's context to read (here the one it is on anyway).
+    let kubeconfig: Value = serde_saphyr::from_str(&std::fs::read_to_string(&p.kubeconfig).unwrap()).unwrap();
+    let context = kubeconfig["current-context"].as_str().unwrap();
+    let out = cairn_cli(&["explain", "--context", context, "-n", &ns, "agent", "support-bot"], &p.kubeconfig);
+    assert_eq!(text(&out).0, stdout, "{:?}", text(&out));
+
     // A cluster that cannot be read says so.
     let out = cairn_cli(&["explain", "--context", "nowhere", "agent", "x"], &p.kubeconfig);
     assert_eq!(out.status.code(), Some(1));
