@@ -31,45 +31,13 @@ use serde_json::{Value, json};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::http::{Resp, client, request};
 
 const SALT: &str = "00112233445566778899aabbccddeeff";
 /// $100 per million tokens, input and output alike.
 const PRICE: f64 = 100.0;
 /// What one answered call costs: (11 + 7) tokens × $100 per million, in micro-dollars.
 const CALL_MICROS: u64 = (PROMPT_TOKENS + COMPLETION_TOKENS) * 100;
-
-type Client =
-    hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
-
-fn client() -> Client {
-    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build(hyper_util::client::legacy::connect::HttpConnector::new())
-}
-
-struct Resp {
-    status: u16,
-    headers: http::HeaderMap,
-    body: Value,
-    raw: String,
-}
-
-async fn request(method: &str, url: &str, headers: &[(&str, &str)], body: String) -> Resp {
-    let mut req = http::Request::builder().method(method).uri(url).header("content-type", "application/json");
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = tokio::time::timeout(
-        Duration::from_secs(30),
-        client().request(req.body(Full::new(Bytes::from(body))).unwrap()),
-    )
-    .await
-    .expect("an answer in time")
-    .expect("request sent");
-    let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
-    let bytes = resp.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
-    let raw = String::from_utf8_lossy(&bytes).to_string();
-    Resp { status, headers, body: serde_json::from_str(&raw).unwrap_or(Value::Null), raw }
-}
 
 const ALICE: [(&str, &str); 1] = [("authorization", "Bearer sk-alice")];
 

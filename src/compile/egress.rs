@@ -32,7 +32,12 @@ impl<'a> Egress<'a> {
         for (i, cidr) in spec.allowed_cidrs.iter().enumerate() {
             match parse_cidr(cidr) {
                 Ok(net) => allowed.push(net),
-                Err(e) => diags.push(gateway, format!("spec.egress.allowedCIDRs[{i}]"), Reason::Invalid, e),
+                Err(e) => diags.push(
+                    gateway,
+                    format!("spec.egress.allowedCIDRs[{i}]"),
+                    Reason::Invalid,
+                    e.to_string(),
+                ),
             }
         }
         let policy = EgressPolicy {

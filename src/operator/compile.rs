@@ -16,7 +16,6 @@
 
 use super::index::Index;
 use super::metrics::Metrics;
-use super::status;
 use crate::api::{self, Object, ObjectRef};
 use crate::compile::{self, CompiledGateway, Diagnostic, Mode, Secrets};
 use crate::config::Layer;
@@ -90,12 +89,24 @@ pub struct Compiler {
     fingerprints: Mutex<HashMap<ObjectRef, u64>>,
     queued: Mutex<HashSet<ObjectRef>>,
     failures: Mutex<HashMap<String, u32>>,
+    attached: DesiredAttached,
 }
+
+/// The status stage's desired status of a non-gateway object (`status::desired_attached`),
+/// handed in so this stage does not import the status stage (which imports this one).
+pub type DesiredAttached = fn(&Object, &Compiled) -> serde_json::Value;
 
 impl Compiler {
     /// A compile stage over `index`, queueing into `triggers`.
-    pub fn new(index: Arc<Index>, mode: Mode, metrics: Arc<Metrics>, triggers: Triggers) -> Self {
+    pub fn new(
+        index: Arc<Index>,
+        mode: Mode,
+        metrics: Arc<Metrics>,
+        triggers: Triggers,
+        attached: DesiredAttached,
+    ) -> Self {
         Compiler {
+            attached,
             index,
             mode,
             metrics,
@@ -141,7 +152,7 @@ impl Compiler {
                             *n += 1;
                             *n
                         };
-                        let delay = super::controller::backoff_delay(attempt);
+                        let delay = super::backoff::backoff_delay(attempt);
                         tracing::warn!(namespace = %ns, error = %e, ?delay, "reading a Secret failed; \
                                        keeping the namespace's last compile and retrying");
                         let changes = self.index.changes.clone();
@@ -203,7 +214,7 @@ impl Compiler {
         let mut seen = HashSet::new();
         for obj in objects {
             let r = obj.object_ref();
-            let fp = fingerprint(obj, compiled);
+            let fp = fingerprint(obj, compiled, self.attached);
             seen.insert(r.clone());
             if fingerprints.insert(r.clone(), fp) == Some(fp) {
                 continue;
@@ -240,7 +251,7 @@ impl Compiler {
 /// What a reconcile of `obj` would do, hashed: its generation (its spec; not its
 /// `resourceVersion`, which the operator's own status writes move), and for a gateway its
 /// compiled config (credentials included) and diagnostics, for another kind its desired status.
-fn fingerprint(obj: &Object, compiled: &Compiled) -> u64 {
+fn fingerprint(obj: &Object, compiled: &Compiled, attached: DesiredAttached) -> u64 {
     let mut h = DefaultHasher::new();
     (obj.meta().uid.as_deref(), obj.meta().generation).hash(&mut h);
     match super::gateway_spec(obj) {
@@ -250,7 +261,7 @@ fn fingerprint(obj: &Object, compiled: &Compiled) -> u64 {
                 d.to_string().hash(&mut h);
             }
         }
-        None => status::desired_attached(obj, compiled).to_string().hash(&mut h),
+        None => attached(obj, compiled).to_string().hash(&mut h),
     }
     h.finish()
 }
@@ -294,7 +305,15 @@ spec:
         let m = crate::manifest::load_str("t.yaml", &yaml, &Options::default()).unwrap();
         let out = crate::workspace::compile_manifests(&m, &Mode::Cluster { domain: "cluster.local".into() });
         let compiled = Compiled::new(out);
-        m.objects.iter().map(|d| (d.value.name().to_string(), fingerprint(&d.value, &compiled))).collect()
+        m.objects
+            .iter()
+            .map(|d| {
+                (
+                    d.value.name().to_string(),
+                    fingerprint(&d.value, &compiled, crate::operator::status::desired_attached),
+                )
+            })
+            .collect()
     }
 
     #[test]

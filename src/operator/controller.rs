@@ -12,6 +12,7 @@
 //! per-object exponential backoff and jitter. Each object's reconcile is independent: one failing
 //! gateway never holds back another.
 
+use super::backoff::backoff_delay;
 use super::compile::{Compiled, Compiler, Triggers};
 use super::context::Context;
 use super::error::{Error, is_invalid};
@@ -75,13 +76,6 @@ macro_rules! cairn_kind {
     )*};
 }
 cairn_kind!(AIGateway, MCPGateway, AgentGateway, AIBackend, AIRoute, MCPServer, Agent, AgentPolicy);
-
-/// Exponential backoff with jitter for the `attempt`th consecutive failure: 0.5 s doubling to
-/// 5 min, times a random factor in [0.5, 1).
-pub fn backoff_delay(attempt: u32) -> Duration {
-    let base = 0.5 * 2f64.powi(attempt.saturating_sub(1).min(12) as i32);
-    Duration::from_secs_f64(base.min(300.0) * rand::random_range(0.5..1.0))
-}
 
 fn key(kind: &str, obj: &impl ResourceExt) -> String {
     format!("{kind}/{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
@@ -360,7 +354,8 @@ pub async fn run_scope(p: ScopeParams, shutdown: impl Fn() -> Shutdown) {
         agent_policies: policy_tx,
     };
     let mode = Mode::Cluster { domain: p.cluster_domain.clone() };
-    let compiler = Arc::new(Compiler::new(index.clone(), mode, p.metrics.clone(), triggers));
+    let compiler =
+        Arc::new(Compiler::new(index.clone(), mode, p.metrics.clone(), triggers, status::desired_attached));
     tokio::spawn(compiler.clone().run());
     let ctx = Arc::new(Context {
         client: p.client,

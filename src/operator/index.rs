@@ -19,8 +19,11 @@
 //! The watches themselves (driving, slimming, restart counting, what marks a namespace) are in
 //! `index/watch.rs`; lookups of the children by kind in `index/children.rs`.
 
+mod changes;
 mod children;
 mod watch;
+
+pub use changes::Changes;
 
 use super::metrics::Metrics;
 use crate::api::{AIBackend, AIGateway, AIRoute, Agent, AgentGateway, AgentPolicy, MCPGateway, MCPServer};
@@ -35,58 +38,12 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
-use tokio::sync::Notify;
 use watch::{STORES, Synced, Touch, api, cairn_store, child_writer, drive, drive_child, slim};
 
 /// Label selecting the operator's children.
 pub const CHILD_SELECTOR: &str = "app.kubernetes.io/managed-by=cairn-operator";
 /// Longest wait for one Secret read.
 const SECRET_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Namespaces whose inputs changed since the compile stage last looked, and the Secrets each
-/// namespace's last compile named.
-#[derive(Default)]
-pub struct Changes {
-    dirty: Mutex<BTreeSet<String>>,
-    named_secrets: Mutex<HashMap<String, BTreeSet<String>>>,
-    notify: Notify,
-}
-
-impl Changes {
-    /// Marks a namespace changed and wakes the compile stage.
-    pub fn mark(&self, ns: &str) {
-        self.dirty.lock().unwrap_or_else(|e| e.into_inner()).insert(ns.to_string());
-        self.notify.notify_one();
-    }
-
-    /// Takes the changed namespaces, waiting until there is at least one.
-    pub async fn next(&self) -> BTreeSet<String> {
-        loop {
-            let taken = std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|e| e.into_inner()));
-            if !taken.is_empty() {
-                return taken;
-            }
-            self.notify.notified().await;
-        }
-    }
-
-    /// Records the Secrets a namespace's compile named.
-    pub fn set_named_secrets(&self, ns: &str, names: BTreeSet<String>) {
-        self.named_secrets.lock().unwrap_or_else(|e| e.into_inner()).insert(ns.to_string(), names);
-    }
-
-    fn secret_changed(&self, ns: &str, name: &str) {
-        let named = self
-            .named_secrets
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(ns)
-            .is_some_and(|names| names.contains(name));
-        if named {
-            self.mark(ns);
-        }
-    }
-}
 
 /// A Secret's data at one `resourceVersion`.
 type CachedSecret = (String, Arc<BTreeMap<String, String>>);

@@ -12,6 +12,7 @@
 
 pub mod apply;
 pub mod args;
+pub mod backoff;
 pub mod compile;
 pub mod context;
 pub mod controller;

@@ -16,6 +16,7 @@
 #![allow(dead_code)]
 
 pub mod hosts;
+pub mod http;
 pub mod logs;
 pub mod tools;
 

@@ -3,7 +3,7 @@
 //! errors, tells the index when its first list is complete, and (for the Cairn kinds) marks a
 //! namespace changed when what compile reads of an object changed.
 
-use super::Changes;
+use super::changes::Changes;
 use crate::operator::metrics::Metrics;
 use futures_util::{Stream, StreamExt};
 use kube::runtime::reflector::store::Writer;

@@ -1,7 +1,7 @@
 //! The gateway's ConfigMaps: the packed config (`config::packed`), the main one holding the
 //! manifest and part 0, one more per further part; each stamped with the config hash.
 
-use super::{Child, ChildKind, Gateway, base_name, config_map_name, gateway_labels, meta};
+use super::child::{Child, ChildKind, Gateway, base_name, config_map_name, gateway_labels, meta};
 use crate::config::packed::{self, Encoding, Packed};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;

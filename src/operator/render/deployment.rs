@@ -3,11 +3,11 @@
 //! only pod-shaping fields of the spec do), probes on the admin port, the restricted security
 //! context, and the scheduling knobs of `spec.pod`.
 
-use super::disruption::min_replicas;
-use super::{
+use super::child::{
     ADMIN_PORT, Child, ChildKind, Gateway, RUN_AS, Settings, base_name, config_map_name, gateway_labels,
     layer_str, meta, secret_name, selector,
 };
+use super::disruption::min_replicas;
 use serde_json::{Value, json};
 
 /// The pod-level security context of the `restricted` Pod Security Standard.

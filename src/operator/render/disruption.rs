@@ -2,7 +2,7 @@
 //! HorizontalPodAutoscaler when autoscaling is asked for (the Deployment then leaves `replicas`
 //! to it).
 
-use super::{Child, ChildKind, Gateway, base_name, gateway_labels, meta, selector};
+use super::child::{Child, ChildKind, Gateway, base_name, gateway_labels, meta, selector};
 use serde_json::json;
 
 /// The fewest pods the gateway runs: `replicas`, or the autoscaler's minimum, or the default 1.

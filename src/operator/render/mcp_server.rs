@@ -3,10 +3,10 @@
 //! `cairn mcp-bridge`, which an init container of the Cairn image copies into an emptyDir (the
 //! server's image need not contain it); no ServiceAccount token is mounted into these pods.
 
-use super::deployment::{container_security, pod_security};
-use super::{
+use super::child::{
     Child, ChildKind, MANAGED_BY, MCP_SERVER_LABEL, Owner, RenderError, Settings, meta, selector_labels,
 };
+use super::deployment::{container_security, pod_security};
 use crate::api::{self, McpTransport, StdioSessions};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;

@@ -1,7 +1,7 @@
 //! The gateway pods' identity and permissions: a ServiceAccount, and a Role + RoleBinding that let
 //! it read exactly its own ConfigMaps and Secret (by name) and create Events, nothing else.
 
-use super::{Child, ChildKind, Gateway, base_name, gateway_labels, meta, secret_name};
+use super::child::{Child, ChildKind, Gateway, base_name, gateway_labels, meta, secret_name};
 use serde_json::json;
 
 /// ServiceAccount, Role and RoleBinding; `config_maps` names every ConfigMap of the current config.

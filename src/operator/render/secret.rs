@@ -1,7 +1,7 @@
 //! The gateway's credentials Secret: the bundle of only the credentials its config references,
 //! plus its generated keys, as one value, with the bundle's digest as annotation.
 
-use super::{Child, ChildKind, Gateway, gateway_labels, meta, secret_name};
+use super::child::{Child, ChildKind, Gateway, gateway_labels, meta, secret_name};
 use crate::config::packed;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;

@@ -1,6 +1,6 @@
 //! The Service in front of the gateway pods: the listener port and the admin port.
 
-use super::{ADMIN_PORT, Child, ChildKind, Gateway, base_name, gateway_labels, meta, selector};
+use super::child::{ADMIN_PORT, Child, ChildKind, Gateway, base_name, gateway_labels, meta, selector};
 use crate::api::ServiceType;
 use serde_json::json;
 

@@ -4,6 +4,7 @@
 use super::*;
 use crate::api::{Autoscaling, Object};
 use crate::compile::Mode;
+use crate::config::CompiledGateway;
 use crate::config::{Credentials, SESSION_KEY, SIGNING_KEY};
 use crate::manifest::Options;
 use crate::operator::gateway_spec;
