@@ -15,16 +15,17 @@
 
 #[path = "support/a2a_agents.rs"]
 mod a2a_agents;
+#[path = "support/clients.rs"]
+mod clients;
 #[path = "support/mcp_servers.rs"]
 mod mcp_servers;
 #[path = "support/mock_llm.rs"]
 mod mock_llm;
 mod support;
 
-use bytes::Bytes;
 use cairn::config::packed::{self, CREDENTIALS_ANNOTATION, CREDENTIALS_KEY, GZIP_KEY, HASH_ANNOTATION};
 use cairn::config::{CompiledGateway, Credentials, GatewayConfig};
-use http_body_util::{BodyExt, Full};
+use clients::{chat, get, mcp_tools};
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Secret};
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
@@ -310,42 +311,6 @@ impl Gateway {
     }
 }
 
-async fn request(
-    method: &str,
-    url: &str,
-    headers: &[(&str, &str)],
-    body: Option<Value>,
-) -> (u16, HeaderMapLite, String) {
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Full<Bytes>>();
-    let mut req = http::Request::builder().method(method).uri(url);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
-    let req = req.header("content-type", "application/json").body(Full::new(body)).unwrap();
-    match tokio::time::timeout(Duration::from_secs(10), client.request(req)).await {
-        Ok(Ok(resp)) => {
-            let status = resp.status().as_u16();
-            let headers = resp
-                .headers()
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
-                .collect();
-            let body = resp.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
-            (status, headers, String::from_utf8_lossy(&body).into_owned())
-        }
-        _ => (0, vec![], String::new()),
-    }
-}
-
-type HeaderMapLite = Vec<(String, String)>;
-
-async fn get(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
-    let (s, _, b) = request("GET", url, headers, None).await;
-    (s, b)
-}
-
 /// Polls `probe` until it answers `true`; the time it took.
 async fn until<F, Fut>(what: &str, gw: &mut Gateway, mut probe: F) -> Duration
 where
@@ -397,11 +362,6 @@ fn ai_config(ns: &str, port: u16, upstream: &str, models: &[&str]) -> Value {
     v["ai"] = json!({"backends": [{"name": "a", "provider": "openai-compatible", "url": format!("{upstream}/v1"),
                                     "connectTimeoutMs": 1000}], "rules": rules});
     v
-}
-
-async fn chat(port: u16, model: &str) -> u16 {
-    let body = json!({"model": model, "messages": [{"role": "user", "content": "hi"}]});
-    request("POST", &format!("http://127.0.0.1:{port}/v1/chat/completions"), &[], Some(body)).await.0
 }
 
 /// The shape every layer goes through: first config served, an edit followed without a restart,
@@ -520,29 +480,6 @@ async fn an_mcp_gateway_serves_follows_and_refuses_through_the_api() {
         move || async move { mcp_tools(port).await.iter().any(|t| t == "git__search_code") },
     )
     .await;
-}
-
-/// The tool names an MCP session on the gateway lists (none when it cannot).
-async fn mcp_tools(port: u16) -> Vec<String> {
-    let url = format!("http://127.0.0.1:{port}/mcp");
-    let accept = ("accept", "application/json, text/event-stream");
-    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
-    let (status, headers, _) = request("POST", &url, &[accept], Some(init)).await;
-    let Some(id) = headers.iter().find(|(k, _)| k == "mcp-session-id").map(|(_, v)| v.clone()) else {
-        return vec![];
-    };
-    if status != 200 {
-        return vec![];
-    }
-    let session = [accept, ("mcp-session-id", id.as_str()), ("mcp-protocol-version", "2025-06-18")];
-    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
-    let (_, _, body) = request("POST", &url, &session, Some(list)).await;
-    let v: Value = serde_json::from_str(&body).unwrap_or_default();
-    v["result"]["tools"]
-        .as_array()
-        .map(|t| t.iter().filter_map(|t| t["name"].as_str().map(str::to_string)).collect())
-        .unwrap_or_default()
 }
 
 #[tokio::test]
