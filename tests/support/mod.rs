@@ -15,6 +15,7 @@
 // part of it; without this, the unused parts warn (and fail `clippy -D warnings`).
 #![allow(dead_code)]
 
+pub mod calls;
 pub mod hosts;
 pub mod http;
 pub mod logs;
