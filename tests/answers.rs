@@ -9,8 +9,6 @@
 
 #[path = "support/a2a_agents.rs"]
 mod a2a_agents;
-#[path = "support/clients.rs"]
-mod clients;
 #[path = "support/mcp_servers.rs"]
 mod mcp_servers;
 #[path = "support/operator.rs"]
@@ -259,12 +257,17 @@ async fn a_label_selected_agent_follows_its_label_and_the_grants_are_what_the_ga
     assert_eq!(refused, 403, "echo-2 is served but not granted: {body}");
     drop(gw);
     let gw = gateway_pod(&p, &ns, "tools-mcp-gateway", "mcp", mcp_port, dir.path(), "\"bot\"").await;
-    let listed = wait_until(HANG, "the MCP gateway to list bot's tools", || async {
-        let t = clients::mcp_tools_as(mcp_port, Some(BOT_KEY)).await;
-        (!t.is_empty()).then_some(t)
-    })
-    .await;
-    assert_eq!(listed, ["github__search_code"], "what github__search_* grants of the server's tools");
+    let mcp =
+        support::calls::McpSession::open(&format!("http://127.0.0.1:{mcp_port}/mcp"), Some(BOT_KEY)).await;
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+    let list = support::calls::rpc_answer(&mcp.post(&list).await);
+    let listed: Vec<&str> =
+        list["result"]["tools"].as_array().into_iter().flatten().filter_map(|t| t["name"].as_str()).collect();
+    assert_eq!(listed, ["github__search_code"], "what github__search_* grants of the server's tools: {list}");
+    let (_, allowed) = mcp.call(2, "github__search_code", json!({})).await;
+    assert_eq!(allowed["result"]["content"][0]["text"], "found 3 results", "{allowed}");
+    let (_, refused) = mcp.call(3, "github__echo", json!({"text": "hi"})).await;
+    assert_eq!(refused["error"]["code"], -32602, "echo is served but not granted: {refused}");
     let server_tools = wait_until(HANG, "gh's tools in status", || async {
         let o = get(&p, &ns, "MCPServer", "gh").await?;
         (o.data["status"]["toolCount"].as_i64()? > 0).then(|| tool_names(&o))

@@ -59,31 +59,20 @@ pub async fn chat(port: u16, model: &str) -> u16 {
 
 /// The tool names an MCP session on the gateway lists (none when it cannot).
 pub async fn mcp_tools(port: u16) -> Vec<String> {
-    mcp_tools_as(port, None).await
-}
-
-/// The tool names an MCP session on the gateway lists to the caller with this bearer token
-/// (anonymous without one; none when it cannot).
-pub async fn mcp_tools_as(port: u16, token: Option<&str>) -> Vec<String> {
     let url = format!("http://127.0.0.1:{port}/mcp");
     let accept = ("accept", "application/json, text/event-stream");
-    let bearer = token.map(|t| format!("Bearer {t}"));
-    let mut headers = vec![accept];
-    if let Some(b) = &bearer {
-        headers.push(("authorization", b.as_str()));
-    }
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
-    let (status, answer, _) = request("POST", &url, &headers, Some(init)).await;
-    let Some(id) = answer.iter().find(|(k, _)| k == "mcp-session-id").map(|(_, v)| v.clone()) else {
+    let (status, headers, _) = request("POST", &url, &[accept], Some(init)).await;
+    let Some(id) = headers.iter().find(|(k, _)| k == "mcp-session-id").map(|(_, v)| v.clone()) else {
         return vec![];
     };
     if status != 200 {
         return vec![];
     }
-    headers.extend([("mcp-session-id", id.as_str()), ("mcp-protocol-version", "2025-06-18")]);
+    let session = [accept, ("mcp-session-id", id.as_str()), ("mcp-protocol-version", "2025-06-18")];
     let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
-    let (_, _, body) = request("POST", &url, &headers, Some(list)).await;
+    let (_, _, body) = request("POST", &url, &session, Some(list)).await;
     let v: Value = serde_json::from_str(&body).unwrap_or_default();
     v["result"]["tools"]
         .as_array()
