@@ -127,6 +127,15 @@ impl Operator {
         false
     }
 
+    /// Kills the process with SIGKILL, as a node failure or the OOM killer would: no write in
+    /// flight is finished and the Lease is not released.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// The log so far, for assertion messages.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -135,10 +144,7 @@ impl Operator {
 
 impl Drop for Operator {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.kill();
     }
 }
 
