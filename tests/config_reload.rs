@@ -31,6 +31,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::Proc;
 use support::calls::{McpSession, send_message};
 use support::http::request;
 
@@ -277,16 +278,6 @@ fn replace_file(path: &Path, text: &str) {
     let partial = path.with_extension("partial");
     std::fs::write(&partial, text).unwrap();
     std::fs::rename(&partial, path).unwrap();
-}
-
-/// A child process, killed when dropped.
-struct Proc(std::process::Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@
 mod operator;
 mod support;
 
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, ListParams};
 use operator::*;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -203,19 +203,8 @@ async fn pods_ready(p: &Platform, ns: &str, gws: &[Gw]) {
         (live.len() as i64 == want).then_some(live)
     })
     .await;
-    let now = k8s_openapi::jiff::Timestamp::now().to_string();
-    let status = json!({"status": {"phase": "Running", "conditions": [
-        {"type": "Ready", "status": "True", "lastTransitionTime": now},
-        {"type": "ContainersReady", "status": "True", "lastTransitionTime": now},
-        {"type": "PodScheduled", "status": "True", "lastTransitionTime": now}]}});
     for pod in live {
-        pods.patch_status(
-            pod.metadata.name.as_ref().unwrap(),
-            &PatchParams::default(),
-            &Patch::Merge(&status),
-        )
-        .await
-        .unwrap();
+        mark_pod_ready(&pods, pod.metadata.name.as_ref().unwrap()).await;
     }
     for gw in gws {
         wait_condition(p, ns, gw.kind, &gw.name, "Ready", "True").await;
