@@ -28,7 +28,7 @@ mod support;
 
 use cairn::config::packed;
 use cairn::config::{CompiledGateway, Credentials, GatewayConfig};
-use clients::{chat, mcp_tools, request};
+use clients::{chat, mcp_tools};
 use cluster_gateway::*;
 use k8s_openapi::api::core::v1::Event;
 use kube::Api;
