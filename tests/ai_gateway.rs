@@ -16,6 +16,7 @@ use mock_llm::{Behavior, COMPLETION_TOKENS, MockLlm, PROMPT_TOKENS, STREAM_CHUNK
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
+use support::Proc;
 use support::http::{Resp, client, request};
 
 const SALT: &str = "00112233445566778899aabbccddeeff";
@@ -723,16 +724,6 @@ fn redis_config(port: u16, mock: &MockLlm, redis_url: &str, failure_mode: &str, 
     cfg.store =
         Some(serde_json::from_value(json!({"redisUrl": redis_url, "failureMode": failure_mode})).unwrap());
     cfg
-}
-
-/// A `cairn gateway` process; killed on drop.
-struct Proc(std::process::Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn spawn_gateway(dir: &std::path::Path, cfg: &GatewayConfig) -> Proc {

@@ -9,6 +9,10 @@
 
 #[path = "support/a2a_agents.rs"]
 mod a2a_agents;
+#[path = "support/clients.rs"]
+mod clients;
+#[path = "support/gateway_pod.rs"]
+mod gateway_pod;
 #[path = "support/mcp_servers.rs"]
 mod mcp_servers;
 #[path = "support/operator.rs"]
@@ -18,7 +22,7 @@ mod support;
 use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
 use operator::{Operator, apply_yaml, cairn, condition, dynamic, setup, wait_condition};
 use serde_json::{Value, json};
-use std::process::{Child, Command, Output};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 use support::{Platform, free_port, wait_until};
 
@@ -66,45 +70,17 @@ async fn events(p: &Platform, ns: &str, name: &str) -> Vec<(String, String, Stri
         .collect()
 }
 
-/// A gateway's pod: `cairn gateway` in cluster mode as the gateway's own ServiceAccount, reading
-/// the ConfigMap and Secret the operator wrote, started once the config names `knows`; killed on
-/// drop.
-struct GatewayPod(Child);
-
-impl Drop for GatewayPod {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Runs the pod of the `layer` gateway `base` (`<name>-<layer>-gateway`) listening on `port`.
-async fn gateway_pod(
-    p: &Platform,
-    ns: &str,
-    base: &str,
-    layer: &str,
-    port: u16,
-    dir: &std::path::Path,
-    knows: &str,
-) -> GatewayPod {
+/// The pod of gateway `name` (`layer`) run as the kubelet would (tests/support/gateway_pod.rs:
+/// the rendered container, `cairn gateway` in cluster mode as the gateway's own ServiceAccount),
+/// once the config the operator wrote names `knows`.
+async fn pod_knowing(p: &Platform, ns: &str, name: &str, layer: &str, knows: &str) -> gateway_pod::Pod {
+    let config_map = format!("{name}-{layer}-gateway-config");
     wait_until(HANG, &format!("the gateway's ConfigMap with {knows}"), || async {
-        let cm = dynamic(p, ns, "v1", "ConfigMap", "configmaps").get(&format!("{base}-config")).await.ok()?;
+        let cm = dynamic(p, ns, "v1", "ConfigMap", "configmaps").get(&config_map).await.ok()?;
         cm.data["data"]["config.json"].as_str()?.contains(knows).then_some(())
     })
     .await;
-    let err = std::fs::File::create(dir.join(format!("{base}.err"))).unwrap();
-    let child = support::cluster_gateway_command(p, ns, base, layer, free_port(), dir)
-        .stdout(std::process::Stdio::null())
-        .stderr(err)
-        .spawn()
-        .expect("cairn gateway starts");
-    let pod = GatewayPod(child);
-    wait_until(HANG, "the gateway listening", || async {
-        std::net::TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
-    })
-    .await;
-    pod
+    gateway_pod::run_pod(p, ns, name, layer).await
 }
 
 async fn chat(port: u16, key: &str, model: &str) -> (u16, Value) {
@@ -245,8 +221,7 @@ async fn a_label_selected_agent_follows_its_label_and_the_grants_are_what_the_ga
     );
 
     // What status says is granted is what a gateway running the operator's config enforces.
-    let dir = tempfile::tempdir().unwrap();
-    let gw = gateway_pod(&p, &ns, "llm-ai-gateway", "ai", port, dir.path(), "\"bot\"").await;
+    let gw = pod_knowing(&p, &ns, "llm", "ai", "\"bot\"").await;
     let (allowed, body) = wait_until(HANG, "the gateway to know bot", || async {
         let r = chat(port, BOT_KEY, "echo-1").await;
         (r.0 != 401).then_some(r)
@@ -256,7 +231,7 @@ async fn a_label_selected_agent_follows_its_label_and_the_grants_are_what_the_ga
     let (refused, body) = chat(port, BOT_KEY, "echo-2").await;
     assert_eq!(refused, 403, "echo-2 is served but not granted: {body}");
     drop(gw);
-    let gw = gateway_pod(&p, &ns, "tools-mcp-gateway", "mcp", mcp_port, dir.path(), "\"bot\"").await;
+    let gw = pod_knowing(&p, &ns, "tools", "mcp", "\"bot\"").await;
     let mcp =
         support::calls::McpSession::open(&format!("http://127.0.0.1:{mcp_port}/mcp"), Some(BOT_KEY)).await;
     let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
@@ -316,7 +291,7 @@ async fn spend_in_status_and_in_cairn_spend_is_what_the_requests_cost_to_the_mic
     assert_eq!(pol.data["status"]["spend"][0]["usedUSD"], "0.00");
 
     let dir = tempfile::tempdir().unwrap();
-    let gw = gateway_pod(&p, &ns, "llm-ai-gateway", "ai", port, dir.path(), "\"bot\"").await;
+    let gw = pod_knowing(&p, &ns, "llm", "ai", "\"bot\"").await;
     let mut cost = 0u64;
     let t = Instant::now();
     for _ in 0..5 {

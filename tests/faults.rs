@@ -34,6 +34,7 @@ use serde_json::{Value, json};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::Proc;
 use support::calls::{McpSession, rpc_answer};
 use support::http::{Resp, client, request};
 
@@ -160,16 +161,6 @@ async fn wait_listening(port: u16) {
         tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok().map(|_| ())
     })
     .await;
-}
-
-/// Kills the gateway process on drop.
-struct Proc(std::process::Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[tokio::test]

@@ -18,6 +18,8 @@
 mod a2a_agents;
 #[path = "support/clients.rs"]
 mod clients;
+#[path = "support/gateway_pod.rs"]
+mod gateway_pod;
 #[path = "support/mcp_servers.rs"]
 mod mcp_servers;
 #[path = "support/mock_llm.rs"]
@@ -27,145 +29,11 @@ mod operator;
 mod support;
 
 use clients::{chat, get, mcp_tools, request};
+use gateway_pod::{Pod, WAIT, run_pod};
 use kube::api::{ListParams, Patch, PatchParams};
 use operator::*;
 use serde_json::{Value, json};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 use support::{Platform, free_port, wait_until};
-
-const WAIT: Duration = Duration::from_secs(60);
-
-/// A gateway's pod, run as a local process.
-struct Pod {
-    child: Child,
-    name: String,
-    admin: u16,
-    err: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Pod {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Pod {
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.err).unwrap_or_default()
-    }
-
-    /// Panics with the gateway's log when the process exited (a restart would show here).
-    fn alive(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("cairn gateway exited ({status}):\n{}", self.stderr());
-        }
-    }
-
-    async fn admin(&self, path: &str) -> (u16, String) {
-        get(&format!("http://127.0.0.1:{}{path}", self.admin), &[]).await
-    }
-
-    /// The config hash the gateway says it serves.
-    async fn hash(&self) -> Option<String> {
-        let v: Value = serde_json::from_str(&self.admin("/config").await.1).ok()?;
-        v["gateways"][0]["configHash"].as_str().map(str::to_string)
-    }
-
-    /// Polls `probe` until it holds, checking the process stays the same one.
-    async fn until<F, Fut>(&mut self, what: &str, mut probe: F)
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = bool>,
-    {
-        let start = std::time::Instant::now();
-        loop {
-            self.alive();
-            if probe().await {
-                return;
-            }
-            assert!(start.elapsed() < WAIT, "{what}: not in time\n{}", self.stderr());
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-/// Runs the pod of gateway `name` (`layer`) in `ns` as the kubelet would, then marks it Ready
-/// once its readiness probe passes.
-async fn run_pod(p: &Platform, ns: &str, name: &str, layer: &str) -> Pod {
-    let base = format!("{name}-{layer}-gateway");
-    let deployment =
-        dynamic(p, ns, "apps/v1", "Deployment", "deployments").get(&base).await.expect("the Deployment");
-    let spec = &deployment.data["spec"]["template"]["spec"];
-    let container = spec["containers"].as_array().unwrap().iter().find(|c| c["name"] == "gateway").unwrap();
-
-    // The Pod the ReplicaSet made (no scheduler: it stays Pending until this test says otherwise).
-    let pods = dynamic(p, ns, "v1", "Pod", "pods");
-    let selector = format!("app.kubernetes.io/instance={name},app.kubernetes.io/component={layer}-gateway");
-    let pod = wait_until(WAIT, &format!("the pod of {base}"), || async {
-        pods.list(&ListParams::default().labels(&selector)).await.ok()?.items.into_iter().next()
-    })
-    .await;
-    let pod_name = pod.metadata.name.clone().unwrap();
-    assert_eq!(pod.data["spec"]["serviceAccountName"], base, "the pod runs as the gateway's own account");
-
-    // Args as rendered; the admin port (9090 in every pod) moved to a free one, loopback only.
-    let admin = free_port();
-    let mut args: Vec<String> =
-        container["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
-    let i = args.iter().position(|a| a == "--admin-port").expect("--admin-port in the args");
-    assert_eq!(args[i + 1], "9090");
-    args[i + 1] = admin.to_string();
-    args.extend(["--address".into(), "127.0.0.1".into()]);
-    let admin_port = container["ports"].as_array().unwrap().iter().find(|p| p["name"] == "admin").unwrap();
-    assert_eq!(admin_port["containerPort"], 9090);
-    let probe = &container["readinessProbe"]["httpGet"];
-    assert_eq!(probe["port"], "admin");
-    let probe_path = probe["path"].as_str().unwrap().to_string();
-
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = p.service_account_kubeconfig(ns, &base, dir.path());
-    let err = dir.path().join("gateway.err");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
-    cmd.args(&args)
-        .env_remove("POD_NAMESPACE")
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .env("KUBECONFIG", &kubeconfig)
-        // What the kubelet sets: the pod's name as its host name.
-        .env("HOSTNAME", &pod_name);
-    for e in container["env"].as_array().into_iter().flatten() {
-        let value = match e["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
-            Some("metadata.namespace") => ns.to_string(),
-            Some("metadata.name") => pod_name.clone(),
-            Some(other) => panic!("a downward API field this test does not fill: {other}"),
-            None => e["value"].as_str().unwrap_or_default().to_string(),
-        };
-        cmd.env(e["name"].as_str().unwrap(), value);
-    }
-    let child = cmd
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .expect("starting cairn gateway");
-    let mut running = Pod { child, name: pod_name, admin, err, _dir: dir };
-
-    // The readiness probe, then what the kubelet reports.
-    running.until("the readiness probe", || async { running_admin(admin, &probe_path).await == 200 }).await;
-    let now = k8s_openapi::jiff::Timestamp::now().to_string();
-    let status = json!({"status": {"phase": "Running", "conditions": [
-        {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
-        {"type": "ContainersReady", "status": "True", "lastTransitionTime": now},
-        {"type": "Ready", "status": "True", "lastTransitionTime": now}]}});
-    pods.patch_status(&running.name, &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
-    running
-}
-
-async fn running_admin(port: u16, path: &str) -> u16 {
-    get(&format!("http://127.0.0.1:{port}{path}"), &[]).await.0
-}
 
 /// Waits until the gateway is Ready with one ready replica and its status names the hash the
 /// pod serves (the status shows its first 12 hex digits, as the printer column does).
@@ -183,10 +51,13 @@ async fn wait_ready_and_current(p: &Platform, ns: &str, kind: &str, name: &str, 
 }
 
 /// Edits the main ConfigMap's config by hand (manifest and hash unchanged): the gateway must
-/// refuse it and keep serving; the operator must put it back.
+/// refuse it and keep serving; the operator must put it back. The operator is stopped while the
+/// gateway looks (a running one may put the ConfigMap back before a busy gateway has read the
+/// edit, and then there is rightly nothing to refuse) and started again to repair it.
 async fn tamper_and_see_it_refused(
     p: &Platform,
     ns: &str,
+    op: &mut Operator,
     kind: &str,
     name: &str,
     base: &str,
@@ -199,6 +70,8 @@ async fn tamper_and_see_it_refused(
     let key = cairn::config::packed::TEXT_KEY;
     let text = original.data.as_ref().and_then(|d| d.get(key)).cloned().expect("an identity-encoded config");
     let hash_before = pod.hash().await;
+    let identity = op.identity.clone();
+    assert!(op.stop(), "SIGTERM ends the operator cleanly");
     let patch = json!({"data": {key: text.replacen('{', "{ ", 1)}});
     cms.patch(&config_map, &PatchParams::default(), &Patch::Merge(patch)).await.unwrap();
 
@@ -219,7 +92,8 @@ async fn tamper_and_see_it_refused(
     assert_eq!(pod.hash().await, hash_before, "the last good config serves");
     assert_eq!(pod.admin("/readyz").await.0, 200);
 
-    // Drift: the operator writes the config back.
+    // Drift: the operator, started again, writes the config back.
+    *op = Operator::start(p, &[ns], &identity, false);
     wait_until(WAIT, "the operator to put the ConfigMap back", || async {
         let cm = cms.get(&config_map).await.ok()?;
         (cm.data.as_ref()?.get(key)? == &text).then_some(())
@@ -277,7 +151,7 @@ spec:
         url = mock.url,
         route = route("{model: m}")
     );
-    let (p, ns, _op) = start("e2e-ai", &manifests).await;
+    let (p, ns, mut op) = start("e2e-ai", &manifests).await;
     wait_condition(&p, &ns, "AIGateway", "llm", "Programmed", "True").await;
     let mut pod = run_pod(&p, &ns, "llm", "ai").await;
     wait_ready_and_current(&p, &ns, "AIGateway", "llm", &pod).await;
@@ -292,7 +166,7 @@ spec:
     assert_ne!(pod.hash().await, before);
     wait_ready_and_current(&p, &ns, "AIGateway", "llm", &pod).await;
 
-    tamper_and_see_it_refused(&p, &ns, "AIGateway", "llm", "llm-ai-gateway", &mut pod).await;
+    tamper_and_see_it_refused(&p, &ns, &mut op, "AIGateway", "llm", "llm-ai-gateway", &mut pod).await;
     assert_eq!(chat(port, "m2").await, 200);
 }
 
@@ -321,7 +195,7 @@ spec:
 {}"#,
         server("gh")
     );
-    let (p, ns, _op) = start("e2e-mcp", &manifests).await;
+    let (p, ns, mut op) = start("e2e-mcp", &manifests).await;
     wait_condition(&p, &ns, "MCPGateway", "tools", "Programmed", "True").await;
     let mut pod = run_pod(&p, &ns, "tools", "mcp").await;
     wait_ready_and_current(&p, &ns, "MCPGateway", "tools", &pod).await;
@@ -337,7 +211,7 @@ spec:
     assert_ne!(pod.hash().await, before);
     wait_ready_and_current(&p, &ns, "MCPGateway", "tools", &pod).await;
 
-    tamper_and_see_it_refused(&p, &ns, "MCPGateway", "tools", "tools-mcp-gateway", &mut pod).await;
+    tamper_and_see_it_refused(&p, &ns, &mut op, "MCPGateway", "tools", "tools-mcp-gateway", &mut pod).await;
     assert!(mcp_tools(port).await.iter().any(|t| t == "git__search_code"));
 }
 
@@ -374,7 +248,7 @@ spec:
                 .as_array()
                 .is_some_and(|a| a.iter().any(|a| a["name"] == name && a.get("card").is_some()))
     };
-    let (p, ns, _op) = start("e2e-agent", &manifests).await;
+    let (p, ns, mut op) = start("e2e-agent", &manifests).await;
     wait_condition(&p, &ns, "AgentGateway", "agents", "Programmed", "True").await;
     let mut pod = run_pod(&p, &ns, "agents", "agent").await;
     wait_ready_and_current(&p, &ns, "AgentGateway", "agents", &pod).await;
@@ -390,7 +264,8 @@ spec:
     assert_ne!(pod.hash().await, before);
     wait_ready_and_current(&p, &ns, "AgentGateway", "agents", &pod).await;
 
-    tamper_and_see_it_refused(&p, &ns, "AgentGateway", "agents", "agents-agent-gateway", &mut pod).await;
+    tamper_and_see_it_refused(&p, &ns, &mut op, "AgentGateway", "agents", "agents-agent-gateway", &mut pod)
+        .await;
     assert!(listed("second").await);
     assert_eq!(a2a_send(port, "second").await.0, 200);
 }

@@ -22,6 +22,7 @@ use mock_llm::{Behavior, MockLlm};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::Proc;
 use support::http::request;
 
 const SALT: &str = "00112233445566778899aabbccddeeff";
@@ -81,16 +82,6 @@ async fn locked_server(seen: Arc<Mutex<Vec<String>>>) -> (String, tokio::task::J
             let _ = axum::serve(listener, app).await;
         }),
     )
-}
-
-/// Kills the process on drop.
-struct Proc(std::process::Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn spawn(layer: &str, dir: &std::path::Path, config: &Value, credentials: &Value) -> Proc {
