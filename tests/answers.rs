@@ -236,18 +236,14 @@ async fn a_label_selected_agent_follows_its_label_and_the_grants_are_what_the_ga
         support::calls::McpSession::open(&format!("http://127.0.0.1:{mcp_port}/mcp"), Some(BOT_KEY)).await;
     let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
     let list = support::calls::rpc_answer(&mcp.post(&list).await);
-    let listed: Vec<&str> =
+    let names: Vec<&str> =
         list["result"]["tools"].as_array().into_iter().flatten().filter_map(|t| t["name"].as_str()).collect();
-    assert_eq!(listed, ["github__search_code"], "what github__search_* grants of the server's tools: {list}");
+    assert_eq!(names, ["github__search_code"], "what github__search_* grants of the server's tools: {list}");
     let (_, allowed) = mcp.call(2, "github__search_code", json!({})).await;
     assert_eq!(allowed["result"]["content"][0]["text"], "found 3 results", "{allowed}");
     let (_, refused) = mcp.call(3, "github__echo", json!({"text": "hi"})).await;
     assert_eq!(refused["error"]["code"], -32602, "echo is served but not granted: {refused}");
-    let server_tools = wait_until(HANG, "gh's tools in status", || async {
-        let o = get(&p, &ns, "MCPServer", "gh").await?;
-        (o.data["status"]["toolCount"].as_i64()? > 0).then(|| tool_names(&o))
-    })
-    .await;
+    let server_tools = tool_names(&wait_until(HANG, "gh's tools in status", || listed(&p, &ns, "gh")).await);
     assert!(server_tools.len() > 1 && server_tools.contains(&"search_code".to_string()), "{server_tools:?}");
     drop(gw);
 
@@ -432,6 +428,12 @@ fn server(name: &str, url: &str, extra: &str) -> String {
     )
 }
 
+/// MCPServer `name` once its status lists tools.
+async fn listed(p: &Platform, ns: &str, name: &str) -> Option<DynamicObject> {
+    let o = get(p, ns, "MCPServer", name).await?;
+    (o.data["status"]["toolCount"].as_i64()? > 0).then_some(o)
+}
+
 fn tool_names(o: &DynamicObject) -> Vec<String> {
     o.data["status"]["tools"]
         .as_array()
@@ -483,11 +485,7 @@ async fn an_mcp_servers_tools_follow_it_down_and_back_and_bad_servers_are_named_
     let t = Instant::now();
     op.wait_ready().await;
 
-    let gh = answer("MCPServer → its tools in status", t, || async {
-        let o = get(&p, &ns, "MCPServer", "gh").await?;
-        (o.data["status"]["toolCount"].as_i64()? > 0).then_some(o)
-    })
-    .await;
+    let gh = answer("MCPServer → its tools in status", t, || listed(&p, &ns, "gh")).await;
     let list = gh.data["status"]["tools"].as_array().unwrap();
     assert_eq!(list.len(), 13, "{list:?}");
     let delete = list.iter().find(|t| t["name"] == "delete_repo").unwrap();
@@ -501,11 +499,7 @@ async fn an_mcp_servers_tools_follow_it_down_and_back_and_bad_servers_are_named_
     let session_era = gh.data["status"]["protocolVersion"].as_str().unwrap().to_string();
     assert!(session_era.starts_with("202") && session_era != "2026-07-28", "{session_era}");
 
-    let m = answer("a 2026-07-28 server → its tools", t, || async {
-        let o = get(&p, &ns, "MCPServer", "modern").await?;
-        (o.data["status"]["toolCount"].as_i64()? > 0).then_some(o)
-    })
-    .await;
+    let m = answer("a 2026-07-28 server → its tools", t, || listed(&p, &ns, "modern")).await;
     assert_eq!(m.data["status"]["protocolVersion"], "2026-07-28");
     assert_eq!(m.data["status"]["toolCount"], 13);
 
@@ -531,11 +525,9 @@ async fn an_mcp_servers_tools_follow_it_down_and_back_and_bad_servers_are_named_
     // delays no other.
     let t = Instant::now();
     apply_yaml(&p, &ns, &server("paged", &paged.url, "")).await;
-    let paged_o = answer("a server added beside a hanging one → its tools (3 pages)", t, || async {
-        let o = get(&p, &ns, "MCPServer", "paged").await?;
-        (o.data["status"]["toolCount"].as_i64()? > 0).then_some(o)
-    })
-    .await;
+    let paged_o =
+        answer("a server added beside a hanging one → its tools (3 pages)", t, || listed(&p, &ns, "paged"))
+            .await;
     assert_eq!(paged_o.data["status"]["toolCount"], 25);
 
     // TOOLS in kubectl.
