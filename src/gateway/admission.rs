@@ -27,7 +27,7 @@
 use crate::config::BudgetAction;
 use crate::gateway::clock::unix_now;
 use crate::gateway::store::{Admission, BudgetReq, LimitReq, StoreError, StoreHandle};
-use crate::policy::{Decision, Denied, PolicyIndex, Target, window_end, window_key};
+use crate::policy::{Decision, Denied, PolicyIndex, Target, window_end};
 
 /// Why a call is refused.
 #[derive(Debug)]
@@ -115,7 +115,7 @@ pub fn check<'a>(
     let budgets = allowed
         .budgets()
         .map(|b| BudgetReq {
-            key: format!("{}/{}", b.key, window_key(b.budget.window, now)),
+            key: b.counter(now),
             limit_micros: (b.budget.amount_usd.max(0.0) * 1e6).round() as u64,
             block: b.budget.action == BudgetAction::Block,
             expires_at: window_end(b.budget.window, now),

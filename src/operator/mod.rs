@@ -10,6 +10,7 @@
 //! counts and serves `/metrics`, `/healthz`, `/readyz`. The operator's own permissions are the
 //! table in [`rbac`].
 
+pub mod answers;
 pub mod apply;
 pub mod args;
 pub mod backoff;
