@@ -9,6 +9,10 @@
 
 #[path = "support/a2a_agents.rs"]
 mod a2a_agents;
+#[path = "support/clients.rs"]
+mod clients;
+#[path = "support/gateway_pod.rs"]
+mod gateway_pod;
 #[path = "support/mcp_servers.rs"]
 mod mcp_servers;
 #[path = "support/operator.rs"]
@@ -18,7 +22,7 @@ mod support;
 use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
 use operator::{Operator, apply_yaml, cairn, condition, dynamic, setup, wait_condition};
 use serde_json::{Value, json};
-use std::process::{Child, Command, Output};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 use support::{Platform, free_port, wait_until};
 
@@ -66,45 +70,17 @@ async fn events(p: &Platform, ns: &str, name: &str) -> Vec<(String, String, Stri
         .collect()
 }
 
-/// A gateway's pod: `cairn gateway` in cluster mode as the gateway's own ServiceAccount, reading
-/// the ConfigMap and Secret the operator wrote, started once the config names `knows`; killed on
-/// drop.
-struct GatewayPod(Child);
-
-impl Drop for GatewayPod {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Runs the pod of the `layer` gateway `base` (`<name>-<layer>-gateway`) listening on `port`.
-async fn gateway_pod(
-    p: &Platform,
-    ns: &str,
-    base: &str,
-    layer: &str,
-    port: u16,
-    dir: &std::path::Path,
-    knows: &str,
-) -> GatewayPod {
+/// The pod of gateway `name` (`layer`) run as the kubelet would (tests/support/gateway_pod.rs:
+/// the rendered container, `cairn gateway` in cluster mode as the gateway's own ServiceAccount),
+/// once the config the operator wrote names `knows`.
+async fn pod_knowing(p: &Platform, ns: &str, name: &str, layer: &str, knows: &str) -> gateway_pod::Pod {
+    let config_map = format!("{name}-{layer}-gateway-config");
     wait_until(HANG, &format!("the gateway's ConfigMap with {knows}"), || async {
-        let cm = dynamic(p, ns, "v1", "ConfigMap", "configmaps").get(&format!("{base}-config")).await.ok()?;
+        let cm = dynamic(p, ns, "v1", "ConfigMap", "configmaps").get(&config_map).await.ok()?;
         cm.data["data"]["config.json"].as_str()?.contains(knows).then_some(())
     })
     .await;
-    let err = std::fs::File::create(dir.join(format!("{base}.err"))).unwrap();
-    let child = support::cluster_gateway_command(p, ns, base, layer, free_port(), dir)
-        .stdout(std::process::Stdio::null())
-        .stderr(err)
-        .spawn()
-        .expect("cairn gateway starts");
-    let pod = GatewayPod(child);
-    wait_until(HANG, "the gateway listening", || async {
-        std::net::TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
-    })
-    .await;
-    pod
+    gateway_pod::run_pod(p, ns, name, layer).await
 }
 
 async fn chat(port: u16, key: &str, model: &str) -> (u16, Value) {
@@ -245,8 +221,7 @@ async fn a_label_selected_agent_follows_its_label_and_the_grants_are_what_the_ga
     );
 
     // What status says is granted is what a gateway running the operator's config enforces.
-    let dir = tempfile::tempdir().unwrap();
-    let gw = gateway_pod(&p, &ns, "llm-ai-gateway", "ai", port, dir.path(), "\"bot\"").await;
+    let gw = pod_knowing(&p, &ns, "llm", "ai", "\"bot\"").await;
     let (allowed, body) = wait_until(HANG, "the gateway to know bot", || async {
         let r = chat(port, BOT_KEY, "echo-1").await;
         (r.0 != 401).then_some(r)
@@ -256,23 +231,19 @@ async fn a_label_selected_agent_follows_its_label_and_the_grants_are_what_the_ga
     let (refused, body) = chat(port, BOT_KEY, "echo-2").await;
     assert_eq!(refused, 403, "echo-2 is served but not granted: {body}");
     drop(gw);
-    let gw = gateway_pod(&p, &ns, "tools-mcp-gateway", "mcp", mcp_port, dir.path(), "\"bot\"").await;
+    let gw = pod_knowing(&p, &ns, "tools", "mcp", "\"bot\"").await;
     let mcp =
         support::calls::McpSession::open(&format!("http://127.0.0.1:{mcp_port}/mcp"), Some(BOT_KEY)).await;
     let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
     let list = support::calls::rpc_answer(&mcp.post(&list).await);
-    let listed: Vec<&str> =
+    let names: Vec<&str> =
         list["result"]["tools"].as_array().into_iter().flatten().filter_map(|t| t["name"].as_str()).collect();
-    assert_eq!(listed, ["github__search_code"], "what github__search_* grants of the server's tools: {list}");
+    assert_eq!(names, ["github__search_code"], "what github__search_* grants of the server's tools: {list}");
     let (_, allowed) = mcp.call(2, "github__search_code", json!({})).await;
     assert_eq!(allowed["result"]["content"][0]["text"], "found 3 results", "{allowed}");
     let (_, refused) = mcp.call(3, "github__echo", json!({"text": "hi"})).await;
     assert_eq!(refused["error"]["code"], -32602, "echo is served but not granted: {refused}");
-    let server_tools = wait_until(HANG, "gh's tools in status", || async {
-        let o = get(&p, &ns, "MCPServer", "gh").await?;
-        (o.data["status"]["toolCount"].as_i64()? > 0).then(|| tool_names(&o))
-    })
-    .await;
+    let server_tools = tool_names(&wait_until(HANG, "gh's tools in status", || listed(&p, &ns, "gh")).await);
     assert!(server_tools.len() > 1 && server_tools.contains(&"search_code".to_string()), "{server_tools:?}");
     drop(gw);
 
@@ -316,7 +287,7 @@ async fn spend_in_status_and_in_cairn_spend_is_what_the_requests_cost_to_the_mic
     assert_eq!(pol.data["status"]["spend"][0]["usedUSD"], "0.00");
 
     let dir = tempfile::tempdir().unwrap();
-    let gw = gateway_pod(&p, &ns, "llm-ai-gateway", "ai", port, dir.path(), "\"bot\"").await;
+    let gw = pod_knowing(&p, &ns, "llm", "ai", "\"bot\"").await;
     let mut cost = 0u64;
     let t = Instant::now();
     for _ in 0..5 {
@@ -457,6 +428,12 @@ fn server(name: &str, url: &str, extra: &str) -> String {
     )
 }
 
+/// MCPServer `name` once its status lists tools.
+async fn listed(p: &Platform, ns: &str, name: &str) -> Option<DynamicObject> {
+    let o = get(p, ns, "MCPServer", name).await?;
+    (o.data["status"]["toolCount"].as_i64()? > 0).then_some(o)
+}
+
 fn tool_names(o: &DynamicObject) -> Vec<String> {
     o.data["status"]["tools"]
         .as_array()
@@ -508,11 +485,7 @@ async fn an_mcp_servers_tools_follow_it_down_and_back_and_bad_servers_are_named_
     let t = Instant::now();
     op.wait_ready().await;
 
-    let gh = answer("MCPServer → its tools in status", t, || async {
-        let o = get(&p, &ns, "MCPServer", "gh").await?;
-        (o.data["status"]["toolCount"].as_i64()? > 0).then_some(o)
-    })
-    .await;
+    let gh = answer("MCPServer → its tools in status", t, || listed(&p, &ns, "gh")).await;
     let list = gh.data["status"]["tools"].as_array().unwrap();
     assert_eq!(list.len(), 13, "{list:?}");
     let delete = list.iter().find(|t| t["name"] == "delete_repo").unwrap();
@@ -526,11 +499,7 @@ async fn an_mcp_servers_tools_follow_it_down_and_back_and_bad_servers_are_named_
     let session_era = gh.data["status"]["protocolVersion"].as_str().unwrap().to_string();
     assert!(session_era.starts_with("202") && session_era != "2026-07-28", "{session_era}");
 
-    let m = answer("a 2026-07-28 server → its tools", t, || async {
-        let o = get(&p, &ns, "MCPServer", "modern").await?;
-        (o.data["status"]["toolCount"].as_i64()? > 0).then_some(o)
-    })
-    .await;
+    let m = answer("a 2026-07-28 server → its tools", t, || listed(&p, &ns, "modern")).await;
     assert_eq!(m.data["status"]["protocolVersion"], "2026-07-28");
     assert_eq!(m.data["status"]["toolCount"], 13);
 
@@ -556,11 +525,9 @@ async fn an_mcp_servers_tools_follow_it_down_and_back_and_bad_servers_are_named_
     // delays no other.
     let t = Instant::now();
     apply_yaml(&p, &ns, &server("paged", &paged.url, "")).await;
-    let paged_o = answer("a server added beside a hanging one → its tools (3 pages)", t, || async {
-        let o = get(&p, &ns, "MCPServer", "paged").await?;
-        (o.data["status"]["toolCount"].as_i64()? > 0).then_some(o)
-    })
-    .await;
+    let paged_o =
+        answer("a server added beside a hanging one → its tools (3 pages)", t, || listed(&p, &ns, "paged"))
+            .await;
     assert_eq!(paged_o.data["status"]["toolCount"], 25);
 
     // TOOLS in kubectl.

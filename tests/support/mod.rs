@@ -507,29 +507,6 @@ pub async fn pytest(args: &[&str], env: &[(&str, &str)]) -> Result<String, Strin
     }
 }
 
-/// `cairn gateway` in cluster mode, as the pod of gateway `base` (`<name>-<layer>-gateway`) in
-/// `ns` runs it: it reads ConfigMap `<base>-config` and Secret `<base>-credentials` as its own
-/// ServiceAccount `base` (a token in a kubeconfig written to `dir`), listens on loopback, with its
-/// admin port on `admin`. The caller says where its output goes.
-pub fn cluster_gateway_command(
-    p: &Platform,
-    ns: &str,
-    base: &str,
-    layer: &str,
-    admin: u16,
-    dir: &Path,
-) -> Command {
-    let kubeconfig = p.service_account_kubeconfig(ns, base, dir);
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
-    cmd.args(["gateway", "--layer", layer, "--namespace", ns])
-        .args(["--config-map", &format!("{base}-config"), "--secret", &format!("{base}-credentials")])
-        .args(["--address", "127.0.0.1", "--admin-port", &admin.to_string()])
-        .env("KUBECONFIG", &kubeconfig)
-        .env_remove("POD_NAMESPACE")
-        .env_remove("KUBERNETES_SERVICE_HOST");
-    cmd
-}
-
 /// Starts `cairn gateway --layer LAYER` on a compiled config (JSON, listening on `port`) and a
 /// credentials bundle (JSON), both written to `dir`; its stdout (the access log) and stderr go to
 /// `dir/gateway-PORT.out` and `.err`. The caller kills the child.
