@@ -197,12 +197,12 @@ fn main() -> Result<ExitCode> {
                 // clap requires one of them.
                 (None, None) => unreachable!("clap requires --config-map or --config"),
             };
-            serve(|shutdown| cairn::serve::gateway(layer, source, listen, shutdown))
+            serve(|traces, shutdown| cairn::serve::gateway(layer, source, listen, traces, shutdown))
         }
         Command::Run { paths, namespace, admin_port, address } => {
             let options = Options::default().with_namespace(namespace);
             let listen = cairn::serve::Listen { address, admin_port: Some(admin_port) };
-            serve(|shutdown| cairn::serve::run(paths, options, listen, shutdown))
+            serve(|traces, shutdown| cairn::serve::run(paths, options, listen, traces, shutdown))
         }
         Command::McpBridge {
             port,
@@ -222,24 +222,29 @@ fn main() -> Result<ExitCode> {
     }
 }
 
-/// Runs a serving command on a multi-threaded runtime until SIGINT or SIGTERM.
+/// Runs a serving command on a multi-threaded runtime until SIGINT or SIGTERM. Logs go to
+/// stderr; the `tracing` spans are also the gateways' trace spans (`cairn::gateway::telemetry`).
 fn serve<F, Fut>(f: F) -> Result<ExitCode>
 where
-    F: FnOnce(cairn::gateway::server::Shutdown) -> Fut,
+    F: FnOnce(cairn::gateway::telemetry::Traces, cairn::gateway::server::Shutdown) -> Fut,
     Fut: std::future::Future<Output = Result<(), cairn::serve::ServeError>>,
 {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let traces = cairn::gateway::telemetry::Traces::new();
+    tracing_subscriber::registry()
+        .with(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(traces.layer())
         .init();
     let rt =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     let result = rt.block_on(async {
         let shutdown = cairn::gateway::supervisor::shutdown_on_signal();
-        f(shutdown).await
+        f(traces, shutdown).await
     });
     match result {
         Ok(()) => Ok(ExitCode::SUCCESS),

@@ -82,7 +82,7 @@ fn config(agents: Vec<A2aAgentConfig>) -> GatewayConfig {
             virtual_key_salt: SALT.into(),
         },
         store: None,
-        telemetry: TelemetryConfig { otlp_endpoint: None, access_log: false },
+        telemetry: TelemetryConfig { otlp: None, access_log: false, subject_labels: true },
         policy: PolicyConfig {
             default_action: DefaultAction::Deny,
             subjects: ["alice", "bob", "dave", "eve"].into_iter().map(subject).collect(),
@@ -140,7 +140,7 @@ async fn serve_config(cfg: GatewayConfig) -> Gateway {
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (stop, rx) = tokio::sync::watch::channel(false);
     let current = Arc::new(ArcSwap::from_pointee(rt));
-    tokio::spawn(cairn::gateway::layer::serve::<AgentLayer>(listener, current, rx));
+    tokio::spawn(cairn::gateway::layer::serve::<AgentLayer>(listener, "test/agents".into(), current, rx));
     Gateway { url, core, stop }
 }
 

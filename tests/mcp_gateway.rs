@@ -51,7 +51,7 @@ fn config(name: &str, servers: Vec<McpServerConfig>, policy: PolicyConfig) -> Ga
             virtual_key_salt: SALT.into(),
         },
         store: None,
-        telemetry: TelemetryConfig { otlp_endpoint: None, access_log: false },
+        telemetry: TelemetryConfig { otlp: None, access_log: false, subject_labels: true },
         policy,
         ai: None,
         mcp: Some(McpConfig {

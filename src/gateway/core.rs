@@ -11,6 +11,7 @@
 //! | [`Core::stores`] | the limits stores (memory per gateway, Redis per URL) |
 //! | [`Core::env`] | the process environment, read once at start-up |
 //! | [`Core::status`] | readiness and the config each gateway serves, for the admin port |
+//! | [`Core::traces`] | the tracer provider and each gateway's OTLP export |
 //!
 //! The listener is [`crate::gateway::server`], the admin port [`crate::gateway::admin`], the
 //! config holder and its atomic swap [`crate::gateway::supervisor`] (fed by a config source:
@@ -22,6 +23,7 @@ use crate::gateway::http_client::HttpClients;
 use crate::gateway::identity::{JwksCache, ServiceAccountEnv};
 use crate::gateway::metrics::Metrics;
 use crate::gateway::store::{StoreHandle, StoreSetupError, Stores};
+use crate::gateway::telemetry::Traces;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -54,19 +56,30 @@ pub struct Core {
     pub env: Env,
     /// Readiness and configs in service.
     pub status: Status,
+    /// Traces: the provider whose `tracing` layer the process installed, and the export.
+    pub traces: Traces,
 }
 
 impl Core {
-    /// A core for a process whose environment is `env`.
+    /// A core for a process whose environment is `env`, with a tracer provider of its own (no
+    /// span is exported unless its `tracing` layer is installed: [`Core::with_traces`]).
     pub fn new(env: Env) -> Arc<Core> {
+        Core::with_traces(env, Traces::new())
+    }
+
+    /// A core whose spans are those of `traces` (the provider of the process's `tracing` layer).
+    pub fn with_traces(env: Env, traces: Traces) -> Arc<Core> {
         let http = HttpClients::default();
+        let metrics = Metrics::new();
+        metrics.register(|r| traces.register(r));
         Arc::new(Core {
-            metrics: Metrics::new(),
+            metrics,
             jwks: JwksCache::new(http.get(0)),
             http,
             stores: Stores::default(),
             env,
             status: Status::default(),
+            traces,
         })
     }
 

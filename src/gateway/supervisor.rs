@@ -116,6 +116,7 @@ impl Supervisor {
             return match s.holder.swap(gw) {
                 Ok(()) => {
                     s.hash = hash;
+                    traces(&self.core, gw);
                     let now = InService::of(gw, port);
                     publish(&self.core, Some(&s.in_service), &now);
                     s.in_service = now;
@@ -136,6 +137,7 @@ impl Supervisor {
         }
         match self.start(gw, hash).await {
             Ok(s) => {
+                traces(&self.core, gw);
                 tracing::info!(gateway = %id, address = %self.address, port = s.port, config_hash = %s.in_service.config_hash, "listening");
                 publish(&self.core, None, &s.in_service);
                 self.served.insert(id.to_string(), s);
@@ -167,6 +169,7 @@ impl Supervisor {
 
     async fn stop(&self, s: Served) {
         unpublish(&self.core, &s.in_service);
+        self.core.traces.remove(&s.in_service.gateway);
         let _ = s.stop.send(true);
         let _ = s.task.await;
     }
@@ -177,6 +180,14 @@ impl Supervisor {
         for (_, s) in all {
             self.stop(s).await;
         }
+    }
+}
+
+/// Follows the gateway's telemetry settings (an exporter that cannot be built is logged; the
+/// gateway serves, exporting nothing).
+fn traces(core: &Core, gw: &CompiledGateway) {
+    if let Err(e) = core.traces.configure(&gw.config.gateway, &gw.config.telemetry, core.http.get(0)) {
+        tracing::warn!(gateway = %gw.config.gateway, error = %e, "traces are not exported");
     }
 }
 
