@@ -138,6 +138,7 @@ async fn start_gateway(upstream: &str) -> (String, tokio::sync::watch::Sender<bo
             subjects: vec![SubjectConfig {
                 name: "caller".into(),
                 identities: vec![IdentityConfig::VirtualKey { hash: hash_virtual_key(salt, "bench-key") }],
+                team: None,
             }],
             policies: vec![PolicyRules {
                 name: "p".into(),

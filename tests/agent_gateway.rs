@@ -17,6 +17,7 @@ use cairn::gateway::agent::AgentLayer;
 use cairn::gateway::core::{Core, Env};
 use cairn::gateway::layer::Layer as _;
 use cairn::gateway::sse::SseParser;
+use cairn::gateway::telemetry::Traces;
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -40,6 +41,7 @@ fn subject(name: &str) -> SubjectConfig {
     SubjectConfig {
         name: name.into(),
         identities: vec![IdentityConfig::VirtualKey { hash: hash_virtual_key(SALT, &format!("{name}-key")) }],
+        team: None,
     }
 }
 
@@ -132,8 +134,27 @@ async fn gateway(agents: Vec<A2aAgentConfig>) -> Gateway {
     serve_config(config(agents)).await
 }
 
+/// The tracer provider of this test process, whose `tracing` layer is installed once with a JSON
+/// log writer (as `cairn gateway` installs it), so that calls have spans, trace context is
+/// propagated and audit events carry trace ids.
+fn traces() -> Traces {
+    static TRACES: std::sync::OnceLock<Traces> = std::sync::OnceLock::new();
+    TRACES
+        .get_or_init(|| {
+            use tracing_subscriber::layer::SubscriberExt;
+            use tracing_subscriber::util::SubscriberInitExt;
+            let t = Traces::new();
+            let _ = tracing_subscriber::registry()
+                .with(tracing_subscriber::fmt::layer().json().with_writer(|| LogWriter))
+                .with(t.layer())
+                .try_init();
+            t
+        })
+        .clone()
+}
+
 async fn serve_config(cfg: GatewayConfig) -> Gateway {
-    let core = Core::new(Env::from_process());
+    let core = Core::with_traces(Env::from_process(), traces());
     let gw = CompiledGateway { config: cfg, credentials: Credentials::default() };
     let rt = AgentLayer::new(&core).build(&gw).expect("config builds");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -928,10 +949,6 @@ impl std::io::Write for LogWriter {
 
 #[tokio::test]
 async fn every_call_writes_one_json_audit_line() {
-    static INIT: std::sync::Once = std::sync::Once::new();
-    INIT.call_once(|| {
-        let _ = tracing_subscriber::fmt().json().with_writer(|| LogWriter).try_init();
-    });
     let (_agent, gw) = setup().await;
     // Tests run in parallel and their agents number tasks alike: this test's calls carry a
     // trace id of their own, and the audit lines are found by it.

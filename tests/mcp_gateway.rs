@@ -77,10 +77,12 @@ fn bot_policy() -> PolicyConfig {
             SubjectConfig {
                 name: "bot".into(),
                 identities: vec![IdentityConfig::VirtualKey { hash: hash_virtual_key(SALT, BOT_KEY) }],
+                team: None,
             },
             SubjectConfig {
                 name: "other".into(),
                 identities: vec![IdentityConfig::VirtualKey { hash: hash_virtual_key(SALT, OTHER_KEY) }],
+                team: None,
             },
         ],
         policies: vec![PolicyRules {

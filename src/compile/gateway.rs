@@ -119,7 +119,7 @@ pub(crate) fn build(
                     })
                     .collect();
                 identities.sort();
-                SubjectConfig { name: name.clone(), identities }
+                SubjectConfig { name: name.clone(), identities, team: local.teams.get(name).cloned() }
             })
             .collect(),
         policies: local.policies.clone(),

@@ -299,6 +299,9 @@ pub struct SubjectConfig {
     /// Ways it proves who it is.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub identities: Vec<IdentityConfig>,
+    /// The Agent's `team` label, for metrics (`cairn_subject_info`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
 }
 
 /// One way a subject proves who it is.

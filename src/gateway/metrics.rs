@@ -8,6 +8,7 @@
 //! | `cairn_config_reloads_total` | counter | gateway, result (`ok`, `refused`) |
 //! | `cairn_config_info` | gauge, 1 for the config in service | gateway, layer, hash |
 //! | `cairn_policy_denials_total` | counter | gateway, layer, reason |
+//! | `cairn_subject_info` | gauge, 1 per known Agent, only with `telemetry.subjectLabels` | gateway, subject, team |
 //!
 //! A denial's `reason` is the policy's (`default-deny`, `not-granted`, `skill-not-granted`,
 //! `skill-unknown`), a limit's or budget's (`rate_limited`, `over_budget`), the store's
@@ -63,6 +64,18 @@ pub struct DenialLabels {
     pub reason: &'static str,
 }
 
+/// Labels of a known subject: its team (the Agent's `team` label), to group per-subject series
+/// by team (`* on (gateway, subject) group_left (team) cairn_subject_info`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SubjectLabels {
+    /// Gateway `namespace/name`.
+    pub gateway: String,
+    /// Agent name.
+    pub subject: String,
+    /// Its `team` label (empty without one).
+    pub team: String,
+}
+
 /// Requests the policy (or identity, limits, budgets) refused.
 pub type Denials = Family<DenialLabels, Counter>;
 
@@ -78,6 +91,8 @@ pub struct Metrics {
     pub config: Family<ConfigLabels, Gauge>,
     /// Refusals by reason.
     pub denials: Denials,
+    /// Known subjects and their teams.
+    pub subjects: Family<SubjectLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -102,7 +117,13 @@ impl Metrics {
         );
         let denials = Denials::default();
         registry.register("cairn_policy_denials", "Requests refused, by layer and reason", denials.clone());
-        Metrics { registry: Mutex::new(registry), store_errors, reloads, config, denials }
+        let subjects = Family::<SubjectLabels, Gauge>::default();
+        registry.register(
+            "cairn_subject_info",
+            "The Agents a gateway knows (1), with their team label, when it labels metrics by subject",
+            subjects.clone(),
+        );
+        Metrics { registry: Mutex::new(registry), store_errors, reloads, config, denials, subjects }
     }
 
     /// Registers a layer's families: `f` gets the registry and returns the handles it keeps.
