@@ -229,15 +229,15 @@ where
     F: FnOnce(cairn::gateway::telemetry::Traces, cairn::gateway::server::Shutdown) -> Fut,
     Fut: std::future::Future<Output = Result<(), cairn::serve::ServeError>>,
 {
+    use tracing_subscriber::Layer;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let traces = cairn::gateway::telemetry::Traces::new();
+    // Request spans are traced, not logged, unless RUST_LOG asks for them.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,cairn::request=off"));
     tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter))
         .with(traces.layer())
         .init();
     let rt =

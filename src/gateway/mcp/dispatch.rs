@@ -29,7 +29,6 @@ use crate::gateway::jsonrpc::{
     INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, Message, Notification, RESOURCE_NOT_FOUND, Request,
     Response, RpcError,
 };
-use crate::gateway::telemetry::span;
 use crate::policy::client_tool_name;
 use futures_util::future::join_all;
 use serde_json::{Value, json};
@@ -42,11 +41,6 @@ use super::lists::reachable;
 impl Ctx {
     /// Answers one request.
     pub async fn handle(&self, req: Request) -> Outcome {
-        if req.method != "tools/call" {
-            let s = tracing::Span::current();
-            span::name(&s, req.method.clone());
-            span::attr(&s, "mcp.method.name", req.method.clone());
-        }
         match req.method.as_str() {
             "ping" => Outcome::Done(req.reply(json!({}))),
             "server/discover" => self.discover(&req).await,

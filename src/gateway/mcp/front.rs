@@ -135,6 +135,17 @@ where
         Ok(m) => m,
         Err(e) => return json_response(StatusCode::BAD_REQUEST, &e.to_value()),
     };
+    let method = match &msg {
+        Message::Request(r) => Some(&r.method),
+        Message::Notification(n) => Some(&n.method),
+        Message::Response(_) => None,
+    };
+    if let Some(m) = method {
+        // A tool call is named again with its tool (`super::call`).
+        let span = tracing::Span::current();
+        telemetry::span::name(&span, m.clone());
+        telemetry::span::attr(&span, "mcp.method.name", m.clone());
+    }
     let stateless = stateless_header
         || match &msg {
             Message::Request(r) => {

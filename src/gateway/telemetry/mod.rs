@@ -40,6 +40,8 @@ use prometheus_client::registry::Registry;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing_opentelemetry::OpenTelemetryLayer;
+use tracing_subscriber::filter::{Filtered, Targets};
 
 /// The span attribute naming a span's gateway (`namespace/name`).
 pub const GATEWAY: &str = "cairn.gateway";
@@ -113,11 +115,14 @@ impl Traces {
     }
 
     /// The `tracing` layer whose spans are this provider's: add it to the process's subscriber.
-    pub fn layer<S>(&self) -> tracing_opentelemetry::OpenTelemetryLayer<S, SdkTracer>
+    /// It takes the spans of requests (target `cairn::request`, whatever the log filter says:
+    /// `RUST_LOG` chooses what is logged, not what is traced).
+    pub fn layer<S>(&self) -> Filtered<OpenTelemetryLayer<S, SdkTracer>, Targets, S>
     where
         S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
     {
         use opentelemetry::trace::TracerProvider;
+        use tracing_subscriber::Layer;
         tracing_opentelemetry::layer()
             .with_tracer(self.provider.tracer("cairn"))
             .with_location(false)
@@ -126,6 +131,7 @@ impl Traces {
             .with_target(false)
             .with_tracked_inactivity(false)
             .with_context_activation(false)
+            .with_filter(Targets::new().with_target(span::TARGET, tracing::Level::INFO))
     }
 
     /// Registers the export counters in `registry`.

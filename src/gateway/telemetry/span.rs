@@ -20,6 +20,9 @@ use tracing::Span;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+/// The target of the spans the core opens (the only ones the tracer takes).
+pub const TARGET: &str = "cairn::request";
+
 /// W3C Trace Context and Baggage.
 static PROPAGATOR: LazyLock<TextMapCompositePropagator> = LazyLock::new(|| {
     TextMapCompositePropagator::new(vec![
@@ -33,7 +36,7 @@ static PROPAGATOR: LazyLock<TextMapCompositePropagator> = LazyLock::new(|| {
 /// ([`name`]).
 pub fn request(gateway: &str, layer: Layer, method: &http::Method, path: &str, headers: &HeaderMap) -> Span {
     let span = tracing::info_span!(
-        target: "cairn::request",
+        target: TARGET,
         "request",
         otel.name = %format_args!("{method} {path}"),
         otel.kind = "server",
@@ -54,7 +57,7 @@ pub fn request(gateway: &str, layer: Layer, method: &http::Method, path: &str, h
 /// and fallbacks are siblings), named `name`.
 pub fn upstream(parent: &Span, gateway: &str, name: &str) -> Span {
     tracing::info_span!(
-        target: "cairn::request",
+        target: TARGET,
         parent: parent,
         "upstream",
         otel.name = name,
@@ -73,9 +76,10 @@ pub fn inject(span: &Span, headers: &mut HeaderMap) {
     }
 }
 
-/// Renames the span (`chat gpt-4o`, `tools/call search`, `SendMessage billing`).
+/// Renames the span (`chat gpt-4o`, `tools/call search`, `SendMessage billing`), before or
+/// after it started.
 pub fn name(span: &Span, name: impl Into<String>) {
-    span.record("otel.name", name.into());
+    span.context().span().update_name(name.into());
 }
 
 /// Sets one attribute.
