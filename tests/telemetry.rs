@@ -672,19 +672,64 @@ fn series(metrics: &str) -> usize {
     metrics.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).count()
 }
 
-/// `n` Agents with one virtual key each (`key-<i>`), all allowed the Echo route; subject labels
-/// as `labels`.
-fn many_subjects(dir: &Path, port: u16, n: usize, labels: bool) {
-    let mut m = format!(
-        "apiVersion: cairn.dev/v1alpha1\nkind: AIGateway\nmetadata: {{name: llm}}\nspec:\n  listener: {{port: {port}}}\n  defaultAction: Allow\n  telemetry: {{accessLog: false, subjectLabels: {labels}}}\n---\napiVersion: cairn.dev/v1alpha1\nkind: AIBackend\nmetadata: {{name: echo}}\nspec:\n  provider: Echo\n  models: [{{name: echo-1, price: {{inputPerMillion: 1, outputPerMillion: 1}}}}]\n---\napiVersion: cairn.dev/v1alpha1\nkind: AIRoute\nmetadata: {{name: chat}}\nspec:\n  gatewayRefs: [{{name: llm}}]\n  rules: [{{matches: [{{model: m}}], backends: [{{backendRef: {{name: echo}}, model: echo-1}}]}}]\n"
-    );
-    for i in 0..n {
-        m.push_str(&format!(
-            "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: k{i}}}\nstringData: {{key: key-{i}}}\n---\napiVersion: cairn.dev/v1alpha1\nkind: Agent\nmetadata: {{name: a{i}}}\nspec: {{identity: {{virtualKeys: [{{secretRef: {{name: k{i}, key: key}}}}]}}}}\n"
-        ));
-    }
-    std::fs::create_dir_all(dir.join("manifests")).unwrap();
-    std::fs::write(dir.join("manifests/many.yaml"), m).unwrap();
+const SALT: &str = "0123456789abcdef0123456789abcdef";
+
+/// `cairn gateway --layer ai` on a compiled config (as the operator writes it) with `n` Agents,
+/// one virtual key each (`cairn-vk-subject-<i>`), all allowed the Echo route; subject labels as
+/// `labels`. The admin URL, and the process.
+async fn many_subjects(dir: &Path, port: u16, n: usize, labels: bool) -> (String, Proc) {
+    let subjects: Vec<Value> = (0..n)
+        .map(|i| {
+            let hash = cairn::config::hash_virtual_key(SALT, &format!("cairn-vk-subject-{i:06}"));
+            json!({"name": format!("a{i}"), "identities": [{"type": "virtualKey", "hash": hash}]})
+        })
+        .collect();
+    let config = json!({
+        "version": 1,
+        "gateway": {"namespace": "t", "name": "llm", "layer": "ai"},
+        "listener": {"port": port, "maxRequestBytes": 4096},
+        "auth": {"allowAnonymous": false, "virtualKeySalt": SALT},
+        "telemetry": {"accessLog": false, "subjectLabels": labels},
+        "policy": {"defaultAction": "allow", "subjects": subjects},
+        "ai": {
+            "backends": [{"name": "echo", "provider": "echo", "url": "", "connectTimeoutMs": 5000,
+                "models": [{"name": "echo-1", "kind": "chat", "price": {"inputPerMillion": 1.0, "cachedInputPerMillion": 1.0, "outputPerMillion": 1.0}}]}],
+            "rules": [{"route": "chat", "name": "r", "matches": [{"model": "m"}],
+                "targets": [{"backend": "echo", "model": "echo-1", "weight": 1, "priority": 0}],
+                "fallbackOn": [], "timeouts": {}, "ejection": {"consecutiveFailures": 0, "cooldownMs": 60000}}]
+        }
+    });
+    let path = dir.join("config.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    std::fs::write(dir.join("credentials.json"), "{}").unwrap();
+    let admin = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["gateway", "--layer", "ai", "--address", "127.0.0.1", "--admin-port", &admin.to_string()])
+        .arg("--config")
+        .arg(&path)
+        .arg("--credentials")
+        .arg(dir.join("credentials.json"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
+        .spawn()
+        .expect("cairn gateway starts");
+    let proc = Proc(child);
+    let admin = format!("http://127.0.0.1:{admin}");
+    let http = client();
+    let url = format!("{admin}/readyz");
+    support::wait_until(Duration::from_secs(60), "cairn gateway ready", || async {
+        let req = Request::get(&url).body(Full::new(Bytes::new())).unwrap();
+        match http.request(req).await {
+            Ok(r) if r.status().is_success() => Some(()),
+            _ => None,
+        }
+    })
+    .await;
+    (admin, proc)
+}
+
+async fn metrics_of(admin: &str) -> String {
+    send(&client(), "GET", &format!("{admin}/metrics"), &[], "").await.2
 }
 
 /// Calls the gateway once as each subject in `range`, 32 at a time.
@@ -696,7 +741,7 @@ async fn call_as(port: u16, range: std::ops::Range<usize>) {
         .map(|i| {
             let (c, url) = (c.clone(), url.clone());
             async move {
-                let auth = format!("Bearer key-{i}");
+                let auth = format!("Bearer cairn-vk-subject-{i:06}");
                 let h = [("authorization", auth.as_str()), ("content-type", "application/json")];
                 let (s, _, b) =
                     send(&c, "POST", &url, &h, r#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#)
@@ -714,29 +759,24 @@ async fn ten_thousand_subjects_leave_the_series_count_flat_without_subject_label
     const N: usize = 10_000;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    many_subjects(dir.path(), port, N, false);
-    let cairn = Cairn::run(dir.path()).await;
+    let (admin, gateway) = many_subjects(dir.path(), port, N, false).await;
     call_as(port, 0..100).await;
-    let after_100 = series(&cairn.metrics().await);
+    let after_100 = series(&metrics_of(&admin).await);
     call_as(port, 100..N).await;
-    let m = cairn.metrics().await;
+    let m = metrics_of(&admin).await;
     assert_eq!(series(&m), after_100, "the series count grew with the subjects");
-    assert!(
-        m.contains("cairn_ai_requests_total{")
-            && value(&m, "cairn_ai_requests_total{", "outcome=\"ok\"") == N as f64
-    );
+    assert_eq!(value(&m, "cairn_ai_requests_total{", "outcome=\"ok\""), N as f64, "{m}");
     eprintln!("series with {N} subjects and subject labels off: {after_100}");
-    drop(cairn);
+    drop(gateway);
 
     // The same gateway labelling by subject: the count grows with every subject.
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    many_subjects(dir.path(), port, 200, true);
-    let cairn = Cairn::run(dir.path()).await;
+    let (admin, _gateway) = many_subjects(dir.path(), port, 200, true).await;
     call_as(port, 0..100).await;
-    let labelled_100 = series(&cairn.metrics().await);
+    let labelled_100 = series(&metrics_of(&admin).await);
     call_as(port, 100..200).await;
-    let labelled_200 = series(&cairn.metrics().await);
+    let labelled_200 = series(&metrics_of(&admin).await);
     assert!(
         labelled_200 > labelled_100 && labelled_100 > after_100,
         "{after_100} {labelled_100} {labelled_200}"
