@@ -357,7 +357,6 @@ async fn planner(ai: String, mcp: String, seen: Seen) -> String {
             h.iter().chain(extra).map(|(k, v)| (k.to_string(), v.clone())).collect()
         };
         let c = client();
-        let as_refs = |v: &[(String, String)]| -> Vec<(String, String)> { v.to_vec() };
         let post = |url: String, headers: Vec<(String, String)>, body: String| {
             let c = c.clone();
             async move {
@@ -368,7 +367,7 @@ async fn planner(ai: String, mcp: String, seen: Seen) -> String {
         let json_ct = ("content-type", "application/json".to_string());
         let (s, _, _) = post(
             format!("{ai}/v1/chat/completions"),
-            as_refs(&hs(&[json_ct.clone()])),
+            hs(std::slice::from_ref(&json_ct)),
             json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]}).to_string(),
         )
         .await;

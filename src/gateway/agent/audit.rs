@@ -88,9 +88,11 @@ impl Audit {
             });
             write_line(&line);
         }
+        // An agent the gateway does not know is named by the caller: not a label value.
+        let agent = if self.outcome == "unknown_agent" { Arc::from("") } else { self.agent.clone() };
         let labels = AgentLabels {
             gateway: self.gateway.clone(),
-            agent: self.agent.clone(),
+            agent,
             method: self.method,
             subject: if self.subject_labels { self.subject.clone() } else { Arc::from("") },
             outcome: self.outcome,

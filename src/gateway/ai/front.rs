@@ -133,6 +133,7 @@ where
         find_rule(&rt.rules, &model, &parts.headers).ok_or_else(|| AiError::ModelNotFound(model.clone()))?;
     rec.route = rule.route.clone();
     rec.rule = rule.name.clone();
+    rec.exact_model = exact_models(rule).any(|m| m == model);
 
     // Request guardrails: refuse, or redact before anything leaves the gateway.
     if !rule.request_guardrails.is_empty() {

@@ -55,6 +55,8 @@ pub struct Record {
     pub subject: Arc<str>,
     /// Requested model.
     pub model: Arc<str>,
+    /// Whether a rule names the requested model exactly (not through a glob).
+    pub exact_model: bool,
     /// Route name.
     pub route: Arc<str>,
     /// Rule name.
@@ -128,6 +130,7 @@ impl Record {
             op: "",
             subject: none.clone(),
             model: none.clone(),
+            exact_model: false,
             route: none.clone(),
             rule: none.clone(),
             backend: none,
@@ -152,12 +155,15 @@ impl Record {
         let subject = if rt.config.telemetry.subject_labels { self.subject.clone() } else { NONE.clone() };
         let operation = operation_name(self.op);
         let failed = self.outcome != "ok" && self.outcome != "cache_hit";
+        // The requested model is a label value when a rule names it, or when a provider served
+        // it; a failed request through a glob (or no rule) names a model the caller chose.
+        let model = if self.exact_model || !failed { self.model.clone() } else { NONE.clone() };
         if !operation.is_empty() {
             let labels = RequestLabels {
                 gateway: self.gateway.clone(),
                 route: self.route.clone(),
                 backend: self.backend.clone(),
-                gen_ai_request_model: self.model.clone(),
+                gen_ai_request_model: model,
                 subject: subject.clone(),
                 outcome: self.outcome,
             };

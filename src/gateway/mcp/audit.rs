@@ -362,7 +362,8 @@ impl ToolCall<'_> {
         self.metrics.count_call(
             self.gateway,
             self.server,
-            self.tool,
+            // A tool the server does not expose is named by the caller: not a label value.
+            if outcome == "not_exposed" { "" } else { self.tool },
             if self.subject_labels { self.subject } else { "" },
             outcome,
             latency.as_secs_f64(),
