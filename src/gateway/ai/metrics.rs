@@ -49,9 +49,9 @@ pub struct RequestLabels {
     pub outcome: &'static str,
 }
 
-/// Labels of an operation's duration (the GenAI conventions' attributes).
+/// The GenAI conventions' attributes of an operation, as labels.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OperationLabels {
+pub struct GenAiLabels {
     /// Gateway.
     pub gateway: Arc<str>,
     /// Route.
@@ -66,6 +66,14 @@ pub struct OperationLabels {
     pub gen_ai_provider_name: &'static str,
     /// Model requested.
     pub gen_ai_request_model: Arc<str>,
+}
+
+/// Labels of an operation's duration.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabels {
+    /// The operation.
+    #[prometheus(flatten)]
+    pub op: GenAiLabels,
     /// Outcome category on failure, empty on success.
     pub error_type: &'static str,
 }
@@ -73,20 +81,9 @@ pub struct OperationLabels {
 /// Labels of token counts.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TokenLabels {
-    /// Gateway.
-    pub gateway: Arc<str>,
-    /// Route.
-    pub route: Arc<str>,
-    /// Backend.
-    pub backend: Arc<str>,
-    /// Caller (empty unless `subjectLabels`).
-    pub subject: Arc<str>,
-    /// `chat` or `embeddings`.
-    pub gen_ai_operation_name: &'static str,
-    /// The backend's provider.
-    pub gen_ai_provider_name: &'static str,
-    /// Model requested.
-    pub gen_ai_request_model: Arc<str>,
+    /// The operation.
+    #[prometheus(flatten)]
+    pub op: GenAiLabels,
     /// Model sent upstream.
     pub gen_ai_response_model: Arc<str>,
     /// `input`, `output` or `cached_input`.

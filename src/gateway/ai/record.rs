@@ -3,7 +3,9 @@
 //! and the GenAI attributes of its span (`gen_ai.*`, `cairn.cost_usd`). Never prompt or answer
 //! bodies, never keys: only who, what, where it went, how it ended, tokens, cost and timings.
 
-use super::metrics::{CostLabels, OperationLabels, RequestLabels, SpendLabels, TimingLabels, TokenLabels};
+use super::metrics::{
+    CostLabels, GenAiLabels, OperationLabels, RequestLabels, SpendLabels, TimingLabels, TokenLabels,
+};
 use super::runtime::AiRuntime;
 use super::usage::{Usage, micro_usd_to_usd};
 use crate::config::ProviderKind;
@@ -168,7 +170,7 @@ impl Record {
                 outcome: self.outcome,
             };
             metrics.requests.get_or_create(&labels).inc();
-            let op_labels = OperationLabels {
+            let op = GenAiLabels {
                 gateway: labels.gateway.clone(),
                 route: labels.route.clone(),
                 backend: labels.backend.clone(),
@@ -176,19 +178,16 @@ impl Record {
                 gen_ai_operation_name: operation,
                 gen_ai_provider_name: self.provider,
                 gen_ai_request_model: labels.gen_ai_request_model.clone(),
-                error_type: if failed { self.outcome } else { "" },
             };
-            metrics.duration.get_or_create(&op_labels).observe(elapsed.as_secs_f64());
+            let error_type = if failed { self.outcome } else { "" };
+            metrics
+                .duration
+                .get_or_create(&OperationLabels { op: op.clone(), error_type })
+                .observe(elapsed.as_secs_f64());
             if let Some(u) = &self.usage {
                 let estimated = if u.estimated { "true" } else { "false" };
                 let mut tokens = TokenLabels {
-                    gateway: labels.gateway,
-                    route: labels.route,
-                    backend: labels.backend,
-                    subject,
-                    gen_ai_operation_name: operation,
-                    gen_ai_provider_name: self.provider,
-                    gen_ai_request_model: labels.gen_ai_request_model,
+                    op,
                     gen_ai_response_model: if self.upstream_model.is_empty() {
                         NONE.clone()
                     } else {
@@ -204,8 +203,8 @@ impl Record {
                     tokens.gen_ai_token_type = ty;
                     metrics.tokens.get_or_create(&tokens).observe(n as f64);
                 }
-                let TokenLabels { gateway, route, backend, gen_ai_request_model: model, subject, .. } =
-                    tokens;
+                let GenAiLabels { gateway, route, backend, gen_ai_request_model: model, subject, .. } =
+                    tokens.op;
                 if self.cost_micros > 0 {
                     let usd = micro_usd_to_usd(self.cost_micros);
                     metrics
