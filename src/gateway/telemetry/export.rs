@@ -8,7 +8,7 @@
 //! keeps its count of dropped spans private (it only logs it at shutdown), and the drop metric
 //! is what tells an operator that traces are missing.
 
-use super::TraceMetrics;
+use super::counters::TraceMetrics;
 use crate::config::{OtlpConfig, OtlpProtocol};
 use crate::gateway::http_client::{HttpClient, error_chain};
 use bytes::Bytes;

@@ -19,8 +19,11 @@
 //! | `cairn_trace_spans_exported_total` | counter | gateway |
 //! | `cairn_trace_spans_dropped_total` | counter | gateway, reason (`queue_full`, `export_failed`) |
 
+mod counters;
 pub mod export;
 pub mod span;
+
+pub use counters::{DropLabels, ExportLabels, TraceMetrics};
 
 use crate::config::{GatewayId, OtlpConfig, TelemetryConfig};
 use crate::gateway::http_client::HttpClient;
@@ -33,9 +36,6 @@ use opentelemetry_sdk::trace::{
     Sampler, SamplingDecision, SamplingResult, SdkTracer, SdkTracerProvider, ShouldSample, SpanData,
     SpanProcessor,
 };
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -45,41 +45,6 @@ use tracing_subscriber::filter::{Filtered, Targets};
 
 /// The span attribute naming a span's gateway (`namespace/name`).
 pub const GATEWAY: &str = "cairn.gateway";
-
-/// Labels of exported spans.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ExportLabels {
-    /// Gateway `namespace/name`.
-    pub gateway: Arc<str>,
-}
-
-/// Labels of dropped spans.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct DropLabels {
-    /// Gateway `namespace/name`.
-    pub gateway: Arc<str>,
-    /// `queue_full` or `export_failed`.
-    pub reason: &'static str,
-}
-
-/// The export counters (clones share the series).
-#[derive(Clone, Default)]
-pub struct TraceMetrics {
-    exported: Family<ExportLabels, Counter>,
-    dropped: Family<DropLabels, Counter>,
-    /// Export tasks still running (they finish once their queue is closed and sent).
-    running: Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl TraceMetrics {
-    fn exported(&self, gateway: &Arc<str>, n: u64) {
-        self.exported.get_or_create(&ExportLabels { gateway: gateway.clone() }).inc_by(n);
-    }
-
-    fn dropped(&self, gateway: &Arc<str>, reason: &'static str, n: u64) {
-        self.dropped.get_or_create(&DropLabels { gateway: gateway.clone(), reason }).inc_by(n);
-    }
-}
 
 /// Where one gateway's spans go.
 struct Route {
@@ -136,16 +101,7 @@ impl Traces {
 
     /// Registers the export counters in `registry`.
     pub fn register(&self, registry: &mut Registry) {
-        registry.register(
-            "cairn_trace_spans_exported",
-            "Spans sent to the gateway's OTLP endpoint",
-            self.metrics.exported.clone(),
-        );
-        registry.register(
-            "cairn_trace_spans_dropped",
-            "Spans not exported: the export queue was full, or the endpoint failed",
-            self.metrics.dropped.clone(),
-        );
+        self.metrics.register(registry);
     }
 
     /// Follows a gateway's telemetry settings: starts, replaces or stops its export. An exporter
