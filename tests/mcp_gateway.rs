@@ -1269,11 +1269,15 @@ spec:
     assert!(audit.get("arguments").is_none());
     assert!(audit["latency_ms"].as_f64().is_some());
     assert!(!audit["session"].as_str().unwrap().is_empty());
+    // The line names its request's span (exported or not).
+    assert_eq!(audit["trace_id"].as_str().map(str::len), Some(32), "{audit}");
+    assert_eq!(audit["span_id"].as_str().map(str::len), Some(16), "{audit}");
 
     // The MCP metrics are on the admin port.
     let m = client().get(format!("http://127.0.0.1:{admin}/metrics").parse().unwrap()).await.unwrap();
     let text = String::from_utf8_lossy(&m.into_body().collect().await.unwrap().to_bytes()).into_owned();
-    assert!(text.contains("cairn_mcp_tool_calls_total{gateway=\"default/tools\",server=\"py\",tool=\"add\",subject=\"anonymous\",outcome=\"ok\"} 1"), "{text}");
+    // Without `telemetry.subjectLabels` the caller is not a label value.
+    assert!(text.contains("cairn_mcp_tool_calls_total{gateway=\"default/tools\",server=\"py\",tool=\"add\",subject=\"\",outcome=\"ok\"} 1"), "{text}");
     let _ = child.kill();
     let _ = child.wait();
 }
