@@ -154,6 +154,8 @@ async fn start_gateway(upstream: &str) -> (String, tokio::sync::watch::Sender<bo
                 budgets: vec![],
             }],
         },
+        // Its servers listen on loopback, as in local mode.
+        egress: cairn::config::EgressConfig { allow_loopback: true, ..Default::default() },
         ai: None,
         mcp: None,
         agent: Some(AgentLayerConfig {
@@ -163,8 +165,6 @@ async fn start_gateway(upstream: &str) -> (String, tokio::sync::watch::Sender<bo
                 card_path: "/.well-known/agent-card.json".into(),
                 description: None,
             }],
-            allow_private_networks: false,
-            allowed_webhook_hosts: vec![],
             task_ownership_ttl_ms: 3_600_000,
             identity_token_ttl_ms: 300_000,
             identity_token_header: "x-cairn-caller".into(),

@@ -94,6 +94,14 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1")]
         address: std::net::IpAddr,
     },
+    #[command(flatten)]
+    Operator(cairn::operator::args::Command),
+    /// Copy this binary to DEST (what the init container of an MCPServer pod with
+    /// `transport: Stdio` runs, so the server's own image needs no Cairn).
+    CopyBinary {
+        /// Where to write it (made executable).
+        dest: PathBuf,
+    },
     /// Serve a stdio MCP server over streamable HTTP at /mcp (what the operator runs in an
     /// MCPServer's pod for `transport: Stdio`). The command comes only from here: no request can
     /// choose or change it.
@@ -204,6 +212,11 @@ fn main() -> Result<ExitCode> {
             let listen = cairn::serve::Listen { address, admin_port: Some(admin_port) };
             serve(|traces, shutdown| cairn::serve::run(paths, options, listen, traces, shutdown))
         }
+        Command::Operator(cairn::operator::args::Command::Operator(args)) => {
+            let log_format = args.log_format.clone();
+            operator(args.options(), &log_format)
+        }
+        Command::CopyBinary { dest } => copy_binary(&dest),
         Command::McpBridge {
             port,
             address,
@@ -236,10 +249,11 @@ where
     // Request spans are traced, not logged, unless RUST_LOG asks for them.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,cairn::request=off"));
-    tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter))
-        .with(traces.layer())
-        .init();
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        // Colours only on a terminal: a pod's log (a file, a pipe) gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    tracing_subscriber::registry().with(fmt.with_filter(filter)).with(traces.layer()).init();
     let rt =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     let result = rt.block_on(async {
@@ -328,6 +342,8 @@ fn explain(paths: &[PathBuf], namespace: &str, question: Question) -> Result<Exi
 fn mcp_bridge(opts: cairn::gateway::mcp::bridge::BridgeOptions) -> Result<ExitCode> {
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Colours only on a terminal: a pod's log (a file, a pipe) gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -342,4 +358,47 @@ fn mcp_bridge(opts: cairn::gateway::mcp::bridge::BridgeOptions) -> Result<ExitCo
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// `cairn operator`: JSON (or text) logs to stderr, runs until SIGINT or SIGTERM, then finishes
+/// the reconciles in flight and releases the Lease.
+fn operator(opts: cairn::operator::Options, log_format: &str) -> Result<ExitCode> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
+    if log_format == "json" {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
+    }
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    let result = rt.block_on(async {
+        let shutdown = async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("installing the SIGTERM handler");
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        };
+        cairn::operator::run(opts, shutdown).await
+    });
+    match result {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            tracing::error!(error = %e, category = e.category(), "the operator could not start");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// `cairn copy-binary DEST`.
+fn copy_binary(dest: &std::path::Path) -> Result<ExitCode> {
+    use std::os::unix::fs::PermissionsExt;
+    let me = std::env::current_exe().context("finding this binary")?;
+    std::fs::copy(&me, dest).with_context(|| format!("copying {} to {}", me.display(), dest.display()))?;
+    std::fs::set_permissions(dest, std::fs::Permissions::from_mode(0o755))
+        .with_context(|| format!("making {} executable", dest.display()))?;
+    Ok(ExitCode::SUCCESS)
 }

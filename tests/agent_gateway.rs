@@ -95,12 +95,12 @@ fn config(agents: Vec<A2aAgentConfig>) -> GatewayConfig {
                 policy("eve", "eve", vec![]),
             ],
         },
+        // Its servers listen on loopback, as in local mode.
+        egress: cairn::config::EgressConfig { allow_loopback: true, ..Default::default() },
         ai: None,
         mcp: None,
         agent: Some(AgentLayerConfig {
             agents,
-            allow_private_networks: false,
-            allowed_webhook_hosts: vec![],
             task_ownership_ttl_ms: 3_600_000,
             identity_token_ttl_ms: 60_000,
             identity_token_header: TOKEN_HEADER.into(),
@@ -154,7 +154,16 @@ fn traces() -> Traces {
 }
 
 async fn serve_config(cfg: GatewayConfig) -> Gateway {
-    let core = Core::with_traces(Env::from_process(), traces());
+    serve_in(Core::with_traces(Env::from_process(), traces()), cfg).await
+}
+
+/// A gateway whose core resolves the names of `support::hosts` where they say.
+async fn serve_resolving(cfg: GatewayConfig) -> Gateway {
+    traces();
+    serve_in(Core::with_resolver(Env::from_process(), support::hosts::resolver()), cfg).await
+}
+
+async fn serve_in(core: Arc<Core>, cfg: GatewayConfig) -> Gateway {
     let gw = CompiledGateway { config: cfg, credentials: Credentials::default() };
     let rt = AgentLayer::new(&core).build(&gw).expect("config builds");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -638,6 +647,166 @@ async fn webhook_urls_to_private_networks_are_refused() {
     assert_eq!(v["result"]["id"], "cfg-1", "{v}");
 }
 
+/// The egress rule where the gateway connects: an agent whose host name resolves to the cloud
+/// metadata address is never connected to, for its card or a call; the answer names the agent,
+/// the URL and the rule. An agent at an allowed name is reached.
+#[tokio::test]
+async fn agents_whose_name_resolves_to_the_metadata_address_are_refused_at_connect() {
+    use support::hosts;
+    let a = TestAgent::start().await;
+    let gw = serve_resolving(config(vec![
+        agent_cfg("echo", &a.url.replace("127.0.0.1", hosts::HERE)),
+        agent_cfg("meta", &format!("http://{}", hosts::METADATA)),
+    ]))
+    .await;
+    let refused = |url: &str| {
+        format!(
+            "url {url:?}: the gateway's egress rule refuses host metadata.test, which resolves to \
+             169.254.169.254, a cloud metadata address: link-local, cloud metadata, multicast and reserved \
+             addresses are refused unless spec.egress.allowedCIDRs lists them"
+        )
+    };
+    let card_url = format!("{}/agents/meta/.well-known/agent-card.json", gw.url);
+    let (s, _, v) = json_of(send("GET", &card_url, Some("alice"), &[], None).await).await;
+    assert_eq!(s, StatusCode::BAD_GATEWAY, "{v}");
+    let upstream_card = "http://metadata.test/.well-known/agent-card.json";
+    assert_eq!(
+        v["error"]["message"],
+        format!(
+            "the agent card of 'meta' could not be fetched from {upstream_card}: {}",
+            refused(upstream_card)
+        ),
+        "{v}"
+    );
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": msg("hi")}).to_string();
+    let resp = send(
+        "POST",
+        &format!("{}/agents/meta", gw.url),
+        Some("alice"),
+        &[("a2a-version", "1.0")],
+        Some(body),
+    )
+    .await;
+    let (_, _, v) = json_of(resp).await;
+    assert_eq!(
+        v["error"]["message"],
+        format!("agent 'meta' is unreachable: {}", refused("http://metadata.test/")),
+        "{v}"
+    );
+    let (s, v) = rpc(&gw, "alice", "SendMessage", msg("hi")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(v["result"]["task"]["id"].is_string(), "the agent at an allowed name answers: {v}");
+}
+
+/// Webhook URLs arrive at run time: refused in every spelling of a refused address, and for what
+/// a host name resolves to, with a message naming the URL and the rule.
+#[tokio::test]
+async fn webhook_urls_are_judged_in_every_spelling_and_by_what_their_name_resolves_to() {
+    use support::hosts;
+    let a = TestAgent::start().await;
+    let gw = serve_resolving(config(vec![agent_cfg("echo", &a.url)])).await;
+    let public = "URLs that arrive at run time may reach only public addresses, unless \
+                  spec.egress.allowedCIDRs lists them";
+    let private = "URLs that arrive at run time may reach loopback and private networks only with \
+                   spec.egress.allowPrivateNetworks, or where spec.egress.allowedCIDRs lists them";
+    let metadata = "169.254.169.254, a cloud metadata address";
+    let mapped = "::ffff:169.254.169.254 (that is 169.254.169.254), a cloud metadata address";
+    let cases = [
+        ("http://169.254.169.254/latest/meta-data", metadata.to_string(), public),
+        ("http://2852039166/latest/meta-data", metadata.to_string(), public),
+        ("http://[::ffff:169.254.169.254]/latest/meta-data", mapped.to_string(), public),
+        (
+            "http://metadata.test/hook",
+            format!("host {}, which resolves to {metadata}", hosts::METADATA),
+            public,
+        ),
+        (
+            "http://link-local.test/hook",
+            format!("host {}, which resolves to 169.254.10.10, a link-local address", hosts::LINK_LOCAL),
+            public,
+        ),
+        (
+            "http://private.test/hook",
+            format!("host {}, which resolves to 10.0.0.7, a private-network address", hosts::PRIVATE),
+            private,
+        ),
+        ("http://127.0.0.1:9/hook", "127.0.0.1, a loopback address".to_string(), private),
+        ("http://0.0.0.0/hook", "0.0.0.0, an unspecified address (it reaches this host)".to_string(), public),
+    ];
+    let before = a.seen().len();
+    for (url, reaches, rule) in cases {
+        let mut m = msg("notify me");
+        m["configuration"] = json!({"taskPushNotificationConfig": {"url": url}});
+        let (s, v) = rpc(&gw, "alice", "SendMessage", m).await;
+        assert_eq!((s, error_code(&v)), (StatusCode::OK, -32602), "{url}: {v}");
+        assert_eq!(
+            v["error"]["message"],
+            format!("invalid params: push notification URL {url:?} reaches {reaches}: {rule}"),
+            "{v}"
+        );
+    }
+    assert_eq!(a.seen().len(), before, "refused before reaching the agent");
+}
+
+/// A call nested 10,000 deep never reaches the agent, on either binding: the gateway's condition
+/// in A2A's error forms (JSON-RPC error, REST error envelope). Headers over the limits: 431.
+#[tokio::test]
+async fn request_size_limits_are_answered_in_a2a_error_form() {
+    let (agent, gw) = setup().await;
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let depth =
+        "the request body nests JSON arrays and objects deeper than the 64 levels this gateway accepts";
+    let mut params = msg("deep");
+    params["metadata"] = json!({"x": "PLACEHOLDER"});
+    let rpc_body = json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": params})
+        .to_string()
+        .replace("\"PLACEHOLDER\"", &deep);
+    let before = agent.seen().len();
+    let url = format!("{}/agents/echo", gw.url);
+    let (s, _, v) =
+        json_of(send("POST", &url, Some("alice"), &[("a2a-version", "1.0")], Some(rpc_body.clone())).await)
+            .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["error"]["message"], depth, "{v}");
+    assert_eq!(v["error"]["code"], -32000, "a condition of the gateway: {v}");
+    assert_eq!(v["error"]["data"][0]["reason"], "JSON_TOO_DEEP", "{v}");
+    let rest_body = json!({"message": msg("deep")["message"], "metadata": {"x": "PLACEHOLDER"}})
+        .to_string()
+        .replace("\"PLACEHOLDER\"", &deep);
+    let (s, _, v) = json_of(
+        send(
+            "POST",
+            &format!("{url}/message:send"),
+            Some("alice"),
+            &[("a2a-version", "1.0")],
+            Some(rest_body),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["error"]["status"], "INVALID_ARGUMENT", "{v}");
+    assert_eq!(v["error"]["message"], depth, "{v}");
+    assert_eq!(agent.seen().len(), before, "nothing too deep reached the agent");
+
+    let many: Vec<(String, String)> = (0..101).map(|i| (format!("x-h{i}"), "v".to_string())).collect();
+    let many: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let body = json!({"jsonrpc": "2.0", "id": 7, "method": "SendMessage", "params": msg("hi")}).to_string();
+    let (s, _, v) = json_of(send("POST", &url, Some("alice"), &many, Some(body)).await).await;
+    assert_eq!(s, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "{v}");
+    assert_eq!(v["error"]["data"][0]["reason"], "REQUEST_HEADERS_TOO_LARGE", "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("header fields, more than the 100"), "{v}");
+    let big = "a".repeat(70_000);
+    let (s, _, v) = json_of(
+        send("GET", &format!("{url}/.well-known/agent-card.json"), Some("alice"), &[("x-big", &big)], None)
+            .await,
+    )
+    .await;
+    assert_eq!(s, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "{v}");
+    assert_eq!(v["error"]["status"], "RESOURCE_EXHAUSTED", "the REST envelope: {v}");
+    assert_eq!(agent.seen().len(), before);
+}
+
 #[tokio::test]
 async fn a2a_0_3_method_names() {
     let (agent, gw) = setup().await;
@@ -797,6 +966,13 @@ async fn origin_table_absent_same_host_allowed_foreign() {
                 assert_eq!(cv["error"]["status"], "PERMISSION_DENIED", "{cv}");
             }
         }
+        // DNS rebinding: Origin equal to a public Host is not the gateway's own.
+        let port = gw.url.rsplit(':').next().unwrap();
+        let (evil, host) = (format!("http://evil.example:{port}"), format!("evil.example:{port}"));
+        let h = [("a2a-version", "1.0"), ("origin", evil.as_str()), ("host", host.as_str())];
+        let url = format!("{}/agents/echo", gw.url);
+        let (s, _, v) = json_of(send("POST", &url, Some("alice"), &h, Some(body.clone())).await).await;
+        assert_eq!(s.as_u16(), 403, "rebinding: {v}");
     }
 }
 

@@ -90,6 +90,8 @@ fn config(
         "listener": {"port": port, "maxRequestBytes": 4096},
         "auth": auth.unwrap_or_else(|| json!({"allowAnonymous": true, "virtualKeySalt": SALT})),
         "telemetry": {"accessLog": false, "subjectLabels": true},
+        // The mock upstreams listen on loopback, as in local mode.
+        "egress": {"allowLoopback": true},
         "policy": policy.unwrap_or_else(|| json!({"defaultAction": "allow"})),
         "ai": {"backends": backends, "rules": rules}
     });
@@ -115,7 +117,16 @@ impl Gw {
     }
 
     async fn start_with(cfg: GatewayConfig, credentials: Credentials) -> Gw {
-        let core = Core::new(Env::from_process());
+        Gw::start_in(Core::new(Env::from_process()), cfg, credentials).await
+    }
+
+    /// As [`Gw::start`], with the names of `support::hosts` resolving where they say.
+    async fn start_resolving(cfg: GatewayConfig) -> Gw {
+        let core = Core::with_resolver(Env::from_process(), support::hosts::resolver());
+        Gw::start_in(core, cfg, Credentials::default()).await
+    }
+
+    async fn start_in(core: Arc<Core>, cfg: GatewayConfig, credentials: Credentials) -> Gw {
         let mut sup =
             Supervisor::new(core.clone(), cairn::serve::layers(&core), "127.0.0.1".parse().unwrap());
         assert!(sup.apply_all(&[CompiledGateway { config: cfg, credentials }]).await);
@@ -158,6 +169,114 @@ async fn exact_model_rule_wins_over_glob_and_renames_the_model() {
     assert_eq!(content(&r), "from a");
     assert_eq!(a.received()[0].body["model"], "gpt-4o-mini", "no rename passes the requested name");
     drop(gw);
+}
+
+/// The egress rule where the gateway connects: a backend whose host name resolves to the cloud
+/// metadata or a link-local address is never connected to; the caller gets one error naming the
+/// backend, the URL and the rule, and a rule with a fallback falls back.
+#[tokio::test]
+async fn backends_whose_name_resolves_to_metadata_or_link_local_are_refused_at_connect() {
+    use support::hosts;
+    let ok = MockLlm::start("ok").await;
+    let port = free_port();
+    let here = ok.url.replace("127.0.0.1", hosts::HERE);
+    let names = [hosts::METADATA, hosts::LINK_LOCAL, hosts::MAPPED_METADATA];
+    let mut backends: Vec<Value> = names.iter().map(|n| backend(n, &format!("http://{n}"))).collect();
+    backends.push(backend("ok", &here));
+    let mut rules: Vec<Value> = names.iter().map(|n| rule(n, &[n], json!([target(n, 0, 1)]))).collect();
+    rules.push(rule("fallback", &["f"], json!([target(hosts::METADATA, 0, 1), target("ok", 1, 1)])));
+    let _gw = Gw::start_resolving(config(port, backends, rules, None, None)).await;
+    let rule_text = "link-local, cloud metadata, multicast and reserved addresses are refused unless \
+                     spec.egress.allowedCIDRs lists them";
+    for (name, reaches) in [
+        (hosts::METADATA, "169.254.169.254, a cloud metadata address"),
+        (hosts::LINK_LOCAL, "169.254.10.10, a link-local address"),
+        (
+            hosts::MAPPED_METADATA,
+            "::ffff:169.254.169.254 (that is 169.254.169.254), a cloud metadata address",
+        ),
+    ] {
+        let r = chat(port, name, &[]).await;
+        assert_eq!(r.status, 502, "{}", r.raw);
+        assert_eq!(
+            r.body["error"]["message"],
+            format!(
+                "cannot connect to backend {name}: url \"http://{name}/v1/chat/completions\": the gateway's \
+                 egress rule refuses host {name}, which resolves to {reaches}: {rule_text}"
+            ),
+            "{}",
+            r.raw
+        );
+    }
+    let r = chat(port, "f", &[]).await;
+    assert_eq!((r.status, content(&r).as_str()), (200, "from ok"), "falls back: {}", r.raw);
+    assert_eq!(ok.count(), 1, "the allowed name (loopback, local mode) is reached");
+}
+
+/// A body nested 10,000 deep, or one level past the limit, never reaches the upstream: 400 in
+/// the caller's format (OpenAI and Anthropic); the limit itself passes. Too many or too large
+/// headers: 431, in the caller's format too.
+#[tokio::test]
+async fn request_size_limits_are_answered_in_the_callers_format() {
+    let up = MockLlm::start("up").await;
+    let port = free_port();
+    let mut cfg = config(
+        port,
+        vec![backend("a", &up.url)],
+        vec![rule("r", &["m"], json!([target("a", 0, 1)]))],
+        None,
+        None,
+    );
+    cfg.listener.max_request_bytes = 1 << 20;
+    let _gw = Gw::start(cfg).await;
+    // `{"model":…,"messages":[{…}],"x":` nests the value of `x` one level down.
+    let body = |levels: usize| {
+        format!(
+            r#"{{"model":"m","max_tokens":5,"messages":[{{"role":"user","content":"hi"}}],"x":{}{}}}"#,
+            "[".repeat(levels),
+            "]".repeat(levels)
+        )
+    };
+    let depth =
+        "the request body nests JSON arrays and objects deeper than the 64 levels this gateway accepts";
+    for levels in [10_000, 64] {
+        let r = call(port, "POST", "/v1/chat/completions", &[], &body(levels)).await;
+        assert_eq!(r.status, 400, "{levels}: {}", r.raw);
+        assert_eq!(
+            r.body,
+            json!({"error": {"message": depth, "type": "invalid_request_error", "param": null, "code": "json_too_deep"}})
+        );
+        let r = call(port, "POST", "/v1/messages", &[], &body(levels)).await;
+        assert_eq!(r.status, 400, "{}", r.raw);
+        assert_eq!(
+            r.body,
+            json!({"type": "error", "error": {"type": "invalid_request_error", "message": depth}})
+        );
+    }
+    assert_eq!(up.count(), 0, "nothing too deep reached the upstream");
+    let r = call(port, "POST", "/v1/chat/completions", &[], &body(63)).await;
+    assert_eq!(r.status, 200, "64 levels in all is the limit, accepted: {}", r.raw);
+    assert_eq!(up.count(), 1);
+
+    let many: Vec<(String, String)> = (0..101).map(|i| (format!("x-h{i}"), "v".to_string())).collect();
+    let many: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let r = call(port, "POST", "/v1/chat/completions", &many, &body(1)).await;
+    assert_eq!(r.status, 431, "{}", r.raw);
+    assert_eq!(r.body["error"]["code"], "headers_too_large", "{}", r.raw);
+    assert!(r.body["error"]["message"].as_str().unwrap().starts_with("the request has 10"), "{}", r.raw);
+    let big = "a".repeat(70_000);
+    let r = call(port, "POST", "/v1/messages", &[("x-big", &big)], &body(1)).await;
+    assert_eq!(r.status, 431, "{}", r.raw);
+    assert_eq!(r.body["error"]["type"], "invalid_request_error", "{}", r.raw);
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("bytes, more than the 65536 this gateway accepts"),
+        "{}",
+        r.raw
+    );
+    assert_eq!(up.count(), 1);
 }
 
 #[tokio::test]

@@ -3,7 +3,8 @@
 //! ci/full-values.yaml) and pass kubeconform against offline schemas, values.schema.json covers and
 //! checks every value, the RBAC grants exactly the operator's table (operator::rbac::RULES, from
 //! which it is generated) with no wildcard and, with watched namespaces, nothing cluster-wide, and
-//! the chart's own helm-unittest suites pass.
+//! the chart's own helm-unittest suites pass; the operator container's args and environment are
+//! parsed by `cairn operator`'s own parser.
 //!
 //! Needs the platform's helm and the tools of tests/support (tests/run provides both).
 
@@ -113,6 +114,135 @@ fn helm_lint_strict_is_clean() {
 fn rendered_manifests_match_their_snapshots() {
     assert_file("tests/snapshots/chart/default.yaml", &render(&[]).unwrap());
     assert_file("tests/snapshots/chart/full.yaml", &render(&["--values", &full_values()]).unwrap());
+}
+
+/// `cairn`'s `operator` subcommand, exactly as the binary parses it (main.rs flattens the same
+/// enum into its subcommands).
+#[derive(clap::Parser)]
+#[command(name = "cairn")]
+struct Cairn {
+    #[command(subcommand)]
+    command: cairn::operator::args::Command,
+}
+
+/// The operator container's args, parsed by the real parser of `cairn operator`
+/// (cairn::operator::args), with default values and with ci/full-values.yaml: every flag the chart
+/// passes exists and takes the value the chart means; every variable it sets is one the operator
+/// reads, for the flag it means. A renamed or retyped flag fails here, not in a pod.
+#[test]
+fn the_operator_container_args_and_env_are_what_cairn_operator_accepts() {
+    use cairn::operator::args::Command as Sub;
+    use clap::{CommandFactory, Parser};
+
+    struct Expect {
+        values: Vec<String>,
+        fullname: &'static str,
+        namespaces: Vec<&'static str>,
+        image: &'static str,
+        gateway_image: &'static str,
+        pull_policy: Option<&'static str>,
+        cluster_domain: &'static str,
+        admin_port: u16,
+        log: &'static str,
+    }
+    let cases = [
+        Expect {
+            values: vec![],
+            fullname: "cairn",
+            namespaces: vec![],
+            image: "ghcr.io/cairn-dev/cairn:0.1.0",
+            gateway_image: "ghcr.io/cairn-dev/cairn:0.1.0",
+            pull_policy: Some("IfNotPresent"),
+            cluster_domain: "cluster.local",
+            admin_port: 9090,
+            log: "info",
+        },
+        Expect {
+            values: vec!["--values".into(), full_values()],
+            fullname: "cairn",
+            namespaces: vec!["team-a", "team-b"],
+            image: "registry.example.com/platform/cairn:0.1.0-rc.1",
+            gateway_image: "registry.example.com/platform/cairn-gateway:0.1.0-rc.1",
+            pull_policy: Some("IfNotPresent"),
+            cluster_domain: "corp.example",
+            admin_port: 9191,
+            log: "cairn=debug,info",
+        },
+    ];
+    // Which flag each environment variable sets (clap's `env`), plus the log filter.
+    let sub = Cairn::command();
+    let operator = sub.find_subcommand("operator").expect("cairn has an operator subcommand");
+    let env_of: std::collections::BTreeMap<String, String> = operator
+        .get_arguments()
+        .filter_map(|a| Some((a.get_env()?.to_str()?.to_string(), a.get_id().to_string())))
+        .collect();
+
+    for case in cases {
+        let values: Vec<&str> = case.values.iter().map(String::as_str).collect();
+        let docs = documents(&render(&values).unwrap());
+        let deployment = docs.iter().find(|d| d["kind"] == "Deployment").expect("a Deployment");
+        let pod = &deployment["spec"]["template"]["spec"];
+        let container = &pod["containers"][0];
+        assert_eq!(container["name"], "operator");
+        assert_eq!(container["image"], case.image);
+        assert!(container.get("command").is_none(), "the image's entrypoint is cairn (Dockerfile)");
+        let args: Vec<&str> =
+            container["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+        let parsed = Cairn::try_parse_from(std::iter::once("cairn").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("cairn rejects the chart's args {args:?}:\n{e}"));
+        let Sub::Operator(a) = parsed.command;
+        assert_eq!(a.namespaces, case.namespaces, "{args:?}");
+        assert_eq!(a.gateway_image, case.gateway_image);
+        assert_eq!(a.gateway_image_pull_policy.as_deref(), case.pull_policy);
+        assert_eq!(a.cluster_domain, case.cluster_domain);
+        assert_eq!(a.lease_name, case.fullname, "one Lease per release");
+        assert!(a.leader_elect);
+        assert_eq!(a.log_format, "json");
+        // The admin port the operator listens on is the one the probes and the Service use.
+        assert_eq!(a.admin_port, case.admin_port);
+        let ports = container["ports"].as_array().unwrap();
+        assert!(
+            ports.iter().any(|p| p["name"] == "admin" && p["containerPort"] == a.admin_port),
+            "{ports:?}"
+        );
+        assert_eq!(container["readinessProbe"]["httpGet"]["port"], "admin");
+        assert_eq!(container["livenessProbe"]["httpGet"]["port"], "admin");
+        let service = docs.iter().find(|d| d["kind"] == "Service").expect("a Service");
+        assert!(
+            service["spec"]["ports"].as_array().unwrap().iter().any(|p| p["targetPort"] == "admin"),
+            "{service}"
+        );
+
+        // Environment: each variable is read by the flag it is meant for.
+        let mut seen = Vec::new();
+        for e in container["env"].as_array().unwrap() {
+            let name = e["name"].as_str().unwrap();
+            seen.push(name);
+            match name {
+                n if n == cairn::operator::args::LOG_FILTER_ENV => assert_eq!(e["value"], case.log),
+                "POD_NAMESPACE" => {
+                    assert_eq!(env_of.get(name).map(String::as_str), Some("lease_namespace"));
+                    assert_eq!(e["valueFrom"]["fieldRef"]["fieldPath"], "metadata.namespace");
+                    // ... where the chart grants the Lease.
+                    let role = docs
+                        .iter()
+                        .find(|d| {
+                            d["kind"] == "Role"
+                                && d["metadata"]["name"] == format!("{}-leader-election", case.fullname)
+                        })
+                        .expect("the leader-election Role");
+                    assert_eq!(role["metadata"]["namespace"], NAMESPACE);
+                }
+                "POD_NAME" => {
+                    assert_eq!(env_of.get(name).map(String::as_str), Some("identity"));
+                    assert_eq!(e["valueFrom"]["fieldRef"]["fieldPath"], "metadata.name");
+                }
+                other => panic!("the chart sets {other}, which cairn operator does not read ({env_of:?})"),
+            }
+        }
+        seen.sort();
+        assert_eq!(seen, ["POD_NAME", "POD_NAMESPACE", "RUST_LOG"]);
+    }
 }
 
 /// A JSON schema for kubeconform from a published CRD (what openapi2jsonschema does), named the

@@ -371,6 +371,9 @@ fn base_config(ns: &str, name: &str, layer: &str, port: u16) -> Value {
         "listener": {"port": port, "maxRequestBytes": 1 << 20},
         "auth": {"allowAnonymous": true, "virtualKeySalt": "00"},
         "telemetry": {"accessLog": false},
+        // The test upstreams listen on this host's loopback, which a gateway in a cluster
+        // reaches only where its rule lists it.
+        "egress": {"allowedCIDRs": ["127.0.0.1/32"]},
         "policy": {"defaultAction": "allow"}
     })
 }
@@ -553,7 +556,7 @@ async fn an_agent_gateway_serves_follows_and_refuses_through_the_api() {
             .iter()
             .map(|n| json!({"name": n, "url": agent.url, "cardPath": "/.well-known/agent-card.json"}))
             .collect();
-        v["agent"] = json!({"agents": agents, "allowPrivateNetworks": false, "taskOwnershipTtlMs": 60000,
+        v["agent"] = json!({"agents": agents, "taskOwnershipTtlMs": 60000,
                             "identityTokenTtlMs": 60000, "identityTokenHeader": "x-cairn-caller"});
         compiled(v, &[])
     };

@@ -4,6 +4,8 @@
 //!
 //! Needs the control plane of tests/support (tests/run starts it).
 
+#[path = "support/operator.rs"]
+mod operator;
 mod support;
 
 use serde_json::Value;
@@ -288,5 +290,75 @@ async fn the_notes_command_merges_the_charts_argo_cd_health_checks_into_argocd_c
             "{kind}"
         );
     }
+    ok(p.helm().args(["uninstall", &release, "-n", &system]).output().unwrap(), "helm uninstall");
+}
+
+/// The Deployment the chart installed, run as a kubelet would: the operator container's args and
+/// environment exactly as rendered (downward API values filled in), with a TokenRequest token of
+/// the chart's ServiceAccount. It must take the release's Lease under the pod's name, serve
+/// /readyz on the chart's admin port and program a user's gateway in a watched namespace — so
+/// the chart's command line, environment and RBAC are what the operator needs.
+#[tokio::test]
+async fn the_installed_operator_container_runs_leads_and_programs_a_gateway() {
+    let p = platform().await;
+    let system = p.fresh_namespace("cairn-run").await;
+    let watched = p.fresh_namespace("team-run").await;
+    let release = format!("cairn-{}", &system[system.len() - 4..]);
+    let chart = repo_root().join("charts/cairn");
+    let admin_port = support::free_port();
+    ok(
+        p.helm()
+            .args(["install", &release, chart.to_str().unwrap(), "-n", &system, "--wait=false"])
+            .args(["--set", &format!("watchNamespaces={{{watched}}}")])
+            .args(["--set", &format!("adminPort={admin_port}")])
+            .output()
+            .unwrap(),
+        "helm install",
+    );
+    let deployment = get_json(&p, &["-n", &system, "deployment", &release]);
+    let pod = &deployment["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let args: Vec<String> =
+        container["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
+    let pod_name = format!("{release}-7d9f8b6c5d-x2x4z");
+    let env: Vec<(String, String)> = container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let value = match e["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
+                Some("metadata.namespace") => system.clone(),
+                Some("metadata.name") => pod_name.clone(),
+                Some(other) => panic!("a downward API field this test does not fill: {other}"),
+                None => e["value"].as_str().unwrap().to_string(),
+            };
+            (e["name"].as_str().unwrap().to_string(), value)
+        })
+        .collect();
+
+    let sa = pod["serviceAccountName"].as_str().unwrap();
+    let token = operator::service_account_token(&p, &system, sa).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    operator::kubeconfig_with_token(&p, &token, &kubeconfig);
+    let mut op = operator::Operator::spawn(&kubeconfig, &args, &env, &format!("chart-{release}"), admin_port);
+    op.wait_ready().await;
+
+    let gateway = support::read_documents(&repo_root().join("examples/quickstart/gateway.yaml"));
+    for doc in &gateway {
+        p.apply(&watched, doc, false).await.unwrap();
+    }
+    operator::wait_condition(&p, &watched, "AIGateway", "llm", "Programmed", "True").await;
+    assert!(op.is_leader(), "{}", op.log_text());
+    let lease = get_json(&p, &["-n", &system, "lease", &release]);
+    assert_eq!(lease["spec"]["holderIdentity"], pod_name.as_str());
+    let log = op.log_text();
+    assert!(
+        log.lines().any(
+            |l| serde_json::from_str::<Value>(l).is_ok_and(|j| j["message"] == "cairn operator starting")
+        ),
+        "JSON logs: {log}"
+    );
+    assert!(op.stop(), "SIGTERM: a clean exit\n{}", op.log_text());
     ok(p.helm().args(["uninstall", &release, "-n", &system]).output().unwrap(), "helm uninstall");
 }

@@ -249,7 +249,7 @@ async fn kubectl_explain_shows_field_descriptions() {
 }
 
 /// Every property of every CRD schema has a description (so `kubectl explain` documents every
-/// field, as DESIGN.md promises).
+/// field, as `src/api/mod.rs` promises).
 #[test]
 fn every_crd_field_has_a_description() {
     fn walk(s: &JSONSchemaProps, path: &str, missing: &mut Vec<String>) {

@@ -165,7 +165,7 @@ fn examples_load_cleanly() {
     assert!(failures.is_empty(), "examples refused:\n  {}", failures.join("\n  "));
 }
 
-const SKETCH: &str = r#"# The sketch of DESIGN.md, completed.
+const SKETCH: &str = r#"# The API sketch of the original design, completed.
 apiVersion: cairn.dev/v1alpha1
 kind: AIGateway
 metadata: {name: llm, namespace: platform}

@@ -17,7 +17,7 @@ use cairn::gateway::layer::Layer as _;
 use cairn::gateway::mcp::{McpLayer, McpRuntime, handle};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioExecutor;
-use mcp_servers::{ElicitServer, PagedServer, ToolsServer, serve, serve_modern};
+use mcp_servers::{ElicitServer, NamedToolsServer, PagedServer, ToolsServer, serve, serve_modern};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,6 +53,8 @@ fn config(name: &str, servers: Vec<McpServerConfig>, policy: PolicyConfig) -> Ga
         store: None,
         telemetry: TelemetryConfig { otlp: None, access_log: false, subject_labels: true },
         policy,
+        // Its servers listen on loopback, as in local mode.
+        egress: cairn::config::EgressConfig { allow_loopback: true, ..Default::default() },
         ai: None,
         mcp: Some(McpConfig {
             servers,
@@ -134,7 +136,10 @@ async fn gateway(cfg: GatewayConfig) -> Gateway {
 
 /// A gateway serving `cfg`, its runtime adjusted by `adjust` first.
 async fn gateway_with(cfg: GatewayConfig, adjust: impl FnOnce(&mut McpRuntime)) -> Gateway {
-    let core = Core::new(Env::from_process());
+    gateway_in(Core::new(Env::from_process()), cfg, adjust).await
+}
+
+async fn gateway_in(core: Arc<Core>, cfg: GatewayConfig, adjust: impl FnOnce(&mut McpRuntime)) -> Gateway {
     let mut rt = build(&core, cfg, creds()).expect("config builds");
     adjust(&mut rt);
     serve_runtime(Arc::new(rt), core).await
@@ -490,6 +495,69 @@ async fn a_broken_backend_is_left_out() {
     junk.abort();
 }
 
+/// The egress rule where the gateway connects: a server whose host name resolves to the cloud
+/// metadata address is never connected to and is left out, logged with the server, the URL and
+/// the rule; the other server serves.
+#[tokio::test]
+async fn a_server_whose_name_resolves_to_the_metadata_address_is_refused_at_connect() {
+    use support::hosts;
+    let (logs, _guard) = support::logs::capture("cairn=warn");
+    let good = serve(ToolsServer::default).await;
+    let core = Core::with_resolver(Env::from_process(), hosts::resolver());
+    let meta_url = format!("http://{}/mcp", hosts::METADATA);
+    // (The test server checks its Host header, so it is named by its address.)
+    let servers = vec![server("gh", &good.url), server("meta", &meta_url)];
+    let gw = gateway_in(core, config("egress", servers, allow_all()), |_| {}).await;
+    let s = Session::open(&gw.url, None).await;
+    let names = s.tool_names().await;
+    assert!(!names.is_empty() && names.iter().all(|n| n.starts_with("gh__")), "{names:?}");
+    let logged = logs.text();
+    let line = logged.lines().find(|l| l.contains("server=\"meta\"")).unwrap_or_else(|| panic!("{logged}"));
+    assert!(line.contains("MCP server failed; left out"), "{line}");
+    assert!(
+        line.contains(
+            "error=cannot reach MCP server: url \"http://metadata.test/mcp\": the gateway's egress rule \
+             refuses host metadata.test, which resolves to 169.254.169.254, a cloud metadata address: \
+             link-local, cloud metadata, multicast and reserved addresses are refused unless \
+             spec.egress.allowedCIDRs lists them"
+        ),
+        "{line}"
+    );
+}
+
+/// A message nested 10,000 deep is refused before it is read (nothing reaches a server), and
+/// headers over the limits get 431: JSON-RPC errors, as every refusal of the endpoint.
+#[tokio::test]
+async fn request_size_limits_are_answered_as_json_rpc_errors() {
+    let gh = serve(ToolsServer::default).await;
+    let gw = gateway(config("limits", vec![server("gh", &gh.url)], allow_all())).await;
+    let s = Session::open(&gw.url, None).await;
+    let deep = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"gh__echo","arguments":{{"text":{}{}}}}}}}"#,
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+    let depth =
+        "the request body nests JSON arrays and objects deeper than the 64 levels this gateway accepts";
+    let r = send("POST", &gw.url, &[("mcp-session-id", &s.id), ("mcp-protocol-version", "2025-06-18")], deep)
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(
+        serde_json::from_str::<Value>(&r.body).unwrap(),
+        json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": depth}})
+    );
+    let many: Vec<(String, String)> = (0..101).map(|i| (format!("x-h{i}"), "v".to_string())).collect();
+    let many: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let r = post(&gw.url, &many, init_body("2025-06-18")).await;
+    assert_eq!(r.status, 431, "{}", r.body);
+    let v: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["error"]["code"], -32600, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("header fields, more than the 100"), "{v}");
+    // The session still works.
+    let v = s.call(2, "tools/call", json!({"name": "gh__echo", "arguments": {"text": "ok"}})).await;
+    assert_eq!(text_of(&v), "ok");
+}
+
 #[tokio::test]
 async fn one_session_served_by_two_gateways_alternately() {
     let gh = serve(ToolsServer::default).await;
@@ -701,6 +769,15 @@ async fn origin_table_absent_same_host_allowed_foreign() {
                 );
             }
         }
+        // DNS rebinding: a page at evil.example re-resolved to the gateway sends an Origin equal
+        // to the Host it asks for; a public name is no proof of being the gateway's own.
+        let port = own.rsplit(':').next().unwrap();
+        let (evil, host) = (format!("http://evil.example:{port}"), format!("evil.example:{port}"));
+        let r = post(&gw.url, &[("origin", &evil), ("host", &host)], init_body("2025-11-25")).await;
+        assert_eq!(r.status, 403, "rebinding: {}", r.body);
+        let local = (format!("http://localhost:{port}"), format!("localhost:{port}"));
+        let r = post(&gw.url, &[("origin", &local.0), ("host", &local.1)], init_body("2025-11-25")).await;
+        assert_eq!(r.status, 200, "localhost is the gateway's own: {}", r.body);
     }
 }
 
@@ -1030,6 +1107,28 @@ async fn an_unprefixed_server_keeps_its_names() {
         metrics.contains("cairn_mcp_tool_calls_total{gateway=\"test/unprefixed\",server=\"files\",tool=\"echo\",subject=\"bot\",outcome=\"ok\"} 2"),
         "{metrics}"
     );
+}
+
+/// A name of the unprefixed server that reads as another server's prefixed name (`gh__echo`
+/// beside a server with prefix `gh`) would route to that other server: it is left out of lists
+/// (never shadowed, never served by the wrong server), while its other names, `__` included,
+/// are listed and served by it.
+#[tokio::test]
+async fn an_unprefixed_name_that_reads_as_another_servers_is_left_out() {
+    let gh = serve(ToolsServer::default).await;
+    let own = serve(|| NamedToolsServer(vec!["gh__echo", "zz__own", "plain"])).await;
+    let unprefixed = McpServerConfig { prefix: String::new(), ..server("files", &own.url) };
+    let gw = gateway(config("shadow", vec![server("gh", &gh.url), unprefixed], allow_all())).await;
+    let s = Session::open(&gw.url, None).await;
+    let names = s.tool_names().await;
+    assert_eq!(names.iter().filter(|n| *n == "gh__echo").count(), 1, "listed once: {names:?}");
+    assert!(names.contains(&"zz__own".to_string()) && names.contains(&"plain".to_string()), "{names:?}");
+    let v = s.call(1, "tools/call", json!({"name": "gh__echo", "arguments": {"text": "hi"}})).await;
+    assert_eq!(text_of(&v), "hi", "gh__echo is gh's echo");
+    let v = s.call(2, "tools/call", json!({"name": "zz__own", "arguments": {}})).await;
+    assert_eq!(text_of(&v), "named zz__own", "no server has prefix zz: the unprefixed one serves it");
+    let v = s.call(3, "tools/call", json!({"name": "plain", "arguments": {}})).await;
+    assert_eq!(text_of(&v), "named plain");
 }
 
 /// A stdio MCP server built on the official Python SDK.
@@ -2079,7 +2178,10 @@ async fn era_detection_tells_modern_refusals_from_session_era_backends() {
     let upstream = |url: &str| Upstream {
         name: "x".into(),
         prefix: "x".into(),
-        transport: Transport::Http { url: url.parse().unwrap(), client: HttpClients::default().get(0) },
+        transport: Transport::Http {
+            url: url.parse().unwrap(),
+            client: HttpClients::default().unrestricted(0),
+        },
         headers: Default::default(),
         timeout: Duration::from_secs(5),
         max_message_bytes: 1 << 20,

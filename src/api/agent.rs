@@ -93,11 +93,13 @@ pub struct AgentGatewaySpec {
     /// Caller-identity tokens minted for callees.
     #[serde(default)]
     pub identity_tokens: IdentityTokens,
-    /// Browser origins allowed to call the gateway besides its own (`Origin` header, e.g.
+    /// Browser origins allowed to call the gateway (`Origin` header, e.g.
     /// `https://app.example.com`; `*` allows any). A request whose `Origin` is neither listed nor
-    /// the gateway's own host (the request's `Host`) gets 403 in the binding's error format,
-    /// against DNS rebinding; requests without `Origin` (SDKs, agents) are not affected. Empty
-    /// (the default): only the gateway's own origin.
+    /// the gateway's own origin gets 403 in the binding's error format, against DNS rebinding; the
+    /// gateway's own origin counts only when its host is an IP address, `localhost` or a cluster
+    /// name (`*.svc`, `*.cluster.local`, a single label), so list a public host (an Ingress
+    /// name) here when a page on it calls the gateway. Requests without `Origin` (SDKs, agents)
+    /// are not affected.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_origins: Vec<String>,
 }

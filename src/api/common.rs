@@ -203,7 +203,8 @@ pub enum FailureMode {
     /// Refuse requests that need the store (limits and budgets stay exact).
     #[default]
     Closed,
-    /// Serve requests and skip the limits and budgets that need the store.
+    /// Serve requests, counting limits and budgets in each gateway process until the store
+    /// answers again (per replica, so approximate); their usage is charged to the store then.
     Open,
 }
 

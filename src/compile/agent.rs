@@ -43,10 +43,9 @@ pub(crate) fn fill(
         config::DEFAULT_IDENTITY_TOKEN_TTL_MS,
         diags,
     );
+    cfg.egress = egress.config();
     cfg.agent = Some(config::AgentLayerConfig {
         agents,
-        allow_private_networks: spec.common.egress.allow_private_networks,
-        allowed_webhook_hosts: spec.common.egress.allowed_hosts.clone(),
         task_ownership_ttl_ms: task_ttl,
         identity_token_ttl_ms: token_ttl,
         identity_token_header: spec.identity_tokens.header.clone(),

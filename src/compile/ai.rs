@@ -263,6 +263,7 @@ pub(crate) fn fill(
             });
         }
     }
+    cfg.egress = egress.config();
     cfg.ai = Some(config::AiConfig { backends: backends.into_values().flatten().collect(), rules });
     CompiledGateway { config: cfg, credentials: creds }
 }

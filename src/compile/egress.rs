@@ -6,12 +6,15 @@
 
 use super::{Diags, Index, Mode, Reason};
 use crate::api::{self, Object};
+use crate::config;
 use crate::policy::egress::{EgressPolicy, Source, literal_address, parse_cidr};
 
 /// One gateway's egress rule, for checking the URLs of the objects attached to it.
 pub(crate) struct Egress<'a> {
     gateway: &'a Object,
     policy: EgressPolicy,
+    /// `spec.egress.allowedHosts`, for the gateway's config.
+    allowed_hosts: Vec<String>,
 }
 
 impl<'a> Egress<'a> {
@@ -29,7 +32,12 @@ impl<'a> Egress<'a> {
         for (i, cidr) in spec.allowed_cidrs.iter().enumerate() {
             match parse_cidr(cidr) {
                 Ok(net) => allowed.push(net),
-                Err(e) => diags.push(gateway, format!("spec.egress.allowedCIDRs[{i}]"), Reason::Invalid, e),
+                Err(e) => diags.push(
+                    gateway,
+                    format!("spec.egress.allowedCIDRs[{i}]"),
+                    Reason::Invalid,
+                    e.to_string(),
+                ),
             }
         }
         let policy = EgressPolicy {
@@ -37,7 +45,18 @@ impl<'a> Egress<'a> {
             allow_private_networks: spec.allow_private_networks,
             allow_loopback: *index.mode == Mode::Local,
         };
-        Egress { gateway, policy }
+        Egress { gateway, policy, allowed_hosts: spec.allowed_hosts.clone() }
+    }
+
+    /// The rule as the gateway's config states it, for what it judges at connect time and at
+    /// run time (the `allowedCIDRs` entries that are ranges, normalised).
+    pub(crate) fn config(&self) -> config::EgressConfig {
+        config::EgressConfig {
+            allowed_cidrs: self.policy.allowed.iter().map(ToString::to_string).collect(),
+            allow_private_networks: self.policy.allow_private_networks,
+            allow_loopback: self.policy.allow_loopback,
+            allowed_hosts: self.allowed_hosts.clone(),
+        }
     }
 
     /// Whether the gateway may use `url`, configured at `field` of `obj`; a diagnostic on `obj`

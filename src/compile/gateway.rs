@@ -154,6 +154,7 @@ pub(crate) fn build(
         store,
         telemetry: telemetry(&common.telemetry),
         policy,
+        egress: Default::default(),
         ai: None,
         mcp: None,
         agent: None,

@@ -76,6 +76,7 @@ pub(crate) fn fill(
     }
     let idle = duration(gw, "spec.sessions.idleTimeout", &spec.sessions.idle_timeout, diags)
         .unwrap_or(config::DEFAULT_SESSION_IDLE_TIMEOUT_MS);
+    cfg.egress = egress.config();
     cfg.mcp = Some(config::McpConfig {
         servers: by_prefix.into_values().collect(),
         session_idle_timeout_ms: idle,

@@ -25,7 +25,8 @@ mod subjects;
 use crate::api::{self, Object, ObjectRef};
 pub use crate::config::CompiledGateway;
 use crate::config::Credentials;
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Secret data by (namespace, name), then key; values are decoded text.
 pub type Secrets = BTreeMap<(String, String), BTreeMap<String, String>>;
@@ -127,6 +128,9 @@ pub struct Output {
     pub diagnostics: Vec<Diagnostic>,
     /// What each AgentPolicy grants once resolved, for its status.
     pub effective: BTreeMap<ObjectRef, api::EffectiveGrants>,
+    /// Every Secret (namespace, name) the compile looked up, found or not: the operator reads
+    /// and watches exactly these.
+    pub secrets_named: BTreeSet<(String, String)>,
 }
 
 impl Output {
@@ -185,6 +189,7 @@ pub(crate) struct Index<'a> {
     by_key: BTreeMap<(&'static str, &'a str, &'a str), &'a Object>,
     pub(crate) secrets: &'a Secrets,
     pub(crate) mode: &'a Mode,
+    secrets_named: RefCell<BTreeSet<(String, String)>>,
 }
 
 impl<'a> Index<'a> {
@@ -205,7 +210,13 @@ impl<'a> Index<'a> {
             }
             kept.push(o);
         }
-        Index { objects: kept, by_key, secrets: input.secrets, mode: input.mode }
+        Index {
+            objects: kept,
+            by_key,
+            secrets: input.secrets,
+            mode: input.mode,
+            secrets_named: Default::default(),
+        }
     }
 
     pub(crate) fn get(&self, kind: &'static str, ns: &str, name: &str) -> Option<&'a Object> {
@@ -242,6 +253,7 @@ impl<'a> Index<'a> {
 
     /// The value of a Secret key.
     pub(crate) fn secret_value(&self, ns: &str, r: &api::SecretKeyRef) -> Result<&'a str, SecretRefError> {
+        self.secrets_named.borrow_mut().insert((ns.to_string(), r.name.clone()));
         let Some(data) = self.secrets.get(&(ns.to_string(), r.name.clone())) else {
             return Err(SecretRefError::NoSecret { name: r.name.clone(), namespace: ns.to_string() });
         };
@@ -300,7 +312,7 @@ pub fn compile(input: Input<'_>) -> Output {
     let mut diagnostics = diags.0;
     diagnostics.sort();
     diagnostics.dedup();
-    Output { gateways, diagnostics, effective: subjects.effective }
+    Output { gateways, diagnostics, effective: subjects.effective, secrets_named: index.secrets_named.take() }
 }
 
 /// Checks of `gatewayRefs` that do not depend on one gateway: refs to gateways that do not exist

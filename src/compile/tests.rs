@@ -439,3 +439,14 @@ spec: {listener: {port: 8081}}
     let mcp = gateway(&out, "tools").config.mcp.clone().unwrap();
     assert_eq!(mcp.session_idle_timeout_ms, crate::config::McpConfig::default().session_idle_timeout_ms);
 }
+
+#[test]
+fn every_secret_looked_up_is_named_whether_found_or_not() {
+    let yaml = format!(
+        "{AI}\n---\napiVersion: cairn.dev/v1alpha1\nkind: AIGateway\nmetadata: {{name: other}}\nspec:\n  \
+         listener: {{port: 8081}}\n  store: {{redis: {{url: \"redis://r:6379\", passwordSecretRef: {{name: missing, key: k}}}}}}\n"
+    );
+    let out = local(&yaml);
+    let named: Vec<(&str, &str)> = out.secrets_named.iter().map(|(n, s)| (n.as_str(), s.as_str())).collect();
+    assert_eq!(named, vec![("default", "keys"), ("default", "missing")]);
+}

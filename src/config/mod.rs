@@ -13,6 +13,11 @@
 //! [`SESSION_KEY`] (the MCP gateway's AEAD key for sealed session ids) and [`SIGNING_KEY`] (the
 //! agent gateway's key for caller-identity tokens). The operator generates them once per gateway
 //! and keeps them; local mode generates them at start-up.
+//!
+//! Over 600 lines on purpose: the whole contract in one file, type by type in the order of the
+//! document (gateway, auth, policy, then each layer's part), so the file reads as the schema
+//! does; how it travels ([`packed`]) and what the compile step hands over ([`compiled`]) are
+//! apart.
 
 mod compiled;
 pub mod packed;
@@ -79,6 +84,10 @@ pub struct GatewayConfig {
     pub telemetry: TelemetryConfig,
     /// Subjects, grants, limits and budgets.
     pub policy: PolicyConfig,
+    /// Where the gateway may connect: its egress rule ([`crate::policy::egress`]). Absent: the
+    /// cluster's rule with nothing allowed besides it.
+    #[serde(default)]
+    pub egress: EgressConfig,
     /// Layer 1 routing, when `gateway.layer` is `ai`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ai: Option<AiConfig>,
@@ -116,6 +125,25 @@ pub struct ListenerConfig {
     pub port: u16,
     /// Largest request body accepted.
     pub max_request_bytes: u64,
+}
+
+/// A gateway's egress rule: what it adds to the classes of [`crate::policy::egress`].
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EgressConfig {
+    /// Address ranges allowed whatever their class (CIDR notation, or single addresses).
+    #[serde(rename = "allowedCIDRs", default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_cidrs: Vec<String>,
+    /// URLs that arrive at run time may reach loopback and private networks.
+    #[serde(default)]
+    pub allow_private_networks: bool,
+    /// Configured URLs may reach loopback and unspecified addresses (local mode, where the
+    /// gateway and its servers share a host).
+    #[serde(default)]
+    pub allow_loopback: bool,
+    /// Host names (or `*.suffix` globs) URLs that arrive at run time may name; empty: any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_hosts: Vec<String>,
 }
 
 /// Caller authentication.
@@ -846,11 +874,6 @@ pub const DEFAULT_IDENTITY_TOKEN_HEADER: &str = "X-Cairn-Caller";
 pub struct AgentLayerConfig {
     /// Agents published, sorted by name.
     pub agents: Vec<A2aAgentConfig>,
-    /// Private networks allowed for webhooks.
-    pub allow_private_networks: bool,
-    /// Hosts allowed for webhooks; empty allows any public host.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub allowed_webhook_hosts: Vec<String>,
     /// Task ownership memory.
     pub task_ownership_ttl_ms: Millis,
     /// Caller-identity token lifetime.
@@ -864,13 +887,11 @@ pub struct AgentLayerConfig {
 }
 
 impl Default for AgentLayerConfig {
-    /// No agents, public webhooks only, the default lifetimes and header, only same-origin
+    /// No agents, the default lifetimes and header, only same-origin
     /// browsers.
     fn default() -> Self {
         AgentLayerConfig {
             agents: vec![],
-            allow_private_networks: false,
-            allowed_webhook_hosts: vec![],
             task_ownership_ttl_ms: DEFAULT_TASK_OWNERSHIP_TTL_MS,
             identity_token_ttl_ms: DEFAULT_IDENTITY_TOKEN_TTL_MS,
             identity_token_header: DEFAULT_IDENTITY_TOKEN_HEADER.into(),

@@ -5,9 +5,12 @@
 //! guardrails between them, so a request refused for its route or content is not counted.
 //!
 //! **A failing store** (Redis down) follows one rule, the gateway's `failureMode`: `Closed`
-//! refuses the call ([`Refusal::StoreUnavailable`]), `Open` serves it without limits or budgets
-//! (and nothing is charged for it). Either way the failure is counted in
-//! `cairn_store_errors_total` and logged. The memory store cannot fail.
+//! refuses the call ([`Refusal::StoreUnavailable`]), `Open` serves it under the limits and
+//! budgets counted in the gateway process itself ([`StoreHandle::local`]: per replica, from what
+//! it served while the store failed) until the store answers again. Either way the failure is
+//! counted in `cairn_store_errors_total` and logged. What a served call used is charged to the
+//! store when it answers again (the Redis store keeps the charges it could not make). The memory
+//! store cannot fail.
 //!
 //! | policy | store | admission |
 //! |---|---|---|
@@ -17,7 +20,7 @@
 //! | allows | a limit reached | [`Refusal::RateLimited`], nothing counted |
 //! | allows | a blocking budget spent | [`Refusal::OverBudget`], nothing counted |
 //! | allows | fails, `failureMode: Closed` | [`Refusal::StoreUnavailable`], error counted |
-//! | allows | fails, `failureMode: Open` | admitted uncharged, error counted |
+//! | allows | fails, `failureMode: Open` | as the rows above, counted in the process; error counted |
 //!
 //! Each layer answers a [`Refusal`] in its protocol's format (its `error` module).
 
@@ -93,8 +96,6 @@ pub struct Admitted {
     pub limits: Vec<LimitReq>,
     /// The budgets its cost is charged to.
     pub budgets: Vec<BudgetReq>,
-    /// False when the store failed open: nothing is charged.
-    pub charge: bool,
     /// Allowed by the gateway's `defaultAction: Allow`.
     pub by_default: bool,
 }
@@ -138,21 +139,32 @@ impl Grant {
     /// a failing store is answered by its failure mode (see the module's table).
     pub async fn count<'a>(self, store: &StoreHandle) -> Result<Admitted, Refusal<'a>> {
         let Grant { by_default, limits, budgets } = self;
-        match store.store.admit(&store.prefix, unix_now(), &limits, &budgets).await {
-            Ok(Admission::Allowed) => Ok(Admitted { limits, budgets, charge: true, by_default }),
-            Ok(Admission::RateLimited { key, what, limit, retry_after }) => {
-                Err(Refusal::RateLimited { key, what, limit, retry_after })
-            }
-            Ok(Admission::OverBudget { key }) => Err(Refusal::OverBudget { key }),
+        let now = unix_now();
+        let admission = match store.store.admit(&store.prefix, now, &limits, &budgets).await {
+            Ok(a) => a,
             Err(e) => {
                 store.failed();
                 if store.fails_closed() {
                     tracing::warn!(gateway = %store.gateway, error = %e, "limits store unavailable; failing closed");
                     return Err(Refusal::StoreUnavailable(e));
                 }
-                tracing::warn!(gateway = %store.gateway, error = %e, "limits store unavailable; failing open");
-                Ok(Admitted { limits, budgets, charge: false, by_default })
+                tracing::warn!(
+                    gateway = %store.gateway, error = %e,
+                    "limits store unavailable; failing open: counting in this process until it answers"
+                );
+                store
+                    .local
+                    .admit(&store.prefix, now, &limits, &budgets)
+                    .await
+                    .map_err(Refusal::StoreUnavailable)?
             }
+        };
+        match admission {
+            Admission::Allowed => Ok(Admitted { limits, budgets, by_default }),
+            Admission::RateLimited { key, what, limit, retry_after } => {
+                Err(Refusal::RateLimited { key, what, limit, retry_after })
+            }
+            Admission::OverBudget { key } => Err(Refusal::OverBudget { key }),
         }
     }
 }
@@ -256,7 +268,6 @@ mod tests {
 
         // Allowed and under the limit: counted, with the caller's budget for the current month.
         let a = admit("bot", model, &policy, &store).await.unwrap();
-        assert!(a.charge);
         assert_eq!(a.limits.iter().map(|l| (l.rpm, l.tpm)).collect::<Vec<_>>(), [(Some(2), None)]);
         assert_eq!(a.budgets.len(), 1);
         assert!(a.budgets[0].block && a.budgets[0].limit_micros == 1_000_000, "{:?}", a.budgets);
@@ -293,10 +304,18 @@ mod tests {
                 (Err(Refusal::StoreUnavailable(e)), true) => {
                     assert!(e.to_string().starts_with("limits store unavailable"), "{e}")
                 }
-                (Ok(a), false) => assert!(!a.charge, "a call served open is not charged"),
+                (Ok(a), false) => assert_eq!(a.limits.len(), 1, "served open, under its limits"),
                 (r, _) => panic!("{mode}: unexpected {r:?}"),
             }
             assert!(errors(&core), "{mode}: the failure is counted:\n{}", core.metrics.encode());
+            if !refused {
+                // Failing open counts in the process: the limit (2 a minute) still holds.
+                admit("bot", Target::Model("m"), &policy, &store).await.unwrap();
+                match admit("bot", Target::Model("m"), &policy, &store).await.unwrap_err() {
+                    Refusal::RateLimited { what, limit, .. } => assert_eq!((what, limit), ("requests", 2)),
+                    e => panic!("expected the local limit, got {e:?}"),
+                }
+            }
         }
     }
 }

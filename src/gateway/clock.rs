@@ -8,6 +8,11 @@ pub fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
+/// Now as [`rfc3339`] writes it: the `ts`/`time` of an access or audit line written now.
+pub fn rfc3339_now() -> String {
+    rfc3339(SystemTime::now())
+}
+
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC): the `ts`/`time` of access and audit lines. The date comes
 /// from [`crate::policy::window::civil_from_days`], the routine budget windows use.
 pub fn rfc3339(t: SystemTime) -> String {

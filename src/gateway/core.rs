@@ -6,7 +6,7 @@
 //! | part | what it is |
 //! |---|---|
 //! | [`Core::metrics`] | the one Prometheus registry, with the core's families |
-//! | [`Core::http`] | the one HTTP client (a pool per connect timeout) |
+//! | [`Core::http`] | the one HTTP client (a pool per connect timeout and egress rule) |
 //! | [`Core::jwks`] | JWKS caches of trusted issuers, across config versions |
 //! | [`Core::stores`] | the limits stores (memory per gateway, Redis per URL) |
 //! | [`Core::env`] | the process environment, read once at start-up |
@@ -19,6 +19,7 @@
 //! [`crate::gateway::clock`] and the access/audit writer [`crate::gateway::log`].
 
 use crate::config::{CompiledGateway, Credentials, GatewayConfig};
+use crate::gateway::egress::Resolve;
 use crate::gateway::http_client::HttpClients;
 use crate::gateway::identity::{JwksCache, ServiceAccountEnv};
 use crate::gateway::metrics::Metrics;
@@ -64,17 +65,26 @@ impl Core {
     /// A core for a process whose environment is `env`, with a tracer provider of its own (no
     /// span is exported unless its `tracing` layer is installed: [`Core::with_traces`]).
     pub fn new(env: Env) -> Arc<Core> {
-        Core::with_traces(env, Traces::new())
+        Core::build(env, HttpClients::default(), Traces::new())
     }
 
     /// A core whose spans are those of `traces` (the provider of the process's `tracing` layer).
     pub fn with_traces(env: Env, traces: Traces) -> Arc<Core> {
-        let http = HttpClients::default();
+        Core::build(env, HttpClients::default(), traces)
+    }
+
+    /// A core whose clients resolve host names with `resolver` instead of the system's (tests
+    /// make a name resolve where they need it).
+    pub fn with_resolver(env: Env, resolver: Arc<dyn Resolve>) -> Arc<Core> {
+        Core::build(env, HttpClients::with_resolver(resolver), Traces::new())
+    }
+
+    fn build(env: Env, http: HttpClients, traces: Traces) -> Arc<Core> {
         let metrics = Metrics::new();
         metrics.register(|r| traces.register(r));
         Arc::new(Core {
             metrics,
-            jwks: JwksCache::new(http.get(0)),
+            jwks: JwksCache::new(http.unrestricted(0)),
             http,
             stores: Stores::default(),
             env,

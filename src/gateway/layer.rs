@@ -69,6 +69,12 @@ pub enum BuildError {
     Store(#[from] StoreSetupError),
 }
 
+impl From<crate::gateway::egress::EgressConfigError> for BuildError {
+    fn from(e: crate::gateway::egress::EgressConfigError) -> Self {
+        BuildError::invalid("egress", e.0)
+    }
+}
+
 impl BuildError {
     /// A value of `owner` that cannot be used.
     pub fn invalid(owner: impl Into<String>, what: impl Into<String>) -> BuildError {

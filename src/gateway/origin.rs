@@ -3,11 +3,19 @@
 //! `Origin` header on all incoming connections", and the agent gateway).
 //!
 //! The rule: a request without `Origin` (SDKs, agents, curl: anything that is not a browser
-//! page) passes; a present `Origin` passes when it is the gateway's own origin (its host and
-//! port equal the request's `Host`, the port defaulting by the origin's scheme, so
-//! `https://gw.example.com` matches `Host: gw.example.com` and `gw.example.com:443`) or listed in
-//! `allowedOrigins` (exactly, case-insensitively, or `*` for any); anything else, `null`
-//! included, is refused (`403`, in the front's error format).
+//! page) passes; a present `Origin` passes when it is listed in `allowedOrigins` (exactly,
+//! case-insensitively, or `*` for any), or when it is the gateway's own origin (its host and port
+//! equal the request's `Host`, the port defaulting by the origin's scheme, so `http://[::1]:8080`
+//! matches `Host: [::1]:8080`) **and** that host is one no outside DNS can point elsewhere: an IP
+//! address, `localhost` (or `*.localhost`), a single-label name, or a cluster name (`*.svc`,
+//! `*.cluster.local`). Anything else, `null` included, is refused (`403`, in the front's error
+//! format).
+//!
+//! Why not every same-host origin: DNS rebinding is exactly a page whose origin *is* the request's
+//! host — `http://evil.example:8080` re-resolved to `127.0.0.1`, so the browser sends
+//! `Origin: http://evil.example:8080` with `Host: evil.example:8080`. Comparing the two alone
+//! would let it through. A public name the gateway really serves under (an Ingress host) is
+//! listed in `allowedOrigins` when a browser page on it must call the gateway.
 
 use http::Request;
 
@@ -16,7 +24,7 @@ use http::Request;
 pub enum OriginError {
     /// Present, and neither the gateway's own nor allowed.
     #[error(
-        "Forbidden: Origin {0} is not allowed: it is not this gateway's host, and allowedOrigins does not list it"
+        "Forbidden: Origin {0} is not allowed: allowedOrigins does not list it (a page on the gateway's own host counts only for IP addresses, localhost and cluster names, against DNS rebinding)"
     )]
     NotAllowed(String),
 }
@@ -61,9 +69,24 @@ fn same_host(origin: &str, host: &str) -> bool {
         _ => return false,
     };
     match (split_port(authority, default), split_port(host, default)) {
-        (Some((h1, p1)), Some((h2, p2))) => p1 == p2 && h1.eq_ignore_ascii_case(h2),
+        (Some((h1, p1)), Some((h2, p2))) => p1 == p2 && h1.eq_ignore_ascii_case(h2) && rebind_proof(h2),
         _ => false,
     }
+}
+
+/// Whether `host` (no port) is a name no outside DNS server can make point at the gateway: an
+/// IP literal, `localhost`, a single label, or a cluster Service name.
+fn rebind_proof(host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let bracketed = host.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
+    if bracketed.is_some_and(|h| h.parse::<std::net::Ipv6Addr>().is_ok())
+        || host.parse::<std::net::Ipv4Addr>().is_ok()
+    {
+        return true;
+    }
+    host == "localhost"
+        || !host.contains('.')
+        || [".localhost", ".svc", ".cluster.local"].iter().any(|s| host.ends_with(s))
 }
 
 /// `host[:port]` (IPv6 in brackets) → host and port, `default` when none is given.
@@ -101,9 +124,15 @@ mod tests {
             (None, "gw:8080", true),
             (Some("http://gw:8080"), "gw:8080", true),
             (Some("http://GW:8080"), "gw:8080", true),
-            (Some("https://gw.example.com"), "gw.example.com", true),
-            (Some("https://gw.example.com"), "gw.example.com:443", true),
+            (Some("http://127.0.0.1:8080"), "127.0.0.1:8080", true),
+            (Some("http://localhost:8080"), "localhost:8080", true),
+            (Some("http://gw.team.svc:8080"), "gw.team.svc:8080", true),
+            (Some("http://gw.team.svc.cluster.local"), "gw.team.svc.cluster.local:80", true),
             (Some("http://[::1]:8080"), "[::1]:8080", true),
+            // DNS rebinding: the attacker's name re-resolved to the gateway; Origin equals Host.
+            (Some("http://evil.example.com:8080"), "evil.example.com:8080", false),
+            (Some("https://gw.example.com"), "gw.example.com", false),
+            (Some("https://gw.example.com"), "gw.example.com:443", false),
             (Some("https://app.example.com"), "gw:8080", true),
             (Some("https://app.example.com/"), "gw:8080", true),
             (Some("http://gw:9090"), "gw:8080", false),
@@ -117,10 +146,12 @@ mod tests {
             assert_eq!(check(&req(origin, host), &allowed).is_ok(), ok, "{origin:?} at {host}");
         }
         assert!(check(&req(Some("http://evil.example.com"), "gw"), &["*".to_string()]).is_ok());
+        let public = ["https://gw.example.com".to_string()];
+        assert!(check(&req(Some("https://gw.example.com"), "gw.example.com"), &public).is_ok(), "listed");
         let e = check(&req(Some("http://evil.example.com"), "gw"), &[]).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "Forbidden: Origin http://evil.example.com is not allowed: it is not this gateway's host, and allowedOrigins does not list it"
+            "Forbidden: Origin http://evil.example.com is not allowed: allowedOrigins does not list it (a page on the gateway's own host counts only for IP addresses, localhost and cluster names, against DNS rebinding)"
         );
     }
 }

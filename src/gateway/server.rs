@@ -1,6 +1,7 @@
 //! The listener: serving one gateway (any layer, or the MCP bridge) on its port with raw hyper
 //! (HTTP/1.1 and h2c), TCP_NODELAY, graceful shutdown; and reading a request body whole.
 
+use crate::gateway::limits;
 use crate::gateway::response::Body;
 use bytes::Bytes;
 use http::{Request, Response};
@@ -54,7 +55,10 @@ where
                 let f = Box::pin(handler(req));
                 async move { Ok::<_, Infallible>(f.await) }
             });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            // Room above the core's header limits, so the layers answer those in their format.
+            builder.http1().max_headers(limits::HYPER_MAX_HEADERS);
+            builder.http2().max_header_list_size(limits::HYPER_MAX_HEADER_LIST_BYTES);
             let conn = builder.serve_connection(TokioIo::new(stream), service);
             tokio::pin!(conn);
             tokio::select! {

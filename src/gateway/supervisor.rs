@@ -199,7 +199,8 @@ impl Supervisor {
 /// Follows the gateway's telemetry settings (an exporter that cannot be built is logged; the
 /// gateway serves, exporting nothing).
 fn traces(core: &Core, gw: &CompiledGateway) {
-    if let Err(e) = core.traces.configure(&gw.config.gateway, &gw.config.telemetry, core.http.get(0)) {
+    if let Err(e) = core.traces.configure(&gw.config.gateway, &gw.config.telemetry, core.http.unrestricted(0))
+    {
         tracing::warn!(gateway = %gw.config.gateway, error = %e, "traces are not exported");
     }
 }

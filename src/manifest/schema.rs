@@ -14,6 +14,9 @@
 //! - validation: k8s.io/kube-openapi/pkg/validation/validate (type, string, number, slice, enum
 //!   and object validators, in their order, with their `… in body should …` messages), turned
 //!   into `field.Error`s as k8s.io/apiextensions-apiserver/pkg/apiserver/validation does.
+//!
+//! About 590 lines of code and 160 of tests: one walk over one schema, whose steps share its
+//! state and messages; the tests pin each message beside the walker that makes it.
 
 use super::format::{go_float, go_quote, go_value};
 use super::yaml::{child_path, index_path};

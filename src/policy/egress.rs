@@ -176,7 +176,7 @@ pub enum Source {
 }
 
 /// One gateway's egress rule.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct EgressPolicy {
     /// Ranges allowed whatever their class (`spec.egress.allowedCIDRs`).
     pub allowed: Vec<IpNet>,
@@ -233,6 +233,23 @@ impl fmt::Display for Refusal {
 }
 
 impl EgressPolicy {
+    /// The rule a compiled config states; the error names the `allowedCIDRs` entry that is not
+    /// a range (the compile step reports those and leaves them out, so only a hand-written config
+    /// has one).
+    pub fn from_config(c: &crate::config::EgressConfig) -> Result<EgressPolicy, String> {
+        let allowed = c
+            .allowed_cidrs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| parse_cidr(s).map_err(|e| format!("allowedCIDRs[{i}]: {e}")))
+            .collect::<Result<_, _>>()?;
+        Ok(EgressPolicy {
+            allowed,
+            allow_private_networks: c.allow_private_networks,
+            allow_loopback: c.allow_loopback,
+        })
+    }
+
     /// Whether the gateway may connect to `ip` for a URL from `source`.
     pub fn check(&self, ip: IpAddr, source: Source) -> Result<(), Refusal> {
         let class = classify(ip);
@@ -260,15 +277,31 @@ impl EgressPolicy {
     }
 }
 
+/// Why an entry of `allowedCIDRs` is not a range.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CidrError {
+    /// Neither an address nor a range.
+    #[error("{0:?} is not an address range in CIDR notation")]
+    NotCidr(String),
+    /// A range written with host bits set (`10.0.0.1/8`).
+    #[error("{given:?} has host bits set; the range is {range}")]
+    HostBits {
+        /// As written.
+        given: String,
+        /// The range it would be.
+        range: IpNet,
+    },
+}
+
 /// Parses one entry of `allowedCIDRs`: a range (`169.254.169.254/32`, `fe80::/10`) or a single
 /// address. The error says what is wrong.
-pub fn parse_cidr(s: &str) -> Result<IpNet, String> {
+pub fn parse_cidr(s: &str) -> Result<IpNet, CidrError> {
     if let Ok(ip) = s.parse::<IpAddr>() {
         return Ok(IpNet::from(ip));
     }
-    let net: IpNet = s.parse().map_err(|_| format!("{s:?} is not an address range in CIDR notation"))?;
+    let net: IpNet = s.parse().map_err(|_| CidrError::NotCidr(s.to_string()))?;
     if net.trunc() != net {
-        return Err(format!("{s:?} has host bits set; the range is {}", net.trunc()));
+        return Err(CidrError::HostBits { given: s.to_string(), range: net.trunc() });
     }
     Ok(net)
 }
@@ -467,11 +500,11 @@ mod tests {
         assert_eq!(parse_cidr("fe80::/10").unwrap().to_string(), "fe80::/10");
         assert_eq!(parse_cidr("10.0.0.0/8").unwrap().to_string(), "10.0.0.0/8");
         assert_eq!(
-            parse_cidr("10.0.0.1/8").unwrap_err(),
+            parse_cidr("10.0.0.1/8").unwrap_err().to_string(),
             "\"10.0.0.1/8\" has host bits set; the range is 10.0.0.0/8"
         );
         assert_eq!(
-            parse_cidr("10.0.0.0/33").unwrap_err(),
+            parse_cidr("10.0.0.0/33").unwrap_err().to_string(),
             "\"10.0.0.0/33\" is not an address range in CIDR notation"
         );
         assert!(parse_cidr("metadata").is_err());

@@ -452,3 +452,31 @@ impl ServerHandler for ElicitServer {
         Ok(text(format!("elicited: {} {}", v["action"].as_str().unwrap_or_default(), v["content"])))
     }
 }
+
+/// A server offering exactly the tools it is given, each answering `named <tool>` (for names
+/// that collide with another server's prefixed ones).
+#[derive(Clone, Default)]
+pub struct NamedToolsServer(pub Vec<&'static str>);
+
+impl ServerHandler for NamedToolsServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+    }
+
+    async fn list_tools(
+        &self,
+        _: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let tools: Vec<_> = self.0.iter().map(|n| tool(n, "named")).collect();
+        Ok(serde_json::from_value(json!({ "tools": tools })).unwrap())
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        Ok(text(format!("named {}", request.name)))
+    }
+}

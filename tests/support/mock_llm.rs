@@ -32,6 +32,8 @@ pub enum Behavior {
     BreakAfter(usize),
     /// Stream: send no usage chunk even when asked.
     NoUsage,
+    /// Read the request's first bytes, then reset the connection (RST) without an answer.
+    Reset,
 }
 
 /// One received request.
@@ -98,6 +100,10 @@ impl MockLlm {
                 let _ = stream.set_nodelay(true);
                 let st = st.clone();
                 tokio::spawn(async move {
+                    if matches!(*st.behavior.lock().unwrap(), Behavior::Reset) {
+                        reset(&st, stream).await;
+                        return;
+                    }
                     let svc = service_fn(move |req| {
                         let st = st.clone();
                         async move { Ok::<_, Infallible>(handle(st, req).await) }
@@ -137,6 +143,20 @@ impl MockLlm {
     pub fn cancelled(&self) -> usize {
         self.state.cancelled.load(Ordering::SeqCst)
     }
+}
+
+/// Reads what the client sends first (its request head), counts it as a request, and resets the
+/// connection: linger 0, so closing sends RST.
+async fn reset(st: &State, mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    let _ = stream.read(&mut buf).await;
+    st.count.fetch_add(1, Ordering::SeqCst);
+    // Deprecated because a positive linger blocks the dropping thread; a zero one does not: the
+    // kernel discards the socket and sends RST at once, which is the fault wanted here.
+    #[allow(deprecated)]
+    let _ = stream.set_linger(Some(std::time::Duration::ZERO));
+    drop(stream);
 }
 
 type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;

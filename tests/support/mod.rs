@@ -15,6 +15,8 @@
 // part of it; without this, the unused parts warn (and fail `clippy -D warnings`).
 #![allow(dead_code)]
 
+pub mod hosts;
+pub mod logs;
 pub mod tools;
 
 use std::path::{Path, PathBuf};
@@ -338,33 +340,90 @@ pub struct Redis {
     /// `redis://127.0.0.1:PORT`
     pub url: String,
     child: Child,
-    _dir: tempfile::TempDir,
+    persistent: bool,
+    extra: Vec<String>,
+    dir: tempfile::TempDir,
 }
 
 impl Redis {
     /// Starts Debian's `redis-server` (install: `tests/support/platform.sh deps`) and waits until
     /// it answers PING.
     pub fn start() -> Redis {
+        Redis::start_with(false, &[])
+    }
+
+    /// As [`Redis::start`], with every write in an append-only file synced before it is
+    /// acknowledged, so a [`Redis::kill`]ed server [`Redis::restart`]s with all its data.
+    pub fn start_persistent() -> Redis {
+        Redis::start_with(true, &[])
+    }
+
+    /// As [`Redis::start`], refusing clients that do not authenticate with `password`.
+    pub fn start_with_password(password: &str) -> Redis {
+        Redis::start_with(false, &["--requirepass", password])
+    }
+
+    fn start_with(persistent: bool, extra: &[&str]) -> Redis {
         let dir = tempfile::tempdir().expect("temp dir for redis");
         let port = free_port();
-        let child = Command::new("redis-server")
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let child = Redis::spawn(port, persistent, dir.path(), &extra);
+        let redis = Redis { port, url: format!("redis://127.0.0.1:{port}"), child, persistent, extra, dir };
+        redis.wait_ready();
+        redis
+    }
+
+    fn spawn(port: u16, persistent: bool, dir: &Path, extra: &[String]) -> Child {
+        let aof: &[&str] = if persistent {
+            &["--appendonly", "yes", "--appendfsync", "always"]
+        } else {
+            &["--appendonly", "no"]
+        };
+        Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
-            .args(["--appendonly", "no", "--protected-mode", "no", "--dir"])
-            .arg(dir.path())
+            .args(aof)
+            .args(["--protected-mode", "no"])
+            .args(extra)
+            .arg("--dir")
+            .arg(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| {
                 panic!("cannot start redis-server ({e}); install it with tests/support/platform.sh deps")
-            });
-        let redis = Redis { port, url: format!("redis://127.0.0.1:{port}"), child, _dir: dir };
+            })
+    }
+
+    /// Waits until the server answers PING (or refuses it for want of the password: it is up).
+    fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while redis.ping().is_err() {
-            assert!(Instant::now() < deadline, "redis-server on port {port} did not answer PING");
+        let up = || match self.ping() {
+            Ok(()) => true,
+            Err(e) => e.to_string().contains("-NOAUTH"),
+        };
+        while !up() {
+            assert!(Instant::now() < deadline, "redis-server on port {} did not answer PING", self.port);
             std::thread::sleep(Duration::from_millis(50));
         }
-        redis
+    }
+
+    /// Kills the server (SIGKILL: no shutdown, no last save).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same port and directory, and waits until it answers.
+    pub fn restart(&mut self) {
+        self.child = Redis::spawn(self.port, self.persistent, self.dir.path(), &self.extra);
+        self.wait_ready();
+    }
+
+    /// A command's answer, through the `redis` crate.
+    pub fn query<T: redis::FromRedisValue>(&self, cmd: &mut redis::Cmd) -> T {
+        let mut c = redis::Client::open(self.url.as_str()).unwrap().get_connection().expect("redis answers");
+        cmd.query(&mut c).expect("redis command")
     }
 
     /// Sends PING over RESP; Ok if the answer is +PONG.
@@ -378,7 +437,7 @@ impl Redis {
         if &buf == b"+PONG\r\n" {
             Ok(())
         } else {
-            Err(std::io::Error::other(format!("unexpected reply {buf:?}")))
+            Err(std::io::Error::other(format!("unexpected reply {:?}", String::from_utf8_lossy(&buf))))
         }
     }
 }
@@ -437,21 +496,32 @@ pub async fn pytest(args: &[&str], env: &[(&str, &str)]) -> Result<String, Strin
 }
 
 /// Starts `cairn gateway --layer LAYER` on a compiled config (JSON, listening on `port`) and a
-/// credentials bundle (JSON), both written to `dir`; the caller kills the child.
+/// credentials bundle (JSON), both written to `dir`; its stdout (the access log) and stderr go to
+/// `dir/gateway-PORT.out` and `.err`. The caller kills the child.
 pub fn spawn_gateway(layer: &str, dir: &Path, config_json: &str, port: u16, credentials_json: &str) -> Child {
+    gateway_command(layer, dir, config_json, port, credentials_json).spawn().expect("cairn gateway starts")
+}
+
+/// The command [`spawn_gateway`] runs, for a caller that sets more (the environment).
+pub fn gateway_command(
+    layer: &str,
+    dir: &Path,
+    config_json: &str,
+    port: u16,
+    credentials_json: &str,
+) -> Command {
     let path = dir.join(format!("config-{port}.json"));
     std::fs::write(&path, config_json).unwrap();
     let creds = dir.join(format!("credentials-{port}.json"));
     std::fs::write(&creds, credentials_json).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(["gateway", "--layer", layer, "--address", "127.0.0.1", "--admin-port"])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    cmd.args(["gateway", "--layer", layer, "--address", "127.0.0.1", "--admin-port"])
         .arg(free_port().to_string())
         .arg("--config")
         .arg(&path)
         .arg("--credentials")
         .arg(&creds)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("cairn gateway starts")
+        .stdout(std::fs::File::create(dir.join(format!("gateway-{port}.out"))).expect("stdout file"))
+        .stderr(std::fs::File::create(dir.join(format!("gateway-{port}.err"))).expect("stderr file"));
+    cmd
 }

@@ -268,14 +268,17 @@ EOT
   wait_for etcd "$dir/etcd.log" "$timeout" sh -c "curl -fsS http://127.0.0.1:$ep/health | grep -q '\"health\":\"true\"'" \
     || { cmd_down "$dir" >&2; die "the control plane did not start (logs in $dir)"; }
 
-  start_bg "$dir" kube-apiserver "$bin/kube-apiserver" \
-    --etcd-servers="http://127.0.0.1:$ep" --bind-address=127.0.0.1 --secure-port="$ap" \
-    --cert-dir="$certs" --tls-cert-file="$certs/serving.crt" --tls-private-key-file="$certs/serving.key" \
-    --client-ca-file="$certs/ca.crt" --token-auth-file="$certs/tokens.csv" \
-    --service-account-issuer="https://127.0.0.1:$ap" --service-account-key-file="$certs/sa.pub" \
-    --service-account-signing-key-file="$certs/sa.key" \
-    --authorization-mode=RBAC --service-cluster-ip-range=10.0.0.0/24 --allow-privileged=true \
-    --profiling=false --v=1
+  local api=("$bin/kube-apiserver"
+    --etcd-servers="http://127.0.0.1:$ep" --bind-address=127.0.0.1 --secure-port="$ap"
+    --cert-dir="$certs" --tls-cert-file="$certs/serving.crt" --tls-private-key-file="$certs/serving.key"
+    --client-ca-file="$certs/ca.crt" --token-auth-file="$certs/tokens.csv"
+    --service-account-issuer="https://127.0.0.1:$ap" --service-account-key-file="$certs/sa.pub"
+    --service-account-signing-key-file="$certs/sa.key"
+    --authorization-mode=RBAC --service-cluster-ip-range=10.0.0.0/24 --allow-privileged=true
+    --profiling=false --v=1)
+  # Kept for apiserver-start (the outage test stops and starts it with the same flags).
+  printf '%q ' "${api[@]}" >"$dir/kube-apiserver.cmd"; echo "$ap" >"$dir/kube-apiserver.port"
+  start_bg "$dir" kube-apiserver "${api[@]}"
   wait_for kube-apiserver "$dir/kube-apiserver.log" "$timeout" \
     sh -c "curl -fsS --cacert '$certs/ca.crt' https://127.0.0.1:$ap/readyz | grep -qx ok" \
     || { cmd_down "$dir" >&2; die "the control plane did not start (logs in $dir)"; }
@@ -295,6 +298,33 @@ EOT
   print_env "$dir"
 }
 
+# Stops only kube-apiserver (etcd and the controller-manager keep running): an API outage.
+cmd_apiserver_stop() {
+  local dir="${1:-$DEFAULT_RUN_DIR}" pid
+  dir="$(cd "$dir" && pwd)"
+  alive "$dir" kube-apiserver || die "kube-apiserver is not running in $dir"
+  pid="$(cat "$dir/kube-apiserver.pid")"
+  kill -TERM "$pid"
+  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+  rm -f "$dir/kube-apiserver.pid"; log "stopped kube-apiserver ($pid)"
+}
+
+# Starts kube-apiserver again with the flags 'up' used, and waits until it is ready.
+cmd_apiserver_start() {
+  local dir="${1:-$DEFAULT_RUN_DIR}" ap
+  dir="$(cd "$dir" && pwd)"
+  [[ -f "$dir/kube-apiserver.cmd" ]] || die "no kube-apiserver.cmd in $dir: run 'up' first"
+  alive "$dir" kube-apiserver && { log "kube-apiserver already runs"; return 0; }
+  local api; eval "api=($(cat "$dir/kube-apiserver.cmd"))"
+  ap="$(cat "$dir/kube-apiserver.port")"
+  start_bg "$dir" kube-apiserver "${api[@]}"
+  wait_for kube-apiserver "$dir/kube-apiserver.log" "${CAIRN_TEST_PLATFORM_TIMEOUT:-120}" \
+    sh -c "curl -fsS --cacert '$dir/certs/ca.crt' https://127.0.0.1:$ap/readyz | grep -qx ok" \
+    || die "kube-apiserver did not start again (log: $dir/kube-apiserver.log)"
+  log "kube-apiserver ready again on :$ap"
+}
+
 cmd_down() {
   local dir="${1:-$DEFAULT_RUN_DIR}" name pid
   [[ -d "$dir" ]] || { log "nothing to stop in $dir"; return 0; }
@@ -309,7 +339,7 @@ cmd_down() {
     fi
     rm -f "$dir/$name.pid"
   done
-  rm -rf "$dir/etcd-data" "$dir/certs" "$dir/kubeconfig"
+  rm -rf "$dir/etcd-data" "$dir/certs" "$dir/kubeconfig" "$dir/kube-apiserver.cmd" "$dir/kube-apiserver.port"
 }
 
 # ---- python venv with the official SDKs ----------------------------------------------------------
@@ -363,6 +393,8 @@ usage: tests/support/platform.sh <command> [DIR]
              prints eval-able exports (KUBECONFIG, CAIRN_TEST_KUBECONFIG, CAIRN_TEST_PLATFORM_BIN, ...)
   env [DIR]  print the exports of a running platform
   down [DIR] stop exactly the processes 'up' started (pid files) and remove the data
+  apiserver-stop [DIR]   stop only kube-apiserver (an API outage; etcd and the controller-manager stay)
+  apiserver-start [DIR]  start it again with the same flags and wait until it is ready
   bin        print the bin dir
 Typical: eval "\$(tests/support/env.sh)"; trap 'tests/support/platform.sh down' EXIT; cargo test
 EOT
@@ -379,6 +411,8 @@ main() {
     tools) "$SUPPORT_DIR/tools.sh" ;;
     up) cmd_up "$@" ;;
     down) cmd_down "$@" ;;
+    apiserver-stop) cmd_apiserver_stop "$@" ;;
+    apiserver-start) cmd_apiserver_start "$@" ;;
     env) local d="${1:-$DEFAULT_RUN_DIR}"; alive "$d" kube-apiserver || die "platform not running in $d"; print_env "$(cd "$d" && pwd)" ;;
     bin) bin_dir ;;
     help|-h|--help) usage ;;

@@ -9,14 +9,14 @@
 use super::error::{A2aError, Binding};
 use super::metrics::{AgentLabels, AgentMetrics};
 use super::runtime::AgentRuntime;
-use crate::gateway::clock::rfc3339;
+use crate::gateway::clock::rfc3339_now;
 use crate::gateway::log::write_line;
 use crate::gateway::response::Body;
 use crate::gateway::telemetry::span::{self, TraceIds};
 use http::Response;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 use tracing::Span;
 
 /// What is known about a call when it ends: the audit line and the metrics.
@@ -69,7 +69,7 @@ impl Audit {
         );
         if self.access_log {
             let line = json!({
-                "time": rfc3339(SystemTime::now()),
+                "time": rfc3339_now(),
                 "kind": "a2a.call",
                 "gateway": &*self.gateway,
                 "caller": &*self.subject,

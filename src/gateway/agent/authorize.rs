@@ -4,12 +4,12 @@
 //! checked against the egress rule.
 
 use super::call::Call;
-use super::egress::check_webhook;
 use super::error::A2aError;
 use super::owners::{self, Owner};
 use super::runtime::AgentRuntime;
 use crate::config::Layer;
 use crate::gateway::admission::{self, Refusal};
+use crate::gateway::egress::check_run_time_url;
 use crate::gateway::telemetry::span;
 use crate::policy::{Decision, DenyReason, PolicyIndex, Target};
 use http::HeaderMap;
@@ -119,7 +119,9 @@ pub(super) async fn authorize(
         span::decision(&audit.span, true, "granted");
     }
     for url in &call.facts.webhook_urls {
-        check_webhook(url, &rt.layer).await.map_err(|e| A2aError::InvalidParams(e.to_string()))?;
+        check_run_time_url(url, &rt.egress, &rt.config.egress.allowed_hosts, &*rt.resolver)
+            .await
+            .map_err(|e| A2aError::InvalidParams(format!("push notification {e}")))?;
     }
     Ok(Owner { subject, skill })
 }

@@ -90,7 +90,7 @@ pub(super) async fn serve_card<B>(rt: &AgentRuntime, agent: &str, req: Request<B
             &Value::Null,
         );
     };
-    let client = &rt.shared.client;
+    let client = &rt.client;
     let upstream = match rt.shared.cards.get(client, agent, &AgentRuntime::card_url(cfg)).await {
         Ok(c) => c,
         Err(e) => return card_error(audit, &rt.shared.metrics, &e),
@@ -137,7 +137,7 @@ pub(super) async fn directory<B>(rt: &AgentRuntime, req: Request<B>) -> Response
     };
     audit.subject = Arc::from(subject.as_str());
     let base = public_base(req.headers(), req.uri());
-    let client = &rt.shared.client;
+    let client = &rt.client;
     let mut visible: Vec<&A2aAgentConfig> =
         rt.agents.values().filter(|a| may_use(&rt.policy, &subject, &a.name)).collect();
     visible.sort_by(|a, b| a.name.cmp(&b.name));

@@ -14,6 +14,7 @@
 //! `{"error":{"code","status","message","details"}}` envelope.
 
 use crate::gateway::jsonrpc as code;
+use crate::gateway::limits::LimitError;
 use crate::gateway::response::Body;
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
@@ -65,6 +66,9 @@ pub enum A2aError {
     /// The request body is too large.
     #[error("request body larger than {0} bytes")]
     PayloadTooLarge(u64),
+    /// Headers or JSON nesting over the core's limits.
+    #[error(transparent)]
+    Limit(#[from] LimitError),
     /// Missing or invalid credentials.
     #[error("{0}")]
     Unauthenticated(String),
@@ -116,6 +120,7 @@ impl A2aError {
             A2aError::InvalidAgentResponse { .. } => code::INVALID_AGENT_RESPONSE,
             A2aError::Unreachable { .. } => code::INTERNAL_ERROR,
             A2aError::PayloadTooLarge(_)
+            | A2aError::Limit(_)
             | A2aError::Unauthenticated(_)
             | A2aError::Forbidden(_)
             | A2aError::UnknownAgent(_)
@@ -136,6 +141,8 @@ impl A2aError {
             A2aError::InvalidAgentResponse { .. } => "INVALID_AGENT_RESPONSE",
             A2aError::Unreachable { .. } => "AGENT_UNREACHABLE",
             A2aError::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
+            A2aError::Limit(LimitError::JsonDepth) => "JSON_TOO_DEEP",
+            A2aError::Limit(_) => "REQUEST_HEADERS_TOO_LARGE",
             A2aError::Unauthenticated(_) => "UNAUTHENTICATED",
             A2aError::Forbidden(_) => "PERMISSION_DENIED",
             A2aError::UnknownAgent(_) => "AGENT_NOT_FOUND",
@@ -161,6 +168,7 @@ impl A2aError {
                 StatusCode::NOT_FOUND
             }
             A2aError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            A2aError::Limit(e) => e.status(),
             A2aError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             A2aError::Forbidden(_) => StatusCode::FORBIDDEN,
             A2aError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -201,6 +209,7 @@ impl A2aError {
             A2aError::TaskNotFound(_) => "task_not_found",
             A2aError::VersionNotSupported(_) => "version_not_supported",
             A2aError::PayloadTooLarge(_) => "payload_too_large",
+            A2aError::Limit(e) => e.category(),
             A2aError::Unauthenticated(_) => "unauthorized",
             A2aError::Forbidden(_) => "forbidden",
             A2aError::UnknownAgent(_) => "unknown_agent",
@@ -237,10 +246,13 @@ impl A2aError {
             A2aError::TaskNotFound(_) | A2aError::NotFound(_) | A2aError::UnknownAgent(_) => "NOT_FOUND",
             A2aError::MethodNotFound(_) => "UNIMPLEMENTED",
             A2aError::VersionNotSupported(_) => "FAILED_PRECONDITION",
-            A2aError::Parse(_) | A2aError::InvalidRequest(_) | A2aError::InvalidParams(_) => {
-                "INVALID_ARGUMENT"
+            A2aError::Parse(_)
+            | A2aError::InvalidRequest(_)
+            | A2aError::InvalidParams(_)
+            | A2aError::Limit(LimitError::JsonDepth) => "INVALID_ARGUMENT",
+            A2aError::PayloadTooLarge(_) | A2aError::Limit(_) | A2aError::RateLimited { .. } => {
+                "RESOURCE_EXHAUSTED"
             }
-            A2aError::PayloadTooLarge(_) | A2aError::RateLimited { .. } => "RESOURCE_EXHAUSTED",
             A2aError::Unauthenticated(_) => "UNAUTHENTICATED",
             A2aError::Forbidden(_) => "PERMISSION_DENIED",
             A2aError::StoreUnavailable(_) | A2aError::Unreachable { .. } => "UNAVAILABLE",
@@ -279,7 +291,7 @@ impl A2aError {
             Binding::JsonRpc => self.jsonrpc_body(id),
             Binding::Rest => self.rest_body(),
         };
-        Bytes::from(format!("data: {body}\n\n"))
+        crate::gateway::sse::encode_data(&body.to_string())
     }
 }
 

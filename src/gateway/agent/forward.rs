@@ -17,7 +17,7 @@ use super::stream::{Relay, StreamCtx};
 use super::token::identity_token;
 use super::view;
 use crate::config::A2aAgentConfig;
-use crate::gateway::http_client::error_chain;
+use crate::gateway::http_client::failure;
 use crate::gateway::response::{Body, full};
 use crate::gateway::telemetry::span;
 use bytes::Bytes;
@@ -40,7 +40,7 @@ async fn endpoints(rt: &AgentRuntime, agent: &A2aAgentConfig) -> Arc<Endpoints> 
         return e;
     }
     // Boxed: a card fetch is rare and its future large.
-    match Box::pin(rt.shared.cards.get(&rt.shared.client, &agent.name, &url)).await {
+    match Box::pin(rt.shared.cards.get(&rt.client, &agent.name, &url)).await {
         Ok(c) => Arc::new(card::endpoints(&c, &agent.url)),
         Err(_) => Arc::default(),
     }
@@ -104,6 +104,7 @@ pub(super) async fn forward(
         Binding::JsonRpc => http::Method::POST,
         Binding::Rest => call.http_method.clone(),
     };
+    let url = uri.to_string();
     *up.uri_mut() = uri;
     let h = up.headers_mut();
     h.reserve(10);
@@ -144,9 +145,8 @@ pub(super) async fn forward(
             return fail(audit, &rt.shared.metrics, e, binding, &call.rpc_id);
         }
     };
-    let sent = tokio::time::timeout(RESPONSE_TIMEOUT, rt.shared.client.request(up))
-        .instrument(upstream.clone())
-        .await;
+    let sent =
+        tokio::time::timeout(RESPONSE_TIMEOUT, rt.client.request(up)).instrument(upstream.clone()).await;
     if let Ok(Ok(r)) = &sent {
         span::attr(&upstream, "http.response.status_code", i64::from(r.status().as_u16()));
     } else {
@@ -156,7 +156,7 @@ pub(super) async fn forward(
     let resp = match sent {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
-            let e = A2aError::Unreachable { agent: agent.name.clone(), detail: error_chain(&e) };
+            let e = A2aError::Unreachable { agent: agent.name.clone(), detail: failure(&e, &url) };
             return fail(audit, &rt.shared.metrics, e, binding, &call.rpc_id);
         }
         Err(_) => {

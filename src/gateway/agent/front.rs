@@ -12,6 +12,7 @@ use super::method::{self, RestRoute};
 use super::runtime::AgentRuntime;
 use crate::config::{A2aAgentConfig, Layer};
 use crate::gateway::admission;
+use crate::gateway::limits;
 use crate::gateway::response::Body;
 use crate::gateway::server::{self, BodyError};
 use crate::gateway::telemetry::span;
@@ -29,13 +30,18 @@ where
 {
     let path = req.uri().path().to_string();
     let is_get = req.method() == http::Method::GET;
-    if let Err(e) = crate::gateway::origin::check(&req, &rt.layer.allowed_origins) {
-        // In the binding the request speaks: JSON-RPC is a POST to the agent's own path.
+    // Refusals before the call is read are answered in the binding the request speaks: JSON-RPC
+    // is a POST to the agent's own path.
+    let binding = || {
         let agent_path =
             path.strip_prefix("/agents/").is_some_and(|n| !n.trim_end_matches('/').contains('/'));
-        let binding =
-            if req.method() == http::Method::POST && agent_path { Binding::JsonRpc } else { Binding::Rest };
-        return A2aError::Forbidden(e.to_string()).response(binding, &Value::Null);
+        if req.method() == http::Method::POST && agent_path { Binding::JsonRpc } else { Binding::Rest }
+    };
+    if let Err(e) = limits::check_headers(req.headers()) {
+        return A2aError::from(e).response(binding(), &Value::Null);
+    }
+    if let Err(e) = crate::gateway::origin::check(&req, &rt.layer.allowed_origins) {
+        return A2aError::Forbidden(e.to_string()).response(binding(), &Value::Null);
     }
     if path == "/.well-known/jwks.json" {
         if !is_get {
@@ -82,7 +88,10 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     match server::read_body(body, usize::try_from(max).unwrap_or(usize::MAX)).await {
-        Ok(b) => Ok(b),
+        Ok(b) => {
+            limits::check_json_depth(&b)?;
+            Ok(b)
+        }
         Err(BodyError::TooLarge(_)) => Err(A2aError::PayloadTooLarge(max)),
         Err(BodyError::Read(e)) => {
             Err(A2aError::InvalidRequest(format!("reading the request body failed: {e}")))

@@ -4,7 +4,7 @@
 use super::front;
 use super::metrics::AgentMetrics;
 use super::runtime::AgentRuntime;
-use super::shared::{AgentShared, CONNECT_TIMEOUT_MS};
+use super::shared::AgentShared;
 use crate::config::{CompiledGateway, Layer as Kind};
 use crate::gateway::core::Core;
 use crate::gateway::layer::{BuildError, Layer};
@@ -24,10 +24,7 @@ impl AgentLayer {
     /// The layer, its metrics registered in the core's registry.
     pub fn new(core: &Arc<Core>) -> AgentLayer {
         let metrics = core.metrics.register(|r| AgentMetrics::new(r, core.metrics.denials.clone()));
-        AgentLayer {
-            core: core.clone(),
-            shared: Arc::new(AgentShared::new(metrics, core.http.get(CONNECT_TIMEOUT_MS))),
-        }
+        AgentLayer { core: core.clone(), shared: Arc::new(AgentShared::new(metrics)) }
     }
 }
 

@@ -37,7 +37,9 @@
 //! 3. Task ownership ([`owners`]): calls on a task that the caller did not create through this
 //!    gateway are answered TaskNotFound, exactly as for a task that does not exist; `ListTasks`
 //!    answers are filtered to the caller's tasks.
-//! 4. Push-notification webhook URLs are checked against the egress rule ([`egress`]).
+//! 4. Push-notification webhook URLs are checked against the gateway's egress rule as URLs that
+//!    arrive at run time ([`crate::gateway::egress::check_run_time_url`]), and agents are reached
+//!    through the client that applies the rule where it connects.
 //! 5. The agent receives, instead of the caller's credentials (never forwarded), a JWT signed by
 //!    the gateway in the configured header (`identityTokenHeader`): `iss`
 //!    `urn:cairn:agent-gateway:{namespace}:{name}`, `sub` the caller, `aud` the agent, `gateway`,
@@ -58,7 +60,6 @@ pub mod authorize;
 pub mod call;
 pub mod card;
 pub mod directory;
-pub mod egress;
 pub mod error;
 pub mod forward;
 pub mod front;

@@ -1,14 +1,17 @@
 //! One config version of an agent gateway, ready to serve: the published agents, policy,
 //! identity, store, signing key and the caches of identity tokens and signed cards.
 
-use super::shared::AgentShared;
+use super::shared::{AgentShared, CONNECT_TIMEOUT_MS};
 use super::sign::Signer;
 use crate::config::{A2aAgentConfig, AgentLayerConfig, CompiledGateway, GatewayConfig, SIGNING_KEY};
 use crate::gateway::core::Core;
+use crate::gateway::egress::{Resolve, policy_of};
+use crate::gateway::http_client::HttpClient;
 use crate::gateway::identity::Identity;
 use crate::gateway::layer::BuildError;
 use crate::gateway::store::StoreHandle;
 use crate::policy::PolicyIndex;
+use crate::policy::egress::EgressPolicy;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -45,6 +48,12 @@ pub struct AgentRuntime {
     pub signed_cards: Mutex<HashMap<SignedCardKey, SignedCard>>,
     /// The layer's process-wide state.
     pub shared: Arc<AgentShared>,
+    /// The gateway's egress rule (for webhook URLs; the client applies it to agents).
+    pub egress: EgressPolicy,
+    /// The client towards agents (connect timeout [`CONNECT_TIMEOUT_MS`]), under [`Self::egress`].
+    pub client: HttpClient,
+    /// The process's resolver, for the host names of webhook URLs.
+    pub resolver: Arc<dyn Resolve>,
 }
 
 /// Agent, public base URL, indices of the skills shown.
@@ -88,6 +97,7 @@ impl AgentRuntime {
             }
             agents.insert(a.name.clone(), a.clone());
         }
+        let egress = policy_of(&config)?;
         let signer = match credentials.0.get(SIGNING_KEY) {
             Some(pem) => Arc::new(
                 Signer::from_pem(pem)
@@ -110,6 +120,9 @@ impl AgentRuntime {
             signer,
             token_header,
             shared: shared.clone(),
+            client: core.http.for_gateway(CONNECT_TIMEOUT_MS, &egress),
+            resolver: core.http.resolver_arc(),
+            egress,
             config,
         })
     }

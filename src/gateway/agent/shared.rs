@@ -1,12 +1,12 @@
 //! What the agent layer keeps for the whole process, across gateways and config versions: the
-//! card cache, the keys generated for gateways whose credentials carry none, its metrics and the
-//! client towards agents (task owners live in each gateway's store).
+//! card cache, the keys generated for gateways whose credentials carry none and its metrics (task
+//! owners live in each gateway's store; the client towards agents, under the gateway's egress
+//! rule, in each config version).
 
 use super::card::CardCache;
 use super::metrics::AgentMetrics;
 use super::sign::Signer;
 use crate::config::SIGNING_KEY;
-use crate::gateway::http_client::HttpClient;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -19,15 +19,13 @@ pub struct AgentShared {
     pub cards: CardCache,
     /// The layer's metrics.
     pub metrics: AgentMetrics,
-    /// The client towards agents (connect timeout [`CONNECT_TIMEOUT_MS`]).
-    pub client: HttpClient,
     generated: Mutex<HashMap<String, Arc<Signer>>>,
 }
 
 impl AgentShared {
-    /// State around `metrics` and `client`.
-    pub fn new(metrics: AgentMetrics, client: HttpClient) -> AgentShared {
-        AgentShared { cards: CardCache::default(), metrics, client, generated: Mutex::default() }
+    /// State around `metrics`.
+    pub fn new(metrics: AgentMetrics) -> AgentShared {
+        AgentShared { cards: CardCache::default(), metrics, generated: Mutex::default() }
     }
 
     /// The key this process generated for `gateway` (the same one for every config version).

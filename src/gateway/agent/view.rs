@@ -7,6 +7,9 @@
 //! `message` that is a string has no `taskId`). A name that appears twice in an object the
 //! gateway reads makes the read fail: which copy the agent would act on is unknown, so a call is
 //! refused rather than authorized against one of them.
+//!
+//! About 510 lines of code, the rest its tests (the fields read of calls and answers, a field named
+//! twice).
 
 use super::method::Method;
 use serde::Deserialize;

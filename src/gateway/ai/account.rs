@@ -11,27 +11,30 @@ use std::task::Context;
 /// Prices `usage` into the record and charges tokens and cost to the limits and budgets the
 /// request was admitted under (once: it takes them). The answer does not wait for the charge:
 /// the memory store completes it in place, a Redis round trip goes on in a task of its own,
-/// which also lands when the client has already gone. Nothing is charged when the store failed
-/// open at admission.
+/// which also lands when the client has already gone. A charge the store cannot take is made in
+/// the process's own counters (where a gateway failing open counts) and kept by the Redis store
+/// until it answers again.
 pub(super) fn account(ctx: &mut Ctx, usage: Usage, price: Option<&AiModelConfig>, rec: &mut Record) {
     let micros = price.and_then(|m| m.price.as_ref()).map_or(0, |p| cost_micro_usd(&usage, p));
     rec.usage = Some(usage);
     rec.cost_micros = micros;
-    if !ctx.admitted.charge {
-        return;
-    }
     let rt = ctx.rt.clone();
     let (limits, budgets) =
         (std::mem::take(&mut ctx.admitted.limits), std::mem::take(&mut ctx.admitted.budgets));
     run_soon(async move {
         let store = &rt.store;
-        let r1 = store.store.charge_tokens(&store.prefix, unix_now(), &limits, usage.total()).await;
+        let now = unix_now();
+        let r1 = store.store.charge_tokens(&store.prefix, now, &limits, usage.total()).await;
         let r2 = store.store.charge_budgets(&store.prefix, &budgets, micros).await;
-        for r in [r1, r2] {
-            if let Err(e) = r {
-                tracing::warn!(gateway = %rt.gateway, error = %e, "charging usage failed");
-                store.failed();
-            }
+        if let Err(e) = r1.and(r2) {
+            tracing::warn!(
+                gateway = %rt.gateway, error = %e,
+                "charging usage failed; charged in this process, and to the store when it answers again"
+            );
+            store.failed();
+            // The memory store cannot fail.
+            let _ = store.local.charge_tokens(&store.prefix, now, &limits, usage.total()).await;
+            let _ = store.local.charge_budgets(&store.prefix, &budgets, micros).await;
         }
     });
 }

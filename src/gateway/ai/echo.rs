@@ -16,6 +16,7 @@
 use super::exchange::{UpBody, UpResponse};
 use super::op::Op;
 use super::tokens::{count_tokens, estimate_request_tokens};
+use crate::gateway::sse;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::{Value, json};
@@ -135,7 +136,7 @@ fn responses_stream(id: &str, model: &str, answer: &str, usage: Value) -> UpResp
         .map(|(n, mut e)| {
             e["sequence_number"] = n.into();
             let ty = e["type"].as_str().unwrap_or_default().to_string();
-            Bytes::from(format!("event: {ty}\ndata: {e}\n\n"))
+            sse::encode_named(&ty, &e.to_string())
         })
         .collect();
     let mut headers = HeaderMap::new();
@@ -180,7 +181,7 @@ fn stream_response(id: &str, model: &str, answer: &str, usage: Value, include_us
     let chunk = |delta: Value, finish: Value| {
         let c = json!({"id": id, "object": "chat.completion.chunk", "created": 0, "model": model,
                        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
-        Bytes::from(format!("data: {c}\n\n"))
+        sse::encode_data(&c.to_string())
     };
     let mut chunks = VecDeque::new();
     chunks.push_back(chunk(json!({"role": "assistant", "content": ""}), Value::Null));
@@ -194,9 +195,9 @@ fn stream_response(id: &str, model: &str, answer: &str, usage: Value, include_us
     if include_usage {
         let c = json!({"id": id, "object": "chat.completion.chunk", "created": 0, "model": model,
                        "choices": [], "usage": usage});
-        chunks.push_back(Bytes::from(format!("data: {c}\n\n")));
+        chunks.push_back(sse::encode_data(&c.to_string()));
     }
-    chunks.push_back(Bytes::from_static(b"data: [DONE]\n\n"));
+    chunks.push_back(sse::encode_done());
     let mut headers = HeaderMap::new();
     headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     UpResponse { status: StatusCode::OK, headers, body: UpBody::Echo(chunks) }

@@ -4,6 +4,7 @@
 //! statuses and bodies.
 
 use crate::gateway::admission::Refusal;
+use crate::gateway::limits::LimitError;
 use crate::gateway::response::{Body, json};
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
@@ -38,6 +39,9 @@ pub enum AiError {
     /// Body over the listener's limit (413).
     #[error("request body is larger than the gateway's limit of {0} bytes")]
     TooLarge(u64),
+    /// Headers or JSON nesting over the core's limits (431, 400).
+    #[error(transparent)]
+    Limit(#[from] LimitError),
     /// The caller may not use the model (403).
     #[error("{0}")]
     Forbidden(String),
@@ -82,6 +86,7 @@ impl AiError {
             | AiError::Guardrail(_)
             | AiError::Unsupported(_) => StatusCode::BAD_REQUEST,
             AiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AiError::Limit(e) => e.status(),
             AiError::Forbidden(_) => StatusCode::FORBIDDEN,
             AiError::ModelNotFound(_) | AiError::UnknownPath(_) => StatusCode::NOT_FOUND,
             AiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -100,6 +105,7 @@ impl AiError {
             AiError::Guardrail(_) => "guardrail",
             AiError::Unsupported(_) => "unsupported_operation",
             AiError::TooLarge(_) => "too_large",
+            AiError::Limit(e) => e.category(),
             AiError::Forbidden(_) => "forbidden",
             AiError::ModelNotFound(_) => "model_not_found",
             AiError::UnknownPath(_) | AiError::MethodNotAllowed(_) => "not_found",
@@ -120,6 +126,7 @@ impl AiError {
             AiError::Guardrail(_) => ("invalid_request_error", Some("guardrail_violation")),
             AiError::Unsupported(_) => ("invalid_request_error", Some("unsupported_operation")),
             AiError::TooLarge(_) => ("invalid_request_error", Some("request_too_large")),
+            AiError::Limit(e) => ("invalid_request_error", Some(e.category())),
             AiError::Forbidden(_) => ("permission_error", Some("model_not_allowed")),
             AiError::ModelNotFound(_) => ("invalid_request_error", Some("model_not_found")),
             AiError::UnknownPath(_) => ("invalid_request_error", Some("unknown_url")),
@@ -140,6 +147,7 @@ impl AiError {
             | AiError::MissingModel
             | AiError::MethodNotAllowed(_)
             | AiError::Guardrail(_)
+            | AiError::Limit(_)
             | AiError::Unsupported(_) => "invalid_request_error",
             AiError::TooLarge(_) => "request_too_large",
             AiError::Forbidden(_) => "permission_error",

@@ -16,10 +16,10 @@ use super::routing::{exact_models, find_rule};
 use super::runtime::AiRuntime;
 use super::usage::Usage;
 use crate::config::Layer;
-use crate::gateway::admission;
 use crate::gateway::response::{Body, json};
 use crate::gateway::server::{self, BodyError};
 use crate::gateway::telemetry::span;
+use crate::gateway::{admission, limits};
 use crate::policy::Target;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
@@ -80,6 +80,7 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let (parts, body) = req.into_parts();
+    limits::check_headers(&parts.headers)?;
     let op = op_of(&parts.method, parts.uri.path())?;
     rec.op = op.map_or("models", Op::as_str);
     let subject = match rt.identity.authenticate(&parts.headers, &rt.policy).await {
@@ -109,6 +110,7 @@ where
             return Err(AiError::BadRequest(format!("could not read the request body: {e}")));
         }
     };
+    limits::check_json_depth(&bytes)?;
     let mut prompt = Prompt::parse(bytes)?;
     let model = match prompt.head.model.take() {
         Some(Value::String(m)) if !m.is_empty() => m,

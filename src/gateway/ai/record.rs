@@ -9,11 +9,11 @@ use super::metrics::{
 use super::runtime::AiRuntime;
 use super::usage::{Usage, micro_usd_to_usd};
 use crate::config::ProviderKind;
-use crate::gateway::clock::rfc3339;
+use crate::gateway::clock::rfc3339_now;
 use crate::gateway::telemetry::span::{self, TraceIds};
 use serde::Serialize;
 use std::sync::{Arc, LazyLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use tracing::Span;
 
 static NONE: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from(""));
@@ -287,7 +287,7 @@ impl Record {
 
     fn write(&self, elapsed: Duration) {
         let line = Line {
-            ts: rfc3339(SystemTime::now()),
+            ts: rfc3339_now(),
             gateway: &self.gateway,
             method: self.method.as_str(),
             path: &self.path,

@@ -49,9 +49,10 @@ impl AiRuntime {
         let (config, credentials) = (&gw.config, &gw.credentials);
         let ai = config.ai.clone().unwrap_or_else(|| AiConfig { backends: vec![], rules: vec![] });
         let gateway = format!("{}/{}", config.gateway.namespace, config.gateway.name);
+        let egress = crate::gateway::egress::policy_of(config)?;
         let mut backends = HashMap::new();
         for b in &ai.backends {
-            let client = core.http.get(b.connect_timeout_ms);
+            let client = core.http.for_gateway(b.connect_timeout_ms, &egress);
             backends.insert(b.name.clone(), Arc::new(BackendRt::build(&gateway, b, credentials, client)?));
         }
         let rules =

@@ -6,7 +6,7 @@ use super::echo;
 use super::exchange::{SendError, UpBody, UpResponse};
 use super::op::Op;
 use crate::config::ProviderKind;
-use crate::gateway::http_client::error_chain;
+use crate::gateway::http_client::{error_chain, failure};
 use crate::gateway::telemetry::span;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
@@ -40,7 +40,8 @@ pub async fn send(
     if backend.provider == ProviderKind::Echo {
         return Ok(echo::respond(op, &body));
     }
-    let uri: http::Uri = url(backend, op)
+    let url = url(backend, op);
+    let uri: http::Uri = url
         .parse()
         .map_err(|e| SendError::Connect(format!("backend URL {:?} is not usable: {e}", backend.url)))?;
     let mut req = http::Request::new(Full::new(body));
@@ -65,7 +66,7 @@ pub async fn send(
             let (parts, body) = resp.into_parts();
             Ok(UpResponse { status: parts.status, headers: parts.headers, body: UpBody::Hyper(body) })
         }
-        Err(e) if e.is_connect() => Err(SendError::Connect(error_chain(&e))),
+        Err(e) if e.is_connect() => Err(SendError::Connect(failure(&e, &url))),
         Err(e) => Err(SendError::Other(error_chain(&e))),
     }
 }

@@ -5,12 +5,12 @@
 use super::ctx::Outcome;
 use super::events::{Recorded, Recorder, StreamKind};
 use super::protocol::Era;
+use super::replies::Replies;
 use super::reply::{
     accepts_event_stream, json_bytes, json_response, modernize, plain, sse_event, sse_response,
     stateless_status,
 };
 use super::runtime::McpRuntime;
-use super::upstream::Replies;
 use crate::gateway::jsonrpc::{self, Message, Response as RpcResponse, RpcError};
 use crate::gateway::response::Body;
 use bytes::Bytes;

@@ -34,7 +34,7 @@ use sha2::{Digest, Sha256};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use tracing::Span;
 
 /// Labels of a tool call.
@@ -343,7 +343,7 @@ impl ToolCall<'_> {
         }
         span::end_now(self.span);
         let latency_ms = latency.as_secs_f64() * 1000.0;
-        let time = crate::gateway::clock::rfc3339(SystemTime::now());
+        let time = crate::gateway::clock::rfc3339_now();
         let line = AuditLine {
             time,
             kind: "mcp.tool_call",

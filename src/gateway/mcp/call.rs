@@ -4,7 +4,8 @@
 
 use super::audit::{Arguments, ToolCall};
 use super::names::rewrite_from_backend;
-use super::upstream::{Outgoing, Replies};
+use super::replies::Replies;
+use super::upstream::Outgoing;
 use crate::config::Layer;
 use crate::gateway::admission::{self, Refusal};
 use crate::gateway::jsonrpc::{INTERNAL_ERROR, INVALID_PARAMS, Message, RATE_LIMITED, Response, RpcError};

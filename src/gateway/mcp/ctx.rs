@@ -5,9 +5,10 @@
 
 use super::names::rewrite_from_backend;
 use super::protocol::Era;
+use super::replies::{Replies, UpstreamError};
 use super::runtime::McpRuntime;
 use super::session::{Backends, OpenSession};
-use super::upstream::{Outgoing, Replies, Upstream, UpstreamError};
+use super::upstream::{Outgoing, Upstream};
 use super::wire::ToolCallRequest;
 use crate::gateway::jsonrpc::{INTERNAL_ERROR, Message, Request, Response, RpcError};
 use serde_json::Value;
@@ -91,7 +92,7 @@ impl Ctx {
         let timeout = self.upstream(i).timeout;
         let fut = async {
             let mut rx = self.request(i, req.into()).await?;
-            super::upstream::final_response(&mut rx).await
+            super::replies::final_response(&mut rx).await
         };
         tokio::time::timeout(timeout, fut).await.map_err(|_| UpstreamError::Timeout)?
     }

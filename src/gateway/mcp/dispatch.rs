@@ -24,7 +24,8 @@
 
 use super::names::{client_uri, parse_relayed_id, rewrite_from_backend};
 use super::protocol::{self, Era, META_SERVER_INFO, STATELESS_VERSION};
-use super::upstream::{Outgoing, Replies};
+use super::replies::Replies;
+use super::upstream::Outgoing;
 use crate::gateway::jsonrpc::{
     INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, Message, Notification, RESOURCE_NOT_FOUND, Request,
     Response, RpcError,

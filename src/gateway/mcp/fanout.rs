@@ -3,9 +3,10 @@
 //! stateless-era clients, and subscribing a resource on its server.
 
 use super::protocol::{self};
+use super::replies::UpstreamError;
 use super::runtime::McpRuntime;
 use super::session::BackendSession;
-use super::upstream::{Upstream, UpstreamError};
+use super::upstream::Upstream;
 use crate::gateway::jsonrpc::Request;
 use futures_util::future::join_all;
 use serde_json::{Map, Value, json};
@@ -132,7 +133,7 @@ pub async fn subscribe_resource(
     let req = Request::new(internal_id(), "resources/subscribe", Some(json!({ "uri": orig })));
     let answer = tokio::time::timeout(u.timeout, async {
         let mut rx = u.request(s, req).await?;
-        super::upstream::final_response(&mut rx).await
+        super::replies::final_response(&mut rx).await
     })
     .await
     .unwrap_or(Err(UpstreamError::Timeout));

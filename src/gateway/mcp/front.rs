@@ -3,11 +3,12 @@
 //! routed here to its era: [`super::session_era`] (and [`super::standalone`] for `GET`) or
 //! [`super::stateless`]; its answer is made by [`super::answer`].
 //!
-//! Order of checks on a request: path; `Origin` (`403` with a JSON-RPC error when present and
-//! neither the gateway's own host nor in `allowedOrigins`: [`crate::gateway::origin`]); caller
-//! identity (`401`, with `WWW-Authenticate: Bearer resource_metadata=…` when the gateway is an
-//! OAuth resource server); body size (`413`); JSON (`400` + `-32700`); era and its rules (see
-//! [`super::protocol`]); then the method.
+//! Order of checks on a request: path; header size (`431` with a JSON-RPC error `-32600`:
+//! [`crate::gateway::limits`]); `Origin` (`403` with a JSON-RPC error when present and neither
+//! the gateway's own host nor in `allowedOrigins`: [`crate::gateway::origin`]); caller identity
+//! (`401`, with `WWW-Authenticate: Bearer resource_metadata=…` when the gateway is an OAuth
+//! resource server); body size (`413` + `-32600`); JSON nesting (`400` + `-32600`); JSON (`400` +
+//! `-32700`); era and its rules (see [`super::protocol`]); then the method.
 
 // Errors here are the responses to send, made at most once per request.
 #![allow(clippy::result_large_err)]
@@ -24,6 +25,7 @@ use super::stateless::post_stateless;
 use super::wire::ToolCallRequest;
 use crate::config::Layer;
 use crate::gateway::jsonrpc::{self, Body as RpcBody, INVALID_REQUEST, Message, RpcError};
+use crate::gateway::limits;
 use crate::gateway::response::{Body, full};
 use crate::gateway::{admission, telemetry};
 use bytes::Bytes;
@@ -43,6 +45,9 @@ where
     }
     if !(path == "/mcp" || path == "/" || path == "/mcp/") {
         return plain(StatusCode::NOT_FOUND, "not found: the MCP endpoint is /mcp");
+    }
+    if let Err(e) = limits::check_headers(req.headers()) {
+        return rpc_error(e.status(), Value::Null, RpcError::new(INVALID_REQUEST, e.to_string()));
     }
     if let Err(e) = crate::gateway::origin::check(&req, &rt.mcp.allowed_origins) {
         return rpc_error(StatusCode::FORBIDDEN, Value::Null, RpcError::new(INVALID_REQUEST, e.to_string()));
@@ -80,7 +85,10 @@ where
 {
     // In a task of its own, not the connection's (see `server::read_body`).
     match crate::gateway::server::read_body(body, rt.max_body).await {
-        Ok(c) => Ok(c),
+        Ok(c) => match limits::check_json_depth(&c) {
+            Ok(()) => Ok(c),
+            Err(e) => Err(rpc_error(e.status(), Value::Null, RpcError::new(INVALID_REQUEST, e.to_string()))),
+        },
         Err(crate::gateway::server::BodyError::TooLarge(_)) => Err(rpc_error(
             StatusCode::PAYLOAD_TOO_LARGE,
             Value::Null,

@@ -4,8 +4,8 @@
 //! of [`super::runtime::PAGE_SIZE`] under sealed cursors.
 
 use super::protocol::Era;
+use super::replies::UpstreamError;
 use super::runtime::McpRuntime;
-use super::upstream::UpstreamError;
 use crate::gateway::jsonrpc::{INVALID_PARAMS, Request};
 use futures_util::future::join_all;
 use serde_json::{Value, json};

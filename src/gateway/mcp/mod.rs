@@ -1,16 +1,22 @@
 //! Layer 2: the MCP gateway — one streamable-HTTP endpoint (`/mcp`) over many MCP servers, both
 //! protocol eras, per-caller tool access, audit, and the stdio bridge.
 //!
-//! * [`http`]: the front (checks, eras, sessions, SSE, `subscriptions/listen`) and Protected
-//!   Resource Metadata;
-//! * [`dispatch`]: the methods — fan-out, merged lists with prefixes, routed calls, policy and
-//!   rate limits, server→client requests routed back by rewritten ids;
+//! * [`front`]: the endpoint (path, `Origin`, caller, body, era), routing a request to its era:
+//!   [`session_era`] (`initialize`, session checks, batches, `DELETE`), [`standalone`] (`GET`:
+//!   the standalone stream, `Last-Event-ID` replay) or [`stateless`] (2026-07-28,
+//!   `subscriptions/listen`); [`oauth`]: Protected Resource Metadata and the 401;
+//! * [`ctx`] (a request's context, reaching a server), [`dispatch`] (the methods), [`fanout`]
+//!   (`initialize` fanned out, pooled sessions), [`lists`] (merged, paged lists with prefixes),
+//!   [`call`] (`tools/call`: policy and rate limits, audit, routing), [`names`] (prefixes, and
+//!   server→client requests routed back by rewritten ids); [`answer`] and [`reply`]: the answer
+//!   as JSON or SSE;
 //! * [`session`]: sealed session ids (ChaCha20-Poly1305 under the bundle's `SESSION_KEY`), so any
 //!   replica serves any session;
 //! * [`events`]: SSE event ids and the replay buffer behind `Last-Event-ID` resumption;
 //! * [`streams`]: the backends' standalone streams of a session, opened when it starts and
 //!   buffered until the client listens, so no server→client message is lost;
-//! * [`upstream`]: backends over streamable HTTP (JSON or SSE answers) or stdio;
+//! * [`upstream`]: backends over streamable HTTP or stdio, both eras; [`http_backend`]: one POST
+//!   and its answer (JSON or SSE); [`replies`]: what an exchange gives, or why it failed;
 //!   [`stdio`]: child processes (per session or shared, restarted, idle ones reaped);
 //! * [`protocol`] and the gateway's [`crate::gateway::jsonrpc`]: the wire rules; [`wire`]: the borrowed views that carry a
 //!   plain `tools/call` and its answer through as bytes; [`audit`]: audit lines and metrics;
@@ -47,11 +53,13 @@ pub mod dispatch;
 pub mod events;
 pub mod fanout;
 pub mod front;
+pub mod http_backend;
 pub mod layer;
 pub mod lists;
 pub mod names;
 pub mod oauth;
 pub mod protocol;
+pub mod replies;
 pub mod reply;
 pub mod runtime;
 pub mod session;

@@ -22,8 +22,6 @@ pub const STATELESS_VERSION: &str = "2026-07-28";
 /// The newest session-era version: what the gateway offers when a client asks for one it does
 /// not know, and what it speaks to backends on behalf of stateless clients.
 pub const LATEST_SESSION_VERSION: &str = "2025-11-25";
-/// The version a session-era request without `MCP-Protocol-Version` is taken to speak.
-pub const DEFAULT_VERSION: &str = "2025-03-26";
 
 /// `MCP-Protocol-Version`.
 pub const HEADER_PROTOCOL_VERSION: &str = "mcp-protocol-version";

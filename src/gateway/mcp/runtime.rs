@@ -127,6 +127,7 @@ impl McpRuntime {
             None => state.local_secret.get_or_init(Sealer::random_secret).clone(),
         };
         let max_body = usize::try_from(config.listener.max_request_bytes).unwrap_or(usize::MAX);
+        let egress = crate::gateway::egress::policy_of(&config)?;
         let mut servers = mcp.servers.clone();
         servers.sort_by(|a, b| a.prefix.cmp(&b.prefix));
         let mut upstreams = Vec::new();
@@ -140,7 +141,7 @@ impl McpRuntime {
                     url: url
                         .parse()
                         .map_err(|e| BuildError::invalid(owner(), format!("url {url:?}: {e}")))?,
-                    client: core.http.get(0),
+                    client: core.http.for_gateway(0, &egress),
                 },
                 McpEndpoint::Stdio { command, env, secret_env, per_session } => {
                     let mut env = env.clone();

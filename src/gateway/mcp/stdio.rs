@@ -8,6 +8,7 @@
 //! and re-initialized with the parameters its session was opened with. Lines longer than the
 //! message cap are dropped (both ways).
 
+use crate::gateway::clock::unix_now;
 use crate::gateway::jsonrpc::{
     INTERNAL_ERROR, METHOD_NOT_FOUND, Message, Notification, Request, Response, RpcError,
 };
@@ -322,10 +323,6 @@ async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R, max: usize) ->
     }
 }
 
-fn now_secs() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs()
-}
-
 /// A session's hold on a child.
 struct Slot {
     number: u64,
@@ -408,7 +405,7 @@ impl StdioServer {
         let id = format!("{}-{number}", super::session::Sealer::random_secret());
         let slot = Arc::new(Slot {
             number,
-            last_used: AtomicU64::new(now_secs()),
+            last_used: AtomicU64::new(unix_now()),
             init_params,
             child: tokio::sync::Mutex::new(child),
             outlet: Mutex::new(None),
@@ -440,13 +437,13 @@ impl StdioServer {
 
     fn slot(&self, session: &str) -> Result<Arc<Slot>, StdioError> {
         let slot = lock(&self.sessions).get(session).cloned().ok_or(StdioError::UnknownSession)?;
-        slot.last_used.store(now_secs(), Ordering::Relaxed);
+        slot.last_used.store(unix_now(), Ordering::Relaxed);
         Ok(slot)
     }
 
     /// Ends the sessions unused for longer than `idle` (their children stop); returns how many.
     pub async fn reap(&self, idle: std::time::Duration) -> usize {
-        let now = now_secs();
+        let now = unix_now();
         let stale: Vec<String> = lock(&self.sessions)
             .iter()
             .filter(|(_, s)| now.saturating_sub(s.last_used.load(Ordering::Relaxed)) > idle.as_secs())

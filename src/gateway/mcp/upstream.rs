@@ -1,5 +1,6 @@
-//! The gateway's side of one MCP server: streamable HTTP (JSON or SSE answers) or a local stdio
-//! child.
+//! The gateway's side of one MCP server, over streamable HTTP (the POST and its answer are
+//! [`super::http_backend`]) or a local stdio child ([`super::stdio`]): what is sent in which era,
+//! sessions opened, used and closed, standalone streams.
 //!
 //! Eras: an HTTP backend's era is detected once and cached (per config version) the way the
 //! 2026-07-28 spec tells clients to: a `server/discover` first; a result that lists 2026-07-28
@@ -17,50 +18,27 @@
 //! notifications are not sent (the era has none from clients over HTTP), and its standalone
 //! stream is a `subscriptions/listen` stream. stdio children speak the session era.
 
+use super::http_backend::{Post, post, pump_sse};
 use super::protocol::{
     HEADER_METHOD, HEADER_NAME, HEADER_SESSION_ID, META_PROTOCOL_VERSION, META_SERVER_INFO, PROTOCOL_VERSION,
     SESSION_ID, STATELESS_VERSION, encode_header_value, is_session_version, name_field,
 };
+use super::replies::{Replies, UpstreamError, final_response};
 use super::session::BackendSession;
 use super::stdio::{StdioError, StdioServer};
-use super::wire::RawResponse;
 use crate::config::{Credentials, HeaderConfig};
-use crate::gateway::http_client::HttpClient;
+use crate::gateway::http_client::{HttpClient, failure};
 use crate::gateway::jsonrpc::{HEADER_MISMATCH, MISSING_CLIENT_CAPABILITY, UNSUPPORTED_PROTOCOL_VERSION};
 use crate::gateway::jsonrpc::{Message, Notification, Request, Response};
 use crate::gateway::layer::BuildError;
-use crate::gateway::sse::SseParser;
 use crate::gateway::telemetry::span;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use serde_json::{Value, json};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::mpsc;
-
-/// Why a backend exchange failed.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum UpstreamError {
-    /// Network failure.
-    #[error("cannot reach MCP server: {0}")]
-    Connect(String),
-    /// No answer in time.
-    #[error("MCP server did not answer in time")]
-    Timeout,
-    /// The backend no longer knows the session.
-    #[error("MCP server ended the session")]
-    SessionGone,
-    /// An HTTP status that is not an MCP answer.
-    #[error("MCP server answered HTTP {0}")]
-    Status(u16),
-    /// An answer that is not MCP.
-    #[error("MCP server sent an invalid answer: {0}")]
-    Protocol(String),
-    /// stdio failure.
-    #[error("{0}")]
-    Stdio(#[from] StdioError),
-}
 
 /// How a backend is reached (a few per gateway: size does not matter).
 #[allow(clippy::large_enum_variant)]
@@ -145,35 +123,6 @@ pub fn resolve_headers(
         out.append(name, value);
     }
     Ok(out)
-}
-
-/// Messages of one exchange: notifications and server requests, then the response. A backend
-/// that answered with one JSON body has said everything already: its messages are handed over
-/// as they are, with no channel and no task in between (the common case of a tool call);
-/// an SSE answer (or a stdio child) delivers them as they come.
-pub enum Replies {
-    /// The messages of a JSON body, in order.
-    Ready(std::collections::VecDeque<Message>),
-    /// Messages as they arrive.
-    Stream(mpsc::Receiver<Message>),
-    /// The answer to a tools/call ([`Outgoing::ToolCall`], [`Outgoing::Wire`]) that was one
-    /// JSON body holding one successful response, as the backend sent it.
-    Raw(RawResponse),
-}
-
-impl Replies {
-    /// The next message; `None` once the exchange is over.
-    pub async fn recv(&mut self) -> Option<Message> {
-        match self {
-            Replies::Ready(q) => q.pop_front(),
-            Replies::Stream(rx) => rx.recv().await,
-            Replies::Raw(r) => {
-                let m = r.to_message();
-                *self = Replies::Ready(Default::default());
-                Some(m)
-            }
-        }
-    }
 }
 
 /// A request on its way to a backend.
@@ -398,7 +347,7 @@ impl Upstream {
                 let resp = tokio::time::timeout(self.timeout, client.request(req))
                     .await
                     .map_err(|_| UpstreamError::Timeout)?
-                    .map_err(|e| UpstreamError::Connect(e.to_string()))?;
+                    .map_err(|e| UpstreamError::Connect(failure(&e, &url.to_string())))?;
                 match resp.status() {
                     StatusCode::OK => {}
                     StatusCode::METHOD_NOT_ALLOWED => return Ok(None),
@@ -549,143 +498,24 @@ impl Upstream {
         let Transport::Http { url, client } = &self.transport else {
             unreachable!("http_exchange on a stdio backend")
         };
-        let mut req = http::Request::new(Full::new(body));
-        *req.method_mut() = Method::POST;
-        *req.uri_mut() = url.clone();
-        let h = req.headers_mut();
+        let mut h = HeaderMap::new();
         h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         h.insert(http::header::ACCEPT, HeaderValue::from_static("application/json, text/event-stream"));
-        self.common_headers(h, session)?;
+        self.common_headers(&mut h, session)?;
         // The trace context of the span the call runs in (a tool call's upstream span).
-        span::inject(&tracing::Span::current(), h);
+        span::inject(&tracing::Span::current(), &mut h);
         for (k, v) in extra {
             let v = HeaderValue::from_str(&v).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
             h.append(HeaderName::from_static(k), v);
         }
-        let resp = tokio::time::timeout(self.timeout, client.request(req))
-            .await
-            .map_err(|_| UpstreamError::Timeout)?
-            .map_err(|e| UpstreamError::Connect(e.to_string()))?;
-        let status = resp.status();
-        if status == StatusCode::NOT_FOUND && session.id.is_some() && !initialize {
-            return Err(UpstreamError::SessionGone);
-        }
-        let (parts, mut body) = resp.into_parts();
-        let headers = parts.headers;
-        let is_sse = headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("text/event-stream"));
-        let none = || Replies::Ready(Default::default());
-        if status == StatusCode::ACCEPTED {
-            return Ok((headers, none()));
-        }
-        if !status.is_success() && !is_json(&headers) {
-            return Err(UpstreamError::Status(status.as_u16()));
-        }
-        let max = self.max_message_bytes;
-        if is_sse {
-            let (tx, rx) = mpsc::channel(64);
-            tokio::spawn(async move {
-                // Nobody waits for the answer any more: close the stream (in the 2026-07-28 era
-                // that is how a request is cancelled).
-                let (tx, want_id) = (&tx, &want_id);
-                let deliver = |m: Message| async move {
-                    let last = matches!(&m, Message::Response(r) if Some(&r.id) == want_id.as_ref());
-                    tx.send(m).await.is_ok() && !last
-                };
-                pump_sse(body, max, tx.closed(), deliver).await;
-            });
-            Ok((headers, Replies::Stream(rx)))
-        } else {
-            let hint = http_body::Body::size_hint(&body).exact().unwrap_or(0);
-            let mut buf = Vec::with_capacity(usize::try_from(hint).unwrap_or(0).min(max));
-            while let Some(frame) = body.frame().await {
-                let frame = frame.map_err(|e| UpstreamError::Connect(e.to_string()))?;
-                if let Ok(d) = frame.into_data() {
-                    if buf.len() + d.len() > max {
-                        return Err(UpstreamError::Protocol(format!("answer over {max} bytes")));
-                    }
-                    buf.extend_from_slice(&d);
-                }
-            }
-            if buf.iter().all(u8::is_ascii_whitespace) {
-                return if status.is_success() {
-                    Ok((headers, none()))
-                } else {
-                    Err(UpstreamError::Status(status.as_u16()))
-                };
-            }
-            if raw_answer && status.is_success() {
-                match RawResponse::parse(buf) {
-                    Ok(r) => return Ok((headers, Replies::Raw(r))),
-                    Err(b) => buf = b,
-                }
-            }
-            let v: Value =
-                serde_json::from_slice(&buf).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
-            let items = match v {
-                Value::Array(a) => a,
-                v => vec![v],
-            };
-            let messages = items
-                .into_iter()
-                .map(|item| {
-                    Message::from_value(item).map_err(|_| UpstreamError::Protocol("not JSON-RPC".into()))
-                })
-                .collect::<Result<_, _>>()?;
-            Ok((headers, Replies::Ready(messages)))
-        }
-    }
-}
-
-fn is_json(h: &HeaderMap) -> bool {
-    h.get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"))
-}
-
-/// Reads `body` as SSE and hands each JSON-RPC message in it to `deliver`, until the body ends or
-/// breaks, an event is over `max` bytes, `closed` resolves (nobody listens any more) or `deliver`
-/// says to stop. Events that are not JSON-RPC messages are skipped.
-async fn pump_sse<D: std::future::Future<Output = bool>>(
-    mut body: hyper::body::Incoming,
-    max: usize,
-    closed: impl std::future::Future<Output = ()>,
-    mut deliver: impl FnMut(Message) -> D,
-) {
-    tokio::pin!(closed);
-    let mut parser = SseParser::new(max);
-    loop {
-        let frame = tokio::select! {
-            f = body.frame() => match f { Some(f) => f, None => return },
-            _ = &mut closed => return,
+        let to = Post {
+            url,
+            client,
+            headers: h,
+            timeout: self.timeout,
+            max_message_bytes: self.max_message_bytes,
+            in_session: session.id.is_some() && !initialize,
         };
-        let Ok(frame) = frame else { return };
-        let Ok(data) = frame.into_data() else { continue };
-        let Ok(events) = parser.push(&data) else { return };
-        for ev in events {
-            let Some(m) = parse_message(ev.data.as_bytes()) else { continue };
-            if !deliver(m).await {
-                return;
-            }
-        }
+        post(to, body, want_id, raw_answer).await
     }
-}
-
-fn parse_message(data: &[u8]) -> Option<Message> {
-    if data.is_empty() {
-        return None; // priming event
-    }
-    Message::from_value(serde_json::from_slice(data).ok()?).ok()
-}
-
-/// Waits for the response among an exchange's messages.
-pub async fn final_response(rx: &mut Replies) -> Result<Response, UpstreamError> {
-    while let Some(m) = rx.recv().await {
-        if let Message::Response(r) = m {
-            return Ok(r);
-        }
-    }
-    Err(UpstreamError::Protocol("the stream ended without a response".into()))
 }

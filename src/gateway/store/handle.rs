@@ -27,6 +27,9 @@ pub struct StoreHandle {
     pub gateway: String,
     /// What a failing store means for a request; `None` for the memory store, which cannot fail.
     pub failure_mode: Option<FailureMode>,
+    /// Where a gateway that fails open counts while its store fails: a memory store of its own,
+    /// kept across config versions (the memory store itself for a gateway without Redis).
+    pub local: Store,
     /// `cairn_store_errors_total` of this gateway and store kind.
     errors: Counter,
 }
@@ -38,7 +41,7 @@ impl StoreHandle {
     }
 
     /// Whether requests are refused while the store fails (`failureMode: Closed`); otherwise
-    /// they are served without its limits and budgets.
+    /// they are served and counted in [`StoreHandle::local`].
     pub fn fails_closed(&self) -> bool {
         self.failure_mode == Some(FailureMode::Closed)
     }
@@ -72,6 +75,15 @@ impl Stores {
             None => None,
         };
         let (store, failure_mode) = self.store(&gateway, config.store.as_ref(), password)?;
+        let local = match &store {
+            Store::Memory(_) => store.clone(),
+            Store::Redis(_) => {
+                let mut map = self.by_key.lock().unwrap_or_else(|e| e.into_inner());
+                map.entry(format!("local:{gateway}"))
+                    .or_insert_with(|| Store::Memory(Arc::new(MemoryStore::new())))
+                    .clone()
+            }
+        };
         let errors = metrics
             .store_errors
             .get_or_create(&StoreLabels { gateway: gateway.clone(), store: store.kind() })
@@ -81,6 +93,7 @@ impl Stores {
             prefix: format!("cairn:{}:", config.gateway.namespace),
             gateway,
             failure_mode,
+            local,
             errors,
         })
     }

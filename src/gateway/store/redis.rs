@@ -6,6 +6,8 @@ use super::keys::{
 };
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{IntoConnectionInfo, Script};
+use std::collections::VecDeque;
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// Checks request limits, token limits and blocking budgets, in that order; counts the request
@@ -73,8 +75,14 @@ return v
 /// Longest wait for one Redis operation before the failure mode applies.
 const OP_TIMEOUT: Duration = Duration::from_millis(1000);
 
+/// Most charges kept while Redis does not answer (beyond, the oldest are dropped, with a warning).
+pub const MAX_UNSENT: usize = 100_000;
+
 /// A Redis-backed store. Connects lazily and reconnects by itself; while Redis is down every
-/// operation fails fast with [`StoreError`] and the gateway applies its failure mode.
+/// operation fails fast with [`StoreError`] and the gateway applies its failure mode. A charge
+/// (tokens, cost) that fails is kept, and made before the next charge once Redis answers again,
+/// so spend served during an outage reaches the shared budgets (a charge whose answer timed out
+/// after Redis applied it is made twice: an outage may overcharge, never undercharge).
 pub struct RedisStore {
     conn: ConnectionManager,
     admit: Script,
@@ -83,7 +91,11 @@ pub struct RedisStore {
     claim: Script,
     lookup: Script,
     url: String,
+    /// Charges Redis did not take: keys with their expiry, and the amount.
+    unsent: Mutex<VecDeque<Charge>>,
 }
+
+type Charge = (Vec<(String, u64)>, u64);
 
 impl RedisStore {
     /// A store for `url` (`redis://host:port[/db]`), with an optional password.
@@ -111,6 +123,7 @@ impl RedisStore {
             claim: Script::new(CLAIM),
             lookup: Script::new(LOOKUP),
             url: url.to_string(),
+            unsent: Mutex::default(),
         })
     }
 
@@ -175,6 +188,52 @@ impl RedisStore {
     }
 
     pub(super) async fn add(&self, keys: &[(String, u64)], amount: u64) -> Result<(), StoreError> {
+        self.send_unsent().await;
+        let r = self.add_now(keys, amount).await;
+        if r.is_err() {
+            self.keep((keys.to_vec(), amount));
+        }
+        r
+    }
+
+    /// Charges kept for later, waiting to be made.
+    pub fn unsent(&self) -> usize {
+        self.unsent.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    fn keep(&self, charge: Charge) {
+        let mut q = self.unsent.lock().unwrap_or_else(|e| e.into_inner());
+        if q.len() >= MAX_UNSENT {
+            q.pop_front();
+            tracing::warn!(url = %self.url, "redis: more than {MAX_UNSENT} charges waiting; the oldest is dropped");
+        }
+        q.push_back(charge);
+    }
+
+    /// Makes the kept charges, oldest first, until one fails (it and the rest stay kept).
+    async fn send_unsent(&self) {
+        let waiting: Vec<Charge> = {
+            let mut q = self.unsent.lock().unwrap_or_else(|e| e.into_inner());
+            if q.is_empty() {
+                return;
+            }
+            q.drain(..).collect()
+        };
+        let n = waiting.len();
+        let mut rest = waiting.into_iter();
+        while let Some((keys, amount)) = rest.next() {
+            if self.add_now(&keys, amount).await.is_err() {
+                let mut q = self.unsent.lock().unwrap_or_else(|e| e.into_inner());
+                for c in std::iter::once((keys, amount)).chain(rest).rev() {
+                    q.push_front(c);
+                }
+                return;
+            }
+        }
+        tracing::info!(url = %self.url, charges = n, "redis answers again: the charges kept meanwhile are made");
+    }
+
+    async fn add_now(&self, keys: &[(String, u64)], amount: u64) -> Result<(), StoreError> {
         let mut inv = self.add.prepare_invoke();
         inv.arg(amount);
         for (k, exp) in keys {

@@ -1,5 +1,5 @@
 //! What both directions of translation share: the refusal of what cannot be translated, the
-//! API names it quotes, and the mapping of stop reasons and usage.
+//! API names it quotes, and the mapping of stop reasons, usage and tool calls.
 
 use crate::gateway::ai::usage::Usage;
 use serde_json::{Value, json};
@@ -72,6 +72,19 @@ pub fn usage_to_anthropic(u: &Usage) -> Value {
         "cache_creation_input_tokens": 0,
         "cache_read_input_tokens": u.cached_input,
         "output_tokens": u.output,
+    })
+}
+
+/// An Anthropic `tool_use` block as an OpenAI `tool_calls` entry, its `input` as the
+/// `arguments` string (assistant messages of a request, and whole responses).
+pub(super) fn tool_use_to_call(block: &Value) -> Value {
+    json!({
+        "id": block.get("id").cloned().unwrap_or(json!("")),
+        "type": "function",
+        "function": {
+            "name": block.get("name").cloned().unwrap_or(json!("")),
+            "arguments": block.get("input").cloned().unwrap_or_else(|| json!({})).to_string(),
+        },
     })
 }
 

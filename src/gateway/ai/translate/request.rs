@@ -1,6 +1,8 @@
 //! Requests, both ways: OpenAI Chat Completions → Anthropic Messages, and back.
 
-use super::mapping::{ANTHROPIC, OPENAI, TranslateError, invalid, text_of_parts, unsupported};
+use super::mapping::{
+    ANTHROPIC, OPENAI, TranslateError, invalid, text_of_parts, tool_use_to_call, unsupported,
+};
 use serde_json::{Map, Value, json};
 
 /// `max_tokens` sent to Anthropic when an OpenAI request has none (Anthropic requires it).
@@ -436,14 +438,7 @@ pub fn messages_to_chat_request(req: &Value) -> Result<Value, TranslateError> {
                 for b in blocks {
                     match b.get("type").and_then(Value::as_str).unwrap_or("") {
                         "text" => text.push_str(b.get("text").and_then(Value::as_str).unwrap_or("")),
-                        "tool_use" => calls.push(json!({
-                            "id": b.get("id").cloned().unwrap_or(json!("")),
-                            "type": "function",
-                            "function": {
-                                "name": b.get("name").cloned().unwrap_or(json!("")),
-                                "arguments": b.get("input").cloned().unwrap_or_else(|| json!({})).to_string(),
-                            },
-                        })),
+                        "tool_use" => calls.push(tool_use_to_call(b)),
                         "thinking" | "redacted_thinking" => {}
                         other => {
                             return Err(unsupported(

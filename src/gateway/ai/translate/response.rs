@@ -1,7 +1,8 @@
 //! Whole (non-streamed) responses, both ways.
 
 use super::mapping::{
-    anthropic_stop_to_openai, openai_finish_to_anthropic, text_of_parts, usage_to_anthropic, usage_to_openai,
+    anthropic_stop_to_openai, openai_finish_to_anthropic, text_of_parts, tool_use_to_call,
+    usage_to_anthropic, usage_to_openai,
 };
 use crate::gateway::ai::usage::{from_anthropic_usage, from_openai_usage};
 use serde_json::{Value, json};
@@ -17,14 +18,7 @@ pub fn messages_to_chat_response(resp: &Value, created: u64) -> Value {
             match b.get("type").and_then(Value::as_str).unwrap_or("") {
                 "text" => text.push_str(b.get("text").and_then(Value::as_str).unwrap_or("")),
                 "thinking" => reasoning.push_str(b.get("thinking").and_then(Value::as_str).unwrap_or("")),
-                "tool_use" => calls.push(json!({
-                    "id": b.get("id").cloned().unwrap_or(json!("")),
-                    "type": "function",
-                    "function": {
-                        "name": b.get("name").cloned().unwrap_or(json!("")),
-                        "arguments": b.get("input").cloned().unwrap_or_else(|| json!({})).to_string(),
-                    },
-                })),
+                "tool_use" => calls.push(tool_use_to_call(b)),
                 _ => {}
             }
         }

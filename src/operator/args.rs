@@ -1,0 +1,100 @@
+//! The command line of `cairn operator`: the subcommand, its flags and the environment it reads,
+//! in one place. `main.rs` flattens [`Command`] into `cairn`'s subcommands; the chart's test
+//! parses the operator container's args with it (tests/chart.rs), so the two cannot drift apart.
+
+use super::Options;
+use std::net::{IpAddr, SocketAddr};
+
+/// Environment read outside the flags: the log filter (`RUST_LOG`, read by
+/// `EnvFilter::try_from_default_env` in `main.rs`).
+pub const LOG_FILTER_ENV: &str = tracing_subscriber::EnvFilter::DEFAULT_ENV;
+
+/// Where a pod finds its own namespace when `POD_NAMESPACE` is unset.
+const SERVICE_ACCOUNT_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+/// The `operator` subcommand of `cairn`.
+#[derive(Clone, Debug, clap::Subcommand)]
+pub enum Command {
+    /// Run the operator: watch the Cairn kinds and keep every gateway's objects and config
+    /// written, and every object's status true. Logs JSON to stderr.
+    Operator(Args),
+}
+
+/// Flags of `cairn operator`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct Args {
+    /// Namespace to watch (repeat for more). Default: all namespaces.
+    #[arg(long = "namespace", short = 'n')]
+    pub namespaces: Vec<String>,
+    /// The Cairn image gateway pods (and MCP bridge init containers) run; its entrypoint is
+    /// `cairn`.
+    #[arg(long, env = "CAIRN_GATEWAY_IMAGE", default_value = concat!("cairn:", env!("CARGO_PKG_VERSION")))]
+    pub gateway_image: String,
+    /// Pull policy of that image (Always, IfNotPresent, Never). Default: the cluster's.
+    #[arg(long, env = "CAIRN_GATEWAY_IMAGE_PULL_POLICY", value_parser = ["Always", "IfNotPresent", "Never"])]
+    pub gateway_image_pull_policy: Option<String>,
+    /// Cluster DNS domain, for the addresses of deployed MCP servers.
+    #[arg(long, default_value = "cluster.local")]
+    pub cluster_domain: String,
+    /// Port of /metrics, /healthz and /readyz.
+    #[arg(long, default_value_t = 9090)]
+    pub admin_port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub address: IpAddr,
+    /// Elect one writing replica through a Lease (`--leader-elect=false`: always write).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+    /// Namespace of the Lease. Default: the pod's (POD_NAMESPACE, then the in-cluster
+    /// ServiceAccount's namespace), else `default`.
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// Name of the Lease (one per installation: two operators sharing it elect one leader
+    /// between them).
+    #[arg(long, default_value = "cairn-operator")]
+    pub lease_name: String,
+    /// This replica's identity in the Lease and in Events. Default: POD_NAME, else
+    /// hostname-pid.
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Log format.
+    #[arg(long, default_value = "json", value_parser = ["json", "text"])]
+    pub log_format: String,
+}
+
+impl Args {
+    /// The operator's options; the defaults that depend on where it runs are resolved here.
+    pub fn options(self) -> Options {
+        Options {
+            namespaces: self.namespaces,
+            settings: super::render::Settings {
+                image: self.gateway_image,
+                image_pull_policy: self.gateway_image_pull_policy,
+            },
+            cluster_domain: self.cluster_domain,
+            http_address: SocketAddr::new(self.address, self.admin_port),
+            leader_elect: self.leader_elect,
+            lease_namespace: self
+                .lease_namespace
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(service_account_namespace),
+            lease_name: self.lease_name,
+            identity: self.identity.filter(|s| !s.is_empty()).unwrap_or_else(default_identity),
+        }
+    }
+}
+
+/// The in-cluster ServiceAccount's namespace, else `default`.
+fn service_account_namespace() -> String {
+    std::fs::read_to_string(SERVICE_ACCOUNT_NAMESPACE)
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "default".into())
+}
+
+/// hostname-pid.
+fn default_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "cairn".into());
+    format!("{}-{}", host.trim(), std::process::id())
+}
