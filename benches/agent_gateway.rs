@@ -132,12 +132,13 @@ async fn start_gateway(upstream: &str) -> (String, tokio::sync::watch::Sender<bo
             virtual_key_salt: salt.into(),
         },
         store: None,
-        telemetry: TelemetryConfig { otlp_endpoint: None, access_log: false },
+        telemetry: TelemetryConfig { otlp: None, access_log: false, subject_labels: true },
         policy: PolicyConfig {
             default_action: DefaultAction::Deny,
             subjects: vec![SubjectConfig {
                 name: "caller".into(),
                 identities: vec![IdentityConfig::VirtualKey { hash: hash_virtual_key(salt, "bench-key") }],
+                team: None,
             }],
             policies: vec![PolicyRules {
                 name: "p".into(),
@@ -178,6 +179,7 @@ async fn start_gateway(upstream: &str) -> (String, tokio::sync::watch::Sender<bo
     let (stop, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(cairn::gateway::layer::serve::<AgentLayer>(
         listener,
+        "bench/agents".into(),
         Arc::new(ArcSwap::from_pointee(rt)),
         rx,
     ));

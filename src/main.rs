@@ -241,12 +241,12 @@ fn main() -> Result<ExitCode> {
                 // clap requires one of them.
                 (None, None) => unreachable!("clap requires --config-map or --config"),
             };
-            serve(|shutdown| cairn::serve::gateway(layer, source, listen, shutdown))
+            serve(|traces, shutdown| cairn::serve::gateway(layer, source, listen, traces, shutdown))
         }
         Command::Run { paths, namespace, admin_port, address } => {
             let options = Options::default().with_namespace(namespace);
             let listen = cairn::serve::Listen { address, admin_port: Some(admin_port) };
-            serve(|shutdown| cairn::serve::run(paths, options, listen, shutdown))
+            serve(|traces, shutdown| cairn::serve::run(paths, options, listen, traces, shutdown))
         }
         Command::Operator(cairn::operator::args::Command::Operator(args)) => {
             let log_format = args.log_format.clone();
@@ -271,26 +271,30 @@ fn main() -> Result<ExitCode> {
     }
 }
 
-/// Runs a serving command on a multi-threaded runtime until SIGINT or SIGTERM.
+/// Runs a serving command on a multi-threaded runtime until SIGINT or SIGTERM. Logs go to
+/// stderr; the `tracing` spans are also the gateways' trace spans (`cairn::gateway::telemetry`).
 fn serve<F, Fut>(f: F) -> Result<ExitCode>
 where
-    F: FnOnce(cairn::gateway::server::Shutdown) -> Fut,
+    F: FnOnce(cairn::gateway::telemetry::Traces, cairn::gateway::server::Shutdown) -> Fut,
     Fut: std::future::Future<Output = Result<(), cairn::serve::ServeError>>,
 {
-    tracing_subscriber::fmt()
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let traces = cairn::gateway::telemetry::Traces::new();
+    // Request spans are traced, not logged, unless RUST_LOG asks for them.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,cairn::request=off"));
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         // Colours only on a terminal: a pod's log (a file, a pipe) gets plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    tracing_subscriber::registry().with(fmt.with_filter(filter)).with(traces.layer()).init();
     let rt =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     let result = rt.block_on(async {
         let shutdown = cairn::gateway::supervisor::shutdown_on_signal();
-        f(shutdown).await
+        f(traces, shutdown).await
     });
     match result {
         Ok(()) => Ok(ExitCode::SUCCESS),

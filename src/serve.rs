@@ -15,12 +15,16 @@ use crate::gateway::server::Shutdown;
 use crate::gateway::source::file::{self, FileError, POLL_INTERVAL, fingerprint};
 use crate::gateway::source::kube::{self as cluster, Cluster, ClusterError};
 use crate::gateway::supervisor::Supervisor;
+use crate::gateway::telemetry::Traces;
 use crate::manifest::Options;
 use crate::workspace::Workspace;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
+
+/// How long queued spans may take to be exported when the process stops.
+const TRACES_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Where to listen.
 #[derive(Clone, Debug)]
@@ -119,9 +123,10 @@ pub async fn run(
     paths: Vec<PathBuf>,
     options: Options,
     listen: Listen,
+    traces: Traces,
     mut shutdown: Shutdown,
 ) -> Result<(), ServeError> {
-    let core = Core::new(Env::from_process());
+    let core = Core::with_traces(Env::from_process(), traces);
     let admin = start_admin(&listen, &core, &shutdown).await?;
     let mut sup = Supervisor::new(core.clone(), layers(&core), listen.address);
     let mut seen = fingerprint(&paths);
@@ -158,6 +163,7 @@ pub async fn run(
     }
     core.status.set_ready(false);
     sup.shutdown().await;
+    core.traces.shutdown(TRACES_GRACE).await;
     if let Some(a) = admin {
         let _ = a.await;
     }
@@ -170,9 +176,10 @@ pub async fn gateway(
     layer: Layer,
     source: Source,
     listen: Listen,
+    traces: Traces,
     shutdown: Shutdown,
 ) -> Result<(), ServeError> {
-    let core = Core::new(Env::from_process());
+    let core = Core::with_traces(Env::from_process(), traces);
     let admin = start_admin(&listen, &core, &shutdown).await?;
     let mut sup = Supervisor::new(core.clone(), layers(&core), listen.address);
     let result = match source {
@@ -190,6 +197,7 @@ pub async fn gateway(
     };
     core.status.set_ready(false);
     sup.shutdown().await;
+    core.traces.shutdown(TRACES_GRACE).await;
     if let Some(a) = admin {
         // On an error the admin server still runs: it stops with the process.
         if result.is_ok() {

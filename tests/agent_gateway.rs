@@ -17,6 +17,7 @@ use cairn::gateway::agent::AgentLayer;
 use cairn::gateway::core::{Core, Env};
 use cairn::gateway::layer::Layer as _;
 use cairn::gateway::sse::SseParser;
+use cairn::gateway::telemetry::Traces;
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -40,6 +41,7 @@ fn subject(name: &str) -> SubjectConfig {
     SubjectConfig {
         name: name.into(),
         identities: vec![IdentityConfig::VirtualKey { hash: hash_virtual_key(SALT, &format!("{name}-key")) }],
+        team: None,
     }
 }
 
@@ -82,7 +84,7 @@ fn config(agents: Vec<A2aAgentConfig>) -> GatewayConfig {
             virtual_key_salt: SALT.into(),
         },
         store: None,
-        telemetry: TelemetryConfig { otlp_endpoint: None, access_log: false },
+        telemetry: TelemetryConfig { otlp: None, access_log: false, subject_labels: true },
         policy: PolicyConfig {
             default_action: DefaultAction::Deny,
             subjects: ["alice", "bob", "dave", "eve"].into_iter().map(subject).collect(),
@@ -132,12 +134,32 @@ async fn gateway(agents: Vec<A2aAgentConfig>) -> Gateway {
     serve_config(config(agents)).await
 }
 
+/// The tracer provider of this test process, whose `tracing` layer is installed once with a JSON
+/// log writer (as `cairn gateway` installs it), so that calls have spans, trace context is
+/// propagated and audit events carry trace ids.
+fn traces() -> Traces {
+    static TRACES: std::sync::OnceLock<Traces> = std::sync::OnceLock::new();
+    TRACES
+        .get_or_init(|| {
+            use tracing_subscriber::layer::SubscriberExt;
+            use tracing_subscriber::util::SubscriberInitExt;
+            let t = Traces::new();
+            let _ = tracing_subscriber::registry()
+                .with(tracing_subscriber::fmt::layer().json().with_writer(|| LogWriter))
+                .with(t.layer())
+                .try_init();
+            t
+        })
+        .clone()
+}
+
 async fn serve_config(cfg: GatewayConfig) -> Gateway {
-    serve_in(Core::new(Env::from_process()), cfg).await
+    serve_in(Core::with_traces(Env::from_process(), traces()), cfg).await
 }
 
 /// A gateway whose core resolves the names of `support::hosts` where they say.
 async fn serve_resolving(cfg: GatewayConfig) -> Gateway {
+    traces();
     serve_in(Core::with_resolver(Env::from_process(), support::hosts::resolver()), cfg).await
 }
 
@@ -148,7 +170,7 @@ async fn serve_in(core: Arc<Core>, cfg: GatewayConfig) -> Gateway {
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (stop, rx) = tokio::sync::watch::channel(false);
     let current = Arc::new(ArcSwap::from_pointee(rt));
-    tokio::spawn(cairn::gateway::layer::serve::<AgentLayer>(listener, current, rx));
+    tokio::spawn(cairn::gateway::layer::serve::<AgentLayer>(listener, "test/agents".into(), current, rx));
     Gateway { url, core, stop }
 }
 
@@ -1103,10 +1125,6 @@ impl std::io::Write for LogWriter {
 
 #[tokio::test]
 async fn every_call_writes_one_json_audit_line() {
-    static INIT: std::sync::Once = std::sync::Once::new();
-    INIT.call_once(|| {
-        let _ = tracing_subscriber::fmt().json().with_writer(|| LogWriter).try_init();
-    });
     let (_agent, gw) = setup().await;
     // Tests run in parallel and their agents number tasks alike: this test's calls carry a
     // trace id of their own, and the audit lines are found by it.

@@ -62,7 +62,7 @@ fn config(
         "gateway": {"namespace": "t", "name": "llm", "layer": "ai"},
         "listener": {"port": port, "maxRequestBytes": 4096},
         "auth": auth.unwrap_or_else(|| json!({"allowAnonymous": true, "virtualKeySalt": SALT})),
-        "telemetry": {"accessLog": false},
+        "telemetry": {"accessLog": false, "subjectLabels": true},
         // The mock upstreams listen on loopback, as in local mode.
         "egress": {"allowLoopback": true},
         "policy": policy.unwrap_or_else(|| json!({"defaultAction": "allow"})),
@@ -473,7 +473,7 @@ async fn streams_are_forwarded_chunk_by_chunk_and_usage_is_captured_but_hidden()
         "{m}"
     );
     // 11 input tokens × $1 + 7 output tokens × $2 = $25 at these (absurd) test prices.
-    assert!(m.contains("cairn_ai_cost_usd_total{gateway=\"t/llm\",route=\"r\",backend=\"a\",model=\"m\",subject=\"anonymous\"} 25.0"), "{m}");
+    assert!(m.contains("cairn_ai_cost_usd_total{gateway=\"t/llm\",route=\"r\",backend=\"a\",gen_ai_request_model=\"m\",subject=\"anonymous\"} 25.0"), "{m}");
 }
 
 #[tokio::test]
@@ -711,7 +711,7 @@ async fn the_echo_backend_answers_through_the_same_path() {
     assert!(all.contains("\" b\"") && all.ends_with("data: [DONE]\n\n") && !all.contains("usage"), "{all}");
     let r = call(port, "POST", "/v1/embeddings", &[], r#"{"model":"gpt-4o-mini","input":["x","y"]}"#).await;
     assert_eq!(r.body["data"].as_array().map(Vec::len), Some(2), "{}", r.raw);
-    assert!(gw.metrics().contains("cairn_ai_requests_total{gateway=\"t/llm\",route=\"r\",backend=\"echo\",model=\"gpt-4o-mini\",subject=\"anonymous\",outcome=\"ok\"} 3"), "{}", gw.metrics());
+    assert!(gw.metrics().contains("cairn_ai_requests_total{gateway=\"t/llm\",route=\"r\",backend=\"echo\",gen_ai_request_model=\"gpt-4o-mini\",subject=\"anonymous\",outcome=\"ok\"} 3"), "{}", gw.metrics());
 }
 
 fn redis_config(port: u16, mock: &MockLlm, redis_url: &str, failure_mode: &str, rpm: u64) -> GatewayConfig {
@@ -1174,10 +1174,14 @@ async fn responses_and_embeddings_pass_through_with_usage_accounted() {
     assert_eq!((r.status, r.body["object"].as_str()), (200, Some("list")), "{}", r.raw);
     support::wait_until(Duration::from_secs(10), "usage of all three recorded", || async {
         let m = gw.metrics();
-        (m.matches(&format!("gen_ai_token_type=\"input\",estimated=\"false\"}} {}.0", 3 * PROMPT_TOKENS))
-            .count()
-            == 1)
-            .then_some(())
+        // Summed over the operations (`chat` for responses, `embeddings`).
+        let input: f64 = m
+            .lines()
+            .filter(|l| l.starts_with("gen_ai_client_token_usage_sum{"))
+            .filter(|l| l.contains("gen_ai_token_type=\"input\",estimated=\"false\"}"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        (input == (3 * PROMPT_TOKENS) as f64).then_some(())
     })
     .await;
 }

@@ -310,6 +310,7 @@ fn values_schema_refuses_wrong_types_unknown_values_and_negative_replicas_naming
         ("replicas=2", "additional properties 'replicas' not allowed"),
         ("serviceMonitor.enable=true", "at '/serviceMonitor': additional properties 'enable' not allowed"),
         ("watchNamespaces[0]=Team_A", "/watchNamespaces/0'"),
+        ("grafanaDashboard.enabled=yes", "/grafanaDashboard/enabled': got string, want boolean"),
     ] {
         let err = render(&["--set", set]).expect_err(set);
         assert!(err.contains(expected), "--set {set}: expected {expected:?} in:\n{err}");

@@ -52,7 +52,7 @@ fn config(name: &str, servers: Vec<McpServerConfig>, policy: PolicyConfig) -> Ga
             virtual_key_salt: SALT.into(),
         },
         store: None,
-        telemetry: TelemetryConfig { otlp_endpoint: None, access_log: false },
+        telemetry: TelemetryConfig { otlp: None, access_log: false, subject_labels: true },
         policy,
         // Its servers listen on loopback, as in local mode.
         egress: cairn::config::EgressConfig { allow_loopback: true, ..Default::default() },
@@ -80,10 +80,12 @@ fn bot_policy() -> PolicyConfig {
             SubjectConfig {
                 name: "bot".into(),
                 identities: vec![IdentityConfig::VirtualKey { hash: hash_virtual_key(SALT, BOT_KEY) }],
+                team: None,
             },
             SubjectConfig {
                 name: "other".into(),
                 identities: vec![IdentityConfig::VirtualKey { hash: hash_virtual_key(SALT, OTHER_KEY) }],
+                team: None,
             },
         ],
         policies: vec![PolicyRules {
@@ -1367,11 +1369,15 @@ spec:
     assert!(audit.get("arguments").is_none());
     assert!(audit["latency_ms"].as_f64().is_some());
     assert!(!audit["session"].as_str().unwrap().is_empty());
+    // The line names its request's span (exported or not).
+    assert_eq!(audit["trace_id"].as_str().map(str::len), Some(32), "{audit}");
+    assert_eq!(audit["span_id"].as_str().map(str::len), Some(16), "{audit}");
 
     // The MCP metrics are on the admin port.
     let m = client().get(format!("http://127.0.0.1:{admin}/metrics").parse().unwrap()).await.unwrap();
     let text = String::from_utf8_lossy(&m.into_body().collect().await.unwrap().to_bytes()).into_owned();
-    assert!(text.contains("cairn_mcp_tool_calls_total{gateway=\"default/tools\",server=\"py\",tool=\"add\",subject=\"anonymous\",outcome=\"ok\"} 1"), "{text}");
+    // Without `telemetry.subjectLabels` the caller is not a label value.
+    assert!(text.contains("cairn_mcp_tool_calls_total{gateway=\"default/tools\",server=\"py\",tool=\"add\",subject=\"\",outcome=\"ok\"} 1"), "{text}");
     let _ = child.kill();
     let _ = child.wait();
 }

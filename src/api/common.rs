@@ -232,22 +232,55 @@ pub struct Store {
     pub redis: RedisStore,
 }
 
-/// Logs, metrics and traces.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+/// Logs, metrics and traces (docs/telemetry.md).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.otlpEndpoint) || (!has(self.otlpProtocol) && !has(self.samplingRatio))").message("otlpProtocol and samplingRatio need otlpEndpoint"))]
 pub struct Telemetry {
-    /// OTLP/gRPC endpoint for traces, e.g. `http://otel-collector:4317`.
+    /// OTLP endpoint the gateway exports its trace spans to: `http://otel-collector:4317` for
+    /// gRPC, `http://otel-collector:4318` for HTTP (`/v1/traces` is appended unless the URL ends
+    /// with it). Unset: no span is exported; `traceparent`, `tracestate` and `baggage` are still
+    /// forwarded, and log lines still carry `trace_id` and `span_id`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = "^https?://"))]
     pub otlp_endpoint: Option<String>,
+    /// OTLP transport to the endpoint. Default `Grpc`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otlp_protocol: Option<OtlpProtocol>,
+    /// Share of the traces this gateway starts that are sampled, from 0 to 1 (default 1). A
+    /// request that carries a `traceparent` follows its caller's sampled flag (parent-based).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1))]
+    pub sampling_ratio: Option<f64>,
     /// Write one JSON access-log line per request (never prompt bodies or keys).
     #[serde(default = "yes")]
     pub access_log: bool,
+    /// Label request metrics with the calling Agent (`subject`). Off by default: the series
+    /// count then does not grow with the number of Agents (the worst case per gateway is in
+    /// docs/telemetry.md); spend by policy is counted either way.
+    #[serde(default)]
+    pub subject_labels: bool,
+}
+
+/// OTLP transports.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum OtlpProtocol {
+    /// OTLP over gRPC (port 4317 by convention).
+    #[default]
+    Grpc,
+    /// OTLP over HTTP with protobuf bodies (port 4318 by convention).
+    HttpProtobuf,
 }
 
 impl Default for Telemetry {
     fn default() -> Self {
-        Self { otlp_endpoint: None, access_log: true }
+        Self {
+            otlp_endpoint: None,
+            otlp_protocol: None,
+            sampling_ratio: None,
+            access_log: true,
+            subject_labels: false,
+        }
     }
 }
 

@@ -119,7 +119,7 @@ pub(crate) fn build(
                     })
                     .collect();
                 identities.sort();
-                SubjectConfig { name: name.clone(), identities }
+                SubjectConfig { name: name.clone(), identities, team: local.teams.get(name).cloned() }
             })
             .collect(),
         policies: local.policies.clone(),
@@ -152,10 +152,7 @@ pub(crate) fn build(
             virtual_key_salt: salt,
         },
         store,
-        telemetry: config::TelemetryConfig {
-            otlp_endpoint: common.telemetry.otlp_endpoint.clone(),
-            access_log: common.telemetry.access_log,
-        },
+        telemetry: telemetry(&common.telemetry),
         policy,
         egress: Default::default(),
         ai: None,
@@ -163,4 +160,27 @@ pub(crate) fn build(
         agent: None,
     };
     Some((cfg, creds))
+}
+
+/// The telemetry settings: for OTLP over HTTP the endpoint becomes the traces URL (`/v1/traces`
+/// appended unless it ends with it, as OpenTelemetry SDKs do with a base endpoint).
+fn telemetry(t: &api::common::Telemetry) -> config::TelemetryConfig {
+    let otlp = t.otlp_endpoint.as_ref().map(|endpoint| {
+        let protocol = match t.otlp_protocol.unwrap_or_default() {
+            api::common::OtlpProtocol::Grpc => config::OtlpProtocol::Grpc,
+            api::common::OtlpProtocol::HttpProtobuf => config::OtlpProtocol::HttpProtobuf,
+        };
+        let endpoint = match protocol {
+            config::OtlpProtocol::HttpProtobuf if !endpoint.trim_end_matches('/').ends_with("/v1/traces") => {
+                format!("{}/v1/traces", endpoint.trim_end_matches('/'))
+            }
+            _ => endpoint.clone(),
+        };
+        config::OtlpConfig {
+            endpoint,
+            protocol,
+            sampling_ratio: t.sampling_ratio.unwrap_or(1.0).clamp(0.0, 1.0),
+        }
+    });
+    config::TelemetryConfig { otlp, access_log: t.access_log, subject_labels: t.subject_labels }
 }

@@ -16,11 +16,16 @@ pub(crate) enum RawIdentity {
     VirtualKey { key: String },
 }
 
+/// The Agent label whose value is the Agent's team in metrics (`cairn_subject_info`).
+pub const TEAM_LABEL: &str = "team";
+
 /// One namespace's callers and policies.
 #[derive(Default)]
 pub(crate) struct Namespace {
     /// Agent name → identities, sorted by name.
     pub(crate) subjects: BTreeMap<String, Vec<RawIdentity>>,
+    /// Agent name → the value of its [`TEAM_LABEL`] label, for Agents that have one.
+    pub(crate) teams: BTreeMap<String, String>,
     /// Resolved policies, sorted by name.
     pub(crate) policies: Vec<PolicyRules>,
 }
@@ -95,7 +100,11 @@ pub(crate) fn resolve(index: &Index<'_>, diags: &mut Diags) -> Resolved {
         }
         ids.sort();
         ids.dedup();
-        namespaces.entry(ns).or_default().subjects.insert(obj.name().to_string(), ids);
+        let entry = namespaces.entry(ns).or_default();
+        if let Some(team) = agent.metadata.labels.as_ref().and_then(|l| l.get(TEAM_LABEL)) {
+            entry.teams.insert(obj.name().to_string(), team.clone());
+        }
+        entry.subjects.insert(obj.name().to_string(), ids);
     }
 
     let mut effective = BTreeMap::new();

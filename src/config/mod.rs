@@ -262,11 +262,36 @@ pub struct StoreConfig {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TelemetryConfig {
-    /// OTLP endpoint for traces.
+    /// Where trace spans are exported; `None` exports none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub otlp_endpoint: Option<String>,
+    pub otlp: Option<OtlpConfig>,
     /// One JSON line per request.
     pub access_log: bool,
+    /// Label request metrics with the subject (otherwise the label is empty).
+    #[serde(default)]
+    pub subject_labels: bool,
+}
+
+/// An OTLP trace exporter.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OtlpConfig {
+    /// The endpoint URL (for HTTP, the full traces URL).
+    pub endpoint: String,
+    /// Transport.
+    pub protocol: OtlpProtocol,
+    /// Share of new traces sampled, 0 to 1; requests with a parent follow its flag.
+    pub sampling_ratio: f64,
+}
+
+/// OTLP transports.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum OtlpProtocol {
+    /// gRPC.
+    Grpc,
+    /// HTTP with protobuf bodies.
+    HttpProtobuf,
 }
 
 /// What callers no policy names may do.
@@ -302,6 +327,9 @@ pub struct SubjectConfig {
     /// Ways it proves who it is.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub identities: Vec<IdentityConfig>,
+    /// The Agent's `team` label, for metrics (`cairn_subject_info`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
 }
 
 /// One way a subject proves who it is.

@@ -24,10 +24,13 @@
 //!
 //! Each layer answers a [`Refusal`] in its protocol's format (its `error` module).
 
-use crate::config::BudgetAction;
+use crate::config::{BudgetAction, Layer};
 use crate::gateway::clock::unix_now;
+use crate::gateway::metrics::{DenialLabels, Denials};
 use crate::gateway::store::{Admission, BudgetReq, LimitReq, StoreError, StoreHandle};
+use crate::gateway::telemetry::span;
 use crate::policy::{Decision, Denied, PolicyIndex, Target, window_end};
+use std::sync::Arc;
 
 /// Why a call is refused.
 #[derive(Debug)]
@@ -61,6 +64,15 @@ pub fn store_unavailable_message(e: &StoreError) -> String {
 }
 
 impl Refusal<'_> {
+    /// Why, for `cairn_policy_denials_total` and the request's span: the policy's reason for a
+    /// refusal of the policy ([`crate::policy::DenyReason::category`]), the category otherwise.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refusal::Forbidden(d) => d.reason.category(),
+            r => r.category(),
+        }
+    }
+
     /// Low-cardinality name for metrics and logs.
     pub fn category(&self) -> &'static str {
         match self {
@@ -75,6 +87,8 @@ impl Refusal<'_> {
 /// What the policy grants a call: the limits and budgets it counts against.
 #[derive(Debug, Default)]
 pub struct Grant {
+    /// Allowed by the gateway's `defaultAction: Allow` (no policy names the caller).
+    pub by_default: bool,
     /// Request and token limits of the grants that allow the call.
     pub limits: Vec<LimitReq>,
     /// Budgets (model calls only), keyed by their current window.
@@ -88,6 +102,8 @@ pub struct Admitted {
     pub limits: Vec<LimitReq>,
     /// The budgets its cost is charged to.
     pub budgets: Vec<BudgetReq>,
+    /// Allowed by the gateway's `defaultAction: Allow`.
+    pub by_default: bool,
 }
 
 /// The policy's decision on `subject` calling `target`. Model calls count requests and tokens
@@ -121,14 +137,14 @@ pub fn check<'a>(
             expires_at: window_end(b.budget.window, now),
         })
         .collect();
-    Ok(Grant { limits, budgets })
+    Ok(Grant { by_default: allowed.by_default(), limits, budgets })
 }
 
 impl Grant {
     /// Counts the call in `store`: refused when a limit is reached or a blocking budget spent;
     /// a failing store is answered by its failure mode (see the module's table).
     pub async fn count<'a>(self, store: &StoreHandle) -> Result<Admitted, Refusal<'a>> {
-        let Grant { limits, budgets } = self;
+        let Grant { by_default, limits, budgets } = self;
         let now = unix_now();
         let admission = match store.store.admit(&store.prefix, now, &limits, &budgets).await {
             Ok(a) => a,
@@ -150,7 +166,7 @@ impl Grant {
             }
         };
         match admission {
-            Admission::Allowed => Ok(Admitted { limits, budgets }),
+            Admission::Allowed => Ok(Admitted { limits, budgets, by_default }),
             Admission::RateLimited { key, what, limit, retry_after } => {
                 Err(Refusal::RateLimited { key, what, limit, retry_after })
             }
@@ -168,6 +184,37 @@ pub async fn admit<'a>(
     store: &StoreHandle,
 ) -> Result<Admitted, Refusal<'a>> {
     check(subject, target, policy)?.count(store).await
+}
+
+/// Records the verdict of admission on the request's span: `allow` (`granted`, or
+/// `default-allow` when `Ok(true)`: allowed by `defaultAction: Allow`) or `deny` with the
+/// refusal's reason, which is also counted in `cairn_policy_denials_total`. Every layer calls it
+/// where its admission ends.
+pub fn record(
+    verdict: Result<bool, &Refusal<'_>>,
+    span: &tracing::Span,
+    denials: &Denials,
+    gateway: &Arc<str>,
+    layer: Layer,
+) {
+    match verdict {
+        Ok(by_default) => span::decision(span, true, if by_default { "default-allow" } else { "granted" }),
+        Err(r) => refused(r.reason(), span, denials, gateway, layer),
+    }
+}
+
+/// Records a refusal for `reason` (one of the fixed set of `cairn_policy_denials_total`) on the
+/// span and in the counter: what a layer calls for a caller refused before admission
+/// (`unauthenticated`).
+pub fn refused(
+    reason: &'static str,
+    span: &tracing::Span,
+    denials: &Denials,
+    gateway: &Arc<str>,
+    layer: Layer,
+) {
+    span::decision(span, false, reason);
+    denials.get_or_create(&DenialLabels { gateway: gateway.clone(), layer: layer.as_str(), reason }).inc();
 }
 
 #[cfg(test)]

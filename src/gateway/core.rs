@@ -11,6 +11,7 @@
 //! | [`Core::stores`] | the limits stores (memory per gateway, Redis per URL) |
 //! | [`Core::env`] | the process environment, read once at start-up |
 //! | [`Core::status`] | readiness and the config each gateway serves, for the admin port |
+//! | [`Core::traces`] | the tracer provider and each gateway's OTLP export |
 //!
 //! The listener is [`crate::gateway::server`], the admin port [`crate::gateway::admin`], the
 //! config holder and its atomic swap [`crate::gateway::supervisor`] (fed by a config source:
@@ -23,6 +24,7 @@ use crate::gateway::http_client::HttpClients;
 use crate::gateway::identity::{JwksCache, ServiceAccountEnv};
 use crate::gateway::metrics::Metrics;
 use crate::gateway::store::{StoreHandle, StoreSetupError, Stores};
+use crate::gateway::telemetry::Traces;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -55,28 +57,39 @@ pub struct Core {
     pub env: Env,
     /// Readiness and configs in service.
     pub status: Status,
+    /// Traces: the provider whose `tracing` layer the process installed, and the export.
+    pub traces: Traces,
 }
 
 impl Core {
-    /// A core for a process whose environment is `env`.
+    /// A core for a process whose environment is `env`, with a tracer provider of its own (no
+    /// span is exported unless its `tracing` layer is installed: [`Core::with_traces`]).
     pub fn new(env: Env) -> Arc<Core> {
-        Core::with_http(env, HttpClients::default())
+        Core::build(env, HttpClients::default(), Traces::new())
+    }
+
+    /// A core whose spans are those of `traces` (the provider of the process's `tracing` layer).
+    pub fn with_traces(env: Env, traces: Traces) -> Arc<Core> {
+        Core::build(env, HttpClients::default(), traces)
     }
 
     /// A core whose clients resolve host names with `resolver` instead of the system's (tests
     /// make a name resolve where they need it).
     pub fn with_resolver(env: Env, resolver: Arc<dyn Resolve>) -> Arc<Core> {
-        Core::with_http(env, HttpClients::with_resolver(resolver))
+        Core::build(env, HttpClients::with_resolver(resolver), Traces::new())
     }
 
-    fn with_http(env: Env, http: HttpClients) -> Arc<Core> {
+    fn build(env: Env, http: HttpClients, traces: Traces) -> Arc<Core> {
+        let metrics = Metrics::new();
+        metrics.register(|r| traces.register(r));
         Arc::new(Core {
-            metrics: Metrics::new(),
+            metrics,
             jwks: JwksCache::new(http.unrestricted(0)),
             http,
             stores: Stores::default(),
             env,
             status: Status::default(),
+            traces,
         })
     }
 

@@ -18,7 +18,6 @@
 //! The resolver is the process's ([`SystemResolver`], `getaddrinfo`) unless the core was built
 //! with another one ([`Resolve`]), as tests do to make a name resolve to the metadata address.
 
-use crate::gateway::layer::BuildError;
 use crate::policy::egress::{EgressPolicy, Refusal, Source, embedded_v4};
 use crate::policy::glob_match;
 use futures_util::future::BoxFuture;
@@ -201,10 +200,15 @@ impl tower_service::Service<http::Uri> for EgressConnector {
 }
 
 /// The egress rule of a gateway's config; an `allowedCIDRs` entry that is not a range refuses
-/// the config (the compile step never writes one).
-pub fn policy_of(config: &crate::config::GatewayConfig) -> Result<EgressPolicy, BuildError> {
-    EgressPolicy::from_config(&config.egress).map_err(|e| BuildError::invalid("egress", e))
+/// the config (the compile step never writes one): a [`crate::gateway::layer::BuildError`].
+pub fn policy_of(config: &crate::config::GatewayConfig) -> Result<EgressPolicy, EgressConfigError> {
+    EgressPolicy::from_config(&config.egress).map_err(EgressConfigError)
 }
+
+/// Why a config's egress rule cannot be used (the policy's message).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct EgressConfigError(pub String);
 
 /// Why a URL that arrived at run time is refused. The messages start with the URL, so a layer
 /// can say what the URL was for before it (`push notification URL "…" …`).

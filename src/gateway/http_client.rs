@@ -58,7 +58,7 @@ impl HttpClients {
     }
 
     /// A client under no gateway's egress rule, for what the process itself fetches (JWKS of
-    /// trusted issuers), with this connect timeout.
+    /// trusted issuers, the OTLP endpoint), with this connect timeout.
     pub fn unrestricted(&self, connect_timeout_ms: u64) -> HttpClient {
         self.pooled(connect_timeout_ms, None)
     }

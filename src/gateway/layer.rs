@@ -9,6 +9,7 @@ use crate::config::{CompiledGateway, GatewayId};
 use crate::gateway::response::Body;
 use crate::gateway::server::{self, Shutdown};
 use crate::gateway::store::StoreSetupError;
+use crate::gateway::telemetry;
 use arc_swap::ArcSwap;
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -16,6 +17,7 @@ use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 /// One gateway layer.
 pub trait Layer: Send + Sync + 'static {
@@ -67,6 +69,12 @@ pub enum BuildError {
     Store(#[from] StoreSetupError),
 }
 
+impl From<crate::gateway::egress::EgressConfigError> for BuildError {
+    fn from(e: crate::gateway::egress::EgressConfigError) -> Self {
+        BuildError::invalid("egress", e.0)
+    }
+}
+
 impl BuildError {
     /// A value of `owner` that cannot be used.
     pub fn invalid(owner: impl Into<String>, what: impl Into<String>) -> BuildError {
@@ -94,9 +102,24 @@ impl BuildError {
 }
 
 /// Serves `L` on `listener` with the config version in `current` (loaded per request) until
-/// `shutdown`.
-pub async fn serve<L: Layer>(listener: TcpListener, current: Arc<ArcSwap<L::Runtime>>, shutdown: Shutdown) {
-    server::serve(listener, move |req| L::handle(current.load_full(), req), shutdown).await
+/// `shutdown`; each request runs in its span ([`telemetry::span::request`]), which the layer
+/// fills in and keeps until the request's record is written.
+pub async fn serve<L: Layer>(
+    listener: TcpListener,
+    gateway: Arc<str>,
+    current: Arc<ArcSwap<L::Runtime>>,
+    shutdown: Shutdown,
+) {
+    server::serve(
+        listener,
+        move |req: Request<Incoming>| {
+            let span =
+                telemetry::span::request(&gateway, L::KIND, req.method(), req.uri().path(), req.headers());
+            L::handle(current.load_full(), req).instrument(span)
+        },
+        shutdown,
+    )
+    .await
 }
 
 /// A served gateway's config holder, whatever its layer.
@@ -144,7 +167,9 @@ impl<L: Layer> Serves for Arc<L> {
         shutdown: Shutdown,
     ) -> Result<(Box<dyn Holder>, JoinHandle<()>), BuildError> {
         let current = Arc::new(ArcSwap::from_pointee(self.build(gw)?));
-        let task = tokio::spawn(serve::<L>(listener, current.clone(), shutdown));
+        let gateway: Arc<str> =
+            Arc::from(format!("{}/{}", gw.config.gateway.namespace, gw.config.gateway.name));
+        let task = tokio::spawn(serve::<L>(listener, gateway, current.clone(), shutdown));
         Ok((Box::new(Held { layer: self.clone(), current }), task))
     }
 }

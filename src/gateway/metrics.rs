@@ -7,6 +7,12 @@
 //! | `cairn_store_errors_total` | counter | gateway, store (`memory`, `redis`) |
 //! | `cairn_config_reloads_total` | counter | gateway, result (`ok`, `refused`) |
 //! | `cairn_config_info` | gauge, 1 for the config in service | gateway, layer, hash |
+//! | `cairn_policy_denials_total` | counter | gateway, layer, reason |
+//! | `cairn_subject_info` | gauge, 1 per known Agent, only with `telemetry.subjectLabels` | gateway, subject, team |
+//!
+//! A denial's `reason` is the policy's (`default-deny`, `not-granted`, `skill-not-granted`,
+//! `skill-unknown`), a limit's or budget's (`rate_limited`, `over_budget`), the store's
+//! (`store_unavailable`) or the caller's identity (`unauthenticated`): a fixed set.
 //!
 //! Label values of the families counted per request are shared strings (`Arc<str>`,
 //! `&'static str`): building a label set per request copies no string.
@@ -16,7 +22,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Labels of store failures.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -47,6 +53,32 @@ pub struct ConfigLabels {
     pub hash: String,
 }
 
+/// Labels of policy denials.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DenialLabels {
+    /// Gateway `namespace/name`.
+    pub gateway: Arc<str>,
+    /// `ai`, `mcp` or `agent`.
+    pub layer: &'static str,
+    /// Why (a fixed set, see the module's table).
+    pub reason: &'static str,
+}
+
+/// Labels of a known subject: its team (the Agent's `team` label), to group per-subject series
+/// by team (`* on (gateway, subject) group_left (team) cairn_subject_info`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SubjectLabels {
+    /// Gateway `namespace/name`.
+    pub gateway: String,
+    /// Agent name.
+    pub subject: String,
+    /// Its `team` label (empty without one).
+    pub team: String,
+}
+
+/// Requests the policy (or identity, limits, budgets) refused.
+pub type Denials = Family<DenialLabels, Counter>;
+
 /// The registry and the core's families.
 pub struct Metrics {
     /// Locked only to register a family (at start-up) and to encode (per scrape).
@@ -57,6 +89,10 @@ pub struct Metrics {
     pub reloads: Family<ReloadLabels, Counter>,
     /// The config in service (one series per gateway).
     pub config: Family<ConfigLabels, Gauge>,
+    /// Refusals by reason.
+    pub denials: Denials,
+    /// Known subjects and their teams.
+    pub subjects: Family<SubjectLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -79,7 +115,15 @@ impl Metrics {
             "The config each gateway serves (1), by its hash",
             config.clone(),
         );
-        Metrics { registry: Mutex::new(registry), store_errors, reloads, config }
+        let denials = Denials::default();
+        registry.register("cairn_policy_denials", "Requests refused, by layer and reason", denials.clone());
+        let subjects = Family::<SubjectLabels, Gauge>::default();
+        registry.register(
+            "cairn_subject_info",
+            "The Agents a gateway knows (1), with their team label, when it labels metrics by subject",
+            subjects.clone(),
+        );
+        Metrics { registry: Mutex::new(registry), store_errors, reloads, config, denials, subjects }
     }
 
     /// Registers a layer's families: `f` gets the registry and returns the handles it keeps.

@@ -8,7 +8,9 @@
 //! size limits: body, headers, JSON depth), [`identity`]
 //! (who is calling), [`origin`] (the `Origin` check), [`egress`] (the egress rule where the
 //! gateway connects, and for URLs that arrive at run time), [`store`] (counters in memory or Redis),
-//! [`sse`] and [`jsonrpc`] (the wire pieces two layers share), [`http_client`], [`response`], [`metrics`], [`log`] and [`clock`].
+//! [`sse`] and [`jsonrpc`] (the wire pieces two layers share), [`http_client`], [`response`], [`metrics`],
+//! [`telemetry`] (traces: the tracer provider, the request and upstream spans, W3C propagation,
+//! OTLP export), [`log`] and [`clock`].
 //!
 //! The layers use the core and never each other: [`ai`] (LLM calls), [`mcp`] (tool servers),
 //! [`agent`] (A2A). The gateway sees only [`crate::config`] and [`crate::policy`]; a test
@@ -36,3 +38,4 @@ pub mod source;
 pub mod sse;
 pub mod store;
 pub mod supervisor;
+pub mod telemetry;

@@ -11,7 +11,7 @@
 use crate::config::CompiledGateway;
 use crate::gateway::core::{Core, InService};
 use crate::gateway::layer::{BuildError, Holder, Layers};
-use crate::gateway::metrics::{ConfigLabels, ReloadLabels};
+use crate::gateway::metrics::{ConfigLabels, ReloadLabels, SubjectLabels};
 use crate::gateway::server::Shutdown;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
@@ -24,6 +24,8 @@ struct Served {
     port: u16,
     hash: String,
     in_service: InService,
+    /// The `cairn_subject_info` series of its config.
+    subjects: Vec<SubjectLabels>,
     holder: Box<dyn Holder>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
@@ -116,9 +118,11 @@ impl Supervisor {
             return match s.holder.swap(gw) {
                 Ok(()) => {
                     s.hash = hash;
+                    traces(&self.core, gw);
                     let now = InService::of(gw, port);
                     publish(&self.core, Some(&s.in_service), &now);
                     s.in_service = now;
+                    s.subjects = subjects(&self.core, &s.subjects, gw);
                     reload(&self.core, &s.in_service.gateway, "ok");
                     tracing::info!(gateway = %id, config_hash = %s.in_service.config_hash, "new config in service");
                     Applied::Serving
@@ -135,7 +139,9 @@ impl Supervisor {
             self.stop(old).await;
         }
         match self.start(gw, hash).await {
-            Ok(s) => {
+            Ok(mut s) => {
+                traces(&self.core, gw);
+                s.subjects = subjects(&self.core, &[], gw);
                 tracing::info!(gateway = %id, address = %self.address, port = s.port, config_hash = %s.in_service.config_hash, "listening");
                 publish(&self.core, None, &s.in_service);
                 self.served.insert(id.to_string(), s);
@@ -162,11 +168,21 @@ impl Supervisor {
             TcpListener::bind(address).await.map_err(|source| ServeError::Listen { address, source })?;
         let (stop, rx) = watch::channel(false);
         let (holder, task) = serves.start(listener, gw, rx)?;
-        Ok(Served { port, hash, in_service: InService::of(gw, port), holder, stop, task })
+        Ok(Served {
+            port,
+            hash,
+            in_service: InService::of(gw, port),
+            subjects: Vec::new(),
+            holder,
+            stop,
+            task,
+        })
     }
 
     async fn stop(&self, s: Served) {
         unpublish(&self.core, &s.in_service);
+        subjects_gone(&self.core, &s.subjects);
+        self.core.traces.remove(&s.in_service.gateway);
         let _ = s.stop.send(true);
         let _ = s.task.await;
     }
@@ -177,6 +193,46 @@ impl Supervisor {
         for (_, s) in all {
             self.stop(s).await;
         }
+    }
+}
+
+/// Follows the gateway's telemetry settings (an exporter that cannot be built is logged; the
+/// gateway serves, exporting nothing).
+fn traces(core: &Core, gw: &CompiledGateway) {
+    if let Err(e) = core.traces.configure(&gw.config.gateway, &gw.config.telemetry, core.http.unrestricted(0))
+    {
+        tracing::warn!(gateway = %gw.config.gateway, error = %e, "traces are not exported");
+    }
+}
+
+/// Publishes the subjects of `gw` in `cairn_subject_info` (when it labels metrics by subject),
+/// replacing `before`.
+fn subjects(core: &Core, before: &[SubjectLabels], gw: &CompiledGateway) -> Vec<SubjectLabels> {
+    subjects_gone(core, before);
+    if !gw.config.telemetry.subject_labels {
+        return Vec::new();
+    }
+    let gateway = format!("{}/{}", gw.config.gateway.namespace, gw.config.gateway.name);
+    let now: Vec<SubjectLabels> = gw
+        .config
+        .policy
+        .subjects
+        .iter()
+        .map(|s| SubjectLabels {
+            gateway: gateway.clone(),
+            subject: s.name.clone(),
+            team: s.team.clone().unwrap_or_default(),
+        })
+        .collect();
+    for l in &now {
+        core.metrics.subjects.get_or_create(l).set(1);
+    }
+    now
+}
+
+fn subjects_gone(core: &Core, gone: &[SubjectLabels]) {
+    for l in gone {
+        core.metrics.subjects.remove(l);
     }
 }
 

@@ -56,7 +56,7 @@ fn policy(name: &str, subjects: &[&str]) -> PolicyRules {
 }
 
 fn subject(name: &str, identities: Vec<IdentityConfig>) -> SubjectConfig {
-    SubjectConfig { name: name.into(), identities }
+    SubjectConfig { name: name.into(), identities, team: None }
 }
 
 /// support-bot: named by `support` (gpt-4o*, github search/get, billing-agent refund-*) and by

@@ -371,6 +371,7 @@ cmd_deps() {
   python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
   command -v setsid >/dev/null || missing+=(util-linux)
   command -v musl-gcc >/dev/null || missing+=(musl-tools)   # the image's static binary (tests/image.rs)
+  command -v prometheus >/dev/null || missing+=(prometheus) # evaluates the dashboard's queries (tests/telemetry.rs)
   command -v go >/dev/null || log "warning: go is not installed; 'build' needs Go >= 1.26 and the Go module proxy"
   (( ${#missing[@]} )) || { log "system packages present"; return 0; }
   [[ $(id -u) == 0 ]] || sudo=sudo
@@ -382,7 +383,7 @@ cmd_deps() {
 usage() {
   cat <<EOT
 usage: tests/support/platform.sh <command> [DIR]
-  deps       apt-get install what is missing (redis-server, openssl, jq, curl, python3-venv, musl-tools)
+  deps       apt-get install what is missing (redis-server, openssl, jq, curl, python3-venv, musl-tools, prometheus)
   build      build kube-apiserver, kube-controller-manager, kubectl (v$K8S_VERSION), etcd (v$ETCD_VERSION),
              helm (v$HELM_VERSION) into $CACHE_ROOT (seconds when cached)
   python     create/reuse the venv from tests/support/requirements.txt; prints export CAIRN_TEST_PYTHON=...

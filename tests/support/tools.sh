@@ -3,7 +3,8 @@
 # plane: `tests/support/platform.sh tools` (env.sh calls it) prints `export CAIRN_TEST_TOOLS=DIR`.
 #
 # DIR/bin:       kubeconform, celcost, argo-health, kstatus, dockerfile-check (the last four are
-#                the small programs under tests/support/tools/, with their go.mod/go.sum pinned)
+#                the small programs under tests/support/tools/, with their go.mod/go.sum pinned),
+#                jaeger (the OTLP receiver and trace store of the telemetry tests, cmd/jaeger)
 # DIR/helm-plugins/unittest: helm-unittest as a helm plugin (HELM_PLUGINS=DIR/helm-plugins)
 # DIR/k8s-json-schema/v1.35.0-local-strict: Kubernetes' JSON schemas for kubeconform, from the
 #                PyPI package kubernetes-validate (the wheel is read, nothing is installed)
@@ -25,6 +26,7 @@ FLUX_SOURCE_MODULE=github.com/fluxcd/source-controller@v1.9.6        # idem
 FLUX_HELM_API_MODULE=github.com/fluxcd/helm-controller/api@v1.6.5    # the HelmRelease types
 CONTROLLER_TOOLS_VERSION=v0.23.0
 PROMETHEUS_OPERATOR_MODULE=github.com/prometheus-operator/prometheus-operator@v0.85.0
+JAEGER_VERSION=v1.75.0                   # the Go module's tag of Jaeger v2's cmd/jaeger
 OWN_TOOLS=(celcost argo-health kstatus dockerfile-check)
 
 SUPPORT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -77,6 +79,17 @@ usage: "unittest for helm charts"
 description: "helm-unittest $HELM_UNITTEST_VERSION, built from its Go module by tests/support/tools.sh"
 command: "\$HELM_PLUGIN_DIR/untt"
 EOT
+
+# Jaeger: its go.mod has a replace directive too (written `old => new version`), repeated in a
+# wrapper module the same way.
+jg="$DIR/src/jaeger"; mkdir -p "$jg"
+jgmod="$(go mod download -json "github.com/jaegertracing/jaeger@$JAEGER_VERSION" | jq -r .GoMod)"
+step jaeger go -C "$jg" mod init cairn.local/jaeger
+while read -r r; do
+  step jaeger go -C "$jg" mod edit "-replace=$r"
+done < <(sed -nE 's/^replace +([^ ]+)( ([^ ]+))? +=> +([^ ]+)( ([^ ]+))?$/\1\2=\4@\6/p' "$jgmod" | sed -E 's/ /@/; s/@$//')
+step jaeger go -C "$jg" get -tool "github.com/jaegertracing/jaeger/cmd/jaeger@$JAEGER_VERSION"
+step jaeger go -C "$jg" build -ldflags "-s -w" -o "$DIR/bin/jaeger" github.com/jaegertracing/jaeger/cmd/jaeger
 
 # Kubernetes JSON schemas: one directory of the kubernetes-validate wheel.
 py="${CAIRN_TEST_PYTHON:-python3}"

@@ -7,8 +7,10 @@ use super::call::Call;
 use super::error::A2aError;
 use super::owners::{self, Owner};
 use super::runtime::AgentRuntime;
+use crate::config::Layer;
 use crate::gateway::admission::{self, Refusal};
 use crate::gateway::egress::check_run_time_url;
+use crate::gateway::telemetry::span;
 use crate::policy::{Decision, DenyReason, PolicyIndex, Target};
 use http::HeaderMap;
 use std::time::Duration;
@@ -88,16 +90,33 @@ pub(super) async fn authorize(
     } else {
         false
     };
+    audit.context_id = call.facts.context_id.clone();
+    let denials = &rt.shared.metrics.denials;
     if checked {
         let target = Target::Agent { agent, skill: skill.as_deref() };
-        admission::admit(&subject, target, &rt.policy, &rt.store).await?;
+        let admitted = admission::admit(&subject, target, &rt.policy, &rt.store).await;
+        let verdict = admitted.as_ref().map(|a| a.by_default);
+        admission::record(verdict, &audit.span, denials, &rt.gateway_label, Layer::Agent);
+        admitted?;
     } else if !may_use(&rt.policy, &subject, agent) {
         return Err(match rt.policy.check_agent(&subject, agent, None) {
-            Decision::Deny(d) => A2aError::Forbidden(d.to_string()),
+            Decision::Deny(d) => {
+                admission::refused(
+                    d.reason.category(),
+                    &audit.span,
+                    denials,
+                    &rt.gateway_label,
+                    Layer::Agent,
+                );
+                A2aError::Forbidden(d.to_string())
+            }
             Decision::Allow(_) => {
+                admission::refused("not-granted", &audit.span, denials, &rt.gateway_label, Layer::Agent);
                 A2aError::Forbidden(format!("caller '{subject}' may not use agent '{agent}'"))
             }
         });
+    } else {
+        span::decision(&audit.span, true, "granted");
     }
     for url in &call.facts.webhook_urls {
         check_run_time_url(url, &rt.egress, &rt.config.egress.allowed_hosts, &*rt.resolver)

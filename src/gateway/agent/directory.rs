@@ -9,7 +9,6 @@ use super::card::{self, CardError, public_base};
 use super::error::{A2aError, Binding, json_response};
 use super::metrics::AgentMetrics;
 use super::runtime::{AgentRuntime, SIGNED_CARD_ENTRIES};
-use super::trace::traceparent;
 use crate::config::A2aAgentConfig;
 use crate::gateway::response::{Body, full};
 use crate::policy::PolicyIndex;
@@ -76,8 +75,7 @@ fn published_card(
 
 /// `GET /agents/{name}/.well-known/agent-card.json`: the agent's card for this caller, with `ETag`.
 pub(super) async fn serve_card<B>(rt: &AgentRuntime, agent: &str, req: Request<B>) -> Response<Body> {
-    let (_, trace_id) = traceparent(req.headers());
-    let mut audit = audit_for(rt, agent, "card", Binding::Rest, trace_id);
+    let mut audit = audit_for(rt, agent, "card", Binding::Rest);
     let subject = match caller(rt, req.headers()).await {
         Ok(s) => s,
         Err(e) => return fail(audit, &rt.shared.metrics, e, Binding::Rest, &Value::Null),
@@ -132,8 +130,7 @@ fn card_error(mut audit: Audit, metrics: &AgentMetrics, e: &CardError) -> Respon
 
 /// `GET /agents`: the cards of every agent the caller may use.
 pub(super) async fn directory<B>(rt: &AgentRuntime, req: Request<B>) -> Response<Body> {
-    let (_, trace_id) = traceparent(req.headers());
-    let mut audit = audit_for(rt, "", "directory", Binding::Rest, trace_id);
+    let mut audit = audit_for(rt, "", "directory", Binding::Rest);
     let subject = match caller(rt, req.headers()).await {
         Ok(s) => s,
         Err(e) => return fail(audit, &rt.shared.metrics, e, Binding::Rest, &Value::Null),

@@ -1,5 +1,5 @@
 //! Forwarding a call to its agent: authorized first ([`super::authorize`]), then sent with the
-//! caller's A2A headers (never its credentials), the identity token and `traceparent`, to the
+//! caller's A2A headers (never its credentials), the identity token and the trace context, to the
 //! endpoint the agent's card names. Streams are relayed frame by frame ([`super::stream`]);
 //! whole answers are read, their task claimed for the caller, and rewritten only where the
 //! gateway must: ListTasks filtered to the caller's tasks, the extended card published as the
@@ -19,12 +19,14 @@ use super::view;
 use crate::config::A2aAgentConfig;
 use crate::gateway::http_client::failure;
 use crate::gateway::response::{Body, full};
+use crate::gateway::telemetry::span;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, header};
 use http_body_util::{BodyExt, Full, Limited};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// Largest non-streaming answer read from an agent.
 pub const MAX_RESPONSE_BYTES: usize = 16 << 20;
@@ -59,17 +61,15 @@ const RETURN_HEADERS: [HeaderName; 3] = [
     HeaderName::from_static("a2a-extensions"),
     header::CACHE_CONTROL,
 ];
-const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// Forwards an identified, parsed call to its agent: authorized, sent with the identity token and
-/// `traceparent`, its answer relayed (streams) or read, inspected for task ownership and
+/// the trace context of its upstream span, its answer relayed (streams) or read, inspected for task ownership and
 /// rewritten where the gateway must (ListTasks filtered, the extended card published).
 pub(super) async fn forward(
     rt: &AgentRuntime,
     agent: &A2aAgentConfig,
     call: Call,
     headers: &HeaderMap,
-    traceparent: String,
     mut audit: Audit,
 ) -> Response<Body> {
     let binding = call.binding;
@@ -127,9 +127,13 @@ pub(super) async fn forward(
         (None, false) => HeaderValue::from_static("application/json"),
     };
     h.insert(header::ACCEPT, accept);
-    if let Ok(tp) = HeaderValue::from_str(&traceparent) {
-        h.insert(TRACEPARENT, tp);
-    }
+    let upstream =
+        span::upstream(&audit.span, &rt.gateway, &format!("{} {}", call.method.as_str(), agent.name));
+    span::attr(&upstream, "a2a.method", call.method.as_str());
+    span::attr(&upstream, "a2a.agent", agent.name.clone());
+    span::subject(&upstream, &audit.subject);
+    span::decision(&upstream, true, "granted");
+    span::inject(&upstream, h);
     let token = identity_token(rt, &audit.subject, &agent.name, &owner, audit.task_id.as_deref());
     match HeaderValue::from_str(&token) {
         Ok(t) => h.insert(rt.token_header.clone(), t),
@@ -141,7 +145,15 @@ pub(super) async fn forward(
             return fail(audit, &rt.shared.metrics, e, binding, &call.rpc_id);
         }
     };
-    let resp = match tokio::time::timeout(RESPONSE_TIMEOUT, rt.client.request(up)).await {
+    let sent =
+        tokio::time::timeout(RESPONSE_TIMEOUT, rt.client.request(up)).instrument(upstream.clone()).await;
+    if let Ok(Ok(r)) = &sent {
+        span::attr(&upstream, "http.response.status_code", i64::from(r.status().as_u16()));
+    } else {
+        span::failed(&upstream, "unreachable", format!("agent {} did not answer", agent.name));
+    }
+    drop(upstream);
+    let resp = match sent {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
             let e = A2aError::Unreachable { agent: agent.name.clone(), detail: failure(&e, &url) };
@@ -223,6 +235,9 @@ pub(super) async fn forward(
     };
     let mut body = bytes;
     if answered {
+        if audit.context_id.is_none() {
+            audit.context_id = facts.context_id.clone();
+        }
         if call.method.sends()
             && audit.task_id.is_none()
             && let Some(t) = facts.task_id

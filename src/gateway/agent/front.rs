@@ -10,11 +10,12 @@ use super::error::{A2aError, Binding, json_response};
 use super::forward::forward;
 use super::method::{self, RestRoute};
 use super::runtime::AgentRuntime;
-use super::trace::traceparent;
-use crate::config::A2aAgentConfig;
+use crate::config::{A2aAgentConfig, Layer};
+use crate::gateway::admission;
 use crate::gateway::limits;
 use crate::gateway::response::Body;
 use crate::gateway::server::{self, BodyError};
+use crate::gateway::telemetry::span;
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use serde_json::Value;
@@ -108,11 +109,19 @@ where
 {
     let binding = if sub.is_some() { Binding::Rest } else { Binding::JsonRpc };
     let (parts, body) = req.into_parts();
-    let (tp, trace_id) = traceparent(&parts.headers);
-    let mut audit = audit_for(rt, agent, "unknown", binding, trace_id);
+    let mut audit = audit_for(rt, agent, "unknown", binding);
     let result: Result<(&A2aAgentConfig, Call), CallError> = async {
         let null = |e: A2aError| Box::new((e, Value::Null));
-        audit.subject = Arc::from(caller(rt, &parts.headers).await.map_err(null)?);
+        let subject = match caller(rt, &parts.headers).await {
+            Ok(s) => s,
+            Err(e) => {
+                let denials = &rt.shared.metrics.denials;
+                admission::refused("unauthenticated", &audit.span, denials, &rt.gateway_label, Layer::Agent);
+                return Err(null(e));
+            }
+        };
+        span::subject(&audit.span, &subject);
+        audit.subject = Arc::from(subject);
         let agent_cfg =
             rt.agents.get(agent).ok_or_else(|| null(A2aError::UnknownAgent(agent.to_string())))?;
         let call = match sub {
@@ -149,7 +158,7 @@ where
     }
     .await;
     match result {
-        Ok((agent_cfg, call)) => forward(rt, agent_cfg, call, &parts.headers, tp, audit).await,
+        Ok((agent_cfg, call)) => forward(rt, agent_cfg, call, &parts.headers, audit).await,
         Err(b) => fail(audit, &rt.shared.metrics, b.0, binding, &b.1),
     }
 }

@@ -23,7 +23,7 @@ pub struct AgentLayer {
 impl AgentLayer {
     /// The layer, its metrics registered in the core's registry.
     pub fn new(core: &Arc<Core>) -> AgentLayer {
-        let metrics = core.metrics.register(AgentMetrics::new);
+        let metrics = core.metrics.register(|r| AgentMetrics::new(r, core.metrics.denials.clone()));
         AgentLayer { core: core.clone(), shared: Arc::new(AgentShared::new(metrics)) }
     }
 }

@@ -4,7 +4,11 @@
 //! |---|---|---|
 //! | `cairn_agent_requests_total` | counter | gateway, agent, method, subject, outcome |
 //! | `cairn_agent_request_duration_seconds` | histogram | gateway, agent, method, subject, outcome |
+//!
+//! `subject` is the caller only when the gateway sets `telemetry.subjectLabels` (empty
+//! otherwise).
 
+use crate::gateway::metrics::Denials;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -35,6 +39,8 @@ pub struct AgentMetrics {
     pub requests: Family<AgentLabels, Counter>,
     /// Call duration (to the last byte for streams).
     pub duration: Family<AgentLabels, Histogram, fn() -> Histogram>,
+    /// The core's denial counter.
+    pub denials: Denials,
 }
 
 fn duration_histogram() -> Histogram {
@@ -43,7 +49,7 @@ fn duration_histogram() -> Histogram {
 
 impl AgentMetrics {
     /// Creates and registers the families.
-    pub fn new(registry: &mut Registry) -> AgentMetrics {
+    pub fn new(registry: &mut Registry, denials: Denials) -> AgentMetrics {
         let requests = Family::<AgentLabels, Counter>::default();
         let duration = Family::<AgentLabels, Histogram, fn() -> Histogram>::new_with_constructor(
             duration_histogram as fn() -> Histogram,
@@ -59,6 +65,6 @@ impl AgentMetrics {
             Unit::Seconds,
             duration.clone(),
         );
-        AgentMetrics { requests, duration }
+        AgentMetrics { requests, duration, denials }
     }
 }

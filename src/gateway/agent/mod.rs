@@ -45,10 +45,12 @@
 //!    `urn:cairn:agent-gateway:{namespace}:{name}`, `sub` the caller, `aud` the agent, `gateway`,
 //!    `agent`, `task_id` when known, `skill` when known, `exp` = now + `identityTokenTtlMs`;
 //!    verifiable with `/.well-known/jwks.json`. A token is reused for calls with the same caller,
-//!    agent, task and skill during the first half of its lifetime. `traceparent` is propagated
-//!    with a new parent id (or a trace is started), `tracestate` passed on.
-//! 6. One audit line per call (caller, agent, method, binding, skill, task id, outcome, status,
-//!    latency_ms, trace id): a `tracing` event with these fields (target `cairn::audit`), and, when
+//!    agent, task and skill during the first half of its lifetime. The call's upstream span
+//!    (a child of the call's span, itself a child of the caller's `traceparent`) is what the
+//!    agent receives as `traceparent`, with `tracestate` and `baggage`
+//!    ([`crate::gateway::telemetry`]).
+//! 6. One audit line per call (caller, agent, method, binding, skill, task id, context id,
+//!    outcome, status, latency_ms, trace and span id): a `tracing` event with these fields (target `cairn::audit`), and, when
 //!    `telemetry.accessLog` is on, the same as one JSON object (`"kind": "a2a.call"`) on stdout
 //!    like the other layers' lines; and the metrics `cairn_agent_requests_total` and
 //!    `cairn_agent_request_duration_seconds`.
@@ -70,7 +72,6 @@ pub mod shared;
 pub mod sign;
 pub mod stream;
 pub mod token;
-pub mod trace;
 pub mod view;
 
 pub use front::handle;

@@ -5,9 +5,18 @@
 
 use super::owners::Owner;
 use super::runtime::AgentRuntime;
-use super::trace::random_hex;
 use crate::gateway::clock::unix_now;
+use ring::rand::SecureRandom;
 use serde_json::{Value, json};
+
+/// `n` random bytes from the system source, as hex (token ids).
+fn random_hex(n: usize) -> String {
+    let mut b = vec![0u8; n];
+    // The system random source does not fail on supported platforms; zeros would only make
+    // the id non-random, never unsafe.
+    let _ = ring::rand::SystemRandom::new().fill(&mut b);
+    hex::encode(b)
+}
 
 /// The caller-identity token the agent receives for this call.
 pub(super) fn identity_token(

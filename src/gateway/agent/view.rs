@@ -165,6 +165,8 @@ impl SkillMeta {
 struct MessageView {
     #[serde(default, rename = "taskId")]
     task_id: Str,
+    #[serde(default, rename = "contextId")]
+    context_id: Str,
     #[serde(default)]
     metadata: Obj<SkillMeta>,
 }
@@ -221,6 +223,8 @@ pub struct CallFacts {
     pub message_is_object: bool,
     /// Send methods: the existing task the message continues (`message.taskId`).
     pub message_task_id: Option<String>,
+    /// Send methods: the context the message belongs to (`message.contextId`).
+    pub context_id: Option<String>,
     /// Send methods: the skill the message names ([`SKILL_KEYS`] in `message.metadata`, then in
     /// `metadata`).
     pub skill: Option<String>,
@@ -241,6 +245,7 @@ impl Params {
             f.message_is_object = self.message.value.is_some();
             let m = self.message.value.unwrap_or_default();
             f.message_task_id = m.task_id.text();
+            f.context_id = m.context_id.text();
             f.skill = m.metadata.value.and_then(SkillMeta::skill);
             if f.skill.is_none() {
                 f.skill = self.metadata.value.and_then(SkillMeta::skill);
@@ -460,6 +465,8 @@ struct ErrorView {
 struct IdOnly {
     #[serde(default)]
     id: Str,
+    #[serde(default, rename = "contextId")]
+    context_id: Str,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -500,6 +507,8 @@ pub struct AnswerFacts {
     pub has_result: bool,
     /// The task id the answer proper carries (JSON-RPC: `result`; REST: the whole body).
     pub task_id: Option<String>,
+    /// The context id of the task the answer proper carries (a 1.0 `task` wrapper).
+    pub context_id: Option<String>,
 }
 
 /// Reads the [`AnswerFacts`] of `body` (`rpc`: a JSON-RPC response). Fails only when `body` is
@@ -519,8 +528,10 @@ pub fn answer_facts(rpc: bool, body: &[u8]) -> Result<AnswerFacts, serde_json::E
     let err = std::mem::take(&mut a.error);
     let error = err.present.then(|| err.value.and_then(|e| e.message.0));
     let has_result = a.result.present;
-    let task_id = if rpc { a.result.value.and_then(|r| r.task_id_of()) } else { a.task_id_of() };
-    Ok(AnswerFacts { error, has_result, task_id })
+    let proper = if rpc { a.result.value.map(|r| *r) } else { Some(a) };
+    let context_id = proper.as_ref().and_then(|p| p.task.value.as_ref()).and_then(|t| t.context_id.0.clone());
+    let task_id = proper.and_then(Answer::task_id_of);
+    Ok(AnswerFacts { error, has_result, task_id, context_id: context_id.filter(|c| !c.is_empty()) })
 }
 
 #[cfg(test)]
@@ -669,7 +680,10 @@ mod tests {
         assert_eq!(t(r#"{"task": "x", "statusUpdate": {"taskId": "b"}}"#), None, "a present task decides");
 
         let r = a(true, r#"{"jsonrpc": "2.0", "id": 1, "result": {"task": {"id": "t"}}}"#);
-        assert_eq!(r, AnswerFacts { error: None, has_result: true, task_id: Some("t".into()) });
+        assert_eq!(
+            r,
+            AnswerFacts { error: None, has_result: true, task_id: Some("t".into()), context_id: None }
+        );
         let r =
             a(true, r#"{"jsonrpc": "2.0", "id": 1, "error": {"code": -32001, "message": "no such task"}}"#);
         assert_eq!(r.error, Some(Some("no such task".into())));

@@ -24,6 +24,14 @@ pub(super) enum Failure {
 }
 
 impl Failure {
+    /// What went wrong, for the attempt's span.
+    pub(super) fn describe(&self) -> String {
+        match self {
+            Failure::Upstream { status, .. } => format!("upstream answered {status}"),
+            Failure::Gateway(e) => e.to_string(),
+        }
+    }
+
     /// The response for the client; the record notes the upstream's status.
     pub(super) fn into_response(self, rec: &mut Record) -> Result<Served, AiError> {
         match self {

@@ -11,7 +11,7 @@ use super::exchange::{SendError, UpBody, UpResponse};
 use super::metrics::AttemptLabels;
 use super::op::{Op, upstream_op};
 use super::prompt::{SharedPrompt, with_member};
-use super::record::Record;
+use super::record::{Record, provider_name};
 use super::routing::{RuleRt, TargetRt, all_ejected, order_group};
 use super::runtime::AiRuntime;
 use super::tokens::estimate_request_tokens;
@@ -19,11 +19,13 @@ use super::translate;
 use super::upstream::send;
 use crate::config::FallbackOn;
 use crate::gateway::admission::Admitted;
+use crate::gateway::telemetry::span;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// Largest upstream body read whole (non-streaming answers, error bodies).
 pub const MAX_UPSTREAM_BODY: usize = 64 << 20;
@@ -132,7 +134,12 @@ impl Ctx {
                 rec.backend = target.backend.name.clone();
                 let upstream_model = target.model.clone().unwrap_or_else(|| self.model.clone());
                 rec.upstream_model = upstream_model.clone();
-                let outcome = self.attempt(target, &upstream_model, deadline, first_token).await;
+                rec.provider = provider_name(target.backend.provider);
+                let attempt = self.attempt_span(rec, target, &upstream_model);
+                let outcome = self
+                    .attempt(target, &upstream_model, deadline, first_token, &attempt)
+                    .instrument(attempt.clone())
+                    .await;
                 let result = match &outcome {
                     Attempt::Ok { .. } => "ok",
                     Attempt::Retryable { cond: FallbackOn::RateLimited, .. } => "rate_limited",
@@ -141,6 +148,16 @@ impl Ctx {
                     Attempt::Retryable { cond: FallbackOn::ConnectError, .. } => "connect_error",
                     Attempt::Final(_) => "client_error",
                 };
+                span::attr(&attempt, "cairn.attempt.result", result);
+                match &outcome {
+                    Attempt::Ok { resp, .. } => {
+                        span::attr(&attempt, "http.response.status_code", i64::from(resp.status.as_u16()));
+                    }
+                    Attempt::Retryable { last, .. } | Attempt::Final(last) => {
+                        span::failed(&attempt, result, last.describe());
+                    }
+                }
+                drop(attempt);
                 self.rt
                     .metrics
                     .attempts
@@ -245,12 +262,28 @@ impl Ctx {
         Ok(Bytes::from(serde_json::to_vec(&body).unwrap_or_default()))
     }
 
+    /// The client span of one attempt on `target`: a child of the request's span, with the
+    /// GenAI attributes of the upstream call.
+    fn attempt_span(&self, rec: &Record, target: &TargetRt, upstream_model: &str) -> tracing::Span {
+        let operation = super::record::operation_name(self.op.as_str());
+        let s = span::upstream(&rec.span, &self.rt.gateway, &format!("{operation} {upstream_model}"));
+        span::attr(&s, "gen_ai.operation.name", operation);
+        span::attr(&s, "gen_ai.request.model", upstream_model.to_string());
+        span::attr(&s, "gen_ai.provider.name", rec.provider);
+        span::attr(&s, "cairn.backend", target.backend.name.to_string());
+        span::attr(&s, "cairn.attempt", i64::from(rec.attempts));
+        span::subject(&s, &rec.subject);
+        span::decision(&s, true, "granted");
+        s
+    }
+
     async fn attempt(
         &self,
         target: &TargetRt,
         upstream_model: &str,
         deadline: Option<Instant>,
         first_token: Option<Duration>,
+        attempt: &tracing::Span,
     ) -> Attempt {
         let body = match self.upstream_body(target, upstream_model) {
             Ok(b) => b,
@@ -258,7 +291,7 @@ impl Ctx {
         };
         let up = upstream_op(target.backend.provider, self.op);
         let limit = min_opt(remaining(deadline), first_token);
-        let sent = within(limit, send(&target.backend, up, body, &self.headers)).await;
+        let sent = within(limit, send(&target.backend, up, body, &self.headers, attempt)).await;
         let mut resp = match sent {
             None => {
                 return Attempt::Retryable {

@@ -15,8 +15,10 @@ use super::record::Record;
 use super::routing::{exact_models, find_rule};
 use super::runtime::AiRuntime;
 use super::usage::Usage;
+use crate::config::Layer;
 use crate::gateway::response::{Body, json};
 use crate::gateway::server::{self, BodyError};
+use crate::gateway::telemetry::span;
 use crate::gateway::{admission, limits};
 use crate::policy::Target;
 use bytes::Bytes;
@@ -38,11 +40,10 @@ where
     let path = req.uri().path().to_string();
     let front = if path.starts_with("/v1/messages") { Front::Anthropic } else { Front::OpenAi };
     let mut rec = Record::new(&rt.gateway, req.method(), path);
-    let access_log = rt.config.telemetry.access_log;
     match serve(&rt, req, &mut rec).await {
         Ok(Served::Done(resp)) => {
             rec.status = resp.status().as_u16();
-            rec.finish(&rt.metrics, access_log);
+            rec.finish(&rt);
             resp
         }
         // A stream's body finishes the record.
@@ -51,7 +52,7 @@ where
             rec.status = e.status().as_u16();
             rec.outcome = e.category();
             rec.error = Some(e.to_string());
-            rec.finish(&rt.metrics, access_log);
+            rec.finish(&rt);
             e.response(front)
         }
     }
@@ -82,12 +83,15 @@ where
     limits::check_headers(&parts.headers)?;
     let op = op_of(&parts.method, parts.uri.path())?;
     rec.op = op.map_or("models", Op::as_str);
-    let subject = rt
-        .identity
-        .authenticate(&parts.headers, &rt.policy)
-        .await
-        .map_err(|e| AiError::Unauthorized(e.to_string()))?;
+    let subject = match rt.identity.authenticate(&parts.headers, &rt.policy).await {
+        Ok(s) => s,
+        Err(e) => {
+            admission::refused("unauthenticated", &rec.span, &rt.metrics.denials, &rt.gateway, Layer::Ai);
+            return Err(AiError::Unauthorized(e.to_string()));
+        }
+    };
     rec.subject = Arc::from(subject.as_str());
+    span::subject(&rec.span, &subject);
     let Some(op) = op else {
         return Ok(Served::Done(models(rt, &subject)));
     };
@@ -118,11 +122,20 @@ where
     rec.stream = stream;
 
     // Policy, then route.
-    let grant = admission::check(&subject, Target::Model(&model), &rt.policy)?;
+    let grant = admission::check(&subject, Target::Model(&model), &rt.policy);
+    admission::record(
+        grant.as_ref().map(|g| g.by_default),
+        &rec.span,
+        &rt.metrics.denials,
+        &rt.gateway,
+        Layer::Ai,
+    );
+    let grant = grant?;
     let rule =
         find_rule(&rt.rules, &model, &parts.headers).ok_or_else(|| AiError::ModelNotFound(model.clone()))?;
     rec.route = rule.route.clone();
     rec.rule = rule.name.clone();
+    rec.exact_model = exact_models(rule).any(|m| m == model);
 
     // Request guardrails: refuse, or redact before anything leaves the gateway.
     if !rule.request_guardrails.is_empty() {
@@ -136,7 +149,11 @@ where
     }
 
     // Limits and budgets.
-    let admitted = grant.count(&rt.store).await?;
+    let admitted = grant.count(&rt.store).await;
+    if let Err(r) = &admitted {
+        admission::refused(r.reason(), &rec.span, &rt.metrics.denials, &rt.gateway, Layer::Ai);
+    }
+    let admitted = admitted?;
 
     // Exact-match cache (non-streaming only).
     let mut cache_slot = None;

@@ -27,7 +27,12 @@ pub struct AiLayer {
 impl AiLayer {
     /// The layer, its metrics registered in the core's registry.
     pub fn new(core: &Arc<Core>) -> AiLayer {
-        AiLayer { core: core.clone(), metrics: core.metrics.register(AiMetrics::new), health: Arc::default() }
+        let denials = core.metrics.denials.clone();
+        AiLayer {
+            core: core.clone(),
+            metrics: core.metrics.register(|r| AiMetrics::new(r, denials)),
+            health: Arc::default(),
+        }
     }
 }
 

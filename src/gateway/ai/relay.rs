@@ -351,7 +351,7 @@ impl RelayBody {
         let estimate = if self.relay.meter.reported() { 0 } else { ctx.estimated_input() };
         let usage = self.relay.meter.usage(estimate);
         account(&mut ctx, usage, price.as_ref(), &mut rec);
-        rec.finish(&ctx.rt.metrics, ctx.rt.config.telemetry.access_log);
+        rec.finish(&ctx.rt);
     }
 
     /// The next upstream chunk and when it arrived; `Err` ends the stream.

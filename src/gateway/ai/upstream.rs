@@ -7,6 +7,7 @@ use super::exchange::{SendError, UpBody, UpResponse};
 use super::op::Op;
 use crate::config::ProviderKind;
 use crate::gateway::http_client::{error_chain, failure};
+use crate::gateway::telemetry::span;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 use http_body_util::Full;
@@ -24,16 +25,17 @@ pub fn url(backend: &BackendRt, op: Op) -> String {
 }
 
 /// Client headers forwarded upstream as they are (everything else is dropped: the client's own
-/// credentials never reach a provider).
-const FORWARDED: &[&str] =
-    &["anthropic-version", "anthropic-beta", "openai-beta", "traceparent", "tracestate"];
+/// credentials never reach a provider). The trace context is the attempt's own.
+const FORWARDED: &[&str] = &["anthropic-version", "anthropic-beta", "openai-beta"];
 
-/// Sends one attempt. `body` is the final upstream JSON.
+/// Sends one attempt. `body` is the final upstream JSON; `attempt` is its span, whose trace
+/// context (`traceparent`, `tracestate`, `baggage`) the request carries.
 pub async fn send(
     backend: &BackendRt,
     op: Op,
     body: Bytes,
     client_headers: &HeaderMap,
+    attempt: &tracing::Span,
 ) -> Result<UpResponse, SendError> {
     if backend.provider == ProviderKind::Echo {
         return Ok(echo::respond(op, &body));
@@ -55,6 +57,7 @@ pub async fn send(
     if op == Op::Messages && !headers.contains_key("anthropic-version") {
         headers.insert("anthropic-version", HeaderValue::from_static("2023-06-01"));
     }
+    span::inject(attempt, headers);
     for (name, value) in &backend.headers {
         headers.insert(name.clone(), value.clone());
     }

@@ -5,7 +5,9 @@
 //! secrets), `server`, `tool`, `arguments_sha256` (hex SHA-256 of the arguments' JSON; the
 //! arguments themselves only when the server sets `auditArguments`), `outcome` (`ok`,
 //! `tool_error`, `error`, `forbidden`, `not_exposed`, `rate_limited`, `timeout`,
-//! `backend_error`, `session_gone`, `client_gone`, `store_unavailable`) and `latency_ms`.
+//! `backend_error`, `session_gone`, `client_gone`, `store_unavailable`), `latency_ms`, and the
+//! `trace_id` and `span_id` of the request's span. `subject` in the metrics is the Agent only when
+//! the gateway sets `telemetry.subjectLabels` (empty otherwise).
 //!
 //! | metric | type | labels |
 //! |---|---|---|
@@ -20,6 +22,8 @@
 //! expired before the client listened), `buffer_full` (more waiting than a session buffers; see
 //! [`super::streams`]).
 
+use crate::gateway::metrics::Denials;
+use crate::gateway::telemetry::span::{self, TraceIds};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -31,6 +35,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tracing::Span;
 
 /// Labels of a tool call.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -103,6 +108,8 @@ pub struct McpMetrics {
     pub sessions: Family<SessionLabels, Counter>,
     /// Server→client messages that never reached the client.
     pub dropped: Family<DroppedLabels, Counter>,
+    /// The core's denial counter.
+    pub denials: Denials,
     /// The call counter and duration histogram of each label set seen, looked up without
     /// building the label sets (see [`McpMetrics::count_call`]).
     resolved: Arc<Mutex<HashMap<Vec<u8>, CallHandles>>>,
@@ -123,7 +130,7 @@ fn seconds() -> Histogram {
 
 impl McpMetrics {
     /// Registers the MCP metrics in `registry`.
-    pub fn new(registry: &mut Registry) -> Self {
+    pub fn new(registry: &mut Registry, denials: Denials) -> Self {
         let calls = Family::<CallLabels, Counter>::default();
         let durations = Family::<DurationLabels, Histogram, fn() -> Histogram>::new_with_constructor(
             seconds as fn() -> Histogram,
@@ -149,7 +156,15 @@ impl McpMetrics {
             "Server-to-client MCP messages (requests, notifications) that never reached the client",
             dropped.clone(),
         );
-        McpMetrics { calls, durations, backend_errors, sessions, dropped, resolved: Default::default() }
+        McpMetrics {
+            calls,
+            durations,
+            backend_errors,
+            sessions,
+            dropped,
+            denials,
+            resolved: Default::default(),
+        }
     }
 
     /// Counts a tool call and observes its duration.
@@ -292,6 +307,8 @@ struct AuditLine<'a> {
     arguments: Option<&'a Value>,
     outcome: &'a str,
     latency_ms: f64,
+    #[serde(flatten)]
+    trace: TraceIds,
 }
 
 /// One tool call, for the audit line and the metrics.
@@ -311,11 +328,20 @@ pub struct ToolCall<'a> {
     pub tool: &'a str,
     /// Arguments.
     pub arguments: &'a Arguments,
+    /// The request's span.
+    pub span: &'a Span,
+    /// Whether metrics carry the subject (`telemetry.subjectLabels`).
+    pub subject_labels: bool,
 }
 
 impl ToolCall<'_> {
-    /// Writes the audit line and counts the call.
-    pub fn finish(&self, outcome: &str, latency: Duration) {
+    /// Writes the audit line, counts the call and ends its span.
+    pub fn finish(&self, outcome: &'static str, latency: Duration) {
+        span::attr(self.span, "cairn.outcome", outcome);
+        if outcome != "ok" {
+            span::failed(self.span, outcome, format!("tool call ended: {outcome}"));
+        }
+        span::end_now(self.span);
         let latency_ms = latency.as_secs_f64() * 1000.0;
         let time = crate::gateway::clock::rfc3339_now();
         let line = AuditLine {
@@ -330,13 +356,15 @@ impl ToolCall<'_> {
             arguments: self.arguments.logged.as_ref(),
             outcome,
             latency_ms,
+            trace: span::ids(self.span),
         };
         crate::gateway::log::write_line(&line);
         self.metrics.count_call(
             self.gateway,
             self.server,
-            self.tool,
-            self.subject,
+            // A tool the server does not expose is named by the caller: not a label value.
+            if outcome == "not_exposed" { "" } else { self.tool },
+            if self.subject_labels { self.subject } else { "" },
             outcome,
             latency.as_secs_f64(),
         );
@@ -379,7 +407,7 @@ mod tests {
         assert_eq!(digest(Some(&a)), digest(Some(&a.clone())));
         assert_ne!(digest(Some(&a)), digest(None));
         let mut registry = Registry::default();
-        let metrics = McpMetrics::new(&mut registry);
+        let metrics = McpMetrics::new(&mut registry, Denials::default());
         ToolCall {
             metrics: &metrics,
             gateway: "ns/gw",
@@ -388,6 +416,8 @@ mod tests {
             server: "gh",
             tool: "search",
             arguments: &Arguments::new(Some(&a), false),
+            span: &Span::none(),
+            subject_labels: true,
         }
         .finish("ok", Duration::from_millis(3));
         // Counted again through the resolved handles, and a label set that only differs in

@@ -6,13 +6,17 @@ use super::audit::{Arguments, ToolCall};
 use super::names::rewrite_from_backend;
 use super::replies::Replies;
 use super::upstream::Outgoing;
+use crate::config::Layer;
 use crate::gateway::admission::{self, Refusal};
 use crate::gateway::jsonrpc::{INTERNAL_ERROR, INVALID_PARAMS, Message, RATE_LIMITED, Response, RpcError};
+use crate::gateway::telemetry::span;
 use crate::policy::Target;
 use serde_json::{Value, json};
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc;
+use tracing::{Instrument, Span};
 
 use super::ctx::{Ctx, Outcome, ToolCallIn, err, fail, ready};
 
@@ -40,7 +44,10 @@ impl Ctx {
             ToolCallIn::Wire(w) => Arguments::from_raw(w.arguments, server.audit_arguments),
         };
         let session = self.session.as_ref().map_or("", |s| s.digest.as_str());
-        let audit = |outcome: &str| {
+        let req_span = Span::current();
+        self.annotate(&req_span, &name, &server.name, tool, session, id);
+        let subject_labels = self.rt.config.telemetry.subject_labels;
+        let audit = |outcome: &'static str| {
             ToolCall {
                 metrics: &self.rt.metrics,
                 gateway: &self.rt.gateway,
@@ -49,6 +56,8 @@ impl Ctx {
                 server: &server.name,
                 tool,
                 arguments: &args,
+                span: &req_span,
+                subject_labels,
             }
             .finish(outcome, started.elapsed())
         };
@@ -57,7 +66,16 @@ impl Ctx {
             return fail(id, INVALID_PARAMS, format!("Unknown tool: {name}"));
         }
         let target = Target::Tool { server: &server.name, tool };
-        match admission::admit(&self.subject, target, &self.rt.policy, &self.rt.store).await {
+        let admitted = admission::admit(&self.subject, target, &self.rt.policy, &self.rt.store).await;
+        let gateway: Arc<str> = Arc::from(self.rt.gateway.as_str());
+        admission::record(
+            admitted.as_ref().map(|a| a.by_default),
+            &req_span,
+            &self.rt.metrics.denials,
+            &gateway,
+            Layer::Mcp,
+        );
+        match admitted {
             Ok(_) => {}
             Err(Refusal::Forbidden(d)) => {
                 audit("forbidden");
@@ -99,7 +117,14 @@ impl Ctx {
                 Outgoing::ToolCall(self.outgoing(id, "tools/call", params))
             }
         };
-        match self.forward(i, id, "tools/call", out).await {
+        let upstream = span::upstream(&req_span, &self.rt.gateway, &format!("tools/call {tool}"));
+        span::attr(&upstream, "mcp.method.name", "tools/call");
+        span::attr(&upstream, "gen_ai.tool.name", tool.to_string());
+        span::attr(&upstream, "cairn.mcp.server", server.name.clone());
+        span::subject(&upstream, &self.subject);
+        span::decision(&upstream, true, "granted");
+        let forwarded = self.forward(i, id, "tools/call", out).instrument(upstream).await;
+        match forwarded {
             Outcome::Stream(Replies::Raw(r)) => {
                 // One successful response, no contents to rewrite: it goes to the client as sent.
                 audit(if r.is_error { "tool_error" } else { "ok" });
@@ -123,6 +148,7 @@ impl Ctx {
                 let session = self.session.clone();
                 let tool = tool.to_string();
                 let id = id.clone();
+                let req_span = req_span.clone();
                 tokio::spawn(async move {
                     let server = &rt.servers[i];
                     let timeout =
@@ -169,6 +195,8 @@ impl Ctx {
                         server: &server.name,
                         tool: &tool,
                         arguments: &args,
+                        span: &req_span,
+                        subject_labels,
                     }
                     .finish(outcome, started.elapsed());
                 });
@@ -183,6 +211,22 @@ impl Ctx {
                 Outcome::SessionGone
             }
         }
+    }
+}
+
+impl Ctx {
+    /// The MCP attributes of a tool call's span (the session by its digest: ids are bearer
+    /// secrets).
+    fn annotate(&self, s: &Span, name: &str, server: &str, tool: &str, session: &str, id: &Value) {
+        span::name(s, format!("tools/call {name}"));
+        span::attr(s, "mcp.method.name", "tools/call");
+        span::attr(s, "gen_ai.operation.name", "execute_tool");
+        span::attr(s, "gen_ai.tool.name", tool.to_string());
+        span::attr(s, "cairn.mcp.server", server.to_string());
+        if !session.is_empty() {
+            span::attr(s, "mcp.session.id", session.to_string());
+        }
+        span::attr(s, "jsonrpc.request.id", id.to_string());
     }
 }
 

@@ -23,9 +23,11 @@ use super::session_era::{batch, delete, initialize, session_ctx};
 use super::standalone::get;
 use super::stateless::post_stateless;
 use super::wire::ToolCallRequest;
+use crate::config::Layer;
 use crate::gateway::jsonrpc::{self, Body as RpcBody, INVALID_REQUEST, Message, RpcError};
 use crate::gateway::limits;
 use crate::gateway::response::{Body, full};
+use crate::gateway::{admission, telemetry};
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request as HttpRequest, Response, StatusCode};
 use serde_json::Value;
@@ -52,10 +54,16 @@ where
     }
     let (parts, body) = req.into_parts();
     let headers = parts.headers;
+    let span = tracing::Span::current();
     let subject = match rt.identity.authenticate(&headers, &rt.policy).await {
         Ok(s) => s,
-        Err(e) => return unauthorized(&rt, &e),
+        Err(e) => {
+            let gateway: Arc<str> = Arc::from(rt.gateway.as_str());
+            admission::refused("unauthenticated", &span, &rt.metrics.denials, &gateway, Layer::Mcp);
+            return unauthorized(&rt, &e);
+        }
     };
+    telemetry::span::subject(&span, &subject);
     match parts.method {
         // Boxed: the server moves the future it gets a few times per request, and most of the
         // size of this one would be the POST's.
@@ -135,6 +143,17 @@ where
         Ok(m) => m,
         Err(e) => return json_response(StatusCode::BAD_REQUEST, &e.to_value()),
     };
+    let method = match &msg {
+        Message::Request(r) => Some(&r.method),
+        Message::Notification(n) => Some(&n.method),
+        Message::Response(_) => None,
+    };
+    if let Some(m) = method {
+        // A tool call is named again with its tool (`super::call`).
+        let span = tracing::Span::current();
+        telemetry::span::name(&span, m.clone());
+        telemetry::span::attr(&span, "mcp.method.name", m.clone());
+    }
     let stateless = stateless_header
         || match &msg {
             Message::Request(r) => {

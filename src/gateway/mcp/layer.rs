@@ -27,7 +27,7 @@ impl McpLayer {
         McpLayer {
             core: core.clone(),
             states: GatewayStates::default(),
-            metrics: core.metrics.register(McpMetrics::new),
+            metrics: core.metrics.register(|r| McpMetrics::new(r, core.metrics.denials.clone())),
         }
     }
 }

@@ -31,6 +31,7 @@ use crate::gateway::http_client::{HttpClient, failure};
 use crate::gateway::jsonrpc::{HEADER_MISMATCH, MISSING_CLIENT_CAPABILITY, UNSUPPORTED_PROTOCOL_VERSION};
 use crate::gateway::jsonrpc::{Message, Notification, Request, Response};
 use crate::gateway::layer::BuildError;
+use crate::gateway::telemetry::span;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use http_body_util::Full;
@@ -501,6 +502,8 @@ impl Upstream {
         h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         h.insert(http::header::ACCEPT, HeaderValue::from_static("application/json, text/event-stream"));
         self.common_headers(&mut h, session)?;
+        // The trace context of the span the call runs in (a tool call's upstream span).
+        span::inject(&tracing::Span::current(), &mut h);
         for (k, v) in extra {
             let v = HeaderValue::from_str(&v).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
             h.append(HeaderName::from_static(k), v);
