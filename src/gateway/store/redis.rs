@@ -112,7 +112,21 @@ pub struct RedisStore {
     unsent: Mutex<VecDeque<Charge>>,
 }
 
-type Charge = (Vec<(String, u64)>, u64);
+/// A charge to make: counters with their expiry and the amount, and for a priced call the
+/// spend records it also adds to (see [`RedisStore::charge`]).
+#[derive(Clone)]
+struct Charge {
+    keys: Vec<(String, u64)>,
+    amount: u64,
+    spend: Option<SpendCharge>,
+}
+
+/// The spend-record half of a budget charge: the window hashes and the field.
+#[derive(Clone)]
+struct SpendCharge {
+    keys: Vec<(String, u64)>,
+    field: String,
+}
 
 impl RedisStore {
     /// A store for `url` (`redis://host:port[/db]`), with an optional password.
@@ -206,12 +220,24 @@ impl RedisStore {
     }
 
     pub(super) async fn add(&self, keys: &[(String, u64)], amount: u64) -> Result<(), StoreError> {
+        self.make(Charge { keys: keys.to_vec(), amount, spend: None }).await
+    }
+
+    /// Makes the charges kept earlier, then `charge`; keeps it when Redis does not take it.
+    async fn make(&self, charge: Charge) -> Result<(), StoreError> {
         self.send_unsent().await;
-        let r = self.add_now(keys, amount).await;
+        let r = self.make_now(&charge).await;
         if r.is_err() {
-            self.keep((keys.to_vec(), amount));
+            self.keep(charge);
         }
         r
+    }
+
+    async fn make_now(&self, c: &Charge) -> Result<(), StoreError> {
+        match &c.spend {
+            None => self.add_now(&c.keys, c.amount).await,
+            Some(s) => self.charge_now(&c.keys, &s.keys, &s.field, c.amount).await,
+        }
     }
 
     /// Charges kept for later, waiting to be made.
@@ -239,10 +265,10 @@ impl RedisStore {
         };
         let n = waiting.len();
         let mut rest = waiting.into_iter();
-        while let Some((keys, amount)) = rest.next() {
-            if self.add_now(&keys, amount).await.is_err() {
+        while let Some(charge) = rest.next() {
+            if self.make_now(&charge).await.is_err() {
                 let mut q = self.unsent.lock().unwrap_or_else(|e| e.into_inner());
-                for c in std::iter::once((keys, amount)).chain(rest).rev() {
+                for c in std::iter::once(charge).chain(rest).rev() {
                     q.push_front(c);
                 }
                 return;
@@ -266,7 +292,20 @@ impl RedisStore {
         Ok(())
     }
 
+    /// Charges `amount` to the budget counters and adds it to the spend records' `field` in one
+    /// script; kept and made later when Redis does not take it, like [`RedisStore::add`].
     pub(super) async fn charge(
+        &self,
+        budgets: &[(String, u64)],
+        spend: &[(String, u64)],
+        field: &str,
+        amount: u64,
+    ) -> Result<(), StoreError> {
+        let spend = Some(SpendCharge { keys: spend.to_vec(), field: field.to_string() });
+        self.make(Charge { keys: budgets.to_vec(), amount, spend }).await
+    }
+
+    async fn charge_now(
         &self,
         budgets: &[(String, u64)],
         spend: &[(String, u64)],
