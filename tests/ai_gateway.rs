@@ -16,40 +16,13 @@ use mock_llm::{Behavior, COMPLETION_TOKENS, MockLlm, PROMPT_TOKENS, STREAM_CHUNK
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
+use support::Proc;
+use support::http::{Resp, client, request};
 
 const SALT: &str = "00112233445566778899aabbccddeeff";
 
-type Client =
-    hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
-
-fn client() -> Client {
-    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build(hyper_util::client::legacy::connect::HttpConnector::new())
-}
-
-struct Resp {
-    status: u16,
-    headers: http::HeaderMap,
-    body: Value,
-    raw: String,
-}
-
 async fn call(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Resp {
-    let mut req = http::Request::builder().method(method).uri(format!("http://127.0.0.1:{port}{path}"));
-    req = req.header("content-type", "application/json");
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let req = req.body(Full::new(Bytes::from(body.to_string()))).unwrap();
-    let resp = tokio::time::timeout(Duration::from_secs(30), client().request(req))
-        .await
-        .expect("gateway answered in time")
-        .expect("request sent");
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    let raw = String::from_utf8_lossy(&bytes).to_string();
-    Resp { status, headers, body: serde_json::from_str(&raw).unwrap_or(Value::Null), raw }
+    request(method, &format!("http://127.0.0.1:{port}{path}"), headers, body.to_string()).await
 }
 
 async fn chat(port: u16, model: &str, headers: &[(&str, &str)]) -> Resp {
@@ -751,16 +724,6 @@ fn redis_config(port: u16, mock: &MockLlm, redis_url: &str, failure_mode: &str, 
     cfg.store =
         Some(serde_json::from_value(json!({"redisUrl": redis_url, "failureMode": failure_mode})).unwrap());
     cfg
-}
-
-/// A `cairn gateway` process; killed on drop.
-struct Proc(std::process::Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn spawn_gateway(dir: &std::path::Path, cfg: &GatewayConfig) -> Proc {

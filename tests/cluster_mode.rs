@@ -2,8 +2,9 @@
 //! --namespace NS --config-map B-config --secret B-credentials`, run as a local process with a
 //! kubeconfig holding a TokenRequest token of the gateway's own ServiceAccount, whose Role is
 //! exactly the one the contract (`config::packed`, docs/architecture.md) describes. The test plays
-//! the operator: it packs compiled configs with `config::packed` and writes the Secret, the parts
-//! and the main ConfigMap in that order, owned by the gateway object.
+//! the operator (tests/support/cluster_gateway.rs): it packs compiled configs with
+//! `config::packed` and writes the Secret, the parts and the main ConfigMap in that order, owned
+//! by the gateway object.
 //!
 //! Per layer: the gateway serves a request through a test upstream once its first config is
 //! complete, follows an edit without a restart (the propagation time is printed, not asserted),
@@ -15,164 +16,27 @@
 
 #[path = "support/a2a_agents.rs"]
 mod a2a_agents;
+#[path = "support/clients.rs"]
+mod clients;
+#[path = "support/cluster_gateway.rs"]
+mod cluster_gateway;
 #[path = "support/mcp_servers.rs"]
 mod mcp_servers;
 #[path = "support/mock_llm.rs"]
 mod mock_llm;
 mod support;
 
-use bytes::Bytes;
-use cairn::config::packed::{self, CREDENTIALS_ANNOTATION, CREDENTIALS_KEY, GZIP_KEY, HASH_ANNOTATION};
+use cairn::config::packed;
 use cairn::config::{CompiledGateway, Credentials, GatewayConfig};
-use http_body_util::{BodyExt, Full};
-use k8s_openapi::api::core::v1::{ConfigMap, Event, Secret};
+use clients::{chat, mcp_tools};
+use cluster_gateway::*;
+use k8s_openapi::api::core::v1::Event;
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-const WAIT: Duration = Duration::from_secs(60);
-
-/// The names of a gateway's children, as the contract spells them.
-struct Names {
-    /// The gateway object.
-    name: String,
-    kind: &'static str,
-    layer: &'static str,
-    /// `<name>-<layer>-gateway`: ServiceAccount, Role, RoleBinding.
-    base: String,
-}
-
-impl Names {
-    fn new(name: &str, layer: &'static str) -> Names {
-        let kind = match layer {
-            "ai" => "AIGateway",
-            "mcp" => "MCPGateway",
-            _ => "AgentGateway",
-        };
-        Names { name: name.into(), kind, layer, base: format!("{name}-{layer}-gateway") }
-    }
-    fn config_map(&self) -> String {
-        format!("{}-config", self.base)
-    }
-    fn secret(&self) -> String {
-        format!("{}-credentials", self.base)
-    }
-}
-
-/// A namespace with the CRDs installed and the gateway object created (its uid for owner
-/// references).
-struct Cluster {
-    p: support::Platform,
-    ns: String,
-    n: Names,
-    uid: String,
-    dir: tempfile::TempDir,
-}
-
 impl Cluster {
-    async fn new(name: &str, layer: &'static str) -> Cluster {
-        let p = support::platform().await;
-        p.install_crds().await;
-        let ns = p.fresh_namespace(&format!("cluster-{layer}")).await;
-        let n = Names::new(name, layer);
-        let doc = json!({
-            "apiVersion": "cairn.dev/v1alpha1", "kind": n.kind,
-            "metadata": {"name": n.name, "namespace": ns},
-            "spec": {"listener": {"port": 8080}}
-        });
-        let obj =
-            p.create(&ns, &doc, false).await.unwrap_or_else(|e| panic!("{}", support::error_message(&e)));
-        let uid = obj.metadata.uid.expect("a uid");
-        Cluster { p, ns, n, uid, dir: tempfile::tempdir().unwrap() }
-    }
-
-    fn owner(&self) -> Value {
-        json!([{"apiVersion": "cairn.dev/v1alpha1", "kind": self.n.kind, "name": self.n.name, "uid": self.uid, "controller": true}])
-    }
-
-    /// The gateway's ServiceAccount, Role and RoleBinding: get/list/watch on exactly its
-    /// ConfigMaps (`parts` of them) and (with `secret`) its Secret, create/patch on events.
-    fn rbac(&self, parts: usize, secret: bool) {
-        let mut names = vec![self.n.config_map()];
-        names.extend((1..parts).map(|i| packed::part_name(&self.n.config_map(), i)));
-        let mut rules = vec![
-            json!({"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"], "resourceNames": names}),
-        ];
-        if secret {
-            rules.push(json!({"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch"], "resourceNames": [self.n.secret()]}));
-        }
-        rules.push(json!({"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]}));
-        let base = &self.n.base;
-        let docs = [
-            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": base}}),
-            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": base}, "rules": rules}),
-            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": base},
-                   "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": base},
-                   "subjects": [{"kind": "ServiceAccount", "name": base, "namespace": self.ns}]}),
-        ];
-        let file = self.dir.path().join(format!("rbac-{parts}-{secret}.json"));
-        std::fs::write(&file, json!({"apiVersion": "v1", "kind": "List", "items": docs}).to_string())
-            .unwrap();
-        self.p.kubectl_ok(&["-n", &self.ns, "apply", "-f", file.to_str().unwrap()]);
-    }
-
-    fn config_maps(&self) -> Api<ConfigMap> {
-        Api::namespaced(self.p.client.clone(), &self.ns)
-    }
-
-    async fn apply<K>(&self, api: &Api<K>, name: &str, doc: Value)
-    where
-        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-    {
-        let pp = PatchParams::apply(support::FIELD_MANAGER).force();
-        api.patch(name, &pp, &Patch::Apply(doc)).await.unwrap_or_else(|e| panic!("applying {name}: {e}"));
-    }
-
-    /// Writes the Secret (`secret`), the parts and the main ConfigMap (`main`) of `gw`, in the
-    /// operator's order; returns the manifest.
-    async fn publish(&self, gw: &CompiledGateway, secret: bool, main: bool) -> packed::Manifest {
-        let p = packed::pack(gw).expect("the config packs");
-        self.publish_packed(&p, secret.then_some(&gw.credentials), main).await;
-        p.manifest
-    }
-
-    /// Writes `p` as the operator would: the Secret (with `credentials`), the parts, then the
-    /// main ConfigMap (when `main`).
-    async fn publish_packed(&self, p: &packed::Packed, credentials: Option<&Credentials>, main: bool) {
-        use base64::Engine;
-        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-        let hash = p.manifest.config_hash.clone();
-        let meta = |name: String, annotations: Value| json!({"name": name, "namespace": self.ns, "annotations": annotations, "ownerReferences": self.owner()});
-        if let Some(credentials) = credentials {
-            let doc = json!({"apiVersion": "v1", "kind": "Secret",
-                "metadata": meta(self.n.secret(), json!({CREDENTIALS_ANNOTATION: credentials.digest()})),
-                "data": {CREDENTIALS_KEY: b64(credentials.to_json().as_bytes())}});
-            self.apply(&Api::<Secret>::namespaced(self.p.client.clone(), &self.ns), &self.n.secret(), doc)
-                .await;
-        }
-        for i in 1..p.parts.len() {
-            let name = packed::part_name(&self.n.config_map(), i);
-            let doc = json!({"apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": meta(name.clone(), json!({HASH_ANNOTATION: hash})),
-                "binaryData": {GZIP_KEY: b64(&p.parts[i])}});
-            self.apply(&self.config_maps(), &name, doc).await;
-        }
-        if main {
-            let mut doc = json!({"apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": meta(self.n.config_map(), json!({HASH_ANNOTATION: hash})),
-                "data": {packed::MANIFEST_KEY: p.manifest.to_json()}});
-            match p.manifest.encoding {
-                packed::Encoding::Identity => {
-                    doc["data"][packed::TEXT_KEY] = json!(String::from_utf8(p.parts[0].clone()).unwrap())
-                }
-                packed::Encoding::Gzip => doc["binaryData"] = json!({GZIP_KEY: b64(&p.parts[0])}),
-            }
-            self.apply(&self.config_maps(), &self.n.config_map(), doc).await;
-        }
-    }
-
     /// Writes a main ConfigMap whose manifest, stamp and hash are consistent but whose config is
     /// not JSON (a bug or a hand-made ConfigMap, not a torn write); the credentials stay `gw`'s.
     async fn publish_invalid_json(&self, gw: &CompiledGateway) {
@@ -190,25 +54,6 @@ impl Cluster {
         };
         self.publish_packed(&packed::Packed { manifest, parts: vec![text.as_bytes().to_vec()] }, None, true)
             .await;
-    }
-
-    /// `cairn gateway` in cluster mode as the gateway's ServiceAccount.
-    fn spawn(&self) -> Gateway {
-        let kubeconfig = self.p.service_account_kubeconfig(&self.ns, &self.n.base, self.dir.path());
-        let admin = support::free_port();
-        let err = self.dir.path().join(format!("gateway-{admin}.err"));
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
-            .args(["gateway", "--layer", self.n.layer, "--namespace", &self.ns])
-            .args(["--config-map", &self.n.config_map(), "--secret", &self.n.secret()])
-            .args(["--address", "127.0.0.1", "--admin-port", &admin.to_string()])
-            .env("KUBECONFIG", &kubeconfig)
-            .env_remove("POD_NAMESPACE")
-            .env_remove("KUBERNETES_SERVICE_HOST")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(&err).unwrap())
-            .spawn()
-            .expect("starting cairn gateway");
-        Gateway { child, admin, err }
     }
 
     /// The `ConfigRefused` Events on the gateway object.
@@ -260,109 +105,6 @@ impl Cluster {
     }
 }
 
-/// A gateway process, killed when dropped.
-struct Gateway {
-    child: std::process::Child,
-    admin: u16,
-    err: PathBuf,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Gateway {
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.err).unwrap_or_default()
-    }
-
-    /// Panics with the gateway's log when it exited.
-    fn alive(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("cairn gateway exited ({status}):\n{}", self.stderr());
-        }
-    }
-
-    async fn admin(&self, path: &str) -> (u16, String) {
-        get(&format!("http://127.0.0.1:{}{path}", self.admin), &[]).await
-    }
-
-    async fn ready(&mut self) {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            self.alive();
-            if self.admin("/readyz").await.0 == 200 {
-                return;
-            }
-            assert!(Instant::now() < deadline, "not ready in time:\n{}", self.stderr());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// The config hash the admin endpoint says is in service.
-    async fn hash(&self) -> Option<String> {
-        let (_, body) = self.admin("/config").await;
-        let v: Value = serde_json::from_str(&body).ok()?;
-        v["gateways"][0]["configHash"].as_str().map(str::to_string)
-    }
-}
-
-async fn request(
-    method: &str,
-    url: &str,
-    headers: &[(&str, &str)],
-    body: Option<Value>,
-) -> (u16, HeaderMapLite, String) {
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Full<Bytes>>();
-    let mut req = http::Request::builder().method(method).uri(url);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
-    let req = req.header("content-type", "application/json").body(Full::new(body)).unwrap();
-    match tokio::time::timeout(Duration::from_secs(10), client.request(req)).await {
-        Ok(Ok(resp)) => {
-            let status = resp.status().as_u16();
-            let headers = resp
-                .headers()
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
-                .collect();
-            let body = resp.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
-            (status, headers, String::from_utf8_lossy(&body).into_owned())
-        }
-        _ => (0, vec![], String::new()),
-    }
-}
-
-type HeaderMapLite = Vec<(String, String)>;
-
-async fn get(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
-    let (s, _, b) = request("GET", url, headers, None).await;
-    (s, b)
-}
-
-/// Polls `probe` until it answers `true`; the time it took.
-async fn until<F, Fut>(what: &str, gw: &mut Gateway, mut probe: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    loop {
-        gw.alive();
-        if probe().await {
-            return start.elapsed();
-        }
-        assert!(start.elapsed() < WAIT, "{what}: not in time\n{}", gw.stderr());
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 /// The common part of every layer's config, on `port`.
 fn base_config(ns: &str, name: &str, layer: &str, port: u16) -> Value {
     json!({
@@ -397,11 +139,6 @@ fn ai_config(ns: &str, port: u16, upstream: &str, models: &[&str]) -> Value {
     v["ai"] = json!({"backends": [{"name": "a", "provider": "openai-compatible", "url": format!("{upstream}/v1"),
                                     "connectTimeoutMs": 1000}], "rules": rules});
     v
-}
-
-async fn chat(port: u16, model: &str) -> u16 {
-    let body = json!({"model": model, "messages": [{"role": "user", "content": "hi"}]});
-    request("POST", &format!("http://127.0.0.1:{port}/v1/chat/completions"), &[], Some(body)).await.0
 }
 
 /// The shape every layer goes through: first config served, an edit followed without a restart,
@@ -520,29 +257,6 @@ async fn an_mcp_gateway_serves_follows_and_refuses_through_the_api() {
         move || async move { mcp_tools(port).await.iter().any(|t| t == "git__search_code") },
     )
     .await;
-}
-
-/// The tool names an MCP session on the gateway lists (none when it cannot).
-async fn mcp_tools(port: u16) -> Vec<String> {
-    let url = format!("http://127.0.0.1:{port}/mcp");
-    let accept = ("accept", "application/json, text/event-stream");
-    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
-    let (status, headers, _) = request("POST", &url, &[accept], Some(init)).await;
-    let Some(id) = headers.iter().find(|(k, _)| k == "mcp-session-id").map(|(_, v)| v.clone()) else {
-        return vec![];
-    };
-    if status != 200 {
-        return vec![];
-    }
-    let session = [accept, ("mcp-session-id", id.as_str()), ("mcp-protocol-version", "2025-06-18")];
-    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
-    let (_, _, body) = request("POST", &url, &session, Some(list)).await;
-    let v: Value = serde_json::from_str(&body).unwrap_or_default();
-    v["result"]["tools"]
-        .as_array()
-        .map(|t| t.iter().filter_map(|t| t["name"].as_str().map(str::to_string)).collect())
-        .unwrap_or_default()
 }
 
 #[tokio::test]

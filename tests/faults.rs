@@ -2,16 +2,18 @@
 //!
 //! - an upstream answering 429 or 500, hanging past the first-token timeout, resetting the
 //!   connection, or cutting its stream after two chunks, and a client leaving mid-stream: a rule
-//!   with a fallback falls back, one without answers one clean error; the usage produced is
-//!   charged, and the shared budget in Redis and the access log agree to the micro-dollar;
-//! - Redis killed (SIGKILL) under a steady load and restarted: `failureMode: Closed` refuses with
-//!   a clear 503 while it is down, `Open` serves every request; both count again once it is back,
-//!   and every request served is charged to the budget (the charges made while it was down
-//!   included);
-//! - each layer's config replaced 100 times while a steady load runs on all three: no request
-//!   fails.
+//!   with a fallback falls back, one without answers one clean error; the upstream of the client
+//!   that left is let go; the usage produced is charged (the prompt and the text that reached
+//!   the client, no more), and the shared budget in Redis and the access log agree to the
+//!   micro-dollar;
+//! - Redis killed (SIGKILL) under a steady load and restarted, on the AI and the MCP layer (one
+//!   admission path, two error formats): `failureMode: Closed` refuses with a clear error while
+//!   it is down, `Open` serves, counting limits and budgets in the process (a spent budget or a
+//!   reached limit refuses there too); once Redis is back it decides again (the spend served
+//!   meanwhile charged to it, and a counter reset in Redis is what admission follows).
 //!
-//! No test asserts on elapsed time; timeouts only end waits.
+//! The configs replaced under load are in tests/config_reload.rs. No test asserts on elapsed
+//! time; timeouts only end waits.
 
 #[path = "support/a2a_agents.rs"]
 mod a2a_agents;
@@ -23,53 +25,24 @@ mod support;
 
 use bytes::Bytes;
 use cairn::config::{CompiledGateway, Credentials, GatewayConfig, hash_virtual_key};
+use cairn::gateway::ai::tokens::count_tokens;
 use cairn::gateway::core::{Core, Env};
 use cairn::gateway::supervisor::Supervisor;
 use http_body_util::{BodyExt, Full};
 use mock_llm::{Behavior, COMPLETION_TOKENS, MockLlm, PROMPT_TOKENS};
 use serde_json::{Value, json};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::Proc;
+use support::calls::{McpSession, rpc_answer};
+use support::http::{Resp, client, request};
 
 const SALT: &str = "00112233445566778899aabbccddeeff";
 /// $100 per million tokens, input and output alike.
 const PRICE: f64 = 100.0;
 /// What one answered call costs: (11 + 7) tokens × $100 per million, in micro-dollars.
 const CALL_MICROS: u64 = (PROMPT_TOKENS + COMPLETION_TOKENS) * 100;
-
-type Client =
-    hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
-
-fn client() -> Client {
-    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build(hyper_util::client::legacy::connect::HttpConnector::new())
-}
-
-struct Resp {
-    status: u16,
-    headers: http::HeaderMap,
-    body: Value,
-    raw: String,
-}
-
-async fn request(method: &str, url: &str, headers: &[(&str, &str)], body: String) -> Resp {
-    let mut req = http::Request::builder().method(method).uri(url).header("content-type", "application/json");
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = tokio::time::timeout(
-        Duration::from_secs(30),
-        client().request(req.body(Full::new(Bytes::from(body))).unwrap()),
-    )
-    .await
-    .expect("an answer in time")
-    .expect("request sent");
-    let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
-    let bytes = resp.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
-    let raw = String::from_utf8_lossy(&bytes).to_string();
-    Resp { status, headers, body: serde_json::from_str(&raw).unwrap_or(Value::Null), raw }
-}
 
 const ALICE: [(&str, &str); 1] = [("authorization", "Bearer sk-alice")];
 
@@ -115,6 +88,15 @@ impl Stream {
     }
 }
 
+/// The content of a streamed chat completion's chunks, joined.
+fn streamed_text(sse: &str) -> String {
+    sse.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str().map(str::to_string))
+        .collect()
+}
+
 fn backend(name: &str, url: &str) -> Value {
     let price = json!({"inputPerMillion": PRICE, "cachedInputPerMillion": PRICE, "outputPerMillion": PRICE});
     json!({"name": name, "provider": "openai-compatible", "url": format!("{url}/v1"), "connectTimeoutMs": 2000,
@@ -129,8 +111,16 @@ fn rule(model: &str, targets: Value) -> Value {
 }
 
 /// An AI gateway on `port` for alice (virtual key `sk-alice`) with a blocking monthly budget of
-/// $100: model `fb` on `a` falling back to `b`, model `solo` on `a` alone; `store` when given.
-fn ai_config(ns: &str, port: u16, a: &MockLlm, b: &MockLlm, store: Option<Value>) -> GatewayConfig {
+/// `budget_usd`: model `fb` on `a` falling back to `b`, model `solo` on `a` alone; `store` when
+/// given.
+fn ai_config(
+    ns: &str,
+    port: u16,
+    a: &MockLlm,
+    b: &MockLlm,
+    budget_usd: f64,
+    store: Option<Value>,
+) -> GatewayConfig {
     let mut v = json!({
         "version": 1,
         "gateway": {"namespace": ns, "name": "llm", "layer": "ai"},
@@ -143,7 +133,7 @@ fn ai_config(ns: &str, port: u16, a: &MockLlm, b: &MockLlm, store: Option<Value>
             "subjects": [{"name": "alice", "identities": [{"type": "virtualKey", "hash": hash_virtual_key(SALT, "sk-alice")}]}],
             "policies": [{"name": "p", "subjects": ["alice"],
                           "models": [{"id": "p/models/0", "pattern": "*"}],
-                          "budgets": [{"id": "p/budgets/0", "amountUsd": 100.0, "window": "month", "scope": "perSubject", "action": "block"}]}]
+                          "budgets": [{"id": "p/budgets/0", "amountUsd": budget_usd, "window": "month", "scope": "perSubject", "action": "block"}]}]
         },
         "ai": {
             "backends": [backend("a", &a.url), backend("b", &b.url)],
@@ -173,16 +163,6 @@ async fn wait_listening(port: u16) {
     .await;
 }
 
-/// Kills the gateway process on drop.
-struct Proc(std::process::Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test]
 async fn upstream_faults_fall_back_or_give_one_clean_error_and_the_budget_agrees_with_the_access_log() {
     let redis = support::Redis::start();
@@ -190,7 +170,7 @@ async fn upstream_faults_fall_back_or_give_one_clean_error_and_the_budget_agrees
     let dir = tempfile::tempdir().unwrap();
     let port = support::free_port();
     let store = json!({"redisUrl": redis.url, "failureMode": "closed"});
-    let cfg = ai_config("faults", port, &a, &b, Some(store));
+    let cfg = ai_config("faults", port, &a, &b, 100.0, Some(store));
     let _gw = Proc(support::spawn_gateway("ai", dir.path(), &cfg.to_json(), port, "{}"));
     wait_listening(port).await;
     let mut requests = 0;
@@ -231,9 +211,9 @@ async fn upstream_faults_fall_back_or_give_one_clean_error_and_the_budget_agrees
     a.set(Behavior::NoUsage);
     let gate = a.gate();
     let mut s = Stream::open(port, "solo").await;
-    s.next().await.expect("a first chunk");
+    let mut relayed = s.next().await.expect("a first chunk");
     gate.add_permits(1);
-    s.next().await.expect("a second chunk");
+    relayed += &s.next().await.expect("a second chunk");
     drop(s);
     let log = dir.path().join(format!("gateway-{port}.out"));
     support::wait_until(Duration::from_secs(10), "the gateway records the client leaving", || async {
@@ -263,7 +243,18 @@ async fn upstream_faults_fall_back_or_give_one_clean_error_and_the_budget_agrees
         lines.iter().filter(|l| l["status"] == 200 && !l["stream"].as_bool().unwrap()).count() as u64;
     let estimated: Vec<&Value> = lines.iter().filter(|l| l["tokens_estimated"] == true).collect();
     assert_eq!(estimated.len(), 2, "the cut stream and the abandoned one are estimated: {lines:#?}");
-    assert!(estimated.iter().all(|l| l["cost_usd"].as_f64().unwrap() > 0.0), "{estimated:#?}");
+    // Each is charged the prompt and exactly the text that reached the client, priced: the cut
+    // stream what came before the cut, the abandoned one what came before the client left (not
+    // the chunk the mock sent after).
+    for (outcome, text) in [("upstream_error", &all), ("client_disconnected", &relayed)] {
+        let l = estimated.iter().find(|l| l["outcome"] == outcome).expect(outcome);
+        let output = count_tokens("solo", &streamed_text(text));
+        assert!(output > 0, "{text}");
+        assert_eq!(l["output_tokens"], output, "{outcome}: {l}");
+        let tokens = l["input_tokens"].as_u64().unwrap() + output;
+        assert_eq!((l["cost_usd"].as_f64().unwrap() * 1e6).round() as u64, tokens * 100, "{outcome}: {l}");
+    }
+    assert_eq!(estimated.iter().find(|l| l["outcome"] == "client_disconnected").unwrap()["status"], 499);
     assert!(logged > served * CALL_MICROS, "answered calls and the estimated streams: {logged}");
     let prefix = "cairn:faults:";
     support::wait_until(Duration::from_secs(10), "the budget holds every charge", || async {
@@ -305,11 +296,11 @@ async fn redis_killed_under_load_and_restarted_fails_as_configured_and_counts_ag
     let store = |mode: &str| Some(json!({"redisUrl": redis.url, "failureMode": mode}));
     let gateways = [
         CompiledGateway {
-            config: ai_config("closed", closed, &a, &b, store("closed")),
+            config: ai_config("closed", closed, &a, &b, 100.0, store("closed")),
             credentials: Credentials::default(),
         },
         CompiledGateway {
-            config: ai_config("open", open, &a, &b, store("open")),
+            config: ai_config("open", open, &a, &b, 100.0, store("open")),
             credentials: Credentials::default(),
         },
     ];
@@ -343,7 +334,8 @@ async fn redis_killed_under_load_and_restarted_fails_as_configured_and_counts_ag
     for (_, body) in closed_log.iter().filter(|(s, _)| *s == 503) {
         let v: Value = serde_json::from_str(body).unwrap();
         assert_eq!(v["error"]["code"], "limits_store_unavailable", "{v}");
-        assert!(v["error"]["message"].as_str().unwrap().contains("fails closed"), "{v}");
+        assert_eq!(v["error"]["type"], "service_unavailable", "{v}");
+        assert_store_unavailable(v["error"]["message"].as_str().unwrap(), &redis.url);
     }
     // Open: every request served.
     assert!(
@@ -381,149 +373,312 @@ async fn redis_killed_under_load_and_restarted_fails_as_configured_and_counts_ag
     assert!(metrics.contains("cairn_store_errors_total{gateway=\"open/llm\",store=\"redis\"}"), "{metrics}");
 }
 
-// ---- config replaced under load, three layers ------------------------------------------------
+/// The message of a call refused because Redis at `url` is down and the gateway fails closed:
+/// the same in every layer.
+fn assert_store_unavailable(m: &str, url: &str) {
+    assert!(m.starts_with(&format!("limits store unavailable: redis {url}")), "{m}");
+    assert!(
+        m.ends_with("; this gateway fails closed, so requests are refused until the store is back"),
+        "{m}"
+    );
+}
 
-fn base(ns: &str, name: &str, layer: &str, port: u16) -> Value {
-    json!({
-        "version": 1,
-        "gateway": {"namespace": ns, "name": name, "layer": layer},
-        "listener": {"port": port, "maxRequestBytes": 1 << 20},
-        "auth": {"allowAnonymous": true, "virtualKeySalt": SALT},
-        "telemetry": {"accessLog": false},
-        "egress": {"allowLoopback": true},
-        "policy": {"defaultAction": "allow"}
+// ---- Open: counted in the process while Redis is down, Redis rules again after -------------------
+
+/// Where a phased load is: each call records the phase it was sent in and the one it was
+/// answered in, so only calls wholly inside a phase are judged by it.
+const UP: u8 = 0;
+const DOWN: u8 = 1;
+const SETTLING: u8 = 2;
+const BACK: u8 = 3;
+const RESET: u8 = 4;
+
+/// One call of a phased load.
+#[derive(Debug)]
+struct Seen {
+    sent: u8,
+    answered: u8,
+    status: u16,
+    /// The JSON answer (the JSON-RPC response of an SSE reply).
+    body: Value,
+}
+
+impl Seen {
+    fn within(&self, phase: u8) -> bool {
+        self.sent == phase && self.answered == phase
+    }
+}
+
+type Log = Arc<Mutex<Vec<Seen>>>;
+
+/// Runs `call(n)` one after another, 10 ms apart, until `stop`, recording each in `log`.
+fn phased_load<F, Fut>(
+    phase: Arc<AtomicU8>,
+    stop: Arc<AtomicBool>,
+    log: Log,
+    call: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: Fn(u64) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Resp> + Send,
+{
+    tokio::spawn(async move {
+        let mut n = 0;
+        while !stop.load(Ordering::Relaxed) {
+            n += 1;
+            let sent = phase.load(Ordering::SeqCst);
+            let r = call(n).await;
+            let answered = phase.load(Ordering::SeqCst);
+            log.lock().unwrap().push(Seen { sent, answered, status: r.status, body: rpc_answer(&r) });
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     })
 }
 
-/// Version `i` of the three gateways' configs: each differs from the last in a field that does
-/// not change what a call answers.
-fn versions(i: u64, ports: [u16; 3], llm: &str, mcp: &str, agent: &str) -> Vec<CompiledGateway> {
-    let mut ai = base("swap", "llm", "ai", ports[0]);
-    ai["ai"] = json!({"backends": [{"name": "a", "provider": "openai-compatible", "url": format!("{llm}/v1"),
-                                     "connectTimeoutMs": 2000 + i}],
-                      "rules": [{"route": "r", "name": "0", "matches": [{"model": "m"}],
-                                 "targets": [{"backend": "a", "weight": 1, "priority": 0}], "fallbackOn": [],
-                                 "timeouts": {}, "ejection": {"consecutiveFailures": 0, "cooldownMs": 0}}]});
-    let mut tools = base("swap", "tools", "mcp", ports[1]);
-    tools["mcp"] = json!({"servers": [{"name": "gh", "prefix": "gh", "endpoint": {"type": "http", "url": mcp},
-                                        "allow": ["*"], "timeoutMs": 5000 + i, "auditArguments": false}],
-                          "sessionIdleTimeoutMs": 600000});
-    let mut agents = base("swap", "agents", "agent", ports[2]);
-    agents["agent"] = json!({"agents": [{"name": "echo", "url": agent, "cardPath": "/.well-known/agent-card.json"}],
-                             "taskOwnershipTtlMs": 3600000, "identityTokenTtlMs": 60000 + i,
-                             "identityTokenHeader": "X-Cairn-Caller"});
-    [ai, tools, agents]
-        .into_iter()
-        .map(|v| CompiledGateway {
-            config: serde_json::from_value(v).expect("a config of the contract"),
-            credentials: Credentials::default(),
-        })
-        .collect()
+/// Waits until `pick` finds something in `log`.
+async fn wait_log<T>(log: &Log, what: &str, pick: impl Fn(&[Seen]) -> Option<T>) -> T {
+    support::wait_until(Duration::from_secs(30), what, || async { pick(&log.lock().unwrap()) }).await
 }
 
-/// Opens an MCP session on `url`: its id.
-async fn mcp_session(url: &str) -> String {
-    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "faults", "version": "1"}}});
-    let accept = ("accept", "application/json, text/event-stream");
-    let r = request("POST", url, &[accept], init.to_string()).await;
-    assert_eq!(r.status, 200, "{}", r.raw);
-    let id = r.headers["mcp-session-id"].to_str().unwrap().to_string();
-    let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    let h = [accept, ("mcp-session-id", id.as_str()), ("mcp-protocol-version", "2025-06-18")];
-    assert_eq!(request("POST", url, &h, note.to_string()).await.status, 202);
-    id
-}
+/// A budget of this many answered calls.
+const BUDGET_CALLS: u64 = 20;
 
-/// The JSON-RPC response in a JSON or SSE answer.
-fn rpc_answer(r: &Resp) -> Value {
-    if r.body.is_object() {
-        return r.body.clone();
-    }
-    r.raw
-        .lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
-        .find(|m| m.get("id").is_some())
-        .unwrap_or(Value::Null)
-}
+#[tokio::test]
+async fn failing_open_an_ai_gateway_counts_its_budget_in_the_process_and_redis_rules_again_once_back() {
+    let mut redis = support::Redis::start_persistent();
+    let (a, b) = (MockLlm::start("a").await, MockLlm::start("b").await);
+    let core = Core::new(Env::from_process());
+    let mut sup = Supervisor::new(core.clone(), cairn::serve::layers(&core), "127.0.0.1".parse().unwrap());
+    let port = support::free_port();
+    let budget = (BUDGET_CALLS * CALL_MICROS) as f64 / 1e6;
+    let store = json!({"redisUrl": redis.url, "failureMode": "open"});
+    let mut config = ai_config("budget", port, &a, &b, budget, Some(store));
+    config.telemetry.access_log = false;
+    assert!(sup.apply_all(&[CompiledGateway { config, credentials: Credentials::default() }]).await);
+    let prefix = "cairn:budget:";
+    let (phase, stop, log) = (Arc::new(AtomicU8::new(UP)), Arc::new(AtomicBool::new(false)), Log::default());
+    let load = phased_load(phase.clone(), stop.clone(), log.clone(), move |_| chat(port, "solo"));
 
-/// One call per layer, whether it succeeded (with what went wrong when not).
-async fn one_round(ports: [u16; 3], session: &str, n: u64) -> Vec<Result<(), String>> {
-    let body = json!({"model": "m", "messages": [{"role": "user", "content": "hello"}]}).to_string();
-    let ai = request("POST", &format!("http://127.0.0.1:{}/v1/chat/completions", ports[0]), &[], body).await;
-    let ai = (ai.status == 200 && ai.body["choices"][0]["message"]["content"] == "from llm")
-        .then_some(())
-        .ok_or(format!("ai: {} {}", ai.status, ai.raw));
-    let call = json!({"jsonrpc": "2.0", "id": n, "method": "tools/call",
-                      "params": {"name": "gh__echo", "arguments": {"text": format!("n{n}")}}});
-    let h = [
-        ("accept", "application/json, text/event-stream"),
-        ("mcp-session-id", session),
-        ("mcp-protocol-version", "2025-06-18"),
-    ];
-    let r = request("POST", &format!("http://127.0.0.1:{}/mcp", ports[1]), &h, call.to_string()).await;
-    let v = rpc_answer(&r);
-    let mcp = (r.status == 200 && v["result"]["content"][0]["text"] == format!("n{n}"))
-        .then_some(())
-        .ok_or(format!("mcp: {} {}", r.status, r.raw));
-    let msg = json!({"jsonrpc": "2.0", "id": n, "method": "SendMessage", "params": {"message": {
-        "messageId": format!("m{n}"), "role": "ROLE_USER", "parts": [{"text": "hi"}]}}});
-    let r = request(
-        "POST",
-        &format!("http://127.0.0.1:{}/agents/echo", ports[2]),
-        &[("a2a-version", "1.0")],
-        msg.to_string(),
-    )
+    // Redis counts the first calls; then it is killed under the load.
+    support::wait_until(Duration::from_secs(20), "Redis to hold three calls' spend", || async {
+        (budget_micros(&redis, prefix) >= 3 * CALL_MICROS).then_some(())
+    })
     .await;
-    let agent = (r.status == 200 && r.body.get("result").is_some())
-        .then_some(())
-        .ok_or(format!("agent: {} {}", r.status, r.raw));
-    vec![ai, mcp, agent]
+    redis.kill();
+    phase.store(DOWN, Ordering::SeqCst);
+    // Served, and counted in the process: once it has served the budget there, it refuses.
+    wait_log(&log, "the budget spent in the process", |l| {
+        l.iter().any(|s| s.within(DOWN) && s.status == 429).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    phase.store(SETTLING, Ordering::SeqCst);
+    redis.restart();
+    // The first call served once Redis answers charges the spend kept meanwhile: Redis then holds
+    // more than the budget and refuses for itself.
+    support::wait_until(Duration::from_secs(30), "the outage's spend charged to Redis", || async {
+        (budget_micros(&redis, prefix) >= BUDGET_CALLS * CALL_MICROS).then_some(())
+    })
+    .await;
+    phase.store(BACK, Ordering::SeqCst);
+    wait_log(&log, "calls refused by Redis", |l| {
+        (l.iter().filter(|s| s.within(BACK)).count() >= 5).then_some(())
+    })
+    .await;
+
+    {
+        let l = log.lock().unwrap();
+        let down: Vec<&Seen> = l.iter().filter(|s| s.within(DOWN)).collect();
+        let served = down.iter().take_while(|s| s.status == 200).count() as u64;
+        assert!(
+            down[served as usize..].iter().all(|s| s.status == 429),
+            "refused for good once spent: {down:#?}"
+        );
+        // What the process served while Redis was down is what it counted: the budget, give or
+        // take a call in flight at the kill (charged in the process) and a charge still landing
+        // when the next call is admitted.
+        assert!(
+            (BUDGET_CALLS - 2..=BUDGET_CALLS + 2).contains(&served),
+            "{served} calls served while Redis was down, on a budget of {BUDGET_CALLS}"
+        );
+        println!(
+            "served while Redis was down: {served} of {} calls (budget: {BUDGET_CALLS} calls)",
+            down.len()
+        );
+        let back: Vec<&Seen> = l.iter().filter(|s| s.within(BACK)).collect();
+        assert!(back.iter().all(|s| s.status == 429), "Redis holds the spend: {back:#?}");
+        for s in down.iter().chain(&back).filter(|s| s.status == 429) {
+            assert_eq!(s.body["error"]["code"], "insufficient_quota", "{s:?}");
+            let m = s.body["error"]["message"].as_str().unwrap();
+            assert!(m.starts_with("You exceeded your current quota: budget p/budgets/0/alice/"), "{m}");
+            assert!(m.ends_with(" is spent for this window."), "{m}");
+        }
+        // Every call served, before, during and after the outage, is charged to Redis (the one
+        // in flight at the kill perhaps twice: an outage may overcharge, never undercharge).
+        let all = l.iter().filter(|s| s.status == 200).count() as u64;
+        let have = budget_micros(&redis, prefix);
+        assert!(
+            (all * CALL_MICROS..=(all + 1) * CALL_MICROS).contains(&have),
+            "{all} calls served, {have} charged"
+        );
+    }
+
+    // Redis decides, not the process: the budget reset in Redis serves again at once, though the
+    // process's own counters still hold a spent budget.
+    let keys: Vec<String> = redis.query(redis::cmd("KEYS").arg(format!("{prefix}budget:*")));
+    let _: i64 = redis.query(redis::cmd("DEL").arg(&keys));
+    phase.store(RESET, Ordering::SeqCst);
+    wait_log(&log, "a call served after the reset", |l| {
+        l.iter().any(|s| s.within(RESET) && s.status == 200).then_some(())
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    load.await.unwrap();
+    let metrics = core.metrics.encode();
+    assert!(
+        metrics.contains("cairn_store_errors_total{gateway=\"budget/llm\",store=\"redis\"}"),
+        "{metrics}"
+    );
+}
+
+// ---- MCP: the same admission, JSON-RPC errors ---------------------------------------------------
+
+const BOT: &str = "sk-bot";
+
+/// An MCP gateway on `port` for `bot` in front of `tools`: `gh__echo` limited to a million calls
+/// a minute (so the store is asked), `gh__add` to three; Redis at `redis` with `mode`.
+fn mcp_config(ns: &str, port: u16, tools: &str, redis: &str, mode: &str) -> CompiledGateway {
+    let limits = |rpm: u64| json!({"requestsPerMinute": rpm});
+    let v = json!({
+        "version": 1,
+        "gateway": {"namespace": ns, "name": "tools", "layer": "mcp"},
+        "listener": {"port": port, "maxRequestBytes": 1 << 20},
+        "auth": {"allowAnonymous": false, "virtualKeySalt": SALT},
+        "telemetry": {"accessLog": false},
+        "egress": {"allowLoopback": true},
+        "store": {"redisUrl": redis, "failureMode": mode},
+        "policy": {
+            "defaultAction": "deny",
+            "subjects": [{"name": "bot", "identities": [{"type": "virtualKey", "hash": hash_virtual_key(SALT, BOT)}]}],
+            "policies": [{"name": "p", "subjects": ["bot"], "tools": [
+                {"id": "p/tools/0", "server": "gh", "prefix": "gh", "tools": ["echo"], "limits": limits(1_000_000)},
+                {"id": "p/tools/1", "server": "gh", "prefix": "gh", "tools": ["add"], "limits": limits(3)}]}]
+        },
+        "mcp": {"servers": [{"name": "gh", "prefix": "gh", "endpoint": {"type": "http", "url": tools},
+                             "allow": ["*"], "timeoutMs": 5000, "auditArguments": false}],
+                "sessionIdleTimeoutMs": 600000}
+    });
+    CompiledGateway {
+        config: serde_json::from_value(v).expect("a config of the contract"),
+        credentials: Credentials::default(),
+    }
+}
+
+/// Whether a `tools/call` of `gh__echo` with `n` was answered with its text.
+fn echoed(s: &Seen) -> bool {
+    s.status == 200 && s.body["result"]["content"][0]["text"] == "ok"
+}
+
+/// The rate-limit counters of `gh__add` for this minute and the next, in Redis.
+fn add_counters(ns: &str) -> Vec<String> {
+    let minute = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() / 60;
+    (minute..=minute + 1).map(|m| format!("cairn:{ns}:rl:p/tools/1/bot:{m}:r")).collect()
 }
 
 #[tokio::test]
-async fn configs_replaced_a_hundred_times_under_load_fail_no_request() {
-    let llm = MockLlm::start("llm").await;
+async fn mcp_tool_calls_with_redis_killed_fail_as_configured_and_redis_counts_again_once_back() {
+    let mut redis = support::Redis::start_persistent();
     let tools = mcp_servers::serve(mcp_servers::ToolsServer::default).await;
-    let agent = a2a_agents::TestAgent::start().await;
     let core = Core::new(Env::from_process());
     let mut sup = Supervisor::new(core.clone(), cairn::serve::layers(&core), "127.0.0.1".parse().unwrap());
-    let ports = [support::free_port(), support::free_port(), support::free_port()];
-    assert!(sup.apply_all(&versions(0, ports, &llm.url, &tools.url, &agent.url)).await);
-    let session = mcp_session(&format!("http://127.0.0.1:{}/mcp", ports[1])).await;
+    let (closed, open) = (support::free_port(), support::free_port());
+    let gateways = [
+        mcp_config("mcp-closed", closed, &tools.url, &redis.url, "closed"),
+        mcp_config("mcp-open", open, &tools.url, &redis.url, "open"),
+    ];
+    assert!(sup.apply_all(&gateways).await);
+    let url = |port: u16| format!("http://127.0.0.1:{port}/mcp");
+    let s_closed = Arc::new(McpSession::open(&url(closed), Some(BOT)).await);
+    let s_open = Arc::new(McpSession::open(&url(open), Some(BOT)).await);
+    let (phase, stop) = (Arc::new(AtomicU8::new(UP)), Arc::new(AtomicBool::new(false)));
+    let (l_closed, l_open) = (Log::default(), Log::default());
+    let echo = |s: Arc<McpSession>| {
+        move |n: u64| {
+            let s = s.clone();
+            async move { s.call(n, "gh__echo", json!({"text": "ok"})).await.0 }
+        }
+    };
+    let loads = [
+        phased_load(phase.clone(), stop.clone(), l_closed.clone(), echo(s_closed.clone())),
+        phased_load(phase.clone(), stop.clone(), l_open.clone(), echo(s_open.clone())),
+    ];
+    wait_log(&l_closed, "calls served", |l| (l.iter().filter(|s| echoed(s)).count() >= 5).then_some(()))
+        .await;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let results = Arc::new(Mutex::new(Vec::new()));
-    let mut load = Vec::new();
-    for worker in 0..3u64 {
-        let (stop, results, session) = (stop.clone(), results.clone(), session.clone());
-        load.push(tokio::spawn(async move {
-            let mut n = worker * 1_000_000;
-            while !stop.load(Ordering::Relaxed) {
-                n += 1;
-                let round = one_round(ports, &session, n).await;
-                results.lock().unwrap().extend(round);
-            }
-        }));
+    redis.kill();
+    phase.store(DOWN, Ordering::SeqCst);
+    wait_log(&l_closed, "the closed gateway refusing", |l| {
+        l.iter().any(|s| s.within(DOWN) && !echoed(s)).then_some(())
+    })
+    .await;
+    // Failing open, the limit of `gh__add` is counted in the process: three calls a minute, then
+    // a refusal (within seven calls, should a minute end in between).
+    let mut refused = None;
+    for n in 1..=7 {
+        let (_, v) = s_open.call(1000 + n, "gh__add", json!({"a": 1, "b": 2})).await;
+        if v.get("error").is_some() {
+            refused = Some(v);
+            break;
+        }
+        assert_eq!(v["result"]["content"][0]["text"], "3", "{v}");
     }
-    for i in 1..=100 {
-        assert!(sup.apply_all(&versions(i, ports, &llm.url, &tools.url, &agent.url)).await, "version {i}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let v = refused.expect("the limit counted in the process refuses");
+    assert_eq!(v["error"]["code"], -32029, "{v}");
+    let m = v["error"]["message"].as_str().unwrap();
+    assert!(m.starts_with("Rate limit of 3 calls per minute reached for gh__add; retry in "), "{m}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    phase.store(SETTLING, Ordering::SeqCst);
+    redis.restart();
+    support::wait_until(Duration::from_secs(30), "the closed gateway serving again", || async {
+        let (r, v) = s_closed.call(2000, "gh__echo", json!({"text": "ok"})).await;
+        (r.status == 200 && v["result"]["content"][0]["text"] == "ok").then_some(())
+    })
+    .await;
+    phase.store(BACK, Ordering::SeqCst);
+    for l in [&l_closed, &l_open] {
+        wait_log(l, "calls served after Redis is back", |l| {
+            (l.iter().filter(|s| s.within(BACK) && echoed(s)).count() >= 5).then_some(())
+        })
+        .await;
     }
+    // Redis counts `gh__add` again: its counter there decides, whatever the process counted.
+    for n in add_counters("mcp-open") {
+        let _: redis::Value = redis.query(redis::cmd("SET").arg(n).arg(3).arg("EX").arg(180));
+    }
+    let (_, v) = s_open.call(3000, "gh__add", json!({"a": 1, "b": 2})).await;
+    assert_eq!(v["error"]["code"], -32029, "Redis's counter refuses: {v}");
+    let _: i64 = redis.query(redis::cmd("DEL").arg(add_counters("mcp-open")));
+    let (_, v) = s_open.call(3001, "gh__add", json!({"a": 1, "b": 2})).await;
+    assert_eq!(v["result"]["content"][0]["text"], "3", "Redis's counter reset serves: {v}");
     stop.store(true, Ordering::Relaxed);
-    for l in load {
+    for l in loads {
         l.await.unwrap();
     }
-    let results = results.lock().unwrap();
-    let failed: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
-    assert!(failed.is_empty(), "{} of {} calls failed: {failed:#?}", failed.len(), results.len());
-    assert!(results.len() >= 30, "the load ran through the swaps: {} calls", results.len());
-    // The last version is the one in service.
-    let want = versions(100, ports, &llm.url, &tools.url, &agent.url);
-    let serving = core.status.configs();
-    for gw in &want {
-        let s = serving.iter().find(|s| s.port == gw.config.listener.port).expect("served");
-        assert_eq!(s.config_hash, gw.config.hash(), "{}", s.gateway);
+
+    // Closed: served, refused with one clear JSON-RPC error while Redis was down, served after.
+    let l = l_closed.lock().unwrap();
+    let down: Vec<&Seen> = l.iter().filter(|s| s.within(DOWN)).collect();
+    assert!(!down.is_empty() && down.iter().all(|s| !echoed(s)), "{down:#?}");
+    for s in &down {
+        assert_eq!(s.status, 200, "a JSON-RPC error, in the reply: {s:?}");
+        assert_eq!(s.body["error"]["code"], -32603, "{s:?}");
+        assert_store_unavailable(s.body["error"]["message"].as_str().unwrap(), &redis.url);
     }
+    assert!(l.iter().filter(|s| s.within(BACK)).all(echoed), "served once Redis is back");
+    // Open: every call served throughout.
+    let l = l_open.lock().unwrap();
+    let failed: Vec<&Seen> = l.iter().filter(|s| !echoed(s)).collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+    assert!(l.iter().filter(|s| s.within(DOWN)).count() >= 5, "the open gateway served while Redis was down");
 }

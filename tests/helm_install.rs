@@ -297,7 +297,8 @@ async fn the_notes_command_merges_the_charts_argo_cd_health_checks_into_argocd_c
 /// environment exactly as rendered (downward API values filled in), with a TokenRequest token of
 /// the chart's ServiceAccount. It must take the release's Lease under the pod's name, serve
 /// /readyz on the chart's admin port and program a user's gateway in a watched namespace — so
-/// the chart's command line, environment and RBAC are what the operator needs.
+/// the chart's command line, environment and RBAC are what the operator needs. On SIGTERM it exits
+/// cleanly and releases the Lease.
 #[tokio::test]
 async fn the_installed_operator_container_runs_leads_and_programs_a_gateway() {
     let p = platform().await;
@@ -360,5 +361,8 @@ async fn the_installed_operator_container_runs_leads_and_programs_a_gateway() {
         "JSON logs: {log}"
     );
     assert!(op.stop(), "SIGTERM: a clean exit\n{}", op.log_text());
+    // ... having released the Lease, so a standby need not wait for it to expire.
+    let lease = get_json(&p, &["-n", &system, "lease", &release]);
+    assert_ne!(lease["spec"]["holderIdentity"], pod_name.as_str(), "{lease}");
     ok(p.helm().args(["uninstall", &release, "-n", &system]).output().unwrap(), "helm uninstall");
 }

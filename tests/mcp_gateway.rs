@@ -21,6 +21,7 @@ use mcp_servers::{ElicitServer, NamedToolsServer, PagedServer, ToolsServer, serv
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
+use support::Proc;
 
 const SALT: &str = "0011";
 const BOT_KEY: &str = "bot-key-0123456789abcdef";
@@ -1773,16 +1774,6 @@ async fn open_stream(
         return (status, empty, String::from_utf8_lossy(&text).into_owned());
     }
     (status, Events { body: Some(resp.into_body()), buf: String::new() }, String::new())
-}
-
-/// `cairn gateway --layer mcp` processes; killed on drop.
-struct Proc(std::process::Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn spawn_mcp_gateway(dir: &std::path::Path, cfg: &GatewayConfig, port: u16) -> Proc {

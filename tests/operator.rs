@@ -370,14 +370,7 @@ async fn a_ready_pod_makes_the_gateway_ready_and_current() {
         l.items.into_iter().next()
     })
     .await;
-    let now = k8s_openapi::jiff::Timestamp::now().to_string();
-    let status = json!({"status": {"phase": "Running", "conditions": [
-        {"type": "Ready", "status": "True", "lastTransitionTime": now},
-        {"type": "ContainersReady", "status": "True", "lastTransitionTime": now},
-        {"type": "PodScheduled", "status": "True", "lastTransitionTime": now}]}});
-    pods.patch_status(pod.metadata.name.as_ref().unwrap(), &PatchParams::default(), &Patch::Merge(&status))
-        .await
-        .unwrap();
+    mark_pod_ready(&pods, pod.metadata.name.as_ref().unwrap()).await;
     let gw = wait_condition(&p, &ns, "AIGateway", "llm", "Ready", "True").await;
     assert_eq!(gw.data["status"]["readyReplicas"], 1);
     let gw = wait_condition(&p, &ns, "AIGateway", "llm", "Reconciling", "False").await;

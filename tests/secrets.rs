@@ -16,13 +16,14 @@ mod mock_llm;
 mod support;
 
 use base64::Engine;
-use bytes::Bytes;
 use cairn::config::{SESSION_KEY, SIGNING_KEY, hash_virtual_key};
-use http_body_util::{BodyExt, Full};
+
 use mock_llm::{Behavior, MockLlm};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::Proc;
+use support::http::request;
 
 const SALT: &str = "00112233445566778899aabbccddeeff";
 
@@ -44,35 +45,6 @@ fn signing_key() -> (String, String) {
     let b64 = base64::engine::general_purpose::STANDARD.encode(doc.as_ref());
     let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
     (format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", lines.join("\n")), b64)
-}
-
-struct Resp {
-    status: u16,
-    headers: http::HeaderMap,
-    raw: String,
-}
-
-async fn request(method: &str, url: &str, headers: &[(&str, &str)], body: String) -> Resp {
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build(hyper_util::client::legacy::connect::HttpConnector::new());
-    let mut req = http::Request::builder()
-        .method(method)
-        .uri(url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream");
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = tokio::time::timeout(
-        Duration::from_secs(30),
-        client.request(req.body(Full::new(Bytes::from(body))).unwrap()),
-    )
-    .await
-    .expect("an answer in time")
-    .expect("request sent");
-    let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
-    let bytes = resp.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
-    Resp { status, headers, raw: String::from_utf8_lossy(&bytes).to_string() }
 }
 
 fn base(layer: &str, port: u16, key: &str) -> Value {
@@ -110,16 +82,6 @@ async fn locked_server(seen: Arc<Mutex<Vec<String>>>) -> (String, tokio::task::J
             let _ = axum::serve(listener, app).await;
         }),
     )
-}
-
-/// Kills the process on drop.
-struct Proc(std::process::Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn spawn(layer: &str, dir: &std::path::Path, config: &Value, credentials: &Value) -> Proc {
@@ -215,11 +177,13 @@ async fn no_key_or_token_used_reaches_any_log_at_debug_level() {
     let mcp_url = format!("http://127.0.0.1:{}/mcp", ports[1]);
     let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
-    let r = request("POST", &mcp_url, &[("authorization", &good)], init.to_string()).await;
+    let accept = ("accept", "application/json, text/event-stream");
+    let r = request("POST", &mcp_url, &[("authorization", &good), accept], init.to_string()).await;
     assert_eq!(r.status, 200, "{}", r.raw);
     let session = r.headers["mcp-session-id"].to_str().unwrap().to_string();
     let h = [
         ("authorization", good.as_str()),
+        accept,
         ("mcp-session-id", &session),
         ("mcp-protocol-version", "2025-06-18"),
     ];
@@ -230,7 +194,10 @@ async fn no_key_or_token_used_reaches_any_log_at_debug_level() {
     assert!(r.raw.contains("\"hi\""), "{}", r.raw);
     let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "locked__x", "arguments": {}}});
     request("POST", &mcp_url, &h, call.to_string()).await;
-    assert_eq!(request("POST", &mcp_url, &[("authorization", &bad)], init.to_string()).await.status, 401);
+    assert_eq!(
+        request("POST", &mcp_url, &[("authorization", &bad), accept], init.to_string()).await.status,
+        401
+    );
     assert!(
         locked_seen.lock().unwrap().iter().any(|a| *a == format!("Bearer {mcp_token}")),
         "the MCP server's token was used"

@@ -2,10 +2,11 @@
 //! `cargo test`. Not a test: it asserts nothing about time; it prints figures (markdown on stdout,
 //! progress on stderr). See docs/benchmarks.md, "Operator".
 //!
-//! - `latency --routes N --edits E`: one AIGateway with N AIRoutes; E edits of one route, each
-//!   timed from the apply request to the gateway's main ConfigMap carrying the new config hash (a
-//!   watch on it, opened before the edit); with `--served` also to the first request served under
-//!   the new route by `cairn gateway` in cluster mode.
+//! - `latency --routes N --edits E [--served]`: one AIGateway with N AIRoutes; E edits of one
+//!   route, each timed from the apply request to the gateway's main ConfigMap carrying the new
+//!   config hash (a watch on it, opened before the edit); with `--served` also to the first
+//!   request served under the edited route by `cairn gateway` in cluster mode (a local process
+//!   with a TokenRequest token of the gateway's own ServiceAccount, polled every 2 ms).
 //! - `scale --resources N`: N Cairn objects in namespaces of 500 (1 AIGateway, 1 AIBackend, 498
 //!   AIRoutes each): time until every gateway is Programmed with all its routes; the operator's
 //!   RSS and CPU (total and per reconcile) while doing it and once settled.
@@ -89,7 +90,7 @@ struct Operator {
 
 impl Operator {
     fn start(env: &Env, namespaces: &[String]) -> Operator {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = free_port();
         let mut cmd = Command::new(&env.cairn);
         cmd.args([
             "operator",
@@ -155,8 +156,97 @@ impl Drop for Operator {
 }
 
 fn gateway(name: &str) -> Value {
+    gateway_on(name, 8080)
+}
+
+fn gateway_on(name: &str, port: u16) -> Value {
     json!({"apiVersion": "cairn.dev/v1alpha1", "kind": "AIGateway", "metadata": {"name": name},
-           "spec": {"listener": {"port": 8080}, "defaultAction": "Allow", "auth": {"allowAnonymous": true}}})
+           "spec": {"listener": {"port": port}, "defaultAction": "Allow", "auth": {"allowAnonymous": true}}})
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `cairn gateway` for the bench's AIGateway `llm`, in cluster mode, as its own ServiceAccount.
+struct GatewayProcess {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+type HttpClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    http_body_util::Full<bytes::Bytes>,
+>;
+
+fn http_client() -> HttpClient {
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http()
+}
+
+/// Status of a GET, or 0.
+async fn http_get(c: &HttpClient, url: &str) -> u16 {
+    let req = http::Request::get(url).body(http_body_util::Full::default()).unwrap();
+    c.request(req).await.map_or(0, |r| r.status().as_u16())
+}
+
+/// Status of a chat completion of `model` through the gateway on `port`, or 0.
+async fn chat(c: &HttpClient, port: u16, model: &str) -> u16 {
+    let body = json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}).to_string();
+    let req = http::Request::post(format!("http://127.0.0.1:{port}/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+        .unwrap();
+    match c.request(req).await {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            let _ = http_body_util::BodyExt::collect(r.into_body()).await;
+            status
+        }
+        Err(_) => 0,
+    }
+}
+
+async fn start_gateway(env: &Env, ns: &str, http: &HttpClient) -> GatewayProcess {
+    use k8s_openapi::api::authentication::v1::TokenRequest;
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let sa = "llm-ai-gateway";
+    let sas: Api<ServiceAccount> = Api::namespaced(env.client.clone(), ns);
+    let tr: TokenRequest = serde_json::from_value(json!({"spec": {"expirationSeconds": 3600}})).unwrap();
+    let token = wait("the gateway's ServiceAccount", Duration::from_secs(60), || async {
+        sas.create_token_request(sa, &PostParams::default(), &tr).await.ok()?.status.map(|s| s.token)
+    })
+    .await;
+    let mut kc: Value = serde_saphyr::from_str(&std::fs::read_to_string(&env.kubeconfig).unwrap()).unwrap();
+    kc["users"][0]["user"] = json!({"token": token});
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, kc.to_string()).unwrap();
+    let admin = free_port();
+    let log = std::fs::File::create(std::env::temp_dir().join("cairn-bench-gateway.log")).unwrap();
+    let child = Command::new(&env.cairn)
+        .args(["gateway", "--layer", "ai", "--namespace", ns])
+        .args(["--config-map", "llm-ai-gateway-config", "--secret", "llm-ai-gateway-credentials"])
+        .args(["--address", "127.0.0.1", "--admin-port", &admin.to_string()])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("RUST_LOG", "warn")
+        .env_remove("POD_NAMESPACE")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("cairn gateway starts");
+    let url = format!("http://127.0.0.1:{admin}/readyz");
+    wait("the gateway to be ready", Duration::from_secs(60), || async {
+        (http_get(http, &url).await == 200).then_some(())
+    })
+    .await;
+    GatewayProcess { child, _dir: dir }
 }
 
 fn backend() -> Value {
@@ -225,9 +315,11 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 async fn latency(env: &Env) {
     let routes: usize = arg("--routes", "100").parse().unwrap();
     let edits: usize = arg("--edits", "50").parse().unwrap();
+    let served = flag("--served");
     let ns = format!("bench-latency-{routes}-{}", std::process::id());
     namespace(&env.client, &ns).await;
-    apply(&env.client, &ns, &gateway("llm")).await;
+    let port = free_port();
+    apply(&env.client, &ns, &gateway_on("llm", port)).await;
     apply(&env.client, &ns, &backend()).await;
     futures_util::stream::iter(0..routes)
         .for_each_concurrent(16, |i| {
@@ -240,16 +332,19 @@ async fn latency(env: &Env) {
         rules_in_config(&env.client, &ns).await.filter(|(n, _)| *n == routes)
     })
     .await;
+    let http = http_client();
+    let _gateway = if served { Some(start_gateway(env, &ns, &http).await) } else { None };
     tokio::time::sleep(Duration::from_secs(2)).await;
     let cms = api(&env.client, &ns, "v1", "ConfigMap", "configmaps");
-    let mut samples = Vec::new();
+    let (mut written, mut serving) = (Vec::new(), Vec::new());
     for k in 0..edits {
         let (_, before) = rules_in_config(&env.client, &ns).await.unwrap();
         let wp = WatchParams::default().fields("metadata.name=llm-ai-gateway-config");
         let version = cms.get("llm-ai-gateway-config").await.unwrap().metadata.resource_version.unwrap();
         let mut stream = cms.watch(&wp, &version).await.unwrap().boxed();
+        let model = format!("edit-{k}");
         let started = Instant::now();
-        apply(&env.client, &ns, &route(0, &format!("edit-{k}"))).await;
+        apply(&env.client, &ns, &route(0, &model)).await;
         loop {
             match tokio::time::timeout(Duration::from_secs(30), stream.try_next()).await {
                 Ok(Ok(Some(WatchEvent::Modified(cm)))) => {
@@ -262,17 +357,34 @@ async fn latency(env: &Env) {
                 other => panic!("edit {k}: no new config within 30 s ({:?})", other.err()),
             }
         }
-        samples.push(started.elapsed().as_secs_f64() * 1000.0);
+        written.push(started.elapsed().as_secs_f64() * 1000.0);
+        if served {
+            while chat(&http, port, &model).await != 200 {
+                assert!(started.elapsed() < Duration::from_secs(30), "edit {k}: not served within 30 s");
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            serving.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
     }
-    samples.sort_by(f64::total_cmp);
+    written.sort_by(f64::total_cmp);
+    serving.sort_by(f64::total_cmp);
     let compile_ms = op.metric("cairn_operator_compile_duration_seconds_sum")
         / op.metric("cairn_operator_compile_duration_seconds_count")
         * 1000.0;
+    let served_cols = if served {
+        format!(
+            "{:.1} | {:.1} | {:.1}",
+            percentile(&serving, 0.5),
+            percentile(&serving, 0.99),
+            serving[serving.len() - 1]
+        )
+    } else {
+        " | | ".into()
+    };
     println!(
-        "| {routes} | {edits} | {:.1} | {:.1} | {:.1} | {compile_ms:.2} | {:.1} |",
-        percentile(&samples, 0.5),
-        percentile(&samples, 0.99),
-        samples[samples.len() - 1],
+        "| {routes} | {edits} | {:.1} | {:.1} | {served_cols} | {compile_ms:.2} | {:.1} |",
+        percentile(&written, 0.5),
+        percentile(&written, 0.99),
         op.rss_mib()
     );
 }

@@ -57,6 +57,12 @@ pub enum Refusal<'a> {
     StoreUnavailable(StoreError),
 }
 
+/// What a caller refused for a failing store is told, in every layer's error format: the store's
+/// error and what failing closed means for the caller.
+pub fn store_unavailable_message(e: &StoreError) -> String {
+    format!("{e}; this gateway fails closed, so requests are refused until the store is back")
+}
+
 impl Refusal<'_> {
     /// Why, for `cairn_policy_denials_total` and the request's span: the policy's reason for a
     /// refusal of the policy ([`crate::policy::DenyReason::category`]), the category otherwise.

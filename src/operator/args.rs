@@ -9,9 +9,6 @@ use std::net::{IpAddr, SocketAddr};
 /// `EnvFilter::try_from_default_env` in `main.rs`).
 pub const LOG_FILTER_ENV: &str = tracing_subscriber::EnvFilter::DEFAULT_ENV;
 
-/// Where a pod finds its own namespace when `POD_NAMESPACE` is unset.
-const SERVICE_ACCOUNT_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
-
 /// The `operator` subcommand of `cairn`.
 #[derive(Clone, Debug, clap::Subcommand)]
 pub enum Command {
@@ -74,23 +71,12 @@ impl Args {
             cluster_domain: self.cluster_domain,
             http_address: SocketAddr::new(self.address, self.admin_port),
             leader_elect: self.leader_elect,
-            lease_namespace: self
-                .lease_namespace
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(service_account_namespace),
+            lease_namespace: crate::serve::cluster_namespace(self.lease_namespace)
+                .unwrap_or_else(|_| "default".into()),
             lease_name: self.lease_name,
             identity: self.identity.filter(|s| !s.is_empty()).unwrap_or_else(default_identity),
         }
     }
-}
-
-/// The in-cluster ServiceAccount's namespace, else `default`.
-fn service_account_namespace() -> String {
-    std::fs::read_to_string(SERVICE_ACCOUNT_NAMESPACE)
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "default".into())
 }
 
 /// hostname-pid.

@@ -382,21 +382,3 @@ pub async fn run_scope(p: ScopeParams, shutdown: impl Fn() -> Shutdown) {
     ];
     futures_util::future::join_all(controllers).await;
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_from_half_a_second_to_five_minutes_with_jitter() {
-        for (attempt, base) in [(1, 0.5), (2, 1.0), (3, 2.0), (10, 256.0), (11, 300.0), (40, 300.0)] {
-            for _ in 0..50 {
-                let d = backoff_delay(attempt).as_secs_f64();
-                assert!(d >= base * 0.5 && d < base, "attempt {attempt}: {d}");
-            }
-        }
-        let spread: std::collections::BTreeSet<u128> =
-            (0..20).map(|_| backoff_delay(5).as_micros()).collect();
-        assert!(spread.len() > 10, "jittered: {spread:?}");
-    }
-}

@@ -15,7 +15,9 @@
 // part of it; without this, the unused parts warn (and fail `clippy -D warnings`).
 #![allow(dead_code)]
 
+pub mod calls;
 pub mod hosts;
+pub mod http;
 pub mod logs;
 pub mod tools;
 
@@ -446,6 +448,16 @@ impl Drop for Redis {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A process the test started (a `cairn` command), killed when dropped.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 

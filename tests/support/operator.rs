@@ -127,6 +127,15 @@ impl Operator {
         false
     }
 
+    /// Kills the process with SIGKILL, as a node failure or the OOM killer would: no write in
+    /// flight is finished and the Lease is not released.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// The log so far, for assertion messages.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -135,10 +144,7 @@ impl Operator {
 
 impl Drop for Operator {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.kill();
     }
 }
 
@@ -179,6 +185,20 @@ pub async fn wait_condition(
         (c["status"] == status && c["observedGeneration"] == o.metadata.generation.unwrap_or(-1)).then_some(o)
     })
     .await
+}
+
+/// Plays the kubelet for pod `name` (the controller-manager made it; nothing runs it here):
+/// Running and Ready.
+pub async fn mark_pod_ready(pods: &Api<DynamicObject>, name: &str) {
+    use kube::api::{Patch, PatchParams};
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    let status = serde_json::json!({"status": {"phase": "Running", "conditions": [
+        {"type": "Ready", "status": "True", "lastTransitionTime": now},
+        {"type": "ContainersReady", "status": "True", "lastTransitionTime": now},
+        {"type": "PodScheduled", "status": "True", "lastTransitionTime": now}]}});
+    pods.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap_or_else(|e| panic!("marking pod {name} Ready: {e}"));
 }
 
 /// `resourceVersion` of every object of `kinds` (api_version, kind, plural) in `ns`, by

@@ -138,7 +138,9 @@ impl From<Refusal<'_>> for A2aError {
             Refusal::OverBudget { key } => {
                 A2aError::RateLimited { message: format!("budget {key} is spent"), retry_after: 60 }
             }
-            Refusal::StoreUnavailable(e) => A2aError::StoreUnavailable(e.to_string()),
+            Refusal::StoreUnavailable(e) => {
+                A2aError::StoreUnavailable(admission::store_unavailable_message(&e))
+            }
         }
     }
 }

@@ -113,6 +113,7 @@ pub(super) fn rest_call(
         }
         CallFacts::default()
     } else {
+        view::utf8(&bytes).map_err(A2aError::Parse)?;
         match view::rest_params(&bytes) {
             Ok(p) => p.facts(m),
             Err(e) if !e.is_data() => return Err(A2aError::Parse(e.to_string())),

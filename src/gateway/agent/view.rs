@@ -382,8 +382,17 @@ pub enum RequestError {
     Params(String, Option<serde_json::Value>),
 }
 
+/// Whether `body` is UTF-8, as JSON must be: the views skip what they do not read without
+/// checking it, so this is checked first. The error says where it is not.
+pub fn utf8(body: &[u8]) -> Result<(), String> {
+    std::str::from_utf8(body)
+        .map(|_| ())
+        .map_err(|e| format!("the body is not UTF-8 (invalid bytes at offset {})", e.valid_up_to()))
+}
+
 /// Reads a JSON-RPC request in one pass: its envelope and its params' fields.
 pub fn request(body: &[u8]) -> Result<Envelope, RequestError> {
+    utf8(body).map_err(RequestError::Parse)?;
     let e = match is_object(body) {
         true => match serde_json::from_slice::<Envelope>(body) {
             Ok(env) => return Ok(env),
@@ -531,6 +540,20 @@ mod tests {
 
     fn call(m: Method, params: &str) -> CallFacts {
         rest_params(params.as_bytes()).unwrap().facts(m)
+    }
+
+    /// Found by the `a2a_jsonrpc` fuzz target: a key with bytes that are not UTF-8, in a field
+    /// the views skip, read as a call although it is not JSON.
+    #[test]
+    fn a_body_that_is_not_utf8_is_a_parse_error() {
+        let body = b"{\"jsonrpc\": \"2.0\", \"id\": 3, \"method\": \"GetTask\", \"params\": {\"tas\xc8kId\": \"t1\"}}";
+        match request(body) {
+            Err(RequestError::Parse(e)) => {
+                assert_eq!(e, "the body is not UTF-8 (invalid bytes at offset 64)")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(utf8(br#"{"a": "\ud800"}"#).is_ok(), "escapes are JSON's business, not UTF-8's");
     }
 
     #[test]

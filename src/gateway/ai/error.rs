@@ -3,7 +3,7 @@
 //! `{"type":"error","error":{"type","message"}}`. This is the one place that maps errors to
 //! statuses and bodies.
 
-use crate::gateway::admission::Refusal;
+use crate::gateway::admission::{Refusal, store_unavailable_message};
 use crate::gateway::limits::LimitError;
 use crate::gateway::response::{Body, json};
 use bytes::Bytes;
@@ -208,9 +208,7 @@ impl From<Refusal<'_>> for AiError {
             Refusal::OverBudget { key } => AiError::OverBudget(format!(
                 "You exceeded your current quota: budget {key} is spent for this window."
             )),
-            Refusal::StoreUnavailable(e) => AiError::StoreUnavailable(format!(
-                "{e}; this gateway fails closed, so requests are refused until the store is back"
-            )),
+            Refusal::StoreUnavailable(e) => AiError::StoreUnavailable(store_unavailable_message(&e)),
         }
     }
 }

@@ -77,6 +77,26 @@ pub struct Guardrails {
 
 /// Upper bound on a compiled regex (guards against patterns that explode in size).
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
+/// Most rounds of redaction of one text by one rule.
+const MAX_REDACT_ROUNDS: usize = 4;
+
+/// `text` with every hit (sorted by start) replaced by `replacement`; overlapping hits make one
+/// replaced range.
+fn redact(text: &str, hits: &[Hit], replacement: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut pos = 0;
+    for h in hits {
+        if h.start < pos {
+            pos = pos.max(h.end);
+            continue;
+        }
+        out.push_str(&text[pos..h.start]);
+        out.push_str(replacement);
+        pos = h.end;
+    }
+    out.push_str(&text[pos..]);
+    out
+}
 
 #[derive(Debug, Clone, Copy)]
 struct Hit {
@@ -150,20 +170,22 @@ impl Guardrails {
                     });
                 }
                 GuardrailActionConfig::Redact => {
-                    let mut out = String::with_capacity(cur.len());
-                    let mut pos = 0;
-                    for h in &hits {
-                        if h.start < pos {
-                            // Overlaps a range already redacted: extend it.
-                            pos = pos.max(h.end);
-                            continue;
+                    // Redacting can bring to light a candidate that an overlapping match hid
+                    // from the scan: what is left (never the replacements) is scanned again, a
+                    // few times at most.
+                    let mut hits = hits;
+                    for _ in 0..MAX_REDACT_ROUNDS {
+                        cur = Cow::Owned(redact(&cur, &hits, &rule.replacement));
+                        let placed: Vec<(usize, usize)> = cur
+                            .match_indices(rule.replacement.as_str())
+                            .map(|(i, r)| (i, i + r.len()))
+                            .collect();
+                        hits = Self::hits(rule, &cur);
+                        hits.retain(|h| !placed.iter().any(|&(s, e)| h.start < e && s < h.end));
+                        if hits.is_empty() {
+                            break;
                         }
-                        out.push_str(&cur[pos..h.start]);
-                        out.push_str(&rule.replacement);
-                        pos = h.end;
                     }
-                    out.push_str(&cur[pos..]);
-                    cur = Cow::Owned(out);
                 }
             }
         }
@@ -305,6 +327,29 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(g.check_text(Direction::Request, "x@example.com").unwrap(), "[REDACTED:r]");
+    }
+
+    /// Found by the `guardrails` fuzz target: candidates of different kinds overlapping, where
+    /// the redacted text kept a finding.
+    #[test]
+    fn redaction_leaves_no_finding_of_its_detectors() {
+        let all = [
+            PiiDetector::Email,
+            PiiDetector::Phone,
+            PiiDetector::CreditCard,
+            PiiDetector::Iban,
+            PiiDetector::UsSsn,
+        ];
+        let g = Guardrails::new(&[rule("g", &all, &[r"(?i)secret-[a-z0-9]{4}"], Redact)]).unwrap();
+        for text in [
+            "card 4111 1111 seC1 1111, iabn GB82 WEST 1234 511 1131 1111 111ard 4111 1111 seC1 1111, iabn GB82 WE\u{ff15}-\u{fffd}b12",
+            "call 415-555-0100 4111 1111 1111 1111 now",
+        ] {
+            let out = g.check_text(Direction::Request, text).unwrap();
+            let left = pii::find(&out, &all);
+            assert!(left.is_empty(), "{text:?} redacted to {out:?} still has {left:?}");
+            assert!(matches!(g.check_text(Direction::Request, &out), Ok(Cow::Borrowed(_))), "{out:?}");
+        }
     }
 
     #[test]

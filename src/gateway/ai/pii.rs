@@ -3,9 +3,10 @@
 //!
 //! Each detector is a regular expression that finds candidates followed by a validation that
 //! removes false positives (a 16-digit order number that fails Luhn is not a card). Regexes are
-//! compiled once per process. When candidates of different kinds overlap, the earlier one in the
-//! text wins, then the longer one, then the stricter kind (card, IBAN, SSN before phone), so a card
-//! number is never reported as a phone number too.
+//! compiled once per process. Candidates that overlap make one finding covering all of them (so
+//! redacting it leaves no part of any), named by the earlier one in the text, then the longer
+//! one, then the stricter kind (card, IBAN, SSN before phone): a card number is never reported as
+//! a phone number too.
 
 use crate::config::PiiDetector;
 use regex::Regex;
@@ -116,7 +117,8 @@ fn priority(kind: PiiDetector) -> u8 {
     }
 }
 
-/// All non-overlapping findings of the given detectors in `text`, in text order.
+/// All findings of the given detectors in `text`, in text order, none overlapping another (see
+/// the module doc for candidates that overlap).
 pub fn find(text: &str, kinds: &[PiiDetector]) -> Vec<PiiMatch> {
     let mut all = Vec::new();
     for &kind in kinds {
@@ -189,15 +191,17 @@ pub fn find(text: &str, kinds: &[PiiDetector]) -> Vec<PiiMatch> {
             .then((b.end - b.start).cmp(&(a.end - a.start)))
             .then(priority(a.kind).cmp(&priority(b.kind)))
     });
-    // Prefer stricter kinds over a phone match covering the same digits.
+    // One finding per overlapping run of candidates, covering them all; a stricter kind names
+    // what a phone match overlaps.
     let mut out: Vec<PiiMatch> = Vec::with_capacity(all.len());
     for m in all {
         if let Some(last) = out.last_mut()
             && m.start < last.end
         {
-            if last.kind == PiiDetector::Phone && m.kind != PiiDetector::Phone && m.end >= last.end {
-                *last = m;
+            if last.kind == PiiDetector::Phone && m.kind != PiiDetector::Phone {
+                last.kind = m.kind;
             }
+            last.end = last.end.max(m.end);
             continue;
         }
         out.push(m);

@@ -96,9 +96,9 @@ impl Ctx {
             }
             // Tool calls carry no budget.
             Err(Refusal::OverBudget { .. }) => {}
-            Err(Refusal::StoreUnavailable(_)) => {
+            Err(Refusal::StoreUnavailable(e)) => {
                 audit("store_unavailable");
-                return fail(id, INTERNAL_ERROR, "limits store unavailable");
+                return fail(id, INTERNAL_ERROR, admission::store_unavailable_message(&e));
             }
         }
         let wire = self.backends.get(&server.prefix).is_some_and(|s| self.upstream(i).takes_wire(s));

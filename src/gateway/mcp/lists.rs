@@ -19,7 +19,7 @@ const MAX_PAGES: usize = 1000;
 /// Where the next page of a list starts: sealed into the opaque `nextCursor` (so it is
 /// tamper-evident and bound to the gateway) with the method it belongs to.
 #[derive(serde::Serialize, serde::Deserialize)]
-pub(super) struct ListCursor {
+pub struct ListCursor {
     /// The list method.
     #[serde(rename = "lm")]
     method: String,

@@ -1,5 +1,6 @@
-//! The namespaces whose inputs changed since the compile stage last looked: the watches mark
-//! them, the compile stage takes them.
+//! What changed: the namespaces whose inputs moved since the compile stage last looked (marked by
+//! the watches, taken by the compile stage), and the Secrets each namespace's last compile named
+//! (an event of one of those marks its namespace).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
