@@ -40,7 +40,7 @@ fn gateways<'a>(out: &'a Output, namespace: &str) -> Vec<&'a CompiledGateway> {
     out.gateways.iter().filter(|g| g.config.gateway.namespace == namespace).collect()
 }
 
-fn kind(layer: Layer) -> &'static str {
+pub fn kind(layer: Layer) -> &'static str {
     match layer {
         Layer::Ai => "AIGateway",
         Layer::Mcp => "MCPGateway",
@@ -172,7 +172,7 @@ fn reachable(g: &CompiledGateway, idx: &PolicyIndex, name: &str) -> String {
 }
 
 /// Model names (exact, or globs) that a gateway's rules serve.
-fn served_models(g: &CompiledGateway) -> Vec<String> {
+pub fn served_models(g: &CompiledGateway) -> Vec<String> {
     let mut v: Vec<String> =
         g.config.ai.iter().flat_map(|a| &a.rules).flat_map(|r| &r.matches).map(|m| m.model.clone()).collect();
     v.sort();
@@ -302,4 +302,57 @@ fn not_served(g: &CompiledGateway, target: Target<'_>) -> Option<String> {
             (!published).then(|| format!("Agent {agent:?} is not published on this gateway"))
         }
     }
+}
+
+/// Rows as columns padded to their widest cell, each line indented by two spaces.
+fn table(rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = Vec::new();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if widths.len() <= i {
+                widths.push(0);
+            }
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let mut s = String::new();
+    for r in rows {
+        let cells: Vec<String> =
+            r.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect();
+        let _ = writeln!(s, "  {}", cells.join("  ").trim_end());
+    }
+    s
+}
+
+/// `cairn spend` as a table: spend per gateway, agent and model, the total, and the budgets.
+pub fn spend_table(r: &crate::spend::Report) -> String {
+    let mut s =
+        format!("Spend in namespace {}, window {} (from {}):\n", r.namespace, r.window, r.stores.join(", "));
+    if r.spend.is_empty() {
+        let _ = writeln!(s, "  nothing recorded");
+    } else {
+        let mut rows = vec![vec!["GATEWAY".into(), "AGENT".into(), "MODEL".into(), "USD".into()]];
+        rows.extend(
+            r.spend.iter().map(|l| vec![l.gateway.clone(), l.agent.clone(), l.model.clone(), l.usd.clone()]),
+        );
+        rows.push(vec!["total".into(), String::new(), String::new(), r.total_usd.clone()]);
+        s.push_str(&table(&rows));
+    }
+    if !r.budgets.is_empty() {
+        let _ = writeln!(s, "Budgets in {}:", r.window);
+        let mut rows = vec![vec!["POLICY".into(), "BUDGET".into(), "SUBJECT".into(), "USED/LIMIT".into()]];
+        rows.extend(r.budgets.iter().map(|b| {
+            vec![
+                b.policy.clone(),
+                b.budget.to_string(),
+                b.subject.clone().unwrap_or_else(|| "(shared)".into()),
+                format!("{}/{} USD", b.used_usd, b.limit_usd),
+            ]
+        }));
+        s.push_str(&table(&rows));
+    }
+    if !r.memory.is_empty() {
+        let _ = writeln!(s, "Not included: AIGateway {} counts in memory.", r.memory.join(", "));
+    }
+    s
 }

@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod cluster;
 pub mod compile;
 pub mod config;
 pub mod explain;
@@ -20,4 +21,5 @@ pub mod manifest;
 pub mod operator;
 pub mod policy;
 pub mod serve;
+pub mod spend;
 pub mod workspace;

@@ -37,16 +37,33 @@ enum Command {
         #[arg(short, long, default_value = cairn::manifest::DEFAULT_NAMESPACE)]
         namespace: String,
     },
-    /// Answer "what may agent X do" and "who may use tool/model/agent Y" from manifests.
+    /// Answer "what may agent X do" and "who may use tool/model/agent Y", from the live objects
+    /// of a cluster (kubeconfig) or, with -f, from manifests.
     Explain {
-        /// A file or folder of YAML manifests (repeat `-f` for more).
-        #[arg(short = 'f', long = "filename", required = true)]
-        paths: Vec<PathBuf>,
-        /// Namespace to look in (and of objects that name none).
-        #[arg(short, long, default_value = cairn::manifest::DEFAULT_NAMESPACE)]
-        namespace: String,
+        #[command(flatten)]
+        source: Source,
         #[command(subcommand)]
         question: Question,
+    },
+    /// What the agents spent, per gateway, agent and model, and against their budgets: read from
+    /// the shared store (spec.store.redis) the AIGateways count in.
+    Spend {
+        #[command(flatten)]
+        source: Source,
+        /// Only this Agent.
+        #[arg(long)]
+        agent: Option<String>,
+        /// The window: a month (2026-12), an ISO week (2026-W49) or a day (2026-12-03). Default:
+        /// this month (UTC).
+        #[arg(long)]
+        window: Option<String>,
+        /// Output format.
+        #[arg(short = 'o', long = "output", default_value = "table", value_parser = ["table", "json"])]
+        output: String,
+        /// Read the store at this URL instead of the one the AIGateways name (through a
+        /// port-forward, say); the password still comes from their Secret.
+        #[arg(long)]
+        store_url: Option<String>,
     },
     /// Serve one gateway (what gateway pods run): its config from the Kubernetes API
     /// (`--config-map`, `--secret`; cluster mode) or from files (`--config`, `--credentials`),
@@ -127,6 +144,22 @@ enum Command {
     },
 }
 
+/// Where `explain` and `spend` read the objects.
+#[derive(clap::Args)]
+struct Source {
+    /// A file or folder of YAML manifests (repeat `-f` for more); without it, the live objects
+    /// of the cluster.
+    #[arg(short = 'f', long = "filename")]
+    paths: Vec<PathBuf>,
+    /// Namespace to look in (and, with -f, of objects that name none). Default: the
+    /// kubeconfig context's namespace, with -f `default`.
+    #[arg(short, long)]
+    namespace: Option<String>,
+    /// The kubeconfig context to use (default: the current one).
+    #[arg(long, conflicts_with = "paths")]
+    context: Option<String>,
+}
+
 #[derive(Subcommand)]
 enum Question {
     /// Models, tools, peer agents, limits and budgets of one agent.
@@ -168,7 +201,10 @@ fn main() -> Result<ExitCode> {
     match cli.command {
         Command::Crds { out } => crds(out),
         Command::Validate { paths, namespace } => validate(&paths, &namespace),
-        Command::Explain { paths, namespace, question } => explain(&paths, &namespace, question),
+        Command::Explain { source, question } => explain(source, question),
+        Command::Spend { source, agent, window, output, store_url } => {
+            spend(source, agent.as_deref(), window.as_deref(), &output, store_url.as_deref())
+        }
         Command::Gateway {
             layer,
             config_map,
@@ -310,26 +346,90 @@ fn validate(paths: &[PathBuf], namespace: &str) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn explain(paths: &[PathBuf], namespace: &str, question: Question) -> Result<ExitCode> {
-    let ws = Workspace::load(paths, &Options::default().with_namespace(namespace), &cluster_mode());
-    for line in ws.report() {
-        eprintln!("{line}");
+/// The compile of the objects `source` names, and their namespace; problems on stderr. `None`
+/// when the cluster cannot be read (said on stderr).
+fn load(source: Source) -> Result<Option<(cairn::compile::Output, String)>> {
+    if !source.paths.is_empty() {
+        let namespace = source.namespace.unwrap_or_else(|| cairn::manifest::DEFAULT_NAMESPACE.into());
+        let ws =
+            Workspace::load(&source.paths, &Options::default().with_namespace(&namespace), &cluster_mode());
+        for line in ws.report() {
+            eprintln!("{line}");
+        }
+        return Ok(Some((ws.output, namespace)));
     }
+    let rt =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
+    let loaded = rt.block_on(async {
+        let (client, default_ns) = cairn::cluster::connect(source.context.as_deref()).await?;
+        let namespace = source.namespace.unwrap_or(default_ns);
+        let mut warn = |w: String| eprintln!("warning: {w}");
+        let output = cairn::cluster::compile(&client, &namespace, &cluster_mode(), &mut warn).await?;
+        Ok::<_, cairn::cluster::ClusterError>((output, namespace))
+    });
+    match loaded {
+        Ok((output, namespace)) => {
+            for d in &output.diagnostics {
+                eprintln!("{d}");
+            }
+            Ok(Some((output, namespace)))
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(None)
+        }
+    }
+}
+
+fn explain(source: Source, question: Question) -> Result<ExitCode> {
+    let Some((output, namespace)) = load(source)? else { return Ok(ExitCode::FAILURE) };
     let answer = match &question {
-        Question::Agent { name } => cairn::explain::agent(&ws.output, namespace, name),
+        Question::Agent { name } => cairn::explain::agent(&output, &namespace, name),
         Question::WhoCan { what } => {
             let subject = match what {
                 WhoCan::Tool { name } => cairn::explain::Subject::Tool(name),
                 WhoCan::Model { name } => cairn::explain::Subject::Model(name),
                 WhoCan::Agent { name, skill } => cairn::explain::Subject::Agent(name, skill.as_deref()),
             };
-            cairn::explain::who_can(&ws.output, namespace, subject)
+            cairn::explain::who_can(&output, &namespace, subject)
         }
     };
     match answer {
         Ok(text) => {
             print!("{text}");
             Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn spend(
+    source: Source,
+    agent: Option<&str>,
+    window: Option<&str>,
+    output: &str,
+    store_url: Option<&str>,
+) -> Result<ExitCode> {
+    let Some((compiled, namespace)) = load(source)? else { return Ok(ExitCode::FAILURE) };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let rt =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
+    let report = rt.block_on(cairn::spend::report(&compiled, &namespace, agent, window, store_url, now));
+    match report {
+        Ok(r) if output == "json" => {
+            println!("{}", serde_json::to_string_pretty(&r).context("writing JSON")?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(r) => {
+            print!("{}", cairn::explain::spend_table(&r));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e @ cairn::spend::SpendError::Unavailable(_)) => {
+            eprintln!("error: spend unknown: {e}");
+            Ok(ExitCode::FAILURE)
         }
         Err(e) => {
             eprintln!("error: {e}");

@@ -186,6 +186,7 @@ fn card_path() -> String {
     category = "cairn",
     printcolumn(name = "ServiceAccount", type_ = "string", json_path = ".spec.identity.serviceAccount.name"),
     printcolumn(name = "A2A", type_ = "string", json_path = ".spec.a2a.url"),
+    printcolumn(name = "Card", type_ = "string", json_path = ".status.card.name"),
     printcolumn(
         name = "Accepted",
         type_ = "string",
@@ -207,19 +208,66 @@ pub struct AgentSpec {
     pub a2a: Option<A2AEndpoint>,
 }
 
+/// What an agent's A2A card says.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentCardSummary {
+    /// The card's `name`.
+    pub name: String,
+    /// The card's `version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The card's skills (at most 100).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skills: Vec<CardSkill>,
+    /// When this card was first fetched, or the agent last answered before it stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen_at: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+}
+
+/// One skill of an agent card.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CardSkill {
+    /// The skill's `id` (what AgentPolicy `agents[].skills` names).
+    pub id: String,
+    /// Its `name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// One identity of an Agent and whether what it names exists.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IdentityStatus {
+    /// `ServiceAccount`, `VirtualKey` or `JWT`.
+    pub kind: String,
+    /// What it names: `namespace/name` of a ServiceAccount, `secret/key` of a virtual key, the
+    /// issuer and subject of a JWT.
+    pub name: String,
+    /// Whether the ServiceAccount or Secret key exists (absent for a JWT: the issuer vouches).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub found: Option<bool>,
+}
+
 /// Status of an Agent.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentStatus {
-    /// `Accepted`, `ResolvedRefs`, `Programmed`, `Ready`.
+    /// `Accepted`, `ResolvedRefs` and, with `a2a`, `CardFetched` (`False` names what went
+    /// wrong: unreachable, too large, not a card, refused by the egress rule).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
     /// The generation these conditions describe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Skills read from the agent's card.
+    /// What the agent's A2A card says (fetched from `a2a.url` + `a2a.cardPath` with the egress
+    /// rule of the AgentGateways that publish it); kept while the agent does not answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card: Option<AgentCardSummary>,
+    /// Each identity of `spec.identity` and whether what it names exists.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub skills: Vec<String>,
+    pub identities: Vec<IdentityStatus>,
     /// AgentPolicies that name this agent.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<String>,

@@ -281,24 +281,50 @@ fn sixty_s() -> String {
     "60s".into()
 }
 
+/// A tool the server lists.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DiscoveredTool {
+    /// The tool's name on the server.
+    pub name: String,
+    /// Whether `spec.tools` lets clients see it (else it is filtered).
+    pub allowed: bool,
+    /// The name clients call it by (`<prefix>__<name>`), when allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exposed_as: Option<String>,
+}
+
 /// Status of an MCPServer.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MCPServerStatus {
-    /// `Accepted` and `ResolvedRefs` (as for every attached kind); with `deployment`, also
-    /// `Programmed` (its Deployment and Service are written) and `Ready` (a pod is ready).
+    /// `Accepted` and `ResolvedRefs` (as for every attached kind); `Discovered` (the server
+    /// answered the operator's `tools/list`; `False` names what went wrong); with `deployment`,
+    /// also `Programmed` (its Deployment and Service are written) and `Ready` (a pod is ready).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
     /// The generation these conditions describe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Tools discovered on the server, after the allow/deny filter, as clients see them (with
-    /// the prefix, if any).
+    /// Tools the server lists, as the operator discovered them (an MCP client of the server, as
+    /// an MCPGateway that serves it reaches it), each marked allowed or filtered by `spec.tools`;
+    /// at most 500 (`toolsOmitted` counts the rest). Kept while the server is down.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tools: Vec<String>,
-    /// Number of exposed tools.
+    pub tools: Vec<DiscoveredTool>,
+    /// Tools left out of `tools` past the first 500.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools_omitted: Option<i32>,
+    /// Number of tools clients can see (allowed by `spec.tools`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_count: Option<i32>,
+    /// When the server last answered with this list (set when the list changes and when the
+    /// server stops answering).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools_seen_at: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    /// The MCP protocol version the server speaks with the operator (`2026-07-28` for a
+    /// stateless server, a session-era version otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol_version: Option<String>,
     /// The MCPGateways of `gatewayRefs` and whether each serves the server.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gateways: Vec<GatewayAttachment>,

@@ -132,14 +132,20 @@ pub struct Budget {
     status = "AgentPolicyStatus",
     shortname = "agp",
     category = "cairn",
-    printcolumn(name = "Subjects", type_ = "string", json_path = ".status.effective.subjects"),
-    printcolumn(name = "Spend", type_ = "string", json_path = ".status.spend[0].usedUSD"),
+    printcolumn(name = "Subjects", type_ = "integer", json_path = ".status.effective.subjectCount"),
+    printcolumn(name = "Spend", type_ = "string", json_path = ".status.spendSummary"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     printcolumn(
         name = "Accepted",
         type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Accepted\")].status"
-    ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+        json_path = ".status.conditions[?(@.type==\"Accepted\")].status",
+        priority = 1
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("(has(self.models) && size(self.models) > 0) || (has(self.tools) && size(self.tools) > 0) || (has(self.agents) && size(self.agents) > 0) || (has(self.budgets) && size(self.budgets) > 0)").message("a policy must grant models, tools or agents, or set budgets"))]
@@ -164,13 +170,48 @@ pub struct AgentPolicySpec {
     pub budgets: Vec<Budget>,
 }
 
+/// A peer agent granted on an AgentGateway, with the skills granted.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerGrant {
+    /// The Agent's name.
+    pub name: String,
+    /// Skill ids or globs; empty: every skill.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skills: Vec<String>,
+}
+
+/// What a policy grants on one gateway of its namespace, in the names that gateway uses.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayGrants {
+    /// `AIGateway`, `MCPGateway` or `AgentGateway`.
+    pub kind: String,
+    /// The gateway's name.
+    pub name: String,
+    /// Models the gateway's routes serve that the policy grants (route match names).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<String>,
+    /// Tools (prefixed names or globs, `<prefix>__<tool>`) of the gateway's servers the policy
+    /// grants.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<String>,
+    /// Peer agents the gateway publishes that the policy grants.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agents: Vec<PeerGrant>,
+}
+
 /// What a policy grants once its subjects and references are resolved.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EffectiveGrants {
-    /// Agents the policy applies to.
+    /// Agents the policy applies to, named or selected by label (in status: the first 100 by
+    /// name; `subjectCount` counts them all).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subjects: Vec<String>,
+    /// How many Agents the policy applies to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_count: Option<i32>,
     /// Model names and globs granted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub models: Vec<String>,
@@ -180,18 +221,26 @@ pub struct EffectiveGrants {
     /// Peer agents granted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub agents: Vec<String>,
+    /// What the policy grants on each gateway of its namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gateways: Vec<GatewayGrants>,
 }
 
 /// Spend against one budget in its current window.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BudgetSpend {
+    /// The budget's index in `spec.budgets`.
+    #[serde(default)]
+    pub budget: i32,
     /// The window, e.g. `2026-11`, `2026-W47`, `2026-11-24`.
     pub window: String,
     /// The subject, for per-subject budgets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
-    /// Dollars spent so far, as a decimal string.
+    /// Dollars spent so far, as a decimal string (exact to the micro-dollar), read from the
+    /// shared store of the namespace's AIGateways; `unknown` when it cannot be read (see the
+    /// `SpendKnown` condition).
     #[serde(rename = "usedUSD")]
     pub used_usd: String,
     /// The budget, as a decimal string.
@@ -199,11 +248,25 @@ pub struct BudgetSpend {
     pub limit_usd: String,
 }
 
+/// The subjects of a per-subject budget left out of `spend` (it lists the 10 that spent most).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SpendOmitted {
+    /// The budget's index in `spec.budgets`.
+    pub budget: i32,
+    /// How many subjects are left out.
+    pub subjects: i32,
+    /// What they spent together, as a decimal string.
+    #[serde(rename = "usedUSD")]
+    pub used_usd: String,
+}
+
 /// Status of an AgentPolicy.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentPolicyStatus {
-    /// `Accepted`, `ResolvedRefs`, `Programmed`, `Ready`.
+    /// `Accepted`, `ResolvedRefs`, `Ready` (a gateway of the namespace enforces the policy) and
+    /// `SpendKnown` (with budgets: the spend could be read from the shared store).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
     /// The generation these conditions describe.
@@ -212,7 +275,14 @@ pub struct AgentPolicyStatus {
     /// What the policy grants, resolved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effective: Option<EffectiveGrants>,
-    /// Spend against the budgets.
+    /// Spend against the budgets in their current windows: one entry per shared budget, one per
+    /// subject (the 10 that spent most) of a per-subject budget.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub spend: Vec<BudgetSpend>,
+    /// Subjects of per-subject budgets that `spend` leaves out, counted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spend_omitted: Vec<SpendOmitted>,
+    /// The budget closest to its limit, as `used/limit USD` (`12.40/50 USD`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spend_summary: Option<String>,
 }

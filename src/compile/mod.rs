@@ -139,6 +139,20 @@ impl Output {
         self.diagnostics.iter().any(|d| d.severity == Severity::Error)
     }
 
+    /// The compiled gateway `name` of `layer` in `namespace`, if its spec compiled.
+    pub fn gateway(
+        &self,
+        namespace: &str,
+        name: &str,
+        layer: crate::config::Layer,
+    ) -> Option<&CompiledGateway> {
+        self.gateways.iter().find(|g| {
+            g.config.gateway.namespace == namespace
+                && g.config.gateway.name == name
+                && g.config.gateway.layer == layer
+        })
+    }
+
     /// Diagnostics of one object.
     pub fn diagnostics_for<'a>(&'a self, object: &'a ObjectRef) -> impl Iterator<Item = &'a Diagnostic> {
         self.diagnostics.iter().filter(move |d| &d.object == object)

@@ -253,6 +253,7 @@ fn resolve_policy(
             .flat_map(|t| t.tools.iter().map(move |g| crate::policy::client_tool_name(&t.prefix, g)))
             .collect(),
         agents: agents.iter().map(|a| a.agent.clone()).collect(),
+        ..Default::default()
     };
     (PolicyRules { name: obj.name().to_string(), subjects, models, tools, agents, budgets }, grants)
 }

@@ -29,7 +29,7 @@ use crate::gateway::clock::unix_now;
 use crate::gateway::metrics::{DenialLabels, Denials};
 use crate::gateway::store::{Admission, BudgetReq, LimitReq, StoreError, StoreHandle};
 use crate::gateway::telemetry::span;
-use crate::policy::{Decision, Denied, PolicyIndex, Target, window_end, window_key};
+use crate::policy::{Decision, Denied, PolicyIndex, Target, window_end};
 use std::sync::Arc;
 
 /// Why a call is refused.
@@ -131,7 +131,7 @@ pub fn check<'a>(
     let budgets = allowed
         .budgets()
         .map(|b| BudgetReq {
-            key: format!("{}/{}", b.key, window_key(b.budget.window, now)),
+            key: b.counter(now),
             limit_micros: (b.budget.amount_usd.max(0.0) * 1e6).round() as u64,
             block: b.budget.action == BudgetAction::Block,
             expires_at: window_end(b.budget.window, now),

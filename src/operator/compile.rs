@@ -228,31 +228,39 @@ impl Compiler {
             if fingerprints.insert(r.clone(), fp) == Some(fp) {
                 continue;
             }
-            if self.send(obj) && self.queued.lock().unwrap_or_else(|e| e.into_inner()).insert(r) {
-                self.metrics.queue(obj.kind(), 1);
-            }
+            self.queue(&r);
         }
         fingerprints.retain(|o, _| o.namespace != ns || seen.contains(o));
     }
 
-    fn send(&self, obj: &Object) -> bool {
-        fn from<K>(store: &Store<K>, tx: &UnboundedSender<Arc<K>>, o: &Object) -> bool
+    /// Queues one object to its controller (once while it waits); also how the status answers
+    /// that come from outside the cluster (tools discovered, a card, spend) ask for a reconcile
+    /// when they change.
+    pub fn queue(&self, r: &ObjectRef) {
+        if self.send(r) && self.queued.lock().unwrap_or_else(|e| e.into_inner()).insert(r.clone()) {
+            self.metrics.queue(kind_label(&r.kind), 1);
+        }
+    }
+
+    fn send(&self, o: &ObjectRef) -> bool {
+        fn from<K>(store: &Store<K>, tx: &UnboundedSender<Arc<K>>, o: &ObjectRef) -> bool
         where
             K: kube::runtime::reflector::Lookup<DynamicType = ()> + Clone + 'static,
         {
-            let r = reflector::ObjectRef::<K>::new(o.name()).within(o.namespace());
+            let r = reflector::ObjectRef::<K>::new(&o.name).within(&o.namespace);
             store.get(&r).is_some_and(|k| tx.send(k).is_ok())
         }
         let (c, t) = (&self.index.cairn, &self.triggers);
-        match obj {
-            Object::AIGateway(_) => from(&c.ai_gateways, &t.ai_gateways, obj),
-            Object::MCPGateway(_) => from(&c.mcp_gateways, &t.mcp_gateways, obj),
-            Object::AgentGateway(_) => from(&c.agent_gateways, &t.agent_gateways, obj),
-            Object::AIBackend(_) => from(&c.ai_backends, &t.ai_backends, obj),
-            Object::AIRoute(_) => from(&c.ai_routes, &t.ai_routes, obj),
-            Object::MCPServer(_) => from(&c.mcp_servers, &t.mcp_servers, obj),
-            Object::Agent(_) => from(&c.agents, &t.agents, obj),
-            Object::AgentPolicy(_) => from(&c.agent_policies, &t.agent_policies, obj),
+        match o.kind.as_str() {
+            "AIGateway" => from(&c.ai_gateways, &t.ai_gateways, o),
+            "MCPGateway" => from(&c.mcp_gateways, &t.mcp_gateways, o),
+            "AgentGateway" => from(&c.agent_gateways, &t.agent_gateways, o),
+            "AIBackend" => from(&c.ai_backends, &t.ai_backends, o),
+            "AIRoute" => from(&c.ai_routes, &t.ai_routes, o),
+            "MCPServer" => from(&c.mcp_servers, &t.mcp_servers, o),
+            "Agent" => from(&c.agents, &t.agents, o),
+            "AgentPolicy" => from(&c.agent_policies, &t.agent_policies, o),
+            _ => false,
         }
     }
 }

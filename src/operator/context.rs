@@ -49,4 +49,6 @@ pub struct Context {
     pub failures: Mutex<HashMap<String, u32>>,
     /// Generated keys by gateway UID, until its Secret is in the index.
     pub keys: Mutex<HashMap<String, Credentials>>,
+    /// Tools discovered, cards, spend.
+    pub answers: super::answers::Answers,
 }

@@ -257,6 +257,7 @@ async fn reconcile_attached<K: CairnKind>(
     ctx: &Context,
 ) -> Result<Action, Error> {
     let mut desired = status::desired_attached(object, compiled);
+    ctx.answers.augment(object, &compiled.output, &mut desired);
     if let Object::MCPServer(server) = object {
         let owner = owner(obj)?;
         let prunable = [ChildKind::Deployment, ChildKind::Service];
@@ -373,11 +374,25 @@ pub async fn run_scope(p: ScopeParams, shutdown: impl Fn() -> Shutdown) {
     let compiler =
         Arc::new(Compiler::new(index.clone(), mode, p.metrics.clone(), triggers, status::desired_attached));
     tokio::spawn(compiler.clone().run());
+    let (latest, queue) = (compiler.clone(), compiler.clone());
+    let answers = super::answers::Answers::new(super::answers::Hooks {
+        index: index.clone(),
+        with_compile: Arc::new(move |ns, f| {
+            if let Some(c) = latest.get(ns) {
+                f(&c.output);
+            }
+        }),
+        queue: Arc::new(move |r| queue.queue(r)),
+        leader: p.leader.clone(),
+        client: p.client.clone(),
+        clients: Arc::new(crate::gateway::http_client::HttpClients::default()),
+    });
     let ctx = Arc::new(Context {
         client: p.client,
         settings: p.settings,
         index: index.clone(),
         compiler,
+        answers,
         leader: p.leader,
         metrics: p.metrics,
         recorder: p.recorder,

@@ -11,6 +11,7 @@
 //! and compiles (exported by `main.rs` when given an OTLP endpoint). The operator's own
 //! permissions are the table in [`rbac`].
 
+pub mod answers;
 pub mod apply;
 pub mod args;
 pub mod backoff;

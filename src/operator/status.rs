@@ -10,7 +10,9 @@
 //!   `Stalled`; address, replicas, ready replicas, config hash, attached objects.
 //! - AIRoute, AIBackend, MCPServer, Agent, AgentPolicy: `Accepted` and `ResolvedRefs` from the
 //!   compile diagnostics (field path and missing object in the message), and for objects
-//!   attached to gateways which gateways serve them.
+//!   attached to gateways which gateways serve them; an AgentPolicy's `effective` and `Ready`
+//!   ([`super::answers::effective`]). What comes from outside the cluster (tools, cards, spend)
+//!   is added by [`super::answers`] before the write, and its changes become Events there.
 
 use super::compile::Compiled;
 use super::context::Context;
@@ -27,51 +29,9 @@ use kube::{Api, Resource, ResourceExt};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
-/// Longest condition message the API accepts.
-const MAX_MESSAGE: usize = 32 * 1024;
+pub mod cond;
 
-/// A condition before it is stamped with generation and time.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Cond {
-    /// Type, e.g. `Accepted`.
-    pub type_: &'static str,
-    /// `True` or `False`.
-    pub ok: bool,
-    /// PascalCase reason.
-    pub reason: String,
-    /// For a person.
-    pub message: String,
-}
-
-impl Cond {
-    fn new(type_: &'static str, ok: bool, reason: &str, message: impl Into<String>) -> Self {
-        let mut message = message.into();
-        if message.len() > MAX_MESSAGE {
-            let mut cut = MAX_MESSAGE - 3;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
-            message.push_str("...");
-        }
-        Cond { type_, ok, reason: reason.into(), message }
-    }
-
-    /// Whether this condition reports a problem (kstatus reads `Stalled=True` and
-    /// `Reconciling=True` as not healthy; the Gateway-API conditions the other way round).
-    fn is_bad(&self) -> bool {
-        match self.type_ {
-            "Stalled" => self.ok,
-            "Reconciling" | "Ready" => false,
-            _ => !self.ok,
-        }
-    }
-
-    fn to_json(&self) -> Value {
-        json!({"type": self.type_, "status": if self.ok { "True" } else { "False" },
-               "reason": self.reason, "message": self.message})
-    }
-}
+pub use cond::Cond;
 
 fn join(diags: &[&Diagnostic]) -> String {
     diags.iter().map(|d| format!("{}: {}", d.field, d.message)).collect::<Vec<_>>().join("; ")
@@ -209,9 +169,12 @@ pub fn desired_attached(obj: &Object, compiled: &Compiled) -> Value {
     status.insert("conditions".into(), Value::Array(conditions.iter().map(Cond::to_json).collect()));
     match obj {
         Object::AgentPolicy(_) => {
-            if let Some(e) = compiled.output.effective.get(&obj.object_ref()) {
-                status.insert("effective".into(), json!(e));
-            }
+            super::answers::effective::fill(
+                &obj.object_ref(),
+                &compiled.output,
+                conditions[0].ok,
+                &mut status,
+            );
         }
         Object::Agent(_) => {
             let mut policies: Vec<&str> = compiled
@@ -251,8 +214,20 @@ pub fn owned_fields(kind: &str) -> &'static [&'static str] {
             "configHash",
             "attached",
         ],
-        "AgentPolicy" => &["conditions", "observedGeneration", "effective"],
-        "Agent" => &["conditions", "observedGeneration", "policies", "gateways"],
+        "AgentPolicy" => {
+            &["conditions", "observedGeneration", "effective", "spend", "spendOmitted", "spendSummary"]
+        }
+        "Agent" => &["conditions", "observedGeneration", "policies", "gateways", "card", "identities"],
+        "MCPServer" => &[
+            "conditions",
+            "observedGeneration",
+            "gateways",
+            "tools",
+            "toolsOmitted",
+            "toolCount",
+            "toolsSeenAt",
+            "protocolVersion",
+        ],
         _ => &["conditions", "observedGeneration", "gateways"],
     }
 }
@@ -466,6 +441,7 @@ where
         .map_err(|source| Error::Status { kind, name: name.clone(), source })?;
     ctx.metrics.wrote(kind, "status");
     publish_problems(ctx, obj, &old, &conditions_of(&desired)).await;
+    super::answers::events::publish(&ctx.recorder, obj, kind, &stored, &desired).await;
     Ok(true)
 }
 
@@ -504,10 +480,20 @@ async fn publish_problems<K: Resource<DynamicType = ()>>(
 }
 
 fn condition_type(t: &str) -> &'static str {
-    ["Accepted", "ResolvedRefs", "Programmed", "Ready", "Reconciling", "Stalled"]
-        .into_iter()
-        .find(|k| *k == t)
-        .unwrap_or("Other")
+    [
+        "Accepted",
+        "ResolvedRefs",
+        "Programmed",
+        "Ready",
+        "Reconciling",
+        "Stalled",
+        "Discovered",
+        "CardFetched",
+        "SpendKnown",
+    ]
+    .into_iter()
+    .find(|k| *k == t)
+    .unwrap_or("Other")
 }
 
 #[cfg(test)]

@@ -174,6 +174,28 @@ pub struct Budget<'a> {
     pub budget: &'a BudgetConfig,
 }
 
+impl Budget<'_> {
+    /// The counter of this budget in the window that contains `unix_seconds`.
+    pub fn counter(&self, unix_seconds: u64) -> String {
+        budget_window_key(self.key, self.budget.window, unix_seconds)
+    }
+}
+
+/// A budget's counter key: `<budget id>/<subject>` for a per-subject budget, `<budget id>` for a
+/// shared one. The gateways count spend under it per window ([`budget_window_key`]); the
+/// operator's status and `cairn spend` read the same keys.
+pub fn budget_key(budget: &BudgetConfig, subject: &str) -> String {
+    match budget.scope {
+        BudgetScope::PerSubject => format!("{}/{subject}", budget.id),
+        BudgetScope::Shared => budget.id.clone(),
+    }
+}
+
+/// A budget counter key in the window that contains `unix_seconds`: `<key>/<window key>`.
+pub fn budget_window_key(key: &str, window: crate::config::BudgetWindow, unix_seconds: u64) -> String {
+    format!("{key}/{}", window_key(window, unix_seconds))
+}
+
 /// The outcome of a check.
 #[derive(Clone, Copy, Debug)]
 pub enum Decision<'a> {
@@ -437,10 +459,7 @@ impl PolicyIndex {
                 rules.budgets.extend(policy.budgets.iter().enumerate().map(|(index, b)| BudgetEntry {
                     policy: p,
                     index,
-                    key: match b.scope {
-                        BudgetScope::PerSubject => format!("{}/{subject}", b.id),
-                        BudgetScope::Shared => b.id.clone(),
-                    },
+                    key: budget_key(b, subject),
                 }));
             }
         }

@@ -81,6 +81,40 @@ where
     Running { url: format!("http://{addr}/mcp"), task }
 }
 
+/// Serves `make()` per session on `127.0.0.1:port` (0: a free port) until dropped; unlike
+/// [`serve`], dropping it closes every open connection too, as a server process that exits would
+/// (so a client holding a keep-alive connection or a stream sees the server go).
+pub async fn serve_on<S, F>(port: u16, make: F) -> Running
+where
+    S: ServerHandler + Send + 'static,
+    F: Fn() -> S + Send + Sync + 'static,
+{
+    use tower_service::Service;
+    let service: StreamableHttpService<S, LocalSessionManager> = StreamableHttpService::new(
+        move || Ok(make()),
+        Default::default(),
+        StreamableHttpServerConfig::default(),
+    );
+    let router = axum::Router::new().nest_service("/mcp", service);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        // Dropped (with every connection in it) when the task is aborted.
+        let mut conns = tokio::task::JoinSet::new();
+        while let Ok((sock, _)) = listener.accept().await {
+            let router = router.clone();
+            conns.spawn(async move {
+                let svc = hyper::service::service_fn(move |req| router.clone().call(req));
+                let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(sock), svc)
+                    .await;
+            });
+            while conns.try_join_next().is_some() {}
+        }
+    });
+    Running { url: format!("http://{addr}/mcp"), task }
+}
+
 fn tool(name: &str, description: &str) -> rmcp::model::Tool {
     serde_json::from_value(json!({
         "name": name,
@@ -115,6 +149,8 @@ pub struct ToolsServer {
     pub sinks: Arc<std::sync::Mutex<Vec<rmcp::service::SubscriptionSink>>>,
     /// Resource subscriptions: (URI, the subscribed session's peer).
     pub subscribers: Arc<std::sync::Mutex<Vec<Subscription>>>,
+    /// More tools to list (names; they answer like `echo`).
+    pub extra_tools: Vec<String>,
 }
 
 impl ServerHandler for ToolsServer {
@@ -162,8 +198,9 @@ impl ServerHandler for ToolsServer {
             ("progress_wait", "Progress, waits to be released, progress, answers"),
             ("touch", "Announces an update of the resource `text` to its subscribers"),
         ];
+        let extra = self.extra_tools.iter().map(|n| tool(n, "An extra tool"));
         Ok(serde_json::from_value(
-            json!({"tools": tools.iter().map(|(n, d)| tool(n, d)).collect::<Vec<_>>()}),
+            json!({"tools": tools.iter().map(|(n, d)| tool(n, d)).chain(extra).collect::<Vec<_>>()}),
         )
         .unwrap())
     }

@@ -206,12 +206,17 @@ impl CardCache {
     }
 }
 
-enum Fetched {
+/// What a fetch brought.
+pub enum Fetched {
+    /// A card and the response's headers.
     Card(Value, http::HeaderMap),
+    /// `304 Not Modified` (only with an `etag`).
     NotModified(http::HeaderMap),
 }
 
-async fn fetch(
+/// Fetches the card at `url` (a JSON object of at most [`MAX_CARD_BYTES`], within
+/// [`FETCH_TIMEOUT`]), revalidating `etag` if given.
+pub async fn fetch(
     client: &HttpClient,
     agent: &str,
     url: &str,

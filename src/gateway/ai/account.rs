@@ -6,6 +6,7 @@ use super::record::Record;
 use super::usage::{Usage, cost_micro_usd};
 use crate::config::AiModelConfig;
 use crate::gateway::clock::unix_now;
+use crate::gateway::store::SpendRecord;
 use std::task::Context;
 
 /// Prices `usage` into the record and charges tokens and cost to the limits and budgets the
@@ -21,11 +22,13 @@ pub(super) fn account(ctx: &mut Ctx, usage: Usage, price: Option<&AiModelConfig>
     let rt = ctx.rt.clone();
     let (limits, budgets) =
         (std::mem::take(&mut ctx.admitted.limits), std::mem::take(&mut ctx.admitted.budgets));
+    let (subject, model) = (rec.subject.clone(), rec.model.clone());
     run_soon(async move {
         let store = &rt.store;
         let now = unix_now();
+        let spend = SpendRecord { gateway: &rt.config.gateway.name, subject: &subject, model: &model };
         let r1 = store.store.charge_tokens(&store.prefix, now, &limits, usage.total()).await;
-        let r2 = store.store.charge_budgets(&store.prefix, &budgets, micros).await;
+        let r2 = store.store.charge_budgets(&store.prefix, &budgets, Some(&spend), now, micros).await;
         if let Err(e) = r1.and(r2) {
             tracing::warn!(
                 gateway = %rt.gateway, error = %e,
@@ -34,7 +37,7 @@ pub(super) fn account(ctx: &mut Ctx, usage: Usage, price: Option<&AiModelConfig>
             store.failed();
             // The memory store cannot fail.
             let _ = store.local.charge_tokens(&store.prefix, now, &limits, usage.total()).await;
-            let _ = store.local.charge_budgets(&store.prefix, &budgets, micros).await;
+            let _ = store.local.charge_budgets(&store.prefix, &budgets, None, now, micros).await;
         }
     });
 }

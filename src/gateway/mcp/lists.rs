@@ -40,24 +40,10 @@ impl Ctx {
         method: &str,
         key: &str,
     ) -> Result<Vec<Value>, UpstreamError> {
-        let mut items = Vec::new();
-        let mut cursor: Option<String> = None;
-        for _ in 0..MAX_PAGES {
-            let params = cursor.as_ref().map(|c| json!({"cursor": c}));
-            let resp = self.call(i, Request::new(internal_id(), method, params)).await?;
-            let result = resp.outcome.map_err(|e| UpstreamError::Protocol(format!("{method}: {e}")))?;
-            match result.get(key) {
-                Some(Value::Array(a)) => items.extend(a.iter().cloned()),
-                _ => return Err(UpstreamError::Protocol(format!("{method}: result has no '{key}' list"))),
-            }
-            match result.get("nextCursor").and_then(Value::as_str) {
-                Some(next) if !next.is_empty() && cursor.as_deref() != Some(next) => {
-                    cursor = Some(next.to_string())
-                }
-                _ => return Ok(items),
-            }
-        }
-        Ok(items)
+        super::upstream::collect_pages(method, key, MAX_PAGES, |params| {
+            self.call(i, Request::new(internal_id(), method, params))
+        })
+        .await
     }
 
     /// A merged list over the servers `visible` selects, each item passed through `map`

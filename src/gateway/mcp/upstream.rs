@@ -519,3 +519,34 @@ impl Upstream {
         post(to, body, want_id, raw_answer).await
     }
 }
+
+/// Every item of a list method (`tools/list` → `tools`), following the server's cursors for at
+/// most `max_pages` pages; `page` sends one page's request with the params it is given.
+pub async fn collect_pages<F, Fut>(
+    method: &str,
+    key: &str,
+    max_pages: usize,
+    mut page: F,
+) -> Result<Vec<Value>, UpstreamError>
+where
+    F: FnMut(Option<Value>) -> Fut,
+    Fut: std::future::Future<Output = Result<Response, UpstreamError>>,
+{
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..max_pages {
+        let resp = page(cursor.as_ref().map(|c| json!({"cursor": c}))).await?;
+        let result = resp.outcome.map_err(|e| UpstreamError::Protocol(format!("{method}: {e}")))?;
+        match result.get(key) {
+            Some(Value::Array(a)) => items.extend(a.iter().cloned()),
+            _ => return Err(UpstreamError::Protocol(format!("{method}: result has no '{key}' list"))),
+        }
+        match result.get("nextCursor").and_then(Value::as_str) {
+            Some(next) if !next.is_empty() && cursor.as_deref() != Some(next) => {
+                cursor = Some(next.to_string())
+            }
+            _ => return Ok(items),
+        }
+    }
+    Ok(items)
+}

@@ -68,12 +68,7 @@ impl Stores {
         metrics: &Metrics,
     ) -> Result<StoreHandle, StoreSetupError> {
         let gateway = format!("{}/{}", config.gateway.namespace, config.gateway.name);
-        let password = match config.store.as_ref().and_then(|s| s.redis_password.as_ref()) {
-            Some(r) => {
-                Some(credentials.get(r).ok_or_else(|| StoreSetupError::MissingPassword(r.id.clone()))?)
-            }
-            None => None,
-        };
+        let password = redis_password(config, credentials)?;
         let (store, failure_mode) = self.store(&gateway, config.store.as_ref(), password)?;
         let local = match &store {
             Store::Memory(_) => store.clone(),
@@ -90,7 +85,7 @@ impl Stores {
             .clone();
         Ok(StoreHandle {
             store,
-            prefix: format!("cairn:{}:", config.gateway.namespace),
+            prefix: super::namespace_prefix(&config.gateway.namespace),
             gateway,
             failure_mode,
             local,
@@ -99,8 +94,8 @@ impl Stores {
     }
 
     /// The store for a gateway: its memory store, or the Redis store for the config's URL and
-    /// password.
-    fn store(
+    /// password (also how the operator and `cairn spend` reach a gateway's shared store).
+    pub fn store(
         &self,
         gateway: &str,
         config: Option<&StoreConfig>,
@@ -125,5 +120,18 @@ impl Stores {
                 Ok((s, Some(c.failure_mode)))
             }
         }
+    }
+}
+
+/// The Redis password a config names, from the credentials bundle; `Ok(None)` when it names none.
+pub fn redis_password<'a>(
+    config: &GatewayConfig,
+    credentials: &'a Credentials,
+) -> Result<Option<&'a str>, StoreSetupError> {
+    match config.store.as_ref().and_then(|s| s.redis_password.as_ref()) {
+        Some(r) => {
+            Ok(Some(credentials.get(r).ok_or_else(|| StoreSetupError::MissingPassword(r.id.clone()))?))
+        }
+        None => Ok(None),
     }
 }

@@ -24,6 +24,14 @@
 //! In memory, counters are per process (approximate across replicas, lost on restart). In Redis
 //! they are shared and survive gateway restarts.
 //!
+//! **Spend records** ([`Store::charge_budgets`] with a [`SpendRecord`], Redis only) add each
+//! priced call's cost to one hash per calendar window — `<prefix>spend:<window key>` for the day,
+//! the ISO week and the month of the call — under the field `["<gateway>","<subject>","<model>"]`
+//! (a JSON array: names cannot be confused whatever they contain), in the same script that
+//! charges the budgets, so the two always agree. Each hash expires [`SPEND_RETENTION_SECONDS`]
+//! after its window ends. `cairn spend` reads them ([`Store::spend_report`]). The memory store
+//! keeps no spend records: nothing outside the gateway process could read them.
+//!
 //! **Sequenced lists** ([`Store::append_seq`], [`Store::seq_list`]) hold short-lived logs such as
 //! the MCP gateway's SSE replay buffers: each item gets the next number of its list's counter
 //! (atomic, so replicas sharing Redis never hand out one number twice), a list keeps only its
@@ -39,14 +47,17 @@ mod keys;
 mod memory;
 mod redis;
 
-pub use handle::{StoreHandle, StoreSetupError, Stores};
+pub use handle::{StoreHandle, StoreSetupError, Stores, redis_password};
 pub use keys::{
-    Admission, BudgetReq, LimitReq, MAX_SEQ_LISTS, StoreError, WINDOW_SECONDS, minute, retry_after,
+    Admission, BudgetReq, LimitReq, MAX_SEQ_LISTS, SPEND_RETENTION_SECONDS, SpendLine, SpendRecord,
+    StoreError, WINDOW_SECONDS, minute, namespace_prefix, retry_after,
 };
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
 
-use keys::{budget_key, claim_key, rl_expiry, tpm_key};
+use keys::{
+    budget_key, claim_key, parse_spend_field, rl_expiry, spend_field, spend_key, spend_keys, tpm_key,
+};
 use std::sync::Arc;
 
 /// Memory or Redis, behind one type. The Redis futures are boxed: they are large, and unboxed
@@ -102,16 +113,24 @@ impl Store {
         self.add(keys, tokens).await
     }
 
-    /// Charges a cost to every budget.
+    /// Charges a cost to every budget and, in Redis, records it as `spend`'s (see the module
+    /// documentation), in one atomic step; `now` picks the spend records' windows.
     pub async fn charge_budgets(
         &self,
         prefix: &str,
         budgets: &[BudgetReq],
+        spend: Option<&SpendRecord<'_>>,
+        now: u64,
         micros: u64,
     ) -> Result<(), StoreError> {
         let keys: Vec<(String, u64)> =
             budgets.iter().map(|b| (budget_key(prefix, &b.key), b.expires_at)).collect();
-        self.add(keys, micros).await
+        match (self, spend) {
+            (Store::Redis(r), Some(spend)) if micros > 0 => {
+                Box::pin(r.charge(&keys, &spend_keys(prefix, now), &spend_field(spend), micros)).await
+            }
+            _ => self.add(keys, micros).await,
+        }
     }
 
     /// The spend recorded for a budget key, in micro-dollars.
@@ -121,6 +140,34 @@ impl Store {
             Store::Memory(m) => Ok(m.get(&k)),
             Store::Redis(r) => Box::pin(r.get(&k)).await,
         }
+    }
+
+    /// The spend recorded for each of `keys` (budget counter keys with their window), in
+    /// micro-dollars, in one round trip; 0 for a counter never charged.
+    pub async fn budget_spends(&self, prefix: &str, keys: &[String]) -> Result<Vec<u64>, StoreError> {
+        let full: Vec<String> = keys.iter().map(|k| budget_key(prefix, k)).collect();
+        match self {
+            Store::Memory(m) => Ok(full.iter().map(|k| m.get(k)).collect()),
+            Store::Redis(r) => Box::pin(r.get_many(&full)).await,
+        }
+    }
+
+    /// The spend records of one window (a [`crate::policy::window_key`]: `2026-12`,
+    /// `2026-W49`, `2026-12-03`), sorted; empty for a memory store, which keeps none.
+    pub async fn spend_report(&self, prefix: &str, window: &str) -> Result<Vec<SpendLine>, StoreError> {
+        let raw = match self {
+            Store::Memory(_) => return Ok(Vec::new()),
+            Store::Redis(r) => Box::pin(r.hash(&spend_key(prefix, window))).await?,
+        };
+        let mut lines: Vec<SpendLine> = raw
+            .into_iter()
+            .filter_map(|(field, micros)| {
+                let (gateway, subject, model) = parse_spend_field(&field)?;
+                Some(SpendLine { gateway, subject, model, micros })
+            })
+            .collect();
+        lines.sort();
+        Ok(lines)
     }
 
     /// Appends `item` to the sequenced list `key` and returns its number (1, 2, … per list);

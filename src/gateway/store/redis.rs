@@ -46,6 +46,22 @@ end
 return 0
 "#;
 
+/// Charges budgets and records spend. KEYS: the budget counters (ARGV[2] of them), then the
+/// spend hashes. ARGV: the amount, the number of budget counters, the spend field, then each
+/// key's expiry (unix seconds) in order.
+const CHARGE: &str = r#"
+local nb = tonumber(ARGV[2])
+for i = 1, #KEYS do
+  if i <= nb then
+    redis.call('INCRBY', KEYS[i], ARGV[1])
+  else
+    redis.call('HINCRBY', KEYS[i], ARGV[3], ARGV[1])
+  end
+  redis.call('EXPIREAT', KEYS[i], ARGV[3 + i])
+end
+return 0
+"#;
+
 /// Appends to a sequenced list. KEYS: the list, its counter. ARGV: the item, the length to keep,
 /// the TTL in seconds. Items are stored as `<number>:<item>`; returns the number.
 const APPEND_SEQ: &str = r#"
@@ -87,6 +103,7 @@ pub struct RedisStore {
     conn: ConnectionManager,
     admit: Script,
     add: Script,
+    charge: Script,
     append_seq: Script,
     claim: Script,
     lookup: Script,
@@ -119,6 +136,7 @@ impl RedisStore {
             conn,
             admit: Script::new(ADMIT),
             add: Script::new(ADD),
+            charge: Script::new(CHARGE),
             append_seq: Script::new(APPEND_SEQ),
             claim: Script::new(CLAIM),
             lookup: Script::new(LOOKUP),
@@ -246,6 +264,46 @@ impl RedisStore {
             .map_err(|_| StoreError(format!("redis {}: timed out", self.url)))?
             .map_err(|e| StoreError(format!("redis {}: {e}", self.url)))?;
         Ok(())
+    }
+
+    pub(super) async fn charge(
+        &self,
+        budgets: &[(String, u64)],
+        spend: &[(String, u64)],
+        field: &str,
+        amount: u64,
+    ) -> Result<(), StoreError> {
+        let mut inv = self.charge.prepare_invoke();
+        inv.arg(amount).arg(budgets.len()).arg(field);
+        for (k, exp) in budgets.iter().chain(spend) {
+            inv.key(k.as_str());
+            inv.arg(*exp);
+        }
+        let _: i64 = self.invoke(inv).await?;
+        Ok(())
+    }
+
+    pub(super) async fn get_many(&self, keys: &[String]) -> Result<Vec<u64>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn.clone();
+        let v: Vec<Option<u64>> =
+            tokio::time::timeout(OP_TIMEOUT, ::redis::cmd("MGET").arg(keys).query_async(&mut conn))
+                .await
+                .map_err(|_| StoreError(format!("redis {}: timed out", self.url)))?
+                .map_err(|e| StoreError(format!("redis {}: {e}", self.url)))?;
+        Ok(v.into_iter().map(Option::unwrap_or_default).collect())
+    }
+
+    pub(super) async fn hash(&self, key: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut conn = self.conn.clone();
+        let map: std::collections::HashMap<String, u64> =
+            tokio::time::timeout(OP_TIMEOUT, ::redis::cmd("HGETALL").arg(key).query_async(&mut conn))
+                .await
+                .map_err(|_| StoreError(format!("redis {}: timed out", self.url)))?
+                .map_err(|e| StoreError(format!("redis {}: {e}", self.url)))?;
+        Ok(map.into_iter().collect())
     }
 
     pub(super) async fn get(&self, key: &str) -> Result<u64, StoreError> {

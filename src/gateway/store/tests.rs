@@ -50,9 +50,9 @@ async fn memory_tokens_refuse_once_exhausted_and_budgets_block() {
     let b =
         [BudgetReq { key: "b/x/2026-11".into(), limit_micros: 1000, block: true, expires_at: now + 3600 }];
     assert_eq!(s.admit("t:", now, &[], &b).await.unwrap(), Admission::Allowed);
-    s.charge_budgets("t:", &b, 999).await.unwrap();
+    s.charge_budgets("t:", &b, None, now, 999).await.unwrap();
     assert_eq!(s.admit("t:", now, &[], &b).await.unwrap(), Admission::Allowed);
-    s.charge_budgets("t:", &b, 1).await.unwrap();
+    s.charge_budgets("t:", &b, None, now, 1).await.unwrap();
     assert_eq!(s.budget_spend("t:", "b/x/2026-11").await.unwrap(), 1000);
     assert_eq!(
         s.admit("t:", now, &[], &b).await.unwrap(),
