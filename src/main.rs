@@ -249,8 +249,8 @@ fn main() -> Result<ExitCode> {
             serve(|traces, shutdown| cairn::serve::run(paths, options, listen, traces, shutdown))
         }
         Command::Operator(cairn::operator::args::Command::Operator(args)) => {
-            let log_format = args.log_format.clone();
-            operator(args.options(), &log_format)
+            let (log_format, otlp) = (args.log_format.clone(), args.otlp());
+            operator(args.options(), &log_format, otlp)
         }
         Command::CopyBinary { dest } => copy_binary(&dest),
         Command::McpBridge {
@@ -462,18 +462,42 @@ fn mcp_bridge(opts: cairn::gateway::mcp::bridge::BridgeOptions) -> Result<ExitCo
 
 /// `cairn operator`: JSON (or text) logs to stderr, runs until SIGINT or SIGTERM, then finishes
 /// the reconciles in flight and releases the Lease.
-fn operator(opts: cairn::operator::Options, log_format: &str) -> Result<ExitCode> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
-    if log_format == "json" {
-        builder.json().flatten_event(true).init();
-    } else {
-        builder.init();
-    }
+fn operator(
+    opts: cairn::operator::Options,
+    log_format: &str,
+    otlp: Option<cairn::config::OtlpConfig>,
+) -> Result<ExitCode> {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    // The reconcile and compile spans are traced (when there is an endpoint), not logged,
+    // unless RUST_LOG asks for them.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("info,{}=off", cairn::operator::trace::TARGET))
+    });
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = if log_format == "json" { fmt.json().flatten_event(true).boxed() } else { fmt.boxed() };
+    // The operator's spans, and as span events what the operator logs inside them.
+    let traces = cairn::gateway::telemetry::Traces::for_targets(
+        tracing_subscriber::filter::Targets::new()
+            .with_target(cairn::operator::trace::TARGET, tracing::Level::INFO)
+            .with_target("cairn::operator", tracing::Level::INFO),
+    );
+    tracing_subscriber::registry()
+        .with(fmt.with_filter(filter))
+        .with(otlp.is_some().then(|| traces.layer()))
+        .init();
     let rt =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     let result = rt.block_on(async {
+        if let Some(o) = &otlp {
+            let http = cairn::gateway::http_client::HttpClients::default().unrestricted(0);
+            if let Err(e) = traces.export_all("cairn-operator", o, http) {
+                tracing::error!(error = %e, "the operator could not start");
+                return Err(None);
+            }
+            tracing::info!(endpoint = %o.endpoint, protocol = ?o.protocol, "exporting reconcile spans");
+        }
         let shutdown = async {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
                 .expect("installing the SIGTERM handler");
@@ -482,14 +506,18 @@ fn operator(opts: cairn::operator::Options, log_format: &str) -> Result<ExitCode
                 _ = tokio::signal::ctrl_c() => {}
             }
         };
-        cairn::operator::run(opts, shutdown).await
+        let result = cairn::operator::run(opts, shutdown).await;
+        // The spans of the last reconciles get a moment to leave.
+        traces.shutdown(std::time::Duration::from_secs(2)).await;
+        result.map_err(Some)
     });
     match result {
         Ok(()) => Ok(ExitCode::SUCCESS),
-        Err(e) => {
+        Err(Some(e)) => {
             tracing::error!(error = %e, category = e.category(), "the operator could not start");
             Ok(ExitCode::FAILURE)
         }
+        Err(None) => Ok(ExitCode::FAILURE),
     }
 }
 

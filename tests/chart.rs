@@ -144,6 +144,7 @@ fn the_operator_container_args_and_env_are_what_cairn_operator_accepts() {
         cluster_domain: &'static str,
         admin_port: u16,
         log: &'static str,
+        otlp: Option<(&'static str, cairn::config::OtlpProtocol)>,
     }
     let cases = [
         Expect {
@@ -156,6 +157,7 @@ fn the_operator_container_args_and_env_are_what_cairn_operator_accepts() {
             cluster_domain: "cluster.local",
             admin_port: 9090,
             log: "info",
+            otlp: None,
         },
         Expect {
             values: vec!["--values".into(), full_values()],
@@ -167,6 +169,10 @@ fn the_operator_container_args_and_env_are_what_cairn_operator_accepts() {
             cluster_domain: "corp.example",
             admin_port: 9191,
             log: "cairn=debug,info",
+            otlp: Some((
+                "http://otel-collector.monitoring:4318/v1/traces",
+                cairn::config::OtlpProtocol::HttpProtobuf,
+            )),
         },
     ];
     // Which flag each environment variable sets (clap's `env`), plus the log filter.
@@ -198,6 +204,8 @@ fn the_operator_container_args_and_env_are_what_cairn_operator_accepts() {
         assert_eq!(a.lease_name, case.fullname, "one Lease per release");
         assert!(a.leader_elect);
         assert_eq!(a.log_format, "json");
+        let otlp = a.otlp();
+        assert_eq!(otlp.as_ref().map(|o| (o.endpoint.as_str(), o.protocol)), case.otlp, "{args:?}");
         // The admin port the operator listens on is the one the probes and the Service use.
         assert_eq!(a.admin_port, case.admin_port);
         let ports = container["ports"].as_array().unwrap();

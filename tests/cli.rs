@@ -153,6 +153,26 @@ fn an_empty_folder_is_an_error() {
 }
 
 #[test]
+fn the_operator_refuses_an_otlp_endpoint_that_is_not_a_url_or_an_unknown_protocol() {
+    let out = cairn(&["operator", "--otlp-endpoint", "otel-collector:4317"]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("invalid value 'otel-collector:4317' for '--otlp-endpoint <OTLP_ENDPOINT>': an OTLP endpoint is an http:// or https:// URL, such as http://otel-collector:4317"),
+        "{stderr}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["operator", "--otlp-endpoint", "http://otel-collector:4318"])
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
+        .output()
+        .expect("cairn runs");
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("invalid value 'http/json' for '--otlp-protocol <OTLP_PROTOCOL>'"), "{stderr}");
+    assert!(stderr.contains("[possible values: grpc, http/protobuf]"), "{stderr}");
+}
+
+#[test]
 fn explain_agent_lists_models_tools_agents_limits_and_budgets() {
     let out = cairn(&["explain", "-f", "examples/platform", "-n", "platform", "agent", "support-bot"]);
     let (stdout, stderr) = text(&out);

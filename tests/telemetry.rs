@@ -5,7 +5,11 @@
 //!   agent would) calls the AI gateway and the MCP gateway; the three gateways export to Jaeger
 //!   (`cmd/jaeger` v1.75.0, built by tests/support/tools.sh; two over gRPC, one over HTTP), and the
 //!   trace read back through Jaeger's query API has the expected parent/child links and
-//!   attributes; the access and audit lines carry the spans' ids;
+//!   attributes (the MCP fan-out of `initialize` and `tools/list` a client span per server); the
+//!   access and audit lines carry the spans' ids;
+//! - the operator: `cairn operator` on the test control plane exporting to Jaeger, its reconcile
+//!   and compile spans found through Jaeger's search API, with their stages, outcomes and error
+//!   categories;
 //! - the OTLP endpoint down: requests are served and the drop counter counts (the latency figure
 //!   is printed with `--nocapture` and kept in docs/telemetry.md, not asserted);
 //! - cardinality: 10,000 distinct subjects with subject labels off leave the `/metrics` series
@@ -16,6 +20,8 @@
 
 #[path = "support/mcp_servers.rs"]
 mod mcp_servers;
+#[path = "support/operator.rs"]
+mod operator;
 mod support;
 
 use bytes::Bytes;
@@ -23,10 +29,10 @@ use http::{HeaderMap, Request};
 use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::free_port;
+use support::{Proc, free_port};
 
 type Client =
     hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
@@ -53,16 +59,6 @@ async fn send(
     let (parts, body) = resp.into_parts();
     let bytes = body.collect().await.unwrap().to_bytes();
     (parts.status.as_u16(), parts.headers, String::from_utf8_lossy(&bytes).into_owned())
-}
-
-/// A child process, killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Jaeger with in-memory storage: OTLP on two loopback ports, its query API on a third.
@@ -136,8 +132,21 @@ exporters:
     /// The spans of a trace as Jaeger's API v3 returns them (OTLP JSON), each with its
     /// resource's `service.name` as `service`.
     async fn spans(&self, trace: &str) -> Vec<Value> {
-        let (status, _, body) =
-            send(&client(), "GET", &format!("{}/api/v3/traces/{trace}", self.query), &[], "").await;
+        self.get(&format!("/api/v3/traces/{trace}")).await
+    }
+
+    /// The spans of the traces of `service` that started after `since`, as [`Jaeger::spans`].
+    async fn find(&self, service: &str, since: std::time::SystemTime) -> Vec<Value> {
+        let until = std::time::SystemTime::now() + Duration::from_secs(60);
+        let (min, max) = (cairn::gateway::clock::rfc3339(since), cairn::gateway::clock::rfc3339(until));
+        self.get(&format!(
+            "/api/v3/traces?query.service_name={service}&query.start_time_min={min}&query.start_time_max={max}&query.num_traces=1000"
+        ))
+        .await
+    }
+
+    async fn get(&self, path: &str) -> Vec<Value> {
+        let (status, _, body) = send(&client(), "GET", &format!("{}{path}", self.query), &[], "").await;
         if status != 200 {
             return Vec::new();
         }
@@ -387,6 +396,9 @@ async fn planner(ai: String, mcp: String, seen: Seen) -> String {
         ];
         let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
         post(format!("{mcp}/mcp"), hs(&in_session), note.to_string()).await;
+        let list = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"});
+        let (s, _, _) = post(format!("{mcp}/mcp"), hs(&in_session), list.to_string()).await;
+        assert_eq!(s, 200, "the MCP gateway lists its tools");
         let tool = if text.starts_with("fail") { "kb__fail" } else { "kb__echo" };
         let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
             "params": {"name": tool, "arguments": {"text": text}}});
@@ -491,6 +503,9 @@ async fn one_trace_across_the_three_layers_in_jaeger() {
         "tools/call kb__echo",
         "tools/call echo",
         "initialize",
+        "initialize kb",
+        "tools/list",
+        "tools/list kb",
     ];
     let deadline = Instant::now() + Duration::from_secs(20);
     let spans = loop {
@@ -521,17 +536,23 @@ async fn one_trace_across_the_three_layers_in_jaeger() {
     let tool = by("tools/call kb__echo", SERVER);
     let tool_up = by("tools/call echo", CLIENT);
     let init = by("initialize", SERVER);
+    let init_up = by("initialize kb", CLIENT);
+    let list = by("tools/list", SERVER);
+    let list_up = by("tools/list kb", CLIENT);
 
     // The links: client → agent gateway → planner → AI and MCP gateways → upstreams.
     let parent = |s: &Value| s["parentSpanId"].as_str().unwrap_or_default().to_string();
     let id = |s: &Value| s["spanId"].as_str().unwrap().to_string();
     assert_eq!(parent(&agent), "", "the agent gateway started the trace");
     assert_eq!(parent(&agent_up), id(&agent));
-    for s in [&ai, &tool, &init] {
+    for s in [&ai, &tool, &init, &list] {
         assert_eq!(parent(s), id(&agent_up), "{} is a child of the A2A call's upstream span", s["name"]);
     }
     assert_eq!(parent(&ai_up), id(&ai), "the LLM attempt is a child of the AI request");
     assert_eq!(parent(&tool_up), id(&tool), "the tool's upstream call is a child of the tool call");
+    // A fanned-out call: one client span per MCP server.
+    assert_eq!(parent(&init_up), id(&init), "the server's initialize is a child of the client's");
+    assert_eq!(parent(&list_up), id(&list), "the server's tools/list is a child of the client's");
     assert!(spans.iter().all(|s| s["traceId"] == trace.as_str()));
     // Each gateway reports as its own service.
     assert_eq!(agent["service"], "agents-agent-gateway");
@@ -560,6 +581,9 @@ async fn one_trace_across_the_three_layers_in_jaeger() {
     assert_eq!(attr(&tool, "cairn.mcp.server"), "kb");
     assert!(attr(&tool, "mcp.session.id").as_str().is_some_and(|s| !s.is_empty()));
     assert_eq!(attr(&init, "mcp.method.name"), "initialize");
+    for (s, method) in [(&init_up, "initialize"), (&list_up, "tools/list")] {
+        assert_eq!((attr(s, "mcp.method.name"), attr(s, "cairn.mcp.server")), (json!(method), json!("kb")));
+    }
     // Subject and policy decision on every span that was admitted.
     for (s, who) in [
         (&agent, "client"),
@@ -886,4 +910,181 @@ async fn every_dashboard_query_returns_series_from_a_real_prometheus() {
     }
     assert!(empty.is_empty(), "queries that returned no series:\n{}", empty.join("\n"));
     eprintln!("{} dashboard queries evaluated, each returned series", queries.len());
+}
+
+/// The manifests of the operator's test: a gateway that is programmed, and one whose Redis
+/// password Secret is missing (it does not compile).
+const OPERATOR_MANIFESTS: &str = r#"
+apiVersion: cairn.dev/v1alpha1
+kind: AIGateway
+metadata: {name: llm}
+spec: {listener: {port: 8080}}
+---
+apiVersion: cairn.dev/v1alpha1
+kind: AIGateway
+metadata: {name: broken}
+spec:
+  listener: {port: 8080}
+  store: {redis: {url: "redis://redis:6379", passwordSecretRef: {name: missing, key: password}}}
+"#;
+
+/// `cairn operator` on namespace `ns` with this kubeconfig, its spans sent to Jaeger over OTLP/HTTP
+/// as the standard variables say (the base URL: the operator appends `/v1/traces`).
+fn traced_operator(kubeconfig: &Path, ns: &str, identity: &str, jaeger: &Jaeger) -> operator::Operator {
+    let http = free_port();
+    let args: Vec<String> = [
+        "operator",
+        "--address=127.0.0.1",
+        &format!("--admin-port={http}"),
+        &format!("--identity={identity}"),
+        "--gateway-image=registry.example.com/cairn:test",
+        "--leader-elect=false",
+        &format!("--namespace={ns}"),
+    ]
+    .map(String::from)
+    .to_vec();
+    let env = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("{}/", jaeger.http)),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".into()),
+        ("RUST_LOG", "info".into()),
+    ]
+    .map(|(k, v)| (k.to_string(), v));
+    operator::Operator::spawn(kubeconfig, &args, &env, identity, http)
+}
+
+/// The reconcile spans of `kind/name` in `ns` among `spans`.
+fn reconciles<'a>(spans: &'a [Value], ns: &str, kind: &str, name: &str) -> Vec<&'a Value> {
+    spans
+        .iter()
+        .filter(|s| {
+            s["name"] == format!("reconcile {kind}")
+                && attr(s, "k8s.namespace.name") == ns
+                && attr(s, "cairn.kind") == kind
+                && attr(s, "cairn.name") == name
+        })
+        .collect()
+}
+
+/// The names of the children of `parent`, in the order they started.
+fn children(spans: &[Value], parent: &Value) -> Vec<String> {
+    let mut c: Vec<&Value> = spans.iter().filter(|s| s["parentSpanId"] == parent["spanId"]).collect();
+    c.sort_by_key(|s| s["startTimeUnixNano"].as_str().and_then(|t| t.parse::<u128>().ok()));
+    c.iter().map(|s| s["name"].as_str().unwrap_or_default().to_string()).collect()
+}
+
+/// `cairn operator` given an OTLP endpoint (the standard variables) exports its reconciles: read
+/// back through Jaeger's query API, each reconcile of a gateway is a span `reconcile AIGateway`
+/// naming the object, with its outcome, its `Programmed` state and its stages `render`, `apply`
+/// and `status` as children in that order; a gateway that does not compile has only `status`;
+/// each compile of the namespace is a `compile` span with what it produced; and an operator
+/// whose writes the API server forbids (a ServiceAccount that may only read) exports reconciles
+/// ending in `error` with the error's category (`apply_forbidden`, as its metric counts it) and
+/// the server's message as the span's status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_operators_reconciles_are_read_back_from_jaeger() {
+    let jaeger = Jaeger::start().await;
+    let p = support::platform().await;
+    p.install_crds().await;
+    let since = std::time::SystemTime::now() - Duration::from_secs(60);
+
+    // An operator that may write: gateways programmed.
+    let ns = p.fresh_namespace("traces-op").await;
+    operator::apply_yaml(&p, &ns, OPERATOR_MANIFESTS).await;
+    let mut op = traced_operator(&p.kubeconfig, &ns, "traces-op", &jaeger);
+    op.wait_ready().await;
+    operator::wait_condition(&p, &ns, "AIGateway", "llm", "Programmed", "True").await;
+    operator::wait_condition(&p, &ns, "AIGateway", "broken", "Programmed", "False").await;
+
+    // An operator that may only read: its writes are forbidden.
+    let ro = p.fresh_namespace("traces-ro").await;
+    operator::apply_yaml(
+        &p,
+        &ro,
+        r#"
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: reader}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: reader}
+rules: [{apiGroups: ["*"], resources: ["*"], verbs: [get, list, watch]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: reader}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: reader}
+subjects: [{kind: ServiceAccount, name: reader}]
+"#,
+    )
+    .await;
+    operator::apply_yaml(&p, &ro, OPERATOR_MANIFESTS).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = p.service_account_kubeconfig(&ro, "reader", dir.path());
+    let mut reader = traced_operator(&kubeconfig, &ro, "traces-ro", &jaeger);
+    reader.wait_ready().await;
+
+    let spans = support::wait_until(Duration::from_secs(60), "the operators' spans in Jaeger", || async {
+        let spans = jaeger.find("cairn-operator", since).await;
+        let programmed = reconciles(&spans, &ns, "AIGateway", "llm")
+            .into_iter()
+            .any(|r| attr(r, "cairn.programmed") == "True" && children(&spans, r).len() == 3);
+        let broken = !reconciles(&spans, &ns, "AIGateway", "broken").is_empty();
+        let forbidden = reconciles(&spans, &ro, "AIGateway", "llm")
+            .into_iter()
+            .any(|r| attr(r, "cairn.outcome") == "error");
+        let compiled = spans.iter().any(|s| s["name"] == "compile" && attr(s, "k8s.namespace.name") == ns);
+        (programmed && broken && forbidden && compiled).then_some(spans)
+    })
+    .await;
+    assert!(op.stop() && reader.stop(), "the operators stop cleanly");
+
+    for s in &spans {
+        assert_eq!(s["service"], "cairn-operator", "{s}");
+    }
+    // A programmed gateway: render, apply and status under its reconcile.
+    let r = reconciles(&spans, &ns, "AIGateway", "llm")
+        .into_iter()
+        .find(|r| attr(r, "cairn.programmed") == "True" && children(&spans, r).len() == 3)
+        .unwrap();
+    assert_eq!(children(&spans, r), ["render", "apply", "status"], "{r}");
+    assert_eq!(attr(r, "cairn.outcome"), "ok", "{r}");
+    assert!(r["parentSpanId"].as_str().unwrap_or_default().is_empty(), "a reconcile starts its trace: {r}");
+    for c in spans.iter().filter(|s| s["parentSpanId"] == r["spanId"]) {
+        assert_eq!(c["traceId"], r["traceId"], "{c}");
+    }
+    // What the operator logs inside a reconcile is an event of its span: the first reconcile
+    // generated the gateway's keys.
+    let events = |s: &Value| -> Vec<Value> { s["events"].as_array().cloned().unwrap_or_default() };
+    assert!(
+        reconciles(&spans, &ns, "AIGateway", "llm")
+            .iter()
+            .any(|r| events(r).iter().any(|e| e["name"] == "generated the gateway's keys")),
+        "no reconcile of llm has the event: {:?}",
+        reconciles(&spans, &ns, "AIGateway", "llm")
+    );
+    // One that does not compile: nothing rendered, its status written.
+    for r in reconciles(&spans, &ns, "AIGateway", "broken") {
+        assert_eq!(attr(r, "cairn.programmed"), "NotCompiled", "{r}");
+        assert_eq!(attr(r, "cairn.outcome"), "ok", "{r}");
+        assert_eq!(children(&spans, r), ["status"], "{r}");
+    }
+    // The compile of the namespace.
+    let c = spans
+        .iter()
+        .find(|s| {
+            s["name"] == "compile" && attr(s, "k8s.namespace.name") == ns && attr(s, "cairn.objects") == "2"
+        })
+        .unwrap_or_else(|| panic!("no compile span of {ns} with 2 objects"));
+    assert_eq!((attr(c, "cairn.gateways"), attr(c, "cairn.outcome")), (json!("1"), json!("ok")), "{c}");
+    assert!(attr(c, "cairn.diagnostics").as_str().is_some_and(|d| d != "0"), "{c}");
+    // A reconcile whose apply is forbidden: the error's category and the server's message.
+    let f = reconciles(&spans, &ro, "AIGateway", "llm")
+        .into_iter()
+        .find(|r| attr(r, "cairn.outcome") == "error")
+        .unwrap();
+    assert_eq!(attr(f, "error.type"), "apply_forbidden", "{f}");
+    assert_eq!(f["status"]["code"], 2, "an error status: {f}");
+    assert!(f["status"]["message"].as_str().is_some_and(|m| m.contains("forbidden")), "{f}");
+    assert_eq!(children(&spans, f), ["render", "apply"], "the apply failed, no status: {f}");
 }

@@ -3,6 +3,7 @@
 //! parses the operator container's args with it (tests/chart.rs), so the two cannot drift apart.
 
 use super::Options;
+use crate::config::{OtlpConfig, OtlpProtocol};
 use std::net::{IpAddr, SocketAddr};
 
 /// Environment read outside the flags: the log filter (`RUST_LOG`, read by
@@ -57,9 +58,39 @@ pub struct Args {
     /// Log format.
     #[arg(long, default_value = "json", value_parser = ["json", "text"])]
     pub log_format: String,
+    /// OTLP endpoint the operator's spans (one per reconcile and per namespace compile) are
+    /// exported to: for `grpc` the collector's URL (`http://otel-collector:4317`), for
+    /// `http/protobuf` its base URL (`/v1/traces` is appended, as for the variable). Default:
+    /// none, nothing is exported.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_parser = otlp_endpoint)]
+    pub otlp_endpoint: Option<String>,
+    /// OTLP transport.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_PROTOCOL", default_value = "grpc", value_parser = ["grpc", "http/protobuf"])]
+    pub otlp_protocol: String,
+}
+
+/// An OTLP endpoint: an `http://` or `https://` URL, or empty (none).
+fn otlp_endpoint(s: &str) -> Result<String, String> {
+    match url::Url::parse(s) {
+        _ if s.is_empty() => Ok(String::new()),
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(s.to_string()),
+        _ => Err("an OTLP endpoint is an http:// or https:// URL, such as http://otel-collector:4317".into()),
+    }
 }
 
 impl Args {
+    /// Where the operator's spans are exported (every span is sampled), if anywhere.
+    pub fn otlp(&self) -> Option<OtlpConfig> {
+        let endpoint = self.otlp_endpoint.as_deref().filter(|e| !e.is_empty())?;
+        let (endpoint, protocol) = match self.otlp_protocol.as_str() {
+            "http/protobuf" => {
+                (format!("{}/v1/traces", endpoint.trim_end_matches('/')), OtlpProtocol::HttpProtobuf)
+            }
+            _ => (endpoint.to_string(), OtlpProtocol::Grpc),
+        };
+        Some(OtlpConfig { endpoint, protocol, sampling_ratio: 1.0 })
+    }
+
     /// The operator's options; the defaults that depend on where it runs are resolved here.
     pub fn options(self) -> Options {
         Options {

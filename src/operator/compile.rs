@@ -26,6 +26,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 use tokio::sync::mpsc::UnboundedSender;
+use tracing::Instrument;
 
 /// One namespace's compile.
 #[derive(Debug)]
@@ -141,11 +142,14 @@ impl Compiler {
         }
         loop {
             for ns in self.index.changes.next().await {
-                match self.compile_namespace(&ns).await {
+                let span = super::trace::compile(&ns);
+                match self.compile_namespace(&ns).instrument(span.clone()).await {
                     Ok(()) => {
+                        super::trace::ok(&span);
                         self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&ns);
                     }
                     Err(e) => {
+                        super::trace::failed(&span, "secret_read", &e.to_string());
                         let attempt = {
                             let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
                             let n = f.entry(ns.clone()).or_default();
@@ -202,6 +206,11 @@ impl Compiler {
         let compiled = Arc::new(Compiled::new(output));
         self.cache.write().unwrap_or_else(|e| e.into_inner()).insert(ns.to_string(), compiled.clone());
         self.metrics.compiled(started.elapsed());
+        super::trace::compiled(
+            objects.len(),
+            compiled.output.gateways.len(),
+            compiled.output.diagnostics.len(),
+        );
         tracing::debug!(namespace = ns, objects = objects.len(), gateways = compiled.output.gateways.len(),
                         diagnostics = compiled.output.diagnostics.len(), elapsed = ?started.elapsed(), "compiled");
         self.queue_changed(ns, &objects, &compiled);

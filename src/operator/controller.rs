@@ -21,7 +21,7 @@ use super::leader::Leadership;
 use super::metrics::Metrics;
 use super::render::{self, ChildKind, Owner, Settings};
 use super::status::{self, GatewayFacts, Programmed};
-use super::{apply, gateway_spec, keys};
+use super::{apply, gateway_spec, keys, trace};
 use crate::api::{self, GatewayCommon, Object};
 use crate::compile::Mode;
 use crate::config::{Credentials, Layer, packed};
@@ -42,6 +42,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use tracing::Instrument;
 
 /// How often an object is reconciled with nothing changed (a safety net; changes are watched).
 const RESYNC: Duration = Duration::from_secs(30 * 60);
@@ -89,11 +90,17 @@ async fn reconcile<K: CairnKind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Actio
         return Ok(Action::await_change());
     }
     let ns = object.namespace().to_string();
-    let compiled = ctx.compiler.get(&ns).ok_or_else(|| Error::NotCompiled(ns.clone()))?;
-    let result = match gateway_spec(&object) {
-        Some((layer, common)) => reconcile_gateway(&*obj, &object, layer, common, &compiled, &ctx).await,
-        None => reconcile_attached(&*obj, &object, &compiled, &ctx).await,
-    };
+    let span = trace::reconcile(K::KIND, &ns, object.name());
+    let result = async {
+        let compiled = ctx.compiler.get(&ns).ok_or_else(|| Error::NotCompiled(ns.clone()))?;
+        match gateway_spec(&object) {
+            Some((layer, common)) => reconcile_gateway(&*obj, &object, layer, common, &compiled, &ctx).await,
+            None => reconcile_attached(&*obj, &object, &compiled, &ctx).await,
+        }
+    }
+    .instrument(span.clone())
+    .await;
+    trace::ended(&span, &result);
     ctx.metrics.reconciled(K::KIND, started.elapsed());
     if result.is_ok() {
         ctx.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&key(K::KIND, &*obj));
@@ -188,9 +195,10 @@ async fn reconcile_gateway<K: CairnKind>(
                 ctx.keys.lock().unwrap_or_else(|e| e.into_inner()).insert(owner.uid.clone(), own);
             }
             let gw = render::Gateway { owner: &owner, layer, common, compiled: &bundle };
-            match render::gateway(gw, &ctx.settings) {
+            match trace::stage("render").in_scope(|| render::gateway(gw, &ctx.settings)) {
                 Err(e) => Programmed::Invalid { reason: render_reason(&e).into(), message: e.to_string() },
                 Ok(rendered) => match apply::children(ctx, &owner, &rendered.children, &ChildKind::PRUNABLE)
+                    .instrument(trace::stage("apply"))
                     .await
                 {
                     Ok(_) => Programmed::Yes(rendered.manifest.config_hash),
@@ -203,6 +211,11 @@ async fn reconcile_gateway<K: CairnKind>(
             }
         }
     };
+    trace::programmed(match programmed {
+        Programmed::Yes(_) => "True",
+        Programmed::Invalid { .. } => "Invalid",
+        Programmed::NotCompiled => "NotCompiled",
+    });
     let base = render::base_name(&owner.name, layer);
     let deployment = ctx.index.child_deployment(ns, &base);
     let attached = attached_counts(gateway);
@@ -223,7 +236,7 @@ async fn reconcile_gateway<K: CairnKind>(
         attached: &attached,
         previous_hash: previous_hash.as_deref(),
     });
-    status::write(ctx, obj, desired).await?;
+    status::write(ctx, obj, desired).instrument(trace::stage("status")).await?;
     Ok(match programmed {
         Programmed::Yes(_) => Action::requeue(RESYNC),
         _ => Action::await_change(),
@@ -248,9 +261,12 @@ async fn reconcile_attached<K: CairnKind>(
     if let Object::MCPServer(server) = object {
         let owner = owner(obj)?;
         let prunable = [ChildKind::Deployment, ChildKind::Service];
-        match render::mcp_server(&owner, &server.spec, &ctx.settings) {
+        match trace::stage("render").in_scope(|| render::mcp_server(&owner, &server.spec, &ctx.settings)) {
             Err(e) => status::push_condition(&mut desired, "Programmed", false, "Invalid", e.to_string()),
-            Ok(children) => match apply::children(ctx, &owner, &children, &prunable).await {
+            Ok(children) => match apply::children(ctx, &owner, &children, &prunable)
+                .instrument(trace::stage("apply"))
+                .await
+            {
                 Err(Error::Apply { kind, name, source }) if is_invalid(&source) => status::push_condition(
                     &mut desired,
                     "Programmed",
@@ -280,7 +296,7 @@ async fn reconcile_attached<K: CairnKind>(
             },
         }
     }
-    status::write(ctx, obj, desired).await?;
+    status::write(ctx, obj, desired).instrument(trace::stage("status")).await?;
     Ok(Action::requeue(RESYNC))
 }
 

@@ -7,8 +7,9 @@
 //! [`render`] (pure: a compiled gateway and its spec → child objects) → [`apply`] (server-side
 //! apply with one field manager, prune) → [`status`] (conditions, written only when changed).
 //! [`controller`] wires them per kind; [`leader`] decides which replica writes; [`metrics`]
-//! counts and serves `/metrics`, `/healthz`, `/readyz`. The operator's own permissions are the
-//! table in [`rbac`].
+//! counts and serves `/metrics`, `/healthz`, `/readyz`; [`trace`] opens the spans of reconciles
+//! and compiles (exported by `main.rs` when given an OTLP endpoint). The operator's own
+//! permissions are the table in [`rbac`].
 
 pub mod answers;
 pub mod apply;
@@ -25,6 +26,7 @@ pub mod metrics;
 pub mod rbac;
 pub mod render;
 pub mod status;
+pub mod trace;
 
 use crate::api::{GatewayCommon, Object};
 use crate::config::Layer;

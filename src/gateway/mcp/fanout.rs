@@ -8,17 +8,39 @@ use super::runtime::McpRuntime;
 use super::session::BackendSession;
 use super::upstream::Upstream;
 use crate::gateway::jsonrpc::Request;
+use crate::gateway::telemetry::span;
 use futures_util::future::join_all;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use tracing::Instrument;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// An id for a request the gateway makes of its own (`cairn-<n>`).
 pub(super) fn internal_id() -> Value {
     Value::from(format!("cairn-{}", NEXT_ID.fetch_add(1, Ordering::Relaxed)))
+}
+
+/// Runs `call`, the part of a fanned-out `method` that goes to server `server`, in a client span
+/// of its own (`initialize kb`, `tools/list kb`), a child of the request's span: a slow or
+/// failing server shows in the trace. The trace context sent to the server is that span's.
+pub(super) async fn to_server<T>(
+    rt: &McpRuntime,
+    method: &str,
+    server: &str,
+    call: impl Future<Output = Result<T, UpstreamError>>,
+) -> Result<T, UpstreamError> {
+    let up = span::upstream(&tracing::Span::current(), &rt.gateway, &format!("{method} {server}"));
+    span::attr(&up, "mcp.method.name", method.to_string());
+    span::attr(&up, "cairn.mcp.server", server.to_string());
+    let r = call.instrument(up.clone()).await;
+    if let Err(e) = &r {
+        span::failed(&up, "backend_error", e.to_string());
+    }
+    r
 }
 
 /// The capabilities and instructions merged over `initialize` results.
@@ -63,7 +85,7 @@ pub async fn initialize(
     }
     let futs = rt.upstreams.iter().map(|u| {
         let p = up_params.clone();
-        async move { (u.clone(), u.initialize(p).await) }
+        async move { (u.clone(), to_server(rt, "initialize", &u.name, u.initialize(p)).await) }
     });
     let mut results = Vec::new();
     let mut sessions = BTreeMap::new();
@@ -101,7 +123,7 @@ pub async fn pooled(rt: &McpRuntime) -> BTreeMap<String, BackendSession> {
     });
     let futs = missing.iter().map(|u| {
         let p = params.clone();
-        async move { (u, u.initialize(p).await) }
+        async move { (u, to_server(rt, "initialize", &u.name, u.initialize(p)).await) }
     });
     let opened = join_all(futs).await;
     let mut pool = rt.state.pool.lock().await;

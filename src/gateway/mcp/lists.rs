@@ -11,7 +11,7 @@ use futures_util::future::join_all;
 use serde_json::{Value, json};
 
 use super::ctx::{Ctx, Outcome, err};
-use super::fanout::internal_id;
+use super::fanout::{internal_id, to_server};
 
 /// Most pages read from one backend for one list.
 const MAX_PAGES: usize = 1000;
@@ -58,8 +58,11 @@ impl Ctx {
         let idx: Vec<usize> = (0..self.rt.upstreams.len())
             .filter(|i| self.backends.contains_key(&self.rt.upstreams[*i].prefix) && visible(*i))
             .collect();
-        let lists =
-            join_all(idx.iter().map(|&i| async move { (i, self.list_all(i, method, key).await) })).await;
+        let lists = join_all(idx.iter().map(|&i| async move {
+            let server = &self.rt.servers[i].name;
+            (i, to_server(&self.rt, method, server, self.list_all(i, method, key)).await)
+        }))
+        .await;
         let mut out = Vec::new();
         for (i, r) in lists {
             match r {

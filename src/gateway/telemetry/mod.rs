@@ -1,10 +1,14 @@
-//! Traces: the one place a gateway process sets up OpenTelemetry (docs/telemetry.md).
+//! Traces: the one place a Cairn process sets up OpenTelemetry (docs/telemetry.md).
 //!
 //! The process has one tracer provider ([`Traces`]). `tracing` spans are its spans: the
 //! subscriber of `cairn run` and `cairn gateway` includes [`Traces::layer`]
 //! (`tracing-opentelemetry`), so the spans the core opens for requests and upstream attempts
 //! ([`span`]), with the attributes the layers record on them, are the spans exported, and the
 //! access and audit lines carry their `trace_id` and `span_id`.
+//!
+//! A process that is not a gateway (`cairn operator`, whose reconcile spans `main.rs` exports
+//! with this provider: the operator names no gateway module) takes the spans of its own targets
+//! ([`Traces::for_targets`]) and exports all of them to one endpoint ([`Traces::export_all`]).
 //!
 //! Export follows each gateway's `telemetry` settings, kept up to date by the supervisor
 //! ([`Traces::configure`]): every span carries `cairn.gateway`, and
@@ -46,6 +50,9 @@ use tracing_subscriber::filter::{Filtered, Targets};
 /// The span attribute naming a span's gateway (`namespace/name`).
 pub const GATEWAY: &str = "cairn.gateway";
 
+/// The route of the spans that name no gateway ([`Traces::export_all`]).
+const PROCESS: &str = "";
+
 /// Where one gateway's spans go.
 struct Route {
     otlp: OtlpConfig,
@@ -60,6 +67,7 @@ pub struct Traces {
     provider: SdkTracerProvider,
     routes: Arc<Routes>,
     metrics: TraceMetrics,
+    targets: Targets,
 }
 
 impl Default for Traces {
@@ -69,19 +77,26 @@ impl Default for Traces {
 }
 
 impl Traces {
-    /// A provider exporting nothing until a gateway is configured with an endpoint.
+    /// A gateway process's provider, exporting nothing until a gateway is configured with an
+    /// endpoint. It takes the spans of requests (target `cairn::request`).
     pub fn new() -> Traces {
+        Traces::for_targets(Targets::new().with_target(span::TARGET, tracing::Level::INFO))
+    }
+
+    /// A provider taking the spans (and, as span events, the events inside them) of `targets`,
+    /// exporting nothing until [`Traces::configure`] or [`Traces::export_all`] says where.
+    pub fn for_targets(targets: Targets) -> Traces {
         let routes: Arc<Routes> = Arc::default();
         let provider = SdkTracerProvider::builder()
             .with_sampler(GatewaySampler { routes: routes.clone() })
             .with_span_processor(Router { routes: routes.clone() })
             .build();
-        Traces { provider, routes, metrics: TraceMetrics::default() }
+        Traces { provider, routes, metrics: TraceMetrics::default(), targets }
     }
 
     /// The `tracing` layer whose spans are this provider's: add it to the process's subscriber.
-    /// It takes the spans of requests (target `cairn::request`, whatever the log filter says:
-    /// `RUST_LOG` chooses what is logged, not what is traced).
+    /// It takes the spans of the provider's targets whatever the log filter says (`RUST_LOG`
+    /// chooses what is logged, not what is traced).
     pub fn layer<S>(&self) -> Filtered<OpenTelemetryLayer<S, SdkTracer>, Targets, S>
     where
         S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
@@ -96,7 +111,7 @@ impl Traces {
             .with_target(false)
             .with_tracked_inactivity(false)
             .with_context_activation(false)
-            .with_filter(Targets::new().with_target(span::TARGET, tracing::Level::INFO))
+            .with_filter(self.targets.clone())
     }
 
     /// Registers the export counters in `registry`.
@@ -129,6 +144,25 @@ impl Traces {
             }
         };
         self.set(&key, route);
+        Ok(())
+    }
+
+    /// Exports every span that names no gateway (all of a process that is not one) to `otlp`,
+    /// as the spans of `service` (`service.name`). It needs a Tokio runtime (the export task).
+    pub fn export_all(
+        &self,
+        service: &str,
+        otlp: &OtlpConfig,
+        http: HttpClient,
+    ) -> Result<(), ExporterError> {
+        let key: Arc<str> = Arc::from(PROCESS);
+        let mut resource = vec![
+            KeyValue::new("service.name", service.to_string()),
+            KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
+        ];
+        resource.extend(instance());
+        let pipeline = Pipeline::start(otlp, key.clone(), resource, http, self.metrics.clone())?;
+        self.set(&key, Some(Arc::new(Route { otlp: otlp.clone(), pipeline })));
         Ok(())
     }
 
@@ -175,17 +209,29 @@ fn resource(gw: &GatewayId) -> Vec<KeyValue> {
         KeyValue::new(GATEWAY, format!("{}/{}", gw.namespace, gw.name)),
         KeyValue::new("cairn.layer", gw.layer.as_str()),
     ];
-    if let Some(host) = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()) {
-        r.push(KeyValue::new("service.instance.id", host));
-    }
+    r.extend(instance());
     r
 }
 
-fn gateway_of(attributes: &[KeyValue]) -> Option<&opentelemetry::Value> {
-    attributes.iter().find(|kv| kv.key.as_str() == GATEWAY).map(|kv| &kv.value)
+/// `service.instance.id`: the pod's name.
+fn instance() -> Option<KeyValue> {
+    let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty())?;
+    Some(KeyValue::new("service.instance.id", host))
 }
 
-/// Parent-based sampling with each gateway's ratio for the traces it starts.
+/// The route of a span: its gateway's, or the process's when it names none.
+fn route_of<'a>(
+    routes: &'a HashMap<Arc<str>, Arc<Route>>,
+    attributes: &[KeyValue],
+) -> Option<&'a Arc<Route>> {
+    match attributes.iter().find(|kv| kv.key.as_str() == GATEWAY) {
+        Some(kv) => routes.get(kv.value.as_str().as_ref()),
+        None => routes.get(PROCESS),
+    }
+}
+
+/// Parent-based sampling with each gateway's ratio (the process's, for spans that name no
+/// gateway) for the traces it starts.
 #[derive(Clone, Debug)]
 struct GatewaySampler {
     routes: Arc<Routes>,
@@ -218,8 +264,7 @@ impl ShouldSample for GatewaySampler {
                 trace_state: parent.trace_state().clone(),
             };
         }
-        let ratio = gateway_of(attributes)
-            .and_then(|g| self.routes.load().get(g.as_str().as_ref()).map(|r| r.otlp.sampling_ratio));
+        let ratio = route_of(&self.routes.load(), attributes).map(|r| r.otlp.sampling_ratio);
         match ratio {
             Some(r) => Sampler::TraceIdRatioBased(r)
                 .should_sample(None, trace_id, name, span_kind, attributes, links),
@@ -232,7 +277,7 @@ impl ShouldSample for GatewaySampler {
     }
 }
 
-/// Sends each finished span to its gateway's pipeline.
+/// Sends each finished span to its gateway's pipeline (the process's, when it names none).
 #[derive(Debug)]
 struct Router {
     routes: Arc<Routes>,
@@ -242,8 +287,7 @@ impl SpanProcessor for Router {
     fn on_start(&self, _span: &mut opentelemetry_sdk::trace::Span, _cx: &Context) {}
 
     fn on_end(&self, span: SpanData) {
-        let route =
-            gateway_of(&span.attributes).and_then(|g| self.routes.load().get(g.as_str().as_ref()).cloned());
+        let route = route_of(&self.routes.load(), &span.attributes).cloned();
         if let Some(r) = route {
             r.pipeline.push(span);
         }
