@@ -46,6 +46,16 @@ for _, c in pairs(conditions) do
   end
 end
 
+-- What the user must fix first: a spec that is not accepted or a reference that is missing (a
+-- gateway then also reports Stalled, whose message only points back here).
+for _, t in ipairs({"Accepted", "ResolvedRefs"}) do
+  local c = conditions[t]
+  if c ~= nil and c.status == "False" then
+    hs.status = "Degraded"
+    hs.message = describe(c)
+    return hs
+  end
+end
 local stalled = conditions["Stalled"]
 if stalled ~= nil and stalled.status == "True" then
   hs.status = "Degraded"
@@ -57,7 +67,7 @@ if reconciling ~= nil and reconciling.status == "True" then
   hs.message = describe(reconciling)
   return hs
 end
-for _, t in ipairs({"Accepted", "ResolvedRefs", "Programmed", "Ready"}) do
+for _, t in ipairs({"Programmed", "Ready"}) do
   local c = conditions[t]
   if c ~= nil and c.status == "False" then
     hs.status = "Degraded"
