@@ -26,6 +26,34 @@ fn ok(out: Output, what: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// A release of the chart in a fresh namespace, watching one other fresh namespace, with a free
+/// admin port (its operator pod runs as a local process here, beside other tests).
+struct Installed {
+    system: String,
+    watched: String,
+    release: String,
+    admin_port: u16,
+}
+
+async fn install(p: &Platform, prefix: &str, extra: &[&str]) -> Installed {
+    let system = p.fresh_namespace(&format!("cairn-{prefix}")).await;
+    let watched = p.fresh_namespace(&format!("team-{prefix}")).await;
+    let release = format!("cairn-{}", &system[system.len() - 4..]);
+    let chart = repo_root().join("charts/cairn");
+    let admin_port = support::free_port();
+    ok(
+        p.helm()
+            .args(["install", &release, chart.to_str().unwrap(), "-n", &system, "--wait=false"])
+            .args(["--set", &format!("watchNamespaces={{{watched}}}")])
+            .args(["--set", &format!("adminPort={admin_port}")])
+            .args(extra)
+            .output()
+            .unwrap(),
+        "helm install",
+    );
+    Installed { system, watched, release, admin_port }
+}
+
 /// `kubectl` acting as `token`'s subject: (succeeded, stdout + stderr).
 fn kubectl_as(p: &Platform, token: &str, args: &[&str], stdin: Option<&str>) -> (bool, String) {
     use std::io::Write;
@@ -306,20 +334,7 @@ async fn the_notes_command_merges_the_charts_argo_cd_health_checks_into_argocd_c
 #[tokio::test]
 async fn the_installed_operator_container_runs_leads_and_programs_a_gateway() {
     let p = platform().await;
-    let system = p.fresh_namespace("cairn-run").await;
-    let watched = p.fresh_namespace("team-run").await;
-    let release = format!("cairn-{}", &system[system.len() - 4..]);
-    let chart = repo_root().join("charts/cairn");
-    let admin_port = support::free_port();
-    ok(
-        p.helm()
-            .args(["install", &release, chart.to_str().unwrap(), "-n", &system, "--wait=false"])
-            .args(["--set", &format!("watchNamespaces={{{watched}}}")])
-            .args(["--set", &format!("adminPort={admin_port}")])
-            .output()
-            .unwrap(),
-        "helm install",
-    );
+    let Installed { system, watched, release, admin_port } = install(&p, "run", &[]).await;
     let (mut op, pod_name) = operator::run_chart_pod(&p, &system, &release, admin_port).await;
 
     let gateway = support::read_documents(&repo_root().join("examples/quickstart/gateway.yaml"));
@@ -352,20 +367,8 @@ async fn the_installed_operator_container_runs_leads_and_programs_a_gateway() {
 #[tokio::test]
 async fn an_upgrade_rolls_the_operator_while_a_gateway_serves_untouched_and_uninstall_leaves_it() {
     let p = platform().await;
-    let system = p.fresh_namespace("cairn-roll").await;
-    let watched = p.fresh_namespace("team-roll").await;
-    let release = format!("cairn-{}", &system[system.len() - 4..]);
-    let chart = repo_root().join("charts/cairn");
-    let admin_port = support::free_port();
-    ok(
-        p.helm()
-            .args(["install", &release, chart.to_str().unwrap(), "-n", &system, "--wait=false"])
-            .args(["--set", &format!("watchNamespaces={{{watched}}}")])
-            .args(["--set", &format!("adminPort={admin_port}"), "--set", "replicaCount=1"])
-            .output()
-            .unwrap(),
-        "helm install",
-    );
+    let Installed { system, watched, release, admin_port } =
+        install(&p, "roll", &["--set", "replicaCount=1"]).await;
     let (mut op, first_pod) = operator::run_chart_pod(&p, &system, &release, admin_port).await;
 
     // The quickstart, on a free port (every test shares one network namespace), served by its
@@ -395,7 +398,8 @@ async fn an_upgrade_rolls_the_operator_while_a_gateway_serves_untouched_and_unin
 
     ok(
         p.helm()
-            .args(["upgrade", &release, chart.to_str().unwrap(), "-n", &system, "--wait=false"])
+            .args(["upgrade", &release, repo_root().join("charts/cairn").to_str().unwrap(), "-n", &system])
+            .arg("--wait=false")
             .args(["--reuse-values", "--set", "logLevel=debug"])
             .output()
             .unwrap(),
