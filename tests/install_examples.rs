@@ -263,9 +263,9 @@ async fn the_installed_chart_reconciles_every_example_to_ready_as_argo_cd_and_ks
     let broken: Vec<Value> =
         [broken_route, broken_gw].iter().map(|o| serde_json::to_value(o).unwrap()).collect();
     let v = verdicts(&broken);
-    // The route: Degraded with the ResolvedRefs message naming the missing backend. kstatus
-    // reads only Ready, Reconciling and Stalled, which the operator writes on gateways alone:
-    // to it the route is Current (the README says so).
+    // The route: Degraded with the ResolvedRefs message naming the missing backend, and Failed
+    // to kstatus (which reads only Ready, Reconciling and Stalled): the operator writes Stalled
+    // with the cause on every kind.
     assert_eq!(v[0].argo["status"], "Degraded", "{}", v[0]);
     let message = v[0].argo["message"].as_str().unwrap();
     assert!(
@@ -274,7 +274,13 @@ async fn the_installed_chart_reconciles_every_example_to_ready_as_argo_cd_and_ks
         "{}",
         v[0]
     );
-    assert_eq!(v[0].kstatus["status"], "Current", "{}", v[0]);
+    assert_eq!(condition(&broken[0], "Stalled").unwrap()["status"], "True", "{}", broken[0]);
+    assert_eq!(v[0].kstatus["status"], "Failed", "{}", v[0]);
+    assert!(
+        v[0].kstatus["message"].as_str().unwrap_or_default().contains(r#"AIBackend "missing" not found"#),
+        "{}",
+        v[0]
+    );
     // The gateway whose Redis password Secret went: it stalls (its pods keep the last config),
     // Degraded to Argo CD with the message that names the Secret, and Failed to kstatus.
     assert_eq!(condition(&broken[1], "Stalled").unwrap()["status"], "True", "{}", broken[1]);
