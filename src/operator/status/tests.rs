@@ -167,7 +167,7 @@ fn a_broken_route_is_stalled_for_kstatus_with_the_cause_and_a_good_one_is_not() 
     assert_eq!(stalled["reason"], "RefNotFound");
     let m = stalled["message"].as_str().unwrap();
     assert!(
-        m.starts_with("ResolvedRefs: spec.rules[0].backends[0].backendRef.name") && m.contains("nowhere"),
+        m.starts_with("ResolvedRefs: ") && m.contains(r#"backendRef.name: AIBackend "nowhere" not found"#),
         "{m}"
     );
     let s = desired_attached(find(&objects, "good"), &c);
