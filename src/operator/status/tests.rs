@@ -159,7 +159,7 @@ fn unchanged_conditions_keep_their_transition_time_and_changed_ones_move() {
 }
 
 #[test]
-fn a_broken_route_is_stalled_for_kstatus_with_the_cause_and_a_good_one_is_not() {
+fn a_broken_route_is_stalled_for_kstatus_with_the_cause_and_a_good_backend_is_not() {
     let (objects, c) = compiled(YAML);
     let s = desired_attached(find(&objects, "broken"), &c);
     let stalled = cond(&s, "Stalled");
@@ -170,6 +170,6 @@ fn a_broken_route_is_stalled_for_kstatus_with_the_cause_and_a_good_one_is_not() 
         m.starts_with("ResolvedRefs: ") && m.contains(r#"backendRef.name: AIBackend "nowhere" not found"#),
         "{m}"
     );
-    let s = desired_attached(find(&objects, "good"), &c);
+    let s = desired_attached(find(&objects, "echo"), &c);
     assert_eq!(cond(&s, "Stalled")["status"], "False");
 }
