@@ -110,21 +110,6 @@ fn status(conditions: Vec<Value>, generation: i64) -> Option<Value> {
     Some(json!({"observedGeneration": generation, "conditions": conditions}))
 }
 
-/// Runs one tool over objects (one temp file each); one JSON result per object.
-fn judge(tool: &str, script: Option<&std::path::Path>, objects: &[Value]) -> Vec<Value> {
-    let dir = tempfile::tempdir().unwrap();
-    let mut args: Vec<String> = script.map(|s| s.display().to_string()).into_iter().collect();
-    for (i, o) in objects.iter().enumerate() {
-        let p = dir.path().join(format!("{i}.json"));
-        std::fs::write(&p, o.to_string()).unwrap();
-        args.push(p.display().to_string());
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let results = tools::json_lines(&tools::run(tool, &args, b""));
-    assert_eq!(results.len(), objects.len());
-    results
-}
-
 #[test]
 fn argo_cd_judges_every_kind_healthy_progressing_or_degraded_as_its_conditions_say() {
     let script = shipped_script();
@@ -180,6 +165,27 @@ fn argo_cd_judges_every_kind_healthy_progressing_or_degraded_as_its_conditions_s
         ] {
             cases.push((format!("{kind} {what}"), o, verdict, message));
         }
+        if GATEWAYS.contains(&kind) {
+            // A gateway whose reference is missing stalls too: the message to show is the one
+            // naming what is missing, not Stalled's pointer to it.
+            let missing = r#"spec.store.redis.passwordSecretRef: Secret "redis" not found"#;
+            let conditions = with(
+                &with(&ok, condition("ResolvedRefs", "False", "RefNotFound", missing, 4)),
+                condition(
+                    "Stalled",
+                    "True",
+                    "Invalid",
+                    "The spec does not compile (see Accepted and ResolvedRefs)",
+                    4,
+                ),
+            );
+            cases.push((
+                format!("{kind} stalled on a missing Secret"),
+                object(kind, 4, status(conditions, 4)),
+                "Degraded",
+                format!("ResolvedRefs (RefNotFound): {missing}"),
+            ));
+        }
         let no_ready: Vec<Value> = ok.iter().filter(|c| c["type"] != "Ready").cloned().collect();
         let more = if GATEWAYS.contains(&kind) {
             cases.push((
@@ -196,7 +202,7 @@ fn argo_cd_judges_every_kind_healthy_progressing_or_degraded_as_its_conditions_s
         cases.push((format!("{kind} {}", more.0), more.1.0, "Degraded", more.1.1));
     }
     let objects: Vec<Value> = cases.iter().map(|c| c.1.clone()).collect();
-    let results = judge("argo-health", Some(script.path()), &objects);
+    let results = tools::judge("argo-health", Some(script.path()), &objects);
     let mut wrong = Vec::new();
     for ((what, _, status, message), got) in cases.iter().zip(&results) {
         if got["status"] != *status || !got["message"].as_str().unwrap_or("").contains(message) {
@@ -211,7 +217,7 @@ fn a_script_returning_an_unknown_status_is_unknown_to_argo_cd() {
     // The judge is Argo CD's, not a rubber stamp: a status Argo CD does not know becomes Unknown.
     let mut f = tempfile::NamedTempFile::new().unwrap();
     std::io::Write::write_all(&mut f, b"return {status = \"Fine\", message = \"trust me\"}").unwrap();
-    let got = judge("argo-health", Some(f.path()), &[object("AIRoute", 1, None)]);
+    let got = tools::judge("argo-health", Some(f.path()), &[object("AIRoute", 1, None)]);
     assert_eq!(got[0], json!({"status": "Unknown", "message": "Lua returned an invalid health status"}));
     // And, as in Argo CD, the string library is not there.
     let mut f = tempfile::NamedTempFile::new().unwrap();
@@ -262,7 +268,7 @@ fn kstatus_reads_ready_as_current_reconciling_as_in_progress_and_stalled_as_fail
         ("generation not observed", object(kind, 3, status(ok.clone(), 2)), "InProgress"),
     ];
     let objects: Vec<Value> = cases.iter().map(|c| c.1.clone()).collect();
-    let results = judge("kstatus", None, &objects);
+    let results = tools::judge("kstatus", None, &objects);
     for ((what, _, expected), got) in cases.iter().zip(&results) {
         assert_eq!(got["status"], *expected, "{what}: {got}");
     }

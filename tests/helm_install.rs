@@ -4,6 +4,10 @@
 //!
 //! Needs the control plane of tests/support (tests/run starts it).
 
+#[path = "support/clients.rs"]
+mod clients;
+#[path = "support/gateway_pod.rs"]
+mod gateway_pod;
 #[path = "support/operator.rs"]
 mod operator;
 mod support;
@@ -20,6 +24,34 @@ fn ok(out: Output, what: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// A release of the chart in a fresh namespace, watching one other fresh namespace, with a free
+/// admin port (its operator pod runs as a local process here, beside other tests).
+struct Installed {
+    system: String,
+    watched: String,
+    release: String,
+    admin_port: u16,
+}
+
+async fn install(p: &Platform, prefix: &str, extra: &[&str]) -> Installed {
+    let system = p.fresh_namespace(&format!("cairn-{prefix}")).await;
+    let watched = p.fresh_namespace(&format!("team-{prefix}")).await;
+    let release = format!("cairn-{}", &system[system.len() - 4..]);
+    let chart = repo_root().join("charts/cairn");
+    let admin_port = support::free_port();
+    ok(
+        p.helm()
+            .args(["install", &release, chart.to_str().unwrap(), "-n", &system, "--wait=false"])
+            .args(["--set", &format!("watchNamespaces={{{watched}}}")])
+            .args(["--set", &format!("adminPort={admin_port}")])
+            .args(extra)
+            .output()
+            .unwrap(),
+        "helm install",
+    );
+    Installed { system, watched, release, admin_port }
 }
 
 /// `kubectl` acting as `token`'s subject: (succeeded, stdout + stderr).
@@ -302,48 +334,8 @@ async fn the_notes_command_merges_the_charts_argo_cd_health_checks_into_argocd_c
 #[tokio::test]
 async fn the_installed_operator_container_runs_leads_and_programs_a_gateway() {
     let p = platform().await;
-    let system = p.fresh_namespace("cairn-run").await;
-    let watched = p.fresh_namespace("team-run").await;
-    let release = format!("cairn-{}", &system[system.len() - 4..]);
-    let chart = repo_root().join("charts/cairn");
-    let admin_port = support::free_port();
-    ok(
-        p.helm()
-            .args(["install", &release, chart.to_str().unwrap(), "-n", &system, "--wait=false"])
-            .args(["--set", &format!("watchNamespaces={{{watched}}}")])
-            .args(["--set", &format!("adminPort={admin_port}")])
-            .output()
-            .unwrap(),
-        "helm install",
-    );
-    let deployment = get_json(&p, &["-n", &system, "deployment", &release]);
-    let pod = &deployment["spec"]["template"]["spec"];
-    let container = &pod["containers"][0];
-    let args: Vec<String> =
-        container["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
-    let pod_name = format!("{release}-7d9f8b6c5d-x2x4z");
-    let env: Vec<(String, String)> = container["env"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            let value = match e["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
-                Some("metadata.namespace") => system.clone(),
-                Some("metadata.name") => pod_name.clone(),
-                Some(other) => panic!("a downward API field this test does not fill: {other}"),
-                None => e["value"].as_str().unwrap().to_string(),
-            };
-            (e["name"].as_str().unwrap().to_string(), value)
-        })
-        .collect();
-
-    let sa = pod["serviceAccountName"].as_str().unwrap();
-    let token = operator::service_account_token(&p, &system, sa).await;
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    operator::kubeconfig_with_token(&p, &token, &kubeconfig);
-    let mut op = operator::Operator::spawn(&kubeconfig, &args, &env, &format!("chart-{release}"), admin_port);
-    op.wait_ready().await;
+    let Installed { system, watched, release, admin_port } = install(&p, "run", &[]).await;
+    let (mut op, pod_name) = operator::run_chart_pod(&p, &system, &release, admin_port).await;
 
     let gateway = support::read_documents(&repo_root().join("examples/quickstart/gateway.yaml"));
     for doc in &gateway {
@@ -365,4 +357,112 @@ async fn the_installed_operator_container_runs_leads_and_programs_a_gateway() {
     let lease = get_json(&p, &["-n", &system, "lease", &release]);
     assert_ne!(lease["spec"]["holderIdentity"], pod_name.as_str(), "{lease}");
     ok(p.helm().args(["uninstall", &release, "-n", &system]).output().unwrap(), "helm uninstall");
+}
+
+/// `helm upgrade` with a changed value while a gateway serves: the operator's Deployment rolls to
+/// a new revision (its new pod, run as the kubelet would, takes over the Lease and reconciles),
+/// and the user's objects and the gateway's children are left exactly as they were — same uid,
+/// same resourceVersion, no write at all — while the gateway keeps serving and stays Ready.
+/// `helm uninstall` then removes the operator; the gateway and its children stay and serve.
+#[tokio::test]
+async fn an_upgrade_rolls_the_operator_while_a_gateway_serves_untouched_and_uninstall_leaves_it() {
+    let p = platform().await;
+    let Installed { system, watched, release, admin_port } =
+        install(&p, "roll", &["--set", "replicaCount=1"]).await;
+    let (mut op, first_pod) = operator::run_chart_pod(&p, &system, &release, admin_port).await;
+
+    // The quickstart, on a free port (every test shares one network namespace), served by its
+    // gateway's pod.
+    let port = support::free_port();
+    for mut doc in support::read_documents(&repo_root().join("examples/quickstart/gateway.yaml")) {
+        if doc["kind"] == "AIGateway" {
+            doc["spec"]["listener"]["port"] = port.into();
+        }
+        p.apply(&watched, &doc, false).await.unwrap();
+    }
+    operator::wait_condition(&p, &watched, "AIGateway", "llm", "Programmed", "True").await;
+    let mut pod = gateway_pod::run_pod(&p, &watched, "llm", "ai").await;
+    operator::wait_condition(&p, &watched, "AIGateway", "llm", "Ready", "True").await;
+    assert_eq!(clients::chat(port, "gpt-4o-mini").await, 200, "{}", pod.stderr());
+    // Settled: the status names the config in service, so nothing is left for anyone to write.
+    operator::wait_condition(&p, &watched, "AIGateway", "llm", "Reconciling", "False").await;
+    let before = operator::versions(&p, &watched, operator::ALL_KINDS).await;
+    let uids_before = uids(&p, &watched).await;
+    assert!(before.iter().any(|(k, _)| k == "Deployment/llm-ai-gateway"), "{before:?}");
+    let revision = |p: &Platform| {
+        get_json(p, &["-n", &system, "deployment", &release])["metadata"]["annotations"]
+            ["deployment.kubernetes.io/revision"]
+            .clone()
+    };
+    assert_eq!(revision(&p), "1");
+
+    ok(
+        p.helm()
+            .args(["upgrade", &release, repo_root().join("charts/cairn").to_str().unwrap(), "-n", &system])
+            .arg("--wait=false")
+            .args(["--reuse-values", "--set", "logLevel=debug"])
+            .output()
+            .unwrap(),
+        "helm upgrade",
+    );
+    // The Deployment rolls: a new revision, whose pod replaces the old one. The kubelet would stop
+    // the old pod (SIGTERM: it releases the Lease) and start the new one.
+    support::wait_until(gateway_pod::WAIT, "revision 2 of the operator's Deployment", || async {
+        (revision(&p) == "2").then_some(())
+    })
+    .await;
+    assert!(op.stop(), "SIGTERM: a clean exit\n{}", op.log_text());
+    let (op, second_pod) = operator::run_chart_pod(&p, &system, &release, admin_port).await;
+    assert_ne!(second_pod, first_pod);
+    let pod_env = get_json(&p, &["-n", &system, "pod", &second_pod])["spec"]["containers"][0]["env"].clone();
+    assert!(
+        pod_env.as_array().unwrap().iter().any(|e| e["name"] == "RUST_LOG" && e["value"] == "debug"),
+        "the new pod has the changed value: {pod_env}"
+    );
+    ok(
+        p.kubectl()
+            .args(["-n", &system, "rollout", "status", &format!("deployment/{release}"), "--timeout=60s"])
+            .output()
+            .unwrap(),
+        "kubectl rollout status",
+    );
+    // The new operator leads and has reconciled every object: with nothing to change.
+    support::wait_until(gateway_pod::WAIT, "the new operator to reconcile every object", || async {
+        let done = op.is_leader()
+            && ["AIGateway", "AIBackend", "AIRoute"]
+                .iter()
+                .all(|k| op.metric("cairn_operator_reconciles_total", &[&format!("kind=\"{k}\"")]) >= 1.0);
+        done.then_some(())
+    })
+    .await;
+    assert_eq!(op.writes(), 0.0, "the new operator changed something:\n{}", op.log_text());
+    assert_eq!(operator::versions(&p, &watched, operator::ALL_KINDS).await, before);
+    assert_eq!(uids(&p, &watched).await, uids_before);
+    pod.alive();
+    assert_eq!(clients::chat(port, "gpt-4o-mini").await, 200, "{}", pod.stderr());
+    operator::wait_condition(&p, &watched, "AIGateway", "llm", "Ready", "True").await;
+
+    // Uninstall: the operator goes (the kubelet would stop its pod); the gateway stays and serves.
+    ok(p.helm().args(["uninstall", &release, "-n", &system, "--wait"]).output().unwrap(), "helm uninstall");
+    drop(op);
+    assert!(!exists(&p, &["-n", &system, "deployment", &release]));
+    // Only the chart's own Role and RoleBinding in the watched namespace went.
+    let charts = [format!("Role/{release}"), format!("RoleBinding/{release}")];
+    let users: Vec<(String, String)> = uids_before.into_iter().filter(|(k, _)| !charts.contains(k)).collect();
+    assert_eq!(uids(&p, &watched).await, users);
+    pod.alive();
+    assert_eq!(clients::chat(port, "gpt-4o-mini").await, 200, "{}", pod.stderr());
+}
+
+/// uid of every object of [`operator::ALL_KINDS`] in `ns`, by "kind/name".
+async fn uids(p: &Platform, ns: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (av, kind, plural) in operator::ALL_KINDS {
+        let list = operator::dynamic(p, ns, av, kind, plural).list(&Default::default()).await.unwrap();
+        for o in list {
+            out.push((format!("{kind}/{}", o.metadata.name.unwrap()), o.metadata.uid.unwrap()));
+        }
+    }
+    out.sort();
+    out
 }

@@ -9,7 +9,8 @@
 //! - Gateways: `Accepted`, `ResolvedRefs`, `Programmed`, `Ready`, and kstatus's `Reconciling` /
 //!   `Stalled`; address, replicas, ready replicas, config hash, attached objects.
 //! - AIRoute, AIBackend, MCPServer, Agent, AgentPolicy: `Accepted` and `ResolvedRefs` from the
-//!   compile diagnostics (field path and missing object in the message), and for objects
+//!   compile diagnostics (field path and missing object in the message), kstatus's `Stalled`
+//!   (True while either is False, so Flux fails on a broken route too), and for objects
 //!   attached to gateways which gateways serve them; an AgentPolicy's `effective` and `Ready`
 //!   ([`super::answers::effective`]). What comes from outside the cluster (tools, cards, spend)
 //!   is added by [`super::answers`] before the write, and its changes become Events there.
@@ -63,6 +64,17 @@ fn diagnostic_conditions(diags: &[&Diagnostic], served: Option<String>) -> Vec<C
         Cond::new("ResolvedRefs", false, "RefNotFound", join(&missing))
     };
     vec![accepted, resolved]
+}
+
+/// kstatus's `Stalled` for a non-gateway object: True with the cause while `Accepted` or
+/// `ResolvedRefs` is False. kstatus (Flux, `kubectl wait`) reads only Ready, Reconciling and
+/// Stalled: without it a route to a missing backend would be Current to it. Nothing progresses
+/// until the spec or the object it names changes.
+fn stalled(conditions: &[Cond]) -> Cond {
+    match conditions.iter().find(|c| !c.ok) {
+        Some(bad) => Cond::new("Stalled", true, &bad.reason, format!("{}: {}", bad.type_, bad.message)),
+        None => Cond::new("Stalled", false, "Valid", "Accepted, and every reference resolved"),
+    }
 }
 
 /// Names of a gateway's kind and layer's config section listing objects of `kind`.
@@ -164,7 +176,8 @@ fn served_summary(kind: &str, list: &[GatewayAttachment]) -> Option<String> {
 pub fn desired_attached(obj: &Object, compiled: &Compiled) -> Value {
     let diags = compiled.diagnostics(&obj.object_ref());
     let gateways = attachments(obj, compiled);
-    let conditions = diagnostic_conditions(&diags, served_summary(obj.kind(), &gateways));
+    let mut conditions = diagnostic_conditions(&diags, served_summary(obj.kind(), &gateways));
+    conditions.push(stalled(&conditions));
     let mut status = Map::new();
     status.insert("conditions".into(), Value::Array(conditions.iter().map(Cond::to_json).collect()));
     match obj {
@@ -460,6 +473,13 @@ async fn publish_problems<K: Resource<DynamicType = ()>>(
             message: c.message.clone(),
         };
         if !cond.is_bad() {
+            continue;
+        }
+        // A stall has a cause among the other conditions, and that one's Event names it.
+        let causes = ["Accepted", "ResolvedRefs", "Programmed"];
+        if cond.type_ == "Stalled"
+            && new.iter().any(|o| causes.contains(&o.type_.as_str()) && o.status == "False")
+        {
             continue;
         }
         let before = old.iter().find(|o| o.type_ == c.type_);

@@ -25,6 +25,8 @@ pub struct Operator {
     pub log: PathBuf,
     /// Lease holder identity.
     pub identity: String,
+    /// What must live as long as the process (its kubeconfig).
+    keep: Option<tempfile::TempDir>,
 }
 
 impl Operator {
@@ -68,7 +70,7 @@ impl Operator {
             .stderr(out)
             .spawn()
             .expect("cairn operator starts");
-        Operator { child: Some(child), http, log, identity: identity.to_string() }
+        Operator { child: Some(child), http, log, identity: identity.to_string(), keep: None }
     }
 
     /// Waits until `/readyz` answers 200 (every cache synced).
@@ -146,6 +148,61 @@ impl Drop for Operator {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// One pod of the chart's operator Deployment `release` in `ns`, run as the kubelet would run
+/// it (there is none here): the Pod that the ReplicaSet of the Deployment's current revision
+/// made, its container's args and environment exactly as in the Pod (the downward API filled
+/// in), with a TokenRequest token of the Pod's ServiceAccount; once `/readyz` answers on
+/// `admin_port` (the chart's `adminPort` value) the Pod is marked Ready. Returns the operator
+/// and the Pod's name (its Lease identity).
+pub async fn run_chart_pod(p: &Platform, ns: &str, release: &str, admin_port: u16) -> (Operator, String) {
+    const REVISION: &str = "deployment.kubernetes.io/revision";
+    let deployments = dynamic(p, ns, "apps/v1", "Deployment", "deployments");
+    let replica_sets = dynamic(p, ns, "apps/v1", "ReplicaSet", "replicasets");
+    let pods = dynamic(p, ns, "v1", "Pod", "pods");
+    let pod = wait_until(Duration::from_secs(60), "a pod of the operator's current revision", || async {
+        let d = deployments.get(release).await.ok()?;
+        let revision = d.metadata.annotations?.get(REVISION)?.clone();
+        let rs = replica_sets.list(&ListParams::default()).await.ok()?.items.into_iter().find(|rs| {
+            controlled_by(rs, "Deployment", release)
+                && rs.metadata.annotations.as_ref().and_then(|a| a.get(REVISION)) == Some(&revision)
+        })?;
+        let rs = rs.metadata.name?;
+        let mut list = pods.list(&ListParams::default()).await.ok()?.items;
+        list.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        list.into_iter()
+            .find(|p| controlled_by(p, "ReplicaSet", &rs) && p.metadata.deletion_timestamp.is_none())
+    })
+    .await;
+    let name = pod.metadata.name.clone().unwrap();
+    let spec = &pod.data["spec"];
+    let container = &spec["containers"][0];
+    let args: Vec<String> =
+        container["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
+    let env: Vec<(String, String)> = container["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            let value = match e["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
+                Some("metadata.namespace") => ns.to_string(),
+                Some("metadata.name") => name.clone(),
+                Some(other) => panic!("a downward API field this test does not fill: {other}"),
+                None => e["value"].as_str().unwrap().to_string(),
+            };
+            (e["name"].as_str().unwrap().to_string(), value)
+        })
+        .collect();
+    let token = service_account_token(p, ns, spec["serviceAccountName"].as_str().unwrap()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    kubeconfig_with_token(p, &token, &kubeconfig);
+    let mut op = Operator::spawn(&kubeconfig, &args, &env, &name, admin_port);
+    op.keep = Some(dir);
+    op.wait_ready().await;
+    mark_pod_ready(&pods, &name).await;
+    (op, name)
 }
 
 /// An API handle for any kind by `apiVersion` and `kind`, in `ns`.

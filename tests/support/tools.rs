@@ -54,3 +54,23 @@ pub fn crd(file: &str) -> PathBuf {
     assert!(p.is_file(), "{} is missing: rebuild the tools (tests/support/tools.sh)", p.display());
     p
 }
+
+/// Runs `argo-health` (with the health `script`) or `kstatus` over objects, one temp file each:
+/// one JSON result (`status`, `message`) per object, in order.
+pub fn judge(
+    tool: &str,
+    script: Option<&std::path::Path>,
+    objects: &[serde_json::Value],
+) -> Vec<serde_json::Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args: Vec<String> = script.map(|s| s.display().to_string()).into_iter().collect();
+    for (i, o) in objects.iter().enumerate() {
+        let p = dir.path().join(format!("{i}.json"));
+        std::fs::write(&p, o.to_string()).unwrap();
+        args.push(p.display().to_string());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let results = json_lines(&run(tool, &args, b""));
+    assert_eq!(results.len(), objects.len());
+    results
+}

@@ -157,3 +157,19 @@ fn unchanged_conditions_keep_their_transition_time_and_changed_ones_move() {
     assert_eq!(t(&new, "Ready"), now);
     assert_eq!(t(&new, "Accepted"), then);
 }
+
+#[test]
+fn a_broken_route_is_stalled_for_kstatus_with_the_cause_and_a_good_backend_is_not() {
+    let (objects, c) = compiled(YAML);
+    let s = desired_attached(find(&objects, "broken"), &c);
+    let stalled = cond(&s, "Stalled");
+    assert_eq!(stalled["status"], "True");
+    assert_eq!(stalled["reason"], "RefNotFound");
+    let m = stalled["message"].as_str().unwrap();
+    assert!(
+        m.starts_with("ResolvedRefs: ") && m.contains(r#"backendRef.name: AIBackend "nowhere" not found"#),
+        "{m}"
+    );
+    let s = desired_attached(find(&objects, "echo"), &c);
+    assert_eq!(cond(&s, "Stalled")["status"], "False");
+}

@@ -46,6 +46,24 @@ for _, c in pairs(conditions) do
   end
 end
 
+local function first_false(types)
+  for _, t in ipairs(types) do
+    local c = conditions[t]
+    if c ~= nil and c.status == "False" then
+      return c
+    end
+  end
+  return nil
+end
+
+-- What the user must fix first: a spec that is not accepted or a reference that is missing (a
+-- gateway then also reports Stalled, whose message only points back here).
+local invalid = first_false({"Accepted", "ResolvedRefs"})
+if invalid ~= nil then
+  hs.status = "Degraded"
+  hs.message = describe(invalid)
+  return hs
+end
 local stalled = conditions["Stalled"]
 if stalled ~= nil and stalled.status == "True" then
   hs.status = "Degraded"
@@ -57,13 +75,11 @@ if reconciling ~= nil and reconciling.status == "True" then
   hs.message = describe(reconciling)
   return hs
 end
-for _, t in ipairs({"Accepted", "ResolvedRefs", "Programmed", "Ready"}) do
-  local c = conditions[t]
-  if c ~= nil and c.status == "False" then
-    hs.status = "Degraded"
-    hs.message = describe(c)
-    return hs
-  end
+local failing = first_false({"Programmed", "Ready"})
+if failing ~= nil then
+  hs.status = "Degraded"
+  hs.message = describe(failing)
+  return hs
 end
 for _, t in ipairs(required) do
   local c = conditions[t]
