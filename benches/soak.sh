@@ -10,7 +10,8 @@
 #   PLOT=docs/soak.png benches/soak.sh       # also write the plot there (matplotlib, in a venv)
 #
 # Writes $OUT/samples.csv (one row per 10 s: see benches/soak/drive.py), $OUT/cairn.log (the
-# gateway's logs and access log) and a summary on stdout. docs/soak.md has a run's figures.
+# gateway's logs and access log) and a summary on stdout. docs/reliability.md (Soak) has a run's
+# figures.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."

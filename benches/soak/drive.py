@@ -14,7 +14,7 @@
       succeeded, failed and were sent late (a worker was free only after the due time) in the
       window, with the window's p50/p99 latency. A summary goes to stderr at the end.
 
-Nothing here asserts: the soak is a measurement (docs/soak.md)."""
+Nothing here asserts: the soak is a measurement (docs/reliability.md, Soak)."""
 
 import argparse
 import http.client
