@@ -173,6 +173,8 @@ impl Guardrails {
                     // Redacting can bring to light a candidate that an overlapping match hid
                     // from the scan: what is left (never the replacements) is scanned again, a
                     // few times at most.
+                    // Text built to keep forming new candidates past the last round is
+                    // replaced whole: a redacting rule never lets a finding through.
                     let mut hits = hits;
                     for _ in 0..MAX_REDACT_ROUNDS {
                         cur = Cow::Owned(redact(&cur, &hits, &rule.replacement));
@@ -185,6 +187,9 @@ impl Guardrails {
                         if hits.is_empty() {
                             break;
                         }
+                    }
+                    if !hits.is_empty() {
+                        cur = Cow::Owned(rule.replacement.clone());
                     }
                 }
             }
@@ -350,6 +355,27 @@ mod tests {
             assert!(left.is_empty(), "{text:?} redacted to {out:?} still has {left:?}");
             assert!(matches!(g.check_text(Direction::Request, &out), Ok(Cow::Borrowed(_))), "{out:?}");
         }
+    }
+
+    /// Found by the `guardrails` fuzz target (1M-execution campaign): phone candidates that
+    /// keep forming across the replacements until the last round; such a text is replaced whole.
+    #[test]
+    fn text_that_outlasts_the_redaction_rounds_is_replaced_whole() {
+        use base64::Engine as _;
+        let all = [
+            PiiDetector::Email,
+            PiiDetector::Phone,
+            PiiDetector::CreditCard,
+            PiiDetector::Iban,
+            PiiDetector::UsSsn,
+        ];
+        let g = Guardrails::new(&[rule("g", &all, &[r"(?i)secret-[a-z0-9]{4}"], Redact)]).unwrap();
+        let input = base64::engine::general_purpose::STANDARD.decode("H2NhMjIyMv///////////////////////////////////////////////////////////////////////////////zIyMjIxxMTExMTExMTExMTEasTExMTExMTExMTExMTExMTExMTExMTExMTExMTEMTExIDExMTExMSAsMiwg////////////////////////////////////////////MjNBIDUrNjk4IDI4IDc2NTQgMzExIDExMTE2MTgrMSAxMTExNjE4KzEgMTExMTY5OCs3NjU0IDMxMSAxNzY1PCD///////////////////////+qqqqq").unwrap();
+        let text = String::from_utf8_lossy(&input[1..]);
+        let out = g.check_text(Direction::Request, &text).unwrap();
+        assert!(pii::find(&out, &all).is_empty(), "{out:?}");
+        assert_eq!(out, "[REDACTED:g]");
+        assert!(matches!(g.check_text(Direction::Request, &out), Ok(Cow::Borrowed(_))), "{out:?}");
     }
 
     #[test]
