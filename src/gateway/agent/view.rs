@@ -8,7 +8,7 @@
 //! gateway reads makes the read fail: which copy the agent would act on is unknown, so a call is
 //! refused rather than authorized against one of them.
 //!
-//! About 510 lines of code, the rest its tests (the fields read of calls and answers, a field named
+//! About 520 lines of code, the rest its tests (the fields read of calls and answers, a field named
 //! twice).
 
 use super::method::Method;
@@ -280,15 +280,29 @@ fn is_object(body: &[u8]) -> bool {
     body.trim_ascii_start().starts_with(b"{")
 }
 
+/// Reads `body` as the view `T`. Only broken JSON is a syntax (or EOF) error: a view also fails on
+/// sound JSON when a number in a field it reads is beyond `f64`'s range (`1e999`: JSON's grammar
+/// has no bound, serde_json's numbers do), and that is answered as a data error, like a field
+/// named twice — the body is JSON the gateway cannot read, not a parse error.
+fn read<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, serde_json::Error> {
+    serde_json::from_slice(body).map_err(|e| {
+        match e.is_data() || serde_json::from_slice::<IgnoredAny>(body).is_err() {
+            true => e,
+            false => de::Error::custom(e),
+        }
+    })
+}
+
 /// Reads the params of a REST call (`body`, a JSON object). Fails when it is not JSON (a syntax
-/// error) or not an object, or names a field the gateway reads twice (data errors).
+/// error) or not an object, or names a field the gateway reads twice, or a number it reads is
+/// beyond range (data errors).
 pub fn rest_params(body: &[u8]) -> Result<Params, serde_json::Error> {
     if !is_object(body) {
         // A derived struct would also read an array, positionally: refuse anything else first.
         serde_json::from_slice::<IgnoredAny>(body)?;
         return Err(de::Error::custom("not a JSON object"));
     }
-    serde_json::from_slice(body)
+    read(body)
 }
 
 /// A JSON-RPC request's `params`.
@@ -375,7 +389,7 @@ pub enum RequestError {
     Parse(String),
     /// JSON, but not an object (`true`: an array, a batch).
     NotAnObject { batch: bool },
-    /// An envelope field named twice (the message).
+    /// An envelope field named twice, or a number in one beyond range (the message).
     Envelope(String),
     /// A field inside `params` named twice (the message), with the request's `id` when it has a
     /// valid one.
@@ -394,7 +408,7 @@ pub fn utf8(body: &[u8]) -> Result<(), String> {
 pub fn request(body: &[u8]) -> Result<Envelope, RequestError> {
     utf8(body).map_err(RequestError::Parse)?;
     let e = match is_object(body) {
-        true => match serde_json::from_slice::<Envelope>(body) {
+        true => match read::<Envelope>(body) {
             Ok(env) => return Ok(env),
             Err(e) => e,
         },
@@ -418,9 +432,12 @@ pub fn request(body: &[u8]) -> Result<Envelope, RequestError> {
         Some(inner) => {
             // The position is the marked error's; the inner message ends with its own.
             let inner = inner.split(" at line ").next().unwrap_or(inner);
-            let id = serde_json::from_slice::<serde_json::Value>(body)
-                .ok()
-                .and_then(|mut v| v.get_mut("id").map(serde_json::Value::take));
+            // The id alone: the rest (params included) is skipped, not read again.
+            #[derive(Deserialize)]
+            struct Id {
+                id: Option<serde_json::Value>,
+            }
+            let id = serde_json::from_slice::<Id>(body).ok().and_then(|i| i.id);
             Err(RequestError::Params(inner.to_string(), id))
         }
         None => Err(RequestError::Envelope(msg)),
@@ -519,7 +536,7 @@ pub fn answer_facts(rpc: bool, body: &[u8]) -> Result<AnswerFacts, serde_json::E
     if !is_object(body) {
         return unread();
     }
-    let a = match serde_json::from_slice::<Answer>(body) {
+    let a = match read::<Answer>(body) {
         Ok(a) => a,
         Err(e) if e.is_data() => return unread(),
         Err(e) => return Err(e),
@@ -696,5 +713,25 @@ mod tests {
         assert_eq!(a(true, r#"{"result": {"task": {"id": "a", "id": "b"}}}"#), AnswerFacts::default());
         assert!(answer_facts(true, b"<html>").is_err());
         assert!(answer_facts(true, br#"{"result": "#).is_err());
+    }
+
+    /// Found by the `a2a_jsonrpc` fuzz target (in CI's short run): a number beyond `f64`'s range
+    /// in a field the views read made sound JSON a parse error.
+    #[test]
+    fn a_number_beyond_range_is_json_the_gateway_cannot_read() {
+        let e = request(b"{\"jsonrpc\": 444444444444444444444e444444\n}");
+        let Err(RequestError::Envelope(m)) = e else { panic!("{e:?}") };
+        assert_eq!(m, "number out of range at line 1 column 40");
+        let e = request(br#"{"id": 1, "params": {"message": {"taskId": 1e999}}}"#);
+        let Err(RequestError::Params(m, id)) = e else { panic!("{e:?}") };
+        assert!(m.starts_with("number out of range"), "{m}");
+        assert_eq!(id, Some(serde_json::json!(1)));
+        let e = rest_params(br#"{"id": -1e400}"#).unwrap_err();
+        assert!(e.is_data() && e.to_string().starts_with("number out of range"), "{e}");
+        let a = answer_facts(true, br#"{"id": 1e999, "result": {"task": {"id": "t"}}}"#).unwrap();
+        assert_eq!(a, AnswerFacts::default(), "relayed as it is, no facts");
+        // A number nobody reads is the agent's business; a broken one is still a parse error.
+        assert!(request(br#"{"jsonrpc": "2.0", "params": {"other": 1e999}}"#).is_ok());
+        assert!(matches!(request(b"{\"id\": 1e}"), Err(RequestError::Parse(_))));
     }
 }
