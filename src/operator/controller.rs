@@ -90,9 +90,15 @@ async fn reconcile<K: CairnKind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Actio
         return Ok(Action::await_change());
     }
     let ns = object.namespace().to_string();
+    // Before the namespace's first compile (a controller woken by children that exist when the
+    // operator starts) there is nothing to do yet, and nothing failed: that compile fingerprints
+    // every object of the namespace for the first time and so queues each one, this one included.
+    let Some(compiled) = ctx.compiler.get(&ns) else {
+        tracing::debug!(kind = K::KIND, namespace = %ns, name = object.name(), "waiting for the namespace's first compile");
+        return Ok(Action::await_change());
+    };
     let span = trace::reconcile(K::KIND, &ns, object.name());
     let result = async {
-        let compiled = ctx.compiler.get(&ns).ok_or_else(|| Error::NotCompiled(ns.clone()))?;
         match gateway_spec(&object) {
             Some((layer, common)) => reconcile_gateway(&*obj, &object, layer, common, &compiled, &ctx).await,
             None => reconcile_attached(&*obj, &object, &compiled, &ctx).await,

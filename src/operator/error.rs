@@ -38,9 +38,6 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
-    /// The namespace has not been compiled yet (caches still syncing, or a Secret read failing).
-    #[error("namespace {0} has no compiled configuration yet")]
-    NotCompiled(String),
     /// The object lacks a field every stored object has.
     #[error("the object has no {0}")]
     Malformed(&'static str),
@@ -53,7 +50,6 @@ impl Error {
             Error::Apply { source, .. } => api_category("apply", source),
             Error::Prune { source, .. } => api_category("prune", source),
             Error::Status { source, .. } => api_category("status", source),
-            Error::NotCompiled(_) => "not_compiled",
             Error::Malformed(_) => "malformed",
         }
     }
@@ -113,10 +109,6 @@ mod tests {
         assert_eq!(
             Error::Prune { kind: "ConfigMap", name: "x".into(), source: api(503) }.category(),
             "prune_unavailable"
-        );
-        assert_eq!(
-            Error::NotCompiled("ns".into()).to_string(),
-            "namespace ns has no compiled configuration yet"
         );
     }
 }
