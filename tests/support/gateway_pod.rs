@@ -82,8 +82,11 @@ impl Pod {
 /// once its readiness probe passes.
 pub async fn run_pod(p: &Platform, ns: &str, name: &str, layer: &str) -> Pod {
     let base = format!("{name}-{layer}-gateway");
-    let deployment =
-        dynamic(p, ns, "apps/v1", "Deployment", "deployments").get(&base).await.expect("the Deployment");
+    let deployments = dynamic(p, ns, "apps/v1", "Deployment", "deployments");
+    let deployment = wait_until(WAIT, &format!("the Deployment {base}"), || async {
+        deployments.get_opt(&base).await.ok().flatten()
+    })
+    .await;
     let spec = &deployment.data["spec"]["template"]["spec"];
     let container = spec["containers"].as_array().unwrap().iter().find(|c| c["name"] == "gateway").unwrap();
 
